@@ -1,0 +1,232 @@
+//! `diff` on crafted spec pairs: each mutation of a small base spec is classified as expected.
+
+use flynn_codegen::Spec;
+use flynn_codegen::diff::{Severity, diff, is_breaking};
+use serde_json::{Value, json};
+
+fn base() -> Value {
+    json!({
+        "openrpc": "1.3.2",
+        "info": {"title": "t", "version": "1.0.0"},
+        "x-protocol-version": 1,
+        "x-events": [{"name": "done", "description": "d", "data": {"$ref": "#/components/schemas/DoneEventData"}}],
+        "methods": [
+            {"name": "sessions.list", "summary": "s", "paramStructure": "by-name",
+             "params": [
+                {"name": "limit", "required": false, "schema": {"type": "integer", "minimum": 1}},
+                {"name": "mode", "required": false, "schema": {"type": "string", "enum": ["a", "b"]}}
+             ],
+             "result": {"name": "r", "schema": {"$ref": "#/components/schemas/SessionsListResult"}}},
+            {"name": "system.info", "summary": "s", "paramStructure": "by-name", "params": [],
+             "result": {"name": "r", "schema": {"$ref": "#/components/schemas/SystemInfoResult"}}}
+        ],
+        "components": {
+            "schemas": {
+                "SessionsListResult": {"type": "object", "required": ["total"], "properties": {
+                    "total": {"type": "integer"},
+                    "state": {"type": "string", "enum": ["on", "off"]},
+                    "ratio": {"type": "number"}
+                }},
+                "SystemInfoResult": {"type": "object", "properties": {"version": {"type": "string"}}},
+                "DoneEventData": {"type": "object", "required": ["content"], "properties": {"content": {"type": "string"}}}
+            },
+            "errors": {"InternalError": {"code": 5, "message": "x"}}
+        }
+    })
+}
+
+fn classify(edit: impl FnOnce(&mut Value)) -> Vec<(Severity, String)> {
+    let old = Spec::from_value(base()).unwrap_or_else(|e| panic!("{e}"));
+    let mut new = base();
+    edit(&mut new);
+    let new = Spec::from_value(new).unwrap_or_else(|e| panic!("{e}"));
+    diff(&old, &new)
+        .into_iter()
+        .map(|c| (c.severity, format!("{}: {}", c.at, c.what)))
+        .collect()
+}
+
+fn assert_breaking(edit: impl FnOnce(&mut Value), expect: &str) {
+    let changes = classify(edit);
+    assert!(
+        changes
+            .iter()
+            .any(|(s, w)| *s == Severity::Breaking && w.contains(expect)),
+        "expected a breaking change mentioning {expect:?}, got {changes:?}"
+    );
+}
+
+fn assert_compatible(edit: impl FnOnce(&mut Value), expect: &str) {
+    let changes = classify(edit);
+    assert!(
+        changes.iter().all(|(s, _)| *s == Severity::Compatible),
+        "expected only compatible changes, got {changes:?}"
+    );
+    assert!(
+        changes.iter().any(|(_, w)| w.contains(expect)),
+        "expected a change mentioning {expect:?}, got {changes:?}"
+    );
+}
+
+#[test]
+fn identical_specs_have_no_changes() {
+    assert!(classify(|_| {}).is_empty());
+}
+
+#[test]
+fn removing_a_method_is_breaking() {
+    assert_breaking(
+        |s| {
+            s["methods"].as_array_mut().map(|m| m.remove(1));
+        },
+        "system.info: method removed",
+    );
+}
+
+#[test]
+fn adding_a_method_is_compatible() {
+    assert_compatible(
+        |s| {
+            let mut m = s["methods"][1].clone();
+            m["name"] = json!("system.other");
+            s["methods"].as_array_mut().map(|ms| ms.push(m));
+        },
+        "system.other: method added",
+    );
+}
+
+#[test]
+fn removing_a_result_field_is_breaking() {
+    assert_breaking(
+        |s| {
+            s["components"]["schemas"]["SessionsListResult"]["properties"]
+                .as_object_mut()
+                .map(|p| p.remove("ratio"));
+        },
+        "sessions.list result.ratio: field removed",
+    );
+}
+
+#[test]
+fn removing_a_param_is_breaking() {
+    assert_breaking(
+        |s| {
+            s["methods"][0]["params"]
+                .as_array_mut()
+                .map(|p| p.remove(1));
+        },
+        "params.mode: field removed",
+    );
+}
+
+#[test]
+fn making_a_param_required_is_breaking() {
+    assert_breaking(
+        |s| s["methods"][0]["params"][0]["required"] = json!(true),
+        "params.limit: field made required",
+    );
+}
+
+#[test]
+fn adding_an_optional_param_is_compatible() {
+    assert_compatible(
+        |s| {
+            s["methods"][0]["params"]
+                .as_array_mut()
+                .map(|p| p.push(json!({"name": "offset", "schema": {"type": "integer"}})));
+        },
+        "params.offset: field added",
+    );
+}
+
+#[test]
+fn adding_a_required_param_is_breaking() {
+    assert_breaking(
+        |s| {
+            s["methods"][0]["params"].as_array_mut().map(|p| {
+                p.push(json!({"name": "offset", "required": true, "schema": {"type": "integer"}}))
+            });
+        },
+        "params.offset: required field added",
+    );
+}
+
+#[test]
+fn narrowing_a_param_type_is_breaking() {
+    assert_breaking(
+        |s| s["methods"][0]["params"][0]["schema"]["minimum"] = json!(10),
+        "minimum narrowed",
+    );
+    assert_breaking(
+        |s| s["methods"][0]["params"][0]["schema"]["type"] = json!("string"),
+        "type changed",
+    );
+}
+
+#[test]
+fn narrowing_a_result_type_is_compatible_and_widening_is_breaking() {
+    assert_compatible(
+        |s| {
+            s["components"]["schemas"]["SessionsListResult"]["properties"]["ratio"]["type"] =
+                json!("integer")
+        },
+        "type narrowed from number to integer",
+    );
+    assert_breaking(
+        |s| {
+            s["components"]["schemas"]["SessionsListResult"]["properties"]["total"]["type"] =
+                json!("number")
+        },
+        "type widened from integer to number",
+    );
+}
+
+#[test]
+fn removing_an_enum_value_is_breaking() {
+    assert_breaking(
+        |s| s["methods"][0]["params"][1]["schema"]["enum"] = json!(["a"]),
+        "enum value \"b\" removed",
+    );
+    assert_breaking(
+        |s| {
+            s["components"]["schemas"]["SessionsListResult"]["properties"]["state"]["enum"] =
+                json!(["on"])
+        },
+        "enum value \"off\" removed",
+    );
+}
+
+#[test]
+fn adding_an_enum_value_breaks_only_results() {
+    assert_compatible(
+        |s| s["methods"][0]["params"][1]["schema"]["enum"] = json!(["a", "b", "c"]),
+        "enum value \"c\" added",
+    );
+    assert_breaking(
+        |s| {
+            s["components"]["schemas"]["SessionsListResult"]["properties"]["state"]["enum"] =
+                json!(["on", "off", "x"])
+        },
+        "enum value \"x\" added",
+    );
+}
+
+#[test]
+fn event_changes_are_classified() {
+    assert_breaking(|s| s["x-events"] = json!([]), "event done: event removed");
+    assert_breaking(
+        |s| {
+            s["components"]["schemas"]["DoneEventData"]["required"] = json!([]);
+        },
+        "event done data.content: field no longer always present",
+    );
+}
+
+#[test]
+fn verdict_is_breaking_when_any_change_is() {
+    let old = Spec::from_value(base()).unwrap_or_else(|e| panic!("{e}"));
+    let mut new = base();
+    new["methods"].as_array_mut().map(|m| m.remove(0));
+    let new = Spec::from_value(new).unwrap_or_else(|e| panic!("{e}"));
+    assert!(is_breaking(&diff(&old, &new)));
+}

@@ -1,0 +1,474 @@
+//! The daemon's configuration: a TOML file whose keys follow the protocol document
+//! (`server.token`, `server.tailscale_identity`, `server.auth_http`, `server.nodes.*`), plus
+//! ours. Every section has defaults, so no file at all is a valid configuration. The JSON Schema
+//! of the file (`flynn-gateway config-schema`) is generated from these types with schemars.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Environment variable holding `server.token` (overrides the file, so the secret can stay out
+/// of it).
+pub const TOKEN_ENV: &str = "FLYNN_SERVER_TOKEN";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub queue: QueueConfig,
+    pub agent: AgentConfig,
+    pub pairing: PairingConfig,
+    pub presence: PresenceConfig,
+    pub canvas: CanvasConfig,
+    pub logging: LoggingConfig,
+    /// `[models]`: `default_tier` and `[models.tiers.<name>]` (embedded, openai, anthropic).
+    pub models: flynn_models::ModelsConfig,
+    /// `[tools]`: workspace, `shell.exec` policy, file tools.
+    pub tools: flynn_tools::ToolsConfig,
+}
+
+/// `[server]`: listening, auth and connection limits.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind. Binding anything but loopback requires `token`.
+    pub bind: IpAddr,
+    pub port: u16,
+    /// Bearer token required on every WebSocket (and HTTP request when `auth_http`). Prefer the
+    /// FLYNN_SERVER_TOKEN environment variable.
+    pub token: Option<String>,
+    /// Trust the `Tailscale-User-Login` header, only from a loopback peer (Tailscale Serve).
+    pub tailscale_identity: bool,
+    /// Require the token on HTTP routes too (webhooks excepted).
+    pub auth_http: bool,
+    /// Extra browser origins allowed to open a WebSocket (the gateway's own origin always is).
+    pub allowed_origins: Vec<String>,
+    /// Folder served as the dashboard's static files (`GET /` and below).
+    pub dashboard_dir: Option<PathBuf>,
+    /// Largest accepted frame, in bytes.
+    pub max_frame_bytes: usize,
+    /// Most simultaneous WebSocket connections.
+    pub max_connections: usize,
+    /// Frames queued for one connection before it is closed as a slow consumer (1008).
+    pub outbound_buffer_frames: usize,
+    /// WebSocket ping interval; a connection missing two pongs is closed.
+    pub ping_interval_ms: u64,
+    /// Failed auth attempts per address per minute before further attempts are refused.
+    pub auth_failures_per_minute: u32,
+    pub nodes: NodesConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 18800,
+            token: None,
+            tailscale_identity: false,
+            auth_http: true,
+            allowed_origins: Vec::new(),
+            dashboard_dir: None,
+            max_frame_bytes: 25 * 1024 * 1024,
+            max_connections: 10_240,
+            outbound_buffer_frames: 1024,
+            ping_interval_ms: 30_000,
+            auth_failures_per_minute: 10,
+            nodes: NodesConfig::default(),
+        }
+    }
+}
+
+/// `[server.nodes]`: companion node policy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodesConfig {
+    pub enabled: bool,
+    pub allowed_roles: Vec<String>,
+    /// Protocol versions this gateway speaks to nodes.
+    pub protocol_versions: Vec<i64>,
+    pub location: Switch,
+    pub push: Switch,
+    /// Feature gates: which node capabilities are enabled.
+    pub feature_gates: BTreeMap<String, bool>,
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allowed_roles: vec!["companion".to_owned()],
+            protocol_versions: vec![flynn_protocol::PROTOCOL_VERSION],
+            location: Switch { enabled: true },
+            push: Switch { enabled: false },
+            feature_gates: [
+                ("ui.canvas", true),
+                ("notifications", true),
+                ("location", true),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        }
+    }
+}
+
+/// A `{ enabled = bool }` switch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Switch {
+    pub enabled: bool,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Data directory (default: $XDG_DATA_HOME/flynn, else ~/.local/share/flynn).
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Queue modes of a session lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueMode {
+    Followup,
+    Collect,
+    Steer,
+    SteerBacklog,
+    Interrupt,
+}
+
+/// What happens when a lane's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    DropOld,
+    DropNew,
+}
+
+/// Queue policy of a lane (`[queue]`, `[queue.channels.<frontend>]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueuePolicy {
+    pub mode: QueueMode,
+    pub cap: u32,
+    pub overflow: Overflow,
+    pub debounce_ms: u64,
+    pub summarize_overflow: bool,
+}
+
+impl Default for QueuePolicy {
+    fn default() -> Self {
+        Self {
+            mode: QueueMode::Followup,
+            cap: 8,
+            overflow: Overflow::DropOld,
+            debounce_ms: 250,
+            summarize_overflow: true,
+        }
+    }
+}
+
+/// `[queue]`: the default policy and per-channel overrides.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    #[serde(flatten)]
+    pub default: QueuePolicy,
+    /// Overrides by channel (the session id's frontend, e.g. `telegram`).
+    pub channels: BTreeMap<String, QueuePolicy>,
+}
+
+/// `[agent]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    pub system_prompt: String,
+    /// Most model calls in one run (tool loops stop there).
+    pub max_iterations: u32,
+    /// How long a tool approval request waits for the client.
+    pub approval_timeout_ms: u64,
+    /// `context_warning` level `warning` from this usage percentage.
+    pub warning_pct: f64,
+    /// Checkpoint (and optional compaction) from this usage percentage.
+    pub threshold_pct: f64,
+    pub auto_compact: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            system_prompt: "You are Flynn, a helpful personal assistant.".to_owned(),
+            max_iterations: 8,
+            approval_timeout_ms: 60_000,
+            warning_pct: 70.0,
+            threshold_pct: 80.0,
+            auto_compact: false,
+        }
+    }
+}
+
+/// `[pairing]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PairingConfig {
+    pub ttl_seconds: u64,
+}
+
+impl Default for PairingConfig {
+    fn default() -> Self {
+        Self { ttl_seconds: 300 }
+    }
+}
+
+/// `[presence]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// A sender is online when last seen within this many seconds.
+    pub online_threshold_seconds: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self {
+            online_threshold_seconds: 300,
+        }
+    }
+}
+
+/// `[canvas]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct CanvasConfig {
+    /// Largest artifact (content + metadata, as JSON), in bytes.
+    pub max_artifact_bytes: usize,
+    pub max_artifacts_per_session: u32,
+}
+
+impl Default for CanvasConfig {
+    fn default() -> Self {
+        Self {
+            max_artifact_bytes: 256 * 1024,
+            max_artifacts_per_session: 200,
+        }
+    }
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// A tracing filter, e.g. `info` or `flynn_gateway=debug`. RUST_LOG overrides it.
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file. A missing file is an error here; "no config" is
+    /// `Config::default()`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies environment overrides for secrets.
+    pub fn with_env(mut self) -> Self {
+        if let Ok(token) = std::env::var(TOKEN_ENV) {
+            if !token.is_empty() {
+                self.server.token = Some(token);
+            }
+        }
+        self
+    }
+
+    /// Checks what the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.token.as_deref().is_some_and(|t| t.len() < 8) {
+            return Err(ConfigError::Invalid(
+                "server.token is shorter than 8 characters; use a long random token".into(),
+            ));
+        }
+        if s.max_frame_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "server.max_frame_bytes must be at least 1024".into(),
+            ));
+        }
+        if s.outbound_buffer_frames == 0 || s.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "server.outbound_buffer_frames and server.max_connections must be positive".into(),
+            ));
+        }
+        if s.ping_interval_ms < 100 {
+            return Err(ConfigError::Invalid(
+                "server.ping_interval_ms must be at least 100".into(),
+            ));
+        }
+        for (name, policy) in std::iter::once(("queue", &self.queue.default))
+            .chain(self.queue.channels.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            if policy.cap == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name}: cap must be at least 1"
+                )));
+            }
+        }
+        let a = &self.agent;
+        if !(0.0..=100.0).contains(&a.warning_pct) || !(0.0..=100.0).contains(&a.threshold_pct) {
+            return Err(ConfigError::Invalid(
+                "agent.warning_pct and agent.threshold_pct are percentages (0-100)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses to expose an unauthenticated gateway beyond this machine.
+    pub fn check_exposure(&self, bind: IpAddr) -> Result<(), ConfigError> {
+        if !bind.is_loopback() && self.server.token.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to bind {bind} without a token: anyone on the network could drive the agent. \
+                 Set server.token (or {TOKEN_ENV}), or bind 127.0.0.1"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The queue policy of a channel (frontend), before per-session overrides.
+    pub fn queue_policy_for(&self, frontend: &str) -> QueuePolicy {
+        self.queue
+            .channels
+            .get(frontend)
+            .cloned()
+            .unwrap_or_else(|| self.queue.default.clone())
+    }
+
+    /// The data directory: configured, else the XDG data home.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.storage.data_dir {
+            return dir.clone();
+        }
+        if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(xdg).join("flynn");
+        }
+        match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".local/share/flynn"),
+            None => PathBuf::from("flynn-data"),
+        }
+    }
+
+    /// The configuration as JSON with every secret replaced by `***` (for `config.get`).
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        redact(&mut value);
+        value
+    }
+
+    /// The JSON Schema of the config file.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Config)).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Whether a config key names a secret.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace(['_', '-'], "");
+    [
+        "token",
+        "secret",
+        "password",
+        "apikey",
+        "privatekey",
+        "accesskey",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if is_secret_key(key) && !v.is_null() && !v.is_boolean() {
+                    *v = serde_json::Value::String("***".into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c: Config = toml::from_str("").unwrap_or_default();
+        assert_eq!(c.server.port, 18800);
+        assert!(c.server.bind.is_loopback());
+        assert_eq!(c.queue.default, QueuePolicy::default());
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut c = Config::default();
+        c.server.token = Some("supersecret-token".into());
+        let v = c.redacted();
+        assert_eq!(v["server"]["token"], "***");
+        assert!(!v.to_string().contains("supersecret"));
+        // A boolean switch named like a secret is not a secret.
+        assert_eq!(v["server"]["tailscale_identity"], false);
+    }
+
+    #[test]
+    fn non_loopback_without_token_is_refused() {
+        let c = Config::default();
+        assert!(
+            c.check_exposure("0.0.0.0".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])))
+                .is_err()
+        );
+        assert!(c.check_exposure(IpAddr::from([127, 0, 0, 1])).is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(toml::from_str::<Config>("[server]\nprot = 1").is_err());
+    }
+}

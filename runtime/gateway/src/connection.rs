@@ -1,0 +1,370 @@
+//! One WebSocket connection: reads frames, runs their handlers concurrently inside the
+//! connection's task, writes replies and events (each event numbered with `seq`), keeps the
+//! connection alive with pings, and closes it on request, on shutdown (1001) or when it cannot
+//! keep up with its events (1008).
+//!
+//! Writes are fed into the sink and flushed once per wakeup, not once per frame: a flush per
+//! frame costs several times the throughput.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flynn_protocol::ErrorCode;
+use flynn_protocol::wire::Call;
+use flynn_protocol::wire::{self, EventEmitter, EventSink, RequestId, RpcError};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tracing::{debug, info};
+
+use crate::auth::AuthError;
+use crate::gateway::{ConnectionSlot, Gateway};
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Frames from outside the connection's task (events of runs) waiting to be written.
+pub enum Outbound {
+    Event {
+        id: RequestId,
+        event: &'static str,
+        data: Value,
+    },
+}
+
+/// Per-connection state, shared with handlers (as `Call::connection`) and runs.
+pub struct ConnectionState {
+    pub id: String,
+    pub peer: SocketAddr,
+    /// The Tailscale login, when the connection authenticated that way.
+    pub tailscale_login: Option<String>,
+    /// The session this connection is attached to (`ws:<connectionId>` until `sessions.create`).
+    session: Mutex<String>,
+    outbound: mpsc::Sender<Outbound>,
+    /// Set when the outbound queue overflowed: the connection is closed with 1008.
+    slow: AtomicBool,
+    wake: Notify,
+    /// Close requested by a handler (`system.disconnect`), applied after its reply is written.
+    close_request: Mutex<Option<(u16, String)>>,
+}
+
+impl ConnectionState {
+    /// The attached session id.
+    pub fn session_id(&self) -> String {
+        self.session
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn attach(&self, session_id: &str) {
+        match self.session.lock() {
+            Ok(mut s) => *s = session_id.to_owned(),
+            Err(p) => *p.into_inner() = session_id.to_owned(),
+        }
+    }
+
+    /// Asks the connection to close with `code` once the current reply is written.
+    pub fn request_close(&self, code: u16, reason: &str) {
+        if let Ok(mut c) = self.close_request.lock() {
+            *c = Some((code, reason.to_owned()));
+        }
+    }
+
+    fn take_close_request(&self) -> Option<(u16, String)> {
+        self.close_request.lock().ok().and_then(|mut c| c.take())
+    }
+
+    /// Whether the connection is still open for events.
+    pub fn is_open(&self) -> bool {
+        !self.outbound.is_closed()
+    }
+}
+
+impl EventSink for ConnectionState {
+    fn send_event(&self, id: &RequestId, event: &'static str, data: Value) {
+        let frame = Outbound::Event {
+            id: id.clone(),
+            event,
+            data,
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbound.try_send(frame) {
+            // Never block a run on a client that does not read: drop the client instead.
+            if !self.slow.swap(true, Ordering::AcqRel) {
+                self.wake.notify_one();
+            }
+        }
+    }
+}
+
+/// Refuses an authenticated-later connection: one error frame (-4 or -5), then close 1008.
+pub async fn refuse(mut ws: Socket, peer: SocketAddr, error: AuthError) {
+    info!(%peer, error = %error, "websocket authentication failed");
+    let frame = wire::error_reply(None, false, &RpcError::new(error.code(), error.to_string()));
+    let _ = ws.send(Message::text(frame)).await;
+    let _ = ws
+        .close(Some(CloseFrame {
+            code: CloseCode::Policy,
+            reason: "authentication failed".into(),
+        }))
+        .await;
+    drain_until_closed(ws).await;
+}
+
+/// Waits (bounded) for the peer's close reply so the close frame is really delivered.
+async fn drain_until_closed(mut ws: Socket) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+/// Serves one authenticated connection until it closes.
+pub async fn run(
+    gateway: Arc<Gateway>,
+    ws: Socket,
+    peer: SocketAddr,
+    tailscale_login: Option<String>,
+    _slot: ConnectionSlot,
+) {
+    let config = gateway.config();
+    let (outbound, mut outbound_rx) = mpsc::channel(config.server.outbound_buffer_frames);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let state = Arc::new(ConnectionState {
+        session: Mutex::new(format!("ws:{id}")),
+        id: id.clone(),
+        peer,
+        tailscale_login,
+        outbound,
+        slow: AtomicBool::new(false),
+        wake: Notify::new(),
+        close_request: Mutex::new(None),
+    });
+    gateway.connections.register(state.clone());
+    debug!(connection = %id, %peer, "connected");
+
+    let close = serve(&gateway, ws, &state, &mut outbound_rx, &config.server).await;
+    gateway.connections.unregister(&id);
+    crate::handlers::on_disconnect(&gateway, &state).await;
+    match close {
+        Ended::Closed(code) => debug!(connection = %id, code, "closed by the gateway"),
+        other => debug!(connection = %id, ?other, "disconnected"),
+    }
+}
+
+/// Why the loop ended.
+#[derive(Debug)]
+enum Ended {
+    PeerClosed,
+    Closed(u16),
+    Broken,
+}
+
+async fn serve(
+    gateway: &Gateway,
+    ws: Socket,
+    state: &Arc<ConnectionState>,
+    outbound_rx: &mut mpsc::Receiver<Outbound>,
+    server: &crate::config::ServerConfig,
+) -> Ended {
+    let (mut sink, mut stream) = ws.split();
+    let mut inflight = FuturesUnordered::new();
+    let mut seq: u64 = 0;
+    let ping_every = Duration::from_millis(server.ping_interval_ms);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut unanswered_pings = 0u32;
+    let shutdown = gateway.shutdown.clone();
+
+    // Writes a frame into the sink without flushing.
+    macro_rules! feed {
+        ($text:expr) => {
+            if sink.feed(Message::text($text)).await.is_err() {
+                return Ended::Broken;
+            }
+        };
+    }
+    macro_rules! close {
+        ($code:expr, $reason:expr) => {{
+            let frame = CloseFrame {
+                code: CloseCode::from($code),
+                reason: $reason.into(),
+            };
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                sink.send(Message::Close(Some(frame))),
+            )
+            .await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(_)) = stream.next().await {}
+            })
+            .await;
+            return Ended::Closed($code);
+        }};
+    }
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => close!(1001, "gateway shutting down"),
+            _ = state.wake.notified() => {
+                if state.slow.load(Ordering::Acquire) {
+                    close!(1008, "slow consumer: events were not read fast enough");
+                }
+            }
+            Some(reply) = inflight.next(), if !inflight.is_empty() => {
+                feed!(reply);
+                if let Some((code, reason)) = state.take_close_request() {
+                    let _ = sink.flush().await;
+                    close!(code, reason);
+                }
+            }
+            Some(out) = outbound_rx.recv() => {
+                seq += 1;
+                feed!(encode(out, seq));
+            }
+            message = stream.next() => {
+                match message {
+                    None => return Ended::PeerClosed,
+                    Some(Err(e)) => {
+                        debug!(error = %e, "websocket read failed");
+                        if matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
+                            close!(1009, "frame larger than server.max_frame_bytes");
+                        }
+                        return Ended::Broken;
+                    }
+                    Some(Ok(message)) => {
+                        match incoming(gateway, state, message, &mut inflight) {
+                            Incoming::Reply(text) => feed!(text),
+                            Incoming::Pong => unanswered_pings = 0,
+                            Incoming::Close => return Ended::PeerClosed,
+                            Incoming::Nothing => {}
+                        }
+                        // Take every frame that is already buffered before writing anything.
+                        for _ in 0..64 {
+                            match stream.next().now_or_never() {
+                                Some(Some(Ok(message))) => match incoming(gateway, state, message, &mut inflight) {
+                                    Incoming::Reply(text) => feed!(text),
+                                    Incoming::Pong => unanswered_pings = 0,
+                                    Incoming::Close => return Ended::PeerClosed,
+                                    Incoming::Nothing => {}
+                                },
+                                Some(Some(Err(_))) | Some(None) => return Ended::Broken,
+                                None => break,
+                            }
+                        }
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if unanswered_pings >= 2 {
+                    close!(1008, "no pong to two pings");
+                }
+                unanswered_pings += 1;
+                if sink.feed(Message::Ping(Default::default())).await.is_err() {
+                    return Ended::Broken;
+                }
+            }
+        }
+        // Everything else that is ready goes into the same flush.
+        while let Some(Some(reply)) = inflight.next().now_or_never() {
+            feed!(reply);
+            if let Some((code, reason)) = state.take_close_request() {
+                let _ = sink.flush().await;
+                close!(code, reason);
+            }
+        }
+        while let Ok(out) = outbound_rx.try_recv() {
+            seq += 1;
+            feed!(encode(out, seq));
+        }
+        if sink.flush().await.is_err() {
+            return Ended::Broken;
+        }
+    }
+}
+
+fn encode(out: Outbound, seq: u64) -> String {
+    match out {
+        Outbound::Event { id, event, data } => wire::event_frame(&id, event, &data, seq),
+    }
+}
+
+enum Incoming {
+    Reply(String),
+    Pong,
+    Close,
+    Nothing,
+}
+
+fn incoming<'g>(
+    gateway: &'g Gateway,
+    state: &Arc<ConnectionState>,
+    message: Message,
+    inflight: &mut FuturesUnordered<impl_futures::ReplyFuture<'g>>,
+) -> Incoming {
+    match message {
+        Message::Text(text) => match wire::parse_request(text.as_str()) {
+            Ok(request) => {
+                inflight.push(impl_futures::handle(gateway, state.clone(), request));
+                Incoming::Nothing
+            }
+            Err(rejected) => Incoming::Reply(rejected.reply()),
+        },
+        Message::Binary(_) => Incoming::Reply(wire::error_reply(
+            None,
+            false,
+            &RpcError::invalid(
+                "",
+                "binary frames are not supported: send JSON requests as text frames",
+            ),
+        )),
+        Message::Pong(_) => Incoming::Pong,
+        Message::Close(_) => Incoming::Close,
+        Message::Ping(_) | Message::Frame(_) => Incoming::Nothing,
+    }
+}
+
+/// The future type of one request, named so `FuturesUnordered` can hold it.
+mod impl_futures {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use super::*;
+
+    pub type ReplyFuture<'g> = Pin<Box<dyn Future<Output = String> + Send + 'g>>;
+
+    pub fn handle(
+        gateway: &Gateway,
+        state: Arc<ConnectionState>,
+        request: wire::Request,
+    ) -> ReplyFuture<'_> {
+        Box::pin(async move {
+            let wire::Request {
+                id,
+                jsonrpc,
+                method,
+                params,
+            } = request;
+            let sink: Arc<dyn EventSink> = state.clone();
+            let call = Call::new(state, EventEmitter::new(id.clone(), sink));
+            match flynn_protocol::dispatch(gateway, call, method, params).await {
+                Ok(result) => wire::result_reply(&id, jsonrpc, &result),
+                Err(error) => {
+                    if error.code == ErrorCode::InternalError.code() {
+                        tracing::warn!(method = method.name(), error = %error.message, "internal error");
+                    }
+                    wire::error_reply(Some(&id), jsonrpc, &error)
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! The gateway's shared state: configuration (reloadable), the store, live connections and
+//! sessions. Handlers get it as `&Gateway`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::Instant;
+
+use flynn_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use flynn_models::{ModelTiers, Provider};
+use flynn_tools::ToolRegistry;
+
+use crate::approvals::Approvals;
+use crate::auth::FailureLimiter;
+use crate::config::{Config, QueuePolicy};
+use crate::connection::ConnectionState;
+use crate::handlers::NodeRegistry;
+use crate::lanes::Lanes;
+use crate::session_config::StoredSessionConfig;
+
+/// Live WebSocket connections.
+#[derive(Default)]
+pub struct Connections {
+    count: AtomicUsize,
+    by_id: Mutex<HashMap<String, Arc<ConnectionState>>>,
+}
+
+/// A reserved connection slot; released on drop.
+pub struct ConnectionSlot {
+    gateway_connections: Arc<Connections>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.gateway_connections
+            .count
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Connections {
+    /// Number of open WebSocket connections.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    pub fn register(&self, connection: Arc<ConnectionState>) {
+        if let Ok(mut map) = self.by_id.lock() {
+            map.insert(connection.id.clone(), connection);
+        }
+    }
+
+    pub fn unregister(&self, id: &str) {
+        if let Ok(mut map) = self.by_id.lock() {
+            map.remove(id);
+        }
+    }
+
+    /// A snapshot of the live connections.
+    pub fn all(&self) -> Vec<Arc<ConnectionState>> {
+        self.by_id
+            .lock()
+            .map(|map| map.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Reserving from an `Arc<Connections>` so the slot can outlive the borrow.
+pub trait Reserve {
+    fn reserve(&self, max: usize) -> Option<ConnectionSlot>;
+}
+
+impl Reserve for Arc<Connections> {
+    fn reserve(&self, max: usize) -> Option<ConnectionSlot> {
+        let mut current = self.count.load(Ordering::Acquire);
+        loop {
+            if current >= max {
+                return None;
+            }
+            match self.count.compare_exchange(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Some(ConnectionSlot {
+                        gateway_connections: self.clone(),
+                    });
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub struct Gateway {
+    config: RwLock<Arc<Config>>,
+    /// The file `config.reload` reads, if the daemon was started with one.
+    pub config_path: Option<PathBuf>,
+    pub store: Store,
+    pub started: Instant,
+    pub connections: Arc<Connections>,
+    pub limiter: FailureLimiter,
+    /// Cancelled on SIGINT/SIGTERM.
+    pub shutdown: CancellationToken,
+    pub lanes: Lanes,
+    pub nodes: NodeRegistry,
+    pub approvals: Approvals,
+    models: RwLock<Arc<ModelTiers>>,
+    tools: RwLock<Arc<ToolRegistry>>,
+    self_ref: OnceLock<Weak<Gateway>>,
+}
+
+impl Gateway {
+    /// Builds the gateway. Fails when a configured model tier cannot be built.
+    pub fn new(
+        config: Config,
+        config_path: Option<PathBuf>,
+        store: Store,
+    ) -> Result<Arc<Self>, flynn_models::ProviderError> {
+        let models = ModelTiers::build(&config.models)?;
+        let tools = ToolRegistry::with_defaults(&config.tools);
+        let gateway = Arc::new(Self {
+            lanes: Lanes::default(),
+            nodes: NodeRegistry::default(),
+            approvals: Approvals::default(),
+            models: RwLock::new(Arc::new(models)),
+            tools: RwLock::new(Arc::new(tools)),
+            self_ref: OnceLock::new(),
+            config: RwLock::new(Arc::new(config)),
+            config_path,
+            store,
+            started: Instant::now(),
+            connections: Arc::default(),
+            limiter: FailureLimiter::default(),
+            shutdown: CancellationToken::new(),
+        });
+        let _ = gateway.self_ref.set(Arc::downgrade(&gateway));
+        Ok(gateway)
+    }
+
+    /// An owning handle, for work that outlives the current call (lane workers).
+    pub fn arc(&self) -> Option<Arc<Gateway>> {
+        self.self_ref.get().and_then(Weak::upgrade)
+    }
+
+    /// The provider of a model tier (the default tier when `None` or unknown).
+    pub fn provider(&self, tier: Option<&str>) -> Arc<dyn Provider> {
+        let models = self
+            .models
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        models.resolve(tier)
+    }
+
+    /// The tool registry.
+    pub fn tools(&self) -> Arc<ToolRegistry> {
+        self.tools
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// The folder tools work in.
+    pub fn workspace(&self) -> PathBuf {
+        let config = self.config();
+        config.tools.workspace_dir(&config.data_dir())
+    }
+
+    /// The queue policy of a session: its stored overrides over its channel's policy.
+    pub async fn queue_policy(&self, session_id: &str) -> Option<QueuePolicy> {
+        let (frontend, _) = flynn_store::split_session_id(session_id);
+        let base = self.config().queue_policy_for(frontend);
+        let stored = self.store.session(session_id).await.ok()?;
+        let overrides =
+            StoredSessionConfig::parse(stored.as_ref().and_then(|s| s.config.as_deref()));
+        Some(overrides.effective_queue(&base))
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Replaces the configuration (already validated by the caller), rebuilding model tiers
+    /// and tools first so a bad model section leaves everything as it was.
+    pub fn set_config(&self, config: Config) -> Result<(), flynn_models::ProviderError> {
+        let models = ModelTiers::build(&config.models)?;
+        let tools = ToolRegistry::with_defaults(&config.tools);
+        if let Ok(mut m) = self.models.write() {
+            *m = Arc::new(models);
+        }
+        if let Ok(mut t) = self.tools.write() {
+            *t = Arc::new(tools);
+        }
+        match self.config.write() {
+            Ok(mut c) => *c = Arc::new(config),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(config),
+        }
+        Ok(())
+    }
+
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

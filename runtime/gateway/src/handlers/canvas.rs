@@ -1,0 +1,185 @@
+//! `canvas.*`: session-scoped artifacts persisted in the store. `put` is an upsert that keeps
+//! `createdAt` and bumps `updatedAt`; lists are newest first; sizes are bounded by `[canvas]`.
+
+use flynn_protocol::types::{
+    self, CanvasClearParams, CanvasClearResult, CanvasDeleteParams, CanvasDeleteResult,
+    CanvasGetParams, CanvasGetResult, CanvasListParams, CanvasListResult, CanvasPutParams,
+    CanvasPutResult,
+};
+use flynn_protocol::wire::{Call, RpcError};
+use serde_json::{Map, Value};
+
+use super::sessions::validate_session_id;
+use super::store_error;
+use crate::connection::ConnectionState;
+use crate::gateway::{Gateway, now_ms};
+
+fn parse_object(text: Option<&str>) -> Map<String, Value> {
+    text.and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok())
+        .unwrap_or_default()
+}
+
+fn to_wire(a: flynn_store::CanvasArtifact) -> types::CanvasArtifact {
+    types::CanvasArtifact {
+        content: parse_object(Some(&a.content)),
+        metadata: parse_object(a.metadata.as_deref()),
+        session_id: a.session_id,
+        artifact_id: a.artifact_id,
+        type_: a.kind,
+        title: a.title,
+        created_at: a.created_at_ms.max(0) as u64,
+        updated_at: a.updated_at_ms.max(0) as u64,
+    }
+}
+
+fn validate_artifact_id(id: &str) -> Result<(), RpcError> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+        return Err(RpcError::invalid(
+            "params.artifactId",
+            "`artifactId` must be 1-128 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn not_found(session_id: &str, artifact_id: &str) -> RpcError {
+    RpcError::invalid(
+        "params.artifactId",
+        format!(
+            "no canvas artifact `{artifact_id}` in session `{session_id}`; canvas.list shows what exists"
+        ),
+    )
+}
+
+pub async fn put(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    p: CanvasPutParams,
+) -> Result<CanvasPutResult, RpcError> {
+    validate_session_id(&p.session_id, "sessionId")?;
+    validate_artifact_id(&p.artifact_id)?;
+    if p.type_.trim().is_empty() {
+        return Err(RpcError::invalid(
+            "params.type",
+            "`type` must not be empty (e.g. `note`)",
+        ));
+    }
+    let limits = gw.config().canvas.clone();
+    let content = Value::Object(p.content).to_string();
+    let metadata = (!p.metadata.is_empty()).then(|| Value::Object(p.metadata).to_string());
+    let size = content.len()
+        + metadata.as_ref().map_or(0, String::len)
+        + p.title.as_ref().map_or(0, String::len);
+    if size > limits.max_artifact_bytes {
+        return Err(RpcError::invalid(
+            "params.content",
+            format!(
+                "the artifact is {size} bytes; the limit is {} (canvas.max_artifact_bytes)",
+                limits.max_artifact_bytes
+            ),
+        ));
+    }
+    let existing = gw
+        .store
+        .canvas_get(&p.session_id, &p.artifact_id)
+        .await
+        .map_err(store_error)?;
+    if existing.is_none() {
+        let count = gw
+            .store
+            .canvas_list(&p.session_id, limits.max_artifacts_per_session)
+            .await
+            .map_err(store_error)?
+            .len();
+        if count as u32 >= limits.max_artifacts_per_session {
+            return Err(RpcError::invalid(
+                "params.artifactId",
+                format!(
+                    "session `{}` already has {count} artifacts (canvas.max_artifacts_per_session); delete some first",
+                    p.session_id
+                ),
+            ));
+        }
+    }
+    let (artifact, created) = gw
+        .store
+        .canvas_put(flynn_store::CanvasPut {
+            session_id: p.session_id,
+            artifact_id: p.artifact_id,
+            kind: p.type_,
+            title: p.title,
+            content,
+            metadata,
+            now_ms: now_ms(),
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(CanvasPutResult {
+        artifact: to_wire(artifact),
+        created,
+    })
+}
+
+pub async fn get(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    p: CanvasGetParams,
+) -> Result<CanvasGetResult, RpcError> {
+    validate_session_id(&p.session_id, "sessionId")?;
+    match gw
+        .store
+        .canvas_get(&p.session_id, &p.artifact_id)
+        .await
+        .map_err(store_error)?
+    {
+        Some(a) => Ok(CanvasGetResult {
+            artifact: to_wire(a),
+        }),
+        None => Err(not_found(&p.session_id, &p.artifact_id)),
+    }
+}
+
+pub async fn list(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    p: CanvasListParams,
+) -> Result<CanvasListResult, RpcError> {
+    validate_session_id(&p.session_id, "sessionId")?;
+    let limit = u32::try_from(p.limit.get()).unwrap_or(u32::MAX);
+    let artifacts = gw
+        .store
+        .canvas_list(&p.session_id, limit)
+        .await
+        .map_err(store_error)?;
+    Ok(CanvasListResult {
+        artifacts: artifacts.into_iter().map(to_wire).collect(),
+    })
+}
+
+pub async fn delete(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    p: CanvasDeleteParams,
+) -> Result<CanvasDeleteResult, RpcError> {
+    validate_session_id(&p.session_id, "sessionId")?;
+    let deleted = gw
+        .store
+        .canvas_delete(&p.session_id, &p.artifact_id)
+        .await
+        .map_err(store_error)?;
+    Ok(CanvasDeleteResult { deleted })
+}
+
+pub async fn clear(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    p: CanvasClearParams,
+) -> Result<CanvasClearResult, RpcError> {
+    validate_session_id(&p.session_id, "sessionId")?;
+    let deleted = gw
+        .store
+        .canvas_clear(&p.session_id)
+        .await
+        .map_err(store_error)?;
+    Ok(CanvasClearResult { deleted })
+}

@@ -1,0 +1,124 @@
+//! `system.presence` (senders seen, online/offline from an inactivity threshold) and
+//! `system.sessionAnalytics` (aggregates from the stored history).
+
+use flynn_protocol::types::{
+    PresenceEntry, PresenceStatus, PresenceSummary, SessionAnalyticsDay,
+    SessionAnalyticsTopSession, SessionAnalyticsTopTool, SessionAnalyticsTopTopic,
+    SystemPresenceParams, SystemPresenceResult, SystemSessionAnalyticsParams,
+    SystemSessionAnalyticsResult,
+};
+use flynn_protocol::wire::{Call, RpcError};
+
+use super::store_error;
+use crate::connection::ConnectionState;
+use crate::gateway::{Gateway, now_ms};
+
+/// Senders considered for the summary and filters (the store returns most recent first).
+const PRESENCE_SCAN: u32 = 10_000;
+
+pub async fn presence(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    p: SystemPresenceParams,
+) -> Result<SystemPresenceResult, RpcError> {
+    let threshold_ms = i64::try_from(
+        gw.config()
+            .presence
+            .online_threshold_seconds
+            .saturating_mul(1000),
+    )
+    .unwrap_or(i64::MAX);
+    let now = now_ms();
+    let records = gw
+        .store
+        .presence(p.channel.as_deref(), PRESENCE_SCAN)
+        .await
+        .map_err(store_error)?;
+    let entries: Vec<PresenceEntry> = records
+        .into_iter()
+        .map(|r| {
+            let online = now.saturating_sub(r.last_seen_ms) <= threshold_ms;
+            PresenceEntry {
+                channel: r.channel,
+                sender_id: r.sender_id,
+                sender_name: r.sender_name,
+                first_seen_at: r.first_seen_ms.max(0) as u64,
+                last_seen_at: r.last_seen_ms.max(0) as u64,
+                message_count: r.message_count,
+                status: if online { "online" } else { "offline" }.to_owned(),
+            }
+        })
+        .collect();
+    let online = entries.iter().filter(|e| e.status == "online").count() as u64;
+    let summary = PresenceSummary {
+        total: entries.len() as u64,
+        online,
+        offline: entries.len() as u64 - online,
+    };
+    let wanted = p.status.map(|s| match s {
+        PresenceStatus::Online => "online",
+        PresenceStatus::Offline => "offline",
+    });
+    let limit = usize::try_from(p.limit.get()).unwrap_or(usize::MAX);
+    let presence = entries
+        .into_iter()
+        .filter(|e| wanted.is_none_or(|w| e.status == w))
+        .take(limit)
+        .collect();
+    Ok(SystemPresenceResult { presence, summary })
+}
+
+pub async fn session_analytics(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    p: SystemSessionAnalyticsParams,
+) -> Result<SystemSessionAnalyticsResult, RpcError> {
+    let days = i64::try_from(p.days.get()).unwrap_or(i64::MAX);
+    let since = now_ms().saturating_sub(days.saturating_mul(86_400_000));
+    let top = u32::try_from(p.top_limit.get()).unwrap_or(u32::MAX);
+    let a = gw
+        .store
+        .session_analytics(since, top)
+        .await
+        .map_err(store_error)?;
+    Ok(SystemSessionAnalyticsResult {
+        daily: a
+            .daily
+            .into_iter()
+            .map(|d| SessionAnalyticsDay {
+                day: d.day,
+                sessions: d.sessions,
+                messages: d.messages,
+            })
+            .collect(),
+        top_sessions: a
+            .top_sessions
+            .into_iter()
+            .map(|s| SessionAnalyticsTopSession {
+                session_id: s.session_id,
+                messages: s.messages,
+                // Epoch seconds, as the protocol document shows for this field.
+                last_activity: (s.last_activity_ms.max(0) / 1000) as u64,
+            })
+            .collect(),
+        top_tools: a
+            .top_tools
+            .into_iter()
+            .map(|t| SessionAnalyticsTopTool {
+                tool_name: t.tool,
+                executions: t.executions,
+            })
+            .collect(),
+        top_topics: a
+            .top_topics
+            .into_iter()
+            .map(|t| SessionAnalyticsTopTopic {
+                topic: t.topic,
+                occurrences: t.occurrences,
+            })
+            .collect(),
+        average_messages_per_session: (a.average_messages_per_session * 100.0).round() / 100.0,
+        total_sessions: a.total_sessions,
+        total_messages: a.total_messages,
+    })
+}

@@ -1,0 +1,524 @@
+//! Companion nodes: `node.*`, and the operator views `system.capabilities`, `system.location`,
+//! `system.nodes`.
+//!
+//! A registration belongs to the connection that made it and disappears when it closes; the
+//! node's last-known location, status and push token are persisted by node id, so they survive
+//! reconnects and restarts. Push tokens leave the gateway only as masked previews.
+
+use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroU64;
+use std::sync::Mutex;
+
+use flynn_protocol::types::{
+    GatewayLimits, NodeCapabilities, NodeCapabilitiesGetParams, NodeCapabilitiesGetResult,
+    NodeLocation, NodeLocationEntry, NodeLocationGetParams, NodeLocationGetResult,
+    NodeLocationSetParams, NodeLocationSetResult, NodePolicy, NodeProtocol, NodePushTokenSetParams,
+    NodePushTokenSetResult, NodeRef, NodeRegisterParams, NodeRegisterResult, NodeSnapshot,
+    NodeStatus, NodeStatusSetParams, NodeStatusSetResult, ProtocolVersionInfo, PushProvider,
+    PushTokenPreview, QueueMode, SystemCapabilitiesParams, SystemCapabilitiesResult,
+    SystemLocationParams, SystemLocationResult, SystemNodesParams, SystemNodesResult,
+};
+use flynn_protocol::wire::{Call, RpcError};
+use serde::{Deserialize, Serialize};
+
+use super::store_error;
+use crate::connection::ConnectionState;
+use crate::gateway::{Gateway, now_ms};
+
+/// A live registration.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub node_id: String,
+    pub role: String,
+    pub connection_id: String,
+    pub negotiated_version: u64,
+    pub client_version: u64,
+    pub declared: Vec<String>,
+    pub enabled: Vec<String>,
+    pub registered_at_ms: i64,
+}
+
+/// Registrations by connection id.
+#[derive(Default)]
+pub struct NodeRegistry {
+    by_connection: Mutex<HashMap<String, Registration>>,
+}
+
+impl NodeRegistry {
+    fn get(&self, connection_id: &str) -> Option<Registration> {
+        self.by_connection.lock().ok()?.get(connection_id).cloned()
+    }
+
+    fn insert(&self, registration: Registration) {
+        if let Ok(mut map) = self.by_connection.lock() {
+            map.insert(registration.connection_id.clone(), registration);
+        }
+    }
+
+    fn remove(&self, connection_id: &str) -> Option<Registration> {
+        self.by_connection.lock().ok()?.remove(connection_id)
+    }
+
+    fn all(&self) -> Vec<Registration> {
+        let mut all: Vec<Registration> = self
+            .by_connection
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        all
+    }
+}
+
+/// Called when a connection closes: its registration goes with it.
+pub async fn on_disconnect(gw: &Gateway, connection: &ConnectionState) {
+    if let Some(r) = gw.nodes.remove(&connection.id) {
+        tracing::info!(node = %r.node_id, "node connection closed; registration removed");
+    }
+}
+
+fn nz(v: u64) -> NonZeroU64 {
+    NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN)
+}
+
+fn node_ref(r: &Registration) -> NodeRef {
+    NodeRef {
+        id: r.node_id.clone(),
+        role: r.role.clone(),
+    }
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> RpcError {
+    RpcError::invalid(path, message)
+}
+
+fn registered(gw: &Gateway, call: &Call<ConnectionState>) -> Result<Registration, RpcError> {
+    gw.nodes.get(&call.connection.id).ok_or_else(|| {
+        invalid(
+            "method",
+            "this connection is not registered as a node; call node.register first",
+        )
+    })
+}
+
+/// The stored location record: the wire location plus the role it was reported under.
+#[derive(Serialize, Deserialize)]
+struct StoredLocation {
+    role: String,
+    location: NodeLocation,
+}
+
+pub async fn register(
+    gw: &Gateway,
+    call: Call<ConnectionState>,
+    p: NodeRegisterParams,
+) -> Result<NodeRegisterResult, RpcError> {
+    let config = gw.config();
+    let nodes = &config.server.nodes;
+    if !nodes.enabled {
+        return Err(invalid(
+            "method",
+            "node registration is disabled (server.nodes.enabled = false)",
+        ));
+    }
+    if p.node_id.trim().is_empty() || p.node_id.len() > 128 {
+        return Err(invalid(
+            "params.nodeId",
+            "`nodeId` must be 1-128 characters",
+        ));
+    }
+    if !nodes.allowed_roles.iter().any(|r| r == &p.role) {
+        return Err(invalid(
+            "params.role",
+            format!(
+                "role `{}` is not allowed; allowed roles: {} (server.nodes.allowed_roles)",
+                p.role,
+                nodes.allowed_roles.join(", ")
+            ),
+        ));
+    }
+    // The client speaks every version up to the one it sends; pick the highest we share.
+    let client_version = p.protocol_version.get();
+    let negotiated = nodes
+        .protocol_versions
+        .iter()
+        .filter_map(|v| u64::try_from(*v).ok())
+        .filter(|v| *v >= 1 && *v <= client_version)
+        .max()
+        .ok_or_else(|| {
+            invalid(
+                "params.protocolVersion",
+                format!(
+                    "no common protocol version: this gateway speaks {:?}, the node offered up to {client_version}",
+                    nodes.protocol_versions
+                ),
+            )
+        })?;
+    let declared: Vec<String> = p
+        .capabilities
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let enabled: Vec<String> = declared
+        .iter()
+        .filter(|c| {
+            nodes
+                .feature_gates
+                .get(c.as_str())
+                .copied()
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect();
+    let registration = Registration {
+        node_id: p.node_id.clone(),
+        role: p.role.clone(),
+        connection_id: call.connection.id.clone(),
+        negotiated_version: negotiated,
+        client_version,
+        declared: declared.clone(),
+        enabled: enabled.clone(),
+        registered_at_ms: now_ms(),
+    };
+    gw.nodes.insert(registration.clone());
+    let server_version = nodes
+        .protocol_versions
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as u64;
+    Ok(NodeRegisterResult {
+        registered: true,
+        node: node_ref(&registration),
+        protocol: NodeProtocol {
+            server_version: nz(server_version),
+            client_version: nz(client_version),
+            negotiated_version: nz(negotiated),
+        },
+        capabilities: NodeCapabilities { declared, enabled },
+    })
+}
+
+pub async fn capabilities_get(
+    gw: &Gateway,
+    call: Call<ConnectionState>,
+    _: NodeCapabilitiesGetParams,
+) -> Result<NodeCapabilitiesGetResult, RpcError> {
+    Ok(match gw.nodes.get(&call.connection.id) {
+        Some(r) => NodeCapabilitiesGetResult {
+            registered: true,
+            node: Some(node_ref(&r)),
+            protocol: Some(NodeProtocol {
+                server_version: nz(gw
+                    .config()
+                    .server
+                    .nodes
+                    .protocol_versions
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or(1)
+                    .max(1) as u64),
+                client_version: nz(r.client_version),
+                negotiated_version: nz(r.negotiated_version),
+            }),
+            capabilities: NodeCapabilities {
+                declared: r.declared,
+                enabled: r.enabled,
+            },
+        },
+        None => NodeCapabilitiesGetResult {
+            registered: false,
+            node: None,
+            protocol: None,
+            capabilities: NodeCapabilities {
+                declared: Vec::new(),
+                enabled: Vec::new(),
+            },
+        },
+    })
+}
+
+fn stored_location(json: Option<String>) -> Option<StoredLocation> {
+    json.and_then(|j| serde_json::from_str(&j).ok())
+}
+
+pub async fn location_set(
+    gw: &Gateway,
+    call: Call<ConnectionState>,
+    p: NodeLocationSetParams,
+) -> Result<NodeLocationSetResult, RpcError> {
+    let config = gw.config();
+    if !(config.server.nodes.enabled && config.server.nodes.location.enabled) {
+        return Err(invalid(
+            "method",
+            "node locations are disabled; set server.nodes.enabled and server.nodes.location.enabled to true",
+        ));
+    }
+    let r = registered(gw, &call)?;
+    if !(-90.0..=90.0).contains(&p.latitude) || !p.latitude.is_finite() {
+        return Err(invalid(
+            "params.latitude",
+            "`latitude` must be between -90 and 90",
+        ));
+    }
+    if !(-180.0..=180.0).contains(&p.longitude) || !p.longitude.is_finite() {
+        return Err(invalid(
+            "params.longitude",
+            "`longitude` must be between -180 and 180",
+        ));
+    }
+    let received = now_ms().max(0) as u64;
+    let location = NodeLocation {
+        latitude: p.latitude,
+        longitude: p.longitude,
+        accuracy_meters: p.accuracy_meters,
+        source: p.source,
+        captured_at: p.captured_at.unwrap_or(received),
+        received_at: received,
+    };
+    let stored = StoredLocation {
+        role: r.role.clone(),
+        location: location.clone(),
+    };
+    let json = serde_json::to_string(&stored).map_err(|e| RpcError::internal(e.to_string()))?;
+    gw.store
+        .save_node_location(&r.node_id, json, received as i64)
+        .await
+        .map_err(store_error)?;
+    Ok(NodeLocationSetResult {
+        updated: true,
+        node: node_ref(&r),
+        location,
+    })
+}
+
+pub async fn location_get(
+    gw: &Gateway,
+    call: Call<ConnectionState>,
+    _: NodeLocationGetParams,
+) -> Result<NodeLocationGetResult, RpcError> {
+    let r = registered(gw, &call)?;
+    let stored = stored_location(
+        gw.store
+            .node_location(&r.node_id)
+            .await
+            .map_err(store_error)?,
+    );
+    Ok(NodeLocationGetResult {
+        node: node_ref(&r),
+        location: stored.map(|s| s.location),
+    })
+}
+
+pub async fn status_set(
+    gw: &Gateway,
+    call: Call<ConnectionState>,
+    p: NodeStatusSetParams,
+) -> Result<NodeStatusSetResult, RpcError> {
+    let r = registered(gw, &call)?;
+    if p.battery_pct.is_some_and(|b| !(0.0..=100.0).contains(&b)) {
+        return Err(invalid(
+            "params.batteryPct",
+            "`batteryPct` must be between 0 and 100",
+        ));
+    }
+    let status = NodeStatus {
+        platform: p.platform,
+        app_version: p.app_version,
+        device_name: p.device_name,
+        status_text: p.status_text,
+        battery_pct: p.battery_pct,
+        power_source: p.power_source,
+        received_at: now_ms().max(0) as u64,
+    };
+    let json = serde_json::to_string(&status).map_err(|e| RpcError::internal(e.to_string()))?;
+    gw.store
+        .save_node_status(&r.node_id, json, status.received_at as i64)
+        .await
+        .map_err(store_error)?;
+    Ok(NodeStatusSetResult {
+        updated: true,
+        node: node_ref(&r),
+        status,
+    })
+}
+
+/// `fcm_abcd…3456`: enough to recognise a token, not enough to use it.
+pub fn token_preview(token: &str) -> String {
+    let chars: Vec<char> = token.chars().collect();
+    if chars.len() <= 10 {
+        return "…".to_owned();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+fn provider_name(p: PushProvider) -> &'static str {
+    match p {
+        PushProvider::Apns => "apns",
+        PushProvider::Fcm => "fcm",
+    }
+}
+
+fn parse_provider(p: &str) -> Option<PushProvider> {
+    match p {
+        "apns" => Some(PushProvider::Apns),
+        "fcm" => Some(PushProvider::Fcm),
+        _ => None,
+    }
+}
+
+pub async fn push_token_set(
+    gw: &Gateway,
+    call: Call<ConnectionState>,
+    p: NodePushTokenSetParams,
+) -> Result<NodePushTokenSetResult, RpcError> {
+    let config = gw.config();
+    if !(config.server.nodes.enabled && config.server.nodes.push.enabled) {
+        return Err(invalid(
+            "method",
+            "push tokens are disabled; set server.nodes.push.enabled to true",
+        ));
+    }
+    let r = registered(gw, &call)?;
+    let token: String = p.token.to_string();
+    gw.store
+        .save_push_token(&r.node_id, provider_name(p.provider), &token, now_ms())
+        .await
+        .map_err(store_error)?;
+    Ok(NodePushTokenSetResult {
+        updated: true,
+        node: node_ref(&r),
+        provider: p.provider,
+        token_preview: token_preview(&token),
+    })
+}
+
+pub async fn capabilities(
+    gw: &Gateway,
+    call: Call<ConnectionState>,
+    _: SystemCapabilitiesParams,
+) -> Result<SystemCapabilitiesResult, RpcError> {
+    let config = gw.config();
+    let nodes = &config.server.nodes;
+    let me = gw.nodes.get(&call.connection.id);
+    let server = &config.server;
+    Ok(SystemCapabilitiesResult {
+        protocol: ProtocolVersionInfo {
+            version: nz(flynn_protocol::PROTOCOL_VERSION.max(1) as u64),
+            spec_version: Some(flynn_protocol::SPEC_VERSION.to_owned()),
+        },
+        nodes: NodePolicy {
+            enabled: nodes.enabled,
+            location_enabled: nodes.enabled && nodes.location.enabled,
+            push_enabled: nodes.enabled && nodes.push.enabled,
+            allowed_roles: nodes.allowed_roles.clone(),
+            registered: me.is_some(),
+            role: me.as_ref().map(|r| r.role.clone()),
+            node_id: me.as_ref().map(|r| r.node_id.clone()),
+        },
+        feature_gates: nodes.feature_gates.clone().into_iter().collect(),
+        limits: Some(GatewayLimits {
+            max_frame_bytes: nz(server.max_frame_bytes as u64),
+            max_connections: nz(server.max_connections as u64),
+            outbound_buffer_frames: nz(server.outbound_buffer_frames as u64),
+            ping_interval_ms: nz(server.ping_interval_ms),
+        }),
+        queue_modes: vec![
+            QueueMode::Followup,
+            QueueMode::Collect,
+            QueueMode::Steer,
+            QueueMode::SteerBacklog,
+            QueueMode::Interrupt,
+        ],
+    })
+}
+
+pub async fn location(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    _: SystemLocationParams,
+) -> Result<SystemLocationResult, RpcError> {
+    let live: HashMap<String, Registration> = gw
+        .nodes
+        .all()
+        .into_iter()
+        .map(|r| (r.node_id.clone(), r))
+        .collect();
+    let records = gw.store.nodes().await.map_err(store_error)?;
+    let mut locations = Vec::new();
+    for record in records {
+        let Some(stored) = stored_location(record.location) else {
+            continue;
+        };
+        let registration = live.get(&record.node_id);
+        locations.push(NodeLocationEntry {
+            node_id: record.node_id.clone(),
+            role: registration.map_or(stored.role, |r| r.role.clone()),
+            connected: registration.is_some(),
+            location: stored.location,
+        });
+    }
+    Ok(SystemLocationResult { locations })
+}
+
+pub async fn nodes(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    _: SystemNodesParams,
+) -> Result<SystemNodesResult, RpcError> {
+    let mut nodes = Vec::new();
+    for r in gw.nodes.all() {
+        let record = gw.store.node(&r.node_id).await.map_err(store_error)?;
+        let (location, status, push) = match record {
+            Some(rec) => (
+                stored_location(rec.location).map(|s| s.location),
+                rec.status
+                    .and_then(|s| serde_json::from_str::<NodeStatus>(&s).ok()),
+                rec.push,
+            ),
+            None => (None, None, None),
+        };
+        nodes.push(NodeSnapshot {
+            node_id: r.node_id.clone(),
+            role: r.role.clone(),
+            connection_id: r.connection_id.clone(),
+            connected: true,
+            registered_at: r.registered_at_ms.max(0) as u64,
+            protocol_version: nz(r.negotiated_version),
+            capabilities: NodeCapabilities {
+                declared: r.declared.clone(),
+                enabled: r.enabled.clone(),
+            },
+            location,
+            status,
+            push_token: push.and_then(|p| {
+                Some(PushTokenPreview {
+                    provider: parse_provider(&p.provider)?,
+                    token_preview: token_preview(&p.token),
+                    updated_at: p.updated_at_ms.max(0) as u64,
+                })
+            }),
+        });
+    }
+    Ok(SystemNodesResult { nodes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_preview;
+
+    #[test]
+    fn previews_never_show_the_whole_token() {
+        let token = "fcm_abcdefghijklmnopqrstuvwxyz123456";
+        let preview = token_preview(token);
+        assert_eq!(preview, "fcm_…3456");
+        assert!(!preview.contains("abcdefghijklmnop"));
+        assert_eq!(token_preview("short"), "…");
+    }
+}

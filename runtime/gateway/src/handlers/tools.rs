@@ -1,0 +1,80 @@
+//! `tools.list` and `tools.execute` (direct execution, under the same policy as the agent's).
+
+use flynn_protocol::ErrorCode;
+use flynn_protocol::types::{
+    ToolDescriptor, ToolsExecuteParams, ToolsExecuteResult, ToolsListParams, ToolsListResult,
+};
+use flynn_protocol::wire::{Call, RpcError};
+use flynn_tools::{ToolContext, ToolError};
+
+use super::sessions::validate_session_id;
+use crate::connection::ConnectionState;
+use crate::gateway::Gateway;
+
+pub async fn list(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    p: ToolsListParams,
+) -> Result<ToolsListResult, RpcError> {
+    if let Some(id) = &p.session_id {
+        validate_session_id(id, "sessionId")?;
+    }
+    let tools = gw
+        .tools()
+        .list()
+        .into_iter()
+        .map(|t| ToolDescriptor {
+            name: t.name,
+            description: t.description,
+            input_schema: match t.input_schema {
+                serde_json::Value::Object(m) => m,
+                _ => Default::default(),
+            },
+        })
+        .collect();
+    Ok(ToolsListResult { tools })
+}
+
+pub async fn execute(
+    gw: &Gateway,
+    call: Call<ConnectionState>,
+    p: ToolsExecuteParams,
+) -> Result<ToolsExecuteResult, RpcError> {
+    let session_id = p.session_id.unwrap_or_else(|| call.connection.session_id());
+    validate_session_id(&session_id, "sessionId")?;
+    // Cancelled if the gateway shuts down; a direct call has no run to cancel it otherwise.
+    let cancel = gw.shutdown.child_token();
+    let cx = ToolContext::new(gw.workspace(), session_id, cancel);
+    match gw
+        .tools()
+        .execute(&p.tool, serde_json::Value::Object(p.args), cx)
+        .await
+    {
+        Ok(out) => Ok(ToolsExecuteResult {
+            success: out.success,
+            output: out.output,
+            error: out.error,
+        }),
+        Err(ToolError::NotFound { name, available }) => Err(RpcError::new(
+            ErrorCode::ToolNotFound,
+            format!("unknown tool `{name}`; available: {}", available.join(", ")),
+        )
+        .with_data(serde_json::json!({ "tool": name }))),
+        Err(ToolError::InvalidArgs { path, message, .. }) => Err(RpcError::invalid(
+            format!(
+                "params.args{}",
+                if path.is_empty() || path == "." {
+                    String::new()
+                } else {
+                    format!(".{path}")
+                }
+            ),
+            format!("invalid tool arguments: {message}"),
+        )),
+        Err(other) => Ok(ToolsExecuteResult {
+            success: false,
+            output: String::new(),
+            error: Some(other.to_string()),
+        }),
+    }
+}

@@ -1,0 +1,93 @@
+//! HTTP routes on the gateway's port: `GET /health` and `GET /api/health` (same handler, behind
+//! the token when `server.auth_http`), and the dashboard's static files.
+//!
+//! The dashboard's static files are served without the token: a browser cannot attach a bearer
+//! header to a page navigation, and the files hold no data (everything the page shows comes over
+//! the authenticated WebSocket). This is written down in the spec's x-http section.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::reply::Reply;
+
+use crate::auth::{self, AuthError};
+use crate::gateway::Gateway;
+
+/// The TCP peer, put into each request's extensions by the server before warp sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+fn error_reply(status: StatusCode, error: &AuthError) -> warp::reply::Response {
+    let body = serde_json::json!({ "error": { "code": error.code().code(), "message": error.to_string() } });
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}
+
+/// Authenticates an HTTP request when the config asks for it.
+fn check_http_auth(
+    gateway: &Gateway,
+    headers: &http::HeaderMap,
+    peer: Option<Peer>,
+) -> Result<(), warp::reply::Response> {
+    let config = gateway.config();
+    if !config.server.auth_http || config.server.token.is_none() {
+        return Ok(());
+    }
+    let peer = peer.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
+    match auth::authenticate(&config.server, &gateway.limiter, headers, peer) {
+        Ok(_) => Ok(()),
+        Err(e @ AuthError::RateLimited(_)) => Err(error_reply(StatusCode::TOO_MANY_REQUESTS, &e)),
+        Err(e) => Err(error_reply(StatusCode::UNAUTHORIZED, &e)),
+    }
+}
+
+/// All HTTP routes.
+pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    let with_gateway = {
+        let gateway = gateway.clone();
+        warp::any().map(move || gateway.clone())
+    };
+    let health = warp::get()
+        .and(
+            warp::path("health")
+                .or(warp::path("api").and(warp::path("health")))
+                .unify(),
+        )
+        .and(warp::path::end())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Peer>())
+        .and(with_gateway)
+        .map(
+            |headers: http::HeaderMap, peer: Option<Peer>, gateway: Arc<Gateway>| {
+                if let Err(denied) = check_http_auth(&gateway, &headers, peer) {
+                    return denied;
+                }
+                warp::reply::json(&serde_json::json!({
+                    "status": "ok",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "uptime": gateway.uptime_seconds(),
+                    "connections": gateway.connections.count(),
+                    "protocolVersion": flynn_protocol::PROTOCOL_VERSION,
+                }))
+                .into_response()
+            },
+        );
+
+    let dashboard_dir = gateway.config().server.dashboard_dir.clone();
+    let not_found = warp::any().map(|| {
+        let body = serde_json::json!({ "error": { "code": -3, "message": "no such route; the WebSocket endpoint is `/`, health is `/health`" } });
+        warp::reply::with_status(warp::reply::json(&body), StatusCode::NOT_FOUND).into_response()
+    });
+    match dashboard_dir {
+        Some(dir) => health
+            .or(warp::get()
+                .and(warp::fs::dir(dir))
+                .map(|file: warp::fs::File| file.into_response()))
+            .unify()
+            .or(not_found)
+            .unify()
+            .boxed(),
+        None => health.or(not_found).unify().boxed(),
+    }
+}

@@ -1,0 +1,523 @@
+//! One lane per session: at most one run at a time per session, runs of different sessions in
+//! parallel. While a run is active, a new message is handled by the session's queue mode
+//! (DESIGN.md, "Sessions and lanes"):
+//!
+//! - `followup`: queued; each queued message is its own turn, FIFO, after the debounce window.
+//! - `collect`: queued; when the lane frees, all queued messages become one turn.
+//! - `steer`: injected into the active run before its next model call; if the run can no longer
+//!   take it, it falls back to `followup`. Its requester gets the run's reply, marked steered.
+//! - `steer_backlog`: steered as above and also queued as a followup turn (which replies).
+//! - `interrupt`: the active run is cancelled at its next safe point, older queued messages are
+//!   superseded, the newest runs next.
+//!
+//! `cap` bounds the queue; `overflow` drops the oldest or the newest; with `summarizeOverflow`
+//! dropped messages survive as one-line summaries injected into the next turn. Every rejected or
+//! superseded request gets an `error` event with code 3 and `data.queue`, then its error reply.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use flynn_protocol::ErrorCode;
+use flynn_protocol::types::{
+    AgentSendResult, ContentEventData, DoneEventData, ErrorEventData, QueueRejection,
+};
+use flynn_protocol::wire::{EventEmitter, RpcError};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Overflow, QueueMode, QueuePolicy};
+use crate::gateway::Gateway;
+use crate::session_config::{wire_mode, wire_overflow};
+
+/// An inbound user message.
+#[derive(Debug, Clone)]
+pub struct UserMessage {
+    pub text: String,
+    pub attachments: Vec<flynn_protocol::types::Attachment>,
+}
+
+pub type Reply = Result<AgentSendResult, RpcError>;
+
+/// Who waits for a turn's outcome.
+pub struct Requester {
+    pub events: EventEmitter,
+    pub reply: oneshot::Sender<Reply>,
+    /// Joined the run by steering: the reply is the run's, marked `steered`.
+    pub steered: bool,
+}
+
+/// A message waiting in the lane.
+pub struct Pending {
+    pub message: UserMessage,
+    pub requester: Requester,
+}
+
+/// Why a run stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Cancelled,
+    Interrupted,
+}
+
+/// The run currently executing in a lane, as seen from outside it.
+pub struct ActiveRun {
+    pub cancel: CancellationToken,
+    stop_reason: Mutex<Option<StopReason>>,
+    /// Messages steered into the run; `None` once the run can no longer take any.
+    steer_inbox: Mutex<Option<Vec<UserMessage>>>,
+    /// Everyone who receives this run's events (grows when requests steer in).
+    audience: Mutex<Vec<EventEmitter>>,
+}
+
+impl ActiveRun {
+    fn new(audience: Vec<EventEmitter>) -> Self {
+        Self {
+            cancel: CancellationToken::new(),
+            stop_reason: Mutex::new(None),
+            steer_inbox: Mutex::new(Some(Vec::new())),
+            audience: Mutex::new(audience),
+        }
+    }
+
+    /// Sends an event to everyone following this run.
+    pub fn emit(&self, f: impl Fn(&EventEmitter)) {
+        if let Ok(audience) = self.audience.lock() {
+            audience.iter().for_each(f);
+        }
+    }
+
+    pub fn stop(&self, reason: StopReason) {
+        if let Ok(mut r) = self.stop_reason.lock() {
+            r.get_or_insert(reason);
+        }
+        self.cancel.cancel();
+    }
+
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop_reason.lock().ok().and_then(|r| *r)
+    }
+
+    /// Takes the messages steered in since the last call. With `close`, the run stops
+    /// accepting steering if there were none (it is about to finish), atomically.
+    pub fn take_steered(&self, close: bool) -> Vec<UserMessage> {
+        let Ok(mut inbox) = self.steer_inbox.lock() else {
+            return Vec::new();
+        };
+        let taken = inbox.as_mut().map(std::mem::take).unwrap_or_default();
+        if close && taken.is_empty() {
+            *inbox = None;
+        }
+        taken
+    }
+
+    /// True when steered messages are waiting (used to skip tool calls not yet started).
+    pub fn has_steered(&self) -> bool {
+        self.steer_inbox
+            .lock()
+            .map(|i| i.as_ref().is_some_and(|m| !m.is_empty()))
+            .unwrap_or(false)
+    }
+
+    fn try_steer(
+        &self,
+        message: UserMessage,
+        events: Option<EventEmitter>,
+    ) -> Result<(), UserMessage> {
+        let Ok(mut inbox) = self.steer_inbox.lock() else {
+            return Err(message);
+        };
+        match inbox.as_mut() {
+            Some(messages) => {
+                messages.push(message);
+                if let (Some(events), Ok(mut audience)) = (events, self.audience.lock()) {
+                    audience.push(events);
+                }
+                Ok(())
+            }
+            None => Err(message),
+        }
+    }
+}
+
+/// A turn handed to the agent.
+pub struct Turn {
+    pub session_id: String,
+    pub messages: Vec<UserMessage>,
+    /// One-line summaries of messages dropped by overflow, to inject into this turn.
+    pub overflow_summaries: Vec<String>,
+    pub run: Arc<ActiveRun>,
+}
+
+/// The successful end of a turn.
+pub struct TurnOutput {
+    pub content: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+#[derive(Default)]
+struct LaneState {
+    active: Option<Arc<ActiveRun>>,
+    /// Requesters of the active run (replied to when it ends).
+    active_requesters: Vec<Requester>,
+    queue: VecDeque<Pending>,
+    summaries: Vec<String>,
+    worker: bool,
+    last_enqueue: Option<Instant>,
+}
+
+struct Lane {
+    session_id: String,
+    state: Mutex<LaneState>,
+}
+
+/// All lanes.
+#[derive(Default)]
+pub struct Lanes {
+    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+}
+
+fn rejection(code: &str, lane: &str, policy: &QueuePolicy, dropped: u64) -> QueueRejection {
+    QueueRejection {
+        code: code.to_owned(),
+        lane_id: lane.to_owned(),
+        mode: wire_mode(policy.mode),
+        overflow: wire_overflow(policy.overflow),
+        dropped_count: dropped,
+    }
+}
+
+/// Ends a request with an `error` event and the matching error reply.
+pub fn fail(requester: Requester, code: ErrorCode, message: &str, queue: Option<QueueRejection>) {
+    requester.events.error(&ErrorEventData {
+        code: code.code(),
+        message: message.to_owned(),
+        queue: queue.clone(),
+    });
+    let mut error = RpcError::new(code, message);
+    if let Some(queue) = queue {
+        error = error.with_data(serde_json::json!({ "queue": queue }));
+    }
+    let _ = requester.reply.send(Err(error));
+}
+
+fn summarize(message: &UserMessage) -> String {
+    let line: String = message
+        .text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let short: String = line.chars().take(120).collect();
+    if short.len() < line.len() {
+        format!("{short}…")
+    } else {
+        short
+    }
+}
+
+impl Lanes {
+    fn lane(&self, session_id: &str) -> Arc<Lane> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        lanes
+            .entry(session_id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Lane {
+                    session_id: session_id.to_owned(),
+                    state: Mutex::new(LaneState::default()),
+                })
+            })
+            .clone()
+    }
+
+    /// Sessions with an active run or queued messages.
+    pub fn active_session_ids(&self) -> Vec<String> {
+        let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        lanes
+            .values()
+            .filter(|l| l.state.lock().map(|s| s.worker).unwrap_or(false))
+            .map(|l| l.session_id.clone())
+            .collect()
+    }
+
+    /// Queues `pending` in its session's lane according to `policy`.
+    pub fn submit(
+        &self,
+        gateway: &Arc<Gateway>,
+        session_id: &str,
+        policy: QueuePolicy,
+        pending: Pending,
+    ) {
+        let lane = self.lane(session_id);
+        let mut state = lane.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.last_enqueue = Some(Instant::now());
+
+        if !state.worker {
+            state.worker = true;
+            state.queue.push_back(pending);
+            drop(state);
+            let worker = Worker {
+                gateway: Arc::downgrade(gateway),
+                lane: lane.clone(),
+                policy,
+            };
+            tokio::spawn(worker.run());
+            return;
+        }
+
+        let active = state.active.clone();
+        match (policy.mode, active) {
+            (QueueMode::Steer, Some(run)) => {
+                let Pending { message, requester } = pending;
+                let events = requester.events.clone();
+                match run.try_steer(message, Some(events)) {
+                    Ok(()) => state.active_requesters.push(Requester {
+                        steered: true,
+                        ..requester
+                    }),
+                    Err(message) => push_with_overflow(
+                        &mut state,
+                        &lane.session_id,
+                        &policy,
+                        Pending { message, requester },
+                    ),
+                }
+            }
+            (QueueMode::SteerBacklog, Some(run)) => {
+                let _ = run.try_steer(pending.message.clone(), None);
+                push_with_overflow(&mut state, &lane.session_id, &policy, pending);
+            }
+            (QueueMode::Interrupt, active) => {
+                for old in std::mem::take(&mut state.queue) {
+                    fail(
+                        old.requester,
+                        ErrorCode::AgentBusy,
+                        "superseded by a newer message (queue mode interrupt)",
+                        Some(rejection("superseded", &lane.session_id, &policy, 1)),
+                    );
+                }
+                if let Some(run) = active {
+                    pending.requester.events.content(&ContentEventData {
+                        text: "Interrupting the current run to handle your new message.".to_owned(),
+                        transient: Some(true),
+                    });
+                    run.stop(StopReason::Interrupted);
+                    if let Some(gw) = Arc::downgrade(gateway).upgrade() {
+                        let session = lane.session_id.clone();
+                        tokio::spawn(async move {
+                            let detail =
+                                serde_json::json!({ "laneId": session, "mode": "interrupt" })
+                                    .to_string();
+                            if let Err(e) = gw
+                                .store
+                                .audit(
+                                    "queue.preempt",
+                                    Some(&session),
+                                    detail,
+                                    crate::gateway::now_ms(),
+                                )
+                                .await
+                            {
+                                tracing::warn!(error = %e, "could not write the queue.preempt audit entry");
+                            }
+                        });
+                    }
+                }
+                state.queue.push_back(pending);
+            }
+            _ => push_with_overflow(&mut state, &lane.session_id, &policy, pending),
+        }
+    }
+
+    /// `agent.cancel`: rejects queued requests (code 4) and cancels the active run.
+    /// Returns (an active run was cancelled, queued requests rejected).
+    pub async fn cancel_session(&self, session_id: &str, why: &str) -> (bool, u64) {
+        let lane = {
+            let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+            lanes.get(session_id).cloned()
+        };
+        let Some(lane) = lane else {
+            return (false, 0);
+        };
+        let mut state = lane.state.lock().unwrap_or_else(|p| p.into_inner());
+        let queued: Vec<Pending> = state.queue.drain(..).collect();
+        let rejected = queued.len() as u64;
+        for p in queued {
+            fail(p.requester, ErrorCode::RequestCancelled, why, None);
+        }
+        let cancelled = match &state.active {
+            Some(run) if !run.cancel.is_cancelled() => {
+                run.stop(StopReason::Cancelled);
+                true
+            }
+            _ => false,
+        };
+        (cancelled, rejected)
+    }
+
+    /// Cancels everything (shutdown).
+    pub async fn cancel_all(&self, why: &str) {
+        let sessions: Vec<String> = {
+            let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+            lanes.keys().cloned().collect()
+        };
+        for s in sessions {
+            self.cancel_session(&s, why).await;
+        }
+    }
+}
+
+fn push_with_overflow(state: &mut LaneState, lane: &str, policy: &QueuePolicy, pending: Pending) {
+    if state.queue.len() < policy.cap as usize {
+        state.queue.push_back(pending);
+        return;
+    }
+    let (dropped, kept) = match policy.overflow {
+        Overflow::DropOld => {
+            let oldest = state.queue.pop_front();
+            state.queue.push_back(pending);
+            (oldest, true)
+        }
+        Overflow::DropNew => (Some(pending), false),
+    };
+    let _ = kept;
+    if let Some(dropped) = dropped {
+        if policy.summarize_overflow {
+            state.summaries.push(summarize(&dropped.message));
+        }
+        fail(
+            dropped.requester,
+            ErrorCode::AgentBusy,
+            &format!(
+                "the session's queue is full (cap {}, overflow {}); this message was dropped",
+                policy.cap,
+                match policy.overflow {
+                    Overflow::DropOld => "drop_old",
+                    Overflow::DropNew => "drop_new",
+                }
+            ),
+            Some(rejection("overflow", lane, policy, 1)),
+        );
+    }
+}
+
+/// Runs a lane's turns one at a time until its queue is empty.
+struct Worker {
+    gateway: Weak<Gateway>,
+    lane: Arc<Lane>,
+    policy: QueuePolicy,
+}
+
+impl Worker {
+    async fn run(self) {
+        let mut first = true;
+        loop {
+            if !first {
+                self.debounce().await;
+            }
+            first = false;
+            let Some(gateway) = self.gateway.upgrade() else {
+                return;
+            };
+            // The policy may have changed (`/queue set`) while queued.
+            let policy = gateway
+                .queue_policy(&self.lane.session_id)
+                .await
+                .unwrap_or(self.policy.clone());
+            let turn = {
+                let mut state = self.lane.state.lock().unwrap_or_else(|p| p.into_inner());
+                if state.queue.is_empty() {
+                    state.worker = false;
+                    return;
+                }
+                let pendings: Vec<Pending> = match policy.mode {
+                    QueueMode::Collect => state.queue.drain(..).collect(),
+                    _ => state.queue.pop_front().into_iter().collect(),
+                };
+                let audience = pendings
+                    .iter()
+                    .map(|p| p.requester.events.clone())
+                    .collect();
+                let run = Arc::new(ActiveRun::new(audience));
+                state.active = Some(run.clone());
+                let mut messages = Vec::new();
+                for p in pendings {
+                    messages.push(p.message);
+                    state.active_requesters.push(p.requester);
+                }
+                Turn {
+                    session_id: self.lane.session_id.clone(),
+                    messages,
+                    overflow_summaries: std::mem::take(&mut state.summaries),
+                    run,
+                }
+            };
+            let run = turn.run.clone();
+            let outcome = crate::agent::run_turn(&gateway, turn).await;
+            let requesters = {
+                let mut state = self.lane.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.active = None;
+                std::mem::take(&mut state.active_requesters)
+            };
+            deliver(&gateway, &run, outcome, requesters);
+        }
+    }
+
+    /// Waits until no message arrived for `debounce_ms`.
+    async fn debounce(&self) {
+        let window = Duration::from_millis(self.policy.debounce_ms);
+        loop {
+            let last = self
+                .lane
+                .state
+                .lock()
+                .map(|s| s.last_enqueue)
+                .unwrap_or(None);
+            let Some(last) = last else { return };
+            let quiet = last.elapsed();
+            if quiet >= window {
+                return;
+            }
+            tokio::time::sleep(window - quiet).await;
+        }
+    }
+}
+
+fn deliver(
+    gateway: &Gateway,
+    run: &ActiveRun,
+    outcome: Result<TurnOutput, RpcError>,
+    requesters: Vec<Requester>,
+) {
+    let _ = gateway;
+    match outcome {
+        Ok(output) => {
+            for r in requesters {
+                r.events.done(&DoneEventData {
+                    content: output.content.clone(),
+                });
+                let _ = r.reply.send(Ok(AgentSendResult {
+                    content: output.content.clone(),
+                    session_id: None,
+                    steered: r.steered.then_some(true),
+                    usage: flynn_protocol::types::TokenUsage {
+                        input_tokens: output.input_tokens,
+                        output_tokens: output.output_tokens,
+                    },
+                }));
+            }
+        }
+        Err(error) => {
+            let queue = match run.stop_reason() {
+                Some(StopReason::Interrupted) => error.data.as_ref().and_then(|d| {
+                    serde_json::from_value::<QueueRejection>(d["queue"].clone()).ok()
+                }),
+                _ => None,
+            };
+            let code = error.error_code().unwrap_or(ErrorCode::InternalError);
+            for r in requesters {
+                fail(r, code, &error.message, queue.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The Flynn gateway daemon: WebSocket JSON-RPC and HTTP on one port.
+//!
+//! - [`config`]: the TOML configuration and its JSON Schema.
+//! - [`server`]: the listener (hyper), WebSocket upgrades and HTTP routing.
+//! - [`auth`]: tokens, Tailscale identity, origin checks, failure rate limits.
+//! - [`connection`]: one WebSocket connection's read/dispatch/write loop.
+//! - [`handlers`]: the protocol's methods (`impl Handler for Gateway`).
+//! - [`gateway`]: shared state.
+
+pub mod agent;
+pub mod approvals;
+pub mod auth;
+pub mod config;
+pub mod connection;
+pub mod gateway;
+pub mod handlers;
+pub mod http_routes;
+pub mod lanes;
+pub mod server;
+pub mod session_config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+pub use gateway::Gateway;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot open the store at {path}: {source}")]
+    Store {
+        path: PathBuf,
+        source: flynn_store::StoreError,
+    },
+    #[error("the models configuration is not usable: {0}")]
+    Models(flynn_models::ProviderError),
+    #[error("cannot listen on {addr}: {source} (is another gateway running? pick another --port)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    server: JoinHandle<()>,
+}
+
+impl Running {
+    /// Graceful shutdown: stop accepting, close connections with 1001, cancel runs, flush the
+    /// store.
+    pub async fn shutdown(self) {
+        self.gateway.shutdown.cancel();
+        self.gateway
+            .lanes
+            .cancel_all("the gateway is shutting down")
+            .await;
+        let _ = self.server.await;
+        // Connections close themselves on the cancelled token; give them a bounded moment.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.gateway.connections.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Err(e) = self.gateway.store.flush().await {
+            tracing::warn!(error = %e, "store flush at shutdown failed");
+        }
+    }
+
+    /// Waits until the server stops (after `gateway.shutdown` is cancelled).
+    pub async fn wait(self) {
+        self.shutdown_when_cancelled().await;
+    }
+
+    async fn shutdown_when_cancelled(self) {
+        self.gateway.shutdown.cancelled().await;
+        self.shutdown().await;
+    }
+}
+
+/// Opens the store, binds the listener and starts serving.
+pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Running, StartError> {
+    config.validate()?;
+    config.check_exposure(config.server.bind)?;
+    let data_dir = config.data_dir();
+    let db_path = data_dir.join("flynn.sqlite");
+    let store = flynn_store::Store::open(&db_path).map_err(|source| StartError::Store {
+        path: db_path.clone(),
+        source,
+    })?;
+    let addr = SocketAddr::new(config.server.bind, config.server.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let auth = if config.server.token.is_some() {
+        "token required"
+    } else {
+        "no token (loopback only)"
+    };
+    let gateway = Gateway::new(config, config_path, store).map_err(StartError::Models)?;
+    tracing::info!(
+        "flynn-gateway {} listening on ws://{addr}/ (HTTP /health on the same port), {auth}, data in {}, model: embedded default",
+        env!("CARGO_PKG_VERSION"),
+        db_path.display(),
+    );
+    let server = tokio::spawn(server::serve(gateway.clone(), listener));
+    Ok(Running {
+        addr,
+        gateway,
+        server,
+    })
+}

@@ -1,0 +1,224 @@
+//! The embedded default model: no key, no network, deterministic.
+//!
+//! It exists so the gateway works out of the box and so tests can drive every event of the
+//! stream protocol. It answers the **last user message** and streams its reply in chunks of
+//! three words. Directives in that message (removed from the echoed text) shape the answer:
+//!
+//! | directive | effect |
+//! | --- | --- |
+//! | *(none)* or `[[echo]]` | the reply quotes the message: `You said: <text without directives>` |
+//! | `[[tool:NAME]]`, `[[tool:NAME {json}]]` | emits a `ToolCall` (id `call_emb_<user turn>_<i>`, arguments the JSON or `{}`), stop reason `tool_use`; several directives give several calls in one turn. When the request already holds the tool results after that user message, the reply is `Tool NAME returned: <output>.` per result instead, stop reason `end_turn` |
+//! | `[[attach:MIME]]`, `[[attach:MIME FILENAME]]` | emits an `Attachment` after the text, with a small valid payload (`image/png`: a 1x1 PNG, `image/gif`: a 1x1 GIF, `text/*`: a line of text, `application/json`: `{"embedded":true}`, anything else: a few bytes), and the text `Attached FILENAME (MIME).` |
+//! | `[[long:N]]` | N words of filler text (at most 200 000), for context pressure |
+//! | `[[delay:MS]]` | waits MS milliseconds before each chunk after the first and before the end (at most 60 000); cancellation is honoured during the wait |
+//! | `[[fail:MESSAGE]]` | streams the first chunk, then ends with `Err(ProviderError::Upstream { message: MESSAGE })` |
+//!
+//! Images in the last user message add `I received N image(s) (mime, ...).` at the start.
+//! `[[` followed by an unknown name is ordinary text; a known directive with a bad argument
+//! (`[[long:abc]]`) fails the call with `BadRequest` naming the right form.
+//!
+//! Like a real model it has a context window (default 8192 tokens): a request whose estimated
+//! size exceeds it fails with `BadRequest` ("prompt is too long"), and `max_output_tokens` cuts
+//! the text (stop reason `max_tokens`, no attachments or tool calls). Usage is an estimate:
+//! characters / 4 (see [`crate::estimate_request_tokens`]). Every successful stream ends with
+//! `Usage` then `Finished`.
+
+mod directives;
+mod reply;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use directives::{MAX_DELAY_MS, MAX_LONG_WORDS};
+pub use reply::{GIF_1X1_BASE64, PNG_1X1_BASE64};
+
+use crate::error::ProviderError;
+use crate::provider::{EventReceiver, EventSink, Provider, spawn_stream};
+use crate::types::{
+    ChatRequest, StreamEvent, estimate_request_tokens, estimate_tokens, stop_reason,
+};
+
+/// Default context window of the embedded model: small, so tests reach context pressure cheaply.
+pub const EMBEDDED_DEFAULT_CONTEXT_WINDOW: u64 = 8192;
+/// Default model name.
+pub const EMBEDDED_MODEL: &str = "flynn-embedded";
+/// Words per streamed text chunk.
+pub const WORDS_PER_CHUNK: usize = 3;
+
+/// The embedded model (see the module documentation for its directives).
+#[derive(Debug, Clone)]
+pub struct EmbeddedProvider {
+    model: String,
+    context_window: u64,
+    accepts_images: bool,
+    max_output_tokens: Option<u32>,
+}
+
+impl Default for EmbeddedProvider {
+    fn default() -> Self {
+        Self::new(EMBEDDED_MODEL, EMBEDDED_DEFAULT_CONTEXT_WINDOW)
+    }
+}
+
+impl EmbeddedProvider {
+    /// An embedded model with the given name and context window.
+    pub fn new(model: impl Into<String>, context_window: u64) -> Self {
+        Self {
+            model: model.into(),
+            context_window,
+            accepts_images: true,
+            max_output_tokens: None,
+        }
+    }
+
+    /// Sets whether images are accepted (reported by [`Provider::accepts_images`]).
+    pub fn with_accepts_images(mut self, accepts_images: bool) -> Self {
+        self.accepts_images = accepts_images;
+        self
+    }
+
+    /// Sets the default output cap used when a request gives none.
+    pub fn with_max_output_tokens(mut self, max_output_tokens: Option<u32>) -> Self {
+        self.max_output_tokens = max_output_tokens;
+        self
+    }
+}
+
+/// Splits `text` into chunks of [`WORDS_PER_CHUNK`] words; joined they give `text` back exactly.
+pub(crate) fn chunk_text(text: &str) -> Vec<String> {
+    let pieces: Vec<&str> = text.split_inclusive(' ').collect();
+    pieces
+        .chunks(WORDS_PER_CHUNK)
+        .map(|words| words.concat())
+        .collect()
+}
+
+/// The first `max_chars` characters of `text`.
+fn truncate_chars(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((byte, _)) => &text[..byte],
+        None => text,
+    }
+}
+
+async fn pause(delay: Duration) {
+    if delay.is_zero() {
+        // Still let other tasks run between chunks, as a network stream would.
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(delay).await;
+    }
+}
+
+async fn run(
+    request: ChatRequest,
+    context_window: u64,
+    default_max_output: Option<u32>,
+    sink: EventSink,
+) -> Result<(), ProviderError> {
+    let input_tokens = estimate_request_tokens(&request);
+    if input_tokens > context_window {
+        return Err(ProviderError::BadRequest {
+            status: 400,
+            message: format!(
+                "prompt is too long: about {input_tokens} tokens, the embedded model's context \
+                 window is {context_window}; compact the conversation or raise context_window"
+            ),
+        });
+    }
+    let mut plan = reply::plan(&request)?;
+    let mut stop = plan.stop_reason;
+    if let Some(max) = request.max_output_tokens.or(default_max_output) {
+        let max_chars = max as usize * 4;
+        if plan.text.chars().count() > max_chars {
+            plan.text = truncate_chars(&plan.text, max_chars).to_owned();
+            plan.attachments.clear();
+            plan.tool_calls.clear();
+            stop = stop_reason::MAX_TOKENS;
+        }
+    }
+    let chunks = chunk_text(&plan.text);
+    for (index, chunk) in chunks.into_iter().enumerate() {
+        if index > 0 {
+            if plan.fail.is_some() {
+                break;
+            }
+            pause(plan.delay).await;
+        }
+        sink.send(StreamEvent::TextDelta(chunk)).await?;
+    }
+    pause(plan.delay).await;
+    if let Some(message) = plan.fail {
+        return Err(ProviderError::Upstream { message });
+    }
+    let mut output_tokens = estimate_tokens(&plan.text);
+    for attachment in plan.attachments {
+        sink.send(StreamEvent::Attachment {
+            mime_type: attachment.mime_type,
+            data_base64: attachment.data_base64,
+            filename: attachment.filename,
+        })
+        .await?;
+    }
+    for call in plan.tool_calls {
+        output_tokens +=
+            estimate_tokens(&call.name) + estimate_tokens(&call.arguments.to_string());
+        sink.send(StreamEvent::ToolCall(call)).await?;
+    }
+    sink.send(StreamEvent::Usage {
+        input_tokens,
+        output_tokens,
+    })
+    .await?;
+    sink.send(StreamEvent::Finished {
+        stop_reason: stop.to_owned(),
+    })
+    .await
+}
+
+impl Provider for EmbeddedProvider {
+    fn name(&self) -> &str {
+        "embedded"
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn context_window(&self) -> u64 {
+        self.context_window
+    }
+
+    fn accepts_images(&self) -> bool {
+        self.accepts_images
+    }
+
+    fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventReceiver {
+        let context_window = self.context_window;
+        let max_output = self.max_output_tokens;
+        spawn_stream("embedded", cancel, move |sink| {
+            run(request, context_window, max_output, sink)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_rejoin_exactly() {
+        let text = "You said: one two three four\nfive  six";
+        let chunks = chunk_text(text);
+        assert_eq!(chunks.concat(), text);
+        assert_eq!(chunks[0], "You said: one ");
+        assert!(chunk_text("").is_empty());
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate_chars("héllo", 2), "hé");
+        assert_eq!(truncate_chars("hi", 5), "hi");
+    }
+}

@@ -1,0 +1,11 @@
+//! The HTTP side shared by the OpenAI-compatible and Anthropic providers: the client (TLS with
+//! rustls and the `ring` provider), the streaming driver with its timeouts, and the mapping of
+//! HTTP failures to [`crate::ProviderError`].
+
+mod client;
+mod errors;
+mod stream;
+
+pub(crate) use client::{HttpSettings, base_string, build_client, normalize_base_url};
+pub(crate) use errors::excerpt;
+pub(crate) use stream::{Flow, SseHandler, run_sse_call};

@@ -1,0 +1,234 @@
+//! The provider-neutral conversation and stream vocabulary.
+//!
+//! The agent loop speaks only these types; each provider translates them to and from its own wire
+//! format, so swapping the embedded model for Ollama or Anthropic changes nothing upstream.
+
+use serde::{Deserialize, Serialize};
+
+/// One model call: the conversation so far and the tools the model may call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// Model name sent to the API. Empty means "the provider's configured model"
+    /// ([`crate::Provider::model`]), which is what the agent loop normally wants.
+    pub model: String,
+    /// System prompt, sent the way each API expects (a leading `system` message for
+    /// OpenAI-compatible servers, the `system` field for Anthropic).
+    pub system: Option<String>,
+    /// The conversation, oldest first.
+    pub messages: Vec<ChatMessage>,
+    /// Tools the model may call; empty means none are offered.
+    pub tools: Vec<ToolSpec>,
+    /// Upper bound on generated tokens; `None` uses the provider's configured default.
+    pub max_output_tokens: Option<u32>,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Extra system instructions inside the conversation (Anthropic: merged into `system`).
+    System,
+    /// The human (or channel) side.
+    User,
+    /// The model; may carry tool calls.
+    Assistant,
+    /// The result of one tool call, answering the call named by `tool_call_id`.
+    Tool,
+}
+
+/// An image sent to the model, inline as base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagePart {
+    /// For example `image/png` or `image/jpeg`.
+    pub mime_type: String,
+    /// Standard base64 (with padding) of the image bytes.
+    pub data_base64: String,
+}
+
+/// One message of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Who wrote it.
+    pub role: Role,
+    /// The text; for [`Role::Tool`] the tool's output.
+    pub content: String,
+    /// Images attached to the message (user messages and tool results).
+    #[serde(default)]
+    pub images: Vec<ImagePart>,
+    /// Tool calls the assistant made in this message.
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCall>,
+    /// For [`Role::Tool`]: the id of the call this result answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    /// A plain text message.
+    pub fn text(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            images: Vec::new(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::text(Role::User, content)
+    }
+
+    /// An assistant message, optionally with the tool calls it made.
+    pub fn assistant(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls,
+            ..Self::text(Role::Assistant, content)
+        }
+    }
+
+    /// The result of the tool call `tool_call_id`.
+    pub fn tool_result(tool_call_id: impl Into<String>, output: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(tool_call_id.into()),
+            ..Self::text(Role::Tool, output)
+        }
+    }
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// The name the model uses to call it.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON Schema of the arguments (an object schema).
+    pub input_schema: serde_json::Value,
+}
+
+/// A call of a tool by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Id chosen by the model API; the tool result message must carry it back.
+    pub id: String,
+    /// Which tool.
+    pub name: String,
+    /// The arguments. When the model produced text that is not JSON, this is a JSON string holding
+    /// that text, so schema validation of the call fails and the model can be told why.
+    pub arguments: serde_json::Value,
+}
+
+/// One item of a model stream.
+///
+/// A successful stream is any number of `TextDelta`, `ToolCall` and `Attachment` items, then
+/// exactly one `Usage`, then exactly one `Finished`. A failed stream ends with an `Err` item
+/// instead (after which nothing follows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StreamEvent {
+    /// The next piece of the answer text.
+    TextDelta(String),
+    /// A complete tool call (arguments fully received).
+    ToolCall(ToolCall),
+    /// A file produced by the model.
+    Attachment {
+        /// For example `image/png`.
+        mime_type: String,
+        /// Standard base64 of the file bytes.
+        data_base64: String,
+        /// Suggested file name, when the model gave one.
+        filename: Option<String>,
+    },
+    /// Token counts of this call: the API's own figures, or an estimate (characters / 4) when the
+    /// API reported none.
+    Usage {
+        /// Tokens of the prompt (including cached prompt tokens).
+        input_tokens: u64,
+        /// Tokens generated.
+        output_tokens: u64,
+    },
+    /// The end of a successful stream; see [`stop_reason`] for the normalised values.
+    Finished {
+        /// Why the model stopped.
+        stop_reason: String,
+    },
+}
+
+/// Normalised stop reasons, the same for every provider (Anthropic's vocabulary; OpenAI's
+/// `stop`, `tool_calls` and `length` are mapped onto it, anything else passes through unchanged).
+pub mod stop_reason {
+    /// The model finished its answer.
+    pub const END_TURN: &str = "end_turn";
+    /// The model wants tool results before it continues.
+    pub const TOOL_USE: &str = "tool_use";
+    /// The output hit `max_output_tokens`.
+    pub const MAX_TOKENS: &str = "max_tokens";
+    /// A stop sequence matched.
+    pub const STOP_SEQUENCE: &str = "stop_sequence";
+}
+
+/// Tokens an image is assumed to cost in estimates (APIs count by pixel size, which we do not
+/// decode); a round figure in the range of a small image.
+pub const IMAGE_TOKEN_ESTIMATE: u64 = 256;
+
+/// Rough token count of a text: characters / 4, rounded up. Used where an API reports no usage
+/// and by the embedded model; good enough for context budgeting, not for billing.
+pub fn estimate_tokens(text: &str) -> u64 {
+    let chars = text.chars().count() as u64;
+    chars.div_ceil(4)
+}
+
+/// Rough token count of a whole request (system, messages, tool calls, tool specs, images).
+pub fn estimate_request_tokens(request: &ChatRequest) -> u64 {
+    let mut total = request.system.as_deref().map_or(0, estimate_tokens);
+    for message in &request.messages {
+        // A few tokens of per-message framing, as the chat templates add.
+        total += 4 + estimate_tokens(&message.content);
+        total += message.images.len() as u64 * IMAGE_TOKEN_ESTIMATE;
+        for call in &message.tool_calls {
+            total += estimate_tokens(&call.name) + estimate_tokens(&call.arguments.to_string());
+        }
+    }
+    for tool in &request.tools {
+        total += estimate_tokens(&tool.name)
+            + estimate_tokens(&tool.description)
+            + estimate_tokens(&tool.input_schema.to_string());
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimate_rounds_up_per_four_chars() {
+        assert_eq!(estimate_tokens(""), 0);
+        assert_eq!(estimate_tokens("abc"), 1);
+        assert_eq!(estimate_tokens("abcd"), 1);
+        assert_eq!(estimate_tokens("abcde"), 2);
+        // Characters, not bytes.
+        assert_eq!(estimate_tokens("éééé"), 1);
+    }
+
+    #[test]
+    fn request_estimate_counts_every_part() {
+        let empty = ChatRequest::default();
+        assert_eq!(estimate_request_tokens(&empty), 0);
+        let mut request = ChatRequest {
+            system: Some("abcd".into()),
+            messages: vec![ChatMessage::user("abcdefgh")],
+            ..ChatRequest::default()
+        };
+        assert_eq!(estimate_request_tokens(&request), 1 + 4 + 2);
+        request.messages[0].images.push(ImagePart {
+            mime_type: "image/png".into(),
+            data_base64: String::new(),
+        });
+        assert_eq!(
+            estimate_request_tokens(&request),
+            7 + IMAGE_TOKEN_ESTIMATE
+        );
+    }
+}

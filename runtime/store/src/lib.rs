@@ -1,0 +1,44 @@
+//! SQLite storage of the Flynn gateway: the one place that owns the schema and its migrations.
+//!
+//! [`Store`] is a cheap, cloneable handle to a dedicated OS thread that owns the rusqlite
+//! connection; every async method sends a job there and awaits its reply, so tokio's workers
+//! never block on SQLite. Each write commits before its method returns `Ok` (WAL,
+//! `synchronous=FULL`), so a kill -9 loses nothing that was acknowledged.
+//!
+//! Conventions: timestamps are `i64` epoch milliseconds passed in by the caller; JSON blobs
+//! are `String`s of JSON text, checked to parse on write; writes that belong to a session
+//! (messages, tool runs, canvas artifacts) create the session if it is missing.
+
+mod analytics;
+mod audit;
+mod canvas;
+mod clock;
+mod error;
+mod memory;
+mod messages;
+pub mod migrations;
+mod nodes;
+mod pairing;
+mod presence;
+mod sessions;
+pub mod terms;
+mod tool_runs;
+mod worker;
+
+pub use analytics::{
+    Analytics, DAILY_SQL, DailyCount, QUERIES as ANALYTICS_QUERIES, TOP_SESSIONS_SQL,
+    TOP_TOOLS_SQL, TOP_TOPICS_SQL, TOTALS_SQL, TopSession, TopTool, TopTopic,
+};
+pub use audit::AuditEntry;
+pub use canvas::{CanvasArtifact, CanvasPut};
+pub use clock::utc_day;
+pub use error::StoreError;
+pub use memory::MemoryRecord;
+pub use messages::{MessageRecord, NewMessage, Role, UnknownRole};
+pub use nodes::{NodeRecord, PushTokenRecord};
+pub use pairing::PairingCode;
+pub use presence::PresenceRecord;
+pub use rusqlite;
+pub use sessions::{SessionQuery, SessionRecord, UNKNOWN_FRONTEND, split_session_id};
+pub use tool_runs::{ToolRun, ToolRunRecord};
+pub use worker::{BUSY_TIMEOUT, Store};

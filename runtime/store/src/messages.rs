@@ -1,0 +1,189 @@
+//! Conversation messages, their session counters and their topic terms.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::{Connection, Row, params};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::utc_day;
+use crate::error::check_json_opt;
+use crate::{Store, StoreError, sessions, terms};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+    System,
+    Tool,
+}
+
+impl Role {
+    /// The protocol's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::System => "system",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not one of the four roles.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown message role {0:?}; use user, assistant, system or tool")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "user" => Ok(Role::User),
+            "assistant" => Ok(Role::Assistant),
+            "system" => Ok(Role::System),
+            "tool" => Ok(Role::Tool),
+            other => Err(UnknownRole(other.to_owned())),
+        }
+    }
+}
+
+/// A message to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub session_id: String,
+    pub role: Role,
+    pub content: String,
+    /// JSON text (e.g. an array of attachment descriptors).
+    pub attachments: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// Increasing in append order; history is ordered by it.
+    pub id: i64,
+    pub session_id: String,
+    pub role: Role,
+    pub content: String,
+    pub attachments: Option<String>,
+    pub created_at_ms: i64,
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
+    let role: String = row.get(2)?;
+    let role = role.parse::<Role>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(MessageRecord {
+        id: row.get(0)?,
+        session_id: row.get(1)?,
+        role,
+        content: row.get(3)?,
+        attachments: row.get(4)?,
+        created_at_ms: row.get(5)?,
+    })
+}
+
+/// Appends one message inside the caller's transaction: creates the session if missing,
+/// bumps its counters and records the topic terms of user messages.
+fn append_in(conn: &Connection, msg: &NewMessage) -> Result<i64, StoreError> {
+    let day = utc_day(msg.created_at_ms)?;
+    sessions::ensure(conn, &msg.session_id, msg.created_at_ms)?;
+    conn.prepare_cached(
+        "INSERT INTO messages (session_id, role, content, attachments, created_at_ms, day)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        msg.session_id,
+        msg.role.as_str(),
+        msg.content,
+        msg.attachments,
+        msg.created_at_ms,
+        day
+    ])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "UPDATE sessions SET message_count = message_count + 1,
+             last_message_at_ms = MAX(COALESCE(last_message_at_ms, ?2), ?2),
+             last_active_at_ms = MAX(last_active_at_ms, ?2)
+         WHERE id = ?1",
+    )?
+    .execute(params![msg.session_id, msg.created_at_ms])?;
+    if msg.role == Role::User {
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO message_terms (message_id, created_at_ms, term) VALUES (?1, ?2, ?3)",
+        )?;
+        for term in terms::extract(&msg.content) {
+            insert.execute(params![id, msg.created_at_ms, term])?;
+        }
+    }
+    Ok(id)
+}
+
+impl Store {
+    /// Appends a message and returns its id. In one transaction: creates the session if
+    /// missing, inserts the message, bumps the session's `message_count`, `last_message_at_ms`
+    /// and last activity, and records topic terms of user messages. Committed before `Ok`.
+    pub async fn append_message(&self, msg: NewMessage) -> Result<i64, StoreError> {
+        check_json_opt("attachments", msg.attachments.as_deref())?;
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let id = append_in(&tx, &msg)?;
+            tx.commit()?;
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Appends several messages in one transaction (all or none), e.g. for imports; returns
+    /// their ids in order.
+    pub async fn append_messages(&self, msgs: Vec<NewMessage>) -> Result<Vec<i64>, StoreError> {
+        for msg in &msgs {
+            check_json_opt("attachments", msg.attachments.as_deref())?;
+        }
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let ids = msgs
+                .iter()
+                .map(|m| append_in(&tx, m))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// The last `limit` messages of the session (all when `None`), oldest first, in append
+    /// order. Empty for an unknown session.
+    pub async fn history(
+        &self,
+        session_id: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let session_id = session_id.to_owned();
+        // SQLite reads a negative LIMIT as "no limit".
+        let limit = limit.map_or(-1, i64::from);
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, session_id, role, content, attachments, created_at_ms FROM (
+                     SELECT * FROM messages WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2
+                 ) ORDER BY id ASC",
+            )?;
+            let rows = stmt
+                .query_map(params![session_id, limit], from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}

@@ -1,0 +1,252 @@
+//! Versioned schema migrations: the only place the schema is defined.
+//!
+//! Applied migrations are recorded in `schema_migrations` (version, name, applied_at_ms) and
+//! mirrored in `PRAGMA user_version` for external tools. All pending migrations run in order in
+//! one `BEGIN IMMEDIATE` transaction, so a database is either fully upgraded or left untouched,
+//! and two processes opening the same old file cannot both migrate it. Never edit a shipped
+//! migration: append a new one.
+
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+
+use crate::StoreError;
+use crate::clock::epoch_ms_now;
+use crate::terms;
+
+/// What a migration does.
+#[derive(Clone, Copy)]
+pub enum Step {
+    /// A batch of SQL statements.
+    Sql(&'static str),
+    /// Rust code, for data transformations SQL cannot express.
+    Rust(fn(&Transaction<'_>) -> Result<(), StoreError>),
+}
+
+/// One numbered schema change.
+#[derive(Clone, Copy)]
+pub struct Migration {
+    /// Strictly increasing, starting at 1.
+    pub version: u32,
+    /// Short description, recorded in `schema_migrations`.
+    pub name: &'static str,
+    /// The steps, run in order.
+    pub steps: &'static [Step],
+}
+
+/// Every migration this build knows, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "core tables",
+        steps: &[Step::Sql(V1_CORE)],
+    },
+    Migration {
+        version: 2,
+        name: "message terms for topic analytics",
+        steps: &[Step::Sql(V2_TERMS), Step::Rust(backfill_terms)],
+    },
+];
+
+/// The version a fully migrated database is at.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+const V1_CORE: &str = r#"
+CREATE TABLE sessions (
+    id                 TEXT PRIMARY KEY NOT NULL,
+    frontend           TEXT NOT NULL,
+    user_id            TEXT NOT NULL,
+    created_at_ms      INTEGER NOT NULL,
+    last_active_at_ms  INTEGER NOT NULL,
+    last_message_at_ms INTEGER,
+    message_count      INTEGER NOT NULL DEFAULT 0,
+    config             TEXT
+) STRICT;
+CREATE INDEX sessions_by_activity ON sessions (last_active_at_ms DESC, id);
+CREATE INDEX sessions_by_frontend_activity ON sessions (frontend, last_active_at_ms DESC, id);
+
+CREATE TABLE messages (
+    id            INTEGER PRIMARY KEY,
+    session_id    TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    role          TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'system', 'tool')),
+    content       TEXT NOT NULL,
+    attachments   TEXT,
+    created_at_ms INTEGER NOT NULL,
+    day           TEXT NOT NULL
+) STRICT;
+-- History of one session in insertion order; also serves the cascade from sessions.
+CREATE INDEX messages_by_session ON messages (session_id, id);
+-- Covering index of every analytics query over messages (range on time, no table access).
+CREATE INDEX messages_by_time ON messages (created_at_ms, day, session_id);
+
+CREATE TABLE tool_runs (
+    id             INTEGER PRIMARY KEY,
+    session_id     TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    tool           TEXT NOT NULL,
+    args           TEXT NOT NULL,
+    result         TEXT NOT NULL,
+    success        INTEGER NOT NULL CHECK (success IN (0, 1)),
+    started_at_ms  INTEGER NOT NULL,
+    finished_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX tool_runs_by_session ON tool_runs (session_id, id);
+CREATE INDEX tool_runs_by_time ON tool_runs (started_at_ms, tool);
+
+-- No foreign key: the audit trail outlives deleted sessions.
+CREATE TABLE audit_log (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    session_id TEXT,
+    detail     TEXT NOT NULL,
+    at_ms      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX audit_log_by_time ON audit_log (at_ms DESC, id DESC);
+CREATE INDEX audit_log_by_kind_time ON audit_log (kind, at_ms DESC, id DESC);
+
+CREATE TABLE memory (
+    namespace     TEXT PRIMARY KEY NOT NULL,
+    content       TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE pairing_codes (
+    code          TEXT PRIMARY KEY NOT NULL,
+    channel       TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX pairing_codes_by_expiry ON pairing_codes (expires_at_ms);
+
+CREATE TABLE canvas_artifacts (
+    session_id    TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    artifact_id   TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    title         TEXT,
+    content       TEXT NOT NULL,
+    metadata      TEXT,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (session_id, artifact_id)
+) STRICT;
+CREATE INDEX canvas_by_session_update ON canvas_artifacts (session_id, updated_at_ms DESC, artifact_id);
+
+CREATE TABLE presence (
+    channel       TEXT NOT NULL,
+    sender_id     TEXT NOT NULL,
+    sender_name   TEXT,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    message_count INTEGER NOT NULL,
+    PRIMARY KEY (channel, sender_id)
+) STRICT;
+CREATE INDEX presence_by_last_seen ON presence (last_seen_ms DESC, channel, sender_id);
+CREATE INDEX presence_by_channel_last_seen ON presence (channel, last_seen_ms DESC, sender_id);
+
+CREATE TABLE nodes (
+    node_id          TEXT PRIMARY KEY NOT NULL,
+    location         TEXT,
+    location_at_ms   INTEGER,
+    status           TEXT,
+    status_at_ms     INTEGER,
+    push_provider    TEXT,
+    push_token       TEXT,
+    push_updated_ms  INTEGER
+) STRICT;
+"#;
+
+const V2_TERMS: &str = r#"
+-- Keywords of user messages (see terms.rs), one row per distinct term per message.
+CREATE TABLE message_terms (
+    message_id    INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    created_at_ms INTEGER NOT NULL,
+    term          TEXT NOT NULL,
+    PRIMARY KEY (message_id, term)
+) STRICT, WITHOUT ROWID;
+-- Covering index of the top-topics query.
+CREATE INDEX message_terms_by_time ON message_terms (created_at_ms, term);
+"#;
+
+/// Extracts the terms of user messages written before migration 2 existed.
+fn backfill_terms(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let mut read =
+        tx.prepare("SELECT id, content, created_at_ms FROM messages WHERE role = 'user'")?;
+    let mut write = tx.prepare(
+        "INSERT OR IGNORE INTO message_terms (message_id, created_at_ms, term) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut rows = read.query([])?;
+    let mut count = 0u64;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let content: String = row.get(1)?;
+        let at: i64 = row.get(2)?;
+        for term in terms::extract(&content) {
+            write.execute(params![id, at, term])?;
+        }
+        count += 1;
+    }
+    tracing::info!(messages = count, "backfilled message terms");
+    Ok(())
+}
+
+/// Brings `conn` to `target` (at most [`latest_version`]), running pending migrations in one
+/// transaction. Returns the versions applied. Public so tests can build a database as an older
+/// build left it.
+pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<Vec<u32>, StoreError> {
+    let supported = latest_version();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version       INTEGER PRIMARY KEY NOT NULL,
+             name          TEXT NOT NULL,
+             applied_at_ms INTEGER NOT NULL
+         ) STRICT;",
+    )?;
+    let current: u32 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    if current > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported,
+        });
+    }
+    let mut applied = Vec::new();
+    for migration in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > current && m.version <= target)
+    {
+        for step in migration.steps {
+            match step {
+                Step::Sql(sql) => tx.execute_batch(sql)?,
+                Step::Rust(f) => f(&tx)?,
+            }
+        }
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
+            params![migration.version, migration.name, epoch_ms_now()],
+        )?;
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
+        applied.push(migration.version);
+    }
+    if let Some(&last) = applied.last() {
+        tx.pragma_update(None, "user_version", last)?;
+    }
+    tx.commit()?;
+    Ok(applied)
+}
+
+/// The versions recorded in `schema_migrations`, ascending.
+pub fn applied_versions(conn: &Connection) -> Result<Vec<u32>, StoreError> {
+    let mut stmt = conn.prepare("SELECT version FROM schema_migrations ORDER BY version")?;
+    let versions = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<u32>, _>>()?;
+    Ok(versions)
+}

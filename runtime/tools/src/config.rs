@@ -1,0 +1,118 @@
+//! `[tools]` section of the gateway's TOML configuration. Every field has a default, so an absent
+//! section is valid. The gateway embeds [`ToolsConfig`] in its own config type; its JSON Schema
+//! comes from the same schemars derive.
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// `[tools]`: the workspace folder and the settings of each built-in tool.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// Folder the file tools are confined to and where `shell.exec` runs. Unset: `workspace`
+    /// inside the gateway's data directory; a relative path is taken relative to the data
+    /// directory (see [`ToolsConfig::workspace_dir`]). Created when missing.
+    pub workspace: Option<PathBuf>,
+    /// `[tools.shell]`: the `shell.exec` tool.
+    pub shell: ShellConfig,
+    /// `[tools.files]`: the `file.read`, `file.write` and `file.list` tools.
+    pub files: FilesConfig,
+}
+
+impl ToolsConfig {
+    /// The workspace folder for a gateway whose data directory is `data_dir`.
+    pub fn workspace_dir(&self, data_dir: &Path) -> PathBuf {
+        match &self.workspace {
+            Some(dir) if dir.is_absolute() => dir.clone(),
+            Some(dir) => data_dir.join(dir),
+            None => data_dir.join("workspace"),
+        }
+    }
+}
+
+/// `[tools.shell]`: how `shell.exec` runs commands and which commands it accepts.
+///
+/// Patterns in `allow` and `deny` are matched against each simple command of the command line
+/// (the line is split at unquoted `;`, `&`, `&&`, `|`, `||`, `(`, `)` and newlines) and, for
+/// `deny`, against the whole line too. A pattern containing `*` (any run of characters, spaces
+/// and `/` included) or `?` (one character) is a glob that must match the whole simple command;
+/// any other pattern is a prefix that must end at a word boundary (`git` matches `git status`
+/// but not `gitk`). Runs of unquoted whitespace count as one space.
+///
+/// `deny` wins over `allow`. With a non-empty `allow`, every simple command must match it and
+/// command substitution (`$(..)`, backquotes, `<(..)`, `>(..)`) is refused because it cannot be
+/// checked. `allow` is the enforcement mechanism; `deny` alone is a guard against accidents, not a
+/// sandbox (a shell offers endless ways to spell a command).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShellConfig {
+    /// Offer `shell.exec` at all.
+    pub enabled: bool,
+    /// When non-empty, only commands matching one of these patterns run.
+    pub allow: Vec<String>,
+    /// Commands matching any of these patterns never run.
+    pub deny: Vec<String>,
+    /// Timeout when the call gives no `timeoutMs`, in milliseconds.
+    pub default_timeout_ms: u64,
+    /// Largest `timeoutMs` a call may ask for, in milliseconds.
+    pub max_timeout_ms: u64,
+    /// Bytes of combined stdout and stderr kept; the rest is read and discarded, and the result
+    /// is marked `truncated`.
+    pub output_cap_bytes: usize,
+    /// Shell program, run as `<shell> -c <command>`.
+    pub shell: PathBuf,
+    /// Kill processes the command left running in the background once the shell exits (they are
+    /// in the command's process group). Programs that must outlive the call can detach with
+    /// `setsid`.
+    pub kill_background_on_exit: bool,
+    /// Environment variables of the gateway that commands do not see (globs on the name), so a
+    /// model cannot read the gateway's own secrets through `env`.
+    pub hide_env: Vec<String>,
+}
+
+impl Default for ShellConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            default_timeout_ms: 60_000,
+            max_timeout_ms: 600_000,
+            output_cap_bytes: 64 * 1024,
+            shell: PathBuf::from("/bin/sh"),
+            kill_background_on_exit: true,
+            hide_env: vec![
+                "FLYNN_*".to_owned(),
+                "ANTHROPIC_API_KEY".to_owned(),
+                "OPENAI_API_KEY".to_owned(),
+            ],
+        }
+    }
+}
+
+/// `[tools.files]`: limits of the workspace file tools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Offer `file.read`, `file.write` and `file.list`.
+    pub enabled: bool,
+    /// Most bytes one `file.read` returns (larger files are read in pages with `offset`).
+    pub max_read_bytes: u64,
+    /// Largest `content` one `file.write` accepts, in bytes.
+    pub max_write_bytes: u64,
+    /// Most entries one `file.list` returns.
+    pub max_list_entries: usize,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_read_bytes: 256 * 1024,
+            max_write_bytes: 10 * 1024 * 1024,
+            max_list_entries: 1000,
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The set of tools one gateway offers. The agent loop and the `tools.list` / `tools.execute`
+//! methods use the same registry, so they see the same tools under the same policy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::files::{FILE_LIST, FILE_READ, FILE_WRITE, FileList, FileRead, FileWrite};
+use crate::shell::{SHELL_EXEC, ShellExec};
+use crate::{Tool, ToolContext, ToolDescriptor, ToolError, ToolOutput, ToolsConfig};
+
+/// Tools by name, plus the names of built-in tools switched off in the configuration (so a call
+/// to one says how to switch it on instead of "unknown tool").
+#[derive(Clone, Default)]
+pub struct ToolRegistry {
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+    disabled: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for ToolRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolRegistry")
+            .field("tools", &self.names())
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+impl ToolRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The built-in tools (`shell.exec`, `file.read`, `file.write`, `file.list`) that `config`
+    /// enables.
+    pub fn with_defaults(config: &ToolsConfig) -> Self {
+        let mut registry = Self::new();
+        if config.shell.enabled {
+            registry.register(Arc::new(ShellExec::new(&config.shell)));
+        } else {
+            registry.disabled.insert(SHELL_EXEC.to_owned());
+        }
+        if config.files.enabled {
+            registry.register(Arc::new(FileRead::new(&config.files)));
+            registry.register(Arc::new(FileWrite::new(&config.files)));
+            registry.register(Arc::new(FileList::new(&config.files)));
+        } else {
+            for name in [FILE_READ, FILE_WRITE, FILE_LIST] {
+                registry.disabled.insert(name.to_owned());
+            }
+        }
+        registry
+    }
+
+    /// Adds a tool, replacing one of the same name.
+    pub fn register(&mut self, tool: Arc<dyn Tool>) {
+        let name = tool.descriptor().name;
+        self.disabled.remove(&name);
+        self.tools.insert(name, tool);
+    }
+
+    /// Names of the available tools, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.tools.keys().cloned().collect()
+    }
+
+    /// Descriptors of the available tools, sorted by name.
+    pub fn list(&self) -> Vec<ToolDescriptor> {
+        self.tools.values().map(|tool| tool.descriptor()).collect()
+    }
+
+    /// The tool of that name.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
+        self.tools.get(name).cloned()
+    }
+
+    /// Runs tool `name` with `args`. Errors: [`ToolError::NotFound`] listing the available
+    /// names, [`ToolError::Denied`] for a tool switched off in the configuration or refused by
+    /// its policy, [`ToolError::InvalidArgs`], [`ToolError::Cancelled`], [`ToolError::Failed`].
+    pub async fn execute(
+        &self,
+        name: &str,
+        args: Value,
+        cx: ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let Some(tool) = self.tools.get(name) else {
+            if self.disabled.contains(name) {
+                let section = if name == SHELL_EXEC { "shell" } else { "files" };
+                return Err(ToolError::Denied {
+                    tool: name.to_owned(),
+                    reason: format!(
+                        "the tool is switched off in the configuration; set tools.{section}.enabled = true to offer it"
+                    ),
+                });
+            }
+            return Err(ToolError::NotFound {
+                name: name.to_owned(),
+                available: self.names(),
+            });
+        };
+        if cx.cancel.is_cancelled() {
+            return Err(ToolError::Cancelled {
+                tool: name.to_owned(),
+            });
+        }
+        let session = cx.session_id.clone();
+        let started = Instant::now();
+        let result = tool.execute(args, cx).await;
+        let elapsed_ms = started.elapsed().as_millis();
+        match &result {
+            Ok(output) => tracing::info!(
+                %session, tool = name, elapsed_ms, success = output.success,
+                truncated = output.truncated, "tool call finished"
+            ),
+            Err(error) => {
+                tracing::info!(%session, tool = name, elapsed_ms, %error, "tool call refused or aborted")
+            }
+        }
+        result
+    }
+}

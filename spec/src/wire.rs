@@ -1,0 +1,545 @@
+//! The wire rules the generated code relies on: request ids, frame parsing with the -1/-2/-3
+//! classification, param decoding that names the failing field, reply and event encoding, the
+//! per-call context handed to handlers, and the client-side call plumbing.
+//!
+//! Everything here is hand-written and small; everything per-method is generated.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{ErrorCode, Event, Method};
+
+/// A request id: integer or string, echoed unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    Number(i64),
+    String(String),
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Number(n) => write!(f, "{n}"),
+            Self::String(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// A protocol error: `{code, message, data?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code: code.code(),
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// The code as an `ErrorCode`, when the spec defines it.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        ErrorCode::from_code(self.code)
+    }
+
+    /// -2 with `data.path` naming the offending field (a JSON path such as `params.limit`).
+    pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        let path = path.into();
+        Self::new(ErrorCode::InvalidRequest, message).with_data(serde_json::json!({ "path": path }))
+    }
+
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(
+            ErrorCode::MethodNotFound,
+            format!(
+                "unknown method `{method}`; rpc.discover lists the methods this gateway serves"
+            ),
+        )
+        .with_data(serde_json::json!({ "method": method }))
+    }
+
+    pub fn session_not_found(session_id: &str) -> Self {
+        Self::new(
+            ErrorCode::SessionNotFound,
+            format!(
+                "session `{session_id}` does not exist; sessions.list shows the known sessions"
+            ),
+        )
+        .with_data(serde_json::json!({ "sessionId": session_id }))
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InternalError, message)
+    }
+}
+
+/// Where a handler's events go: the connection that sent the request. The sink assigns `seq`.
+pub trait EventSink: Send + Sync {
+    fn send_event(&self, id: &RequestId, event: &'static str, data: Value);
+}
+
+/// Emits events tied to one request. Typed emitters (`content`, `done`, ...) are generated.
+#[derive(Clone)]
+pub struct EventEmitter {
+    id: RequestId,
+    sink: Arc<dyn EventSink>,
+}
+
+impl fmt::Debug for EventEmitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventEmitter")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl EventEmitter {
+    pub fn new(id: RequestId, sink: Arc<dyn EventSink>) -> Self {
+        Self { id, sink }
+    }
+
+    pub fn request_id(&self) -> &RequestId {
+        &self.id
+    }
+
+    /// Sends `event` with `data`. Event data types are plain serde structs whose serialization
+    /// cannot fail; should it ever, the event is replaced by an `error` event saying so rather
+    /// than being dropped silently.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &'static str, data: &T) {
+        match serde_json::to_value(data) {
+            Ok(value) => self.sink.send_event(&self.id, event, value),
+            Err(e) => self.sink.send_event(
+                &self.id,
+                crate::events::ERROR,
+                serde_json::json!({
+                    "code": ErrorCode::InternalError.code(),
+                    "message": format!("could not encode `{event}` event: {e}"),
+                }),
+            ),
+        }
+    }
+}
+
+/// What a handler receives with every call.
+pub struct Call<C> {
+    /// The connection's state.
+    pub connection: Arc<C>,
+    /// Emits events for this request.
+    pub events: EventEmitter,
+}
+
+impl<C> Call<C> {
+    pub fn new(connection: Arc<C>, events: EventEmitter) -> Self {
+        Self { connection, events }
+    }
+
+    pub fn id(&self) -> &RequestId {
+        self.events.request_id()
+    }
+}
+
+/// Decodes by-name params; absent or `null` params decode as `{}`. A failure is -2 with
+/// `data.path` naming the field.
+pub fn decode_params<T: DeserializeOwned>(raw: Option<&RawValue>) -> Result<T, RpcError> {
+    let text = match raw {
+        Some(raw) if raw.get() != "null" => raw.get(),
+        _ => "{}",
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let inner = err.inner().to_string();
+        let mut path = err.path().to_string();
+        if path == "." {
+            // Missing and unknown fields fail at the object itself; name the field instead.
+            path = backticked(&inner).unwrap_or_default();
+        }
+        let path = if path.is_empty() {
+            "params".to_owned()
+        } else {
+            format!("params.{path}")
+        };
+        let message = format!("invalid params: {path}: {}", strip_position(&inner));
+        RpcError::invalid(path, message)
+    })
+}
+
+fn backticked(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+fn strip_position(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+/// Encodes a handler's result.
+pub fn encode_result<T: Serialize>(result: &T) -> Result<Box<RawValue>, RpcError> {
+    serde_json::value::to_raw_value(result)
+        .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))
+}
+
+/// A parsed request frame, ready for `crate::dispatch`.
+#[derive(Debug)]
+pub struct Request {
+    pub id: RequestId,
+    /// The frame carried `"jsonrpc": "2.0"`; the reply carries it too.
+    pub jsonrpc: bool,
+    pub method: Method,
+    pub params: Option<Box<RawValue>>,
+}
+
+/// A frame that cannot be dispatched, with the reply it gets.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The request id when it could be read, else the reply's id is `null`.
+    pub id: Option<RequestId>,
+    pub jsonrpc: bool,
+    pub error: RpcError,
+}
+
+impl Rejected {
+    pub fn reply(&self) -> String {
+        error_reply(self.id.as_ref(), self.jsonrpc, &self.error)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawFrame<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+}
+
+/// Parses one text frame: invalid JSON is -1 (id null); a frame that is not an object, has no
+/// or a non-string method, a bad id, a bad `jsonrpc` or non-object params is -2 naming the field;
+/// an unknown method is -3.
+pub fn parse_request(text: &str) -> Result<Request, Rejected> {
+    let frame: RawFrame<'_> = match serde_json::from_str(text) {
+        Ok(frame) => frame,
+        Err(e) => {
+            let error = if e.is_syntax() || e.is_eof() {
+                RpcError::new(ErrorCode::ParseError, format!("invalid JSON: {e}"))
+            } else {
+                RpcError::invalid(
+                    "",
+                    format!("a request must be a JSON object {{id, method, params?}}: {e}"),
+                )
+            };
+            return Err(Rejected {
+                id: None,
+                jsonrpc: false,
+                error,
+            });
+        }
+    };
+    let jsonrpc = match frame.jsonrpc.map(RawValue::get) {
+        None => false,
+        Some("\"2.0\"") => true,
+        Some(other) => {
+            return Err(Rejected {
+                id: None,
+                jsonrpc: false,
+                error: RpcError::invalid(
+                    "jsonrpc",
+                    format!("`jsonrpc` must be \"2.0\" when present, not {other}"),
+                ),
+            });
+        }
+    };
+    let id = match frame
+        .id
+        .map(|raw| serde_json::from_str::<RequestId>(raw.get()))
+    {
+        Some(Ok(id)) => id,
+        Some(Err(_)) => {
+            return Err(Rejected {
+                id: None,
+                jsonrpc,
+                error: RpcError::invalid("id", "`id` must be an integer or a string"),
+            });
+        }
+        None => {
+            return Err(Rejected {
+                id: None,
+                jsonrpc,
+                error: RpcError::invalid("id", "`id` is required (an integer or a string)"),
+            });
+        }
+    };
+    let reject = |error: RpcError| Rejected {
+        id: Some(id.clone()),
+        jsonrpc,
+        error,
+    };
+    let method_name: String = match frame
+        .method
+        .map(|raw| serde_json::from_str::<String>(raw.get()))
+    {
+        Some(Ok(name)) => name,
+        Some(Err(_)) => {
+            return Err(reject(RpcError::invalid(
+                "method",
+                "`method` must be a string",
+            )));
+        }
+        None => return Err(reject(RpcError::invalid("method", "`method` is required"))),
+    };
+    let Some(method) = Method::from_name(&method_name) else {
+        return Err(reject(RpcError::method_not_found(&method_name)));
+    };
+    let params = match frame.params {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) if raw.get().starts_with('{') => Some(raw.to_owned()),
+        Some(_) => {
+            return Err(reject(RpcError::invalid(
+                "params",
+                "`params` must be an object of named params (by-position arrays are not supported)",
+            )));
+        }
+    };
+    Ok(Request {
+        id,
+        jsonrpc,
+        method,
+        params,
+    })
+}
+
+#[derive(Serialize)]
+struct ResultReply<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jsonrpc: Option<&'static str>,
+    id: &'a RequestId,
+    result: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct ErrorReply<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jsonrpc: Option<&'static str>,
+    id: Option<&'a RequestId>,
+    error: &'a RpcError,
+}
+
+#[derive(Serialize)]
+struct EventFrameOut<'a> {
+    id: &'a RequestId,
+    event: &'a str,
+    data: &'a Value,
+    seq: u64,
+}
+
+fn version(jsonrpc: bool) -> Option<&'static str> {
+    jsonrpc.then_some("2.0")
+}
+
+// These three serialize only strings, integers and already-valid JSON, which cannot fail; the
+// fallback keeps the promise of a reply anyway.
+fn to_json<T: Serialize>(frame: &T) -> String {
+    serde_json::to_string(frame).unwrap_or_else(|e| {
+        format!(r#"{{"id":null,"error":{{"code":5,"message":"could not encode a reply: {e}"}}}}"#)
+    })
+}
+
+/// `{"id":…,"result":…}` (with `"jsonrpc":"2.0"` when the request had it).
+pub fn result_reply(id: &RequestId, jsonrpc: bool, result: &RawValue) -> String {
+    to_json(&ResultReply {
+        jsonrpc: version(jsonrpc),
+        id,
+        result,
+    })
+}
+
+/// `{"id":…,"error":{code,message,data?}}`; `id` is `null` when the request's id was unreadable.
+pub fn error_reply(id: Option<&RequestId>, jsonrpc: bool, error: &RpcError) -> String {
+    to_json(&ErrorReply {
+        jsonrpc: version(jsonrpc),
+        id,
+        error,
+    })
+}
+
+/// `{"id":…,"event":…,"data":…,"seq":…}`.
+pub fn event_frame(id: &RequestId, event: &str, data: &Value, seq: u64) -> String {
+    to_json(&EventFrameOut {
+        id,
+        event,
+        data,
+        seq,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The gateway answered with an error.
+    #[error("the gateway answered with error {0}")]
+    Rpc(RpcError),
+    /// The connection could not be used.
+    #[error("transport failed: {0}")]
+    Transport(String),
+    /// The connection closed before the reply arrived.
+    #[error("the connection closed before the reply arrived")]
+    Closed,
+    /// The reply or an event did not match the spec's types.
+    #[error("the reply does not match the spec: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// An event frame as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventFrame {
+    pub event: String,
+    pub data: Value,
+    pub seq: Option<u64>,
+}
+
+/// A request on its way: its events as they arrive, then its reply.
+#[derive(Debug)]
+pub struct PendingCall {
+    pub id: RequestId,
+    pub events: mpsc::UnboundedReceiver<EventFrame>,
+    pub reply: oneshot::Receiver<Result<Value, RpcError>>,
+}
+
+impl PendingCall {
+    /// Waits for the reply, ignoring events, and decodes it.
+    pub async fn finish<R: DeserializeOwned>(self) -> Result<R, ClientError> {
+        match self.reply.await {
+            Ok(Ok(value)) => Ok(serde_json::from_value(value)?),
+            Ok(Err(error)) => Err(ClientError::Rpc(error)),
+            Err(_) => Err(ClientError::Closed),
+        }
+    }
+
+    pub fn streaming<R>(self) -> Streaming<R> {
+        Streaming {
+            call: self,
+            result: PhantomData,
+        }
+    }
+}
+
+/// A call whose events are read one by one before the reply.
+#[derive(Debug)]
+pub struct Streaming<R> {
+    call: PendingCall,
+    result: PhantomData<fn() -> R>,
+}
+
+impl<R: DeserializeOwned> Streaming<R> {
+    pub fn id(&self) -> &RequestId {
+        &self.call.id
+    }
+
+    /// The next event, decoded; `None` once the reply has arrived and every event was read.
+    pub async fn next_event(&mut self) -> Option<Result<(Event, Option<u64>), ClientError>> {
+        let frame = self.call.events.recv().await?;
+        Some(
+            Event::decode(&frame.event, frame.data)
+                .map(|event| (event, frame.seq))
+                .map_err(ClientError::from),
+        )
+    }
+
+    /// Waits for the reply (events not yet read are dropped).
+    pub async fn finish(self) -> Result<R, ClientError> {
+        self.call.finish().await
+    }
+}
+
+/// How the generated `Client` reaches a gateway.
+pub trait Transport: Send + Sync {
+    /// Sends a request and returns its pending events and reply.
+    fn start(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> impl Future<Output = Result<PendingCall, ClientError>> + Send;
+}
+
+/// Params as JSON for a transport.
+pub fn to_params<T: Serialize>(params: &T) -> Result<Value, ClientError> {
+    Ok(serde_json::to_value(params)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(text: &str) -> Rejected {
+        match parse_request(text) {
+            Ok(r) => panic!("expected a rejection for {text}, got {r:?}"),
+            Err(r) => r,
+        }
+    }
+
+    #[test]
+    fn bad_frames_get_the_documented_codes() {
+        assert_eq!(rejected("{nope").error.code, -1);
+        assert_eq!(rejected("[1,2]").error.code, -2);
+        assert_eq!(rejected("42").error.code, -2);
+        assert_eq!(rejected(r#"{"id":1}"#).error.code, -2);
+        assert_eq!(
+            rejected(r#"{"id":1.5,"method":"system.info"}"#).error.code,
+            -2
+        );
+        assert_eq!(
+            rejected(r#"{"id":null,"method":"system.info"}"#).error.code,
+            -2
+        );
+        assert_eq!(rejected(r#"{"id":1,"method":"nope"}"#).error.code, -3);
+        assert_eq!(
+            rejected(r#"{"id":1,"method":"system.info","params":[1]}"#)
+                .error
+                .code,
+            -2
+        );
+        let r = rejected(r#"{"jsonrpc":"2.0","id":"a","method":"nope"}"#);
+        assert_eq!(
+            r.reply(),
+            r#"{"jsonrpc":"2.0","id":"a","error":{"code":-3,"message":"unknown method `nope`; rpc.discover lists the methods this gateway serves","data":{"method":"nope"}}}"#
+        );
+    }
+
+    #[test]
+    fn ids_are_echoed_unchanged() {
+        let r = parse_request(r#"{"id":"abc","method":"system.info"}"#).map_err(|r| r.error);
+        assert_eq!(r.map(|r| r.id), Ok(RequestId::String("abc".into())));
+        let raw = RawValue::from_string("{}".into()).map_err(|e| e.to_string());
+        let raw = raw
+            .as_deref()
+            .map(|raw| result_reply(&RequestId::Number(7), false, raw));
+        assert_eq!(raw.as_deref(), Ok(r#"{"id":7,"result":{}}"#));
+    }
+}
