@@ -49,6 +49,7 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
     let emitters = event_emitters(spec);
     let event_enum = event_enum(spec);
     let client = client(spec);
+    let enumerators = enumerators(spec);
     Ok(quote! {
         /// Every schema of the spec, and one `<Method>Params` object per method.
         #[allow(clippy::all, clippy::pedantic, missing_docs, unused_imports, irrefutable_let_patterns)]
@@ -63,7 +64,45 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
         #emitters
         #event_enum
         #client
+        #enumerators
     })
+}
+
+/// `for_each_method!(m)` calls `m! { (fn_name, "wire.name", Params, Result), ... }` and
+/// `for_each_event!(m)` calls `m! { (fn_name, "wire_name", Data), ... }`, so tests and
+/// middleware can cover every method and event without hand-kept lists.
+fn enumerators(spec: &Spec) -> TokenStream {
+    let methods = spec.methods.iter().map(|m| {
+        let f = format_ident!("{}", names::snake(&m.name));
+        let name = &m.name;
+        let params = format_ident!("{}", m.params_type());
+        let result = format_ident!("{}", m.result);
+        quote! { (#f, #name, #params, #result) }
+    });
+    let events = spec.events.iter().map(|e| {
+        let f = format_ident!("{}", names::snake(&e.name));
+        let name = &e.name;
+        let data = format_ident!("{}", e.data);
+        quote! { (#f, #name, #data) }
+    });
+    quote! {
+        /// Calls the given macro with `(fn_name, "wire.name", ParamsType, ResultType)` for every
+        /// method; the types are in `flynn_protocol::types`.
+        #[macro_export]
+        macro_rules! for_each_method {
+            ($callback:ident) => {
+                $callback! { #(#methods),* }
+            };
+        }
+
+        /// Calls the given macro with `(fn_name, "wire_name", DataType)` for every event.
+        #[macro_export]
+        macro_rules! for_each_event {
+            ($callback:ident) => {
+                $callback! { #(#events),* }
+            };
+        }
+    }
 }
 
 fn type_space(spec: &Spec) -> Result<TokenStream, RustGenError> {
@@ -119,7 +158,7 @@ fn method_doc(m: &Method) -> String {
 
 fn constants(spec: &Spec) -> TokenStream {
     let version = &spec.version;
-    let protocol_version = spec.protocol_version;
+    let protocol_version = Literal::i64_unsuffixed(spec.protocol_version);
     let method_consts = spec.methods.iter().map(|m| {
         let ident = format_ident!("{}", names::shouty(&m.name));
         let name = &m.name;
@@ -127,7 +166,7 @@ fn constants(spec: &Spec) -> TokenStream {
         quote! { #d pub const #ident: &str = #name; }
     });
     let method_names = spec.methods.iter().map(|m| &m.name);
-    let method_count = spec.methods.len();
+    let method_count = Literal::usize_unsuffixed(spec.methods.len());
     let event_consts = spec.events.iter().map(|e| {
         let ident = format_ident!("{}", names::shouty(&e.name));
         let name = &e.name;
@@ -135,7 +174,7 @@ fn constants(spec: &Spec) -> TokenStream {
         quote! { #d pub const #ident: &str = #name; }
     });
     let event_names = spec.events.iter().map(|e| &e.name);
-    let event_count = spec.events.len();
+    let event_count = Literal::usize_unsuffixed(spec.events.len());
     quote! {
         /// `info.version` of the spec this code was generated from.
         pub const SPEC_VERSION: &str = #version;
@@ -196,7 +235,7 @@ fn error_code(spec: &Spec) -> TokenStream {
         let ident = format_ident!("{}", e.name);
         quote! { Self::#ident }
     });
-    let count = spec.errors.len();
+    let count = Literal::usize_unsuffixed(spec.errors.len());
     quote! {
         /// The protocol's error codes (`components.errors`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -265,7 +304,7 @@ fn method_enum(spec: &Spec) -> TokenStream {
         let ident = format_ident!("{}", names::pascal(&m.name));
         quote! { Self::#ident }
     });
-    let count = spec.methods.len();
+    let count = Literal::usize_unsuffixed(spec.methods.len());
     quote! {
         /// Every method, as a value: what `dispatch` routes on.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -43,6 +43,8 @@ pub struct Config {
     pub models: flynn_models::ModelsConfig,
     /// `[tools]`: workspace, `shell.exec` policy, file tools.
     pub tools: flynn_tools::ToolsConfig,
+    /// `[ops]`: local backends, docker-compose dependencies, observability, logs.
+    pub ops: flynn_ops::OpsConfig,
 }
 
 /// `[server]`: listening, auth and connection limits.
@@ -470,5 +472,58 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         assert!(toml::from_str::<Config>("[server]\nprot = 1").is_err());
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    /// Paths (as segments) of every leaf key of a TOML table.
+    fn leaf_keys(prefix: &[String], value: &toml::Value, out: &mut Vec<Vec<String>>) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let mut path = prefix.to_vec();
+                    path.push(k.clone());
+                    leaf_keys(&path, v, out);
+                }
+            }
+            _ => out.push(prefix.to_vec()),
+        }
+    }
+
+    /// The example file parses, and documents every key the daemon has (so the README's
+    /// configuration section cannot fall behind the code).
+    #[test]
+    fn example_file_parses_and_covers_every_key() {
+        let text = include_str!("../flynn.example.toml");
+        let example: Config =
+            toml::from_str(text).unwrap_or_else(|e| panic!("example does not parse: {e}"));
+        example
+            .validate()
+            .unwrap_or_else(|e| panic!("example is invalid: {e}"));
+        // Every key of the default configuration appears in the example (commented or not).
+        let defaults = toml::Value::try_from(Config::default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut keys = Vec::new();
+        leaf_keys(&[], &defaults, &mut keys);
+        for key in keys {
+            let leaf = key.last().map(String::as_str).unwrap_or_default();
+            let documented = text.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{leaf} =")) || l.starts_with(&format!("\"{leaf}\" ="))
+            });
+            assert!(
+                documented,
+                "flynn.example.toml does not document `{}`",
+                key.join(".")
+            );
+        }
+        // The README shows the same file, verbatim.
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(&format!("```toml\n{text}```")),
+            "README.md's configuration section differs from runtime/gateway/flynn.example.toml; paste the file in"
+        );
     }
 }

@@ -112,6 +112,7 @@ pub struct Gateway {
     pub nodes: NodeRegistry,
     pub approvals: Approvals,
     models: RwLock<Arc<ModelTiers>>,
+    ops: RwLock<flynn_ops::Ops>,
     tools: RwLock<Arc<ToolRegistry>>,
     self_ref: OnceLock<Weak<Gateway>>,
 }
@@ -122,10 +123,16 @@ impl Gateway {
         config: Config,
         config_path: Option<PathBuf>,
         store: Store,
-    ) -> Result<Arc<Self>, flynn_models::ProviderError> {
-        let models = ModelTiers::build(&config.models)?;
+    ) -> Result<Arc<Self>, crate::StartError> {
+        let models = ModelTiers::build(&config.models).map_err(crate::StartError::Models)?;
         let tools = ToolRegistry::with_defaults(&config.tools);
+        let ops = flynn_ops::Ops::new(
+            config.ops.clone(),
+            crate::logging::buffer(config.ops.log_buffer_lines),
+        )
+        .map_err(|e| crate::StartError::Ops(e.0))?;
         let gateway = Arc::new(Self {
+            ops: RwLock::new(ops),
             lanes: Lanes::default(),
             nodes: NodeRegistry::default(),
             approvals: Approvals::default(),
@@ -157,6 +164,14 @@ impl Gateway {
             .map(|m| m.clone())
             .unwrap_or_else(|p| p.into_inner().clone());
         models.resolve(tier)
+    }
+
+    /// The operator views (backends, dependencies, observability, logs).
+    pub fn ops(&self) -> flynn_ops::Ops {
+        self.ops
+            .read()
+            .map(|o| o.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// The tool registry.
@@ -193,9 +208,18 @@ impl Gateway {
 
     /// Replaces the configuration (already validated by the caller), rebuilding model tiers
     /// and tools first so a bad model section leaves everything as it was.
-    pub fn set_config(&self, config: Config) -> Result<(), flynn_models::ProviderError> {
-        let models = ModelTiers::build(&config.models)?;
+    pub fn set_config(&self, config: Config) -> Result<(), String> {
+        let models = ModelTiers::build(&config.models)
+            .map_err(|e| format!("the models section is not usable: {e}"))?;
         let tools = ToolRegistry::with_defaults(&config.tools);
+        let ops = flynn_ops::Ops::new(
+            config.ops.clone(),
+            crate::logging::buffer(config.ops.log_buffer_lines),
+        )
+        .map_err(|e| format!("the ops section is not usable: {}", e.0))?;
+        if let Ok(mut o) = self.ops.write() {
+            *o = ops;
+        }
         if let Ok(mut m) = self.models.write() {
             *m = Arc::new(models);
         }

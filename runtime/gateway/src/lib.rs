@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod handlers;
 pub mod http_routes;
 pub mod lanes;
+pub mod logging;
 pub mod server;
 pub mod session_config;
 
@@ -42,6 +43,8 @@ pub enum StartError {
     },
     #[error("the models configuration is not usable: {0}")]
     Models(flynn_models::ProviderError),
+    #[error("the ops configuration is not usable: {0}")]
+    Ops(String),
     #[error("cannot listen on {addr}: {source} (is another gateway running? pick another --port)")]
     Bind {
         addr: SocketAddr,
@@ -110,7 +113,11 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     } else {
         "no token (loopback only)"
     };
-    let gateway = Gateway::new(config, config_path, store).map_err(StartError::Models)?;
+    let gateway = Gateway::new(config, config_path, store)?;
+    let shutdown = gateway.shutdown.clone();
+    gateway
+        .ops()
+        .spawn_sampler(async move { shutdown.cancelled_owned().await });
     tracing::info!(
         "flynn-gateway {} listening on ws://{addr}/ (HTTP /health on the same port), {auth}, data in {}, model: embedded default",
         env!("CARGO_PKG_VERSION"),

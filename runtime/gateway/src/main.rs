@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use flynn_gateway::Config;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Parser)]
 #[command(
@@ -93,9 +95,12 @@ fn main() -> ExitCode {
     }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.logging.level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    // The daemon's own recent lines feed `system.serviceLogs` (source systemd:flynn).
+    let buffer = flynn_gateway::logging::buffer(config.ops.log_buffer_lines);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(buffer.layer())
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -346,10 +346,14 @@ impl AnthropicStream {
     fn on_message_start(&mut self, value: &Value) {
         let usage = value.pointer("/message/usage");
         if let Some(usage) = usage {
-            let input = ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
-                .iter()
-                .filter_map(|key| usage.get(*key).and_then(Value::as_u64))
-                .sum::<u64>();
+            let input = [
+                "input_tokens",
+                "cache_creation_input_tokens",
+                "cache_read_input_tokens",
+            ]
+            .iter()
+            .filter_map(|key| usage.get(*key).and_then(Value::as_u64))
+            .sum::<u64>();
             self.input_tokens = Some(input);
             self.output_tokens = usage.get("output_tokens").and_then(Value::as_u64);
         }
@@ -542,7 +546,10 @@ mod tests {
         assert_eq!(body["stream"], true);
         let messages = body["messages"].as_array().unwrap();
         assert_eq!(messages.len(), 3);
-        assert_eq!(messages[0]["content"][0]["source"]["media_type"], "image/jpeg");
+        assert_eq!(
+            messages[0]["content"][0]["source"]["media_type"],
+            "image/jpeg"
+        );
         assert_eq!(messages[0]["content"][1]["text"], "what is this?");
         assert_eq!(messages[1]["content"][1]["type"], "tool_use");
         assert_eq!(messages[1]["content"][1]["input"]["location"], "Paris");
@@ -557,7 +564,8 @@ mod tests {
 
     #[test]
     fn error_events_map_by_type() {
-        let overloaded = json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}});
+        let overloaded =
+            json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}});
         assert_eq!(
             stream_error(&overloaded),
             ProviderError::Server {
@@ -566,7 +574,10 @@ mod tests {
             }
         );
         let limited = json!({"type":"error","error":{"type":"rate_limit_error","message":"slow"}});
-        assert!(matches!(stream_error(&limited), ProviderError::RateLimited { .. }));
+        assert!(matches!(
+            stream_error(&limited),
+            ProviderError::RateLimited { .. }
+        ));
         let odd = json!({"type":"error","error":{"type":"brand_new_error","message":"x"}});
         assert!(matches!(stream_error(&odd), ProviderError::Upstream { .. }));
     }

@@ -231,7 +231,13 @@ mod tests {
     fn schema_describes_the_config() {
         let schema = serde_json::to_value(schemars::schema_for!(ModelsConfig)).unwrap();
         let text = schema.to_string();
-        for needle in ["default_tier", "tiers", "api_key_env", "first_byte_ms", "anthropic"] {
+        for needle in [
+            "default_tier",
+            "tiers",
+            "api_key_env",
+            "first_byte_ms",
+            "anthropic",
+        ] {
             assert!(text.contains(needle), "schema lacks {needle}: {text}");
         }
     }

@@ -80,13 +80,18 @@ pub enum ProviderError {
     #[error("the model call was cancelled")]
     Cancelled,
     /// The request could not be sent (connection refused, DNS, TLS).
-    #[error("could not reach the model API: {detail}; check `base_url` and that the server is running")]
+    #[error(
+        "could not reach the model API: {detail}; check `base_url`, that the server is running \
+         and, for https, that its certificate is trusted (system store or `ca_file`)"
+    )]
     Transport {
         /// The underlying error, with its causes.
         detail: String,
     },
     /// The API sent something that is not the documented format.
-    #[error("the model API sent data we could not understand: {detail}; check that `kind` matches the server's API")]
+    #[error(
+        "the model API sent data we could not understand: {detail}; check that `kind` matches the server's API"
+    )]
     Decode {
         /// What could not be decoded, with an excerpt.
         detail: String,

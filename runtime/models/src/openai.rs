@@ -54,7 +54,10 @@ impl OpenAiProvider {
         api_key: Option<Secret>,
     ) -> Result<Self, ProviderError> {
         let base_url = crate::http::normalize_base_url(
-            config.base_url.as_deref().unwrap_or(OPENAI_DEFAULT_BASE_URL),
+            config
+                .base_url
+                .as_deref()
+                .unwrap_or(OPENAI_DEFAULT_BASE_URL),
         )?;
         let client = build_client(&HttpSettings {
             base_url: base_url.clone(),
@@ -495,7 +498,10 @@ mod tests {
             max_output_tokens: None,
         };
         let body = request_body(&request, "m", Some(10), true);
-        assert_eq!(body["messages"][0], json!({"role":"system","content":"be brief"}));
+        assert_eq!(
+            body["messages"][0],
+            json!({"role":"system","content":"be brief"})
+        );
         assert_eq!(
             body["messages"][1]["content"][1]["image_url"]["url"],
             "data:image/png;base64,AAAA"

@@ -42,7 +42,6 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventReceiver;
 }
 
-
 /// The sending side handed to a provider's stream task.
 #[derive(Debug, Clone)]
 pub(crate) struct EventSink {
@@ -66,7 +65,11 @@ enum Outcome {
 }
 
 /// Runs `work` in a new task, racing it against `cancel` and the receiver being dropped.
-pub(crate) fn spawn_stream<F, Fut>(provider: &str, cancel: CancellationToken, work: F) -> EventReceiver
+pub(crate) fn spawn_stream<F, Fut>(
+    provider: &str,
+    cancel: CancellationToken,
+    work: F,
+) -> EventReceiver
 where
     F: FnOnce(EventSink) -> Fut,
     Fut: Future<Output = Result<(), ProviderError>> + Send + 'static,
@@ -145,7 +148,9 @@ pub async fn collect(mut receiver: EventReceiver) -> Result<CollectedResponse, P
                 mime_type,
                 data_base64,
                 filename,
-            } => response.attachments.push((mime_type, data_base64, filename)),
+            } => response
+                .attachments
+                .push((mime_type, data_base64, filename)),
             StreamEvent::Usage {
                 input_tokens,
                 output_tokens,

@@ -53,7 +53,10 @@ pub fn build_provider(config: &ProviderConfig) -> Result<Arc<dyn Provider>, Prov
     match config.kind {
         ProviderKind::Embedded => {
             let provider = EmbeddedProvider::new(
-                config.model.clone().unwrap_or_else(|| EMBEDDED_MODEL.to_owned()),
+                config
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| EMBEDDED_MODEL.to_owned()),
                 config
                     .context_window
                     .unwrap_or(EMBEDDED_DEFAULT_CONTEXT_WINDOW),
@@ -104,9 +107,9 @@ impl ModelTiers {
         }
         for (name, provider) in &config.tiers {
             let built = build_provider(provider).map_err(|error| match error {
-                ProviderError::Config { message } => ProviderError::config(format!(
-                    "model tier `{name}`: {message}"
-                )),
+                ProviderError::Config { message } => {
+                    ProviderError::config(format!("model tier `{name}`: {message}"))
+                }
                 other => other,
             })?;
             tiers.insert(name.clone(), built);
@@ -206,7 +209,12 @@ mod tests {
             kind: ProviderKind::Openai,
             ..ProviderConfig::default()
         };
-        assert!(build_provider(&no_model).unwrap_err().to_string().contains("needs `model`"));
+        assert!(
+            build_provider(&no_model)
+                .unwrap_err()
+                .to_string()
+                .contains("needs `model`")
+        );
         let unset_env = ProviderConfig {
             kind: ProviderKind::Openai,
             model: Some("m".into()),
@@ -214,7 +222,10 @@ mod tests {
             ..ProviderConfig::default()
         };
         let error = build_provider(&unset_env).unwrap_err().to_string();
-        assert!(error.contains("FLYNN_MODELS_TEST_SURELY_UNSET_VAR"), "{error}");
+        assert!(
+            error.contains("FLYNN_MODELS_TEST_SURELY_UNSET_VAR"),
+            "{error}"
+        );
         let bad_url = ProviderConfig {
             kind: ProviderKind::Openai,
             model: Some("m".into()),

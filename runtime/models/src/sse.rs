@@ -49,9 +49,7 @@ impl SseDecoder {
                 _ => {
                     if self.line.len() >= MAX_LINE_BYTES {
                         return Err(ProviderError::Decode {
-                            detail: format!(
-                                "an event-stream line exceeded {MAX_LINE_BYTES} bytes"
-                            ),
+                            detail: format!("an event-stream line exceeded {MAX_LINE_BYTES} bytes"),
                         });
                     }
                     self.line.push(byte);
@@ -140,7 +138,11 @@ mod tests {
             },
         ];
         for piece in 1..input.len() {
-            assert_eq!(decode_in_pieces(input.as_bytes(), piece), expected, "piece {piece}");
+            assert_eq!(
+                decode_in_pieces(input.as_bytes(), piece),
+                expected,
+                "piece {piece}"
+            );
         }
     }
 

@@ -226,9 +226,6 @@ mod tests {
             mime_type: "image/png".into(),
             data_base64: String::new(),
         });
-        assert_eq!(
-            estimate_request_tokens(&request),
-            7 + IMAGE_TOKEN_ESTIMATE
-        );
+        assert_eq!(estimate_request_tokens(&request), 7 + IMAGE_TOKEN_ESTIMATE);
     }
 }

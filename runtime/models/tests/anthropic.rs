@@ -34,8 +34,11 @@ fn hello() -> ChatRequest {
 
 #[tokio::test]
 async fn streams_text_with_usage_and_sends_the_documented_request() {
-    let mut server =
-        MockServer::start("", vec![Script::sse_per_event(&fixture("anthropic/text.sse"))]).await;
+    let mut server = MockServer::start(
+        "",
+        vec![Script::sse_per_event(&fixture("anthropic/text.sse"))],
+    )
+    .await;
     let provider = provider(&server.base_url);
     assert_eq!(provider.name(), "anthropic");
     assert_eq!(provider.context_window(), 200_000);
@@ -216,8 +219,11 @@ async fn http_errors_map_to_their_variants() {
 
 #[tokio::test]
 async fn an_error_event_mid_stream_ends_the_stream() {
-    let server =
-        MockServer::start("", vec![Script::sse_per_event(&fixture("anthropic/overloaded.sse"))]).await;
+    let server = MockServer::start(
+        "",
+        vec![Script::sse_per_event(&fixture("anthropic/overloaded.sse"))],
+    )
+    .await;
     let (events, error) =
         drain(provider(&server.base_url).stream(hello(), CancellationToken::new())).await;
     assert_eq!(events, vec![StreamEvent::TextDelta("Partial".into())]);

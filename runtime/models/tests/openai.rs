@@ -10,8 +10,7 @@ use tokio::sync::Notify;
 
 use flynn_models::{
     CancellationToken, ChatMessage, ChatRequest, ImagePart, Provider, ProviderConfig,
-    ProviderError, ProviderKind, Secret, StreamEvent, Timeouts, ToolCall, ToolSpec,
-    build_provider,
+    ProviderError, ProviderKind, Secret, StreamEvent, Timeouts, ToolCall, ToolSpec, build_provider,
 };
 use support::{Framing, MockServer, Part, Script, assert_well_formed, drain, fixture, text_of};
 
@@ -42,8 +41,11 @@ fn hello() -> ChatRequest {
 
 #[tokio::test]
 async fn streams_text_then_usage_and_sends_the_documented_request() {
-    let mut server =
-        MockServer::start("/v1", vec![Script::sse_per_event(&fixture("openai/text.sse"))]).await;
+    let mut server = MockServer::start(
+        "/v1",
+        vec![Script::sse_per_event(&fixture("openai/text.sse"))],
+    )
+    .await;
     let provider = provider(&server.base_url);
     assert_eq!(provider.name(), "openai");
     assert_eq!(provider.context_window(), 128_000);
@@ -92,8 +94,11 @@ async fn streams_text_then_usage_and_sends_the_documented_request() {
 #[tokio::test]
 async fn accumulates_tool_call_deltas_split_across_chunks() {
     // 5-byte pieces: lines, JSON and the argument fragments are all split at odd places.
-    let mut server =
-        MockServer::start("/v1", vec![Script::sse(&fixture("openai/tool_calls.sse"), 5)]).await;
+    let mut server = MockServer::start(
+        "/v1",
+        vec![Script::sse(&fixture("openai/tool_calls.sse"), 5)],
+    )
+    .await;
     let earlier_call = ToolCall {
         id: "call_prev".into(),
         name: "get_weather".into(),
@@ -121,7 +126,8 @@ async fn accumulates_tool_call_deltas_split_across_chunks() {
         }],
         max_output_tokens: Some(256),
     };
-    let (events, error) = drain(provider(&server.base_url).stream(request, CancellationToken::new())).await;
+    let (events, error) =
+        drain(provider(&server.base_url).stream(request, CancellationToken::new())).await;
     assert_eq!(error, None);
     assert_well_formed(&events);
     assert_eq!(
@@ -148,7 +154,10 @@ async fn accumulates_tool_call_deltas_split_across_chunks() {
     );
 
     let body = server.request().await.json();
-    assert_eq!(body["model"], "gpt-4o", "the request's model overrides the configured one");
+    assert_eq!(
+        body["model"], "gpt-4o",
+        "the request's model overrides the configured one"
+    );
     assert_eq!(body["max_tokens"], 256);
     assert_eq!(
         body["tools"],
@@ -209,7 +218,8 @@ async fn ollama_style_stream_without_key_usage_or_done_is_accepted() {
 async fn http_401_is_unauthorized_with_the_api_message() {
     let body = r#"{"error": {"message": "Incorrect API key provided: sk-test***123.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}"#;
     let server = MockServer::start("/v1", vec![Script::json(401, body)]).await;
-    let (events, error) = drain(provider(&server.base_url).stream(hello(), CancellationToken::new())).await;
+    let (events, error) =
+        drain(provider(&server.base_url).stream(hello(), CancellationToken::new())).await;
     assert!(events.is_empty());
     let error = error.expect("an error");
     assert_eq!(
@@ -226,9 +236,13 @@ async fn http_401_is_unauthorized_with_the_api_message() {
 #[tokio::test]
 async fn http_429_carries_retry_after() {
     let body = r#"{"error": {"message": "Rate limit reached for requests", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}"#;
-    let server =
-        MockServer::start("/v1", vec![Script::json(429, body).with_header("retry-after", "20")]).await;
-    let (_, error) = drain(provider(&server.base_url).stream(hello(), CancellationToken::new())).await;
+    let server = MockServer::start(
+        "/v1",
+        vec![Script::json(429, body).with_header("retry-after", "20")],
+    )
+    .await;
+    let (_, error) =
+        drain(provider(&server.base_url).stream(hello(), CancellationToken::new())).await;
     let error = error.expect("an error");
     assert_eq!(
         error,
@@ -261,8 +275,14 @@ async fn http_500_and_404_are_server_and_request_errors() {
     );
     let (_, error) = drain(provider.stream(hello(), CancellationToken::new())).await;
     let error = error.expect("an error");
-    assert!(matches!(error, ProviderError::BadRequest { status: 404, .. }), "{error}");
-    assert!(error.to_string().contains("try pulling it first"), "{error}");
+    assert!(
+        matches!(error, ProviderError::BadRequest { status: 404, .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("try pulling it first"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -278,7 +298,10 @@ async fn a_stream_cut_mid_way_is_stream_cut() {
         let (events, error) = drain(provider.stream(hello(), CancellationToken::new())).await;
         assert_eq!(text_of(&events), "Once upon a time", "{framing}");
         let error = error.expect("an error");
-        assert!(matches!(error, ProviderError::StreamCut { .. }), "{framing}: {error}");
+        assert!(
+            matches!(error, ProviderError::StreamCut { .. }),
+            "{framing}: {error}"
+        );
         assert!(error.is_retryable());
     }
 }
@@ -287,7 +310,8 @@ async fn a_stream_cut_mid_way_is_stream_cut() {
 async fn malformed_json_is_a_decode_error() {
     let body = b"data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\n\n";
     let server = MockServer::start("/v1", vec![Script::sse(body, 1000)]).await;
-    let (events, error) = drain(provider(&server.base_url).stream(hello(), CancellationToken::new())).await;
+    let (events, error) =
+        drain(provider(&server.base_url).stream(hello(), CancellationToken::new())).await;
     assert_eq!(text_of(&events), "Hi");
     let error = error.expect("an error");
     assert!(matches!(error, ProviderError::Decode { .. }), "{error}");
@@ -298,9 +322,13 @@ async fn malformed_json_is_a_decode_error() {
 async fn a_json_reply_instead_of_a_stream_is_a_decode_error() {
     let body = r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}"#;
     let server = MockServer::start("/v1", vec![Script::json(200, body)]).await;
-    let (_, error) = drain(provider(&server.base_url).stream(hello(), CancellationToken::new())).await;
+    let (_, error) =
+        drain(provider(&server.base_url).stream(hello(), CancellationToken::new())).await;
     let error = error.expect("an error");
-    assert!(error.to_string().contains("not support streaming"), "{error}");
+    assert!(
+        error.to_string().contains("not support streaming"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -104,8 +104,7 @@ impl Ops {
     ) -> Result<String, String> {
         let unit = backend.unit();
         let systemctl = |verb: &str| {
-            Invocation::new(&self.inner.config.binaries.systemctl)
-                .args(["--user", verb, unit])
+            Invocation::new(&self.inner.config.binaries.systemctl).args(["--user", verb, unit])
         };
         let (verb, done) = match (action, backend.provider) {
             (ControlAction::Start, _) => ("start", format!("Started {unit}.")),
@@ -135,7 +134,8 @@ impl Ops {
             ));
         }
         for model in &backend.models {
-            let mut pull = Invocation::new(&self.inner.config.binaries.ollama).args(["pull", model]);
+            let mut pull =
+                Invocation::new(&self.inner.config.binaries.ollama).args(["pull", model]);
             if let Some(host) = &backend.ollama_host {
                 pull = pull.env("OLLAMA_HOST", host);
             }

@@ -202,7 +202,10 @@ impl CommandRunner {
     }
 }
 
-async fn spawn(invocation: &Invocation, program: &str) -> Result<tokio::process::Child, CommandError> {
+async fn spawn(
+    invocation: &Invocation,
+    program: &str,
+) -> Result<tokio::process::Child, CommandError> {
     let mut attempt = 0;
     loop {
         let mut command = Command::new(&invocation.program);

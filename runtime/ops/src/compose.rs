@@ -9,8 +9,9 @@
 //!
 //! **Id** (used by `system.dockerDependencyControl` and in `docker:<id>` source ids): the
 //! service's `x-flynn-id` key, else its `flynn.id` label, else the service name with one
-//! trailing `-server` removed (`whisper-server` → `whisper`, `brave-search` stays). When two
-//! services would get the same id, the later one (in file order) keeps its full service name.
+//! trailing `-server` removed (`whisper-server` → `whisper`, `brave-search` stays). An id that
+//! is another service's name, or that an earlier service (in file order) already has, is
+//! replaced by the service's own name, so ids stay unique.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -60,7 +61,10 @@ const KNOWN_NAMES: [(&str, &str); 3] = [
 ];
 
 /// Reads and parses the compose file at `path`.
-pub async fn load(path: &Path, self_service: &str) -> Result<Vec<ComposeService>, ComposeFileError> {
+pub async fn load(
+    path: &Path,
+    self_service: &str,
+) -> Result<Vec<ComposeService>, ComposeFileError> {
     let text = tokio::fs::read_to_string(path)
         .await
         .map_err(|err| ComposeFileError::Read {
@@ -75,14 +79,15 @@ pub async fn load(path: &Path, self_service: &str) -> Result<Vec<ComposeService>
 
 /// Parses compose YAML; returns the dependencies in file order or what is wrong.
 pub fn parse(text: &str, self_service: &str) -> Result<Vec<ComposeService>, String> {
-    let document: Value = serde_yaml_ng::from_str(text).map_err(|err| err.to_string())?;
+    let mut document: Value = serde_yaml_ng::from_str(text).map_err(|err| err.to_string())?;
+    // Compose files often share settings with `<<: *defaults`; resolve those merge keys.
+    document.apply_merge().map_err(|err| err.to_string())?;
     let services = match document.get("services") {
         Some(Value::Mapping(services)) => services,
         Some(Value::Null) | None => return Ok(Vec::new()),
         Some(_) => return Err("`services` must be a mapping of service names".to_owned()),
     };
-    let mut found = Vec::new();
-    let mut ids = BTreeSet::new();
+    let mut entries = Vec::new();
     for (key, body) in services {
         let Some(service) = key.as_str() else {
             return Err("a service name is not a string".to_owned());
@@ -94,7 +99,12 @@ pub fn parse(text: &str, self_service: &str) -> Result<Vec<ComposeService>, Stri
             tracing::warn!(service, "skipping compose service with an unusable name");
             continue;
         }
-        let body = body.as_mapping();
+        entries.push((service, body.as_mapping()));
+    }
+    let names: BTreeSet<&str> = entries.iter().map(|(service, _)| *service).collect();
+    let mut ids = BTreeSet::new();
+    let mut found = Vec::with_capacity(entries.len());
+    for (service, body) in entries {
         let name = extension(body, "x-flynn-name")
             .or_else(|| label(body, "flynn.name"))
             .or_else(|| {
@@ -108,11 +118,9 @@ pub fn parse(text: &str, self_service: &str) -> Result<Vec<ComposeService>, Stri
             .or_else(|| label(body, "flynn.id"))
             .filter(|id| is_plain_id(id))
             .unwrap_or_else(|| default_id(service));
-        let id = if ids.contains(&preferred) {
-            service.to_owned()
-        } else {
-            preferred
-        };
+        let taken = ids.contains(&preferred)
+            || (preferred != service && names.contains(preferred.as_str()));
+        let id = if taken { service.to_owned() } else { preferred };
         ids.insert(id.clone());
         found.push(ComposeService {
             id,

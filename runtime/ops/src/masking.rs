@@ -44,7 +44,8 @@ static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static BEARER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]*[A-Za-z0-9\-_~+/]=*)").expect("constant regex")
+    Regex::new(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]*[A-Za-z0-9\-_~+/]=*)")
+        .expect("constant regex")
 });
 
 static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {

@@ -234,10 +234,7 @@ pub fn bucket_points(
     let bucket_ms = u64::from(bucket_seconds.max(1)) * 1000;
     let start = now_ms.saturating_sub(window_ms);
     let mut buckets: BTreeMap<u64, ObservabilityPoint> = BTreeMap::new();
-    for point in points
-        .iter()
-        .filter(|p| p.ts > start && p.ts <= now_ms)
-    {
+    for point in points.iter().filter(|p| p.ts > start && p.ts <= now_ms) {
         let key = point.ts / bucket_ms;
         match buckets.get_mut(&key) {
             Some(existing) if existing.ts <= point.ts => {

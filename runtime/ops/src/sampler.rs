@@ -73,7 +73,10 @@ impl Ops {
             let source_id = format!("{SYSTEMD_PREFIX}{}", backend.id);
             let loaded = backend.load_state == "loaded";
             let errors = match store.last_sample_ts(&source_id) {
-                Some(since) if loaded => self.journal_errors_since(&backend.unit, since, now_ms).await,
+                Some(since) if loaded => {
+                    self.journal_errors_since(&backend.unit, since, now_ms)
+                        .await
+                }
                 _ => 0,
             };
             let observation = Observation {

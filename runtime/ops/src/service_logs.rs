@@ -50,7 +50,8 @@ impl Ops {
         let raw = if source_id == DAEMON_SOURCE_ID {
             self.daemon_lines(since_seconds, fetched_at)
         } else if let Some(id) = source_id.strip_prefix(SYSTEMD_PREFIX) {
-            self.journal_lines(source_id, id, limit, since_seconds).await?
+            self.journal_lines(source_id, id, limit, since_seconds)
+                .await?
         } else if let Some(id) = source_id.strip_prefix(DOCKER_PREFIX) {
             self.container_lines(source_id, id, limit, since_seconds)
                 .await?
@@ -119,15 +120,15 @@ impl Ops {
         if let Some(since) = since_seconds {
             invocation = invocation.arg(format!("--since=-{since}s"));
         }
-        let output = self
-            .inner
-            .runner
-            .run(&invocation)
-            .await
-            .map_err(|err| OpsError::LogsUnavailable {
-                source_id: source_id.to_owned(),
-                reason: describe(&err),
-            })?;
+        let output =
+            self.inner
+                .runner
+                .run(&invocation)
+                .await
+                .map_err(|err| OpsError::LogsUnavailable {
+                    source_id: source_id.to_owned(),
+                    reason: describe(&err),
+                })?;
         Ok(parse_journal(&output.stdout))
     }
 
@@ -168,15 +169,15 @@ impl Ops {
             invocation = invocation.args(["--since".to_owned(), format!("{since}s")]);
         }
         let invocation = invocation.arg(container);
-        let output = self
-            .inner
-            .runner
-            .run(&invocation)
-            .await
-            .map_err(|err| OpsError::LogsUnavailable {
-                source_id: source_id.to_owned(),
-                reason: describe(&err),
-            })?;
+        let output =
+            self.inner
+                .runner
+                .run(&invocation)
+                .await
+                .map_err(|err| OpsError::LogsUnavailable {
+                    source_id: source_id.to_owned(),
+                    reason: describe(&err),
+                })?;
         Ok(merge_streams(
             parse_docker_logs(&output.stdout),
             parse_docker_logs(&output.stderr),

@@ -105,7 +105,10 @@ pub fn status_text(props: &UnitProperties) -> String {
     }
     if active == "failed" {
         let result = props.get("Result").unwrap_or("unknown");
-        return match props.get("ExecMainStatus").filter(|s| *s != "0" && !s.is_empty()) {
+        return match props
+            .get("ExecMainStatus")
+            .filter(|s| *s != "0" && !s.is_empty())
+        {
             Some(status) => format!("failed (Result: {result}, status={status})"),
             None => format!("failed (Result: {result})"),
         };
@@ -114,7 +117,10 @@ pub fn status_text(props: &UnitProperties) -> String {
 }
 
 /// The `system.localBackends` entry of a backend whose unit answered.
-pub fn backend_from_properties(config: &LocalBackendConfig, props: &UnitProperties) -> LocalBackend {
+pub fn backend_from_properties(
+    config: &LocalBackendConfig,
+    props: &UnitProperties,
+) -> LocalBackend {
     let load_state = props.get("LoadState").unwrap_or("unknown").to_owned();
     let active_state = props.get("ActiveState").unwrap_or("unknown").to_owned();
     let sub_state = props.get("SubState").unwrap_or("unknown").to_owned();

@@ -213,36 +213,86 @@ async fn run() -> Result<(), StoreError> {
         );
     }
 
-    // Where the 30-day time goes, query by query.
-    let per_query = store
-        .call(|conn| {
-            let mut out = Vec::new();
-            for (name, sql) in flynn_store::ANALYTICS_QUERIES {
-                let mut stmt = conn.prepare(sql)?;
-                let params: Vec<i64> = [START, 10]
-                    .into_iter()
-                    .take(stmt.parameter_count())
-                    .collect();
-                let mut times = Vec::with_capacity(RUNS);
-                for _ in 0..RUNS {
-                    let t = Instant::now();
-                    let mut rows = stmt.query(flynn_store::rusqlite::params_from_iter(&params))?;
-                    while rows.next()?.is_some() {}
-                    times.push(t.elapsed());
+    // Where the time goes, query by query, for the 30-day window and one starting mid-day.
+    for (label, since) in [
+        ("30-day", START),
+        ("7.5-day", end - 7 * DAY_MS - DAY_MS / 2),
+    ] {
+        let (since, split, split_day) = flynn_store::window_params(since)?;
+        let per_query = store
+            .read(move |conn| {
+                use flynn_store::rusqlite::types::Value;
+                let all = [
+                    Value::Integer(since),
+                    Value::Integer(split),
+                    Value::Text(split_day),
+                    Value::Integer(10),
+                ];
+                let mut out = Vec::new();
+                for (name, sql) in flynn_store::ANALYTICS_QUERIES {
+                    let mut stmt = conn.prepare(sql)?;
+                    let params = &all[..stmt.parameter_count()];
+                    let mut times = Vec::with_capacity(RUNS);
+                    for _ in 0..RUNS {
+                        let t = Instant::now();
+                        let mut rows =
+                            stmt.query(flynn_store::rusqlite::params_from_iter(params))?;
+                        while rows.next()?.is_some() {}
+                        times.push(t.elapsed());
+                    }
+                    out.push((*name, median(times)));
                 }
-                out.push((*name, median(times)));
-            }
-            Ok(out)
+                Ok(out)
+            })
+            .await?;
+        println!("{label} window per query (median): {per_query:.2?}");
+    }
+    let sizes = store
+        .read(|c| {
+            let n = |t: &str| {
+                c.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            };
+            Ok((n("message_terms")?, n("session_days")?, n("term_days")?))
         })
         .await?;
-    let terms = store
-        .call(|c| {
-            Ok(c.query_row("SELECT COUNT(*) FROM message_terms", [], |r| {
-                r.get::<_, i64>(0)
-            })?)
-        })
-        .await?;
-    println!("30-day window per query (median): {per_query:.2?}; message_terms rows: {terms}");
+    println!(
+        "rows: message_terms {}, session_days {}, term_days {}",
+        sizes.0, sizes.1, sizes.2
+    );
+
+    // Analytics while appends run: the reader thread keeps the writer free.
+    let writer = store.clone();
+    let t = Instant::now();
+    let appends = tokio::spawn(async move {
+        let mut worst = Duration::ZERO;
+        for i in 0..200i64 {
+            let t = Instant::now();
+            writer
+                .append_message(NewMessage {
+                    session_id: "ws:during".to_owned(),
+                    role: Role::User,
+                    content: "append during analytics".to_owned(),
+                    attachments: None,
+                    created_at_ms: end + i,
+                })
+                .await?;
+            worst = worst.max(t.elapsed());
+        }
+        Ok::<_, StoreError>(worst)
+    });
+    let mut analytics_runs = 0;
+    while !appends.is_finished() {
+        store.session_analytics(START, 10).await?;
+        analytics_runs += 1;
+    }
+    let worst = appends.await.map_err(|_| StoreError::Closed)??;
+    println!(
+        "200 appends beside {analytics_runs} back-to-back 30-day analytics: {:.2?}, slowest append {:.2?}",
+        t.elapsed(),
+        worst
+    );
 
     // Sequential appends: each one is its own transaction with an fsync before it returns.
     let n = 500u32;

@@ -5,12 +5,31 @@ use time::macros::format_description;
 
 use crate::StoreError;
 
-/// The UTC calendar day (`YYYY-MM-DD`) of an epoch-milliseconds timestamp.
+/// One UTC day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+/// 0000-01-01T00:00:00Z: the earliest time a message may carry (day strings stay four-digit
+/// years, so they sort as text).
+pub const MIN_MS: i64 = -62_167_219_200_000;
+/// 9999-12-31T23:59:59.999Z: the latest time a message may carry.
+pub const MAX_MS: i64 = 253_402_300_799_999;
+
+/// The UTC calendar day (`YYYY-MM-DD`) of an epoch-milliseconds timestamp between
+/// [`MIN_MS`] and [`MAX_MS`].
 pub fn utc_day(ms: i64) -> Result<String, StoreError> {
+    if !(MIN_MS..=MAX_MS).contains(&ms) {
+        return Err(StoreError::InvalidTimestamp(ms));
+    }
     let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map_err(|_| StoreError::InvalidTimestamp(ms))?;
     at.format(format_description!("[year]-[month]-[day]"))
         .map_err(|_| StoreError::InvalidTimestamp(ms))
+}
+
+/// The first UTC midnight at or after `ms` (clamped to the supported range).
+pub(crate) fn next_midnight(ms: i64) -> i64 {
+    let ms = ms.clamp(MIN_MS, MAX_MS);
+    let start = ms.div_euclid(DAY_MS) * DAY_MS;
+    if start == ms { ms } else { start + DAY_MS }
 }
 
 /// Wall-clock now, only for bookkeeping the caller does not see (migration records).

@@ -54,7 +54,7 @@ pub enum StoreError {
 
     /// A timestamp is outside the range a calendar day can be computed for.
     #[error(
-        "timestamp {0} ms is out of range; send epoch milliseconds between years -9999 and 9999"
+        "timestamp {0} ms is out of range; send epoch milliseconds between the years 0000 and 9999"
     )]
     InvalidTimestamp(i64),
 

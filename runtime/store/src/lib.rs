@@ -1,8 +1,9 @@
 //! SQLite storage of the Flynn gateway: the one place that owns the schema and its migrations.
 //!
-//! [`Store`] is a cheap, cloneable handle to a dedicated OS thread that owns the rusqlite
-//! connection; every async method sends a job there and awaits its reply, so tokio's workers
-//! never block on SQLite. Each write commits before its method returns `Ok` (WAL,
+//! [`Store`] is a cheap, cloneable handle to two dedicated OS threads: a writer that owns the
+//! read-write rusqlite connection and a reader with a query-only one for analytics. Every
+//! async method sends a job to one of them and awaits its reply, so tokio's workers never
+//! block on SQLite. Each write commits before its method returns `Ok` (WAL,
 //! `synchronous=FULL`), so a kill -9 loses nothing that was acknowledged.
 //!
 //! Conventions: timestamps are `i64` epoch milliseconds passed in by the caller; JSON blobs
@@ -21,17 +22,18 @@ mod nodes;
 mod pairing;
 mod presence;
 mod sessions;
+mod store;
 pub mod terms;
 mod tool_runs;
 mod worker;
 
 pub use analytics::{
     Analytics, DAILY_SQL, DailyCount, QUERIES as ANALYTICS_QUERIES, TOP_SESSIONS_SQL,
-    TOP_TOOLS_SQL, TOP_TOPICS_SQL, TOTALS_SQL, TopSession, TopTool, TopTopic,
+    TOP_TOOLS_SQL, TOP_TOPICS_SQL, TopSession, TopTool, TopTopic, window_params,
 };
 pub use audit::AuditEntry;
 pub use canvas::{CanvasArtifact, CanvasPut};
-pub use clock::utc_day;
+pub use clock::{DAY_MS, MAX_MS, MIN_MS, utc_day};
 pub use error::StoreError;
 pub use memory::MemoryRecord;
 pub use messages::{MessageRecord, NewMessage, Role, UnknownRole};
@@ -40,5 +42,5 @@ pub use pairing::PairingCode;
 pub use presence::PresenceRecord;
 pub use rusqlite;
 pub use sessions::{SessionQuery, SessionRecord, UNKNOWN_FRONTEND, split_session_id};
+pub use store::{BUSY_TIMEOUT, Store};
 pub use tool_runs::{ToolRun, ToolRunRecord};
-pub use worker::{BUSY_TIMEOUT, Store};

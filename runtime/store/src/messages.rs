@@ -121,10 +121,11 @@ fn append_in(conn: &Connection, msg: &NewMessage) -> Result<i64, StoreError> {
     .execute(params![msg.session_id, msg.created_at_ms])?;
     if msg.role == Role::User {
         let mut insert = conn.prepare_cached(
-            "INSERT INTO message_terms (message_id, created_at_ms, term) VALUES (?1, ?2, ?3)",
+            "INSERT INTO message_terms (message_id, created_at_ms, day, term)
+             VALUES (?1, ?2, ?3, ?4)",
         )?;
         for term in terms::extract(&msg.content) {
-            insert.execute(params![id, msg.created_at_ms, term])?;
+            insert.execute(params![id, msg.created_at_ms, day, term])?;
         }
     }
     Ok(id)

@@ -41,8 +41,8 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
-        name: "message terms for topic analytics",
-        steps: &[Step::Sql(V2_TERMS), Step::Rust(backfill_terms)],
+        name: "analytics: message terms and daily rollups",
+        steps: &[Step::Sql(V2_ANALYTICS), Step::Rust(backfill_terms)],
     },
 ];
 
@@ -155,24 +155,69 @@ CREATE TABLE nodes (
 ) STRICT;
 "#;
 
-const V2_TERMS: &str = r#"
+const V2_ANALYTICS: &str = r#"
 -- Keywords of user messages (see terms.rs), one row per distinct term per message.
 CREATE TABLE message_terms (
     message_id    INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
     created_at_ms INTEGER NOT NULL,
+    day           TEXT NOT NULL,
     term          TEXT NOT NULL,
     PRIMARY KEY (message_id, term)
 ) STRICT, WITHOUT ROWID;
--- Covering index of the top-topics query.
+-- Covering index of the partial-first-day part of the top-topics query.
 CREATE INDEX message_terms_by_time ON message_terms (created_at_ms, term);
+
+-- Daily rollups, kept by the triggers below (also under cascading deletes), so analytics over
+-- whole days reads one row per (day, session) or (day, term) instead of every message.
+CREATE TABLE session_days (
+    day        TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    messages   INTEGER NOT NULL,
+    -- Latest message time of the day; not lowered when a single message is deleted.
+    last_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (day, session_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE term_days (
+    day         TEXT NOT NULL,
+    term        TEXT NOT NULL,
+    occurrences INTEGER NOT NULL,
+    PRIMARY KEY (day, term)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER session_days_on_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO session_days (day, session_id, messages, last_at_ms)
+    VALUES (NEW.day, NEW.session_id, 1, NEW.created_at_ms)
+    ON CONFLICT (day, session_id) DO UPDATE SET
+        messages = messages + 1, last_at_ms = MAX(last_at_ms, excluded.last_at_ms);
+END;
+CREATE TRIGGER session_days_on_delete AFTER DELETE ON messages BEGIN
+    UPDATE session_days SET messages = messages - 1
+        WHERE day = OLD.day AND session_id = OLD.session_id;
+    DELETE FROM session_days
+        WHERE day = OLD.day AND session_id = OLD.session_id AND messages <= 0;
+END;
+CREATE TRIGGER term_days_on_insert AFTER INSERT ON message_terms BEGIN
+    INSERT INTO term_days (day, term, occurrences) VALUES (NEW.day, NEW.term, 1)
+    ON CONFLICT (day, term) DO UPDATE SET occurrences = occurrences + 1;
+END;
+CREATE TRIGGER term_days_on_delete AFTER DELETE ON message_terms BEGIN
+    UPDATE term_days SET occurrences = occurrences - 1 WHERE day = OLD.day AND term = OLD.term;
+    DELETE FROM term_days WHERE day = OLD.day AND term = OLD.term AND occurrences <= 0;
+END;
+
+INSERT INTO session_days (day, session_id, messages, last_at_ms)
+    SELECT day, session_id, COUNT(*), MAX(created_at_ms) FROM messages GROUP BY day, session_id;
 "#;
 
-/// Extracts the terms of user messages written before migration 2 existed.
+/// Extracts the terms of user messages written before migration 2 existed (the trigger
+/// fills `term_days` as they go in).
 fn backfill_terms(tx: &Transaction<'_>) -> Result<(), StoreError> {
     let mut read =
-        tx.prepare("SELECT id, content, created_at_ms FROM messages WHERE role = 'user'")?;
+        tx.prepare("SELECT id, content, created_at_ms, day FROM messages WHERE role = 'user'")?;
     let mut write = tx.prepare(
-        "INSERT OR IGNORE INTO message_terms (message_id, created_at_ms, term) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO message_terms (message_id, created_at_ms, day, term)
+         VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut rows = read.query([])?;
     let mut count = 0u64;
@@ -180,8 +225,9 @@ fn backfill_terms(tx: &Transaction<'_>) -> Result<(), StoreError> {
         let id: i64 = row.get(0)?;
         let content: String = row.get(1)?;
         let at: i64 = row.get(2)?;
+        let day: String = row.get(3)?;
         for term in terms::extract(&content) {
-            write.execute(params![id, at, term])?;
+            write.execute(params![id, at, day, term])?;
         }
         count += 1;
     }

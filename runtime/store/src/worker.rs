@@ -1,23 +1,15 @@
-//! The store's dedicated OS thread: it owns the one rusqlite `Connection` and runs jobs sent by
-//! [`Store`] handles one at a time, so no blocking SQLite call ever runs on a tokio worker.
-//! A job's result is sent back only after its transaction committed (SQLite commits before the
-//! job returns), so an `Ok` seen by a caller is on disk: `synchronous=FULL` in WAL mode fsyncs
-//! the log at every commit.
+//! A dedicated OS thread that owns one rusqlite `Connection` and runs jobs sent to it one at a
+//! time, so no blocking SQLite call ever runs on a tokio worker. A job's reply is sent only
+//! after the job returned, and a job that left a transaction open is rolled back and fails,
+//! so an `Ok` seen by a caller means the job's writes are committed.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::StoreError;
-use crate::migrations;
-
-/// How long a statement waits for another process's lock before failing with SQLITE_BUSY.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send + 'static>;
 
@@ -26,38 +18,35 @@ enum Command {
     Close(oneshot::Sender<()>),
 }
 
-/// Handle to the SQLite database. Cheap to clone; all clones talk to the same worker thread.
-/// The thread ends when [`Store::close`] is called or when the last handle is dropped.
+/// Handle to one worker thread; clones share the thread, which ends on [`Worker::close`] or
+/// when the last handle is dropped.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Worker {
     tx: mpsc::Sender<Command>,
-    path: Arc<Path>,
 }
 
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
-    }
-}
-
-impl Store {
-    /// Opens (creating the folder and file if needed) and migrates the database at `path`, then
-    /// starts the worker thread. This blocks the calling thread for the open and the migrations:
-    /// call it before starting the runtime or use [`Store::open_async`] inside one.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = open_connection(path)?;
-        Self::spawn(conn, path)
-    }
-
-    /// Like [`Store::open`], but opens and migrates on the worker thread and awaits the result,
-    /// so it never blocks an async worker.
-    pub async fn open_async(path: &Path) -> Result<Store, StoreError> {
-        let (tx, rx) = mpsc::channel::<Command>();
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let owned: PathBuf = path.to_path_buf();
+impl Worker {
+    /// Starts a thread serving the already opened `conn`.
+    pub(crate) fn spawn(name: &str, conn: Connection) -> Result<Worker, StoreError> {
+        let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
-            .name("flynn-store".to_owned())
-            .spawn(move || match open_connection(&owned) {
+            .name(name.to_owned())
+            .spawn(move || serve(conn, rx))
+            .map_err(StoreError::Thread)?;
+        Ok(Worker { tx })
+    }
+
+    /// Starts a thread that opens its connection with `open` first, and awaits that open, so
+    /// opening never blocks the caller's async worker.
+    pub(crate) async fn start(
+        name: &str,
+        open: impl FnOnce() -> Result<Connection, StoreError> + Send + 'static,
+    ) -> Result<Worker, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || match open() {
                 Ok(conn) => {
                     let _ = ready_tx.send(Ok(()));
                     serve(conn, rx);
@@ -68,35 +57,11 @@ impl Store {
             })
             .map_err(StoreError::Thread)?;
         ready_rx.await.map_err(|_| StoreError::Closed)??;
-        Ok(Store {
-            tx,
-            path: Arc::from(path),
-        })
+        Ok(Worker { tx })
     }
 
-    fn spawn(conn: Connection, path: &Path) -> Result<Store, StoreError> {
-        let (tx, rx) = mpsc::channel::<Command>();
-        std::thread::Builder::new()
-            .name("flynn-store".to_owned())
-            .spawn(move || serve(conn, rx))
-            .map_err(StoreError::Thread)?;
-        Ok(Store {
-            tx,
-            path: Arc::from(path),
-        })
-    }
-
-    /// The database file this store writes.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Runs `f` on the worker thread with the connection and returns its result. Use a
-    /// transaction for multi-statement writes and commit it inside `f`: a job that returns with
-    /// a transaction open is rolled back and fails with [`StoreError::TransactionLeftOpen`].
-    /// A panic in `f` becomes [`StoreError::JobPanicked`] and the store keeps serving.
-    /// If the returned future is dropped after the job was queued, the job still runs.
-    pub async fn call<T: Send + 'static>(
+    /// Runs `f` on the thread and returns its result (see [`crate::Store::call`]).
+    pub(crate) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -127,32 +92,9 @@ impl Store {
         reply_rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Checkpoints the WAL into the main file and truncates it (`wal_checkpoint(TRUNCATE)`).
-    /// Used at shutdown so the database is one self-contained file; data is durable without it.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.call(|conn| {
-            let (busy, log, done): (i64, i64, i64) =
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
-            if busy != 0 {
-                tracing::warn!(
-                    log,
-                    done,
-                    "WAL checkpoint incomplete: another connection holds the database"
-                );
-            } else {
-                tracing::debug!(log, done, "WAL checkpointed");
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    /// Stops the worker after the jobs queued before this call and closes the connection.
-    /// Later calls on any clone fail with [`StoreError::Closed`]. Returns once the connection is
-    /// closed, so the file can be reopened or copied.
-    pub async fn close(&self) {
+    /// Stops the thread after the jobs queued before this call and waits for the connection
+    /// to close. Jobs queued later fail with [`StoreError::Closed`].
+    pub(crate) async fn close(&self) {
         let (done_tx, done_rx) = oneshot::channel();
         if self.tx.send(Command::Close(done_tx)).is_ok() {
             let _ = done_rx.await;
@@ -160,7 +102,7 @@ impl Store {
     }
 }
 
-/// The worker loop: runs jobs in order until closed or every handle is gone.
+/// The thread's loop: runs jobs in order until closed or every handle is gone.
 fn serve(mut conn: Connection, rx: mpsc::Receiver<Command>) {
     while let Ok(command) = rx.recv() {
         match command {
@@ -189,36 +131,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     } else {
         "unknown panic payload".to_owned()
     }
-}
-
-/// Opens the file with the store's settings and brings its schema up to date.
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
-            path: parent.to_path_buf(),
-            source,
-        })?;
-    }
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags)?;
-    configure(&conn)?;
-    let applied = migrations::migrate_to(&mut conn, migrations::latest_version())?;
-    tracing::info!(path = %path.display(), ?applied, "store opened");
-    Ok(conn)
-}
-
-/// Per-connection settings: WAL (readers never block the writer, commits append to the log),
-/// `synchronous=FULL` (fsync at every commit: an acknowledged write survives power loss, not
-/// only a crash), foreign keys (cascading deletes), and a busy timeout for other processes.
-pub(crate) fn configure(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(%mode, "the filesystem refused WAL mode; using the mode SQLite chose");
-    }
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", true)?;
-    Ok(())
 }

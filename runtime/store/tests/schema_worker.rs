@@ -142,6 +142,19 @@ async fn an_old_database_upgrades_in_place() {
         [("postgres", 1), ("replication", 1)],
         "back-filled from user messages only"
     );
+    // The daily rollup was back-filled too (since = 0 reads whole days from the rollups).
+    assert_eq!(a.daily.len(), 1);
+    assert_eq!(
+        (
+            a.daily[0].day.as_str(),
+            a.daily[0].sessions,
+            a.daily[0].messages
+        ),
+        ("2026-02-16", 1, 2)
+    );
+    assert_eq!(a.top_sessions[0].session_id, "telegram:1");
+    assert_eq!(a.top_sessions[0].last_activity_ms, 1_771_200_000_001);
+    assert_eq!((a.total_sessions, a.total_messages), (1, 2));
     // New appends keep extracting terms after the upgrade.
     store
         .append_message(msg("telegram:1", Role::User, "postgres vacuum", DAY0 + 5))
@@ -247,6 +260,14 @@ async fn close_stops_every_clone() {
         store.flush().await.unwrap_err(),
         StoreError::Closed
     ));
+    assert!(matches!(
+        store.read(|_| Ok(())).await.unwrap_err(),
+        StoreError::Closed
+    ));
+    assert!(matches!(
+        store.session_analytics(0, 1).await.unwrap_err(),
+        StoreError::Closed
+    ));
     store.close().await; // closing twice is harmless
 }
 
@@ -323,4 +344,58 @@ async fn two_stores_on_one_file_share_committed_data() {
         b.session("ws:shared").await.unwrap().unwrap().message_count,
         2
     );
+}
+
+/// Analytics runs on the reader thread: it completes while the writer is held busy by a job
+/// that waits for the analytics to finish (on one thread this would never end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_does_not_wait_for_the_writer() {
+    let (_dir, store) = temp_store().await;
+    store
+        .append_message(msg("ws:r", Role::User, "kubernetes", DAY0))
+        .await
+        .unwrap();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (busy_tx, busy_rx) = tokio::sync::oneshot::channel::<()>();
+    let writer = store.clone();
+    let blocked = tokio::spawn(async move {
+        writer
+            .call(move |_conn| {
+                let _ = busy_tx.send(());
+                release_rx.recv().map_err(|_| StoreError::Closed)
+            })
+            .await
+    });
+    busy_rx.await.unwrap();
+    let analytics = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        store.session_analytics(0, 5),
+    )
+    .await
+    .expect("analytics waited for the busy writer");
+    assert_eq!(analytics.unwrap().total_messages, 1);
+    release_tx.send(()).unwrap();
+    blocked.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_reader_sees_acknowledged_writes_and_cannot_write() {
+    let (_dir, store) = temp_store().await;
+    for i in 0..10 {
+        store
+            .append_message(msg("ws:rw", Role::User, "x", i))
+            .await
+            .unwrap();
+        let seen: i64 = store
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(seen, i + 1);
+    }
+    let err = store
+        .read(|c| Ok(c.execute("DELETE FROM messages", [])?))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
+    assert_eq!(count(&store, "messages").await, 10);
 }

@@ -362,6 +362,12 @@ async fn delete_session_cascades_to_everything_it_owns() {
         3,
         "terms follow their messages"
     );
+    assert_eq!(
+        count(&store, "session_days").await,
+        1,
+        "the daily rollup follows too"
+    );
+    assert_eq!(count(&store, "term_days").await, 3);
     // The audit trail outlives the session.
     assert_eq!(store.audit_entries(None, 10).await.unwrap().len(), 1);
     let a = store.session_analytics(0, 10).await.unwrap();

@@ -22,10 +22,8 @@ pub struct FileReadInput {
     /// File path relative to the workspace.
     pub path: String,
     /// Byte offset to start reading at (default 0); use it to read a large file in pages.
-    #[serde(default)]
     pub offset: Option<u64>,
     /// Most bytes to return (default and upper bound: the configured read limit).
-    #[serde(default)]
     pub max_bytes: Option<u64>,
 }
 
@@ -38,7 +36,6 @@ pub struct FileWriteInput {
     /// Text to write.
     pub content: String,
     /// Append to the file instead of replacing its content.
-    #[serde(default)]
     pub append: Option<bool>,
 }
 
@@ -47,7 +44,6 @@ pub struct FileWriteInput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileListInput {
     /// Folder relative to the workspace (default: the workspace itself).
-    #[serde(default)]
     pub path: Option<String>,
 }
 

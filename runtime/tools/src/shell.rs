@@ -19,12 +19,10 @@ pub const SHELL_EXEC: &str = "shell.exec";
 pub struct ShellExecInput {
     /// Command line to run with `sh -c`; stdout and stderr are returned together.
     pub command: String,
-    /// Working directory relative to the workspace (default: the workspace itself). It must
-    /// exist and stay inside the workspace.
-    #[serde(default)]
+    /// Working directory relative to the workspace (default: the workspace itself); it must exist.
     pub cwd: Option<String>,
     /// Kill the command (and everything it started) after this many milliseconds.
-    #[serde(default)]
+    #[schemars(range(min = 1))]
     pub timeout_ms: Option<u64>,
 }
 

@@ -51,7 +51,8 @@ fn shell_exec_schema_is_derived_from_its_input_type() {
             .contains("sh -c")
     );
     assert!(schema["properties"]["cwd"].is_object());
-    assert!(schema["properties"]["timeoutMs"].is_object());
+    assert_eq!(schema["properties"]["timeoutMs"]["minimum"], 1);
+    assert!(schema["properties"]["cwd"].get("default").is_none());
     assert!(schema.get("$schema").is_none());
     assert!(schema.get("definitions").is_none());
     assert!(validates(&schema, json!({"command": "echo 'Hello'"})));

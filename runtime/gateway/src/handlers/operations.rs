@@ -1,54 +1,139 @@
-//! TEMPORARY placeholder (not committed)
-use crate::connection::ConnectionState;
-use crate::gateway::Gateway;
-use flynn_protocol::types;
+//! Operator methods, answered by `flynn-ops`: local backends (systemd --user), docker-compose
+//! dependencies, observability sources and series, service logs. The ops crate returns views
+//! shaped like the protocol document; they are converted to the generated types here.
+
+use flynn_ops::{ControlAction, OpsError};
+use flynn_protocol::types::{
+    self, SystemDockerDependenciesParams, SystemDockerDependenciesResult,
+    SystemDockerDependencyControlParams, SystemDockerDependencyControlResult,
+    SystemLocalBackendControlParams, SystemLocalBackendControlResult, SystemLocalBackendsParams,
+    SystemLocalBackendsResult, SystemObservabilitySeriesParams, SystemObservabilitySeriesResult,
+    SystemObservabilitySourcesParams, SystemObservabilitySourcesResult, SystemServiceLogsParams,
+    SystemServiceLogsResult,
+};
 use flynn_protocol::wire::{Call, RpcError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::connection::ConnectionState;
+use crate::gateway::{Gateway, now_ms};
+
+/// Converts an ops view into the generated type of the same JSON shape.
+fn convert<T: Serialize, R: DeserializeOwned>(view: T) -> Result<R, RpcError> {
+    serde_json::to_value(view)
+        .and_then(serde_json::from_value)
+        .map_err(|e| RpcError::internal(format!("an operator view does not match the spec: {e}")))
+}
+
+fn ops_error(e: OpsError) -> RpcError {
+    let message = e.to_string();
+    match e {
+        OpsError::UnknownBackend { .. } => RpcError::invalid("params.backend", message),
+        OpsError::UnknownDependency { .. } => RpcError::invalid("params.dependency", message),
+        OpsError::UnknownSource { .. } => RpcError::invalid("params.sourceId", message),
+        OpsError::ActionNotAvailable { .. } => RpcError::invalid("params.action", message),
+        OpsError::InvalidParams { name, .. } => {
+            RpcError::invalid(format!("params.{name}"), message)
+        }
+        _ => RpcError::internal(message),
+    }
+}
+
+fn action(a: types::ControlAction) -> ControlAction {
+    match a {
+        types::ControlAction::Start => ControlAction::Start,
+        types::ControlAction::Restart => ControlAction::Restart,
+        types::ControlAction::Stop => ControlAction::Stop,
+        types::ControlAction::Update => ControlAction::Update,
+    }
+}
+
+fn small(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
 pub async fn local_backends(
-    _: &Gateway,
+    gw: &Gateway,
     _: Call<ConnectionState>,
-    _: types::SystemLocalBackendsParams,
-) -> Result<types::SystemLocalBackendsResult, RpcError> {
-    Err(RpcError::internal("pending"))
+    _: SystemLocalBackendsParams,
+) -> Result<SystemLocalBackendsResult, RpcError> {
+    convert(gw.ops().local_backends().await)
 }
-pub async fn docker_dependencies(
-    _: &Gateway,
-    _: Call<ConnectionState>,
-    _: types::SystemDockerDependenciesParams,
-) -> Result<types::SystemDockerDependenciesResult, RpcError> {
-    Err(RpcError::internal("pending"))
-}
-pub async fn docker_dependency_control(
-    _: &Gateway,
-    _: Call<ConnectionState>,
-    _: types::SystemDockerDependencyControlParams,
-) -> Result<types::SystemDockerDependencyControlResult, RpcError> {
-    Err(RpcError::internal("pending"))
-}
+
 pub async fn local_backend_control(
-    _: &Gateway,
+    gw: &Gateway,
     _: Call<ConnectionState>,
-    _: types::SystemLocalBackendControlParams,
-) -> Result<types::SystemLocalBackendControlResult, RpcError> {
-    Err(RpcError::internal("pending"))
+    p: SystemLocalBackendControlParams,
+) -> Result<SystemLocalBackendControlResult, RpcError> {
+    let result = gw
+        .ops()
+        .local_backend_control(&p.backend, action(p.action))
+        .await
+        .map_err(ops_error)?;
+    convert(result)
 }
+
+pub async fn docker_dependencies(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    _: SystemDockerDependenciesParams,
+) -> Result<SystemDockerDependenciesResult, RpcError> {
+    convert(gw.ops().docker_dependencies().await.map_err(ops_error)?)
+}
+
+pub async fn docker_dependency_control(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    p: SystemDockerDependencyControlParams,
+) -> Result<SystemDockerDependencyControlResult, RpcError> {
+    let result = gw
+        .ops()
+        .docker_dependency_control(&p.dependency, action(p.action))
+        .await
+        .map_err(ops_error)?;
+    convert(result)
+}
+
 pub async fn observability_sources(
-    _: &Gateway,
+    gw: &Gateway,
     _: Call<ConnectionState>,
-    _: types::SystemObservabilitySourcesParams,
-) -> Result<types::SystemObservabilitySourcesResult, RpcError> {
-    Err(RpcError::internal("pending"))
+    _: SystemObservabilitySourcesParams,
+) -> Result<SystemObservabilitySourcesResult, RpcError> {
+    convert(gw.ops().observability_sources().await)
 }
+
 pub async fn observability_series(
-    _: &Gateway,
+    gw: &Gateway,
     _: Call<ConnectionState>,
-    _: types::SystemObservabilitySeriesParams,
-) -> Result<types::SystemObservabilitySeriesResult, RpcError> {
-    Err(RpcError::internal("pending"))
+    p: SystemObservabilitySeriesParams,
+) -> Result<SystemObservabilitySeriesResult, RpcError> {
+    let ids = (!p.source_ids.is_empty()).then_some(p.source_ids.as_slice());
+    let result = gw
+        .ops()
+        .observability_series(
+            Some(small(p.window_minutes.get())),
+            Some(small(p.bucket_seconds.get())),
+            ids,
+            now_ms().max(0) as u64,
+        )
+        .await
+        .map_err(ops_error)?;
+    convert(result)
 }
+
 pub async fn service_logs(
-    _: &Gateway,
+    gw: &Gateway,
     _: Call<ConnectionState>,
-    _: types::SystemServiceLogsParams,
-) -> Result<types::SystemServiceLogsResult, RpcError> {
-    Err(RpcError::internal("pending"))
+    p: SystemServiceLogsParams,
+) -> Result<SystemServiceLogsResult, RpcError> {
+    let result = gw
+        .ops()
+        .service_logs(
+            &p.source_id,
+            Some(small(p.lines.get())),
+            p.since_seconds.map(|s| s.get()),
+        )
+        .await
+        .map_err(ops_error)?;
+    convert(result)
 }

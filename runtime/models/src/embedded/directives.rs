@@ -85,9 +85,9 @@ fn parse_one(name: &str, input: &str) -> Result<(Directive, usize), String> {
     let directive = match (name, argument) {
         ("echo", None) => Directive::Echo,
         ("long", Some(arg)) => {
-            let words: u32 = arg
-                .parse()
-                .map_err(|_| format!("[[long:{arg}]] needs a number of words, e.g. [[long:200]]"))?;
+            let words: u32 = arg.parse().map_err(|_| {
+                format!("[[long:{arg}]] needs a number of words, e.g. [[long:200]]")
+            })?;
             if words > MAX_LONG_WORDS {
                 return Err(format!(
                     "[[long:{words}]] asks for more than {MAX_LONG_WORDS} words"
@@ -96,9 +96,9 @@ fn parse_one(name: &str, input: &str) -> Result<(Directive, usize), String> {
             Directive::Long(words)
         }
         ("delay", Some(arg)) => {
-            let ms: u64 = arg.parse().map_err(|_| {
-                format!("[[delay:{arg}]] needs milliseconds, e.g. [[delay:200]]")
-            })?;
+            let ms: u64 = arg
+                .parse()
+                .map_err(|_| format!("[[delay:{arg}]] needs milliseconds, e.g. [[delay:200]]"))?;
             if ms > MAX_DELAY_MS {
                 return Err(format!("[[delay:{ms}]] is longer than {MAX_DELAY_MS} ms"));
             }
@@ -170,7 +170,9 @@ fn parse_tool(input: &str) -> Result<(Directive, usize), String> {
         let after_json = &trimmed[json_len..];
         let closing = after_json.trim_start();
         if !closing.starts_with("]]") {
-            return Err(format!("[[tool:{name} ...]] is not closed after its JSON; {FORM}"));
+            return Err(format!(
+                "[[tool:{name} ...]] is not closed after its JSON; {FORM}"
+            ));
         }
         offset += json_len + (after_json.len() - closing.len());
         value
@@ -232,7 +234,11 @@ mod tests {
         assert!(parse("[[long:abc]]").unwrap_err().contains("[[long:200]]"));
         assert!(parse("[[delay:999999]]").unwrap_err().contains("longer"));
         assert!(parse("[[tool:x {oops]]").unwrap_err().contains("not JSON"));
-        assert!(parse("[[tool:x {} trailing]]").unwrap_err().contains("not closed"));
+        assert!(
+            parse("[[tool:x {} trailing]]")
+                .unwrap_err()
+                .contains("not closed")
+        );
         assert!(parse("[[attach:png]]").unwrap_err().contains("MIME"));
         assert!(parse("[[long:5").unwrap_err().contains("not closed"));
         assert!(parse("[[long]]").unwrap_err().contains("needs an argument"));

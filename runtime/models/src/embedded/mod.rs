@@ -162,8 +162,7 @@ async fn run(
         .await?;
     }
     for call in plan.tool_calls {
-        output_tokens +=
-            estimate_tokens(&call.name) + estimate_tokens(&call.arguments.to_string());
+        output_tokens += estimate_tokens(&call.name) + estimate_tokens(&call.arguments.to_string());
         sink.send(StreamEvent::ToolCall(call)).await?;
     }
     sink.send(StreamEvent::Usage {

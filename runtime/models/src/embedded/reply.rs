@@ -9,15 +9,24 @@ use crate::error::ProviderError;
 use crate::types::{ChatRequest, Role, ToolCall, stop_reason};
 
 /// A 1x1 transparent PNG.
-pub const PNG_1X1_BASE64: &str =
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+pub const PNG_1X1_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 /// A 1x1 GIF.
 pub const GIF_1X1_BASE64: &str = "R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==";
 
 /// Words `[[long:N]]` cycles through.
 const LONG_WORDS: [&str; 12] = [
-    "lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do",
-    "eiusmod", "tempor",
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
 ];
 
 /// A file the model "produces".
@@ -160,7 +169,8 @@ pub(crate) fn plan(request: &ChatRequest) -> Result<Plan, ProviderError> {
             format!("{r}.")
         }
     }));
-    let content_directives = !tool_directives.is_empty() || !attachments.is_empty() || long_words > 0;
+    let content_directives =
+        !tool_directives.is_empty() || !attachments.is_empty() || long_words > 0;
     if echo || (!content_directives && results.is_empty()) {
         if parsed.text.is_empty() {
             sentences.push("You said nothing.".to_owned());

@@ -170,10 +170,16 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_recognised() {
-        for url in ["http://127.0.0.1:1/v1", "http://localhost:1", "http://[::1]:1"] {
+        for url in [
+            "http://127.0.0.1:1/v1",
+            "http://localhost:1",
+            "http://[::1]:1",
+        ] {
             assert!(is_loopback(&Url::parse(url).unwrap()), "{url}");
         }
-        assert!(!is_loopback(&Url::parse("https://api.openai.com/v1").unwrap()));
+        assert!(!is_loopback(
+            &Url::parse("https://api.openai.com/v1").unwrap()
+        ));
     }
 
     #[test]

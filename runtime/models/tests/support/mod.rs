@@ -142,16 +142,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 type Wrap = Arc<
     dyn Fn(
             tokio::net::TcpStream,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Option<Box<dyn Stream>>> + Send>,
-        > + Send
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Box<dyn Stream>>> + Send>>
+        + Send
         + Sync,
 >;
 
 impl MockServer {
     /// Starts a plain HTTP server; `path_prefix` is appended to the base URL (e.g. `/v1`).
     pub async fn start(path_prefix: &str, scripts: Vec<Script>) -> Self {
-        let wrap: Wrap = Arc::new(|tcp| Box::pin(async move { Some(Box::new(tcp) as Box<dyn Stream>) }));
+        let wrap: Wrap =
+            Arc::new(|tcp| Box::pin(async move { Some(Box::new(tcp) as Box<dyn Stream>) }));
         Self::start_with(path_prefix, scripts, "http", "127.0.0.1", wrap).await
     }
 
@@ -419,8 +420,14 @@ pub fn text_of(events: &[StreamEvent]) -> String {
 pub fn assert_well_formed(events: &[StreamEvent]) {
     let n = events.len();
     assert!(n >= 2, "too short: {events:?}");
-    assert!(matches!(events[n - 2], StreamEvent::Usage { .. }), "{events:?}");
-    assert!(matches!(events[n - 1], StreamEvent::Finished { .. }), "{events:?}");
+    assert!(
+        matches!(events[n - 2], StreamEvent::Usage { .. }),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events[n - 1], StreamEvent::Finished { .. }),
+        "{events:?}"
+    );
     let usages = events
         .iter()
         .filter(|e| matches!(e, StreamEvent::Usage { .. }))

@@ -1,0 +1,163 @@
+//! The [`Store`] handle: a writer thread that owns the read-write connection, and a reader
+//! thread with a second, query-only connection for long reads (analytics), so a dashboard
+//! query never holds up message appends. WAL lets the reader run beside the writer, and
+//! because every write commits before it is acknowledged, a read started after an `Ok` sees it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::StoreError;
+use crate::migrations;
+use crate::worker::Worker;
+
+/// How long a statement waits for another connection's lock before failing with SQLITE_BUSY.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Handle to the SQLite database. Cheap to clone; all clones share the same two threads,
+/// which end when [`Store::close`] is called or when the last handle is dropped.
+#[derive(Clone)]
+pub struct Store {
+    writer: Worker,
+    reader: Worker,
+    path: Arc<Path>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating the folder and file if needed) and migrates the database at `path`,
+    /// then starts the worker threads. This blocks the calling thread for the open and the
+    /// migrations: call it before starting the runtime, or use [`Store::open_async`] in one.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let writer = Worker::spawn("flynn-store-writer", open_writer(path)?)?;
+        let reader = Worker::spawn("flynn-store-reader", open_reader(path)?)?;
+        Ok(Store {
+            writer,
+            reader,
+            path: Arc::from(path),
+        })
+    }
+
+    /// Like [`Store::open`], but opens and migrates on the worker threads and awaits them, so
+    /// it never blocks an async worker.
+    pub async fn open_async(path: &Path) -> Result<Store, StoreError> {
+        let owned: PathBuf = path.to_path_buf();
+        let writer = Worker::start("flynn-store-writer", move || open_writer(&owned)).await?;
+        let owned: PathBuf = path.to_path_buf();
+        let reader = Worker::start("flynn-store-reader", move || open_reader(&owned)).await?;
+        Ok(Store {
+            writer,
+            reader,
+            path: Arc::from(path),
+        })
+    }
+
+    /// The database file this store writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the read-write connection on the writer thread and returns its result.
+    /// Use a transaction for multi-statement writes and commit it inside `f`: a job that
+    /// returns with a transaction open is rolled back and fails with
+    /// [`StoreError::TransactionLeftOpen`]. A panic in `f` becomes [`StoreError::JobPanicked`]
+    /// and the store keeps serving. If the returned future is dropped after the job was
+    /// queued, the job still runs.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.writer.call(f).await
+    }
+
+    /// Runs `f` with the query-only connection on the reader thread, beside the writer: for
+    /// long reads that must not delay writes. It sees every write acknowledged before it
+    /// started; writing through it fails (`PRAGMA query_only`).
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.reader.call(f).await
+    }
+
+    /// Checkpoints the WAL into the main file and truncates it (`wal_checkpoint(TRUNCATE)`).
+    /// Used at shutdown so the database is one self-contained file; data is durable without it.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.call(|conn| {
+            let (busy, log, done): (i64, i64, i64) =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            if busy != 0 {
+                tracing::warn!(
+                    log,
+                    done,
+                    "WAL checkpoint incomplete: a reader holds an old snapshot"
+                );
+            } else {
+                tracing::debug!(log, done, "WAL checkpointed");
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stops both threads after the jobs queued before this call and closes the connections.
+    /// Later calls on any clone fail with [`StoreError::Closed`]. Returns once both are closed,
+    /// so the file can be reopened or copied.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Opens the read-write connection and brings the schema up to date.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut conn = Connection::open_with_flags(path, flags())?;
+    configure(&conn)?;
+    let applied = migrations::migrate_to(&mut conn, migrations::latest_version())?;
+    tracing::info!(path = %path.display(), ?applied, "store opened");
+    Ok(conn)
+}
+
+/// Opens the query-only connection (after the writer created and migrated the file).
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags())?;
+    configure(&conn)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// Read-write without creating through a URI: a path is always a path.
+fn flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// Per-connection settings: WAL (readers never block the writer, commits append to the log),
+/// `synchronous=FULL` (fsync at every commit: an acknowledged write survives power loss, not
+/// only a crash), foreign keys (cascading deletes), and a busy timeout for other connections.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(%mode, "the filesystem refused WAL mode; using the mode SQLite chose");
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
