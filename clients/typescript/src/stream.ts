@@ -3,7 +3,7 @@
  * or `run.result`) and a replayable async sequence of the call's events (`for await (... of run.events)`).
  */
 
-import type { MethodName, RequestId, ResultOf } from "./generated/protocol.js";
+import type { RequestId, ResultOf } from "./generated/protocol.js";
 import { safeCall } from "./emitter.js";
 import { ReplayQueue } from "./replay-queue.js";
 import type { EventOf, StreamingMethod } from "./types.js";
@@ -93,9 +93,4 @@ export class StreamRun<M extends StreamingMethod> implements PromiseLike<ResultO
   ): Promise<T1 | T2> {
     return this.result.then(onfulfilled, onrejected);
   }
-}
-
-/** True for methods that stream (used to route `call()` of a streaming method through a run). */
-export function isStreamingMethod(method: MethodName, events: readonly string[]): method is StreamingMethod {
-  return events.length > 0;
 }

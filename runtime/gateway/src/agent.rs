@@ -135,8 +135,13 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
         .history(&session_id, Some(HISTORY_MESSAGES))
         .await
         .map_err(store_err)?;
+    let compacted_through = overrides
+        .compaction
+        .as_ref()
+        .map_or(i64::MIN, |c| c.through_message_id);
     let mut messages: Vec<ChatMessage> = history
         .into_iter()
+        .filter(|m| m.id > compacted_through)
         .filter_map(|m| match m.role {
             Role::User => Some(ChatMessage::user(m.content)),
             Role::Assistant => Some(ChatMessage::assistant(m.content, Vec::new())),
@@ -145,6 +150,7 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
             Role::Tool | Role::System => None,
         })
         .collect();
+    let history_len = messages.len();
     if !turn.overflow_summaries.is_empty() {
         messages.push(ChatMessage::user(format!(
             "(While you were busy, these messages were dropped because the queue was full:\n- {})",
@@ -170,11 +176,18 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
         .collect();
     let mut request = ChatRequest {
         model: provider.model().to_owned(),
-        system: Some(config.agent.system_prompt.clone()),
+        system: Some(match &overrides.compaction {
+            Some(c) => format!(
+                "{}\n\nSummary of the earlier conversation:\n{}",
+                config.agent.system_prompt, c.summary
+            ),
+            None => config.agent.system_prompt.clone(),
+        }),
         messages,
         tools,
         max_output_tokens: None,
     };
+    trim_to_window(&mut request, history_len, provider.context_window());
 
     let mut all_text = String::new();
     let (mut input_tokens, mut output_tokens) = (0u64, 0u64);
@@ -315,7 +328,7 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
 
     let estimated = flynn_models::estimate_request_tokens(&request);
     if let Some(warning) =
-        context_warning(gw, &session_id, estimated, provider.context_window()).await
+        context_warning(gw, &session_id, estimated, provider.as_ref(), &run).await
     {
         run.emit(|e| e.context_warning(&warning));
     }
@@ -324,6 +337,39 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
         input_tokens,
         output_tokens,
     })
+}
+
+/// Share of the model's window the prompt may fill; the rest is left for the answer.
+const PROMPT_SHARE: f64 = 0.85;
+
+/// Drops the oldest history messages (never the current turn's) until the prompt's estimate
+/// fits the model's window. The full history stays in the store; the `context_warning`
+/// checkpoint keeps what the model no longer sees.
+fn trim_to_window(request: &mut ChatRequest, mut history_len: usize, window: u64) {
+    let budget = (window as f64 * PROMPT_SHARE) as u64;
+    let mut dropped = 0;
+    while history_len > 0 && flynn_models::estimate_request_tokens(request) > budget {
+        request.messages.remove(0);
+        history_len -= 1;
+        dropped += 1;
+    }
+    // A conversation must start with a user message for some APIs.
+    while history_len > 0
+        && request
+            .messages
+            .first()
+            .is_some_and(|m| m.role != flynn_models::Role::User)
+    {
+        request.messages.remove(0);
+        history_len -= 1;
+        dropped += 1;
+    }
+    if dropped > 0 {
+        tracing::debug!(
+            dropped,
+            "older history left out of the prompt to fit the context window"
+        );
+    }
 }
 
 fn provider_error(e: &ProviderError) -> RpcError {
@@ -474,8 +520,10 @@ async fn context_warning(
     gw: &Gateway,
     session_id: &str,
     estimated: u64,
-    window: u64,
+    provider: &dyn Provider,
+    run: &ActiveRun,
 ) -> Option<ContextWarningEventData> {
+    let window = provider.context_window();
     let config = gw.config();
     let b = budget(estimated, window, config.agent.threshold_pct);
     if b.usage_pct < config.agent.warning_pct {
@@ -529,12 +577,102 @@ async fn context_warning(
     } else {
         format!("{base} Saving the checkpoint failed; see the gateway log.")
     };
+    if config.agent.auto_compact {
+        match compact(gw, session_id, provider, run).await {
+            Ok(after) => {
+                actions.auto_compacted = true;
+                let after = budget(after, window, config.agent.threshold_pct);
+                let saved = if actions.checkpoint_saved {
+                    format!(" Checkpoint saved to memory namespace `{namespace}`.")
+                } else {
+                    String::new()
+                };
+                return Some(ContextWarningEventData {
+                    level: "compacted".to_owned(),
+                    message: format!(
+                        "Context usage reached {:.1}%; older history was compacted and usage is now {:.1}%.{saved}",
+                        b.usage_pct, after.usage_pct
+                    ),
+                    budget: after,
+                    actions,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, session = session_id, "auto-compaction failed; history left as it was")
+            }
+        }
+    }
     Some(ContextWarningEventData {
         level: "checkpoint".to_owned(),
         message,
         budget: b,
         actions,
     })
+}
+
+/// Replaces the session's older history by a model-written summary kept in the session's
+/// config (the messages themselves stay in the store). Returns the new estimate.
+async fn compact(
+    gw: &Gateway,
+    session_id: &str,
+    provider: &dyn Provider,
+    run: &ActiveRun,
+) -> Result<u64, String> {
+    let history = gw
+        .store
+        .history(session_id, Some(HISTORY_MESSAGES))
+        .await
+        .map_err(|e| e.to_string())?;
+    // Keep the last exchange verbatim; summarize everything before it.
+    let keep = 2.min(history.len());
+    let (older, recent) = history.split_at(history.len() - keep);
+    let Some(last_older) = older.last() else {
+        return Err("nothing old enough to compact".to_owned());
+    };
+    let transcript: String = older
+        .iter()
+        .map(|m| format!("{}: {}", m.role.as_str(), m.content))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // About half the window, at four characters a token.
+    let max_chars = usize::try_from(provider.context_window())
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2);
+    let mut start = transcript.len().saturating_sub(max_chars);
+    while !transcript.is_char_boundary(start) {
+        start += 1;
+    }
+    let request = ChatRequest {
+        model: provider.model().to_owned(),
+        system: Some("Summarize this conversation in at most 200 words, keeping facts, decisions and open tasks.".to_owned()),
+        messages: vec![ChatMessage::user(transcript[start..].to_owned())],
+        tools: Vec::new(),
+        max_output_tokens: Some(400),
+    };
+    let response = flynn_models::collect(provider.stream(request, run.cancel.child_token()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let record = gw
+        .store
+        .session(session_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stored = StoredSessionConfig::parse(record.as_ref().and_then(|r| r.config.as_deref()));
+    stored.compaction = Some(crate::session_config::Compaction {
+        through_message_id: last_older.id,
+        summary: response.text.clone(),
+    });
+    gw.store
+        .set_session_config(session_id, stored.to_json())
+        .await
+        .map_err(|e| e.to_string())?;
+    let config = gw.config();
+    Ok(flynn_models::estimate_tokens(&config.agent.system_prompt)
+        + flynn_models::estimate_tokens(&response.text)
+        + recent
+            .iter()
+            .map(|m| flynn_models::estimate_tokens(&m.content))
+            .sum::<u64>())
 }
 
 /// The estimated budget of a stored session (for `system.contextUsage`).

@@ -97,10 +97,12 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     config.check_exposure(config.server.bind)?;
     let data_dir = config.data_dir();
     let db_path = data_dir.join("flynn.sqlite");
-    let store = flynn_store::Store::open(&db_path).map_err(|source| StartError::Store {
-        path: db_path.clone(),
-        source,
-    })?;
+    let store = flynn_store::Store::open_async(&db_path)
+        .await
+        .map_err(|source| StartError::Store {
+            path: db_path.clone(),
+            source,
+        })?;
     let addr = SocketAddr::new(config.server.bind, config.server.port);
     let listener = TcpListener::bind(addr)
         .await

@@ -36,6 +36,18 @@ pub struct StoredSessionConfig {
     pub queue: QueueOverride,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_tier: Option<String>,
+    /// Set by auto-compaction: messages up to this id are replaced by `summary` in prompts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compaction: Option<Compaction>,
+}
+
+/// What auto-compaction left in place of the older history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Compaction {
+    /// The last message id the summary covers.
+    pub through_message_id: i64,
+    pub summary: String,
 }
 
 impl StoredSessionConfig {

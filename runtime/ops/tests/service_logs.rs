@@ -354,9 +354,7 @@ async fn daemon_logs_come_from_the_tracing_layer() {
         tracing::warn!(attempt = 2, "retrying");
         tracing::debug!("not captured at the default level");
     });
-    let mut config = OpsConfig::default();
-    config.max_log_line_chars = 4096;
-    let ops = Ops::new(config, buffer.clone()).unwrap();
+    let ops = Ops::new(OpsConfig::default(), buffer.clone()).unwrap();
     let result = ops.service_logs("systemd:flynn", None, None).await.unwrap();
     let lines: Vec<(LogLevel, &str)> = result
         .lines
@@ -402,8 +400,10 @@ async fn daemon_buffer_is_bounded_filtered_by_time_and_cut() {
     }
     assert_eq!(buffer.snapshot().len(), 4, "capacity bounds the buffer");
     assert_eq!(buffer.snapshot()[0].text, "an hour ago");
-    let mut config = OpsConfig::default();
-    config.max_log_line_chars = 12;
+    let config = OpsConfig {
+        max_log_line_chars: 12,
+        ..OpsConfig::default()
+    };
     let ops = Ops::new(config, buffer).unwrap();
 
     let result = ops

@@ -58,10 +58,6 @@ pub enum StoreError {
     )]
     InvalidTimestamp(i64),
 
-    /// A stored value does not fit the API's type (e.g. an unknown message role written by hand).
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-
     /// A job given to [`crate::Store::call`] panicked; the store keeps running.
     #[error("a store job panicked: {0}")]
     JobPanicked(String),

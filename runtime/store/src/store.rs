@@ -120,6 +120,17 @@ impl Store {
 
 /// Opens the read-write connection and brings the schema up to date.
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    // The reader must see the writer's database, so it has to be a file both can open.
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Err(StoreError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the store needs a database file path (an in-memory database cannot be shared \
+                 by its writer and reader connections)",
+            ),
+        });
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
             path: parent.to_path_buf(),
@@ -141,7 +152,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Read-write without creating through a URI: a path is always a path.
+/// Read-write, created if missing; no URI parsing, so a path is always a file path.
 fn flags() -> OpenFlags {
     OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
@@ -159,5 +170,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Room for every statement the store prepares with `prepare_cached`.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }

@@ -24,14 +24,18 @@ async fn tool(store: &Store, session: &str, name: &str, at: i64) {
 }
 
 /// The data set (DAY0 = 2026-02-16 UTC, D1 = DAY0 + 1 day):
-/// - old:1        DAY0 - 1h  user "Kubernetes ancient history"           (before the window)
-/// - telegram:1   DAY0 + 1h  user "Kubernetes cluster is down, kubernetes pods failing"
-///                           -> kubernetes, cluster, pods, failing ("down" is a stop word)
-/// - telegram:1   DAY0 + 2h  assistant "Check the kubernetes pods"        (no terms: not user)
-/// - ws:a         DAY0 + 3h  user "Please deploy the website"             -> deploy, website
-/// - ws:a         DAY0 + 4h  assistant "Deploying now"
-/// - telegram:1   D1 + 1h    user "Kubernetes again? Deploy rollback"     -> kubernetes, deploy, rollback
-/// - telegram:2   D1 + 5h    user "website is SLOW 2024 k8s"              -> website, slow
+///
+/// ```text
+/// old:1       DAY0 - 1h  user "Kubernetes ancient history"        (before the window)
+/// telegram:1  DAY0 + 1h  user "Kubernetes cluster is down, kubernetes pods failing"
+///                        -> kubernetes, cluster, pods, failing ("down" is a stop word)
+/// telegram:1  DAY0 + 2h  assistant "Check the kubernetes pods"     (no terms: not user)
+/// ws:a        DAY0 + 3h  user "Please deploy the website"          -> deploy, website
+/// ws:a        DAY0 + 4h  assistant "Deploying now"
+/// telegram:1  D1 + 1h    user "Kubernetes again? Deploy rollback"  -> kubernetes, deploy, rollback
+/// telegram:2  D1 + 5h    user "website is SLOW 2024 k8s"           -> website, slow
+/// ```
+///
 /// Tool runs: shell.exec x2 + 1 before the window, web.search x2, fs.read x1.
 async fn fixture() -> (tempfile::TempDir, Store) {
     let (dir, store) = temp_store().await;

@@ -204,6 +204,11 @@ async fn opening_a_path_that_cannot_be_a_database_fails_clearly() {
     std::fs::write(&blocker, b"not a folder").unwrap();
     let err = Store::open(&blocker.join("gateway.db")).unwrap_err();
     assert!(matches!(err, StoreError::Io { .. }), "{err}");
+    for path in ["", ":memory:"] {
+        let err = Store::open(std::path::Path::new(path)).unwrap_err();
+        assert!(matches!(err, StoreError::Io { .. }), "{err}");
+        assert!(err.to_string().contains("database file path"), "{err}");
+    }
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![7u8; 8192]).unwrap();
     assert!(matches!(

@@ -1,0 +1,456 @@
+//! The spec (`spec/flynn.openrpc.json`, embedded in `flynn-protocol`) as validators: every
+//! method's params and result, every event's data, every error's data, and the four frame
+//! schemas of `x-wire`. Every frame any mode sees goes through [`Spec::check_request`] or
+//! [`Spec::check_server_frame`].
+//!
+//! Params schemas are built like the code generator builds them
+//! (`{type: object, properties, required, additionalProperties: false}`), so the suite holds
+//! clients to exactly what the generated types accept. `$ref`s point into
+//! `#/components/schemas`; each validator's root document carries `components`, which is how
+//! they resolve without a registry.
+
+use std::collections::BTreeMap;
+
+use jsonschema::{Draft, Validator};
+use serde_json::{Map, Value, json};
+
+use crate::path::JsonPath;
+
+/// Why the spec could not be turned into validators (a broken spec document).
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("the embedded spec is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the spec has no `{0}`; is spec/flynn.openrpc.json an OpenRPC document?")]
+    Missing(String),
+    #[error("the schema for {what} does not compile: {message}")]
+    Schema { what: String, message: String },
+}
+
+/// One place where a frame breaks the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Dotted from the frame root (`result.uptime`).
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = if self.path.is_empty() { "(frame)" } else { &self.path };
+        write!(f, "{at}: {}", self.message)
+    }
+}
+
+/// A method as the suite needs it.
+pub struct MethodSpec {
+    pub name: String,
+    params: Validator,
+    result: Validator,
+    /// Events the method may emit (`x-events`).
+    pub events: Vec<String>,
+    /// Error codes the method may return (its `errors`).
+    pub errors: Vec<i64>,
+    /// Each example's params as an object.
+    pub example_params: Vec<Value>,
+}
+
+/// An error code.
+pub struct ErrorSpec {
+    pub code: i64,
+    pub name: String,
+    /// `frame`, `connection` or `method`.
+    pub scope: String,
+    data: Option<Validator>,
+}
+
+/// The spec, compiled.
+pub struct Spec {
+    pub version: String,
+    pub methods: BTreeMap<String, MethodSpec>,
+    events: BTreeMap<String, Validator>,
+    pub errors: BTreeMap<i64, ErrorSpec>,
+    request_frame: Validator,
+    response_frame: Validator,
+    error_frame: Validator,
+    event_frame: Validator,
+}
+
+fn get<'a>(value: &'a Value, key: &str) -> Result<&'a Value, SpecError> {
+    value.get(key).ok_or_else(|| SpecError::Missing(key.to_owned()))
+}
+
+fn array<'a>(value: &'a Value, key: &str) -> Result<&'a Vec<Value>, SpecError> {
+    get(value, key)?
+        .as_array()
+        .ok_or_else(|| SpecError::Missing(format!("{key} (a list)")))
+}
+
+impl Spec {
+    /// The spec embedded in `flynn-protocol`.
+    pub fn load() -> Result<Self, SpecError> {
+        Self::from_json(flynn_protocol::SPEC_JSON)
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, SpecError> {
+        let doc: Value = serde_json::from_str(text)?;
+        let components = get(&doc, "components")?.clone();
+        let compile = |what: &str, schema: Value| compile(what, schema, &components);
+        let wire = get(get(&doc, "x-wire")?, "schemas")?;
+        let frame = |name: &str| -> Result<Validator, SpecError> {
+            compile(&format!("x-wire.schemas.{name}"), get(wire, name)?.clone())
+        };
+
+        let mut errors = BTreeMap::new();
+        let x_errors = get(&doc, "x-errors")?;
+        let component_errors = get(&components, "errors")?
+            .as_object()
+            .ok_or_else(|| SpecError::Missing("components.errors".into()))?;
+        for (name, error) in component_errors {
+            let code = get(error, "code")?
+                .as_i64()
+                .ok_or_else(|| SpecError::Missing(format!("components.errors.{name}.code")))?;
+            let data = match error.get("data") {
+                Some(schema) => Some(compile(&format!("error {name} data"), schema.clone())?),
+                None => None,
+            };
+            let scope = x_errors
+                .get(name)
+                .and_then(|e| e.get("scope"))
+                .and_then(Value::as_str)
+                .unwrap_or("method")
+                .to_owned();
+            errors.insert(
+                code,
+                ErrorSpec {
+                    code,
+                    name: name.clone(),
+                    scope,
+                    data,
+                },
+            );
+        }
+        let code_of_ref = |r: &Value| -> Option<i64> {
+            let name = r.get("$ref")?.as_str()?.rsplit('/').next()?;
+            component_errors.get(name)?.get("code")?.as_i64()
+        };
+
+        let mut events = BTreeMap::new();
+        for event in array(&doc, "x-events")? {
+            let name = get(event, "name")?
+                .as_str()
+                .ok_or_else(|| SpecError::Missing("x-events[].name".into()))?;
+            let schema = event.get("data").cloned().unwrap_or(json!({}));
+            events.insert(name.to_owned(), compile(&format!("event {name} data"), schema)?);
+        }
+
+        let mut methods = BTreeMap::new();
+        for method in array(&doc, "methods")? {
+            let name = get(method, "name")?
+                .as_str()
+                .ok_or_else(|| SpecError::Missing("methods[].name".into()))?
+                .to_owned();
+            let mut properties = Map::new();
+            let mut required = Vec::new();
+            for param in array(method, "params")? {
+                let pname = get(param, "name")?
+                    .as_str()
+                    .ok_or_else(|| SpecError::Missing(format!("{name} params[].name")))?;
+                properties.insert(pname.to_owned(), get(param, "schema")?.clone());
+                if param.get("required").and_then(Value::as_bool) == Some(true) {
+                    required.push(Value::from(pname));
+                }
+            }
+            let params_schema = json!({
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": false,
+            });
+            let result_schema = get(get(method, "result")?, "schema")?.clone();
+            let method_events = method
+                .get("x-events")
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|e| e.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let method_errors = method
+                .get("errors")
+                .and_then(Value::as_array)
+                .map(|list| list.iter().filter_map(code_of_ref).collect())
+                .unwrap_or_default();
+            let example_params = method
+                .get("examples")
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .map(|example| {
+                            let mut object = Map::new();
+                            for p in example
+                                .get("params")
+                                .and_then(Value::as_array)
+                                .into_iter()
+                                .flatten()
+                            {
+                                if let (Some(n), Some(v)) =
+                                    (p.get("name").and_then(Value::as_str), p.get("value"))
+                                {
+                                    object.insert(n.to_owned(), v.clone());
+                                }
+                            }
+                            Value::Object(object)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            methods.insert(
+                name.clone(),
+                MethodSpec {
+                    params: compile(&format!("{name} params"), params_schema)?,
+                    result: compile(&format!("{name} result"), result_schema)?,
+                    name,
+                    events: method_events,
+                    errors: method_errors,
+                    example_params,
+                },
+            );
+        }
+        Ok(Spec {
+            version: get(get(&doc, "info")?, "version")?
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            methods,
+            events,
+            errors,
+            request_frame: frame("RequestFrame")?,
+            response_frame: frame("ResponseFrame")?,
+            error_frame: frame("ErrorFrame")?,
+            event_frame: frame("EventFrame")?,
+        })
+    }
+
+    /// Event names, sorted.
+    pub fn event_names(&self) -> impl Iterator<Item = &String> {
+        self.events.keys()
+    }
+
+    /// Checks a client-to-server frame: the request frame schema, then the method's params.
+    /// An unknown method is a violation too (the frame then gets -3 from a gateway).
+    pub fn check_request(&self, frame: &Value) -> Vec<Violation> {
+        let mut out = run(&self.request_frame, frame, &JsonPath::root());
+        if !out.is_empty() {
+            return out;
+        }
+        let Some(name) = frame.get("method").and_then(Value::as_str) else {
+            return out;
+        };
+        let Some(method) = self.methods.get(name) else {
+            out.push(Violation {
+                path: "method".into(),
+                message: format!("`{name}` is not a method of the spec"),
+            });
+            return out;
+        };
+        let params = match frame.get("params") {
+            None | Some(Value::Null) => json!({}),
+            Some(p) => p.clone(),
+        };
+        out.extend(run(&method.params, &params, &JsonPath::root().key("params")));
+        out
+    }
+
+    /// Checks a server-to-client frame. `method` is the method of the request the frame
+    /// answers or belongs to, when known (results and events are checked against it).
+    pub fn check_server_frame(&self, frame: &Value, method: Option<&str>) -> Vec<Violation> {
+        let Some(object) = frame.as_object() else {
+            return vec![Violation {
+                path: String::new(),
+                message: "a server frame must be a JSON object".into(),
+            }];
+        };
+        let root = JsonPath::root();
+        if let Some(event) = object.get("event") {
+            let mut out = run(&self.event_frame, frame, &root);
+            let Some(name) = event.as_str() else {
+                return out;
+            };
+            match self.events.get(name) {
+                None => out.push(Violation {
+                    path: "event".into(),
+                    message: format!("`{name}` is not an event of the spec"),
+                }),
+                Some(validator) => {
+                    if let Some(data) = object.get("data") {
+                        out.extend(run(validator, data, &root.key("data")));
+                    }
+                    if let Some(code) = (name == "error")
+                        .then(|| object.get("data").and_then(|d| d.get("code")))
+                        .flatten()
+                        .and_then(Value::as_i64)
+                    {
+                        if !self.errors.contains_key(&code) {
+                            out.push(Violation {
+                                path: "data.code".into(),
+                                message: format!("{code} is not an error code of the spec"),
+                            });
+                        }
+                    }
+                }
+            }
+            if let Some(m) = method.and_then(|m| self.methods.get(m)) {
+                if !m.events.iter().any(|e| e == name) {
+                    out.push(Violation {
+                        path: "event".into(),
+                        message: format!(
+                            "`{}` does not emit `{name}` (its x-events: {})",
+                            m.name,
+                            list_or_none(&m.events)
+                        ),
+                    });
+                }
+            }
+            return out;
+        }
+        if let Some(error) = object.get("error") {
+            let mut out = run(&self.error_frame, frame, &root);
+            if object.contains_key("result") {
+                out.push(Violation {
+                    path: "result".into(),
+                    message: "a reply has either `result` or `error`, not both".into(),
+                });
+            }
+            let Some(code) = error.get("code").and_then(Value::as_i64) else {
+                return out;
+            };
+            match self.errors.get(&code) {
+                None => out.push(Violation {
+                    path: "error.code".into(),
+                    message: format!("{code} is not an error code of the spec"),
+                }),
+                Some(spec) => {
+                    if let (Some(validator), Some(data)) = (&spec.data, error.get("data")) {
+                        out.extend(run(validator, data, &root.key("error").key("data")));
+                    }
+                    if spec.scope == "method" {
+                        if let Some(m) = method.and_then(|m| self.methods.get(m)) {
+                            if !m.errors.contains(&code) {
+                                out.push(Violation {
+                                    path: "error.code".into(),
+                                    message: format!(
+                                        "`{}` does not list error {code} ({}) among its errors",
+                                        m.name, spec.name
+                                    ),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            return out;
+        }
+        if object.contains_key("result") {
+            let mut out = run(&self.response_frame, frame, &root);
+            if let (Some(m), Some(result)) =
+                (method.and_then(|m| self.methods.get(m)), object.get("result"))
+            {
+                out.extend(run(&m.result, result, &root.key("result")));
+            }
+            return out;
+        }
+        vec![Violation {
+            path: String::new(),
+            message: "a server frame needs `result`, `error` or `event`".into(),
+        }]
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// Compiles `schema` with the spec's `components` beside it, so `#/components/...` resolves.
+fn compile(what: &str, schema: Value, components: &Value) -> Result<Validator, SpecError> {
+    let root = json!({
+        "allOf": [schema],
+        "components": components,
+    });
+    jsonschema::options()
+        .with_draft(Draft::Draft7)
+        .should_validate_formats(true)
+        .build(&root)
+        .map_err(|e| SpecError::Schema {
+            what: what.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+fn run(validator: &Validator, instance: &Value, at: &JsonPath) -> Vec<Violation> {
+    validator
+        .iter_errors(instance)
+        .map(|e| Violation {
+            path: at.join_pointer(e.instance_path().as_str()).to_string(),
+            message: e.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec::load().unwrap()
+    }
+
+    #[test]
+    fn loads_every_method_event_and_code() {
+        let s = spec();
+        assert_eq!(s.methods.len(), 41);
+        assert_eq!(s.event_names().count(), 8);
+        assert_eq!(s.errors.len(), 10);
+        assert!(s.methods["agent.send"].events.contains(&"done".to_owned()));
+        assert!(s.methods["agent.send"].errors.contains(&3));
+    }
+
+    #[test]
+    fn requests_are_checked_against_params() {
+        let s = spec();
+        assert!(s.check_request(&json!({"id": 1, "method": "system.info"})).is_empty());
+        let v = s.check_request(&json!({"id": 1, "method": "sessions.get", "params": {"sessionId": 5}}));
+        assert_eq!(v[0].path, "params.sessionId");
+        let v = s.check_request(&json!({"id": 1, "method": "system.info", "params": {"x": 1}}));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(s.check_request(&json!({"id": 1.5, "method": "system.info"}))[0].path, "id");
+        assert_eq!(s.check_request(&json!({"id": 1, "method": "nope"}))[0].path, "method");
+    }
+
+    #[test]
+    fn server_frames_are_checked_by_method_event_and_code() {
+        let s = spec();
+        let ok = json!({"id": 1, "result": {"version": "1", "uptime": 1, "connections": 1}});
+        assert!(s.check_server_frame(&ok, Some("system.info")).is_empty());
+        let bad = json!({"id": 1, "result": {"version": "1", "uptime": "soon", "connections": 1}});
+        let v = s.check_server_frame(&bad, Some("system.info"));
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].path, "result.uptime");
+        let ev = json!({"id": 1, "event": "content", "data": {"text": 5}, "seq": 1});
+        assert_eq!(s.check_server_frame(&ev, Some("agent.send"))[0].path, "data.text");
+        let ev = json!({"id": 1, "event": "done", "data": {"content": ""}, "seq": 1});
+        assert_eq!(s.check_server_frame(&ev, Some("system.info"))[0].path, "event");
+        let err = json!({"id": 1, "error": {"code": 1, "message": "x", "data": {"sessionId": "a"}}});
+        assert!(s.check_server_frame(&err, Some("sessions.get")).is_empty());
+        assert_eq!(s.check_server_frame(&err, Some("system.info"))[0].path, "error.code");
+        let err = json!({"id": null, "error": {"code": 42, "message": "x"}});
+        assert_eq!(s.check_server_frame(&err, None)[0].path, "error.code");
+        let odd = json!({"id": 1});
+        assert_eq!(s.check_server_frame(&odd, None).len(), 1);
+    }
+}
