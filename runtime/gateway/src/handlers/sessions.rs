@@ -217,6 +217,13 @@ pub async fn create(
         .ensure_session(&session_id, now_ms())
         .await
         .map_err(store_error)?;
+    if !created {
+        // Resuming counts as activity.
+        gw.store
+            .touch_session(&session_id, now_ms())
+            .await
+            .map_err(store_error)?;
+    }
     call.connection.attach(&session_id);
     Ok(SessionsCreateResult {
         session_id,
