@@ -104,11 +104,12 @@ impl Method {
         let mut required = Vec::new();
         for param in &self.params {
             let mut schema = param.schema.clone();
-            if let (Some(obj), false) = (schema.as_object_mut(), param.description.is_empty()) {
-                if !obj.contains_key("$ref") {
-                    obj.entry("description")
-                        .or_insert_with(|| Value::String(param.description.clone()));
-                }
+            if let Some(obj) = schema.as_object_mut()
+                && !param.description.is_empty()
+                && !obj.contains_key("$ref")
+            {
+                obj.entry("description")
+                    .or_insert_with(|| Value::String(param.description.clone()));
             }
             properties.insert(param.name.clone(), schema);
             if param.required {

@@ -1,1 +1,18 @@
+//! The Flynn gateway protocol's conformance suite: transcripts any gateway and any client can
+//! be held to (see README.md).
+//!
+//! - [`transcript`]: the JSONL transcript format; [`pattern`]: expected values and matchers.
+//! - [`spec`]: the spec's schemas as validators; [`wirecheck`]: the wire rules every frame obeys.
+//! - [`run`]: plays the client side against a gateway; [`serve`]: plays the server side to a
+//!   client; [`record`]: a proxy that writes a live exchange as a transcript.
+//! - [`validate`]: static checks of transcripts; [`coverage`]: what the transcripts cover.
+//! - [`report`]: text, JSON and JUnit renderings of any mode's results.
 
+pub mod path;
+pub mod pattern;
+pub mod report;
+pub mod run;
+pub mod spec;
+pub mod transcript;
+pub mod wirecheck;
+pub mod ws;

@@ -209,11 +209,6 @@ impl Pattern {
         }
     }
 
-    /// Whether this member may be left out of the actual object.
-    fn may_be_missing(&self) -> bool {
-        matches!(self, Pattern::Matcher(m) if m.optional || m.absent)
-    }
-
     /// Names captured anywhere in the pattern, in document order.
     pub fn captures(&self, out: &mut Vec<String>) {
         match self {

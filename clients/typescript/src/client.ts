@@ -148,6 +148,11 @@ function deferred<T>(): Deferred<T> {
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
+/** Events a method streams; none for a method this client does not know (the gateway answers -3, or a newer gateway handles it). */
+function eventsOf(method: string): readonly string[] {
+  return (METHOD_EVENTS as Readonly<Record<string, readonly string[] | undefined>>)[method] ?? [];
+}
+
 // The method groups are merged into the class's type; see the constructor.
 export interface FlynnClient extends ClientMethodGroups {}
 
@@ -312,7 +317,7 @@ export class FlynnClient {
   // ---- requests ----
 
   #call<M extends MethodName>(method: M, params: unknown, options: CallOptions): Promise<ResultOf<M>> {
-    if (METHOD_EVENTS[method].length > 0) {
+    if (eventsOf(method).length > 0) {
       return this.stream(method as MethodName as StreamingMethod, params as never, options).result as Promise<ResultOf<M>>;
     }
     return new Promise<ResultOf<M>>((resolve, reject) => {
@@ -344,7 +349,7 @@ export class FlynnClient {
     }
     const frame: { id: number; method: MethodName; params?: unknown } = { id, method };
     if (params !== undefined) frame.params = params;
-    const streaming = METHOD_EVENTS[method].length > 0;
+    const streaming = eventsOf(method).length > 0;
     const pending: Pending = {
       id,
       method,

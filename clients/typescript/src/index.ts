@@ -14,6 +14,7 @@ export type { WebSocketConstructor, WebSocketLike, WebSocketOptions } from "./so
 export type {
   AbortSignalLike,
   CallArgs,
+  CallParams,
   CallOptions,
   CloseInfo,
   ConnectionState,

@@ -40,10 +40,16 @@ export interface StreamOptions<M extends StreamingMethod = StreamingMethod> exte
   onEvent?: (event: EventOf<M>) => void;
 }
 
+/**
+ * Params as `call()` checks them: a method without params takes only `{}` (an empty interface
+ * would accept any object, so `{ typo: 1 }` would pass unnoticed).
+ */
+export type CallParams<M extends MethodName> = [keyof ParamsOf<M>] extends [never] ? Record<string, never> : ParamsOf<M>;
+
 /** Arguments after the method name: params are optional exactly when the method has no required param. */
 export type CallArgs<M extends MethodName> = Methods[M]["paramsOptional"] extends true
-  ? [params?: ParamsOf<M>, options?: CallOptions]
-  : [params: ParamsOf<M>, options?: CallOptions];
+  ? [params?: CallParams<M>, options?: CallOptions]
+  : [params: CallParams<M>, options?: CallOptions];
 
 /** Connection states. `closed` is final (after `close()`); `idle` connects again on the next call. */
 export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";

@@ -136,14 +136,14 @@ pub fn authenticate(
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Result<Identity, AuthError> {
-    if config.tailscale_identity && peer.ip().is_loopback() {
-        if let Some(login) = headers
+    if config.tailscale_identity
+        && peer.ip().is_loopback()
+        && let Some(login) = headers
             .get(TAILSCALE_LOGIN_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
-        {
-            return Ok(Identity::Tailscale(login.to_owned()));
-        }
+    {
+        return Ok(Identity::Tailscale(login.to_owned()));
     }
     let Some(expected) = config.token.as_deref() else {
         return Ok(Identity::Open);

@@ -309,10 +309,10 @@ impl Config {
 
     /// Applies environment overrides for secrets.
     pub fn with_env(mut self) -> Self {
-        if let Ok(token) = std::env::var(TOKEN_ENV) {
-            if !token.is_empty() {
-                self.server.token = Some(token);
-            }
+        if let Ok(token) = std::env::var(TOKEN_ENV)
+            && !token.is_empty()
+        {
+            self.server.token = Some(token);
         }
         self
     }

@@ -29,7 +29,7 @@ fn check_http_auth(
     gateway: &Gateway,
     headers: &http::HeaderMap,
     peer: Option<Peer>,
-) -> Result<(), warp::reply::Response> {
+) -> Result<(), Box<warp::reply::Response>> {
     let config = gateway.config();
     if !config.server.auth_http || config.server.token.is_none() {
         return Ok(());
@@ -37,8 +37,10 @@ fn check_http_auth(
     let peer = peer.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
     match auth::authenticate(&config.server, &gateway.limiter, headers, peer) {
         Ok(_) => Ok(()),
-        Err(e @ AuthError::RateLimited(_)) => Err(error_reply(StatusCode::TOO_MANY_REQUESTS, &e)),
-        Err(e) => Err(error_reply(StatusCode::UNAUTHORIZED, &e)),
+        Err(e @ AuthError::RateLimited(_)) => {
+            Err(Box::new(error_reply(StatusCode::TOO_MANY_REQUESTS, &e)))
+        }
+        Err(e) => Err(Box::new(error_reply(StatusCode::UNAUTHORIZED, &e))),
     }
 }
 
@@ -61,7 +63,7 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
         .map(
             |headers: http::HeaderMap, peer: Option<Peer>, gateway: Arc<Gateway>| {
                 if let Err(denied) = check_http_auth(&gateway, &headers, peer) {
-                    return denied;
+                    return *denied;
                 }
                 warp::reply::json(&serde_json::json!({
                     "status": "ok",

@@ -299,7 +299,9 @@ async fn delete_of_the_attached_session_falls_back_to_the_default() {
 
 #[tokio::test]
 async fn list_live_persisted_frontend_and_total() {
-    let gw = TestGateway::start("").await;
+    // No debounce: a lane is idle as soon as its reply is sent (see the test below for the
+    // default debounce).
+    let gw = TestGateway::start("\n[queue]\ndebounce_ms = 0").await;
     // Stored but no longer live: created, then the connection moved on.
     let mut a = gw.client().await;
     exchange(&mut a, "telegram:old", "old message").await;
@@ -324,17 +326,15 @@ async fn list_live_persisted_frontend_and_total() {
     assert_eq!(live, expected, "{list}");
     assert_eq!(list["result"]["total"], 3, "{list}");
 
-    // includePersisted adds stored sessions that are not live.
+    // includePersisted adds stored sessions that are not live (the unstored default session
+    // is the subject of `list_with_include_persisted_still_lists_live_sessions`).
     let list = a
         .call("sessions.list", json!({ "includePersisted": true }))
         .await;
     let all = ids(&list);
-    for id in expected
-        .iter()
-        .chain(std::iter::once(&"telegram:old".to_owned()))
-    {
+    for id in ["telegram:old", "telegram:live", "discord:live"] {
         assert!(
-            all.contains(id),
+            all.contains(&id.to_owned()),
             "{id} listed with includePersisted: {list}"
         );
     }
@@ -431,4 +431,18 @@ async fn list_with_include_persisted_still_lists_live_sessions() {
         .call("sessions.list", json!({ "includePersisted": true }))
         .await;
     assert!(ids(&list).contains(&live), "{live} in {list}");
+}
+
+#[tokio::test]
+async fn a_finished_run_does_not_keep_its_session_live() {
+    // Default debounce (250 ms). Once agent.send has replied and nothing is queued, the
+    // session is neither attached nor running: it is not live.
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    exchange(&mut ws, "telegram:done", "hello").await;
+    let list = ws.call("sessions.list", json!({})).await;
+    assert!(
+        !ids(&list).contains(&"telegram:done".to_owned()),
+        "a session whose run has finished is not live: {list}"
+    );
 }

@@ -389,11 +389,11 @@ impl AnthropicStream {
         let delta = value.get("delta").unwrap_or(&Value::Null);
         match delta.get("type").and_then(Value::as_str) {
             Some("text_delta") => {
-                if let Some(text) = delta.get("text").and_then(Value::as_str) {
-                    if !text.is_empty() {
-                        self.output_text.push_str(text);
-                        out.push(StreamEvent::TextDelta(text.to_owned()));
-                    }
+                if let Some(text) = delta.get("text").and_then(Value::as_str)
+                    && !text.is_empty()
+                {
+                    self.output_text.push_str(text);
+                    out.push(StreamEvent::TextDelta(text.to_owned()));
                 }
             }
             Some("input_json_delta") => {

@@ -381,10 +381,10 @@ impl OpenAiStream {
                     }
                     if let Some(function) = call.function {
                         // The name comes whole in the first delta; some servers repeat it.
-                        if let Some(name) = function.name.filter(|name| !name.is_empty()) {
-                            if partial.name.is_empty() {
-                                partial.name = name;
-                            }
+                        if let Some(name) = function.name.filter(|name| !name.is_empty())
+                            && partial.name.is_empty()
+                        {
+                            partial.name = name;
                         }
                         if let Some(arguments) = function.arguments {
                             partial.arguments.push_str(&arguments);

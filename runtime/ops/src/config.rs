@@ -239,12 +239,15 @@ impl OpsConfig {
                 )));
             }
         }
-        if let Some(project) = &self.docker.project_name {
-            if !is_safe_argument(project) {
-                return Err(OpsConfigError(format!(
-                    "docker project_name `{project}` must be a compose project name"
-                )));
-            }
+        let bad_project = self
+            .docker
+            .project_name
+            .as_deref()
+            .filter(|project| !is_safe_argument(project));
+        if let Some(project) = bad_project {
+            return Err(OpsConfigError(format!(
+                "docker project_name `{project}` must be a compose project name"
+            )));
         }
         for (name, value) in [
             ("command_timeout_secs", self.command_timeout_secs),

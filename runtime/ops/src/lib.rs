@@ -48,8 +48,8 @@ pub use log_buffer::{LogBuffer, LogBufferLayer, LogRecord};
 pub use masking::mask_secrets;
 pub use observability::{DAEMON_SOURCE_ID, SeriesStore};
 pub use ops::Ops;
-pub use sampler::{BUCKET_SECONDS, WINDOW_MINUTES};
-pub use service_logs::{LINES, SINCE_SECONDS};
+pub use sampler::{SERIES_BUCKET_SECONDS, SERIES_WINDOW_MINUTES};
+pub use service_logs::{LOG_LINES, LOG_SINCE_SECONDS};
 pub use views::{
     ControlAction, DockerDependenciesResult, DockerDependency, DockerDependencyControlResult,
     DockerDependencyState, LocalBackend, LocalBackendControlResult, LocalBackendState,

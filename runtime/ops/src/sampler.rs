@@ -27,9 +27,9 @@ use crate::views::{
 };
 
 /// Default and bounds of `windowMinutes`.
-pub const WINDOW_MINUTES: (u32, u32, u32) = (60, 1, 1440);
+pub const SERIES_WINDOW_MINUTES: (u32, u32, u32) = (60, 1, 1440);
 /// Default and bounds of `bucketSeconds`.
-pub const BUCKET_SECONDS: (u32, u32, u32) = (30, 1, 3600);
+pub const SERIES_BUCKET_SECONDS: (u32, u32, u32) = (30, 1, 3600);
 /// Most log lines read per source and sample when counting errors.
 const ERROR_SCAN_LINES: u32 = 1000;
 
@@ -165,8 +165,8 @@ impl Ops {
         source_ids: Option<&[String]>,
         now_ms: u64,
     ) -> Result<ObservabilitySeriesResult, OpsError> {
-        let window = in_range("windowMinutes", window_minutes, WINDOW_MINUTES)?;
-        let bucket = in_range("bucketSeconds", bucket_seconds, BUCKET_SECONDS)?;
+        let window = in_range("windowMinutes", window_minutes, SERIES_WINDOW_MINUTES)?;
+        let bucket = in_range("bucketSeconds", bucket_seconds, SERIES_BUCKET_SECONDS)?;
         let known = self.known_source_ids().await;
         let ids: Vec<String> = match source_ids {
             None => known,

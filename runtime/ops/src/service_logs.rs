@@ -16,9 +16,9 @@ use crate::time::now_ms;
 use crate::views::ServiceLogsResult;
 
 /// Default and bounds of `lines`.
-pub const LINES: (u32, u32, u32) = (200, 1, 5000);
+pub const LOG_LINES: (u32, u32, u32) = (200, 1, 5000);
 /// Bounds of `sinceSeconds` (no default: unset means no time limit).
-pub const SINCE_SECONDS: (u64, u64) = (1, 604_800);
+pub const LOG_SINCE_SECONDS: (u64, u64) = (1, 604_800);
 
 impl Ops {
     /// `system.serviceLogs`: the newest `lines` (default 200) lines of `source_id`, restricted
@@ -29,7 +29,7 @@ impl Ops {
         lines: Option<u32>,
         since_seconds: Option<u64>,
     ) -> Result<ServiceLogsResult, OpsError> {
-        let (default, min, max) = LINES;
+        let (default, min, max) = LOG_LINES;
         let limit = lines.unwrap_or(default);
         if !(min..=max).contains(&limit) {
             return Err(OpsError::InvalidParams {
@@ -38,7 +38,7 @@ impl Ops {
             });
         }
         if let Some(since) = since_seconds {
-            let (min, max) = SINCE_SECONDS;
+            let (min, max) = LOG_SINCE_SECONDS;
             if !(min..=max).contains(&since) {
                 return Err(OpsError::InvalidParams {
                     name: "sinceSeconds",

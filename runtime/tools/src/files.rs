@@ -193,10 +193,10 @@ impl TypedTool for FileWrite {
             ));
         }
         let append = input.append.unwrap_or(false);
-        if let Some(parent) = path.parent() {
-            if let Err(error) = tokio::fs::create_dir_all(parent).await {
-                return Ok(io_failure("create the folders of", &shown, &error));
-            }
+        if let Some(parent) = path.parent()
+            && let Err(error) = tokio::fs::create_dir_all(parent).await
+        {
+            return Ok(io_failure("create the folders of", &shown, &error));
         }
         let result = async {
             let mut file = OpenOptions::new()

@@ -202,6 +202,8 @@ export interface DockerDependencyStatus {
   configured: boolean;
   /** Container name; absent when no container exists. */
   containerName?: string;
+  /** Why the state could not be read (the command is missing, failed or timed out); present only then, with the state `unavailable`. */
+  error?: string;
   /** Container health. Known values: `healthy`, `unhealthy`, `starting`, `none` (no health check). */
   health: string;
   /** Dependency id used by `system.dockerDependencyControl`. */
@@ -285,6 +287,8 @@ export interface LocalBackendStatus {
   configured: boolean;
   /** Unit description. */
   description?: string;
+  /** Why the state could not be read (the command is missing, failed or timed out); present only then, with the state `unavailable`. */
+  error?: string;
   /** Backend id used by `system.localBackendControl`. Known values: `ollama`, `llamacpp`. */
   id: string;
   /** systemd LoadState (`loaded`, `not-found`, ...). */

@@ -48,7 +48,10 @@ pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) ->
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write request");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
     let mut bytes = Vec::new();
     tokio::time::timeout(RAW_TIMEOUT, stream.read_to_end(&mut bytes))
         .await
@@ -141,7 +144,10 @@ pub async fn raw_upgrade(addr: SocketAddr) -> TcpStream {
         "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).await.expect("write upgrade");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write upgrade");
     // Read byte by byte up to the end of the headers so no frame byte is consumed.
     let mut head = Vec::new();
     let mut byte = [0u8; 1];

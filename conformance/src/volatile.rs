@@ -1,0 +1,215 @@
+//! How `record` turns a live frame into an expectation that holds on the next run: values that
+//! change from run to run (generated ids, timestamps, uptimes, pairing codes, connection
+//! counts) and values another implementation may word differently (error messages, versions,
+//! token counts) become matchers, each with the recorded value as `$example` so `serve` can
+//! still play it. A generated id is captured the first time it appears and referenced after
+//! that, also inside frames the client sends.
+
+use std::collections::HashMap;
+
+use regex::Regex;
+use serde_json::{Map, Value, json};
+
+/// ISO-8601 UTC timestamps as the protocol writes them.
+pub const ISO_TIMESTAMP: &str = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$";
+/// Pairing codes (the spec's pattern).
+pub const PAIRING_CODE: &str = "^[A-Z0-9]{6,12}$";
+
+/// Keys whose numbers depend on timing or load.
+const VOLATILE_NUMBERS: &[&str] = &["uptime", "connections", "inputTokens", "outputTokens", "durationMs", "elapsedMs"];
+/// Keys whose strings are implementation-specific free text.
+const FREE_TEXT: &[&str] = &["version"];
+
+/// State shared by every connection of one recording.
+#[derive(Debug)]
+pub struct Generalizer {
+    /// Captured string value -> capture name.
+    captured: HashMap<String, String>,
+    used_names: HashMap<String, usize>,
+    generated_id: Regex,
+    iso: Regex,
+    code: Regex,
+}
+
+impl Default for Generalizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Generalizer {
+    pub fn new() -> Self {
+        // These patterns are constants; a failure to compile is a bug caught by the tests.
+        let compile = |p: &str| Regex::new(p).unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable_regex()));
+        Self {
+            captured: HashMap::new(),
+            used_names: HashMap::new(),
+            generated_id: compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"),
+            iso: compile(ISO_TIMESTAMP),
+            code: compile(PAIRING_CODE),
+        }
+    }
+
+    fn name_for(&mut self, key: &str) -> String {
+        let base = if key.is_empty() || key.chars().all(|c| c.is_ascii_digit()) {
+            "value".to_owned()
+        } else {
+            key.to_owned()
+        };
+        let n = self.used_names.entry(base.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 { base } else { format!("{base}{n}") }
+    }
+
+    /// A server frame as an expectation.
+    pub fn server_frame(&mut self, frame: &Value) -> Value {
+        let Value::Object(map) = frame else {
+            return frame.clone();
+        };
+        let is_error_event = map.get("event").and_then(Value::as_str) == Some("error");
+        let mut out = Map::new();
+        for (key, value) in map {
+            match key.as_str() {
+                // Events are held to `seq` by the wire rules, not by each expectation.
+                "seq" if map.contains_key("event") => {}
+                "id" | "event" | "jsonrpc" => {
+                    out.insert(key.clone(), value.clone());
+                }
+                "error" => {
+                    out.insert(key.clone(), self.error_object(value));
+                }
+                "data" if is_error_event => {
+                    out.insert(key.clone(), self.error_object(value));
+                }
+                _ => {
+                    out.insert(key.clone(), self.walk(key, value));
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// `{code, message, data}`: the message is free text.
+    fn error_object(&mut self, value: &Value) -> Value {
+        let Value::Object(map) = value else {
+            return self.walk("error", value);
+        };
+        let mut out = Map::new();
+        for (key, v) in map {
+            let g = match (key.as_str(), v) {
+                ("message", Value::String(_)) => json!({"$type": "string", "$example": v}),
+                ("code", Value::Number(_)) => v.clone(),
+                _ => self.walk(key, v),
+            };
+            out.insert(key.clone(), g);
+        }
+        Value::Object(out)
+    }
+
+    fn walk(&mut self, key: &str, value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.walk(k, v)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.walk(key, v)).collect()),
+            Value::String(s) => self.string(key, s),
+            Value::Number(n) => {
+                let int = n.as_i64();
+                if VOLATILE_NUMBERS.contains(&key) {
+                    json!({"$type": if int.is_some() { "integer" } else { "number" }, "$example": value})
+                } else if int.is_some_and(|i| (1_000_000_000_000..100_000_000_000_000).contains(&i)) {
+                    // Epoch milliseconds.
+                    json!({"$type": "integer", "$example": value})
+                } else if key == "lastActivity" && int.is_some_and(|i| (1_000_000_000..10_000_000_000).contains(&i)) {
+                    json!({"$type": "integer", "$example": value})
+                } else {
+                    value.clone()
+                }
+            }
+            other => other.clone(),
+        }
+    }
+
+    fn string(&mut self, key: &str, s: &str) -> Value {
+        if let Some(name) = self.captured.get(s) {
+            return json!({"$ref": name});
+        }
+        if self.iso.is_match(s) {
+            return json!({"$regex": ISO_TIMESTAMP, "$example": s});
+        }
+        if self.generated_id.is_match(s) {
+            let name = self.name_for(key);
+            self.captured.insert(s.to_owned(), name.clone());
+            return json!({"$capture": name, "$type": "string", "$example": s});
+        }
+        if key == "code" && self.code.is_match(s) && s.chars().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) {
+            let name = self.name_for("pairingCode");
+            self.captured.insert(s.to_owned(), name.clone());
+            return json!({"$capture": name, "$regex": PAIRING_CODE, "$example": s});
+        }
+        if FREE_TEXT.contains(&key) {
+            return json!({"$type": "string", "$example": s});
+        }
+        Value::String(s.to_owned())
+    }
+
+    /// A client frame as a frame to send: captured values become `$ref`s.
+    pub fn client_frame(&self, frame: &Value) -> Value {
+        match frame {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.client_frame(v)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.client_frame(v)).collect()),
+            Value::String(s) => match self.captured.get(s) {
+                Some(name) => json!({"$ref": name}),
+                None => frame.clone(),
+            },
+            other => other.clone(),
+        }
+    }
+}
+
+fn unreachable_regex() -> Regex {
+    // `Regex::new("")` always compiles; this only exists so no path panics.
+    match Regex::new("") {
+        Ok(r) => r,
+        Err(_) => unreachable_regex(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volatile_values_become_matchers() {
+        let mut g = Generalizer::new();
+        let info = json!({"id": 1, "result": {"connectionId": "a730e5d224634df6ba0453b6cbc73451", "connections": 1, "uptime": 5, "version": "0.1.0", "sessionId": "ws:a730e5d224634df6ba0453b6cbc73451"}});
+        let e = g.server_frame(&info);
+        assert_eq!(e["id"], 1);
+        assert_eq!(e["result"]["connectionId"]["$capture"], "connectionId");
+        assert_eq!(e["result"]["uptime"]["$type"], "integer");
+        assert_eq!(e["result"]["version"]["$type"], "string");
+        assert_eq!(e["result"]["sessionId"]["$capture"], "sessionId");
+        let pairing = json!({"id": 2, "result": {"code": "K5GU4APW", "expiresAt": "2026-11-22T04:15:20.998Z"}});
+        let e = g.server_frame(&pairing);
+        assert_eq!(e["result"]["code"]["$capture"], "pairingCode");
+        assert_eq!(e["result"]["expiresAt"]["$regex"], ISO_TIMESTAMP);
+        let ev = json!({"id": 3, "event": "error", "data": {"code": 3, "message": "full", "queue": {"code": "overflow"}}, "seq": 4});
+        let e = g.server_frame(&ev);
+        assert!(e.get("seq").is_none());
+        assert_eq!(e["data"]["code"], 3);
+        assert_eq!(e["data"]["message"]["$type"], "string");
+        assert_eq!(e["data"]["queue"]["code"], "overflow");
+        let sent = g.client_frame(&json!({"id": 4, "method": "x", "params": {"code": "K5GU4APW", "other": "K5"}}));
+        assert_eq!(sent["params"]["code"]["$ref"], "pairingCode");
+        assert_eq!(sent["params"]["other"], "K5");
+        let again = g.server_frame(&json!({"id": 5, "result": {"ids": ["a730e5d224634df6ba0453b6cbc73451"], "lastMessageAt": 1763784621006i64}}));
+        assert_eq!(again["result"]["ids"][0]["$ref"], "connectionId");
+        assert_eq!(again["result"]["lastMessageAt"]["$type"], "integer");
+    }
+}

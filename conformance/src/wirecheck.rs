@@ -1,0 +1,192 @@
+//! The protocol rules every frame on one connection is held to, beyond the transcript's
+//! expectations: the spec's schemas (by the method of the request a frame belongs to), `seq`
+//! counting from 1 without gaps, events before their request's reply, one reply per request,
+//! and the `jsonrpc` echo. Shared by `run` (server frames), `serve` (client frames) and
+//! `record` (both).
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use crate::report::FailureKind;
+use crate::spec::Spec;
+
+/// A broken rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireIssue {
+    pub kind: FailureKind,
+    pub path: Option<String>,
+    pub message: String,
+}
+
+/// Key of a request id (`1`, `"a"`, `null`).
+pub fn id_key(id: Option<&Value>) -> String {
+    id.map_or_else(|| "null".to_owned(), Value::to_string)
+}
+
+/// What a connection has seen so far.
+#[derive(Debug, Default)]
+pub struct ConnectionRules {
+    /// Request id -> (method, carried `jsonrpc`).
+    requests: HashMap<String, (String, bool)>,
+    answered: HashSet<String>,
+    last_seq: Option<u64>,
+}
+
+impl ConnectionRules {
+    /// Notes a request the client sent (frames that are not requests are ignored).
+    pub fn note_request(&mut self, frame: &Value) {
+        let (Some(id), Some(method)) = (frame.get("id"), frame.get("method").and_then(Value::as_str)) else {
+            return;
+        };
+        if id.is_null() {
+            return;
+        }
+        let jsonrpc = frame.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
+        let key = id_key(Some(id));
+        self.answered.remove(&key);
+        self.requests.insert(key, (method.to_owned(), jsonrpc));
+    }
+
+    /// Notes a raw text frame the client sent.
+    pub fn note_request_text(&mut self, text: &str) {
+        if let Ok(frame) = serde_json::from_str::<Value>(text) {
+            self.note_request(&frame);
+        }
+    }
+
+    /// The method of request `id`, if this connection sent it.
+    pub fn method_of(&self, id: Option<&Value>) -> Option<&str> {
+        self.requests.get(&id_key(id)).map(|(m, _)| m.as_str())
+    }
+
+    /// Checks a frame the server sent.
+    pub fn check_server_frame(&mut self, spec: &Spec, frame: &Value) -> Vec<WireIssue> {
+        let id = frame.get("id");
+        let key = id_key(id);
+        let request = self.requests.get(&key).cloned();
+        let method = request.as_ref().map(|(m, _)| m.as_str());
+        let mut out: Vec<WireIssue> = spec
+            .check_server_frame(frame, method)
+            .into_iter()
+            .map(|v| WireIssue {
+                kind: FailureKind::Spec,
+                path: Some(v.path),
+                message: v.message,
+            })
+            .collect();
+        let Some(object) = frame.as_object() else {
+            return out;
+        };
+        let is_event = object.contains_key("event");
+        let label = if is_event {
+            format!(
+                "event `{}` for request {key}",
+                object.get("event").and_then(Value::as_str).unwrap_or("?")
+            )
+        } else {
+            format!("reply to request {key}")
+        };
+        if let Some((_, true)) = request {
+            if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+                out.push(WireIssue {
+                    kind: FailureKind::Spec,
+                    path: Some("jsonrpc".into()),
+                    message: format!(
+                        "the request carried \"jsonrpc\": \"2.0\", so its {} must echo it",
+                        if is_event { "events" } else { "reply" }
+                    ),
+                });
+            }
+        }
+        if is_event {
+            if let Some(seq) = object.get("seq").and_then(Value::as_u64) {
+                let expected = self.last_seq.map_or(1, |s| s + 1);
+                if seq != expected {
+                    out.push(WireIssue {
+                        kind: FailureKind::Order,
+                        path: Some("seq".into()),
+                        message: format!(
+                            "seq {seq} where {expected} was due (a per-connection counter from 1 without gaps)"
+                        ),
+                    });
+                }
+                self.last_seq = Some(seq);
+            }
+            if id.is_some_and(|i| !i.is_null()) {
+                if request.is_none() {
+                    out.push(WireIssue {
+                        kind: FailureKind::Unexpected,
+                        path: Some("id".into()),
+                        message: format!("{label}, which this connection never sent"),
+                    });
+                } else if self.answered.contains(&key) {
+                    out.push(WireIssue {
+                        kind: FailureKind::Order,
+                        path: None,
+                        message: format!(
+                            "{label} arrived after the reply (events of a request come before its reply)"
+                        ),
+                    });
+                }
+            }
+        } else if id.is_some_and(|i| !i.is_null()) {
+            if request.is_none() {
+                out.push(WireIssue {
+                    kind: FailureKind::Unexpected,
+                    path: Some("id".into()),
+                    message: format!("{label}, which this connection never sent"),
+                });
+            } else if !self.answered.insert(key) {
+                out.push(WireIssue {
+                    kind: FailureKind::Unexpected,
+                    path: None,
+                    message: format!("a second {label} (every request gets exactly one reply)"),
+                });
+            }
+        }
+        out
+    }
+
+    /// Checks a frame a client sent (malformed on purpose or not, it must be a request).
+    pub fn check_client_frame(&mut self, spec: &Spec, frame: &Value) -> Vec<WireIssue> {
+        self.note_request(frame);
+        spec.check_request(frame)
+            .into_iter()
+            .map(|v| WireIssue {
+                kind: FailureKind::Spec,
+                path: Some(v.path),
+                message: v.message,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn order_seq_and_echo_rules() {
+        let spec = Spec::load().unwrap();
+        let mut rules = ConnectionRules::default();
+        rules.note_request(&json!({"jsonrpc": "2.0", "id": 1, "method": "agent.send", "params": {"message": "x"}}));
+        let ev = json!({"jsonrpc": "2.0", "id": 1, "event": "content", "data": {"text": "a"}, "seq": 1});
+        assert!(rules.check_server_frame(&spec, &ev).is_empty());
+        let no_echo = json!({"id": 1, "event": "content", "data": {"text": "b"}, "seq": 3});
+        let issues = rules.check_server_frame(&spec, &no_echo);
+        assert_eq!(issues.len(), 2, "{issues:?}");
+        assert!(issues.iter().any(|i| i.path.as_deref() == Some("jsonrpc")));
+        assert!(issues.iter().any(|i| i.kind == FailureKind::Order));
+        let reply = json!({"jsonrpc": "2.0", "id": 1, "result": {"content": "ab", "usage": {"inputTokens": 1, "outputTokens": 1}}});
+        assert!(rules.check_server_frame(&spec, &reply).is_empty());
+        let late = json!({"jsonrpc": "2.0", "id": 1, "event": "done", "data": {"content": "ab"}, "seq": 4});
+        let issues = rules.check_server_frame(&spec, &late);
+        assert_eq!(issues.len(), 1);
+        assert!(issues[0].message.contains("after the reply"));
+        assert_eq!(rules.check_server_frame(&spec, &reply).len(), 1);
+        let stray = json!({"id": 9, "result": {}});
+        assert_eq!(rules.check_server_frame(&spec, &stray)[0].kind, FailureKind::Unexpected);
+    }
+}

@@ -1,0 +1,150 @@
+//! Servers in child processes, so their memory and CPU can be read from `/proc/<pid>` apart from
+//! the load generator's, and so each can be pinned to its own core. The child prints
+//! `listening ADDR` once on stdout and shuts down when its stdin closes (so it also goes away
+//! if the bench dies).
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+
+use crate::{BenchError, gateway_server, raw_server};
+
+/// Which server a child runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServerKind {
+    Raw,
+    Gateway,
+}
+
+impl ServerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Gateway => "gateway",
+        }
+    }
+}
+
+/// A server running in a child process.
+pub struct ServerProcess {
+    pub kind: ServerKind,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl ServerProcess {
+    /// Starts `flynn-bench serve KIND` (under `taskset -c CORE` when `core` is given) and waits
+    /// for its address.
+    pub async fn spawn(kind: ServerKind, core: Option<usize>) -> Result<Self, BenchError> {
+        let exe = std::env::current_exe()
+            .map_err(|e| BenchError::io("cannot find the bench's own executable", e))?;
+        let mut command = match core {
+            Some(core) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(core.to_string()).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        command
+            .arg("serve")
+            .arg(kind.name())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|e| {
+            BenchError::io(format!("cannot start the {} server process", kind.name()), e)
+        })?;
+        let pid = child.id().ok_or_else(|| {
+            BenchError::Child(format!("the {} server exited at once", kind.name()))
+        })?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| BenchError::Child("no stdout pipe to the server".into()))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .map_err(|_| BenchError::Timeout(format!("the {} server's start", kind.name())))?
+            .map_err(|e| BenchError::io("cannot read the server's stdout", e))?
+            .unwrap_or_default();
+        let addr = line
+            .strip_prefix("listening ")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| {
+                BenchError::Child(format!(
+                    "the {} server did not start (it said {line:?}; see its stderr above)",
+                    kind.name()
+                ))
+            })?;
+        Ok(Self {
+            kind,
+            pid,
+            addr,
+            child,
+            stdin,
+        })
+    }
+
+    /// Closes the child's stdin (its signal to shut down) and waits for it, killing it if it
+    /// takes longer than 15 s.
+    pub async fn stop(mut self) -> Result<(), BenchError> {
+        drop(self.stdin.take());
+        match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(BenchError::io("waiting for the server process", e)),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                Err(BenchError::Timeout(format!(
+                    "the {} server did not shut down within 15 s; killed",
+                    self.kind.name()
+                )))
+            }
+        }
+    }
+}
+
+/// The body of `flynn-bench serve KIND`: start, announce the address, serve until stdin closes.
+pub async fn serve(kind: ServerKind) -> Result<(), BenchError> {
+    match kind {
+        ServerKind::Raw => {
+            let server = raw_server::RawServer::start().await?;
+            announce(server.addr);
+            wait_for_stdin_eof().await;
+            server.stop();
+        }
+        ServerKind::Gateway => {
+            let dir = tempfile::tempdir()
+                .map_err(|e| BenchError::io("cannot create a temp data dir", e))?;
+            let running = gateway_server::start(dir.path()).await?;
+            announce(running.addr);
+            wait_for_stdin_eof().await;
+            running.shutdown().await;
+        }
+    }
+    Ok(())
+}
+
+fn announce(addr: SocketAddr) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening {addr}");
+    let _ = out.flush();
+}
+
+async fn wait_for_stdin_eof() {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}

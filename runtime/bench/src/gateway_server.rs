@@ -1,0 +1,28 @@
+//! The real gateway, started in this process with its default configuration except: loopback
+//! only, a free port and a data directory of its own.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use flynn_gateway::{Config, Running};
+
+use crate::BenchError;
+
+/// The configuration the bench runs the gateway with.
+pub fn config(data_dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.server.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    config.server.port = 0;
+    config.storage.data_dir = Some(data_dir.to_path_buf());
+    config
+}
+
+/// Starts the gateway on 127.0.0.1 and a free port, storing in `data_dir`.
+pub async fn start(data_dir: &Path) -> Result<Running, BenchError> {
+    Ok(flynn_gateway::start(config(data_dir), None).await?)
+}
+
+/// How many WebSocket connections the bench's gateway accepts.
+pub fn max_connections() -> usize {
+    Config::default().server.max_connections
+}
