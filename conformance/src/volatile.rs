@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use regex::Regex;
 use serde_json::{Map, Value, json};
 
 /// ISO-8601 UTC timestamps as the protocol writes them.
@@ -21,33 +20,61 @@ const VOLATILE_NUMBERS: &[&str] = &["uptime", "connections", "inputTokens", "out
 const FREE_TEXT: &[&str] = &["version"];
 
 /// State shared by every connection of one recording.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Generalizer {
     /// Captured string value -> capture name.
     captured: HashMap<String, String>,
     used_names: HashMap<String, usize>,
-    generated_id: Regex,
-    iso: Regex,
-    code: Regex,
 }
 
-impl Default for Generalizer {
-    fn default() -> Self {
-        Self::new()
+/// Whether `s` holds a generated id: a UUID (with or without dashes) or 32+ hex digits.
+pub fn contains_generated_id(s: &str) -> bool {
+    s.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .any(|token| {
+            let groups: Vec<usize> = token.split('-').map(str::len).collect();
+            groups.windows(5).any(|w| w == [8, 4, 4, 4, 12])
+                || token.split('-').any(|run| run.len() >= 32)
+        })
+}
+
+/// Whether `s` is an ISO-8601 timestamp like `2026-11-22T04:15:20.998Z`.
+pub fn is_iso_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range).is_some_and(|r| r.iter().all(u8::is_ascii_digit))
+    };
+    if !(digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7) && b.get(7) == Some(&b'-')
+        && digits(8..10) && b.get(10) == Some(&b'T') && digits(11..13) && b.get(13) == Some(&b':')
+        && digits(14..16) && b.get(16) == Some(&b':') && digits(17..19))
+    {
+        return false;
     }
+    let mut rest = &s[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let n = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &fraction[n..];
+    }
+    let r = rest.as_bytes();
+    rest == "Z"
+        || (r.len() == 6
+            && matches!(r[0], b'+' | b'-')
+            && r[3] == b':'
+            && r[1..3].iter().all(u8::is_ascii_digit)
+            && r[4..6].iter().all(u8::is_ascii_digit))
+}
+
+/// Whether `s` looks like a generated pairing code.
+pub fn is_pairing_code(s: &str) -> bool {
+    (6..=12).contains(&s.len())
+        && s.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 impl Generalizer {
     pub fn new() -> Self {
-        // These patterns are constants; a failure to compile is a bug caught by the tests.
-        let compile = |p: &str| Regex::new(p).unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable_regex()));
-        Self {
-            captured: HashMap::new(),
-            used_names: HashMap::new(),
-            generated_id: compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"),
-            iso: compile(ISO_TIMESTAMP),
-            code: compile(PAIRING_CODE),
-        }
+        Self::default()
     }
 
     fn name_for(&mut self, key: &str) -> String {
@@ -136,15 +163,15 @@ impl Generalizer {
         if let Some(name) = self.captured.get(s) {
             return json!({"$ref": name});
         }
-        if self.iso.is_match(s) {
+        if is_iso_timestamp(s) {
             return json!({"$regex": ISO_TIMESTAMP, "$example": s});
         }
-        if self.generated_id.is_match(s) {
+        if contains_generated_id(s) {
             let name = self.name_for(key);
             self.captured.insert(s.to_owned(), name.clone());
             return json!({"$capture": name, "$type": "string", "$example": s});
         }
-        if key == "code" && self.code.is_match(s) && s.chars().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) {
+        if key == "code" && is_pairing_code(s) {
             let name = self.name_for("pairingCode");
             self.captured.insert(s.to_owned(), name.clone());
             return json!({"$capture": name, "$regex": PAIRING_CODE, "$example": s});
@@ -173,17 +200,26 @@ impl Generalizer {
     }
 }
 
-fn unreachable_regex() -> Regex {
-    // `Regex::new("")` always compiles; this only exists so no path panics.
-    match Regex::new("") {
-        Ok(r) => r,
-        Err(_) => unreachable_regex(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recognisers() {
+        assert!(contains_generated_id("ws:a730e5d224634df6ba0453b6cbc73451"));
+        assert!(contains_generated_id("550e8400-e29b-41d4-a716-446655440000"));
+        assert!(!contains_generated_id("telegram:123456"));
+        assert!(!contains_generated_id("deadbeef"));
+        assert!(is_iso_timestamp("2026-11-22T04:15:20.998Z"));
+        assert!(is_iso_timestamp("2026-11-22T04:15:20+01:00"));
+        assert!(!is_iso_timestamp("2026-11-22"));
+        assert!(!is_iso_timestamp("2026-11-22T04:15:20.Z"));
+        assert!(is_pairing_code("K5GU4APW"));
+        assert!(!is_pairing_code("overflow"));
+        let r = regex::Regex::new(ISO_TIMESTAMP).unwrap();
+        assert!(r.is_match("2026-11-22T04:15:20.998Z"));
+        assert!(regex::Regex::new(PAIRING_CODE).unwrap().is_match("ABC123"));
+    }
 
     #[test]
     fn volatile_values_become_matchers() {

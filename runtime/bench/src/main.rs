@@ -1,1 +1,193 @@
-fn main() {}
+//! `flynn-bench`: the gateway against a raw tokio-tungstenite server, side by side.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use flynn_bench::child::{self, ServerKind};
+use flynn_bench::suite::{self, Settings};
+use flynn_bench::{BenchError, pin};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[derive(Parser)]
+#[command(
+    name = "flynn-bench",
+    about = "Benchmarks the Flynn gateway against a minimal tokio-tungstenite server (127.0.0.1 only)",
+    long_about = "Runs each server in its own process (pinned with taskset to core 0 when there are two \
+                  cores) and the load generator in this one (core 1): system.info throughput and p50/p99 \
+                  latency at N connections with 1 and 16 requests in flight, and server memory per idle \
+                  connection at 10,000 connections. Figures go to stdout, progress to stderr."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Throughput and memory, both servers.
+    All(Options),
+    /// Throughput and latency only.
+    Throughput(Options),
+    /// Memory per idle connection only.
+    Memory(Options),
+    /// Run one server until stdin closes (used by the other commands as the server process).
+    #[command(hide = true)]
+    Serve {
+        #[arg(value_enum)]
+        kind: ServerKind,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Options {
+    /// Connections for the throughput runs.
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Requests in flight per connection; one run per value.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16])]
+    in_flight: Vec<usize>,
+    /// Warm-up before measuring, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Measured window per run, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Idle connections for the memory test.
+    #[arg(long, default_value_t = 10_000)]
+    idle_connections: usize,
+    /// How long the idle connections stay idle before memory is read, in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    idle_seconds: f64,
+    /// Handshakes in progress at once while opening the idle connections.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Which servers to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![ServerKind::Raw, ServerKind::Gateway])]
+    servers: Vec<ServerKind>,
+    /// Do not pin processes to cores.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+fn seconds(value: f64, name: &str) -> Result<Duration, BenchError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|e| BenchError::Settings(format!("--{name} {value}: {e}")))
+}
+
+impl Options {
+    fn settings(&self, pinning: Option<pin::Pinning>) -> Result<Settings, BenchError> {
+        Ok(Settings {
+            connections: self.connections,
+            in_flight: self.in_flight.clone(),
+            warmup: seconds(self.warmup, "warmup")?,
+            duration: seconds(self.duration, "duration")?,
+            idle_connections: self.idle_connections,
+            idle: seconds(self.idle_seconds, "idle-seconds")?,
+            concurrency: self.concurrency,
+            servers: self.servers.clone(),
+            pinning,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { kind } => serve(kind),
+        Command::All(options) => bench(options, true, true),
+        Command::Throughput(options) => bench(options, true, false),
+        Command::Memory(options) => bench(options, false, true),
+    }
+}
+
+/// The server process: logs like the gateway daemon does (so the gateway pays for its
+/// subscriber as in production), one multi-threaded runtime like the daemon's.
+fn serve(kind: ServerKind) -> ExitCode {
+    let level = flynn_gateway::Config::default().logging.level;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&level));
+    let buffer = flynn_gateway::logging::buffer(
+        flynn_gateway::Config::default().ops.log_buffer_lines,
+    );
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(buffer.layer())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flynn-bench serve: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(child::serve(kind)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The parent waits for a `listening` line; anything else on stdout ends its wait.
+            println!("failed: {e}");
+            eprintln!("flynn-bench serve {}: {e}", kind.name());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(options: Options, throughput: bool, memory: bool) -> ExitCode {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    // Pin before any thread exists: threads inherit the mask, the server children get theirs
+    // from `taskset -c`.
+    let pinning = pin::plan(options.no_pin);
+    if let Some(p) = pinning
+        && let Err(e) = pin::pin_this_process(p.load_core)
+    {
+        eprintln!("flynn-bench: {e}");
+        return ExitCode::FAILURE;
+    }
+    let settings = match options.settings(pinning) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("flynn-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The load generator is one thread on its core: a single-threaded runtime wastes nothing
+    // on work stealing.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flynn-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        suite::print_machine(&settings);
+        if throughput {
+            let rows = suite::throughput(&settings).await?;
+            suite::print_throughput(&settings, &rows);
+        }
+        if memory {
+            let reports = suite::memory(&settings).await?;
+            suite::print_memory(&settings, &reports);
+        }
+        Ok::<(), BenchError>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flynn-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

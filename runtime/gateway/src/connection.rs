@@ -192,6 +192,16 @@ async fn serve(
             }
         };
     }
+    // Writes every event already queued. Called before each reply: a request's events are
+    // queued before its reply completes, so this keeps them ahead of it on the wire.
+    macro_rules! feed_events {
+        () => {
+            while let Ok(out) = outbound_rx.try_recv() {
+                seq += 1;
+                feed!(encode(out, seq));
+            }
+        };
+    }
     macro_rules! close {
         ($code:expr, $reason:expr) => {{
             let frame = CloseFrame {
@@ -220,16 +230,17 @@ async fn serve(
                     close!(1008, "slow consumer: events were not read fast enough");
                 }
             }
+            Some(out) = outbound_rx.recv() => {
+                seq += 1;
+                feed!(encode(out, seq));
+            }
             Some(reply) = inflight.next(), if !inflight.is_empty() => {
+                feed_events!();
                 feed!(reply);
                 if let Some((code, reason)) = state.take_close_request() {
                     let _ = sink.flush().await;
                     close!(code, reason);
                 }
-            }
-            Some(out) = outbound_rx.recv() => {
-                seq += 1;
-                feed!(encode(out, seq));
             }
             message = stream.next() => {
                 match message {
@@ -274,17 +285,19 @@ async fn serve(
                 }
             }
         }
-        // Everything else that is ready goes into the same flush.
+        // Everything else that is ready goes into the same flush. Events first: a request's
+        // events are queued before its reply completes, and must reach the wire before it.
+        while let Ok(out) = outbound_rx.try_recv() {
+            seq += 1;
+            feed!(encode(out, seq));
+        }
         while let Some(Some(reply)) = inflight.next().now_or_never() {
+            feed_events!();
             feed!(reply);
             if let Some((code, reason)) = state.take_close_request() {
                 let _ = sink.flush().await;
                 close!(code, reason);
             }
-        }
-        while let Ok(out) = outbound_rx.try_recv() {
-            seq += 1;
-            feed!(encode(out, seq));
         }
         if sink.flush().await.is_err() {
             return Ended::Broken;

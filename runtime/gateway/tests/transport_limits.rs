@@ -10,10 +10,11 @@ mod raw_http;
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use raw_http::{http_get, raw_upgrade, read_raw_frame, refused_upgrade};
 use serde_json::json;
 use support::{TestGateway, Ws};
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -50,26 +51,43 @@ async fn connections_beyond_max_connections_get_503() {
     assert_eq!(info["result"]["connections"], 3, "{info}");
 }
 
+/// A client whose socket receive buffer is tiny, so that when it does not read, the kernel
+/// buffers fill up and the gateway really has to hold (or drop) frames itself.
+async fn tiny_buffer_client(gw: &TestGateway) -> raw_http::WsStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let tcp = socket.connect(gw.addr).await.expect("tcp connect");
+    let (ws, _) = tokio_tungstenite::client_async(gw.url(), MaybeTlsStream::Plain(tcp))
+        .await
+        .expect("websocket handshake");
+    ws
+}
+
+/// About 10 000 content events (~700 KB): far more than the socket buffers hold.
+const FLOOD: &str = r#"{"id":1,"method":"agent.send","params":{"message":"[[long:30000]]"}}"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_is_closed_with_1008() {
     let gw = TestGateway::start("outbound_buffer_frames = 4").await;
-    let mut slow = gw.client().await;
+    let mut slow = tiny_buffer_client(&gw).await;
     let mut other = gw.client().await;
-    // ~1000 content events; the client does not read while they are produced.
-    slow.request("agent.send", json!({ "message": "[[long:3000]]" }))
-        .await;
-    // Meanwhile another connection is served normally.
+    slow.send(Message::text(FLOOD)).await.expect("send");
+    // The client does not read for a while; another connection is served meanwhile.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let info = other.call("system.info", json!({})).await;
-    assert!(info["result"]["version"].is_string(), "{info}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        info["result"]["version"].is_string(),
+        "other connections unaffected: {info}"
+    );
 
-    // Now read: whatever frames were written, then the close frame with 1008.
+    // Now read: whatever frames were written before the overflow, then close 1008.
     let mut frames = 0usize;
     let close = loop {
-        match tokio::time::timeout(Duration::from_secs(10), slow.stream.next())
+        match tokio::time::timeout(Duration::from_secs(10), slow.next())
             .await
-            .expect("the server closes the slow consumer")
-        {
+            .unwrap_or_else(|_| {
+                panic!("the server closes the slow consumer; {frames} frames read, then silence")
+            }) {
             Some(Ok(Message::Text(_))) => frames += 1,
             Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
             Some(Ok(_)) => {}
@@ -84,13 +102,32 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
         Some(1008),
         "slow consumer close code after {frames} frames"
     );
-    assert!(frames < 1000, "the server stopped writing: {frames} frames");
-
-    let info = other.call("system.info", json!({})).await;
     assert!(
-        info["result"]["version"].is_string(),
-        "other connections unaffected: {info}"
+        frames < 10_000,
+        "the server stopped queueing events: {frames} frames"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_released() {
+    // The gateway must not keep a connection (and its task) forever because the peer stopped
+    // reading: once its buffer overflowed it is closed within the close handshake's bound.
+    let gw = TestGateway::start("outbound_buffer_frames = 4").await;
+    let mut slow = tiny_buffer_client(&gw).await;
+    slow.send(Message::text(FLOOD)).await.expect("send");
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let connections = http_get(gw.addr, "/health", &[]).await.json()["connections"].clone();
+        if connections == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a connection that never reads is still held after 6 s ({connections} open)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(slow);
 }
 
 #[tokio::test]

@@ -140,3 +140,12 @@ fn toml_quote(text: &str) -> String {
     out.push('"');
     out
 }
+
+/// Drops the clients (an unread client delays a graceful shutdown by the close-handshake
+/// timeout) and stops the gateway.
+pub async fn stop(gw: TestGateway, clients: impl IntoIterator<Item = Ws>) {
+    for ws in clients {
+        drop(ws);
+    }
+    gw.stop().await;
+}
