@@ -368,7 +368,7 @@ fn dispatch_fn(spec: &Spec) -> TokenStream {
         let params = format_ident!("{}", m.params_type());
         quote! {
             Method::#variant => {
-                let params: types::#params = crate::wire::decode_params(params.as_deref())?;
+                let params: types::#params = crate::wire::decode_params(method, params.as_deref())?;
                 crate::wire::encode_result(&handler.#f(call, params).await?)
             }
         }

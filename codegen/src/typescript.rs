@@ -45,7 +45,17 @@ pub fn generate(spec: &Spec) -> String {
     }
     let _ = writeln!(out, "// ---- Params (one object per method) ----\n");
     for method in &spec.methods {
-        declare(&mut out, &method.params_type(), &method.params_schema());
+        if method.params.is_empty() {
+            // An empty interface would accept any object; this accepts only `{}`.
+            let _ = writeln!(
+                out,
+                "/** Params of `{}`: none. */\nexport type {} = Record<string, never>;\n",
+                method.name,
+                method.params_type()
+            );
+        } else {
+            declare(&mut out, &method.params_type(), &method.params_schema());
+        }
     }
 
     methods_map(&mut out, spec);

@@ -8,11 +8,16 @@
 //! - [`validate`]: static checks of transcripts; [`coverage`]: what the transcripts cover.
 //! - [`report`]: text, JSON and JUnit renderings of any mode's results.
 
+pub mod coverage;
 pub mod path;
 pub mod pattern;
+pub mod record;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod spec;
 pub mod transcript;
+pub mod validate;
+pub mod volatile;
 pub mod wirecheck;
 pub mod ws;

@@ -83,14 +83,21 @@ mod tests {
 
     #[test]
     fn paths_read_like_the_protocol() {
-        let p = JsonPath::root().key("result").key("sessions").index(0).key("id");
+        let p = JsonPath::root()
+            .key("result")
+            .key("sessions")
+            .index(0)
+            .key("id");
         assert_eq!(p.to_string(), "result.sessions[0].id");
         assert_eq!(
             JsonPath::root().key("result").key("ui.canvas").to_string(),
             "result[\"ui.canvas\"]"
         );
         assert_eq!(
-            JsonPath::root().key("params").join_pointer("/attachments/0/data").to_string(),
+            JsonPath::root()
+                .key("params")
+                .join_pointer("/attachments/0/data")
+                .to_string(),
             "params.attachments[0].data"
         );
         assert!(p.starts_with("result.sessions"));

@@ -1,5 +1,5 @@
 //! Expected values and their matchers (`$any`, `$type`, `$regex`, `$capture`, `$ref`, `$each`,
-//! `$optional`, `$absent`, `$example`, `$literal`, and `$closed` on objects).
+//! `$contains`, `$optional`, `$absent`, `$example`, `$literal`, and `$closed` on objects).
 //!
 //! A transcript's expected frame is compiled once into a [`Pattern`] tree, so a malformed
 //! matcher is reported when the transcript is loaded, not in the middle of a run. Matching
@@ -113,8 +113,7 @@ pub fn json_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
         _ => a == b,
@@ -130,6 +129,8 @@ pub struct Matcher {
     pub capture: Option<String>,
     pub reference: Option<String>,
     pub each: Option<Box<Pattern>>,
+    /// Each of these matches at least one element.
+    pub contains: Option<Vec<Pattern>>,
     pub literal: Option<Value>,
     /// The member may be missing.
     pub optional: bool,
@@ -149,6 +150,10 @@ pub enum Pattern {
         members: Vec<(String, Pattern)>,
         /// `"$closed": true`: members not listed are differences.
         closed: bool,
+        /// `"$optional": true`: the member holding this object may be missing.
+        optional: bool,
+        /// `"$example"`: the value `serve` plays for this object.
+        example: Option<Value>,
     },
     Matcher(Matcher),
 }
@@ -162,13 +167,26 @@ pub struct PatternError {
 }
 
 const MATCHER_KEYS: &[&str] = &[
-    "$any", "$type", "$regex", "$capture", "$ref", "$each", "$optional", "$absent", "$example",
+    "$any",
+    "$type",
+    "$regex",
+    "$capture",
+    "$ref",
+    "$each",
+    "$contains",
+    "$optional",
+    "$absent",
+    "$example",
     "$literal",
 ];
 
-/// Whether an object is a matcher (has a `$` key other than `$closed`).
+/// `$` keys an expected object may carry beside its members.
+const OBJECT_MODIFIERS: &[&str] = &["$closed", "$optional", "$example"];
+
+/// Whether an object is a matcher: only `$` keys, and not just `$closed`. An object with
+/// members is an expected object, which may carry [`OBJECT_MODIFIERS`].
 fn is_matcher(map: &Map<String, Value>) -> bool {
-    map.keys().any(|k| k.starts_with('$') && k != "$closed")
+    !map.is_empty() && map.keys().all(|k| k.starts_with('$')) && !map.keys().all(|k| k == "$closed")
 }
 
 impl Pattern {
@@ -193,19 +211,51 @@ impl Pattern {
                 Matcher::compile(map, path).map(Pattern::Matcher)
             }
             Value::Object(map) => {
-                let closed = match map.get("$closed") {
-                    None => false,
-                    Some(Value::Bool(b)) => *b,
-                    Some(other) => return Err(err(format!("`$closed` must be true or false, not {other}"))),
+                let flag = |key: &str| match map.get(key) {
+                    None => Ok(false),
+                    Some(Value::Bool(b)) => Ok(*b),
+                    Some(other) => Err(err(format!("`{key}` must be true or false, not {other}"))),
                 };
+                if let Some(k) = map
+                    .keys()
+                    .find(|k| k.starts_with('$') && !OBJECT_MODIFIERS.contains(&k.as_str()))
+                {
+                    return Err(err(format!(
+                        "`{k}` cannot stand beside members; an expected object may only carry {} (a matcher has `$` keys only)",
+                        OBJECT_MODIFIERS.join(", ")
+                    )));
+                }
                 let members = map
                     .iter()
-                    .filter(|(k, _)| k.as_str() != "$closed")
+                    .filter(|(k, _)| !k.starts_with('$'))
                     .map(|(k, v)| Ok((k.clone(), Self::compile_at(v, &path.key(k))?)))
                     .collect::<Result<Vec<_>, PatternError>>()?;
-                Ok(Pattern::Object { members, closed })
+                Ok(Pattern::Object {
+                    members,
+                    closed: flag("$closed")?,
+                    optional: flag("$optional")?,
+                    example: map.get("$example").cloned(),
+                })
             }
             scalar => Ok(Pattern::Scalar(scalar.clone())),
+        }
+    }
+
+    /// A literal pattern for `value` with every object closed and no matchers (used for frames
+    /// a client must send exactly).
+    pub fn exact(value: &Value) -> Self {
+        match value {
+            Value::Array(items) => Pattern::Array(items.iter().map(Pattern::exact).collect()),
+            Value::Object(map) => Pattern::Object {
+                members: map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Pattern::exact(v)))
+                    .collect(),
+                closed: true,
+                optional: false,
+                example: None,
+            },
+            scalar => Pattern::Scalar(scalar.clone()),
         }
     }
 
@@ -222,6 +272,7 @@ impl Pattern {
                 if let Some(each) = &m.each {
                     each.captures(out);
                 }
+                m.contains.iter().flatten().for_each(|p| p.captures(out));
             }
         }
     }
@@ -231,9 +282,7 @@ impl Pattern {
         match self {
             Pattern::Scalar(_) => {}
             Pattern::Array(items) => items.iter().for_each(|p| p.references(out)),
-            Pattern::Object { members, .. } => {
-                members.iter().for_each(|(_, p)| p.references(out))
-            }
+            Pattern::Object { members, .. } => members.iter().for_each(|(_, p)| p.references(out)),
             Pattern::Matcher(m) => {
                 if let Some(name) = &m.reference {
                     out.push(name.clone());
@@ -241,6 +290,7 @@ impl Pattern {
                 if let Some(each) = &m.each {
                     each.references(out);
                 }
+                m.contains.iter().flatten().for_each(|p| p.references(out));
             }
         }
     }
@@ -253,9 +303,14 @@ impl Pattern {
                 .iter()
                 .enumerate()
                 .for_each(|(i, p)| p.non_send_matchers(&path.index(i), out)),
-            Pattern::Object { members, closed } => {
-                if *closed {
-                    out.push(format!("{path} ($closed)"));
+            Pattern::Object {
+                members,
+                closed,
+                optional,
+                example,
+            } => {
+                if *closed || *optional || example.is_some() {
+                    out.push(format!("{path} ($closed, $optional or $example)"));
                 }
                 members
                     .iter()
@@ -273,11 +328,14 @@ impl Pattern {
     pub fn literal_member(&self, key: &str) -> Option<&Value> {
         match self {
             Pattern::Object { members, .. } => {
-                members.iter().find(|(k, _)| k == key).and_then(|(_, p)| match p {
-                    Pattern::Scalar(v) => Some(v),
-                    Pattern::Matcher(m) => m.literal.as_ref(),
-                    _ => None,
-                })
+                members
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .and_then(|(_, p)| match p {
+                        Pattern::Scalar(v) => Some(v),
+                        Pattern::Matcher(m) => m.literal.as_ref(),
+                        _ => None,
+                    })
             }
             _ => None,
         }
@@ -305,10 +363,7 @@ impl Matcher {
             path: path.to_string(),
             message,
         };
-        if let Some(unknown) = map
-            .keys()
-            .find(|k| !MATCHER_KEYS.contains(&k.as_str()))
-        {
+        if let Some(unknown) = map.keys().find(|k| !MATCHER_KEYS.contains(&k.as_str())) {
             return Err(err(format!(
                 "unknown matcher key `{unknown}`; matchers are {} (write a literal object with `$` keys as {{\"$literal\": ...}})",
                 MATCHER_KEYS.join(", ")
@@ -335,7 +390,9 @@ impl Matcher {
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => parse_type(s).map_err(err),
-                    other => Err(err(format!("`$type` entries must be type names, not {other}"))),
+                    other => Err(err(format!(
+                        "`$type` entries must be type names, not {other}"
+                    ))),
                 })
                 .collect::<Result<_, _>>()?,
             Some(other) => {
@@ -355,8 +412,23 @@ impl Matcher {
             None => None,
             Some(v) => Some(Box::new(Pattern::compile_at(v, &path.index_any())?)),
         };
+        let contains = match map.get("$contains") {
+            None => None,
+            Some(Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .map(|v| Pattern::compile_at(v, &path.index_any()))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(other) => {
+                return Err(err(format!(
+                    "`$contains` must be a list of expected elements, not {other}"
+                )));
+            }
+        };
         let matcher = Matcher {
             any: flag("$any")?,
+            contains,
             types,
             regex,
             capture: name("$capture")?,
@@ -368,7 +440,9 @@ impl Matcher {
             example: map.get("$example").cloned(),
         };
         if matcher.literal.is_some() && map.len() > 1 + usize::from(map.contains_key("$optional")) {
-            return Err(err("`$literal` cannot be combined with other matchers".to_owned()));
+            return Err(err(
+                "`$literal` cannot be combined with other matchers".to_owned()
+            ));
         }
         if matcher.absent && map.len() > 1 {
             return Err(err("`$absent` stands alone".to_owned()));
@@ -406,6 +480,12 @@ impl Matcher {
         if let Some(e) = &self.each {
             map.insert("$each".into(), e.describe());
         }
+        if let Some(c) = &self.contains {
+            map.insert(
+                "$contains".into(),
+                Value::Array(c.iter().map(Pattern::describe).collect()),
+            );
+        }
         if let Some(l) = &self.literal {
             map.insert("$literal".into(), l.clone());
         }
@@ -433,13 +513,21 @@ impl Pattern {
         match self {
             Pattern::Scalar(v) => v.clone(),
             Pattern::Array(items) => Value::Array(items.iter().map(Pattern::describe).collect()),
-            Pattern::Object { members, closed } => {
+            Pattern::Object {
+                members,
+                closed,
+                optional,
+                ..
+            } => {
                 let mut map: Map<String, Value> = members
                     .iter()
                     .map(|(k, p)| (k.clone(), p.describe()))
                     .collect();
                 if *closed {
                     map.insert("$closed".into(), Value::Bool(true));
+                }
+                if *optional {
+                    map.insert("$optional".into(), Value::Bool(true));
                 }
                 Value::Object(map)
             }
@@ -481,20 +569,26 @@ pub struct Difference {
 
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = if self.path.is_empty() { "(frame)" } else { &self.path };
+        let at = if self.path.is_empty() {
+            "(frame)"
+        } else {
+            &self.path
+        };
         write!(f, "{at}: {}", self.message)
     }
 }
 
 /// Matches `actual` against `pattern`, binding captures. Captures are bound even when other
 /// members differ, so later steps that refer to them can still run.
-pub fn match_value(
-    pattern: &Pattern,
-    actual: &Value,
-    captures: &mut Captures,
-) -> Vec<Difference> {
+pub fn match_value(pattern: &Pattern, actual: &Value, captures: &mut Captures) -> Vec<Difference> {
     let mut diffs = Vec::new();
-    match_at(pattern, Some(actual), &JsonPath::root(), captures, &mut diffs);
+    match_at(
+        pattern,
+        Some(actual),
+        &JsonPath::root(),
+        captures,
+        &mut diffs,
+    );
     diffs
 }
 
@@ -523,6 +617,7 @@ fn match_at(
             };
             match_matcher(m, actual, path, captures, diffs);
         }
+        Pattern::Object { optional: true, .. } if actual.is_none() => {}
         _ if actual.is_none() => differ("missing".to_owned(), None),
         Pattern::Scalar(expected) => {
             let Some(actual) = actual else { return };
@@ -556,7 +651,9 @@ fn match_at(
                 match_at(p, Some(v), &path.index(i), captures, diffs);
             }
         }
-        Pattern::Object { members, closed } => {
+        Pattern::Object {
+            members, closed, ..
+        } => {
             let Some(actual) = actual else { return };
             let Some(map) = actual.as_object() else {
                 differ(
@@ -573,8 +670,7 @@ fn match_at(
                     if !members.iter().any(|(k, _)| k == key) {
                         diffs.push(Difference {
                             path: path.key(key).to_string(),
-                            message: "unexpected member (the expected object is closed)"
-                                .to_owned(),
+                            message: "unexpected member (the expected object is closed)".to_owned(),
                             expected: Value::Null,
                             received: Some(v.clone()),
                         });
@@ -646,6 +742,38 @@ fn match_matcher(
             }),
         }
     }
+    if let Some(wanted) = &m.contains {
+        match actual.as_array() {
+            Some(values) => {
+                for (i, p) in wanted.iter().enumerate() {
+                    let hit = values.iter().find_map(|v| {
+                        let mut trial = captures.clone();
+                        let mut d = Vec::new();
+                        match_at(p, Some(v), path, &mut trial, &mut d);
+                        d.is_empty().then_some(trial)
+                    });
+                    match hit {
+                        Some(trial) => *captures = trial,
+                        None => diffs.push(Difference {
+                            path: path.to_string(),
+                            message: format!(
+                                "no element matches expected element {i} of `$contains`: {}",
+                                short(&p.describe())
+                            ),
+                            expected: p.describe(),
+                            received: Some(actual.clone()),
+                        }),
+                    }
+                }
+            }
+            None => diffs.push(Difference {
+                path: path.to_string(),
+                message: format!("expected an array, received {}", type_of(actual)),
+                expected: m.describe(),
+                received: Some(actual.clone()),
+            }),
+        }
+    }
     if let Some(name) = &m.reference {
         match captures.get(name) {
             Some(bound) if json_equal(bound, actual) => {}
@@ -702,8 +830,8 @@ pub fn short(value: &Value) -> String {
 /// the value produced.
 pub fn concretize(pattern: &Pattern, captures: &mut Captures) -> (Value, Vec<String>) {
     let mut holes = Vec::new();
-    let value = concrete_at(pattern, &JsonPath::root(), captures, &mut holes)
-        .unwrap_or(Value::Null);
+    let value =
+        concrete_at(pattern, &JsonPath::root(), captures, &mut holes).unwrap_or(Value::Null);
     (value, holes)
 }
 
@@ -722,7 +850,18 @@ fn concrete_at(
                 .filter_map(|(i, p)| concrete_at(p, &path.index(i), captures, holes))
                 .collect(),
         )),
-        Pattern::Object { members, .. } => {
+        Pattern::Object {
+            members,
+            optional,
+            example,
+            ..
+        } => {
+            if let Some(example) = example {
+                return Some(example.clone());
+            }
+            if *optional {
+                return None;
+            }
             let mut map = Map::new();
             for (key, p) in members {
                 if let Some(v) = concrete_at(p, &path.key(key), captures, holes) {
@@ -746,6 +885,14 @@ fn concrete_at(
                 bound.clone()
             } else if let Some(bound) = m.capture.as_ref().and_then(|c| captures.get(c)) {
                 bound.clone()
+            } else if let Some(wanted) = &m.contains {
+                Value::Array(
+                    wanted
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, p)| concrete_at(p, &path.index(i), captures, holes))
+                        .collect(),
+                )
             } else if m.each.is_some() {
                 Value::Array(Vec::new())
             } else if m.any || m.regex.is_some() || m.reference.is_some() || m.types.is_empty() {
@@ -754,10 +901,10 @@ fn concrete_at(
             } else {
                 m.types[0].placeholder()
             };
-            if let Some(name) = &m.capture {
-                if captures.get(name).is_none() {
-                    captures.bind(name, value.clone());
-                }
+            if let Some(name) = &m.capture
+                && captures.get(name).is_none()
+            {
+                captures.bind(name, value.clone());
             }
             Some(value)
         }
@@ -802,8 +949,7 @@ fn substitute_at(
             }
             Err(PatternError {
                 path: path.to_string(),
-                message: "a frame to send may only hold `$ref` and `$literal` matchers"
-                    .to_owned(),
+                message: "a frame to send may only hold `$ref` and `$literal` matchers".to_owned(),
             })
         }
     }
@@ -821,8 +967,17 @@ mod tests {
 
     #[test]
     fn literals_and_open_objects() {
-        assert!(check(json!({"id": 1, "result": {"a": 1}}), json!({"id": 1, "result": {"a": 1.0, "b": 2}})).is_empty());
-        let d = check(json!({"id": 1, "result": {"a": 1}}), json!({"id": 1, "result": {"a": 2}}));
+        assert!(
+            check(
+                json!({"id": 1, "result": {"a": 1}}),
+                json!({"id": 1, "result": {"a": 1.0, "b": 2}})
+            )
+            .is_empty()
+        );
+        let d = check(
+            json!({"id": 1, "result": {"a": 1}}),
+            json!({"id": 1, "result": {"a": 2}}),
+        );
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].path, "result.a");
         let d = check(json!({"a": 1, "$closed": true}), json!({"a": 1, "b": 2}));
@@ -832,19 +987,66 @@ mod tests {
     #[test]
     fn matchers() {
         assert!(check(json!({"u": {"$type": "integer"}}), json!({"u": 5})).is_empty());
-        let d = check(json!({"result": {"uptime": {"$type": "integer"}}}), json!({"result": {"uptime": "soon"}}));
+        let d = check(
+            json!({"result": {"uptime": {"$type": "integer"}}}),
+            json!({"result": {"uptime": "soon"}}),
+        );
         assert_eq!(d[0].path, "result.uptime");
         assert!(d[0].message.contains("expected integer, received string"));
         assert!(check(json!({"c": {"$regex": "^[A-Z]+$"}}), json!({"c": "ABC"})).is_empty());
-        assert_eq!(check(json!({"c": {"$regex": "^[A-Z]+$"}}), json!({"c": "abc"})).len(), 1);
+        assert_eq!(
+            check(json!({"c": {"$regex": "^[A-Z]+$"}}), json!({"c": "abc"})).len(),
+            1
+        );
         assert!(check(json!({"x": {"$any": true}}), json!({"x": [1]})).is_empty());
         assert_eq!(check(json!({"x": {"$any": true}}), json!({})).len(), 1);
-        assert!(check(json!({"x": {"$optional": true, "$type": "string"}}), json!({})).is_empty());
-        assert_eq!(check(json!({"x": {"$absent": true}}), json!({"x": 1})).len(), 1);
-        assert!(check(json!({"x": {"$each": {"$type": "integer"}}}), json!({"x": [1, 2]})).is_empty());
-        assert_eq!(check(json!({"x": {"$each": {"$type": "integer"}}}), json!({"x": [1, "a"]}))[0].path, "x[1]");
-        assert!(check(json!({"x": {"$literal": {"$type": 1}}}), json!({"x": {"$type": 1}})).is_empty());
-        assert_eq!(check(json!({"a": {"b.c": 1}}), json!({"a": {"b.c": 2}}))[0].path, "a[\"b.c\"]");
+        assert!(
+            check(
+                json!({"x": {"$optional": true, "$type": "string"}}),
+                json!({})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            check(json!({"x": {"$absent": true}}), json!({"x": 1})).len(),
+            1
+        );
+        assert!(
+            check(
+                json!({"x": {"$each": {"$type": "integer"}}}),
+                json!({"x": [1, 2]})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            check(
+                json!({"x": {"$each": {"$type": "integer"}}}),
+                json!({"x": [1, "a"]})
+            )[0]
+            .path,
+            "x[1]"
+        );
+        assert!(
+            check(
+                json!({"x": {"$literal": {"$type": 1}}}),
+                json!({"x": {"$type": 1}})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            check(json!({"a": {"b.c": 1}}), json!({"a": {"b.c": 2}}))[0].path,
+            "a[\"b.c\"]"
+        );
+        let contains =
+            json!({"x": {"$contains": [{"code": {"$capture": "c"}, "channel": "telegram"}]}});
+        let p = Pattern::compile(&contains).unwrap();
+        let mut caps = Captures::default();
+        assert!(match_value(&p, &json!({"x": [{"code": "A", "channel": "slack"}, {"code": "B", "channel": "telegram"}]}), &mut caps).is_empty());
+        assert_eq!(caps.get("c"), Some(&json!("B")));
+        assert_eq!(
+            check(contains, json!({"x": [{"code": "A", "channel": "slack"}]})).len(),
+            1
+        );
     }
 
     #[test]
@@ -854,16 +1056,45 @@ mod tests {
         assert!(match_value(&p, &json!({"id": "abc"}), &mut caps).is_empty());
         let r = Pattern::compile(&json!({"sessionId": {"$ref": "s"}})).unwrap();
         assert!(match_value(&r, &json!({"sessionId": "abc"}), &mut caps).is_empty());
-        assert_eq!(match_value(&r, &json!({"sessionId": "xyz"}), &mut caps).len(), 1);
+        assert_eq!(
+            match_value(&r, &json!({"sessionId": "xyz"}), &mut caps).len(),
+            1
+        );
         assert_eq!(substitute(&r, &caps).unwrap(), json!({"sessionId": "abc"}));
-        assert!(substitute(&Pattern::compile(&json!({"a": {"$ref": "nope"}})).unwrap(), &caps).is_err());
+        assert!(
+            substitute(
+                &Pattern::compile(&json!({"a": {"$ref": "nope"}})).unwrap(),
+                &caps
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn optional_objects() {
+        let p = json!({"result": {"$optional": true, "a": 1}, "error": {"$optional": true, "code": 5, "$example": {"code": 5, "message": "m"}}});
+        assert!(check(p.clone(), json!({"result": {"a": 1}})).is_empty());
+        assert!(check(p.clone(), json!({"error": {"code": 5}})).is_empty());
+        assert_eq!(
+            check(p.clone(), json!({"error": {"code": 4}}))[0].path,
+            "error.code"
+        );
+        let (v, holes) = concretize(&Pattern::compile(&p).unwrap(), &mut Captures::default());
+        assert_eq!(v, json!({"error": {"code": 5, "message": "m"}}));
+        assert!(holes.is_empty());
+        assert!(Pattern::compile(&json!({"a": 1, "$type": "object"})).is_err());
     }
 
     #[test]
     fn bad_matchers_are_rejected() {
         assert!(Pattern::compile(&json!({"$typo": 1})).is_err());
         assert!(Pattern::compile(&json!({"$type": "int"})).is_err());
-        assert!(Pattern::compile(&json!({"a": {"$regex": "("}})).unwrap_err().path == "a");
+        assert!(
+            Pattern::compile(&json!({"a": {"$regex": "("}}))
+                .unwrap_err()
+                .path
+                == "a"
+        );
     }
 
     #[test]

@@ -189,7 +189,12 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(mode: &str, target: &str, spec_version: &str, transcripts: Vec<TranscriptReport>) -> Self {
+    pub fn new(
+        mode: &str,
+        target: &str,
+        spec_version: &str,
+        transcripts: Vec<TranscriptReport>,
+    ) -> Self {
         let mut summary = Summary::default();
         for t in &transcripts {
             match t.status {
@@ -357,11 +362,15 @@ mod tests {
     fn sample() -> Report {
         let mut failed = TranscriptReport::new("system-info", "t/system-info.jsonl");
         failed.failures.push(
-            Failure::new(3, FailureKind::Mismatch, "expected integer, received string \"soon\"")
-                .conn("main")
-                .at("result.uptime")
-                .expected(json!({"$type": "integer"}))
-                .received(json!("soon")),
+            Failure::new(
+                3,
+                FailureKind::Mismatch,
+                "expected integer, received string \"soon\"",
+            )
+            .conn("main")
+            .at("result.uptime")
+            .expected(json!({"$type": "integer"}))
+            .received(json!("soon")),
         );
         let failed = failed.finish(Duration::from_millis(12));
         let passed = TranscriptReport::new("a<b", "t/a.jsonl").finish(Duration::from_millis(3));
@@ -375,7 +384,10 @@ mod tests {
         assert!(!r.passed());
         let text = r.to_text();
         assert!(text.contains("FAIL system-info"), "{text}");
-        assert!(text.contains("line 3 [main] mismatch at result.uptime"), "{text}");
+        assert!(
+            text.contains("line 3 [main] mismatch at result.uptime"),
+            "{text}"
+        );
         assert!(text.contains("expected: {\"$type\":\"integer\"}"), "{text}");
         assert!(text.contains("received: \"soon\""), "{text}");
         assert!(text.contains("1 passed, 1 failed, 1 skipped"), "{text}");
@@ -393,6 +405,9 @@ mod tests {
         assert!(x.contains("<failure type=\"mismatch\""), "{x}");
         assert!(x.contains("name=\"a&lt;b\""), "{x}");
         assert!(x.contains("<skipped message=\"needs a token\"/>"), "{x}");
-        assert!(x.contains("tests=\"3\" failures=\"1\" skipped=\"1\""), "{x}");
+        assert!(
+            x.contains("tests=\"3\" failures=\"1\" skipped=\"1\""),
+            "{x}"
+        );
     }
 }

@@ -134,7 +134,13 @@ pub async fn run_transcript(spec: &Spec, t: &Transcript, options: &RunOptions) -
                 status,
             } => {
                 runner
-                    .connect(&conn, headers, subprotocols.as_deref(), path.as_deref(), *status)
+                    .connect(
+                        &conn,
+                        headers,
+                        subprotocols.as_deref(),
+                        path.as_deref(),
+                        *status,
+                    )
                     .await
             }
             StepKind::Send { frame, malformed } => runner.send(&conn, frame, *malformed).await,
@@ -172,7 +178,11 @@ impl Runner<'_> {
         status: Option<u16>,
     ) {
         if self.conns.get(name).is_some_and(|c| c.opened) {
-            self.fail(name, FailureKind::Transcript, format!("connection `{name}` is already open; use another `conn` name"));
+            self.fail(
+                name,
+                FailureKind::Transcript,
+                format!("connection `{name}` is already open; use another `conn` name"),
+            );
             return;
         }
         let token = self.options.token.as_deref();
@@ -181,7 +191,11 @@ impl Runner<'_> {
             match ws::expand_token(v, token) {
                 Some(v) => expanded_headers.push((k.clone(), v)),
                 None => {
-                    self.fail(name, FailureKind::Transcript, format!("header `{k}` needs ${{TOKEN}}: pass --token"));
+                    self.fail(
+                        name,
+                        FailureKind::Transcript,
+                        format!("header `{k}` needs ${{TOKEN}}: pass --token"),
+                    );
                     return;
                 }
             }
@@ -193,15 +207,25 @@ impl Runner<'_> {
                 match ws::expand_token(p, token) {
                     Some(p) => out.push(p),
                     None => {
-                        self.fail(name, FailureKind::Transcript, "a subprotocol needs ${TOKEN}: pass --token");
+                        self.fail(
+                            name,
+                            FailureKind::Transcript,
+                            "a subprotocol needs ${TOKEN}: pass --token",
+                        );
                         return;
                     }
                 }
             }
             expanded_protocols = Some(out);
         }
-        self.open(name, &expanded_headers, expanded_protocols.as_deref(), path, status)
-            .await;
+        self.open(
+            name,
+            &expanded_headers,
+            expanded_protocols.as_deref(),
+            path,
+            status,
+        )
+        .await;
     }
 
     async fn open(
@@ -243,7 +267,11 @@ impl Runner<'_> {
             }
             (Ok(client), Some(expected)) => {
                 conn.client = Some(client);
-                self.fail(name, FailureKind::Connect, format!("the handshake succeeded; expected HTTP {expected}"));
+                self.fail(
+                    name,
+                    FailureKind::Connect,
+                    format!("the handshake succeeded; expected HTTP {expected}"),
+                );
             }
             (Err(ConnectError::Http { status: got, .. }), Some(expected)) if got == expected => {
                 conn.closed = Some(None);
@@ -280,14 +308,22 @@ impl Runner<'_> {
                 Ok(value) => {
                     if !malformed {
                         for v in self.spec.check_request(&value) {
-                            self.fail(name, FailureKind::Transcript, format!("the transcript sends a frame that breaks the spec: {v}"))
-                                .path = Some(v.path.clone());
+                            self.fail(
+                                name,
+                                FailureKind::Transcript,
+                                format!("the transcript sends a frame that breaks the spec: {v}"),
+                            )
+                            .path = Some(v.path.clone());
                         }
                     }
                     value.to_string()
                 }
                 Err(e) => {
-                    self.fail(name, FailureKind::Transcript, format!("cannot build the frame: {e}"));
+                    self.fail(
+                        name,
+                        FailureKind::Transcript,
+                        format!("cannot build the frame: {e}"),
+                    );
                     return;
                 }
             },
@@ -299,14 +335,19 @@ impl Runner<'_> {
         let closed = conn.closed.is_some();
         let sent = conn.client.as_ref().is_some_and(|c| c.send_text(text));
         if !sent || closed {
-            self.fail(name, FailureKind::Close, "cannot send: the connection is closed");
+            self.fail(
+                name,
+                FailureKind::Close,
+                "cannot send: the connection is closed",
+            );
         }
     }
 
     /// Takes one incoming event (waiting until `deadline`); false on timeout.
     async fn pump(&mut self, deadline: Instant) -> bool {
         let wait = deadline.saturating_duration_since(Instant::now());
-        let Ok(Some((name, incoming))) = tokio::time::timeout(wait, self.events_rx.recv()).await else {
+        let Ok(Some((name, incoming))) = tokio::time::timeout(wait, self.events_rx.recv()).await
+        else {
             return false;
         };
         self.dispatch(&name, incoming);
@@ -334,9 +375,13 @@ impl Runner<'_> {
                     Ok(frame) => frame,
                     Err(e) => {
                         self.failures.push(
-                            Failure::new(line, FailureKind::Spec, format!("the server sent a frame that is not JSON ({e})"))
-                                .conn(name)
-                                .received(Value::String(text)),
+                            Failure::new(
+                                line,
+                                FailureKind::Spec,
+                                format!("the server sent a frame that is not JSON ({e})"),
+                            )
+                            .conn(name)
+                            .received(Value::String(text)),
                         );
                         return;
                     }
@@ -368,13 +413,21 @@ impl Runner<'_> {
                 match substitute(&Pattern::Matcher(m.clone()), &self.captures) {
                     Ok(v) => Some(id_key(Some(&v))),
                     Err(e) => {
-                        self.fail(name, FailureKind::Transcript, format!("cannot resolve the expected id: {e}"));
+                        self.fail(
+                            name,
+                            FailureKind::Transcript,
+                            format!("cannot resolve the expected id: {e}"),
+                        );
                         None
                     }
                 }
             }
             _ => {
-                self.fail(name, FailureKind::Transcript, "an expected frame's `id` must be a literal or a `$ref`");
+                self.fail(
+                    name,
+                    FailureKind::Transcript,
+                    "an expected frame's `id` must be a literal or a `$ref`",
+                );
                 None
             }
         }
@@ -400,7 +453,11 @@ impl Runner<'_> {
                 let diffs = match_value(pattern, &received.frame, &mut self.captures);
                 for d in diffs {
                     let received_value = d.received.clone();
-                    let f = self.fail(name, FailureKind::Mismatch, format!("{what}: {}", d.message));
+                    let f = self.fail(
+                        name,
+                        FailureKind::Mismatch,
+                        format!("{what}: {}", d.message),
+                    );
                     f.path = Some(d.path.clone());
                     f.expected = Some(d.expected.clone());
                     f.received = received_value;
@@ -411,7 +468,10 @@ impl Runner<'_> {
                 self.fail(
                     name,
                     FailureKind::Missing,
-                    format!("{what}: the connection closed ({}) before it arrived", close_text(code)),
+                    format!(
+                        "{what}: the connection closed ({}) before it arrived",
+                        close_text(code)
+                    ),
                 )
                 .expected = Some(pattern.describe());
                 return;
@@ -420,7 +480,10 @@ impl Runner<'_> {
                 self.fail(
                     name,
                     FailureKind::Missing,
-                    format!("{what}: nothing arrived within {} ms", self.options.timeout.as_millis()),
+                    format!(
+                        "{what}: nothing arrived within {} ms",
+                        self.options.timeout.as_millis()
+                    ),
                 )
                 .expected = Some(pattern.describe());
                 return;
@@ -493,18 +556,26 @@ impl Runner<'_> {
 
     async fn expect_close(&mut self, name: &str, code: Option<u16>) {
         if !self.conns.get(name).is_some_and(|c| c.opened) {
-            self.fail(name, FailureKind::Transcript, format!("connection `{name}` was never opened"));
+            self.fail(
+                name,
+                FailureKind::Transcript,
+                format!("connection `{name}` was never opened"),
+            );
             return;
         }
         let deadline = Instant::now() + self.options.timeout;
         loop {
             if let Some(got) = self.conns.get(name).and_then(|c| c.closed) {
                 self.report_leftovers(name, "arrived before the close");
-                if let Some(expected) = code {
-                    if got != Some(expected) {
-                        self.fail(name, FailureKind::Close, format!("closed with {}, expected code {expected}", close_text(got)))
-                            .expected = Some(Value::from(expected));
-                    }
+                if let Some(expected) = code
+                    && got != Some(expected)
+                {
+                    self.fail(
+                        name,
+                        FailureKind::Close,
+                        format!("closed with {}, expected code {expected}", close_text(got)),
+                    )
+                    .expected = Some(Value::from(expected));
                 }
                 return;
             }
@@ -513,7 +584,11 @@ impl Runner<'_> {
                 self.fail(
                     name,
                     FailureKind::Close,
-                    format!("the connection stayed open for {} ms; expected the server to close it{}", self.options.timeout.as_millis(), code.map(|c| format!(" with {c}")).unwrap_or_default()),
+                    format!(
+                        "the connection stayed open for {} ms; expected the server to close it{}",
+                        self.options.timeout.as_millis(),
+                        code.map(|c| format!(" with {c}")).unwrap_or_default()
+                    ),
                 );
                 return;
             }
@@ -522,7 +597,11 @@ impl Runner<'_> {
 
     async fn close(&mut self, name: &str, code: u16) {
         if !self.conns.get(name).is_some_and(|c| c.opened) {
-            self.fail(name, FailureKind::Transcript, format!("connection `{name}` was never opened"));
+            self.fail(
+                name,
+                FailureKind::Transcript,
+                format!("connection `{name}` was never opened"),
+            );
             return;
         }
         self.report_leftovers(name, "arrived before the client closed the connection");
@@ -530,7 +609,11 @@ impl Runner<'_> {
             return;
         };
         if conn.closed.is_some() {
-            self.fail(name, FailureKind::Close, "the server had already closed the connection");
+            self.fail(
+                name,
+                FailureKind::Close,
+                "the server had already closed the connection",
+            );
             return;
         }
         conn.closing = true;
@@ -540,7 +623,11 @@ impl Runner<'_> {
         let deadline = Instant::now() + self.options.timeout;
         while self.conns.get(name).is_some_and(|c| c.closed.is_none()) {
             if !self.pump(deadline).await {
-                self.fail(name, FailureKind::Close, "the server did not answer the close handshake");
+                self.fail(
+                    name,
+                    FailureKind::Close,
+                    "the server did not answer the close handshake",
+                );
                 return;
             }
         }
@@ -555,17 +642,21 @@ impl Runner<'_> {
             self.report_leftovers(name, "arrived but no step expects it");
         }
         for name in &names {
-            if let Some(conn) = self.conns.get_mut(name) {
-                if conn.closed.is_none() {
-                    conn.closing = true;
-                    if let Some(client) = &conn.client {
-                        client.close(1000);
-                    }
+            if let Some(conn) = self.conns.get_mut(name)
+                && conn.closed.is_none()
+            {
+                conn.closing = true;
+                if let Some(client) = &conn.client {
+                    client.close(1000);
                 }
             }
         }
         let deadline = Instant::now() + Duration::from_secs(2);
-        while self.conns.values().any(|c| c.client.is_some() && c.closed.is_none()) {
+        while self
+            .conns
+            .values()
+            .any(|c| c.client.is_some() && c.closed.is_none())
+        {
             if !self.pump(deadline).await {
                 break;
             }

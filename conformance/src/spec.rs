@@ -37,7 +37,11 @@ pub struct Violation {
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = if self.path.is_empty() { "(frame)" } else { &self.path };
+        let at = if self.path.is_empty() {
+            "(frame)"
+        } else {
+            &self.path
+        };
         write!(f, "{at}: {}", self.message)
     }
 }
@@ -77,7 +81,9 @@ pub struct Spec {
 }
 
 fn get<'a>(value: &'a Value, key: &str) -> Result<&'a Value, SpecError> {
-    value.get(key).ok_or_else(|| SpecError::Missing(key.to_owned()))
+    value
+        .get(key)
+        .ok_or_else(|| SpecError::Missing(key.to_owned()))
 }
 
 fn array<'a>(value: &'a Value, key: &str) -> Result<&'a Vec<Value>, SpecError> {
@@ -141,7 +147,10 @@ impl Spec {
                 .as_str()
                 .ok_or_else(|| SpecError::Missing("x-events[].name".into()))?;
             let schema = event.get("data").cloned().unwrap_or(json!({}));
-            events.insert(name.to_owned(), compile(&format!("event {name} data"), schema)?);
+            events.insert(
+                name.to_owned(),
+                compile(&format!("event {name} data"), schema)?,
+            );
         }
 
         let mut methods = BTreeMap::new();
@@ -259,7 +268,11 @@ impl Spec {
             None | Some(Value::Null) => json!({}),
             Some(p) => p.clone(),
         };
-        out.extend(run(&method.params, &params, &JsonPath::root().key("params")));
+        out.extend(run(
+            &method.params,
+            &params,
+            &JsonPath::root().key("params"),
+        ));
         out
     }
 
@@ -291,27 +304,26 @@ impl Spec {
                         .then(|| object.get("data").and_then(|d| d.get("code")))
                         .flatten()
                         .and_then(Value::as_i64)
+                        && !self.errors.contains_key(&code)
                     {
-                        if !self.errors.contains_key(&code) {
-                            out.push(Violation {
-                                path: "data.code".into(),
-                                message: format!("{code} is not an error code of the spec"),
-                            });
-                        }
+                        out.push(Violation {
+                            path: "data.code".into(),
+                            message: format!("{code} is not an error code of the spec"),
+                        });
                     }
                 }
             }
-            if let Some(m) = method.and_then(|m| self.methods.get(m)) {
-                if !m.events.iter().any(|e| e == name) {
-                    out.push(Violation {
-                        path: "event".into(),
-                        message: format!(
-                            "`{}` does not emit `{name}` (its x-events: {})",
-                            m.name,
-                            list_or_none(&m.events)
-                        ),
-                    });
-                }
+            if let Some(m) = method.and_then(|m| self.methods.get(m))
+                && !m.events.iter().any(|e| e == name)
+            {
+                out.push(Violation {
+                    path: "event".into(),
+                    message: format!(
+                        "`{}` does not emit `{name}` (its x-events: {})",
+                        m.name,
+                        list_or_none(&m.events)
+                    ),
+                });
             }
             return out;
         }
@@ -335,18 +347,17 @@ impl Spec {
                     if let (Some(validator), Some(data)) = (&spec.data, error.get("data")) {
                         out.extend(run(validator, data, &root.key("error").key("data")));
                     }
-                    if spec.scope == "method" {
-                        if let Some(m) = method.and_then(|m| self.methods.get(m)) {
-                            if !m.errors.contains(&code) {
-                                out.push(Violation {
-                                    path: "error.code".into(),
-                                    message: format!(
-                                        "`{}` does not list error {code} ({}) among its errors",
-                                        m.name, spec.name
-                                    ),
-                                });
-                            }
-                        }
+                    if spec.scope == "method"
+                        && let Some(m) = method.and_then(|m| self.methods.get(m))
+                        && !m.errors.contains(&code)
+                    {
+                        out.push(Violation {
+                            path: "error.code".into(),
+                            message: format!(
+                                "`{}` does not list error {code} ({}) among its errors",
+                                m.name, spec.name
+                            ),
+                        });
                     }
                 }
             }
@@ -354,9 +365,10 @@ impl Spec {
         }
         if object.contains_key("result") {
             let mut out = run(&self.response_frame, frame, &root);
-            if let (Some(m), Some(result)) =
-                (method.and_then(|m| self.methods.get(m)), object.get("result"))
-            {
+            if let (Some(m), Some(result)) = (
+                method.and_then(|m| self.methods.get(m)),
+                object.get("result"),
+            ) {
                 out.extend(run(&m.result, result, &root.key("result")));
             }
             return out;
@@ -423,13 +435,23 @@ mod tests {
     #[test]
     fn requests_are_checked_against_params() {
         let s = spec();
-        assert!(s.check_request(&json!({"id": 1, "method": "system.info"})).is_empty());
-        let v = s.check_request(&json!({"id": 1, "method": "sessions.get", "params": {"sessionId": 5}}));
+        assert!(
+            s.check_request(&json!({"id": 1, "method": "system.info"}))
+                .is_empty()
+        );
+        let v = s
+            .check_request(&json!({"id": 1, "method": "sessions.get", "params": {"sessionId": 5}}));
         assert_eq!(v[0].path, "params.sessionId");
         let v = s.check_request(&json!({"id": 1, "method": "system.info", "params": {"x": 1}}));
         assert_eq!(v.len(), 1, "{v:?}");
-        assert_eq!(s.check_request(&json!({"id": 1.5, "method": "system.info"}))[0].path, "id");
-        assert_eq!(s.check_request(&json!({"id": 1, "method": "nope"}))[0].path, "method");
+        assert_eq!(
+            s.check_request(&json!({"id": 1.5, "method": "system.info"}))[0].path,
+            "id"
+        );
+        assert_eq!(
+            s.check_request(&json!({"id": 1, "method": "nope"}))[0].path,
+            "method"
+        );
     }
 
     #[test]
@@ -442,12 +464,22 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].path, "result.uptime");
         let ev = json!({"id": 1, "event": "content", "data": {"text": 5}, "seq": 1});
-        assert_eq!(s.check_server_frame(&ev, Some("agent.send"))[0].path, "data.text");
+        assert_eq!(
+            s.check_server_frame(&ev, Some("agent.send"))[0].path,
+            "data.text"
+        );
         let ev = json!({"id": 1, "event": "done", "data": {"content": ""}, "seq": 1});
-        assert_eq!(s.check_server_frame(&ev, Some("system.info"))[0].path, "event");
-        let err = json!({"id": 1, "error": {"code": 1, "message": "x", "data": {"sessionId": "a"}}});
+        assert_eq!(
+            s.check_server_frame(&ev, Some("system.info"))[0].path,
+            "event"
+        );
+        let err =
+            json!({"id": 1, "error": {"code": 1, "message": "x", "data": {"sessionId": "a"}}});
         assert!(s.check_server_frame(&err, Some("sessions.get")).is_empty());
-        assert_eq!(s.check_server_frame(&err, Some("system.info"))[0].path, "error.code");
+        assert_eq!(
+            s.check_server_frame(&err, Some("system.info"))[0].path,
+            "error.code"
+        );
         let err = json!({"id": null, "error": {"code": 42, "message": "x"}});
         assert_eq!(s.check_server_frame(&err, None)[0].path, "error.code");
         let odd = json!({"id": 1});

@@ -71,7 +71,7 @@ pub struct Header {
 #[derive(Debug, Clone)]
 pub enum Outgoing {
     /// A JSON frame; may hold `$ref`s.
-    Frame { pattern: Pattern, raw: Value },
+    Frame { pattern: Box<Pattern>, raw: Value },
     /// Text sent as is (malformed frames).
     Raw(String),
 }
@@ -98,11 +98,17 @@ pub enum StepKind {
         raw: Value,
     },
     /// No frame arrives for `ms` (on `conn`, or on every connection when none is named).
-    ExpectSilence { ms: u64 },
+    ExpectSilence {
+        ms: u64,
+    },
     /// The server closes the connection (with `code`, when given).
-    ExpectClose { code: Option<u16> },
+    ExpectClose {
+        code: Option<u16>,
+    },
     /// The client closes the connection.
-    Close { code: u16 },
+    Close {
+        code: u16,
+    },
     /// A note for readers; ignored.
     Comment,
 }
@@ -155,10 +161,10 @@ impl Transcript {
             if matches!(step.kind, StepKind::Comment) {
                 continue;
             }
-            if let Some(c) = &step.conn {
-                if !seen.contains(c) {
-                    seen.push(c.clone());
-                }
+            if let Some(c) = &step.conn
+                && !seen.contains(c)
+            {
+                seen.push(c.clone());
             }
         }
         seen
@@ -202,7 +208,9 @@ impl Transcript {
                 if kind != "header" {
                     return Err(err(
                         line,
-                        format!("the first line must be the header (`\"type\": \"header\"`), not `{kind}`"),
+                        format!(
+                            "the first line must be the header (`\"type\": \"header\"`), not `{kind}`"
+                        ),
                     ));
                 }
                 header = Some(parse_header(&map).map_err(|m| err(line, m))?);
@@ -211,7 +219,8 @@ impl Transcript {
             let step = parse_step(&kind, &map, line).map_err(|m| err(line, m))?;
             steps.push(step);
         }
-        let header = header.ok_or_else(|| err(0, "the transcript is empty; it needs a header line".into()))?;
+        let header = header
+            .ok_or_else(|| err(0, "the transcript is empty; it needs a header line".into()))?;
         Ok(Transcript {
             path: path.to_owned(),
             header,
@@ -241,7 +250,11 @@ fn string(map: &Map<String, Value>, key: &str) -> Result<Option<String>, String>
 fn parse_header(map: &Map<String, Value>) -> Result<Header, String> {
     allowed(map, &["type", "name", "description", "gateway", "covers"])?;
     let name = string(map, "name")?.ok_or("the header needs a `name`")?;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
         return Err(format!(
             "the header `name` {name:?} must be non-empty and use only letters, digits, `-`, `_` and `.`"
         ));
@@ -265,7 +278,11 @@ fn parse_header(map: &Map<String, Value>) -> Result<Header, String> {
             let tool_approval = match g.get("toolApproval") {
                 None => false,
                 Some(Value::Bool(b)) => *b,
-                Some(other) => return Err(format!("gateway.toolApproval must be a boolean, not {other}")),
+                Some(other) => {
+                    return Err(format!(
+                        "gateway.toolApproval must be a boolean, not {other}"
+                    ));
+                }
             };
             GatewayNeeds {
                 auth,
@@ -303,7 +320,11 @@ fn parse_header(map: &Map<String, Value>) -> Result<Header, String> {
 
 fn compile(value: &Value, what: &str) -> Result<Pattern, String> {
     Pattern::compile(value).map_err(|PatternError { path, message }| {
-        let at = if path.is_empty() { String::new() } else { format!(" at {path}") };
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!(" at {path}")
+        };
         format!("{what}{at}: {message}")
     })
 }
@@ -315,7 +336,10 @@ fn parse_step(kind: &str, map: &Map<String, Value>, line: usize) -> Result<Step,
     }
     let step_kind = match kind {
         "connect" => {
-            allowed(map, &["type", "conn", "headers", "subprotocols", "path", "status"])?;
+            allowed(
+                map,
+                &["type", "conn", "headers", "subprotocols", "path", "status"],
+            )?;
             let headers = match map.get("headers") {
                 None => Vec::new(),
                 Some(Value::Object(h)) => h
@@ -367,7 +391,7 @@ fn parse_step(kind: &str, map: &Map<String, Value>, line: usize) -> Result<Step,
             };
             let frame = match (map.get("frame"), map.get("raw")) {
                 (Some(frame), None) => Outgoing::Frame {
-                    pattern: compile(frame, "frame")?,
+                    pattern: Box::new(compile(frame, "frame")?),
                     raw: frame.clone(),
                 },
                 (None, Some(Value::String(text))) => Outgoing::Raw(text.clone()),
@@ -378,13 +402,19 @@ fn parse_step(kind: &str, map: &Map<String, Value>, line: usize) -> Result<Step,
         }
         "expect" => {
             allowed(map, &["type", "conn", "frame"])?;
-            let raw = map.get("frame").ok_or("an expect line needs `frame`")?.clone();
+            let raw = map
+                .get("frame")
+                .ok_or("an expect line needs `frame`")?
+                .clone();
             if !raw.is_object() {
                 return Err("`frame` of an expect line must be an object".into());
             }
             let pattern = compile(&raw, "frame")?;
             if !pattern.has_member("id") {
-                return Err("an expected frame needs an `id` (null for frames that answer no request)".into());
+                return Err(
+                    "an expected frame needs an `id` (null for frames that answer no request)"
+                        .into(),
+                );
             }
             StepKind::Expect { pattern, raw }
         }
@@ -443,6 +473,39 @@ fn parse_step(kind: &str, map: &Map<String, Value>, line: usize) -> Result<Step,
         conn,
         kind: step_kind,
     })
+}
+
+/// Writes one transcript line with its members in reading order (`type` and `conn` first),
+/// whatever order the map holds them in.
+pub fn render_line(line: &Value) -> String {
+    const ORDER: &[&str] = &[
+        "type",
+        "conn",
+        "name",
+        "description",
+        "gateway",
+        "covers",
+        "headers",
+        "subprotocols",
+        "path",
+        "status",
+        "frame",
+        "raw",
+        "malformed",
+        "ms",
+        "code",
+        "text",
+    ];
+    let Value::Object(map) = line else {
+        return line.to_string();
+    };
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_by_key(|(k, _)| ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len()));
+    let members: Vec<String> = entries
+        .into_iter()
+        .map(|(k, v)| format!("{}:{v}", Value::String(k.clone())))
+        .collect();
+    format!("{{{}}}", members.join(","))
 }
 
 /// Expands `PATHS` (files or folders of `*.jsonl`, sorted) into transcript files.
@@ -508,14 +571,21 @@ mod tests {
     #[test]
     fn parses_a_small_transcript() {
         let t = parse(concat!(
-            r#"{"type":"header","name":"x","gateway":{"auth":"token"},"covers":["auth:header"]}"#, "\n",
-            r#"{"type":"connect","headers":{"Authorization":"Bearer ${TOKEN}"}}"#, "\n",
-            r#"{"type":"send","frame":{"id":1,"method":"system.info"}}"#, "\n",
+            r#"{"type":"header","name":"x","gateway":{"auth":"token"},"covers":["auth:header"]}"#,
             "\n",
-            r#"{"type":"expect","frame":{"id":1,"result":{"uptime":{"$type":"integer"}}}}"#, "\n",
-            r#"{"type":"send","conn":"b","raw":"{nope"}"#, "\n",
-            r#"{"type":"expect-silence","ms":10}"#, "\n",
-            r#"{"type":"close"}"#, "\n",
+            r#"{"type":"connect","headers":{"Authorization":"Bearer ${TOKEN}"}}"#,
+            "\n",
+            r#"{"type":"send","frame":{"id":1,"method":"system.info"}}"#,
+            "\n",
+            "\n",
+            r#"{"type":"expect","frame":{"id":1,"result":{"uptime":{"$type":"integer"}}}}"#,
+            "\n",
+            r#"{"type":"send","conn":"b","raw":"{nope"}"#,
+            "\n",
+            r#"{"type":"expect-silence","ms":10}"#,
+            "\n",
+            r#"{"type":"close"}"#,
+            "\n",
         ))
         .unwrap();
         assert_eq!(t.header.gateway.auth, AuthNeed::Token);
@@ -532,9 +602,15 @@ mod tests {
         assert!(e.message.contains("$tpye"), "{e}");
         let e = parse("{\"type\":\"send\"}").unwrap_err();
         assert!(e.message.contains("header"));
-        let e = parse("{\"type\":\"header\",\"name\":\"x\"}\n{\"type\":\"expect\",\"frame\":{\"result\":1}}").unwrap_err();
+        let e = parse(
+            "{\"type\":\"header\",\"name\":\"x\"}\n{\"type\":\"expect\",\"frame\":{\"result\":1}}",
+        )
+        .unwrap_err();
         assert!(e.message.contains("id"));
-        let e = parse("{\"type\":\"header\",\"name\":\"x\"}\n{\"type\":\"send\",\"frame\":{},\"extra\":1}").unwrap_err();
+        let e = parse(
+            "{\"type\":\"header\",\"name\":\"x\"}\n{\"type\":\"send\",\"frame\":{},\"extra\":1}",
+        )
+        .unwrap_err();
         assert!(e.message.contains("extra"));
     }
 }

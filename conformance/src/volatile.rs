@@ -15,7 +15,14 @@ pub const ISO_TIMESTAMP: &str = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z
 pub const PAIRING_CODE: &str = "^[A-Z0-9]{6,12}$";
 
 /// Keys whose numbers depend on timing or load.
-const VOLATILE_NUMBERS: &[&str] = &["uptime", "connections", "inputTokens", "outputTokens", "durationMs", "elapsedMs"];
+const VOLATILE_NUMBERS: &[&str] = &[
+    "uptime",
+    "connections",
+    "inputTokens",
+    "outputTokens",
+    "durationMs",
+    "elapsedMs",
+];
 /// Keys whose strings are implementation-specific free text.
 const FREE_TEXT: &[&str] = &["version"];
 
@@ -41,11 +48,20 @@ pub fn contains_generated_id(s: &str) -> bool {
 pub fn is_iso_timestamp(s: &str) -> bool {
     let b = s.as_bytes();
     let digits = |range: std::ops::Range<usize>| {
-        b.get(range).is_some_and(|r| r.iter().all(u8::is_ascii_digit))
+        b.get(range)
+            .is_some_and(|r| r.iter().all(u8::is_ascii_digit))
     };
-    if !(digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7) && b.get(7) == Some(&b'-')
-        && digits(8..10) && b.get(10) == Some(&b'T') && digits(11..13) && b.get(13) == Some(&b':')
-        && digits(14..16) && b.get(16) == Some(&b':') && digits(17..19))
+    if !(digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && b.get(10) == Some(&b'T')
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16)
+        && b.get(16) == Some(&b':')
+        && digits(17..19))
     {
         return false;
     }
@@ -69,7 +85,8 @@ pub fn is_iso_timestamp(s: &str) -> bool {
 /// Whether `s` looks like a generated pairing code.
 pub fn is_pairing_code(s: &str) -> bool {
     (6..=12).contains(&s.len())
-        && s.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && s.bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 impl Generalizer {
@@ -135,6 +152,10 @@ impl Generalizer {
 
     fn walk(&mut self, key: &str, value: &Value) -> Value {
         match value {
+            // Data that looks like a matcher (a `$ref` in a JSON Schema) is kept as a literal.
+            Value::Object(map) if map.keys().any(|k| k.starts_with('$')) => {
+                json!({"$literal": value})
+            }
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(k, v)| (k.clone(), self.walk(k, v)))
@@ -146,10 +167,13 @@ impl Generalizer {
                 let int = n.as_i64();
                 if VOLATILE_NUMBERS.contains(&key) {
                     json!({"$type": if int.is_some() { "integer" } else { "number" }, "$example": value})
-                } else if int.is_some_and(|i| (1_000_000_000_000..100_000_000_000_000).contains(&i)) {
+                } else if int.is_some_and(|i| (1_000_000_000_000..100_000_000_000_000).contains(&i))
+                {
                     // Epoch milliseconds.
                     json!({"$type": "integer", "$example": value})
-                } else if key == "lastActivity" && int.is_some_and(|i| (1_000_000_000..10_000_000_000).contains(&i)) {
+                } else if key == "lastActivity"
+                    && int.is_some_and(|i| (1_000_000_000..10_000_000_000).contains(&i))
+                {
                     json!({"$type": "integer", "$example": value})
                 } else {
                     value.clone()
@@ -185,12 +209,17 @@ impl Generalizer {
     /// A client frame as a frame to send: captured values become `$ref`s.
     pub fn client_frame(&self, frame: &Value) -> Value {
         match frame {
+            Value::Object(map) if map.keys().any(|k| k.starts_with('$')) => {
+                json!({"$literal": frame})
+            }
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(k, v)| (k.clone(), self.client_frame(v)))
                     .collect(),
             ),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.client_frame(v)).collect()),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.client_frame(v)).collect())
+            }
             Value::String(s) => match self.captured.get(s) {
                 Some(name) => json!({"$ref": name}),
                 None => frame.clone(),
@@ -207,7 +236,9 @@ mod tests {
     #[test]
     fn recognisers() {
         assert!(contains_generated_id("ws:a730e5d224634df6ba0453b6cbc73451"));
-        assert!(contains_generated_id("550e8400-e29b-41d4-a716-446655440000"));
+        assert!(contains_generated_id(
+            "550e8400-e29b-41d4-a716-446655440000"
+        ));
         assert!(!contains_generated_id("telegram:123456"));
         assert!(!contains_generated_id("deadbeef"));
         assert!(is_iso_timestamp("2026-11-22T04:15:20.998Z"));
@@ -241,11 +272,15 @@ mod tests {
         assert_eq!(e["data"]["code"], 3);
         assert_eq!(e["data"]["message"]["$type"], "string");
         assert_eq!(e["data"]["queue"]["code"], "overflow");
-        let sent = g.client_frame(&json!({"id": 4, "method": "x", "params": {"code": "K5GU4APW", "other": "K5"}}));
+        let sent = g.client_frame(
+            &json!({"id": 4, "method": "x", "params": {"code": "K5GU4APW", "other": "K5"}}),
+        );
         assert_eq!(sent["params"]["code"]["$ref"], "pairingCode");
         assert_eq!(sent["params"]["other"], "K5");
         let again = g.server_frame(&json!({"id": 5, "result": {"ids": ["a730e5d224634df6ba0453b6cbc73451"], "lastMessageAt": 1763784621006i64}}));
         assert_eq!(again["result"]["ids"][0]["$ref"], "connectionId");
         assert_eq!(again["result"]["lastMessageAt"]["$type"], "integer");
+        let doc = g.server_frame(&json!({"id": 6, "result": {"data": {"$ref": "#/x"}}}));
+        assert_eq!(doc["result"]["data"]["$literal"]["$ref"], "#/x");
     }
 }

@@ -27,25 +27,26 @@ pub fn id_key(id: Option<&Value>) -> String {
 /// What a connection has seen so far.
 #[derive(Debug, Default)]
 pub struct ConnectionRules {
-    /// Request id -> (method, carried `jsonrpc`).
-    requests: HashMap<String, (String, bool)>,
+    /// Request id -> (method, when the frame had one; carried `jsonrpc`).
+    requests: HashMap<String, (Option<String>, bool)>,
     answered: HashSet<String>,
     last_seq: Option<u64>,
 }
 
 impl ConnectionRules {
-    /// Notes a request the client sent (frames that are not requests are ignored).
+    /// Notes a frame the client sent (one without an id can get no reply but `id: null`).
     pub fn note_request(&mut self, frame: &Value) {
-        let (Some(id), Some(method)) = (frame.get("id"), frame.get("method").and_then(Value::as_str)) else {
+        let Some(id) = frame.get("id").filter(|id| !id.is_null()) else {
             return;
         };
-        if id.is_null() {
-            return;
-        }
+        let method = frame
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let jsonrpc = frame.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
         let key = id_key(Some(id));
         self.answered.remove(&key);
-        self.requests.insert(key, (method.to_owned(), jsonrpc));
+        self.requests.insert(key, (method, jsonrpc));
     }
 
     /// Notes a raw text frame the client sent.
@@ -57,7 +58,9 @@ impl ConnectionRules {
 
     /// The method of request `id`, if this connection sent it.
     pub fn method_of(&self, id: Option<&Value>) -> Option<&str> {
-        self.requests.get(&id_key(id)).map(|(m, _)| m.as_str())
+        self.requests
+            .get(&id_key(id))
+            .and_then(|(m, _)| m.as_deref())
     }
 
     /// Checks a frame the server sent.
@@ -65,7 +68,7 @@ impl ConnectionRules {
         let id = frame.get("id");
         let key = id_key(id);
         let request = self.requests.get(&key).cloned();
-        let method = request.as_ref().map(|(m, _)| m.as_str());
+        let method = request.as_ref().and_then(|(m, _)| m.as_deref());
         let mut out: Vec<WireIssue> = spec
             .check_server_frame(frame, method)
             .into_iter()
@@ -87,17 +90,17 @@ impl ConnectionRules {
         } else {
             format!("reply to request {key}")
         };
-        if let Some((_, true)) = request {
-            if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-                out.push(WireIssue {
-                    kind: FailureKind::Spec,
-                    path: Some("jsonrpc".into()),
-                    message: format!(
-                        "the request carried \"jsonrpc\": \"2.0\", so its {} must echo it",
-                        if is_event { "events" } else { "reply" }
-                    ),
-                });
-            }
+        if let Some((_, true)) = request
+            && object.get("jsonrpc").and_then(Value::as_str) != Some("2.0")
+        {
+            out.push(WireIssue {
+                kind: FailureKind::Spec,
+                path: Some("jsonrpc".into()),
+                message: format!(
+                    "the request carried \"jsonrpc\": \"2.0\", so its {} must echo it",
+                    if is_event { "events" } else { "reply" }
+                ),
+            });
         }
         if is_event {
             if let Some(seq) = object.get("seq").and_then(Value::as_u64) {
@@ -171,8 +174,11 @@ mod tests {
     fn order_seq_and_echo_rules() {
         let spec = Spec::load().unwrap();
         let mut rules = ConnectionRules::default();
-        rules.note_request(&json!({"jsonrpc": "2.0", "id": 1, "method": "agent.send", "params": {"message": "x"}}));
-        let ev = json!({"jsonrpc": "2.0", "id": 1, "event": "content", "data": {"text": "a"}, "seq": 1});
+        rules.note_request(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "agent.send", "params": {"message": "x"}}),
+        );
+        let ev =
+            json!({"jsonrpc": "2.0", "id": 1, "event": "content", "data": {"text": "a"}, "seq": 1});
         assert!(rules.check_server_frame(&spec, &ev).is_empty());
         let no_echo = json!({"id": 1, "event": "content", "data": {"text": "b"}, "seq": 3});
         let issues = rules.check_server_frame(&spec, &no_echo);
@@ -187,6 +193,9 @@ mod tests {
         assert!(issues[0].message.contains("after the reply"));
         assert_eq!(rules.check_server_frame(&spec, &reply).len(), 1);
         let stray = json!({"id": 9, "result": {}});
-        assert_eq!(rules.check_server_frame(&spec, &stray)[0].kind, FailureKind::Unexpected);
+        assert_eq!(
+            rules.check_server_frame(&spec, &stray)[0].kind,
+            FailureKind::Unexpected
+        );
     }
 }

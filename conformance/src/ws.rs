@@ -18,7 +18,10 @@ pub enum Incoming {
     /// A binary frame (the protocol has none), with its length.
     Binary(usize),
     /// The peer's close frame (`None`: closed without a code, or the TCP connection dropped).
-    Closed { code: Option<u16>, reason: String },
+    Closed {
+        code: Option<u16>,
+        reason: String,
+    },
 }
 
 /// Why a connection could not be opened.
@@ -106,7 +109,11 @@ pub async fn connect<T: Clone + Send + 'static>(
                 .unwrap_or_default();
             return Err(ConnectError::Http { status, body });
         }
-        Err(e) => return Err(ConnectError::Other(format!("cannot connect to {target}: {e}"))),
+        Err(e) => {
+            return Err(ConnectError::Other(format!(
+                "cannot connect to {target}: {e}"
+            )));
+        }
     };
     let protocol = response
         .headers()
@@ -204,11 +211,20 @@ mod tests {
         assert_eq!(with_path("ws://127.0.0.1:1/", "/x"), "ws://127.0.0.1:1/x");
         assert_eq!(with_path("ws://127.0.0.1:1", "x"), "ws://127.0.0.1:1/x");
         assert_eq!(with_path("ws://h:1/a/b?q", "/c"), "ws://h:1/c");
-        assert_eq!(expand_token("Bearer ${TOKEN}", Some("t0k")).as_deref(), Some("Bearer t0k"));
+        assert_eq!(
+            expand_token("Bearer ${TOKEN}", Some("t0k")).as_deref(),
+            Some("Bearer t0k")
+        );
         assert_eq!(expand_token("Bearer ${TOKEN}", None), None);
         assert_eq!(expand_token("plain", None).as_deref(), Some("plain"));
         let sub = expand_token("flynn.bearer.${TOKEN_B64URL}", Some("conformance-token")).unwrap();
-        assert_eq!(hide_token(&sub, Some("conformance-token")), "flynn.bearer.${TOKEN_B64URL}");
-        assert_eq!(hide_token("Bearer conformance-token", Some("conformance-token")), "Bearer ${TOKEN}");
+        assert_eq!(
+            hide_token(&sub, Some("conformance-token")),
+            "flynn.bearer.${TOKEN_B64URL}"
+        );
+        assert_eq!(
+            hide_token("Bearer conformance-token", Some("conformance-token")),
+            "Bearer ${TOKEN}"
+        );
     }
 }

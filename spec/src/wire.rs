@@ -95,13 +95,15 @@ impl RpcError {
 
 /// Where a handler's events go: the connection that sent the request. The sink assigns `seq`.
 pub trait EventSink: Send + Sync {
-    fn send_event(&self, id: &RequestId, event: &'static str, data: Value);
+    /// `jsonrpc`: the request carried `"jsonrpc": "2.0"`, so its events carry it too.
+    fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: Value);
 }
 
 /// Emits events tied to one request. Typed emitters (`content`, `done`, ...) are generated.
 #[derive(Clone)]
 pub struct EventEmitter {
     id: RequestId,
+    jsonrpc: bool,
     sink: Arc<dyn EventSink>,
 }
 
@@ -115,7 +117,17 @@ impl fmt::Debug for EventEmitter {
 
 impl EventEmitter {
     pub fn new(id: RequestId, sink: Arc<dyn EventSink>) -> Self {
-        Self { id, sink }
+        Self {
+            id,
+            jsonrpc: false,
+            sink,
+        }
+    }
+
+    /// Marks the request as JSON-RPC 2.0: its events echo `"jsonrpc": "2.0"`.
+    pub fn with_jsonrpc(mut self, jsonrpc: bool) -> Self {
+        self.jsonrpc = jsonrpc;
+        self
     }
 
     pub fn request_id(&self) -> &RequestId {
@@ -127,9 +139,10 @@ impl EventEmitter {
     /// than being dropped silently.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &'static str, data: &T) {
         match serde_json::to_value(data) {
-            Ok(value) => self.sink.send_event(&self.id, event, value),
+            Ok(value) => self.sink.send_event(&self.id, self.jsonrpc, event, value),
             Err(e) => self.sink.send_event(
                 &self.id,
+                self.jsonrpc,
                 crate::events::ERROR,
                 serde_json::json!({
                     "code": ErrorCode::InternalError.code(),
@@ -158,20 +171,111 @@ impl<C> Call<C> {
     }
 }
 
-/// Decodes by-name params; absent or `null` params decode as `{}`. A failure is -2 with
-/// `data.path` naming the field.
-pub fn decode_params<T: DeserializeOwned>(raw: Option<&RawValue>) -> Result<T, RpcError> {
+/// Decodes by-name params of `method`; absent or `null` params decode as `{}`. The serde types
+/// check names, types and required fields; the spec's JSON Schema then checks what the types
+/// cannot carry (maximum, minLength, pattern, ...). A failure is -2 with `data.path` naming the
+/// field.
+pub fn decode_params<T: DeserializeOwned>(
+    method: Method,
+    raw: Option<&RawValue>,
+) -> Result<T, RpcError> {
     let text = match raw {
         Some(raw) if raw.get() != "null" => raw.get(),
         _ => "{}",
     };
+    let decoded = decode_typed(text)?;
+    if text != "{}" {
+        check_constraints(method, text)?;
+    }
+    Ok(decoded)
+}
+
+/// The params schema of every method, compiled once from the embedded spec.
+fn params_validators() -> &'static std::collections::HashMap<String, jsonschema::Validator> {
+    static VALIDATORS: std::sync::OnceLock<
+        std::collections::HashMap<String, jsonschema::Validator>,
+    > = std::sync::OnceLock::new();
+    VALIDATORS.get_or_init(|| {
+        let Ok(spec) = serde_json::from_str::<Value>(crate::SPEC_JSON) else {
+            return Default::default();
+        };
+        let mut validators = std::collections::HashMap::new();
+        for method in spec["methods"].as_array().into_iter().flatten() {
+            let Some(name) = method["name"].as_str() else {
+                continue;
+            };
+            let mut properties = serde_json::Map::new();
+            let mut required = Vec::new();
+            for p in method["params"].as_array().into_iter().flatten() {
+                let Some(pname) = p["name"].as_str() else {
+                    continue;
+                };
+                properties.insert(pname.to_owned(), p["schema"].clone());
+                if p["required"].as_bool() == Some(true) {
+                    required.push(Value::String(pname.to_owned()));
+                }
+            }
+            // Built exactly like the generator's params objects; refs resolve in `components`.
+            let schema = serde_json::json!({
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": false,
+                "components": spec["components"],
+            });
+            if let Ok(validator) = jsonschema::draft7::new(&schema) {
+                validators.insert(name.to_owned(), validator);
+            }
+        }
+        validators
+    })
+}
+
+/// `/attachments/0/mimeType` -> `params.attachments[0].mimeType`.
+fn params_path(pointer: &str) -> String {
+    let mut path = String::from("params");
+    for segment in pointer.split('/').skip(1) {
+        if segment.parse::<usize>().is_ok() {
+            path.push_str(&format!("[{segment}]"));
+        } else {
+            path.push('.');
+            path.push_str(&segment.replace("~1", "/").replace("~0", "~"));
+        }
+    }
+    path
+}
+
+fn check_constraints(method: Method, text: &str) -> Result<(), RpcError> {
+    let Some(validator) = params_validators().get(method.name()) else {
+        return Ok(());
+    };
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| RpcError::invalid("params", format!("invalid params: {e}")))?;
+    match validator.iter_errors(&value).next() {
+        None => Ok(()),
+        Some(error) => {
+            let path = params_path(error.instance_path().as_str());
+            Err(RpcError::invalid(
+                path.clone(),
+                format!("invalid params: {path}: {error}"),
+            ))
+        }
+    }
+}
+
+fn decode_typed<T: DeserializeOwned>(text: &str) -> Result<T, RpcError> {
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let inner = err.inner().to_string();
         let mut path = err.path().to_string();
-        if path == "." {
-            // Missing and unknown fields fail at the object itself; name the field instead.
-            path = backticked(&inner).unwrap_or_default();
+        // Missing and unknown fields fail at the object that lacks or has them; name the field.
+        // (serde_path_to_error already ends the path of an unknown field with its name.)
+        let field = backticked(&inner);
+        match (inner.starts_with("missing field"), field) {
+            (true, Some(field)) if path != "." => path = format!("{path}.{field}"),
+            (_, Some(field)) if path == "." => path = field,
+            _ if path == "." => path = String::new(),
+            _ => {}
         }
         let path = if path.is_empty() {
             "params".to_owned()
@@ -224,33 +328,89 @@ impl Rejected {
     }
 }
 
-#[derive(Deserialize)]
+/// The members of a request frame, borrowed from the text.
+#[derive(Default)]
 struct RawFrame<'a> {
-    #[serde(borrow, default)]
     id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     jsonrpc: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     method: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     params: Option<&'a RawValue>,
+    /// The first member that is not one of the four, if any.
+    unknown: Option<String>,
+}
+
+/// Reads a frame's members without building a tree. Anything but an object is refused here:
+/// serde would otherwise read `[7, "2.0", "system.info"]` as the struct's fields in order.
+fn read_frame(text: &str) -> Result<RawFrame<'_>, RpcError> {
+    let members: Vec<(std::borrow::Cow<'_, str>, &RawValue)> =
+        match serde_json::from_str::<&RawValue>(text) {
+            Err(e) => {
+                return Err(RpcError::new(
+                    ErrorCode::ParseError,
+                    format!("invalid JSON: {e}"),
+                ));
+            }
+            Ok(raw) if !raw.get().starts_with('{') => {
+                return Err(RpcError::invalid(
+                    "",
+                    "a request must be a JSON object {id, method, params?}",
+                ));
+            }
+            Ok(raw) => serde_json::from_str::<MemberList<'_>>(raw.get())
+                .map(|m| m.0)
+                .map_err(|e| RpcError::new(ErrorCode::ParseError, format!("invalid JSON: {e}")))?,
+        };
+    let mut frame = RawFrame::default();
+    for (name, value) in members {
+        match name.as_ref() {
+            "id" => frame.id = Some(value),
+            "jsonrpc" => frame.jsonrpc = Some(value),
+            "method" => frame.method = Some(value),
+            "params" => frame.params = Some(value),
+            other => {
+                if frame.unknown.is_none() {
+                    frame.unknown = Some(other.to_owned());
+                }
+            }
+        }
+    }
+    Ok(frame)
+}
+
+/// An object's members in order, values left raw.
+struct MemberList<'a>(Vec<(std::borrow::Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for MemberList<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = MemberList<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(4);
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    members.push((key, value));
+                }
+                Ok(MemberList(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 /// Parses one text frame: invalid JSON is -1 (id null); a frame that is not an object, has no
 /// or a non-string method, a bad id, a bad `jsonrpc` or non-object params is -2 naming the field;
 /// an unknown method is -3.
 pub fn parse_request(text: &str) -> Result<Request, Rejected> {
-    let frame: RawFrame<'_> = match serde_json::from_str(text) {
+    let frame = match read_frame(text) {
         Ok(frame) => frame,
-        Err(e) => {
-            let error = if e.is_syntax() || e.is_eof() {
-                RpcError::new(ErrorCode::ParseError, format!("invalid JSON: {e}"))
-            } else {
-                RpcError::invalid(
-                    "",
-                    format!("a request must be a JSON object {{id, method, params?}}: {e}"),
-                )
-            };
+        Err(error) => {
             return Err(Rejected {
                 id: None,
                 jsonrpc: false,
@@ -297,6 +457,12 @@ pub fn parse_request(text: &str) -> Result<Request, Rejected> {
         jsonrpc,
         error,
     };
+    if let Some(name) = frame.unknown {
+        return Err(reject(RpcError::invalid(
+            name.clone(),
+            format!("unknown member `{name}`; a request has only id, method, params and jsonrpc"),
+        )));
+    }
     let method_name: String = match frame
         .method
         .map(|raw| serde_json::from_str::<String>(raw.get()))
@@ -350,6 +516,8 @@ struct ErrorReply<'a> {
 
 #[derive(Serialize)]
 struct EventFrameOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jsonrpc: Option<&'static str>,
     id: &'a RequestId,
     event: &'a str,
     data: &'a Value,
@@ -387,8 +555,9 @@ pub fn error_reply(id: Option<&RequestId>, jsonrpc: bool, error: &RpcError) -> S
 }
 
 /// `{"id":…,"event":…,"data":…,"seq":…}`.
-pub fn event_frame(id: &RequestId, event: &str, data: &Value, seq: u64) -> String {
+pub fn event_frame(id: &RequestId, jsonrpc: bool, event: &str, data: &Value, seq: u64) -> String {
     to_json(&EventFrameOut {
+        jsonrpc: version(jsonrpc),
         id,
         event,
         data,
@@ -530,6 +699,16 @@ mod tests {
             r.reply(),
             r#"{"jsonrpc":"2.0","id":"a","error":{"code":-3,"message":"unknown method `nope`; rpc.discover lists the methods this gateway serves","data":{"method":"nope"}}}"#
         );
+    }
+
+    #[test]
+    fn arrays_and_unknown_members_are_refused() {
+        let r = rejected(r#"[7, "2.0", "system.info", {}]"#);
+        assert_eq!((r.error.code, r.id), (-2, None));
+        let r = rejected(r#"{"id":31,"method":"system.info","extra":true}"#);
+        assert_eq!(r.error.code, -2);
+        assert_eq!(r.id, Some(RequestId::Number(31)));
+        assert_eq!(r.error.data, Some(serde_json::json!({ "path": "extra" })));
     }
 
     #[test]

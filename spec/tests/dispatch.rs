@@ -15,7 +15,7 @@ struct Reject;
 
 struct NoEvents;
 impl EventSink for NoEvents {
-    fn send_event(&self, _: &RequestId, _: &'static str, _: Value) {}
+    fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: Value) {}
 }
 
 macro_rules! reject_all {
@@ -34,12 +34,17 @@ flynn_protocol::for_each_method!(reject_all);
 
 /// Runs one frame through parsing and dispatch, returning the reply text.
 fn handle(frame: &str) -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         match wire::parse_request(frame) {
             Err(rejected) => rejected.reply(),
             Ok(request) => {
-                let call = Call::new(Arc::new(()), EventEmitter::new(request.id.clone(), Arc::new(NoEvents)));
+                let call = Call::new(
+                    Arc::new(()),
+                    EventEmitter::new(request.id.clone(), Arc::new(NoEvents)),
+                );
                 match dispatch(&Reject, call, request.method, request.params).await {
                     Ok(result) => wire::result_reply(&request.id, request.jsonrpc, &result),
                     Err(e) => wire::error_reply(Some(&request.id), request.jsonrpc, &e),
@@ -58,7 +63,9 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
         "[a-zA-Z0-9:._ -]{0,12}".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
@@ -122,7 +129,12 @@ fn examples_round_trip_through_the_generated_types() {
                 .as_array()
                 .expect("params list")
                 .iter()
-                .map(|p| (p["name"].as_str().expect("param name").to_owned(), p["value"].clone()))
+                .map(|p| {
+                    (
+                        p["name"].as_str().expect("param name").to_owned(),
+                        p["value"].clone(),
+                    )
+                })
                 .collect();
             let result = example["result"]["value"].clone();
             round_trip(name, Value::Object(params), result);
@@ -193,4 +205,30 @@ fn event_examples_round_trip() {
         }
     }
     assert!(checked >= 8, "only {checked} event examples checked");
+}
+
+/// Constraints the serde types cannot carry (here `maximum`) are enforced from the schema.
+#[test]
+fn schema_constraints_beyond_the_types_are_enforced() {
+    let reply: Value = serde_json::from_str(&handle(
+        r#"{"id":1,"method":"system.presence","params":{"limit":1001}}"#,
+    ))
+    .expect("reply is JSON");
+    assert_eq!(reply["error"]["code"], -2, "{reply}");
+    assert_eq!(reply["error"]["data"]["path"], "params.limit", "{reply}");
+    let reply = handle(r#"{"id":2,"method":"system.presence","params":{"limit":1000}}"#);
+    assert!(reply.contains("test handler"), "{reply}");
+    // Nested paths are named the same way.
+    let reply: Value = serde_json::from_str(&handle(
+        r#"{"id":3,"method":"agent.send","params":{"message":"x","attachments":[{"mimeType":"image/png"}]}}"#,
+    ))
+    .expect("reply is JSON");
+    assert_eq!(reply["error"]["code"], -2, "{reply}");
+    assert!(
+        reply["error"]["data"]["path"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("params.attachments"),
+        "{reply}"
+    );
 }

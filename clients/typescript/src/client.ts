@@ -30,13 +30,13 @@ import { Emitter } from "./emitter.js";
 import { ClientErrorCode, FlynnError, type FlynnErrorCode } from "./errors.js";
 import { decodeUtf8, globalWebSocket, startTimer, stopTimer, type TimerHandle } from "./platform.js";
 import { type CloseEventLike, type MessageEventLike, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
+import { RequestTable, type Pending, type RequestSink } from "./requests.js";
 import { StreamRun } from "./stream.js";
 import type {
   CallArgs,
   CallOptions,
   CloseInfo,
   ConnectionState,
-  EventOf,
   SeqGap,
   StreamingMethod,
   StreamOptions,
@@ -93,24 +93,6 @@ export type ClientMethodGroups = Omit<MethodGroups, "agent"> & {
   };
 };
 
-/** A request from the moment it is made until it settles. */
-interface Pending {
-  readonly id: number;
-  readonly method: MethodName;
-  readonly frame: string;
-  /** True once written to a socket: from then on it is never written again. */
-  sent: boolean;
-  readonly timeoutMs: number;
-  timer: TimerHandle | undefined;
-  readonly resolve: (result: unknown) => void;
-  readonly reject: (error: FlynnError) => void;
-  readonly onEvent: ((event: FlynnEvent) => void) | undefined;
-  /** Sends the gateway-side cancel of a streaming call (agent.cancel for agent.send). */
-  readonly cancelRemote: (() => void) | undefined;
-  /** Removes the abort listener. */
-  detach: () => void;
-}
-
 /** One WebSocket and what belongs to it. */
 interface Connection {
   readonly socket: WebSocketLike;
@@ -120,8 +102,8 @@ interface Connection {
   expectedSeq: number;
   /** The connection-level error frame (-4/-5) received, if any. */
   fatal: FlynnError | undefined;
-  /** Set after a successful `system.disconnect`: the close is intended, do not reconnect. */
-  noReconnect: boolean;
+  /** Set after a successful `system.disconnect`: the close is intended; nothing more is written. */
+  draining: boolean;
   /** Id of the `system.info` handshake request, once sent. */
   handshakeId: number | undefined;
   handshakeTimer: TimerHandle | undefined;
@@ -165,7 +147,7 @@ export class FlynnClient {
   readonly #timeoutMs: number;
   readonly #reconnect: ResolvedReconnect | undefined;
   readonly #emitter = new Emitter<ClientEvents>();
-  readonly #pending = new Map<number, Pending>();
+  readonly #requests = new RequestTable();
   #nextId = 1;
   #state: ConnectionState = "idle";
   #conn: Connection | undefined;
@@ -271,16 +253,8 @@ export class FlynnClient {
    */
   stream<M extends StreamingMethod>(method: M, params: ParamsOf<M>, options: StreamOptions<M> = {}): StreamRun<M> {
     const id = this.#nextId++;
-    let pending: Pending | undefined;
-    const { run, sink } = StreamRun.create<M>(
-      method,
-      id,
-      (reason) => {
-        if (pending !== undefined) this.#abort(pending, reason);
-      },
-      options.onEvent,
-    );
-    pending = this.#enqueue(id, method, params, options, sink);
+    const { run, sink } = StreamRun.create<M>(method, id, (reason) => this.#requests.abort(id, reason), options.onEvent);
+    this.#enqueue(id, method, params, options, sink);
     return run;
   }
 
@@ -295,7 +269,7 @@ export class FlynnClient {
     stopTimer(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
     const error = new FlynnError(ClientErrorCode.Closed, "the client was closed before this request completed");
-    this.#failAll(() => error);
+    this.#requests.rejectAll(() => error);
     this.#opening?.reject(error);
     this.#opening = undefined;
     const conn = this.#conn;
@@ -321,72 +295,41 @@ export class FlynnClient {
       return this.stream(method as MethodName as StreamingMethod, params as never, options).result as Promise<ResultOf<M>>;
     }
     return new Promise<ResultOf<M>>((resolve, reject) => {
-      this.#enqueue(this.#nextId++, method, params, options, {
-        event: () => undefined,
-        resolve: resolve as (result: unknown) => void,
-        reject,
-      });
+      this.#enqueue(this.#nextId++, method, params, options, { event: () => undefined, resolve, reject });
     });
   }
 
-  /** Registers a request; sends it now when a connection is open, else when the next one opens. */
-  #enqueue(
-    id: number,
-    method: MethodName,
-    params: unknown,
-    options: CallOptions,
-    sink: { event(event: never): void; resolve(result: never): void; reject(error: unknown): void },
-  ): Pending | undefined {
-    const reject = (error: FlynnError): void => sink.reject(error);
+  /** Registers a request; writes it now when a connection is open, else when the next one opens. */
+  #enqueue(id: number, method: MethodName, params: unknown, options: CallOptions, sink: RequestSink): void {
     if (this.#state === "closed") {
-      reject(new FlynnError(ClientErrorCode.Closed, `${method}: the client was closed`, { method, requestId: id }));
-      return undefined;
+      sink.reject(new FlynnError(ClientErrorCode.Closed, `${method}: the client was closed`, { method, requestId: id }));
+      return;
     }
-    const signal = options.signal;
-    if (signal?.aborted === true) {
-      reject(new FlynnError(ClientErrorCode.Aborted, `${method} was aborted before it was sent`, { method, requestId: id, cause: signal.reason }));
-      return undefined;
-    }
-    const frame: { id: number; method: MethodName; params?: unknown } = { id, method };
-    if (params !== undefined) frame.params = params;
-    const streaming = eventsOf(method).length > 0;
-    const pending: Pending = {
+    const pending = this.#requests.add({
       id,
       method,
-      frame: JSON.stringify(frame),
-      sent: false,
+      params,
       timeoutMs: options.timeoutMs ?? this.#timeoutMs,
-      timer: undefined,
-      resolve: sink.resolve as (result: unknown) => void,
-      reject,
-      onEvent: streaming ? (sink.event as (event: FlynnEvent) => void) : undefined,
+      signal: options.signal,
+      streaming: eventsOf(method).length > 0,
+      sink,
       cancelRemote: method === "agent.send" ? () => this.#cancelAgentRun(params as AgentSendParams) : undefined,
-      detach: () => undefined,
-    };
-    if (signal !== undefined) {
-      const onAbort = (): void => this.#abort(pending, signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-      pending.detach = () => signal.removeEventListener("abort", onAbort);
-    }
-    this.#pending.set(id, pending);
-    this.#armTimer(pending);
-    if (this.#state === "open") {
-      this.#send(pending);
-    } else if (this.#state === "idle") {
-      this.connect().catch(() => undefined);
-    }
-    return pending;
+    });
+    if (pending === undefined) return;
+    if (this.#state === "open") this.#write(pending);
+    else if (this.#state === "idle") this.connect().catch(() => undefined);
   }
 
-  #send(pending: Pending): void {
+  /** Writes a request on the open connection, once. */
+  #write(pending: Pending): void {
     const conn = this.#conn;
-    if (conn === undefined || !conn.ready) return;
+    if (conn === undefined || !conn.ready || conn.draining || pending.sent) return;
     try {
       conn.socket.send(pending.frame);
       pending.sent = true;
     } catch (error) {
-      this.#settle(pending);
-      pending.reject(
+      this.#requests.reject(
+        pending.id,
         new FlynnError(ClientErrorCode.ConnectionLost, `${pending.method} could not be written to the socket: ${String(error)}`, {
           method: pending.method,
           requestId: pending.id,
@@ -396,61 +339,12 @@ export class FlynnClient {
     }
   }
 
-  #armTimer(pending: Pending): void {
-    stopTimer(pending.timer);
-    pending.timer = undefined;
-    if (pending.timeoutMs <= 0) return;
-    pending.timer = startTimer(pending.timeoutMs, () => {
-      if (this.#pending.get(pending.id) !== pending) return;
-      this.#settle(pending);
-      if (pending.sent) pending.cancelRemote?.();
-      const what = pending.onEvent === undefined ? "no reply" : "no frame";
-      pending.reject(
-        new FlynnError(ClientErrorCode.Timeout, `${pending.method} timed out: ${what} within ${pending.timeoutMs} ms`, {
-          method: pending.method,
-          requestId: pending.id,
-        }),
-      );
-    });
-  }
-
-  #abort(pending: Pending, reason: unknown): void {
-    if (this.#pending.get(pending.id) !== pending) return;
-    this.#settle(pending);
-    const remote = pending.sent && pending.cancelRemote !== undefined;
-    if (remote) pending.cancelRemote?.();
-    pending.reject(
-      new FlynnError(
-        ClientErrorCode.Aborted,
-        `${pending.method} was aborted${remote ? "; agent.cancel was sent for its session" : ""}`,
-        { method: pending.method, requestId: pending.id, cause: reason },
-      ),
-    );
-  }
-
-  /** Cancels the run of an aborted `agent.send` on the gateway (its session, or the connection's default). */
+  /** Cancels the run of an aborted or timed-out `agent.send` on the gateway (its session, or the connection's default). */
   #cancelAgentRun(params: AgentSendParams): void {
     const sessionId = params.sessionId ?? params.session;
     this.#call("agent.cancel", sessionId === undefined ? {} : { sessionId }, {}).catch((error: unknown) => {
       if (error instanceof FlynnError) this.#emitter.emit("error", error);
     });
-  }
-
-  /** Forgets a request (it is settled by the caller right after). */
-  #settle(pending: Pending): void {
-    this.#pending.delete(pending.id);
-    stopTimer(pending.timer);
-    pending.timer = undefined;
-    pending.detach();
-  }
-
-  /** Rejects every pending request, or only those `filter` selects. */
-  #failAll(error: (pending: Pending) => FlynnError, filter: (pending: Pending) => boolean = () => true): void {
-    for (const pending of [...this.#pending.values()]) {
-      if (!filter(pending)) continue;
-      this.#settle(pending);
-      pending.reject(error(pending));
-    }
   }
 
   // ---- connection ----
@@ -476,7 +370,7 @@ export class FlynnClient {
       ready: false,
       expectedSeq: 1,
       fatal: undefined,
-      noReconnect: false,
+      draining: false,
       handshakeId: undefined,
       handshakeTimer: undefined,
       handshakeError: undefined,
@@ -547,10 +441,7 @@ export class FlynnClient {
       conn.expectedSeq = event.seq + 1;
     }
     this.#emitter.emit("event", event);
-    const pending = typeof event.id === "number" ? this.#pending.get(event.id) : undefined;
-    if (pending?.onEvent === undefined || !pending.sent) return;
-    this.#armTimer(pending);
-    pending.onEvent(event);
+    if (typeof event.id === "number") this.#requests.event(event.id, event);
   }
 
   #onResponse(conn: Connection, response: ResponseFrame): void {
@@ -570,15 +461,14 @@ export class FlynnClient {
       }
       return;
     }
-    const pending = typeof response.id === "number" ? this.#pending.get(response.id) : undefined;
-    if (pending === undefined || !pending.sent) return;
-    this.#settle(pending);
+    const pending = this.#requests.sent(response.id);
+    if (pending === undefined) return; // late reply of a request that timed out or was aborted
     if ("error" in response) {
       const { code, message, data } = response.error;
-      pending.reject(new FlynnError(code as FlynnErrorCode, message, { data, method: pending.method, requestId: pending.id }));
+      this.#requests.reject(pending.id, new FlynnError(code as FlynnErrorCode, message, { data, method: pending.method, requestId: pending.id }));
     } else {
-      if (pending.method === "system.disconnect") conn.noReconnect = true;
-      pending.resolve(response.result);
+      if (pending.method === "system.disconnect") conn.draining = true;
+      this.#requests.resolve(pending.id, response.result);
     }
   }
 
@@ -594,9 +484,7 @@ export class FlynnClient {
     this.#emitter.emit("open", { info, reconnected });
     this.#opening?.resolve(info);
     this.#opening = undefined;
-    for (const pending of [...this.#pending.values()]) {
-      if (!pending.sent && this.#conn === conn) this.#send(pending);
-    }
+    for (const pending of this.#requests.unsent()) this.#write(pending);
   }
 
   #onClose(conn: Connection, code: number, reason: string): void {
@@ -611,7 +499,7 @@ export class FlynnClient {
     }
 
     // Requests already written are never replayed: they fail now, and the app decides.
-    this.#failAll(
+    this.#requests.rejectAll(
       (pending) =>
         conn.fatal ??
         new FlynnError(
@@ -625,7 +513,7 @@ export class FlynnClient {
     if (conn.fatal !== undefined) {
       // Auth failures do not heal by retrying: stop, and fail what waited.
       const fatal = conn.fatal;
-      this.#failAll(() => fatal);
+      this.#requests.rejectAll(() => fatal);
       this.#opening?.reject(fatal);
       this.#opening = undefined;
       this.#attempt = 0;
@@ -635,11 +523,15 @@ export class FlynnClient {
     }
 
     if (conn.ready) {
-      const willReconnect = this.#reconnect !== undefined && !conn.noReconnect;
+      const willReconnect = this.#reconnect !== undefined && !conn.draining;
       this.#emitter.emit("close", { code, reason, willReconnect });
       if (willReconnect) {
         this.#setState("reconnecting");
         this.#scheduleReconnect();
+      } else if (conn.draining && this.#requests.unsent().length > 0) {
+        // Calls made after system.disconnect: they were never written, so open a new connection for them.
+        this.#setState("idle");
+        this.connect().catch(() => undefined);
       } else {
         this.#giveUp(`the connection closed (code ${code}${reason ? `: ${reason}` : ""})`);
       }
@@ -667,7 +559,9 @@ export class FlynnClient {
   /** No connection now and none coming: fail what waited and return to `idle`. */
   #giveUp(why: string): void {
     const error = new FlynnError(ClientErrorCode.NotConnected, why);
-    this.#failAll((pending) => new FlynnError(ClientErrorCode.NotConnected, `${pending.method} was not sent: ${why}`, { method: pending.method, requestId: pending.id }));
+    this.#requests.rejectAll(
+      (pending) => new FlynnError(ClientErrorCode.NotConnected, `${pending.method} was not sent: ${why}`, { method: pending.method, requestId: pending.id }),
+    );
     this.#opening?.reject(error);
     this.#opening = undefined;
     this.#attempt = 0;
@@ -686,6 +580,3 @@ export class FlynnClient {
     });
   }
 }
-
-/** Re-exported for callers that type their own event handlers. */
-export type { EventOf };

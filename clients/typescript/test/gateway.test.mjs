@@ -66,10 +66,15 @@ describe("method groups", () => {
     client.on("reconnecting", () => reconnecting++);
     const closed = nextEvent(client, "close");
     assert.deepEqual(await client.system.disconnect(), { success: true });
+    // Made before the close arrives: held back from the closing connection, sent on a new one.
+    const second = client.system.info();
     assert.equal((await closed).willReconnect, false);
+    assert.notEqual((await second).connectionId, first.connectionId);
+    const closedAgain = nextEvent(client, "close");
+    await client.system.disconnect();
+    await closedAgain;
     assert.equal(client.state, "idle");
-    const second = await client.system.info();
-    assert.notEqual(second.connectionId, first.connectionId);
+    assert.notEqual((await client.system.info()).connectionId, (await second).connectionId);
     assert.equal(reconnecting, 0);
   });
 
@@ -101,11 +106,11 @@ describe("method groups", () => {
 
   it(
     "a deleted session is gone: not listed, sessions.get is SessionNotFound",
-    { todo: "gateway bug: after sessions.delete the session stays live (attached connection), so sessions.list shows it and sessions.get answers an empty session" },
     async () => {
       const client = connect();
       await client.sessions.create({ sessionId: "tsclient:deleted" });
       await client.sessions.delete({ sessionId: "tsclient:deleted" });
+      assert.match((await client.system.info()).sessionId, /^ws:/, "the connection fell back to its default session");
       assert.ok(!(await client.sessions.list()).sessions.some((s) => s.id === "tsclient:deleted"), "not listed");
       await assert.rejects(client.sessions.get({ sessionId: "tsclient:deleted" }), isCode(ErrorCode.SessionNotFound));
     },
@@ -169,12 +174,19 @@ describe("method groups", () => {
 
   it(
     "canvas.* on an unknown session is SessionNotFound",
-    { todo: "gateway bug: canvas.list/clear answer an empty result and canvas.get -2 for a session that does not exist" },
     async () => {
       const client = connect();
-      await assert.rejects(client.canvas.list({ sessionId: "tsclient:nope" }), isCode(ErrorCode.SessionNotFound));
-      await assert.rejects(client.canvas.clear({ sessionId: "tsclient:nope" }), isCode(ErrorCode.SessionNotFound));
-      await assert.rejects(client.canvas.get({ sessionId: "tsclient:nope", artifactId: "x" }), isCode(ErrorCode.SessionNotFound));
+      const sessionId = "tsclient:nope";
+      const outcome = (promise) => promise.then(() => "ok", (e) => e.code);
+      const outcomes = {
+        list: await outcome(client.canvas.list({ sessionId })),
+        clear: await outcome(client.canvas.clear({ sessionId })),
+        get: await outcome(client.canvas.get({ sessionId, artifactId: "x" })),
+        delete: await outcome(client.canvas.delete({ sessionId, artifactId: "x" })),
+        put: await outcome(client.canvas.put({ sessionId, artifactId: "x", type: "note", content: {} })),
+      };
+      const notFound = ErrorCode.SessionNotFound;
+      assert.deepEqual(outcomes, { list: notFound, clear: notFound, get: notFound, delete: notFound, put: notFound });
     },
   );
 
@@ -245,19 +257,11 @@ describe("streaming agent.send", () => {
     assert.equal(result.sessionId, "tsclient:stream");
     const seqs = events.map((ev) => ev.seq);
     assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), "seq increases");
-    assert.equal(timeline.at(-1), "result", "the result comes after every event the run delivered");
+    assert.equal(events.at(-1).event, "done", "the run's last event is done (events, then done, then the reply)");
+    assert.equal(events.at(-1).data.content, result.content);
+    assert.deepEqual(timeline.slice(-2), ["event:done", "result"], "the callback saw done before the result settled");
     assert.deepEqual(await collect(run), events, "a second iteration replays the same events");
   });
-
-  it(
-    "the gateway sends `done` before the reply (spec: events, then done, then the response)",
-    { todo: "gateway bug: runtime/gateway/src/connection.rs writes ready replies before queued events, so `done` usually follows the reply" },
-    async () => {
-      const client = connect();
-      const events = await collect(client.agent.send({ sessionId: "tsclient:order", message: "order please" }));
-      assert.equal(events.at(-1)?.event, "done", `last event of the run: ${events.at(-1)?.event}`);
-    },
-  );
 
   it("an AbortSignal mid-run sends agent.cancel and rejects with `aborted`", async () => {
     const client = connect();
@@ -303,7 +307,18 @@ describe("streaming agent.send", () => {
   it("a failed run rejects with the gateway's error", async () => {
     const client = connect();
     const run = client.agent.send({ sessionId: "tsclient:fail", message: "partial [[fail:model fell over]]" });
-    await assert.rejects(run.result, (error) => error instanceof FlynnError && error.isProtocolError() && /model fell over/.test(error.message));
+    let failure;
+    await assert.rejects(run.result, (error) => {
+      failure = error;
+      return error instanceof FlynnError && error.isProtocolError() && /model fell over/.test(error.message);
+    });
+    const events = [];
+    await assert.rejects(async () => {
+      for await (const ev of run.events) events.push(ev);
+    }, (error) => error === failure);
+    const last = events.at(-1);
+    assert.equal(last.event, "error", "an error event precedes the error reply");
+    assert.equal(last.data.code, failure.code);
   });
 });
 

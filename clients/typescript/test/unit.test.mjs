@@ -150,3 +150,24 @@ describe("method groups", () => {
     }
   });
 });
+
+describe("package", () => {
+  it("has zero runtime dependencies: no dependencies in package.json, only relative imports in dist/", async () => {
+    const { readFileSync, readdirSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { PACKAGE_ROOT } = await import("./support/paths.mjs");
+    const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8"));
+    assert.equal(pkg.dependencies, undefined);
+    assert.equal(pkg.peerDependencies, undefined);
+    assert.equal(pkg.type, "module");
+    const dist = join(PACKAGE_ROOT, "dist");
+    const files = readdirSync(dist, { recursive: true }).filter((f) => String(f).endsWith(".js") && !String(f).startsWith("browser"));
+    assert.ok(files.length > 5);
+    for (const file of files) {
+      const text = readFileSync(join(dist, String(file)), "utf8");
+      for (const match of text.matchAll(/^\s*(?:import|export)[^"']*from\s*["']([^"']+)["']/gm)) {
+        assert.ok(match[1].startsWith("./") || match[1].startsWith("../"), `${file} imports ${match[1]}`);
+      }
+    }
+  });
+});

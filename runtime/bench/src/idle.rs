@@ -60,7 +60,7 @@ pub async fn run(
     let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), BenchError>>(1024);
     let gate = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let mut holders = JoinSet::new();
-    let mut ready = 0;
+    let mut ready_count = 0;
     for _ in 0..spec.connections {
         let permit = gate
             .clone()
@@ -84,11 +84,11 @@ pub async fn run(
         // Surface failures early rather than after every connection was attempted.
         while let Ok(result) = ready_rx.try_recv() {
             result?;
-            ready += 1;
+            ready_count += 1;
         }
     }
     drop(ready_tx);
-    wait_ready(&mut ready_rx, spec.connections, ready).await?;
+    wait_ready(&mut ready_rx, spec.connections, ready_count).await?;
     info!(connections = spec.connections, "all connections open; idling");
     tokio::time::sleep(spec.idle).await;
     let rss_after_kib = procfs::rss_kib(server_pid)?;

@@ -67,9 +67,19 @@ struct Options {
     /// Which servers to run.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![ServerKind::Raw, ServerKind::Gateway])]
     servers: Vec<ServerKind>,
+    /// Load runs per server and shape (servers alternate); the summary uses the medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Do not pin processes to cores.
     #[arg(long)]
     no_pin: bool,
+    /// Measure an already running server at this address instead of starting one (e.g. the
+    /// release `flynn-gateway` binary); needs --attach-pid and a single --servers label.
+    #[arg(long, requires = "attach_pid")]
+    attach: Option<std::net::SocketAddr>,
+    /// Process id of the --attach server (its memory and CPU are read from /proc).
+    #[arg(long, requires = "attach")]
+    attach_pid: Option<u32>,
 }
 
 fn seconds(value: f64, name: &str) -> Result<Duration, BenchError> {
@@ -78,8 +88,22 @@ fn seconds(value: f64, name: &str) -> Result<Duration, BenchError> {
 }
 
 impl Options {
-    fn settings(&self, pinning: Option<pin::Pinning>) -> Result<Settings, BenchError> {
+    fn settings(&self, pinning: Option<pin::Pinning>, cores: usize) -> Result<Settings, BenchError> {
+        let attach = match (self.attach, self.attach_pid) {
+            (Some(addr), Some(pid)) => {
+                if self.servers.len() != 1 {
+                    return Err(BenchError::Settings(
+                        "with --attach, name the attached server with exactly one --servers value".into(),
+                    ));
+                }
+                Some((addr, pid))
+            }
+            _ => None,
+        };
         Ok(Settings {
+            cores,
+            rounds: self.rounds,
+            attach,
             connections: self.connections,
             in_flight: self.in_flight.clone(),
             warmup: seconds(self.warmup, "warmup")?,
@@ -145,6 +169,7 @@ fn bench(options: Options, throughput: bool, memory: bool) -> ExitCode {
         .init();
     // Pin before any thread exists: threads inherit the mask, the server children get theirs
     // from `taskset -c`.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pinning = pin::plan(options.no_pin);
     if let Some(p) = pinning
         && let Err(e) = pin::pin_this_process(p.load_core)
@@ -152,7 +177,7 @@ fn bench(options: Options, throughput: bool, memory: bool) -> ExitCode {
         eprintln!("flynn-bench: {e}");
         return ExitCode::FAILURE;
     }
-    let settings = match options.settings(pinning) {
+    let settings = match options.settings(pinning, cores) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("flynn-bench: {e}");

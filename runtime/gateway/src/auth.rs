@@ -152,8 +152,15 @@ pub fn authenticate(
         return Err(AuthError::RateLimited(wait));
     }
     match presented_token(headers) {
-        None => Err(AuthError::Missing),
-        Some(token) if token.is_empty() => Err(AuthError::Missing),
+        // Missing credentials count too: otherwise a client without a token could retry freely.
+        None => {
+            limiter.record_failure(peer.ip());
+            Err(AuthError::Missing)
+        }
+        Some(token) if token.is_empty() => {
+            limiter.record_failure(peer.ip());
+            Err(AuthError::Missing)
+        }
         Some(token) if tokens_match(expected, &token) => Ok(Identity::Token),
         Some(_) => {
             limiter.record_failure(peer.ip());

@@ -195,8 +195,38 @@ impl Default for QueuePolicy {
 pub struct QueueConfig {
     #[serde(flatten)]
     pub default: QueuePolicy,
-    /// Overrides by channel (the session id's frontend, e.g. `telegram`).
-    pub channels: BTreeMap<String, QueuePolicy>,
+    /// Overrides by channel (the session id's frontend, e.g. `telegram`); keys a channel does
+    /// not name keep the `[queue]` value.
+    pub channels: BTreeMap<String, QueuePolicyOverride>,
+}
+
+/// Part of a queue policy: what a channel changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueuePolicyOverride {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<QueueMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<Overflow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debounce_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summarize_overflow: Option<bool>,
+}
+
+impl QueuePolicyOverride {
+    /// `base` with this override's keys applied.
+    pub fn over(&self, base: &QueuePolicy) -> QueuePolicy {
+        QueuePolicy {
+            mode: self.mode.unwrap_or(base.mode),
+            cap: self.cap.unwrap_or(base.cap),
+            overflow: self.overflow.unwrap_or(base.overflow),
+            debounce_ms: self.debounce_ms.unwrap_or(base.debounce_ms),
+            summarize_overflow: self.summarize_overflow.unwrap_or(base.summarize_overflow),
+        }
+    }
 }
 
 /// `[agent]`.
@@ -340,10 +370,13 @@ impl Config {
                 "server.ping_interval_ms must be at least 100".into(),
             ));
         }
-        for (name, policy) in std::iter::once(("queue", &self.queue.default))
-            .chain(self.queue.channels.iter().map(|(k, v)| (k.as_str(), v)))
-        {
-            if policy.cap == 0 {
+        let channel_caps = self
+            .queue
+            .channels
+            .iter()
+            .filter_map(|(k, v)| v.cap.map(|c| (k.as_str(), c)));
+        for (name, cap) in std::iter::once(("queue", self.queue.default.cap)).chain(channel_caps) {
+            if cap == 0 {
                 return Err(ConfigError::Invalid(format!(
                     "{name}: cap must be at least 1"
                 )));
@@ -371,11 +404,10 @@ impl Config {
 
     /// The queue policy of a channel (frontend), before per-session overrides.
     pub fn queue_policy_for(&self, frontend: &str) -> QueuePolicy {
-        self.queue
-            .channels
-            .get(frontend)
-            .cloned()
-            .unwrap_or_else(|| self.queue.default.clone())
+        match self.queue.channels.get(frontend) {
+            Some(channel) => channel.over(&self.queue.default),
+            None => self.queue.default.clone(),
+        }
     }
 
     /// The data directory: configured, else the XDG data home.

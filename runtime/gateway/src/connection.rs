@@ -35,6 +35,7 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 pub enum Outbound {
     Event {
         id: RequestId,
+        jsonrpc: bool,
         event: &'static str,
         data: Value,
     },
@@ -90,9 +91,10 @@ impl ConnectionState {
 }
 
 impl EventSink for ConnectionState {
-    fn send_event(&self, id: &RequestId, event: &'static str, data: Value) {
+    fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: Value) {
         let frame = Outbound::Event {
             id: id.clone(),
+            jsonrpc,
             event,
             data,
         };
@@ -166,7 +168,14 @@ enum Ended {
     PeerClosed,
     Closed(u16),
     Broken,
+    /// The peer stopped reading: a write made no progress for `WRITE_STALL`.
+    Stalled,
 }
+
+/// How long one write may make no progress before the peer is given up.
+const WRITE_STALL: Duration = Duration::from_secs(10);
+/// How long in-flight requests may run on after shutdown begins.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 async fn serve(
     gateway: &Gateway,
@@ -184,24 +193,8 @@ async fn serve(
     let mut unanswered_pings = 0u32;
     let shutdown = gateway.shutdown.clone();
 
-    // Writes a frame into the sink without flushing.
-    macro_rules! feed {
-        ($text:expr) => {
-            if sink.feed(Message::text($text)).await.is_err() {
-                return Ended::Broken;
-            }
-        };
-    }
-    // Writes every event already queued. Called before each reply: a request's events are
-    // queued before its reply completes, so this keeps them ahead of it on the wire.
-    macro_rules! feed_events {
-        () => {
-            while let Ok(out) = outbound_rx.try_recv() {
-                seq += 1;
-                feed!(encode(out, seq));
-            }
-        };
-    }
+    // Sends a close frame and waits (bounded) for the peer's answer, so the close frame is
+    // really delivered, then ends the connection.
     macro_rules! close {
         ($code:expr, $reason:expr) => {{
             let frame = CloseFrame {
@@ -220,11 +213,60 @@ async fn serve(
             return Ended::Closed($code);
         }};
     }
+    // Runs one write (feed or flush). A peer that stops reading fills the socket and would park
+    // this task in the write: the write gives way when the connection is flagged as a slow
+    // consumer (close 1008), and a write that makes no progress for WRITE_STALL drops it.
+    macro_rules! guarded {
+        ($write:expr) => {
+            tokio::select! {
+                biased;
+                written = tokio::time::timeout(WRITE_STALL, $write) => match written {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Ended::Broken,
+                    Err(_) => return Ended::Stalled,
+                },
+                // `wake` is only notified when the slow flag is set.
+                _ = state.wake.notified() => {
+                    close!(1008, "slow consumer: events were not read fast enough")
+                }
+            }
+        };
+    }
+    // Writes a frame without flushing.
+    macro_rules! feed {
+        ($text:expr) => {
+            guarded!(sink.feed(Message::text($text)))
+        };
+    }
+    // Writes every event already queued. Called before each reply: a request's events are
+    // queued before its reply completes, so this keeps them ahead of it on the wire.
+    macro_rules! feed_events {
+        () => {
+            while let Ok(out) = outbound_rx.try_recv() {
+                seq += 1;
+                feed!(encode(out, seq));
+            }
+        };
+    }
 
+    // On shutdown the connection stops reading, lets in-flight requests finish (bounded) so each
+    // gets its terminal reply, then closes with 1001.
+    let mut draining = false;
+    let drain_deadline = tokio::time::sleep(Duration::from_secs(0));
+    tokio::pin!(drain_deadline);
     loop {
+        if draining && inflight.is_empty() {
+            feed_events!();
+            let _ = tokio::time::timeout(WRITE_STALL, sink.flush()).await;
+            close!(1001, "gateway shutting down");
+        }
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => close!(1001, "gateway shutting down"),
+            _ = shutdown.cancelled(), if !draining => {
+                draining = true;
+                drain_deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN_LIMIT);
+            }
+            _ = &mut drain_deadline, if draining => close!(1001, "gateway shutting down"),
             _ = state.wake.notified() => {
                 if state.slow.load(Ordering::Acquire) {
                     close!(1008, "slow consumer: events were not read fast enough");
@@ -242,7 +284,7 @@ async fn serve(
                     close!(code, reason);
                 }
             }
-            message = stream.next() => {
+            message = stream.next(), if !draining => {
                 match message {
                     None => return Ended::PeerClosed,
                     Some(Err(e)) => {
@@ -299,15 +341,18 @@ async fn serve(
                 close!(code, reason);
             }
         }
-        if sink.flush().await.is_err() {
-            return Ended::Broken;
-        }
+        guarded!(sink.flush());
     }
 }
 
 fn encode(out: Outbound, seq: u64) -> String {
     match out {
-        Outbound::Event { id, event, data } => wire::event_frame(&id, event, &data, seq),
+        Outbound::Event {
+            id,
+            jsonrpc,
+            event,
+            data,
+        } => wire::event_frame(&id, jsonrpc, event, &data, seq),
     }
 }
 
@@ -368,7 +413,10 @@ mod impl_futures {
                 params,
             } = request;
             let sink: Arc<dyn EventSink> = state.clone();
-            let call = Call::new(state, EventEmitter::new(id.clone(), sink));
+            let call = Call::new(
+                state,
+                EventEmitter::new(id.clone(), sink).with_jsonrpc(jsonrpc),
+            );
             match flynn_protocol::dispatch(gateway, call, method, params).await {
                 Ok(result) => wire::result_reply(&id, jsonrpc, &result),
                 Err(error) => {

@@ -106,8 +106,10 @@ pub struct Gateway {
     pub started: Instant,
     pub connections: Arc<Connections>,
     pub limiter: FailureLimiter,
-    /// Cancelled on SIGINT/SIGTERM.
+    /// Cancelled once shutdown reaches the connections (after runs were cancelled).
     pub shutdown: CancellationToken,
+    /// Notified by a signal handler to start a graceful shutdown.
+    pub shutdown_requested: tokio::sync::Notify,
     pub lanes: Lanes,
     pub nodes: NodeRegistry,
     pub approvals: Approvals,
@@ -146,6 +148,7 @@ impl Gateway {
             connections: Arc::default(),
             limiter: FailureLimiter::default(),
             shutdown: CancellationToken::new(),
+            shutdown_requested: tokio::sync::Notify::new(),
         });
         let _ = gateway.self_ref.set(Arc::downgrade(&gateway));
         Ok(gateway)

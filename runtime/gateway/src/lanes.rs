@@ -65,7 +65,9 @@ pub struct ActiveRun {
     pub cancel: CancellationToken,
     stop_reason: Mutex<Option<StopReason>>,
     /// Messages steered into the run; `None` once the run can no longer take any.
-    steer_inbox: Mutex<Option<Vec<UserMessage>>>,
+    steer_inbox: Mutex<Option<Vec<Steered>>>,
+    /// Requesters whose steered message the run took: they get the run's reply.
+    joined: Mutex<Vec<Requester>>,
     /// Everyone who receives this run's events (grows when requests steer in).
     audience: Mutex<Vec<EventEmitter>>,
 }
@@ -76,6 +78,7 @@ impl ActiveRun {
             cancel: CancellationToken::new(),
             stop_reason: Mutex::new(None),
             steer_inbox: Mutex::new(Some(Vec::new())),
+            joined: Mutex::new(Vec::new()),
             audience: Mutex::new(audience),
         }
     }
@@ -98,8 +101,9 @@ impl ActiveRun {
         self.stop_reason.lock().ok().and_then(|r| *r)
     }
 
-    /// Takes the messages steered in since the last call. With `close`, the run stops
-    /// accepting steering if there were none (it is about to finish), atomically.
+    /// Takes the messages steered in since the last call; their requesters join the run's
+    /// reply. With `close`, the run stops accepting steering if there were none (it is about
+    /// to finish), atomically.
     pub fn take_steered(&self, close: bool) -> Vec<UserMessage> {
         let Ok(mut inbox) = self.steer_inbox.lock() else {
             return Vec::new();
@@ -108,7 +112,15 @@ impl ActiveRun {
         if close && taken.is_empty() {
             *inbox = None;
         }
-        taken
+        drop(inbox);
+        let mut messages = Vec::with_capacity(taken.len());
+        for Steered { message, requester } in taken {
+            messages.push(message);
+            if let (Some(r), Ok(mut joined)) = (requester, self.joined.lock()) {
+                joined.push(r);
+            }
+        }
+        messages
     }
 
     /// True when steered messages are waiting (used to skip tool calls not yet started).
@@ -119,25 +131,44 @@ impl ActiveRun {
             .unwrap_or(false)
     }
 
-    fn try_steer(
-        &self,
-        message: UserMessage,
-        events: Option<EventEmitter>,
-    ) -> Result<(), UserMessage> {
+    /// Injects a message, or gives it back when the run no longer takes steering.
+    fn try_steer(&self, steered: Steered) -> Result<(), Steered> {
         let Ok(mut inbox) = self.steer_inbox.lock() else {
-            return Err(message);
+            return Err(steered);
         };
         match inbox.as_mut() {
             Some(messages) => {
-                messages.push(message);
-                if let (Some(events), Ok(mut audience)) = (events, self.audience.lock()) {
-                    audience.push(events);
+                if let (Some(r), Ok(mut audience)) = (&steered.requester, self.audience.lock()) {
+                    audience.push(r.events.clone());
                 }
+                messages.push(steered);
                 Ok(())
             }
-            None => Err(message),
+            None => Err(steered),
         }
     }
+
+    /// Stops accepting steering and returns what the run never took.
+    fn close_inbox(&self) -> Vec<Steered> {
+        self.steer_inbox
+            .lock()
+            .map(|mut i| i.take().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn take_joined(&self) -> Vec<Requester> {
+        self.joined
+            .lock()
+            .map(|mut j| std::mem::take(&mut *j))
+            .unwrap_or_default()
+    }
+}
+
+/// A message steered into a run, with its requester when it is the only copy (`steer`; with
+/// `steer_backlog` the requester waits on the queued copy).
+struct Steered {
+    message: UserMessage,
+    requester: Option<Requester>,
 }
 
 /// A turn handed to the agent.
@@ -269,31 +300,47 @@ impl Lanes {
         match (policy.mode, active) {
             (QueueMode::Steer, Some(run)) => {
                 let Pending { message, requester } = pending;
-                let events = requester.events.clone();
-                match run.try_steer(message, Some(events)) {
-                    Ok(()) => state.active_requesters.push(Requester {
+                let steered = Steered {
+                    message,
+                    requester: Some(Requester {
                         steered: true,
                         ..requester
                     }),
-                    Err(message) => push_with_overflow(
+                };
+                if let Err(Steered {
+                    message,
+                    requester: Some(requester),
+                }) = run.try_steer(steered)
+                {
+                    // The run can no longer take it: it becomes a followup turn.
+                    let requester = Requester {
+                        steered: false,
+                        ..requester
+                    };
+                    push_with_overflow(
                         &mut state,
                         &lane.session_id,
                         &policy,
                         Pending { message, requester },
-                    ),
+                    );
                 }
             }
             (QueueMode::SteerBacklog, Some(run)) => {
-                let _ = run.try_steer(pending.message.clone(), None);
+                let _ = run.try_steer(Steered {
+                    message: pending.message.clone(),
+                    requester: None,
+                });
                 push_with_overflow(&mut state, &lane.session_id, &policy, pending);
             }
             (QueueMode::Interrupt, active) => {
-                for old in std::mem::take(&mut state.queue) {
+                let superseded = std::mem::take(&mut state.queue);
+                let count = superseded.len() as u64;
+                for old in superseded {
                     fail(
                         old.requester,
                         ErrorCode::AgentBusy,
                         "superseded by a newer message (queue mode interrupt)",
-                        Some(rejection("superseded", &lane.session_id, &policy, 1)),
+                        Some(rejection("superseded", &lane.session_id, &policy, count)),
                     );
                 }
                 if let Some(run) = active {
@@ -331,7 +378,12 @@ impl Lanes {
 
     /// `agent.cancel`: rejects queued requests (code 4) and cancels the active run.
     /// Returns (an active run was cancelled, queued requests rejected).
-    pub async fn cancel_session(&self, session_id: &str, why: &str) -> (bool, u64) {
+    pub async fn cancel_session(
+        &self,
+        session_id: &str,
+        why: &str,
+        policy: &QueuePolicy,
+    ) -> (bool, u64) {
         let lane = {
             let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
             lanes.get(session_id).cloned()
@@ -343,7 +395,12 @@ impl Lanes {
         let queued: Vec<Pending> = state.queue.drain(..).collect();
         let rejected = queued.len() as u64;
         for p in queued {
-            fail(p.requester, ErrorCode::RequestCancelled, why, None);
+            fail(
+                p.requester,
+                ErrorCode::RequestCancelled,
+                why,
+                Some(rejection("cancelled", session_id, policy, rejected)),
+            );
         }
         let cancelled = match &state.active {
             Some(run) if !run.cancel.is_cancelled() => {
@@ -355,6 +412,14 @@ impl Lanes {
         (cancelled, rejected)
     }
 
+    /// Waits (at most `limit`) until no lane has a worker.
+    pub async fn wait_idle(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.active_session_ids().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Cancels everything (shutdown).
     pub async fn cancel_all(&self, why: &str) {
         let sessions: Vec<String> = {
@@ -362,7 +427,7 @@ impl Lanes {
             lanes.keys().cloned().collect()
         };
         for s in sessions {
-            self.cancel_session(&s, why).await;
+            self.cancel_session(&s, why, &QueuePolicy::default()).await;
         }
     }
 }
@@ -412,18 +477,27 @@ impl Worker {
     async fn run(self) {
         let mut first = true;
         loop {
-            if !first {
-                self.debounce().await;
-            }
-            first = false;
             let Some(gateway) = self.gateway.upgrade() else {
                 return;
             };
-            // The policy may have changed (`/queue set`) while queued.
+            // The policy may have changed (`/queue set`) while the lane was busy.
             let policy = gateway
                 .queue_policy(&self.lane.session_id)
                 .await
                 .unwrap_or(self.policy.clone());
+            if !first {
+                // Nothing queued: the lane frees now, not after a debounce window.
+                {
+                    let mut state = self.lane.state.lock().unwrap_or_else(|p| p.into_inner());
+                    if state.queue.is_empty() {
+                        state.worker = false;
+                        return;
+                    }
+                }
+                self.debounce(Duration::from_millis(policy.debounce_ms))
+                    .await;
+            }
+            first = false;
             let turn = {
                 let mut state = self.lane.state.lock().unwrap_or_else(|p| p.into_inner());
                 if state.queue.is_empty() {
@@ -454,18 +528,50 @@ impl Worker {
             };
             let run = turn.run.clone();
             let outcome = crate::agent::run_turn(&gateway, turn).await;
+            let mut finished = false;
             let requesters = {
                 let mut state = self.lane.state.lock().unwrap_or_else(|p| p.into_inner());
+                // Close steering before the lane frees, so nothing slips in unseen.
+                let leftover = run.close_inbox();
                 state.active = None;
-                std::mem::take(&mut state.active_requesters)
+                let mut requesters = std::mem::take(&mut state.active_requesters);
+                requesters.extend(run.take_joined());
+                // Steered messages the run never took are not lost: they become the next
+                // turn, or are rejected with the rest when the run was cancelled.
+                for Steered { message, requester } in leftover.into_iter().rev() {
+                    let Some(requester) = requester else { continue };
+                    if run.stop_reason() == Some(StopReason::Cancelled) {
+                        fail(
+                            requester,
+                            ErrorCode::RequestCancelled,
+                            ErrorCode::RequestCancelled.default_message(),
+                            Some(rejection("cancelled", &self.lane.session_id, &policy, 1)),
+                        );
+                    } else {
+                        let requester = Requester {
+                            steered: false,
+                            ..requester
+                        };
+                        state.queue.push_front(Pending { message, requester });
+                    }
+                }
+                // Free the lane before replying, so a client that reacts to the reply sees the
+                // session idle.
+                if state.queue.is_empty() {
+                    state.worker = false;
+                    finished = true;
+                }
+                requesters
             };
             deliver(&gateway, &run, outcome, requesters);
+            if finished {
+                return;
+            }
         }
     }
 
     /// Waits until no message arrived for `debounce_ms`.
-    async fn debounce(&self) {
-        let window = Duration::from_millis(self.policy.debounce_ms);
+    async fn debounce(&self, window: Duration) {
         loop {
             let last = self
                 .lane

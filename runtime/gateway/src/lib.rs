@@ -64,14 +64,17 @@ impl Running {
     /// Graceful shutdown: stop accepting, close connections with 1001, cancel runs, flush the
     /// store.
     pub async fn shutdown(self) {
-        self.gateway.shutdown.cancel();
+        // Runs first: their requesters get a terminal reply (code 4) while connections are
+        // still open, then connections finish in-flight requests and close with 1001.
         self.gateway
             .lanes
             .cancel_all("the gateway is shutting down")
             .await;
+        self.gateway.lanes.wait_idle(Duration::from_secs(3)).await;
+        self.gateway.shutdown.cancel();
         let _ = self.server.await;
         // Connections close themselves on the cancelled token; give them a bounded moment.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
         while self.gateway.connections.count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -86,7 +89,10 @@ impl Running {
     }
 
     async fn shutdown_when_cancelled(self) {
-        self.gateway.shutdown.cancelled().await;
+        tokio::select! {
+            _ = self.gateway.shutdown.cancelled() => {}
+            _ = self.gateway.shutdown_requested.notified() => {}
+        }
         self.shutdown().await;
     }
 }

@@ -121,11 +121,13 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let shutdown = running.gateway.shutdown.clone();
+        let gateway = running.gateway.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
-            tracing::info!("shutting down: closing connections (1001) and flushing the store");
-            shutdown.cancel();
+            tracing::info!(
+                "shutting down: cancelling runs, closing connections (1001), flushing the store"
+            );
+            gateway.shutdown_requested.notify_one();
         });
         running.wait().await;
         tracing::info!("stopped");

@@ -150,12 +150,19 @@ fn upgrade(
             &e.to_string(),
         );
     }
-    let Some(slot) = gateway.connections.reserve(server.max_connections) else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            5,
-            "the gateway is at server.max_connections; retry later",
-        );
+    // Only authenticated connections take a slot: refused ones must not crowd out real clients.
+    let slot = match &auth {
+        Ok(_) => match gateway.connections.reserve(server.max_connections) {
+            Some(slot) => Some(slot),
+            None => {
+                return json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    5,
+                    "the gateway is at server.max_connections; retry later",
+                );
+            }
+        },
+        Err(_) => None,
     };
     let offered = auth::offered_subprotocols(request.headers());
     let mut response = Response::builder()
@@ -190,9 +197,10 @@ fn upgrade(
             Some(websocket_config(max_frame)),
         )
         .await;
-        match auth {
-            Ok(_) => connection::run(gateway, ws, peer, tailscale, slot).await,
-            Err(e) => connection::refuse(ws, peer, e).await,
+        match (auth, slot) {
+            (Ok(_), Some(slot)) => connection::run(gateway, ws, peer, tailscale, slot).await,
+            (Err(e), _) => connection::refuse(ws, peer, e).await,
+            (Ok(_), None) => {}
         }
     });
     response

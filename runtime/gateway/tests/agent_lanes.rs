@@ -43,6 +43,14 @@ async fn followup_runs_queued_messages_one_at_a_time_in_fifo_order() {
     let b2 = b.send(s, "third queued").await;
     b.barrier(s).await;
 
+    // The held run's message is already persisted (messages are stored as they happen).
+    assert_eq!(
+        history(&mut z, s)
+            .await
+            .first()
+            .map(|(r, c)| (r.as_str(), c.as_str())),
+        Some(("user", HOLD_MESSAGE))
+    );
     // A whole run of another session completes meanwhile; the queued ones have produced nothing.
     let other = z.send("ws:elsewhere", "meanwhile").await;
     assert_eq!(z.outcome(other).await.content(), said("meanwhile"));
@@ -746,5 +754,35 @@ async fn stop_and_cancel_commands_act_like_agent_cancel_without_queueing() {
         json!("cancelled"),
         "{:?}",
         ob.event_values()
+    );
+}
+
+#[tokio::test]
+async fn a_queue_set_applies_to_a_lane_that_is_already_busy() {
+    // The session's debounce changes while a run is active; the message queued after the change
+    // must wait for the new quiet window.
+    let debounce = Duration::from_millis(800);
+    let gw = TestGateway::start(FAST).await;
+    let s = "ws:reconfigure";
+    let mut a = Conn::connect(&gw, "a").await;
+    let mut b = Conn::connect(&gw, "b").await;
+
+    let held = hold(&mut a, s).await;
+    command(&mut b, s, "/queue set debounce=800").await.result();
+    let sent = Instant::now();
+    let queued = b.send(s, "queued after the change").await;
+    b.barrier(s).await;
+    release(&mut a, &held).await;
+    let oa = a.outcome(held.id).await;
+    let ob = b.outcome(queued).await;
+    assert_eq!(ob.content(), said("queued after the change"));
+    assert!(
+        oa.terminal_at() < sent + debounce,
+        "precondition: the held run ended inside the window"
+    );
+    let waited = ob.started_at().duration_since(sent);
+    assert!(
+        waited >= debounce,
+        "the queued turn started {waited:?} after its message although the session's debounceMs is now {debounce:?}"
     );
 }

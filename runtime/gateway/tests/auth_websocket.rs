@@ -300,3 +300,48 @@ async fn origin_is_checked_without_a_token_too() {
         .expect("same host");
     assert_served(&mut ws, "same-host origin").await;
 }
+
+#[test]
+fn a_non_loopback_bind_without_a_token_is_refused() {
+    // Refused before anything is bound, so this opens nothing beyond loopback.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flynn-gateway"))
+        .args(["--bind", "0.0.0.0", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("FLYNN_SERVER_TOKEN")
+        .env_remove("FLYNN_CONFIG")
+        .output()
+        .expect("run flynn-gateway");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "must not start: {stderr}");
+    assert!(
+        stderr.contains("0.0.0.0") && stderr.contains("token"),
+        "the message says what is wrong and what to do: {stderr}"
+    );
+    assert!(
+        !stderr.contains("listening on"),
+        "nothing was bound: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_library_refuses_the_same_exposure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("exposed.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[storage]\ndata_dir = {:?}\n[server]\nbind = \"0.0.0.0\"\nport = 0\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .expect("write config");
+    let config = flynn_gateway::Config::load(&path).expect("the file itself is valid");
+    match flynn_gateway::start(config, Some(path)).await {
+        Ok(running) => {
+            running.shutdown().await;
+            panic!("an unauthenticated gateway was started on 0.0.0.0");
+        }
+        Err(e) => assert!(e.to_string().contains("token"), "{e}"),
+    }
+}

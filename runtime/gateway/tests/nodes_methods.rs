@@ -11,7 +11,7 @@ mod issue7;
 mod support;
 
 use issue7::{
-    assert_invalid, call_ok, close, connection_id, now_ms, ok, poll_until, restart, wait_past,
+    assert_invalid, call_ok, close, connection_id, now_ms, ok, poll_until, restart, stop, wait_past,
 };
 use serde_json::{Value, json};
 use support::{TestGateway, Ws};
@@ -174,7 +174,7 @@ async fn register_checks_the_role_negotiates_and_filters_capabilities_by_gate() 
     let now = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
     assert_eq!(now["node"], json!({"id": "desk", "role": "menubar"}));
     assert_eq!(now["capabilities"], json!({"declared": [], "enabled": []}));
-    gw.stop().await;
+    stop(gw, [ws]).await;
 }
 
 #[tokio::test]
@@ -198,7 +198,7 @@ async fn no_common_protocol_version_is_invalid_request_on_protocol_version() {
     )
     .await;
     assert_eq!(ok_reply["protocol"]["negotiatedVersion"], json!(2));
-    gw.stop().await;
+    stop(gw, [ws]).await;
 }
 
 #[tokio::test]
@@ -238,7 +238,7 @@ async fn closed_node_gate_refuses_register_on_method_naming_the_config_key() {
             .is_some_and(|e| e.contains("server.nodes.enabled")),
         "error.data.expected names the config key (spec node.register): {reply}"
     );
-    gw.stop().await;
+    stop(gw, [ws]).await;
 }
 
 #[tokio::test]
@@ -251,7 +251,7 @@ async fn closed_node_gate_refuses_capabilities_get_on_method() {
         "method",
         "node.capabilities.get with node support disabled (spec: requires server.nodes.enabled)",
     );
-    gw.stop().await;
+    stop(gw, [ws]).await;
 }
 
 #[tokio::test]
@@ -281,7 +281,7 @@ async fn node_methods_before_register_are_invalid_request_on_method() {
             "{method}: the message says to register first: {reply}"
         );
     }
-    gw.stop().await;
+    stop(gw, [ws]).await;
 }
 
 #[tokio::test]
@@ -332,7 +332,7 @@ async fn location_and_push_switches_gate_their_methods() {
     // a closed gate is InvalidRequest on `method`."
     let reply = ws.call("node.location.get", json!({})).await;
     assert_invalid(&reply, "method", "node.location.get with locations off");
-    gw.stop().await;
+    stop(gw, [ws]).await;
 }
 
 #[tokio::test]
@@ -528,7 +528,7 @@ async fn location_status_and_push_token_are_stored_and_tokens_only_shown_masked(
             "the full push token must never be returned: {frame}"
         );
     }
-    gw.stop().await;
+    stop(gw, [node, operator]).await;
 }
 
 #[tokio::test]
@@ -545,7 +545,7 @@ async fn push_token_preview_is_first_four_and_last_four_around_three_dots() {
     // Spec PushTokenPreview.tokenPreview: "its first 4 and last 4 characters around `...`";
     // the spec's example shows "fcm_...3456".
     assert_eq!(push["tokenPreview"], json!("fcm_...3456"), "{push}");
-    gw.stop().await;
+    stop(gw, [ws]).await;
 }
 
 #[tokio::test]
@@ -601,7 +601,7 @@ async fn registration_belongs_to_its_connection_and_ends_when_it_closes() {
     );
     assert_eq!(gone[0]["connected"], json!(false), "{nodes}");
     assert_eq!(gone[0]["connectionId"], json!(node_conn), "{nodes}");
-    gw.stop().await;
+    stop(gw, [operator, again]).await;
 }
 
 #[tokio::test]
@@ -633,7 +633,7 @@ async fn a_node_id_registered_on_another_connection_is_taken_over() {
         info["version"].is_string(),
         "the older connection stays open"
     );
-    gw.stop().await;
+    stop(gw, [first, second]).await;
 }
 
 #[tokio::test]
@@ -678,7 +678,7 @@ async fn last_known_location_and_status_survive_a_restart() {
     assert_eq!(listed.len(), 1, "{nodes}");
     assert_eq!(listed[0]["status"], status, "{nodes}");
     assert_eq!(listed[0]["location"], location, "{nodes}");
-    gw.stop().await;
+    stop(gw, [ws]).await;
 }
 
 #[tokio::test]
@@ -741,7 +741,7 @@ async fn system_location_keeps_disconnected_nodes_and_lists_the_latest_first() {
         [&json!("b-node"), &json!("a-node")],
         "most recently received first: {located}"
     );
-    gw.stop().await;
+    stop(gw, [b, operator]).await;
 }
 
 #[tokio::test]
@@ -768,7 +768,7 @@ async fn system_nodes_lists_the_newest_registration_first() {
         [&json!("z-node"), &json!("a-node")],
         "spec system.nodes: newest registration first: {nodes}"
     );
-    gw.stop().await;
+    stop(gw, [a, z]).await;
 }
 
 #[tokio::test]
@@ -788,5 +788,5 @@ async fn system_location_is_empty_when_location_support_is_disabled() {
     let located = ws.call("system.location", json!({})).await;
     // Spec system.location: "Returns an empty list when node or location support is disabled."
     assert_eq!(ok(&located), &json!({"locations": []}), "{located}");
-    gw.stop().await;
+    stop(gw, [ws]).await;
 }

@@ -63,22 +63,69 @@ async fn tiny_buffer_client(gw: &TestGateway) -> raw_http::WsStream {
     ws
 }
 
-/// About 10 000 content events (~700 KB): far more than the socket buffers hold.
-const FLOOD: &str = r#"{"id":1,"method":"agent.send","params":{"message":"[[long:30000]]"}}"#;
+/// A small outbound buffer (16 frames: more than the 8 events the flood's runs emit at the
+/// same instant, so only a blocked writer can overflow it) and a model that accepts huge
+/// prompts.
+const SLOW_CONFIG: &str = "outbound_buffer_frames = 16\n\n[models.tiers.default]\nkind = \"embedded\"\ncontext_window = 4000000\n";
+
+/// Runs of the flood, each in its own session (so they run in parallel).
+const FLOOD_RUNS: usize = 8;
+/// Frames a flood run sends when nothing is dropped: 11 content events, `done`, the reply.
+const FLOOD_FRAMES_PER_RUN: usize = 13;
+
+/// Starts `FLOOD_RUNS` runs whose echoed answers stream as ~90 KB content events every 50 ms
+/// (then a ~900 KB `done` and reply each): about 21 MB of frames, far more than the socket
+/// buffers hold (the sending side autotunes up to tcp_wmem max, 4 MiB by default). The pace
+/// lets the gateway keep up while the socket takes data, so its buffer overflows only once the
+/// socket is full: the case of a client that stopped reading.
+async fn flood(ws: &mut raw_http::WsStream) {
+    let word = "x".repeat(30_000);
+    let message = format!("[[delay:50]] {}", vec![word; 30].join(" "));
+    for i in 0..FLOOD_RUNS {
+        let frame = json!({
+            "id": i + 1,
+            "method": "agent.send",
+            "params": { "sessionId": format!("flood:{i}"), "message": message },
+        });
+        ws.send(Message::text(frame.to_string()))
+            .await
+            .expect("send");
+    }
+}
+
+/// Waits (watching from another connection) until every flood run has stored its answer:
+/// by then every event of the flood has been emitted, so the gateway has either queued or
+/// dropped it.
+async fn wait_for_flood_runs(other: &mut Ws) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = other
+            .call(
+                "sessions.list",
+                json!({ "frontend": "flood", "includePersisted": true }),
+            )
+            .await;
+        let done = list["result"]["sessions"]
+            .as_array()
+            .map(|s| s.iter().filter(|s| s["messageCount"] == 2).count())
+            .unwrap_or(0);
+        if done == FLOOD_RUNS {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the flood runs finish: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_is_closed_with_1008() {
-    let gw = TestGateway::start("outbound_buffer_frames = 4").await;
+    let gw = TestGateway::start(SLOW_CONFIG).await;
     let mut slow = tiny_buffer_client(&gw).await;
     let mut other = gw.client().await;
-    slow.send(Message::text(FLOOD)).await.expect("send");
-    // The client does not read for a while; another connection is served meanwhile.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let info = other.call("system.info", json!({})).await;
-    assert!(
-        info["result"]["version"].is_string(),
-        "other connections unaffected: {info}"
-    );
+    flood(&mut slow).await;
+    // The client does not read until every run is over; another connection is served
+    // meanwhile.
+    wait_for_flood_runs(&mut other).await;
 
     // Now read: whatever frames were written before the overflow, then close 1008.
     let mut frames = 0usize;
@@ -103,27 +150,36 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
         "slow consumer close code after {frames} frames"
     );
     assert!(
-        frames < 10_000,
-        "the server stopped queueing events: {frames} frames"
+        frames < FLOOD_RUNS * FLOOD_FRAMES_PER_RUN,
+        "the server dropped the consumer instead of sending everything: {frames} frames"
+    );
+    let info = other.call("system.info", json!({})).await;
+    assert!(
+        info["result"]["version"].is_string(),
+        "other connections unaffected: {info}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_released() {
     // The gateway must not keep a connection (and its task) forever because the peer stopped
-    // reading: once its buffer overflowed it is closed within the close handshake's bound.
-    let gw = TestGateway::start("outbound_buffer_frames = 4").await;
+    // reading: once its buffer has overflowed, the close handshake is bounded (2 s to send the
+    // close frame, 2 s for the answer) and the connection is dropped.
+    let gw = TestGateway::start(SLOW_CONFIG).await;
     let mut slow = tiny_buffer_client(&gw).await;
-    slow.send(Message::text(FLOOD)).await.expect("send");
+    let mut other = gw.client().await;
+    flood(&mut slow).await;
+    wait_for_flood_runs(&mut other).await;
     let deadline = Instant::now() + Duration::from_secs(6);
     loop {
-        let connections = http_get(gw.addr, "/health", &[]).await.json()["connections"].clone();
-        if connections == 0 {
+        let info = other.call("system.info", json!({})).await;
+        let connections = info["result"]["connections"].clone();
+        if connections == 1 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "a connection that never reads is still held after 6 s ({connections} open)"
+            "a connection that never reads is still held 6 s after its runs ended ({connections} open)"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

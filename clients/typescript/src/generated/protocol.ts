@@ -1012,13 +1012,11 @@ export interface ToolsListResult {
 
 // ---- Params (one object per method) ----
 
-/** Params of `system.info`. */
-export interface SystemInfoParams {
-}
+/** Params of `system.info`: none. */
+export type SystemInfoParams = Record<string, never>;
 
-/** Params of `system.disconnect`. */
-export interface SystemDisconnectParams {
-}
+/** Params of `system.disconnect`: none. */
+export type SystemDisconnectParams = Record<string, never>;
 
 /** Params of `system.presence`. */
 export interface SystemPresenceParams {
@@ -1037,17 +1035,14 @@ export interface SystemSessionAnalyticsParams {
   topLimit?: number;
 }
 
-/** Params of `system.contextUsage`. */
-export interface SystemContextUsageParams {
-}
+/** Params of `system.contextUsage`: none. */
+export type SystemContextUsageParams = Record<string, never>;
 
-/** Params of `system.localBackends`. */
-export interface SystemLocalBackendsParams {
-}
+/** Params of `system.localBackends`: none. */
+export type SystemLocalBackendsParams = Record<string, never>;
 
-/** Params of `system.dockerDependencies`. */
-export interface SystemDockerDependenciesParams {
-}
+/** Params of `system.dockerDependencies`: none. */
+export type SystemDockerDependenciesParams = Record<string, never>;
 
 /** Params of `system.dockerDependencyControl`. */
 export interface SystemDockerDependencyControlParams {
@@ -1063,9 +1058,8 @@ export interface SystemLocalBackendControlParams {
   backend: string;
 }
 
-/** Params of `system.observabilitySources`. */
-export interface SystemObservabilitySourcesParams {
-}
+/** Params of `system.observabilitySources`: none. */
+export type SystemObservabilitySourcesParams = Record<string, never>;
 
 /** Params of `system.observabilitySeries`. */
 export interface SystemObservabilitySeriesParams {
@@ -1149,9 +1143,8 @@ export interface NodeRegisterParams {
   role: string;
 }
 
-/** Params of `node.capabilities.get`. */
-export interface NodeCapabilitiesGetParams {
-}
+/** Params of `node.capabilities.get`: none. */
+export type NodeCapabilitiesGetParams = Record<string, never>;
 
 /** Params of `node.location.set`. */
 export interface NodeLocationSetParams {
@@ -1167,9 +1160,8 @@ export interface NodeLocationSetParams {
   source?: string;
 }
 
-/** Params of `node.location.get`. */
-export interface NodeLocationGetParams {
-}
+/** Params of `node.location.get`: none. */
+export type NodeLocationGetParams = Record<string, never>;
 
 /** Params of `node.status.set`. */
 export interface NodeStatusSetParams {
@@ -1194,17 +1186,14 @@ export interface NodePushTokenSetParams {
   token: string;
 }
 
-/** Params of `system.capabilities`. */
-export interface SystemCapabilitiesParams {
-}
+/** Params of `system.capabilities`: none. */
+export type SystemCapabilitiesParams = Record<string, never>;
 
-/** Params of `system.location`. */
-export interface SystemLocationParams {
-}
+/** Params of `system.location`: none. */
+export type SystemLocationParams = Record<string, never>;
 
-/** Params of `system.nodes`. */
-export interface SystemNodesParams {
-}
+/** Params of `system.nodes`: none. */
+export type SystemNodesParams = Record<string, never>;
 
 /** Params of `canvas.put`. */
 export interface CanvasPutParams {
@@ -1276,13 +1265,11 @@ export interface ToolsExecuteParams {
   tool: string;
 }
 
-/** Params of `config.get`. */
-export interface ConfigGetParams {
-}
+/** Params of `config.get`: none. */
+export type ConfigGetParams = Record<string, never>;
 
-/** Params of `config.reload`. */
-export interface ConfigReloadParams {
-}
+/** Params of `config.reload`: none. */
+export type ConfigReloadParams = Record<string, never>;
 
 /** Params of `pairing.generate`. */
 export interface PairingGenerateParams {
@@ -1290,9 +1277,8 @@ export interface PairingGenerateParams {
   channel: string;
 }
 
-/** Params of `pairing.list`. */
-export interface PairingListParams {
-}
+/** Params of `pairing.list`: none. */
+export type PairingListParams = Record<string, never>;
 
 /** Params of `agent.approveTool`. */
 export interface AgentApproveToolParams {
@@ -1304,9 +1290,8 @@ export interface AgentApproveToolParams {
   reason?: string;
 }
 
-/** Params of `rpc.discover`. */
-export interface RpcDiscoverParams {
-}
+/** Params of `rpc.discover`: none. */
+export type RpcDiscoverParams = Record<string, never>;
 
 // ---- Methods ----
 

@@ -86,7 +86,11 @@ async fn run_command(
         Command::Stop => {
             let (cancelled, rejected) = gw
                 .lanes
-                .cancel_session(session_id, "cancelled by /stop")
+                .cancel_session(
+                    session_id,
+                    "cancelled by /stop",
+                    &gw.queue_policy(session_id).await.unwrap_or_default(),
+                )
                 .await;
             format!(
                 "{} {rejected} queued message(s) rejected.",
@@ -196,7 +200,11 @@ pub async fn cancel(
     let session_id = target_session(&call, p.session_id, None)?;
     let (cancelled, rejected) = gw
         .lanes
-        .cancel_session(&session_id, "Request cancelled by client")
+        .cancel_session(
+            &session_id,
+            "Request cancelled by client",
+            &gw.queue_policy(&session_id).await.unwrap_or_default(),
+        )
         .await;
     Ok(AgentCancelResult {
         cancelled,

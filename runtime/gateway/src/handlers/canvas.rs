@@ -9,7 +9,7 @@ use flynn_protocol::types::{
 use flynn_protocol::wire::{Call, RpcError};
 use serde_json::{Map, Value};
 
-use super::sessions::validate_session_id;
+use super::sessions::require_session;
 use super::store_error;
 use crate::connection::ConnectionState;
 use crate::gateway::{Gateway, now_ms};
@@ -56,7 +56,7 @@ pub async fn put(
     _: Call<ConnectionState>,
     p: CanvasPutParams,
 ) -> Result<CanvasPutResult, RpcError> {
-    validate_session_id(&p.session_id, "sessionId")?;
+    require_session(gw, &p.session_id).await?;
     validate_artifact_id(&p.artifact_id)?;
     if p.type_.trim().is_empty() {
         return Err(RpcError::invalid(
@@ -125,7 +125,7 @@ pub async fn get(
     _: Call<ConnectionState>,
     p: CanvasGetParams,
 ) -> Result<CanvasGetResult, RpcError> {
-    validate_session_id(&p.session_id, "sessionId")?;
+    require_session(gw, &p.session_id).await?;
     match gw
         .store
         .canvas_get(&p.session_id, &p.artifact_id)
@@ -144,7 +144,7 @@ pub async fn list(
     _: Call<ConnectionState>,
     p: CanvasListParams,
 ) -> Result<CanvasListResult, RpcError> {
-    validate_session_id(&p.session_id, "sessionId")?;
+    require_session(gw, &p.session_id).await?;
     let limit = u32::try_from(p.limit.get()).unwrap_or(u32::MAX);
     let artifacts = gw
         .store
@@ -161,7 +161,7 @@ pub async fn delete(
     _: Call<ConnectionState>,
     p: CanvasDeleteParams,
 ) -> Result<CanvasDeleteResult, RpcError> {
-    validate_session_id(&p.session_id, "sessionId")?;
+    require_session(gw, &p.session_id).await?;
     let deleted = gw
         .store
         .canvas_delete(&p.session_id, &p.artifact_id)
@@ -175,7 +175,7 @@ pub async fn clear(
     _: Call<ConnectionState>,
     p: CanvasClearParams,
 ) -> Result<CanvasClearResult, RpcError> {
-    validate_session_id(&p.session_id, "sessionId")?;
+    require_session(gw, &p.session_id).await?;
     let deleted = gw
         .store
         .canvas_clear(&p.session_id)

@@ -38,42 +38,133 @@ pub struct Registration {
     pub registered_at_ms: i64,
 }
 
-/// Registrations by connection id.
+/// A node known since start, and whether its connection is still open.
+#[derive(Debug, Clone)]
+struct NodeEntry {
+    registration: Registration,
+    connected: bool,
+}
+
+/// Registrations by node id, with an index of which connection holds which node.
 #[derive(Default)]
 pub struct NodeRegistry {
-    by_connection: Mutex<HashMap<String, Registration>>,
+    inner: Mutex<RegistryState>,
+}
+
+#[derive(Default)]
+struct RegistryState {
+    by_node: HashMap<String, NodeEntry>,
+    by_connection: HashMap<String, String>,
 }
 
 impl NodeRegistry {
+    /// The registration the connection holds now.
     fn get(&self, connection_id: &str) -> Option<Registration> {
-        self.by_connection.lock().ok()?.get(connection_id).cloned()
+        let state = self.inner.lock().ok()?;
+        let node_id = state.by_connection.get(connection_id)?;
+        state.by_node.get(node_id).map(|e| e.registration.clone())
     }
 
+    /// Registers; an earlier registration of the same connection is replaced, and a node id
+    /// held by another connection is taken over (that connection is no longer a node).
     fn insert(&self, registration: Registration) {
-        if let Ok(mut map) = self.by_connection.lock() {
-            map.insert(registration.connection_id.clone(), registration);
+        let Ok(mut state) = self.inner.lock() else {
+            return;
+        };
+        if let Some(previous) = state.by_connection.remove(&registration.connection_id) {
+            state.by_node.remove(&previous);
         }
+        let holder = state
+            .by_node
+            .get(&registration.node_id)
+            .map(|e| e.registration.connection_id.clone());
+        if let Some(holder) = holder {
+            state.by_connection.remove(&holder);
+        }
+        state.by_connection.insert(
+            registration.connection_id.clone(),
+            registration.node_id.clone(),
+        );
+        state.by_node.insert(
+            registration.node_id.clone(),
+            NodeEntry {
+                registration,
+                connected: true,
+            },
+        );
     }
 
-    fn remove(&self, connection_id: &str) -> Option<Registration> {
-        self.by_connection.lock().ok()?.remove(connection_id)
+    /// The connection closed: its node stays known, as disconnected.
+    fn disconnect(&self, connection_id: &str) -> Option<String> {
+        let mut state = self.inner.lock().ok()?;
+        let node_id = state.by_connection.remove(connection_id)?;
+        if let Some(entry) = state.by_node.get_mut(&node_id) {
+            entry.connected = false;
+        }
+        Some(node_id)
     }
 
-    fn all(&self) -> Vec<Registration> {
-        let mut all: Vec<Registration> = self
-            .by_connection
+    /// Every node since start, newest registration first.
+    fn all(&self) -> Vec<NodeEntry> {
+        let mut all: Vec<NodeEntry> = self
+            .inner
             .lock()
-            .map(|m| m.values().cloned().collect())
+            .map(|s| s.by_node.values().cloned().collect())
             .unwrap_or_default();
-        all.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        all.sort_by(|a, b| {
+            b.registration
+                .registered_at_ms
+                .cmp(&a.registration.registered_at_ms)
+                .then_with(|| a.registration.node_id.cmp(&b.registration.node_id))
+        });
         all
     }
 }
 
-/// Called when a connection closes: its registration goes with it.
+/// Called when a connection closes: its node is marked disconnected and its tool-approval
+/// settings are dropped.
 pub async fn on_disconnect(gw: &Gateway, connection: &ConnectionState) {
-    if let Some(r) = gw.nodes.remove(&connection.id) {
-        tracing::info!(node = %r.node_id, "node connection closed; registration removed");
+    gw.approvals.connection_closed(&connection.id);
+    if let Some(node) = gw.nodes.disconnect(&connection.id) {
+        tracing::info!(%node, "node connection closed");
+    }
+}
+
+/// InvalidRequest on `method` for a closed gate, naming the config key that opens it.
+fn gate_closed(what: &str, key: &str) -> RpcError {
+    RpcError::new(
+        flynn_protocol::ErrorCode::InvalidRequest,
+        format!("{what} are disabled; set {key} = true"),
+    )
+    .with_data(serde_json::json!({ "path": "method", "expected": format!("{key} = true") }))
+}
+
+fn nodes_gate(gw: &Gateway) -> Result<(), RpcError> {
+    if gw.config().server.nodes.enabled {
+        Ok(())
+    } else {
+        Err(gate_closed("nodes", "server.nodes.enabled"))
+    }
+}
+
+fn location_gate(gw: &Gateway) -> Result<(), RpcError> {
+    nodes_gate(gw)?;
+    if gw.config().server.nodes.location.enabled {
+        Ok(())
+    } else {
+        Err(gate_closed(
+            "node locations",
+            "server.nodes.location.enabled",
+        ))
+    }
+}
+
+fn push_gate(gw: &Gateway) -> Result<(), RpcError> {
+    nodes_gate(gw)?;
+    if gw.config().server.nodes.push.enabled {
+        Ok(())
+    } else {
+        Err(gate_closed("push tokens", "server.nodes.push.enabled"))
     }
 }
 
@@ -115,12 +206,7 @@ pub async fn register(
 ) -> Result<NodeRegisterResult, RpcError> {
     let config = gw.config();
     let nodes = &config.server.nodes;
-    if !nodes.enabled {
-        return Err(invalid(
-            "method",
-            "node registration is disabled (server.nodes.enabled = false)",
-        ));
-    }
+    nodes_gate(gw)?;
     if p.node_id.trim().is_empty() || p.node_id.len() > 128 {
         return Err(invalid(
             "params.nodeId",
@@ -207,6 +293,7 @@ pub async fn capabilities_get(
     call: Call<ConnectionState>,
     _: NodeCapabilitiesGetParams,
 ) -> Result<NodeCapabilitiesGetResult, RpcError> {
+    nodes_gate(gw)?;
     Ok(match gw.nodes.get(&call.connection.id) {
         Some(r) => NodeCapabilitiesGetResult {
             registered: true,
@@ -251,13 +338,7 @@ pub async fn location_set(
     call: Call<ConnectionState>,
     p: NodeLocationSetParams,
 ) -> Result<NodeLocationSetResult, RpcError> {
-    let config = gw.config();
-    if !(config.server.nodes.enabled && config.server.nodes.location.enabled) {
-        return Err(invalid(
-            "method",
-            "node locations are disabled; set server.nodes.enabled and server.nodes.location.enabled to true",
-        ));
-    }
+    location_gate(gw)?;
     let r = registered(gw, &call)?;
     if !(-90.0..=90.0).contains(&p.latitude) || !p.latitude.is_finite() {
         return Err(invalid(
@@ -301,6 +382,7 @@ pub async fn location_get(
     call: Call<ConnectionState>,
     _: NodeLocationGetParams,
 ) -> Result<NodeLocationGetResult, RpcError> {
+    location_gate(gw)?;
     let r = registered(gw, &call)?;
     let stored = stored_location(
         gw.store
@@ -319,6 +401,7 @@ pub async fn status_set(
     call: Call<ConnectionState>,
     p: NodeStatusSetParams,
 ) -> Result<NodeStatusSetResult, RpcError> {
+    nodes_gate(gw)?;
     let r = registered(gw, &call)?;
     if p.battery_pct.is_some_and(|b| !(0.0..=100.0).contains(&b)) {
         return Err(invalid(
@@ -347,15 +430,15 @@ pub async fn status_set(
     })
 }
 
-/// `fcm_abcd…3456`: enough to recognise a token, not enough to use it.
+/// `fcm_...3456`: enough to recognise a token, not enough to use it.
 pub fn token_preview(token: &str) -> String {
     let chars: Vec<char> = token.chars().collect();
     if chars.len() <= 10 {
-        return "…".to_owned();
+        return "...".to_owned();
     }
     let head: String = chars[..4].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}…{tail}")
+    format!("{head}...{tail}")
 }
 
 fn provider_name(p: PushProvider) -> &'static str {
@@ -378,13 +461,7 @@ pub async fn push_token_set(
     call: Call<ConnectionState>,
     p: NodePushTokenSetParams,
 ) -> Result<NodePushTokenSetResult, RpcError> {
-    let config = gw.config();
-    if !(config.server.nodes.enabled && config.server.nodes.push.enabled) {
-        return Err(invalid(
-            "method",
-            "push tokens are disabled; set server.nodes.push.enabled to true",
-        ));
-    }
+    push_gate(gw)?;
     let r = registered(gw, &call)?;
     let token: String = p.token.to_string();
     gw.store
@@ -444,11 +521,17 @@ pub async fn location(
     _: Call<ConnectionState>,
     _: SystemLocationParams,
 ) -> Result<SystemLocationResult, RpcError> {
-    let live: HashMap<String, Registration> = gw
+    let config = gw.config();
+    if !(config.server.nodes.enabled && config.server.nodes.location.enabled) {
+        return Ok(SystemLocationResult {
+            locations: Vec::new(),
+        });
+    }
+    let known: HashMap<String, NodeEntry> = gw
         .nodes
         .all()
         .into_iter()
-        .map(|r| (r.node_id.clone(), r))
+        .map(|e| (e.registration.node_id.clone(), e))
         .collect();
     let records = gw.store.nodes().await.map_err(store_error)?;
     let mut locations = Vec::new();
@@ -456,14 +539,21 @@ pub async fn location(
         let Some(stored) = stored_location(record.location) else {
             continue;
         };
-        let registration = live.get(&record.node_id);
+        let entry = known.get(&record.node_id);
         locations.push(NodeLocationEntry {
             node_id: record.node_id.clone(),
-            role: registration.map_or(stored.role, |r| r.role.clone()),
-            connected: registration.is_some(),
+            role: entry.map_or(stored.role, |e| e.registration.role.clone()),
+            connected: entry.is_some_and(|e| e.connected),
             location: stored.location,
         });
     }
+    // Most recently received first.
+    locations.sort_by(|a, b| {
+        b.location
+            .received_at
+            .cmp(&a.location.received_at)
+            .then_with(|| a.node_id.cmp(&b.node_id))
+    });
     Ok(SystemLocationResult { locations })
 }
 
@@ -472,8 +562,12 @@ pub async fn nodes(
     _: Call<ConnectionState>,
     _: SystemNodesParams,
 ) -> Result<SystemNodesResult, RpcError> {
+    if !gw.config().server.nodes.enabled {
+        return Ok(SystemNodesResult { nodes: Vec::new() });
+    }
     let mut nodes = Vec::new();
-    for r in gw.nodes.all() {
+    for entry in gw.nodes.all() {
+        let r = &entry.registration;
         let record = gw.store.node(&r.node_id).await.map_err(store_error)?;
         let (location, status, push) = match record {
             Some(rec) => (
@@ -488,7 +582,7 @@ pub async fn nodes(
             node_id: r.node_id.clone(),
             role: r.role.clone(),
             connection_id: r.connection_id.clone(),
-            connected: true,
+            connected: entry.connected,
             registered_at: r.registered_at_ms.max(0) as u64,
             protocol_version: nz(r.negotiated_version),
             capabilities: NodeCapabilities {
@@ -517,8 +611,8 @@ mod tests {
     fn previews_never_show_the_whole_token() {
         let token = "fcm_abcdefghijklmnopqrstuvwxyz123456";
         let preview = token_preview(token);
-        assert_eq!(preview, "fcm_…3456");
+        assert_eq!(preview, "fcm_...3456");
         assert!(!preview.contains("abcdefghijklmnop"));
-        assert_eq!(token_preview("short"), "…");
+        assert_eq!(token_preview("short"), "...");
     }
 }

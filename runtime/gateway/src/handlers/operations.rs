@@ -25,6 +25,16 @@ fn convert<T: Serialize, R: DeserializeOwned>(view: T) -> Result<R, RpcError> {
         .map_err(|e| RpcError::internal(format!("an operator view does not match the spec: {e}")))
 }
 
+/// `source_param` names the param holding source ids (`sourceId` or `sourceIds`).
+fn ops_error_for(e: OpsError, source_param: &str) -> RpcError {
+    match e {
+        OpsError::UnknownSource { .. } => {
+            RpcError::invalid(format!("params.{source_param}"), e.to_string())
+        }
+        other => ops_error(other),
+    }
+}
+
 fn ops_error(e: OpsError) -> RpcError {
     let message = e.to_string();
     match e {
@@ -117,7 +127,7 @@ pub async fn observability_series(
             now_ms().max(0) as u64,
         )
         .await
-        .map_err(ops_error)?;
+        .map_err(|e| ops_error_for(e, "sourceIds"))?;
     convert(result)
 }
 

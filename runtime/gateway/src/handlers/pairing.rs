@@ -78,11 +78,13 @@ pub async fn list(
     _: Call<ConnectionState>,
     _: PairingListParams,
 ) -> Result<PairingListResult, RpcError> {
-    let codes = gw
+    let mut codes = gw
         .store
         .active_pairing_codes(now_ms())
         .await
         .map_err(store_error)?;
+    // Oldest first, as the spec orders the list (the store returns newest first).
+    codes.reverse();
     let codes = codes
         .into_iter()
         .map(|c| {

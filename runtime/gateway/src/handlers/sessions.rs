@@ -36,6 +36,37 @@ pub fn validate_session_id(id: &str, field: &str) -> Result<(), RpcError> {
     Ok(())
 }
 
+/// Fails with code 1 unless the session is stored or live in this process.
+pub async fn require_session(gw: &Gateway, session_id: &str) -> Result<(), RpcError> {
+    validate_session_id(session_id, "sessionId")?;
+    if live_session_ids(gw).contains(session_id) {
+        return Ok(());
+    }
+    match gw.store.session(session_id).await.map_err(store_error)? {
+        Some(_) => Ok(()),
+        None => Err(RpcError::session_not_found(session_id)),
+    }
+}
+
+/// `sessions.create` ids are `frontend:userId`: both parts non-empty, no whitespace.
+fn validate_new_session_id(id: &str) -> Result<(), RpcError> {
+    validate_session_id(id, "sessionId")?;
+    let well_formed = id
+        .split_once(':')
+        .is_some_and(|(frontend, user)| !frontend.is_empty() && !user.is_empty())
+        && !id.chars().any(char::is_whitespace);
+    if well_formed {
+        Ok(())
+    } else {
+        Err(RpcError::invalid(
+            "params.sessionId",
+            format!(
+                "`{id}` is not `frontend:userId` (both parts non-empty, no whitespace), e.g. `telegram:123456`"
+            ),
+        ))
+    }
+}
+
 /// Sessions attached to open connections.
 fn live_session_ids(gw: &Gateway) -> BTreeSet<String> {
     let mut ids: BTreeSet<String> = gw
@@ -102,19 +133,58 @@ pub async fn list(
     let limit = u32::try_from(p.limit.get()).unwrap_or(u32::MAX);
     let offset = u32::try_from(p.offset)
         .map_err(|_| RpcError::invalid("params.offset", "`offset` is too large"))?;
+    let live_unstored = |stored: &BTreeSet<&str>| -> Vec<SessionSummary> {
+        live_session_ids(gw)
+            .into_iter()
+            .filter(|id| {
+                p.frontend
+                    .as_deref()
+                    .is_none_or(|f| split_session_id(id).0 == f)
+            })
+            .filter(|id| !stored.contains(id.as_str()))
+            .map(|id| unstored_summary(gw, &id))
+            .collect()
+    };
     if p.include_persisted {
-        let (records, total) = gw
+        // Live sessions with nothing stored yet come first (they are the most recent), then
+        // the store's, newest activity first.
+        let probe: Vec<String> = live_session_ids(gw).into_iter().collect();
+        let (stored_live, _) = gw
+            .store
+            .list_sessions(SessionQuery {
+                frontend: None,
+                only_ids: Some(probe),
+                limit: u32::MAX,
+                offset: 0,
+            })
+            .await
+            .map_err(store_error)?;
+        let stored_ids: BTreeSet<&str> = stored_live.iter().map(|r| r.id.as_str()).collect();
+        let fresh = live_unstored(&stored_ids);
+        let fresh_count = fresh.len() as u64;
+        let skip_fresh = (offset as usize).min(fresh.len());
+        let mut sessions: Vec<SessionSummary> = fresh
+            .into_iter()
+            .skip(skip_fresh)
+            .take(limit as usize)
+            .collect();
+        let store_offset = offset.saturating_sub(fresh_count as u32);
+        let store_limit = limit.saturating_sub(sessions.len() as u32);
+        let (records, stored_total) = gw
             .store
             .list_sessions(SessionQuery {
                 frontend: p.frontend.clone(),
                 only_ids: None,
-                limit,
-                offset,
+                limit: store_limit,
+                offset: store_offset,
             })
             .await
             .map_err(store_error)?;
-        let sessions = records.iter().map(|r| summary(gw, r)).collect();
-        return Ok(SessionsListResult { sessions, total });
+        sessions.extend(records.iter().map(|r| summary(gw, r)));
+        return Ok(SessionsListResult {
+            sessions,
+            total: stored_total + fresh_count,
+        });
     }
     // Live sessions only: stored ones with their figures, plus live ones not stored yet.
     let live: Vec<String> = live_session_ids(gw)
@@ -207,17 +277,20 @@ pub async fn create(
 ) -> Result<SessionsCreateResult, RpcError> {
     let session_id = match p.session_id {
         Some(id) => {
-            validate_session_id(&id, "sessionId")?;
+            validate_new_session_id(&id)?;
             id
         }
         None => format!("ws:{}", uuid::Uuid::new_v4().simple()),
     };
-    let created = gw
+    let was_live = live_session_ids(gw).contains(&session_id);
+    let stored_now = gw
         .store
         .ensure_session(&session_id, now_ms())
         .await
         .map_err(store_error)?;
-    if !created {
+    // A live session (another connection's, not yet written) is resumed, not created.
+    let created = stored_now && !was_live;
+    if !stored_now {
         // Resuming counts as activity.
         gw.store
             .touch_session(&session_id, now_ms())
@@ -238,15 +311,26 @@ pub async fn delete(
 ) -> Result<SessionsDeleteResult, RpcError> {
     validate_session_id(&p.session_id, "sessionId")?;
     gw.lanes
-        .cancel_session(&p.session_id, "the session was deleted")
+        .cancel_session(
+            &p.session_id,
+            "the session was deleted",
+            &gw.queue_policy(&p.session_id).await.unwrap_or_default(),
+        )
         .await;
     let deleted = gw
         .store
         .delete_session(&p.session_id)
         .await
         .map_err(store_error)?;
-    if !deleted && !live_session_ids(gw).contains(&p.session_id) {
+    let live = live_session_ids(gw).contains(&p.session_id);
+    if !deleted && !live {
         return Err(RpcError::session_not_found(&p.session_id));
+    }
+    // Connections attached to it go back to their own default session.
+    for connection in gw.connections.all() {
+        if connection.session_id() == p.session_id {
+            connection.attach(&format!("ws:{}", connection.id));
+        }
     }
     Ok(SessionsDeleteResult { success: true })
 }

@@ -235,15 +235,19 @@ impl Conn {
 
     /// Events of request `id` received so far.
     pub fn events(&self, id: i64) -> Vec<Frame> {
-        self.frames()
-            .into_iter()
+        self.log
+            .frames
+            .lock()
+            .unwrap()
+            .iter()
             .filter(|f| f.value["id"] == json!(id) && f.event().is_some())
+            .cloned()
             .collect()
     }
 
     /// Waits for the first frame (from the start of the log) that `pred` accepts.
     pub async fn wait(&self, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
-        self.wait_for(what, WAIT, pred).await.unwrap_or_else(|| {
+        self.wait_for(WAIT, pred).await.unwrap_or_else(|| {
             panic!(
                 "{}: no {what} within {WAIT:?}; frames so far:\n{}",
                 self.name,
@@ -253,18 +257,19 @@ impl Conn {
     }
 
     /// Like [`Conn::wait`] with a custom limit; `None` when it passes.
-    pub async fn wait_for(
-        &self,
-        _what: &str,
-        limit: Duration,
-        pred: impl Fn(&Frame) -> bool,
-    ) -> Option<Frame> {
+    pub async fn wait_for(&self, limit: Duration, pred: impl Fn(&Frame) -> bool) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut changed = self.changed.clone();
+        // Frames before `checked` were already rejected by `pred`.
+        let mut checked = 0;
         loop {
             changed.borrow_and_update();
-            if let Some(f) = self.log.frames.lock().unwrap().iter().find(|f| pred(f)) {
-                return Some(f.clone());
+            {
+                let frames = self.log.frames.lock().unwrap();
+                if let Some(f) = frames[checked..].iter().find(|f| pred(f)) {
+                    return Some(f.clone());
+                }
+                checked = frames.len();
             }
             if *self.log.closed.lock().unwrap() {
                 return None;
@@ -305,7 +310,9 @@ impl Conn {
     }
 
     /// Waits for the reply of `id` and, unless the reply is an error without a run (codes other
-    /// than 3, 4, 5), for its terminal event (`done` or `error`), wherever it arrives.
+    /// than 3, 4, 5), for its terminal event (`done` or `error`), wherever it arrives. Fails the
+    /// test when any event of the request arrives after its response (the wire rule: a
+    /// request's events, ending with `done` or `error`, precede its response).
     pub async fn outcome(&self, id: i64) -> Outcome {
         let reply = self.reply(id).await;
         let code = reply.value["error"]["code"].as_i64();
@@ -321,11 +328,22 @@ impl Conn {
             )
             .await;
         }
-        Outcome {
+        let outcome = Outcome {
             id,
             events: self.events(id),
             reply,
-        }
+        };
+        let late = outcome.events_after_reply();
+        assert!(
+            late.is_empty(),
+            "{}: events of request {id} arrived after its response {}: {:?}",
+            self.name,
+            outcome.reply.value,
+            late.iter()
+                .map(|e| (e["event"].clone(), e["seq"].clone()))
+                .collect::<Vec<_>>()
+        );
+        outcome
     }
 
     /// A round trip through the gateway's store writer (FIFO): once it returns, every

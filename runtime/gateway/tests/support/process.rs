@@ -60,10 +60,10 @@ impl GatewayProcess {
             let mut lines = BufReader::new(stderr_pipe).lines();
             let mut port_tx = Some(port_tx);
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = listening_addr(&line) {
-                    if let Some(tx) = port_tx.take() {
-                        let _ = tx.send(addr);
-                    }
+                if let Some(addr) = listening_addr(&line)
+                    && let Some(tx) = port_tx.take()
+                {
+                    let _ = tx.send(addr);
                 }
                 if let Ok(mut text) = collected.lock() {
                     text.push_str(&line);

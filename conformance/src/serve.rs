@@ -1,0 +1,737 @@
+//! `serve`: plays the server side of transcripts to a client under test (client conformance).
+//!
+//! The client connects and performs the transcript's requests; `serve` checks each frame the
+//! client sends against the transcript's `send` line (objects are closed: a member the line
+//! does not have is a difference; `params` absent, `null` and `{}` are the same) and answers
+//! with the transcript's `expect` frames, with matchers replaced by their `$example` (or a
+//! value of their `$type`), ids mapped to the ids the client chose and `seq` numbered per
+//! connection. Every frame the client sends is also held to the spec.
+//!
+//! Which transcript a connection plays: the one named by its path (`ws://host/<name>`), else
+//! the next one not played yet, in the order given. Further connections of a multi-connection
+//! transcript join it in the order the transcript names them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::pattern::{Captures, Pattern, concretize, match_value, substitute};
+use crate::report::{Failure, FailureKind, Report, TranscriptReport};
+use crate::spec::Spec;
+use crate::transcript::{Outgoing, StepKind, Transcript};
+use crate::wirecheck::{ConnectionRules, id_key};
+use crate::ws;
+
+/// Why serving could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// The token the client must present (header or `flynn.bearer.` subprotocol).
+    pub token: Option<String>,
+    /// How long a frame from the client may take.
+    pub timeout: Duration,
+    /// How long to wait for a client to connect for the next transcript.
+    pub idle_timeout: Duration,
+    /// How long to keep listening after a transcript's last step for frames nobody expects.
+    pub linger: Duration,
+}
+
+impl ServeOptions {
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            token: None,
+            timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            linger: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What the client's handshake carried.
+#[derive(Debug, Clone, Default)]
+struct Handshake {
+    path: String,
+    headers: Vec<(String, String)>,
+    subprotocols: Vec<String>,
+}
+
+struct Accepted {
+    ws: WebSocketStream<TcpStream>,
+    handshake: Handshake,
+}
+
+/// A bound server.
+pub struct Server {
+    listener: TcpListener,
+    options: ServeOptions,
+}
+
+impl Server {
+    pub async fn bind(options: ServeOptions) -> Result<Self, ServeError> {
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        Ok(Self { listener, options })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Plays every transcript once (in the order clients ask for them) and reports.
+    pub async fn run(self, spec: Arc<Spec>, transcripts: Vec<Transcript>) -> Report {
+        let target = self
+            .local_addr()
+            .map_or_else(|| self.options.listen.to_string(), |a| format!("ws://{a}/"));
+        let (accepted_tx, mut accepted_rx) = mpsc::unbounded_channel();
+        let acceptor = tokio::spawn(accept_loop(self.listener, accepted_tx));
+        let mut remaining: Vec<usize> = (0..transcripts.len()).collect();
+        let mut reports: Vec<(usize, TranscriptReport)> = Vec::new();
+        while !remaining.is_empty() {
+            let next = tokio::time::timeout(self.options.idle_timeout, accepted_rx.recv()).await;
+            let Ok(Some(first)) = next else {
+                for i in remaining.drain(..) {
+                    let t = &transcripts[i];
+                    let mut r = TranscriptReport::new(t.name(), &t.path.display().to_string());
+                    r.failures.push(Failure::new(
+                        0,
+                        FailureKind::Connect,
+                        format!(
+                            "no client connected to play this transcript within {} s",
+                            self.options.idle_timeout.as_secs()
+                        ),
+                    ));
+                    reports.push((i, r.finish(Duration::ZERO)));
+                }
+                break;
+            };
+            let wanted = first.handshake.path.trim_start_matches('/').to_owned();
+            let pick = if wanted.is_empty() {
+                Some(0)
+            } else {
+                remaining
+                    .iter()
+                    .position(|&i| transcripts[i].name() == wanted)
+            };
+            let Some(pos) = pick else {
+                tracing::warn!(path = %first.handshake.path, "a client asked for a transcript that is unknown or already played");
+                let mut ws = first.ws;
+                let _ = ws
+                    .close(Some(CloseFrame {
+                        code: CloseCode::Policy,
+                        reason: "no such transcript left to play".into(),
+                    }))
+                    .await;
+                continue;
+            };
+            let index = remaining.remove(pos);
+            let t = &transcripts[index];
+            tracing::info!(transcript = t.name(), "playing");
+            let report = Player::new(&spec, t, &self.options)
+                .play(first, &mut accepted_rx)
+                .await;
+            reports.push((index, report));
+        }
+        acceptor.abort();
+        reports.sort_by_key(|(i, _)| *i);
+        Report::new(
+            "serve",
+            &target,
+            &spec.version,
+            reports.into_iter().map(|(_, r)| r).collect(),
+        )
+    }
+}
+
+// tungstenite's handshake callback returns its (large) error response type.
+#[allow(clippy::result_large_err)]
+async fn accept_loop(listener: TcpListener, out: mpsc::UnboundedSender<Accepted>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let out = out.clone();
+        tokio::spawn(async move {
+            let mut handshake = Handshake::default();
+            let callback = |request: &Request, mut response: Response| {
+                handshake.path = request.uri().path().to_owned();
+                handshake.headers = request
+                    .headers()
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        v.to_str()
+                            .ok()
+                            .map(|v| (k.as_str().to_owned(), v.to_owned()))
+                    })
+                    .collect();
+                handshake.subprotocols = request
+                    .headers()
+                    .get_all("sec-websocket-protocol")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                if handshake.subprotocols.iter().any(|p| p == "flynn.v1") {
+                    response.headers_mut().insert(
+                        "sec-websocket-protocol",
+                        HeaderValue::from_static("flynn.v1"),
+                    );
+                }
+                Ok(response)
+            };
+            match tokio_tungstenite::accept_hdr_async(stream, callback).await {
+                Ok(ws) => {
+                    let _ = out.send(Accepted { ws, handshake });
+                }
+                Err(e) => tracing::warn!(error = %e, "a client's WebSocket handshake failed"),
+            }
+        });
+    }
+}
+
+type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
+
+enum FromClient {
+    Text(String),
+    Close(Option<u16>),
+}
+
+struct ServedConn {
+    sink: Sink,
+    /// Client frames not yet consumed by a `send` step.
+    buffer: Vec<FromClient>,
+    /// Transcript id -> the id the client used.
+    ids: HashMap<String, Value>,
+    seq: u64,
+    rules: ConnectionRules,
+    closed: bool,
+}
+
+struct Player<'a> {
+    spec: &'a Spec,
+    t: &'a Transcript,
+    options: &'a ServeOptions,
+    order: Vec<String>,
+    conns: HashMap<String, ServedConn>,
+    events_tx: mpsc::UnboundedSender<(String, FromClient)>,
+    events_rx: mpsc::UnboundedReceiver<(String, FromClient)>,
+    captures: Captures,
+    failures: Vec<Failure>,
+    line: usize,
+}
+
+impl<'a> Player<'a> {
+    fn new(spec: &'a Spec, t: &'a Transcript, options: &'a ServeOptions) -> Self {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        Self {
+            spec,
+            t,
+            options,
+            order: t.connections(),
+            conns: HashMap::new(),
+            events_tx,
+            events_rx,
+            captures: Captures::default(),
+            failures: Vec::new(),
+            line: 0,
+        }
+    }
+
+    fn fail(&mut self, conn: &str, kind: FailureKind, message: impl Into<String>) -> &mut Failure {
+        self.failures
+            .push(Failure::new(self.line, kind, message).conn(conn));
+        let last = self.failures.len() - 1;
+        &mut self.failures[last]
+    }
+
+    async fn play(
+        mut self,
+        first: Accepted,
+        accepted: &mut mpsc::UnboundedReceiver<Accepted>,
+    ) -> TranscriptReport {
+        let started = Instant::now();
+        let first_name = self
+            .order
+            .first()
+            .cloned()
+            .unwrap_or_else(|| crate::transcript::DEFAULT_CONN.to_owned());
+        self.bind(&first_name, first);
+        let t = self.t;
+        for step in &t.steps {
+            self.line = step.line;
+            let conn = step.conn_name().to_owned();
+            if !matches!(
+                step.kind,
+                StepKind::Comment | StepKind::ExpectSilence { .. }
+            ) && !self.conns.contains_key(&conn)
+            {
+                let wait = tokio::time::timeout(self.options.timeout, accepted.recv()).await;
+                match wait {
+                    Ok(Some(next)) => self.bind(&conn, next),
+                    _ => {
+                        self.fail(
+                            &conn,
+                            FailureKind::Connect,
+                            format!("the client did not open connection `{conn}`"),
+                        );
+                        break;
+                    }
+                }
+            }
+            match &step.kind {
+                StepKind::Comment | StepKind::ExpectSilence { .. } => {}
+                StepKind::Connect {
+                    status: Some(_), ..
+                } => {
+                    self.fail(&conn, FailureKind::Transcript, "serve cannot refuse a handshake with an HTTP status; this step is not played");
+                }
+                StepKind::Connect { .. } => {}
+                StepKind::Send { frame, malformed } => self.receive(&conn, frame, *malformed).await,
+                StepKind::Expect { pattern, .. } => self.answer(&conn, pattern).await,
+                StepKind::ExpectClose { code } => self.close(&conn, code.unwrap_or(1000)).await,
+                StepKind::Close { .. } => self.await_close(&conn).await,
+            }
+        }
+        self.line = 0;
+        self.finish().await;
+        let mut report = TranscriptReport::new(t.name(), &t.path.display().to_string());
+        report.failures = self.failures;
+        report.finish(started.elapsed())
+    }
+
+    /// Binds an accepted connection to transcript connection `name` and checks its handshake.
+    fn bind(&mut self, name: &str, accepted: Accepted) {
+        let Accepted { ws, handshake } = accepted;
+        let connect = self.t.steps.iter().find_map(|s| match &s.kind {
+            StepKind::Connect {
+                headers,
+                subprotocols,
+                ..
+            } if s.conn_name() == name => Some((headers.clone(), subprotocols.clone())),
+            _ => None,
+        });
+        let token = self.options.token.as_deref();
+        match connect {
+            Some((headers, subprotocols)) => {
+                for (k, v) in headers {
+                    let Some(expected) = ws::expand_token(&v, token) else {
+                        self.fail(
+                            name,
+                            FailureKind::Transcript,
+                            format!("header `{k}` needs ${{TOKEN}}: pass --token"),
+                        );
+                        continue;
+                    };
+                    let got = handshake
+                        .headers
+                        .iter()
+                        .find(|(h, _)| h.eq_ignore_ascii_case(&k))
+                        .map(|(_, v)| v.clone());
+                    if got.as_deref() != Some(expected.as_str()) {
+                        let f = self.fail(
+                            name,
+                            FailureKind::Connect,
+                            format!("the handshake's `{k}` header differs"),
+                        );
+                        f.expected = Some(Value::from(v.clone()));
+                        f.received = got.map(Value::from);
+                    }
+                }
+                if let Some(list) = subprotocols {
+                    let expected: Vec<String> = list
+                        .iter()
+                        .filter_map(|p| ws::expand_token(p, token))
+                        .collect();
+                    if expected != handshake.subprotocols {
+                        let f = self.fail(
+                            name,
+                            FailureKind::Connect,
+                            "the handshake offered other subprotocols",
+                        );
+                        f.expected = Some(Value::from(list));
+                        f.received = Some(Value::from(handshake.subprotocols.clone()));
+                    }
+                }
+            }
+            None => {
+                if let Some(token) = token {
+                    let bearer = format!("Bearer {token}");
+                    let by_header = handshake
+                        .headers
+                        .iter()
+                        .any(|(h, v)| h.eq_ignore_ascii_case("authorization") && *v == bearer);
+                    let by_protocol = handshake
+                        .subprotocols
+                        .iter()
+                        .any(|p| *p == format!("flynn.bearer.{}", ws::base64url(token)));
+                    if !by_header && !by_protocol {
+                        self.fail(name, FailureKind::Connect, "the client did not present the token (`Authorization: Bearer` or the `flynn.bearer.` subprotocol)");
+                    }
+                }
+            }
+        }
+        let (sink, mut stream) = ws.split();
+        let tx = self.events_tx.clone();
+        let tag = name.to_owned();
+        tokio::spawn(async move {
+            while let Some(message) = stream.next().await {
+                match message {
+                    Ok(Message::Text(text)) => {
+                        let _ = tx.send((tag.clone(), FromClient::Text(text.as_str().to_owned())));
+                    }
+                    Ok(Message::Close(frame)) => {
+                        let _ = tx.send((
+                            tag.clone(),
+                            FromClient::Close(frame.map(|f| u16::from(f.code))),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send((tag, FromClient::Close(None)));
+        });
+        self.conns.insert(
+            name.to_owned(),
+            ServedConn {
+                sink,
+                buffer: Vec::new(),
+                ids: HashMap::new(),
+                seq: 0,
+                rules: ConnectionRules::default(),
+                closed: false,
+            },
+        );
+    }
+
+    /// Waits for the next client frame on `name` (other connections' frames are buffered).
+    async fn next_from(&mut self, name: &str, deadline: Instant) -> Option<FromClient> {
+        loop {
+            if let Some(conn) = self.conns.get_mut(name)
+                && !conn.buffer.is_empty()
+            {
+                return Some(conn.buffer.remove(0));
+            }
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let Ok(Some((tag, message))) = tokio::time::timeout(wait, self.events_rx.recv()).await
+            else {
+                return None;
+            };
+            if let Some(conn) = self.conns.get_mut(&tag) {
+                if matches!(message, FromClient::Close(_)) && conn.closed {
+                    continue;
+                }
+                conn.buffer.push(message);
+            }
+        }
+    }
+
+    async fn receive(&mut self, name: &str, expected: &Outgoing, malformed: bool) {
+        let deadline = Instant::now() + self.options.timeout;
+        let what = match expected {
+            Outgoing::Raw(_) => "the raw frame".to_owned(),
+            Outgoing::Frame { raw, .. } => describe_request(raw),
+        };
+        let Some(message) = self.next_from(name, deadline).await else {
+            self.fail(
+                name,
+                FailureKind::Missing,
+                format!(
+                    "the client did not send {what} within {} ms",
+                    self.options.timeout.as_millis()
+                ),
+            );
+            return;
+        };
+        let text = match message {
+            FromClient::Text(text) => text,
+            FromClient::Close(code) => {
+                if let Some(conn) = self.conns.get_mut(name) {
+                    conn.closed = true;
+                }
+                self.fail(
+                    name,
+                    FailureKind::Close,
+                    format!(
+                        "the client closed the connection ({}) instead of sending {what}",
+                        code.map_or("no code".to_owned(), |c| format!("code {c}"))
+                    ),
+                );
+                return;
+            }
+        };
+        match expected {
+            Outgoing::Raw(raw) => {
+                if let Some(conn) = self.conns.get_mut(name) {
+                    conn.rules.note_request_text(&text);
+                }
+                if raw.trim() != text.trim() {
+                    let f = self.fail(
+                        name,
+                        FailureKind::Mismatch,
+                        "the client sent other text than the raw frame",
+                    );
+                    f.expected = Some(Value::from(raw.clone()));
+                    f.received = Some(Value::from(text));
+                }
+            }
+            Outgoing::Frame { pattern, .. } => {
+                let actual: Value = match serde_json::from_str(&text) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.fail(
+                            name,
+                            FailureKind::Spec,
+                            format!("the client sent a frame that is not JSON ({e})"),
+                        )
+                        .received = Some(Value::from(text));
+                        return;
+                    }
+                };
+                let issues = match self.conns.get_mut(name) {
+                    Some(conn) => conn.rules.check_client_frame(self.spec, &actual),
+                    None => Vec::new(),
+                };
+                if !malformed {
+                    for issue in issues {
+                        let f = self.fail(name, issue.kind, format!("{what}: {}", issue.message));
+                        f.path = issue.path;
+                        f.received = Some(actual.clone());
+                    }
+                }
+                let expected_value = match substitute(pattern, &self.captures) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.fail(
+                            name,
+                            FailureKind::Transcript,
+                            format!("cannot build the expected frame: {e}"),
+                        );
+                        return;
+                    }
+                };
+                if let (Some(tid), Some(aid)) = (expected_value.get("id"), actual.get("id"))
+                    && let Some(conn) = self.conns.get_mut(name)
+                {
+                    conn.ids.insert(id_key(Some(tid)), aid.clone());
+                }
+                let exact = Pattern::exact(&normalize_request(&expected_value));
+                let mut scratch = Captures::default();
+                for d in match_value(&exact, &normalize_request(&actual), &mut scratch) {
+                    if d.path == "id"
+                        && actual
+                            .get("id")
+                            .is_some_and(|v| v.is_i64() || v.is_u64() || v.is_string())
+                    {
+                        continue;
+                    }
+                    let f = self.fail(
+                        name,
+                        FailureKind::Mismatch,
+                        format!("{what}: {}", d.message),
+                    );
+                    f.path = Some(d.path);
+                    f.expected = Some(d.expected);
+                    f.received = d.received;
+                }
+            }
+        }
+    }
+
+    async fn answer(&mut self, name: &str, pattern: &Pattern) {
+        let (mut frame, holes) = concretize(pattern, &mut self.captures);
+        for hole in holes {
+            self.fail(
+                name,
+                FailureKind::Transcript,
+                "serve needs a value here: give the matcher an `$example`",
+            )
+            .path = Some(hole);
+        }
+        let Some(conn) = self.conns.get_mut(name) else {
+            return;
+        };
+        if let Some(object) = frame.as_object_mut() {
+            if let Some(id) = object.get("id").cloned()
+                && let Some(actual) = conn.ids.get(&id_key(Some(&id)))
+            {
+                object.insert("id".into(), actual.clone());
+            }
+            if object.contains_key("event") {
+                conn.seq += 1;
+                object.insert("seq".into(), Value::from(conn.seq));
+            }
+        }
+        let issues = conn.rules.check_server_frame(self.spec, &frame);
+        let sent = conn
+            .sink
+            .send(Message::text(frame.to_string()))
+            .await
+            .is_ok();
+        for issue in issues {
+            let f = self.fail(
+                name,
+                FailureKind::Transcript,
+                format!(
+                    "the transcript's frame breaks the wire rules: {}",
+                    issue.message
+                ),
+            );
+            f.path = issue.path;
+            f.received = Some(frame.clone());
+        }
+        if !sent {
+            self.fail(
+                name,
+                FailureKind::Close,
+                "cannot send: the client closed the connection",
+            );
+        }
+    }
+
+    async fn close(&mut self, name: &str, code: u16) {
+        let Some(conn) = self.conns.get_mut(name) else {
+            return;
+        };
+        let _ = conn
+            .sink
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: "".into(),
+            })))
+            .await;
+        conn.closed = true;
+    }
+
+    async fn await_close(&mut self, name: &str) {
+        let deadline = Instant::now() + self.options.timeout;
+        loop {
+            match self.next_from(name, deadline).await {
+                Some(FromClient::Close(_)) => {
+                    if let Some(conn) = self.conns.get_mut(name) {
+                        conn.closed = true;
+                    }
+                    return;
+                }
+                Some(FromClient::Text(text)) => {
+                    self.fail(
+                        name,
+                        FailureKind::Unexpected,
+                        "the client sent a frame where the transcript has it close the connection",
+                    )
+                    .received = Some(serde_json::from_str(&text).unwrap_or(Value::String(text)));
+                }
+                None => {
+                    self.fail(
+                        name,
+                        FailureKind::Close,
+                        "the client did not close the connection",
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn finish(&mut self) {
+        let deadline = Instant::now() + self.options.linger;
+        let names: Vec<String> = self.conns.keys().cloned().collect();
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let Ok(Some((tag, message))) = tokio::time::timeout(wait, self.events_rx.recv()).await
+            else {
+                break;
+            };
+            if let Some(conn) = self.conns.get_mut(&tag) {
+                conn.buffer.push(message);
+            }
+        }
+        for name in names {
+            let leftovers: Vec<FromClient> = self
+                .conns
+                .get_mut(&name)
+                .map(|c| c.buffer.drain(..).collect())
+                .unwrap_or_default();
+            for message in leftovers {
+                match message {
+                    FromClient::Text(text) => {
+                        self.fail(
+                            &name,
+                            FailureKind::Unexpected,
+                            "the client sent a frame the transcript does not have",
+                        )
+                        .received =
+                            Some(serde_json::from_str(&text).unwrap_or(Value::String(text)));
+                    }
+                    FromClient::Close(_) => {
+                        if let Some(conn) = self.conns.get_mut(&name) {
+                            conn.closed = true;
+                        }
+                    }
+                }
+            }
+            if let Some(conn) = self.conns.get_mut(&name)
+                && !conn.closed
+            {
+                let _ = conn
+                    .sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: "transcript finished".into(),
+                    })))
+                    .await;
+            }
+        }
+    }
+}
+
+fn describe_request(frame: &Value) -> String {
+    match (frame.get("method").and_then(Value::as_str), frame.get("id")) {
+        (Some(m), Some(id)) => format!("request {id} (`{m}`)"),
+        (Some(m), None) => format!("a `{m}` request"),
+        _ => "the frame".to_owned(),
+    }
+}
+
+/// Params absent, `null` and `{}` mean the same (all become `{}`, so a difference inside
+/// params is reported at its own path).
+fn normalize_request(frame: &Value) -> Value {
+    let Value::Object(map) = frame else {
+        return frame.clone();
+    };
+    let mut out: Map<String, Value> = map.clone();
+    if matches!(out.get("params"), None | Some(Value::Null)) && out.contains_key("method") {
+        out.insert("params".into(), Value::Object(Map::new()));
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,298 @@
+//! `validate`: checks transcripts without a gateway. Every frame to send is held to the
+//! request schemas (and a frame marked `malformed` must really break them); every expected
+//! frame, with its matchers replaced by their `$example`s, is held to the schema of the method
+//! it answers, the event it names or the error code it carries. Also checked: `$ref`s point at
+//! earlier captures, replies and events answer requests sent before on the same connection,
+//! no event of a request is expected after its reply, nothing is played on a closed
+//! connection, and `covers` tags are known.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::coverage::known_tag;
+use crate::path::JsonPath;
+use crate::pattern::{Captures, Pattern, concretize};
+use crate::report::{Failure, FailureKind, Report, TranscriptReport};
+use crate::spec::{Spec, Violation};
+use crate::transcript::{Outgoing, StepKind, Transcript};
+use crate::wirecheck::id_key;
+
+/// Validates every transcript.
+pub fn validate_all(spec: &Spec, transcripts: &[Transcript]) -> Report {
+    let reports = transcripts
+        .iter()
+        .map(|t| {
+            let started = Instant::now();
+            let mut r = TranscriptReport::new(t.name(), &t.path.display().to_string());
+            r.failures = validate(spec, t);
+            r.finish(started.elapsed())
+        })
+        .collect();
+    Report::new("validate", "transcripts", &spec.version, reports)
+}
+
+#[derive(Default)]
+struct ConnState {
+    /// id -> method of requests sent (none when the frame had no string method).
+    requests: HashMap<String, Option<String>>,
+    replied: HashSet<String>,
+    closed: bool,
+}
+
+fn outside_holes(violations: Vec<Violation>, holes: &[String]) -> Vec<Violation> {
+    violations
+        .into_iter()
+        .filter(|v| {
+            !holes.iter().any(|h| {
+                is_under(&v.path, h)
+                    // A hole may stand for a required member: the schema then reports its parent.
+                    || (v.message.contains("is a required property") && is_under(h, &v.path))
+            })
+        })
+        .collect()
+}
+
+/// Whether `path` is `base` or below it.
+fn is_under(path: &str, base: &str) -> bool {
+    path == base
+        || base.is_empty()
+        || (path.starts_with(base)
+            && matches!(path.as_bytes().get(base.len()), Some(b'.') | Some(b'[')))
+}
+
+/// Checks one transcript; an empty list means it is valid.
+pub fn validate(spec: &Spec, t: &Transcript) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    for tag in &t.header.covers {
+        if !known_tag(tag) {
+            failures.push(Failure::new(1, FailureKind::Transcript, format!(
+                "unknown `covers` tag `{tag}`; the known tags are listed in README.md (Coverage)"
+            )));
+        }
+    }
+    let mut conns: HashMap<String, ConnState> = HashMap::new();
+    let mut captured: HashSet<String> = HashSet::new();
+    let mut examples = Captures::default();
+    for step in &t.steps {
+        let line = step.line;
+        let name = step.conn_name().to_owned();
+        let fail =
+            |kind: FailureKind, message: String| Failure::new(line, kind, message).conn(&name);
+        if matches!(
+            step.kind,
+            StepKind::Comment | StepKind::ExpectSilence { .. }
+        ) {
+            continue;
+        }
+        let conn = conns.entry(name.clone()).or_default();
+        if conn.closed {
+            failures.push(fail(
+                FailureKind::Transcript,
+                format!("connection `{name}` is already closed at this step"),
+            ));
+            continue;
+        }
+        match &step.kind {
+            StepKind::Comment | StepKind::ExpectSilence { .. } | StepKind::Connect { .. } => {}
+            StepKind::ExpectClose { .. } | StepKind::Close { .. } => conn.closed = true,
+            StepKind::Send {
+                frame: Outgoing::Raw(text),
+                ..
+            } => {
+                if let Ok(frame) = serde_json::from_str::<Value>(text)
+                    && let Some(id) = frame.get("id").filter(|id| !id.is_null())
+                {
+                    let method = frame
+                        .get("method")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    conn.requests.insert(id_key(Some(id)), method);
+                }
+            }
+            StepKind::Send {
+                frame: Outgoing::Frame { pattern, .. },
+                malformed,
+            } => {
+                let mut bad = Vec::new();
+                pattern.non_send_matchers(&JsonPath::root(), &mut bad);
+                for p in bad {
+                    failures.push(
+                        fail(
+                            FailureKind::Transcript,
+                            "a frame to send may only hold `$ref` and `$literal` matchers".into(),
+                        )
+                        .at(p),
+                    );
+                }
+                let mut refs = Vec::new();
+                pattern.references(&mut refs);
+                for r in refs.iter().filter(|r| !captured.contains(*r)) {
+                    failures.push(fail(
+                        FailureKind::Transcript,
+                        format!("`$ref` to `{r}`, which no earlier line captures"),
+                    ));
+                }
+                let (value, holes) = concretize(pattern, &mut examples.clone());
+                let violations = spec.check_request(&value);
+                let relevant = outside_holes(violations.clone(), &holes);
+                if *malformed {
+                    if violations.is_empty() {
+                        failures.push(fail(FailureKind::Transcript, "the frame is marked `malformed` but it is a valid request; drop the mark or break the frame".into()));
+                    }
+                } else {
+                    for v in relevant {
+                        failures.push(
+                            fail(
+                                FailureKind::Spec,
+                                format!("the frame to send breaks the spec: {}", v.message),
+                            )
+                            .at(v.path),
+                        );
+                    }
+                }
+                if let Some(id) = value.get("id").filter(|id| !id.is_null()) {
+                    let key = id_key(Some(id));
+                    if conn.requests.contains_key(&key) && !*malformed {
+                        failures.push(fail(FailureKind::Transcript, format!("request id {key} is used twice on connection `{name}`; replies could not be told apart")));
+                    }
+                    conn.replied.remove(&key);
+                    let method = value
+                        .get("method")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    conn.requests.insert(key, method);
+                }
+            }
+            StepKind::Expect { pattern, .. } => {
+                let mut refs = Vec::new();
+                pattern.references(&mut refs);
+                let mut own = Vec::new();
+                pattern.captures(&mut own);
+                for r in refs
+                    .iter()
+                    .filter(|r| !captured.contains(*r) && !own.contains(r))
+                {
+                    failures.push(fail(
+                        FailureKind::Transcript,
+                        format!("`$ref` to `{r}`, which no earlier line captures"),
+                    ));
+                }
+                let (value, holes) = concretize(pattern, &mut examples);
+                captured.extend(own);
+                let id = match pattern.member("id") {
+                    Some(Pattern::Scalar(v)) => Some(v.clone()),
+                    Some(Pattern::Matcher(m)) if m.reference.is_some() => value.get("id").cloned(),
+                    _ => {
+                        failures.push(
+                            fail(
+                                FailureKind::Transcript,
+                                "an expected frame's `id` must be a literal or a `$ref`".into(),
+                            )
+                            .at("id"),
+                        );
+                        None
+                    }
+                };
+                let key = id_key(id.as_ref());
+                let sent = conn.requests.get(&key).cloned();
+                let method = sent.clone().flatten();
+                let is_event = pattern.has_member("event");
+                if id.as_ref().is_some_and(|v| !v.is_null())
+                    && sent.is_none()
+                    && !holes.iter().any(|h| h == "id")
+                {
+                    failures.push(fail(FailureKind::Transcript, format!("expects a frame for request {key}, which was not sent before on connection `{name}`")));
+                }
+                if is_event && conn.replied.contains(&key) {
+                    failures.push(fail(
+                        FailureKind::Transcript,
+                        format!(
+                            "expects an event for request {key} after its reply; events come first"
+                        ),
+                    ));
+                }
+                if !is_event {
+                    conn.replied.insert(key);
+                }
+                // Expected objects are open: what they leave out is not checked here (the wire
+                // check of `run` holds the real frame to every required member).
+                let violations: Vec<Violation> = spec
+                    .check_server_frame(&value, method.as_deref())
+                    .into_iter()
+                    .filter(|v| !v.message.ends_with("is a required property"))
+                    .collect();
+                for v in outside_holes(violations, &holes) {
+                    failures.push(
+                        fail(
+                            FailureKind::Spec,
+                            format!("the expected frame breaks the spec: {}", v.message),
+                        )
+                        .at(v.path),
+                    );
+                }
+            }
+        }
+    }
+    failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn check(text: &str) -> Vec<Failure> {
+        let spec = Spec::load().unwrap();
+        let t = Transcript::parse(Path::new("t.jsonl"), text).unwrap();
+        validate(&spec, &t)
+    }
+
+    const HEADER: &str = "{\"type\":\"header\",\"name\":\"t\"}\n";
+
+    #[test]
+    fn a_good_transcript_passes() {
+        let f = check(&format!(
+            "{HEADER}{}\n{}\n",
+            r#"{"type":"send","frame":{"id":1,"method":"system.info"}}"#,
+            r#"{"type":"expect","frame":{"id":1,"result":{"version":{"$type":"string"},"uptime":{"$type":"integer","$example":3},"connections":1}}}"#
+        ));
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn wrong_frames_are_named() {
+        let f = check(&format!(
+            "{HEADER}{}\n{}\n{}\n{}\n",
+            r#"{"type":"send","frame":{"id":1,"method":"system.info"}}"#,
+            r#"{"type":"expect","frame":{"id":1,"result":{"version":"1","uptime":"soon","connections":1}}}"#,
+            r#"{"type":"send","frame":{"id":2,"method":"system.info","params":{"x":1}},"malformed":true}"#,
+            r#"{"type":"send","frame":{"id":3,"method":"system.info"},"malformed":true}"#
+        ));
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].path.as_deref(), Some("result.uptime"));
+        assert!(f[1].message.contains("malformed"));
+    }
+
+    #[test]
+    fn order_refs_and_ids_are_checked() {
+        let f = check(&format!(
+            "{HEADER}{}\n{}\n{}\n{}\n",
+            r#"{"type":"send","frame":{"id":1,"method":"agent.send","params":{"message":"hi"}}}"#,
+            r#"{"type":"expect","frame":{"id":1,"result":{"content":"x","usage":{"inputTokens":1,"outputTokens":1}}}}"#,
+            r#"{"type":"expect","frame":{"id":1,"event":"done","data":{"content":"x"}}}"#,
+            r#"{"type":"send","frame":{"id":2,"method":"agent.approveTool","params":{"approvalId":{"$ref":"nope"},"approved":true}}}"#
+        ));
+        assert!(
+            f.iter().any(|f| f.message.contains("after its reply")),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|f| f.message.contains("`nope`")), "{f:?}");
+        let f = check(&format!(
+            "{HEADER}{}\n",
+            r#"{"type":"expect","frame":{"id":7,"result":{}}}"#
+        ));
+        assert!(f[0].message.contains("not sent before"), "{f:?}");
+    }
+}
