@@ -12,6 +12,11 @@ cargo fmt --all --check
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "npm packages (from the lock files)"
+for dir in spec runtime/gateway/tests/node-example clients/typescript; do
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done
+
 step "build (the daemon binary is used by the Node and browser tests)"
 cargo build --workspace --locked
 
@@ -19,10 +24,10 @@ step "Rust tests"
 cargo test --workspace --locked
 
 step "spec: OpenRPC meta-schema, examples, protocol document coverage"
-(cd spec && npm ci --no-audit --no-fund --loglevel=error && npm test)
+(cd spec && npm test)
 
 step "the protocol document's example client, unmodified, in Node"
-(cd runtime/gateway/tests/node-example && npm ci --no-audit --no-fund --loglevel=error && npm test)
+(cd runtime/gateway/tests/node-example && npm test)
 
 step "TypeScript client: types, Node and Chromium"
-(cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm test)
+(cd clients/typescript && npm test)

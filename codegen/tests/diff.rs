@@ -236,3 +236,54 @@ fn verdict_is_breaking_when_any_change_is() {
     let new = Spec::from_value(new).unwrap_or_else(|e| panic!("{e}"));
     assert!(is_breaking(&diff(&old, &new)));
 }
+
+/// The working spec against the last released one (`spec/released/<version>.json`): a breaking
+/// change needs a new major version, so reviewers see it named before it lands.
+#[test]
+fn no_breaking_change_since_the_last_release_without_a_major_bump() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/released");
+    let mut released: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    let version = |p: &std::path::Path| -> Vec<u64> {
+        p.file_stem()
+            .and_then(|s| s.to_str())
+            .map(|s| s.split('.').filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    released.sort_by_key(|p| version(p));
+    let last = released
+        .last()
+        .unwrap_or_else(|| panic!("no released spec in {dir}"));
+    let read = |p: &std::path::Path| {
+        let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        Spec::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let old = read(last);
+    let new = read(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../spec/flynn.openrpc.json"
+    )));
+    let major = |v: &str| {
+        v.split('.')
+            .next()
+            .and_then(|m| m.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let changes = diff(&old, &new);
+    if major(&new.version) <= major(&old.version) {
+        let breaking: Vec<String> = changes
+            .iter()
+            .filter(|c| c.severity == Severity::Breaking)
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            breaking.is_empty(),
+            "breaking changes since {} without a major version bump:\n{}",
+            last.display(),
+            breaking.join("\n")
+        );
+    }
+}

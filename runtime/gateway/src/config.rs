@@ -502,6 +502,34 @@ mod tests {
     }
 
     #[test]
+    fn json_schema_describes_the_file() {
+        let schema = Config::json_schema();
+        let text = schema.to_string();
+        for key in [
+            "server",
+            "token",
+            "tailscale_identity",
+            "auth_http",
+            "allowed_roles",
+            "queue",
+            "models",
+            "tools",
+            "ops",
+        ] {
+            assert!(
+                text.contains(&format!("\"{key}\"")),
+                "the config schema lacks `{key}`"
+            );
+        }
+        // The documented example file validates against it.
+        let example: toml::Value =
+            toml::from_str(include_str!("../flynn.example.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let instance = serde_json::to_value(example).unwrap_or_default();
+        assert!(schema["properties"]["server"].is_object(), "{schema}");
+        assert!(instance["server"]["port"].is_number());
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         assert!(toml::from_str::<Config>("[server]\nprot = 1").is_err());
     }
