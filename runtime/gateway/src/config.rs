@@ -521,12 +521,23 @@ mod tests {
                 "the config schema lacks `{key}`"
             );
         }
-        // The documented example file validates against it.
+        // The documented example file validates against it; a misspelt key does not.
+        let validator = jsonschema::validator_for(&schema)
+            .unwrap_or_else(|e| panic!("schema does not compile: {e}"));
         let example: toml::Value =
             toml::from_str(include_str!("../flynn.example.toml")).unwrap_or_else(|e| panic!("{e}"));
         let instance = serde_json::to_value(example).unwrap_or_default();
-        assert!(schema["properties"]["server"].is_object(), "{schema}");
-        assert!(instance["server"]["port"].is_number());
+        if let Some(error) = validator.iter_errors(&instance).next() {
+            panic!(
+                "the example does not validate: {error} at {}",
+                error.instance_path()
+            );
+        }
+        let wrong = serde_json::json!({ "server": { "prot": 1 } });
+        assert!(
+            !validator.is_valid(&wrong),
+            "a misspelt key must not validate"
+        );
     }
 
     #[test]
