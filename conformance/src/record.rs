@@ -157,7 +157,7 @@ fn write_transcript(options: &RecordOptions, recording: &Recording) -> Result<()
         "type": "header",
         "name": transcript_name(options),
         "description": options.description.clone().unwrap_or_else(|| format!("Recorded from {}; say what this transcript shows.", options.upstream)),
-        "gateway": {"auth": if recording.credentials { "token" } else { "any" }},
+        "gateway": {"auth": if recording.credentials || options.token.is_some() { "token" } else { "any" }},
     });
     let mut text = String::new();
     for line in std::iter::once(&header).chain(&recording.lines) {

@@ -476,9 +476,7 @@ impl<'a> Player<'a> {
         let text = match message {
             FromClient::Text(text) => text,
             FromClient::Close(code) => {
-                if let Some(conn) = self.conns.get_mut(name) {
-                    conn.closed = true;
-                }
+                self.answer_close(name).await;
                 self.fail(
                     name,
                     FailureKind::Close,
@@ -633,14 +631,23 @@ impl<'a> Player<'a> {
         conn.closed = true;
     }
 
+    /// The client closed `name`: answer its close frame (completing the handshake).
+    async fn answer_close(&mut self, name: &str) {
+        if let Some(conn) = self.conns.get_mut(name) {
+            if !conn.closed {
+                let _ = conn.sink.send(Message::Close(None)).await;
+                let _ = conn.sink.close().await;
+            }
+            conn.closed = true;
+        }
+    }
+
     async fn await_close(&mut self, name: &str) {
         let deadline = Instant::now() + self.options.timeout;
         loop {
             match self.next_from(name, deadline).await {
                 Some(FromClient::Close(_)) => {
-                    if let Some(conn) = self.conns.get_mut(name) {
-                        conn.closed = true;
-                    }
+                    self.answer_close(name).await;
                     return;
                 }
                 Some(FromClient::Text(text)) => {
@@ -693,11 +700,7 @@ impl<'a> Player<'a> {
                         .received =
                             Some(serde_json::from_str(&text).unwrap_or(Value::String(text)));
                     }
-                    FromClient::Close(_) => {
-                        if let Some(conn) = self.conns.get_mut(&name) {
-                            conn.closed = true;
-                        }
-                    }
+                    FromClient::Close(_) => self.answer_close(&name).await,
                 }
             }
             if let Some(conn) = self.conns.get_mut(&name)

@@ -131,28 +131,37 @@ pub async fn connect<T: Clone + Send + 'static>(
         }
     });
     tokio::spawn(async move {
-        let mut closed = None;
+        let mut closed = false;
         while let Some(message) = source.next().await {
             match message {
-                Ok(Message::Text(text)) => {
+                Ok(Message::Text(text)) if !closed => {
                     let _ = events.send((tag.clone(), Incoming::Text(text.as_str().to_owned())));
                 }
-                Ok(Message::Binary(bytes)) => {
+                Ok(Message::Binary(bytes)) if !closed => {
                     let _ = events.send((tag.clone(), Incoming::Binary(bytes.len())));
                 }
-                Ok(Message::Close(frame)) => {
-                    closed = Some(match frame {
+                Ok(Message::Close(frame)) if !closed => {
+                    closed = true;
+                    let (code, reason) = match frame {
                         Some(f) => (Some(u16::from(f.code)), f.reason.as_str().to_owned()),
                         None => (None, String::new()),
-                    });
+                    };
+                    let _ = events.send((tag.clone(), Incoming::Closed { code, reason }));
                     // Keep reading so tungstenite answers the close; nothing else follows.
                 }
                 Ok(_) => {}
                 Err(_) => break,
             }
         }
-        let (code, reason) = closed.unwrap_or((None, String::new()));
-        let _ = events.send((tag, Incoming::Closed { code, reason }));
+        if !closed {
+            let _ = events.send((
+                tag,
+                Incoming::Closed {
+                    code: None,
+                    reason: String::new(),
+                },
+            ));
+        }
     });
     Ok(ClientConn { outbound, protocol })
 }

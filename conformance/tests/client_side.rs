@@ -353,3 +353,51 @@ async fn a_client_that_sends_a_wrong_param_is_reported_with_its_path() {
         report.to_text()
     );
 }
+
+/// `run` (the client side of every transcript) against `serve` (the server side of the same
+/// transcripts): both must pass, which shows every transcript can be played to a client.
+async fn run_against_serve(
+    names: Vec<std::path::PathBuf>,
+    token: Option<&str>,
+) -> (Report, Report) {
+    let transcripts = load_all(&names).unwrap();
+    let mut options = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    options.token = token.map(str::to_owned);
+    options.idle_timeout = Duration::from_secs(20);
+    options.linger = Duration::from_millis(50);
+    let server = Server::bind(options).await.unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let spec = Arc::new(Spec::load().unwrap());
+    let served = tokio::spawn(server.run(spec.clone(), transcripts.clone()));
+    let mut run = flynn_conformance::run::RunOptions::new(url);
+    run.token = token.map(str::to_owned);
+    run.settle = Duration::from_millis(50);
+    let ran = flynn_conformance::run::run_all(&spec, &transcripts, &run).await;
+    (ran, served.await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transcript_plays_both_sides_against_itself() {
+    let all = support::transcripts();
+    let (token, open): (Vec<_>, Vec<_>) = all
+        .iter()
+        .partition(|t| t.header.gateway.auth == flynn_conformance::transcript::AuthNeed::Token);
+    let paths = |set: Vec<&flynn_conformance::transcript::Transcript>| {
+        set.into_iter().map(|t| t.path.clone()).collect::<Vec<_>>()
+    };
+    let (ran, served) = run_against_serve(paths(open), None).await;
+    assert!(
+        ran.passed() && ran.summary.skipped == 0,
+        "{}",
+        ran.to_text()
+    );
+    assert!(served.passed(), "{}", served.to_text());
+    let (ran, served) = run_against_serve(paths(token), Some(support::TOKEN)).await;
+    assert!(
+        ran.passed() && ran.summary.skipped == 0,
+        "{}",
+        ran.to_text()
+    );
+    assert!(served.passed(), "{}", served.to_text());
+    assert_eq!(served.summary.passed, 4);
+}

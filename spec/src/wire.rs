@@ -418,20 +418,8 @@ pub fn parse_request(text: &str) -> Result<Request, Rejected> {
             });
         }
     };
-    let jsonrpc = match frame.jsonrpc.map(RawValue::get) {
-        None => false,
-        Some("\"2.0\"") => true,
-        Some(other) => {
-            return Err(Rejected {
-                id: None,
-                jsonrpc: false,
-                error: RpcError::invalid(
-                    "jsonrpc",
-                    format!("`jsonrpc` must be \"2.0\" when present, not {other}"),
-                ),
-            });
-        }
-    };
+    // Read before `jsonrpc` is checked, so a bad `jsonrpc` is still answered to its id.
+    let jsonrpc_ok = frame.jsonrpc.map(RawValue::get) == Some("\"2.0\"");
     let id = match frame
         .id
         .map(|raw| serde_json::from_str::<RequestId>(raw.get()))
@@ -440,15 +428,29 @@ pub fn parse_request(text: &str) -> Result<Request, Rejected> {
         Some(Err(_)) => {
             return Err(Rejected {
                 id: None,
-                jsonrpc,
+                jsonrpc: jsonrpc_ok,
                 error: RpcError::invalid("id", "`id` must be an integer or a string"),
             });
         }
         None => {
             return Err(Rejected {
                 id: None,
-                jsonrpc,
+                jsonrpc: jsonrpc_ok,
                 error: RpcError::invalid("id", "`id` is required (an integer or a string)"),
+            });
+        }
+    };
+    let jsonrpc = match frame.jsonrpc.map(RawValue::get) {
+        None => false,
+        Some("\"2.0\"") => true,
+        Some(other) => {
+            return Err(Rejected {
+                id: Some(id),
+                jsonrpc: false,
+                error: RpcError::invalid(
+                    "jsonrpc",
+                    format!("`jsonrpc` must be \"2.0\" when present, not {other}"),
+                ),
             });
         }
     };
@@ -699,6 +701,12 @@ mod tests {
             r.reply(),
             r#"{"jsonrpc":"2.0","id":"a","error":{"code":-3,"message":"unknown method `nope`; rpc.discover lists the methods this gateway serves","data":{"method":"nope"}}}"#
         );
+    }
+
+    #[test]
+    fn a_bad_jsonrpc_marker_is_answered_to_the_readable_id() {
+        let r = rejected(r#"{"jsonrpc":"1.0","id":8,"method":"system.info"}"#);
+        assert_eq!((r.error.code, r.id), (-2, Some(RequestId::Number(8))));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use flynn_conformance::report::{Failure, FailureKind, Report, Status};
+use flynn_conformance::report::{Failure, Report, Status};
 use flynn_conformance::transcript::{Transcript, load_all};
 
 /// The token of gateways started with one.
@@ -74,99 +74,8 @@ fn path_is(f: &Failure, p: &str) -> bool {
     f.path.as_deref() == Some(p)
 }
 
-pub const KNOWN_BUGS: &[KnownBug] = &[
-    KnownBug {
-        id: "event-after-reply",
-        what: "the done/error event of agent.send can be written after the reply (replies are flushed before queued events in the same wakeup)",
-        matches: |_, f| {
-            f.kind == FailureKind::Order && f.message.contains("arrived after the reply")
-        },
-    },
-    KnownBug {
-        id: "jsonrpc-echo-events",
-        what: "events of a request that carried \"jsonrpc\": \"2.0\" do not echo it",
-        matches: |t, f| t == "jsonrpc-echo" && path_is(f, "jsonrpc"),
-    },
-    KnownBug {
-        id: "array-frame-path",
-        what: "a JSON array frame is read as a struct sequence: -2 names `jsonrpc` instead of the frame (\"\")",
-        matches: |t, f| {
-            t == "bad-frames"
-                && path_is(f, "error.data.path")
-                && f.received.as_ref().is_some_and(|r| r == "jsonrpc")
-        },
-    },
-    KnownBug {
-        id: "bad-jsonrpc-drops-id",
-        what: "a request with a `jsonrpc` other than \"2.0\" is answered with id null although its id was readable",
-        matches: |t, f| {
-            t == "bad-frames"
-                && (f.message.contains("request 8")
-                    || (f.kind == FailureKind::Unexpected
-                        && f.received.as_ref().is_some_and(|r| {
-                            r["id"].is_null() && r["error"]["data"]["path"] == "jsonrpc"
-                        })))
-        },
-    },
-    KnownBug {
-        id: "unknown-top-level-member",
-        what: "an unknown top-level frame member is accepted instead of rejected with -2 naming it",
-        matches: |t, f| t == "bad-frames" && f.message.contains("request 11"),
-    },
-    KnownBug {
-        id: "unknown-param-path-doubled",
-        what: "an unknown param is -2 with error.data.path naming it twice (`params.verbose.verbose`)",
-        matches: |t, f| {
-            t == "bad-frames"
-                && path_is(f, "error.data.path")
-                && f.received
-                    .as_ref()
-                    .and_then(|r| r.as_str())
-                    .is_some_and(|r| {
-                        let parts: Vec<&str> = r.rsplitn(3, '.').collect();
-                        parts.len() >= 2 && parts[0] == parts[1]
-                    })
-        },
-    },
-    KnownBug {
-        id: "deleted-session-lingers",
-        what: "right after sessions.delete, sessions.get answers an empty fresh session and a second delete succeeds (the lane is still live) instead of SessionNotFound",
-        matches: |t, f| {
-            t == "sessions"
-                && (f.message.contains("request 10") || f.message.contains("request 11"))
-        },
-    },
-    KnownBug {
-        id: "interrupt-queue-code",
-        what: "the run stopped by interrupt reports queue code `preempted` and droppedCount 0 instead of `superseded` and 1",
-        matches: |t, f| {
-            t == "queue-interrupt"
-                && f.path
-                    .as_deref()
-                    .is_some_and(|p| p.ends_with("queue.code") || p.ends_with("queue.droppedCount"))
-        },
-    },
-    KnownBug {
-        id: "cancelled-queue-data",
-        what: "a queued request rejected by agent.cancel lacks error.data.queue (code cancelled)",
-        matches: |t, f| t == "cancel" && f.message.contains("request 3"),
-    },
-    KnownBug {
-        id: "approval-survives-close",
-        what: "tool approval enabled by a connection is not dropped when that connection closes",
-        matches: |t, _| t == "multi-connection",
-    },
-    KnownBug {
-        id: "local-backends-missing",
-        what: "system.localBackends omits the known backends (ollama, llamacpp) when none is configured",
-        matches: |t, f| t == "operator" && path_is(f, "result.backends"),
-    },
-    KnownBug {
-        id: "series-source-path",
-        what: "an unknown id in observabilitySeries sourceIds is -2 on `params.sourceId` instead of `params.sourceIds`",
-        matches: |t, f| t == "operator" && path_is(f, "error.data.path"),
-    },
-];
+/// Gateway bugs the suite tolerates while they are open. Empty: every transcript must pass.
+pub const KNOWN_BUGS: &[KnownBug] = &[];
 
 /// Failures no known bug explains, as report lines; and the known bugs seen.
 pub fn unexplained(report: &Report) -> (Vec<String>, Vec<&'static str>) {

@@ -44,11 +44,11 @@ async fn stopped(gw: &Gateway, session_id: &str, run: &ActiveRun) -> RpcError {
                 "interrupted by a newer message (queue mode interrupt)",
             )
             .with_data(serde_json::json!({ "queue": {
-                "code": "preempted",
+                "code": "superseded",
                 "laneId": session_id,
                 "mode": wire_mode(policy.mode),
                 "overflow": wire_overflow(policy.overflow),
-                "droppedCount": 0,
+                "droppedCount": run.interrupt_dropped(),
             }}))
         }
         _ => RpcError::new(

@@ -129,7 +129,7 @@ impl Gateway {
         let models = ModelTiers::build(&config.models).map_err(crate::StartError::Models)?;
         let tools = ToolRegistry::with_defaults(&config.tools);
         let ops = flynn_ops::Ops::new(
-            config.ops.clone(),
+            ops_config(&config),
             crate::logging::buffer(config.ops.log_buffer_lines),
         )
         .map_err(|e| crate::StartError::Ops(e.0))?;
@@ -216,7 +216,7 @@ impl Gateway {
             .map_err(|e| format!("the models section is not usable: {e}"))?;
         let tools = ToolRegistry::with_defaults(&config.tools);
         let ops = flynn_ops::Ops::new(
-            config.ops.clone(),
+            ops_config(&config),
             crate::logging::buffer(config.ops.log_buffer_lines),
         )
         .map_err(|e| format!("the ops section is not usable: {}", e.0))?;
@@ -239,6 +239,27 @@ impl Gateway {
     pub fn uptime_seconds(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
+}
+
+/// The ops configuration with the known local backends (Ollama, llama.cpp) present even when
+/// not configured, so `system.localBackends` lists them "configured or not" (the spec); the
+/// handler marks the unconfigured ones `configured: false`.
+fn ops_config(config: &Config) -> flynn_ops::OpsConfig {
+    let mut ops = config.ops.clone();
+    for provider in [
+        flynn_ops::BackendProvider::Ollama,
+        flynn_ops::BackendProvider::Llamacpp,
+    ] {
+        if !ops
+            .local_backends
+            .iter()
+            .any(|b| b.provider == provider || b.id() == provider.as_str())
+        {
+            ops.local_backends
+                .push(flynn_ops::LocalBackendConfig::new(provider));
+        }
+    }
+    ops
 }
 
 /// Milliseconds since the Unix epoch.

@@ -64,6 +64,8 @@ pub enum StopReason {
 pub struct ActiveRun {
     pub cancel: CancellationToken,
     stop_reason: Mutex<Option<StopReason>>,
+    /// Requests dropped by the interrupt decision that stopped this run (itself included).
+    interrupt_dropped: std::sync::atomic::AtomicU64,
     /// Messages steered into the run; `None` once the run can no longer take any.
     steer_inbox: Mutex<Option<Vec<Steered>>>,
     /// Requesters whose steered message the run took: they get the run's reply.
@@ -77,6 +79,7 @@ impl ActiveRun {
         Self {
             cancel: CancellationToken::new(),
             stop_reason: Mutex::new(None),
+            interrupt_dropped: std::sync::atomic::AtomicU64::new(0),
             steer_inbox: Mutex::new(Some(Vec::new())),
             joined: Mutex::new(Vec::new()),
             audience: Mutex::new(audience),
@@ -95,6 +98,19 @@ impl ActiveRun {
             r.get_or_insert(reason);
         }
         self.cancel.cancel();
+    }
+
+    /// Stops the run for an `interrupt` decision that dropped `dropped` requests in all.
+    pub fn interrupt(&self, dropped: u64) {
+        self.interrupt_dropped
+            .store(dropped, std::sync::atomic::Ordering::Release);
+        self.stop(StopReason::Interrupted);
+    }
+
+    /// Requests dropped by the interrupt decision that stopped this run.
+    pub fn interrupt_dropped(&self) -> u64 {
+        self.interrupt_dropped
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn stop_reason(&self) -> Option<StopReason> {
@@ -334,7 +350,8 @@ impl Lanes {
             }
             (QueueMode::Interrupt, active) => {
                 let superseded = std::mem::take(&mut state.queue);
-                let count = superseded.len() as u64;
+                // One decision: the queued requests and the active run, all counted together.
+                let count = superseded.len() as u64 + u64::from(active.is_some());
                 for old in superseded {
                     fail(
                         old.requester,
@@ -348,7 +365,7 @@ impl Lanes {
                         text: "Interrupting the current run to handle your new message.".to_owned(),
                         transient: Some(true),
                     });
-                    run.stop(StopReason::Interrupted);
+                    run.interrupt(count);
                     if let Some(gw) = Arc::downgrade(gateway).upgrade() {
                         let session = lane.session_id.clone();
                         tokio::spawn(async move {

@@ -367,9 +367,11 @@ async fn interrupt_preempts_the_active_run_and_supersedes_older_queued_messages(
     // The active run was preempted.
     assert_eq!(oa.error()["code"], json!(3), "{}", oa.reply.value);
     assert_eq!(event_code(&oa), 3);
-    assert_eq!(event_queue(&oa)["code"], json!("preempted"));
+    // The active run was superseded by the same decision (spec QueueRejection.code).
+    assert_eq!(event_queue(&oa)["code"], json!("superseded"));
+    assert_eq!(event_queue(&oa)["droppedCount"], json!(3));
     assert_eq!(event_queue(&oa)["laneId"], json!(s));
-    assert_eq!(reply_queue(&oa)["code"], json!("preempted"));
+    assert_eq!(reply_queue(&oa)["code"], json!("superseded"));
 
     // Older queued messages were superseded, never run.
     for o in [&o1, &o2] {
@@ -404,10 +406,10 @@ async fn interrupt_preempts_the_active_run_and_supersedes_older_queued_messages(
         "queue.preempt must be audited for {s}: {audit:?}"
     );
 
-    // One interrupt decision dropped both queued requests: droppedCount counts "the requests
-    // dropped by this one decision, this request included" (spec QueueRejection.droppedCount).
-    assert_eq!(event_queue(&o1)["droppedCount"], json!(2));
-    assert_eq!(event_queue(&o2)["droppedCount"], json!(2));
+    // One interrupt decision dropped both queued requests and the active run: droppedCount
+    // counts "the requests dropped by this one decision, this request included" (spec).
+    assert_eq!(event_queue(&o1)["droppedCount"], json!(3));
+    assert_eq!(event_queue(&o2)["droppedCount"], json!(3));
 }
 
 /// Queues `dropped` then `kept` behind a held run on `s`; returns the outcomes of the held run

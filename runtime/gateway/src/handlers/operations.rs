@@ -67,7 +67,16 @@ pub async fn local_backends(
     _: Call<ConnectionState>,
     _: SystemLocalBackendsParams,
 ) -> Result<SystemLocalBackendsResult, RpcError> {
-    convert(gw.ops().local_backends().await)
+    let mut result: SystemLocalBackendsResult = convert(gw.ops().local_backends().await)?;
+    let config = gw.config();
+    for backend in &mut result.backends {
+        backend.configured = config
+            .ops
+            .local_backends
+            .iter()
+            .any(|b| b.id() == backend.id);
+    }
+    Ok(result)
 }
 
 pub async fn local_backend_control(
