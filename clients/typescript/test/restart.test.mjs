@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, it } from "node:test";
 import WebSocket from "ws";
-import { ClientErrorCode, FlynnClient, FlynnError } from "@flynn/gateway-client";
+import { ClientErrorCode, ErrorCode, FlynnClient, FlynnError } from "@flynn/gateway-client";
 import { removeDir, startGateway, TOKEN } from "./support/gateway.mjs";
 import { nextEvent, within } from "./support/wait.mjs";
 
@@ -59,9 +59,15 @@ it("reconnects after the gateway restarts and never replays the request that was
   const close = await closed;
   assert.equal(close.code, 1001, "the gateway says it is going away");
   assert.equal(close.willReconnect, true);
+  // A graceful shutdown cancels runs first, so the in-flight run gets its terminal reply
+  // (RequestCancelled, saying why) before the 1001 close; it is never replayed.
   await assert.rejects(
     within(inFlight.result, 5_000, "the in-flight run"),
-    (error) => error instanceof FlynnError && error.code === ClientErrorCode.ConnectionLost && error.method === "agent.send",
+    (error) =>
+      error instanceof FlynnError &&
+      error.code === ErrorCode.RequestCancelled &&
+      /shutting down/.test(error.message) &&
+      error.method === "agent.send",
   );
   await reconnecting;
   assert.equal(client.state, "reconnecting");

@@ -51,6 +51,10 @@ async fn stopped(gw: &Gateway, session_id: &str, run: &ActiveRun) -> RpcError {
                 "droppedCount": run.interrupt_dropped(),
             }}))
         }
+        Some(StopReason::Shutdown) => RpcError::new(
+            ErrorCode::RequestCancelled,
+            "cancelled: the gateway is shutting down; send it again once it is back",
+        ),
         _ => RpcError::new(
             ErrorCode::RequestCancelled,
             ErrorCode::RequestCancelled.default_message(),

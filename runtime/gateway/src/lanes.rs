@@ -58,6 +58,8 @@ pub struct Pending {
 pub enum StopReason {
     Cancelled,
     Interrupted,
+    /// The gateway is shutting down.
+    Shutdown,
 }
 
 /// The run currently executing in a lane, as seen from outside it.
@@ -441,6 +443,12 @@ impl Lanes {
     pub async fn cancel_all(&self, why: &str) {
         let sessions: Vec<String> = {
             let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+            for lane in lanes.values() {
+                let state = lane.state.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(run) = &state.active {
+                    run.stop(StopReason::Shutdown);
+                }
+            }
             lanes.keys().cloned().collect()
         };
         for s in sessions {
@@ -557,7 +565,10 @@ impl Worker {
                 // turn, or are rejected with the rest when the run was cancelled.
                 for Steered { message, requester } in leftover.into_iter().rev() {
                     let Some(requester) = requester else { continue };
-                    if run.stop_reason() == Some(StopReason::Cancelled) {
+                    if matches!(
+                        run.stop_reason(),
+                        Some(StopReason::Cancelled | StopReason::Shutdown)
+                    ) {
                         fail(
                             requester,
                             ErrorCode::RequestCancelled,
