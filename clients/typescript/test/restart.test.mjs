@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, it } from "node:test";
 import WebSocket from "ws";
-import { ClientErrorCode, ErrorCode, FlynnClient, FlynnError } from "@flynn/gateway-client";
+import { ErrorCode, FlynnClient, FlynnError } from "@flynn/gateway-client";
 import { removeDir, startGateway, TOKEN } from "./support/gateway.mjs";
 import { nextEvent, within } from "./support/wait.mjs";
 

@@ -39,8 +39,12 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `flynn-bench serve KIND` (under `taskset -c CORE` when `core` is given) and waits
-    /// for its address.
-    pub async fn spawn(kind: ServerKind, core: Option<usize>) -> Result<Self, BenchError> {
+    /// for its address. `raw_write_buffer` applies to the raw server.
+    pub async fn spawn(
+        kind: ServerKind,
+        core: Option<usize>,
+        raw_write_buffer: usize,
+    ) -> Result<Self, BenchError> {
         let exe = std::env::current_exe()
             .map_err(|e| BenchError::io("cannot find the bench's own executable", e))?;
         let mut command = match core {
@@ -54,6 +58,8 @@ impl ServerProcess {
         command
             .arg("serve")
             .arg(kind.name())
+            .arg("--write-buffer")
+            .arg(raw_write_buffer.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -112,10 +118,10 @@ impl ServerProcess {
 }
 
 /// The body of `flynn-bench serve KIND`: start, announce the address, serve until stdin closes.
-pub async fn serve(kind: ServerKind) -> Result<(), BenchError> {
+pub async fn serve(kind: ServerKind, raw_write_buffer: usize) -> Result<(), BenchError> {
     match kind {
         ServerKind::Raw => {
-            let server = raw_server::RawServer::start().await?;
+            let server = raw_server::RawServer::start(raw_write_buffer).await?;
             announce(server.addr);
             wait_for_stdin_eof().await;
             server.stop();

@@ -48,7 +48,7 @@ pub struct LoadReport {
     /// The measured window's length.
     pub elapsed: Duration,
     /// CPU time each watched process spent inside the measured window (time-bounded runs
-    /// only), in the order the pids were given.
+    /// only), in the order the pids were given, followed by the whole machine's busy time.
     pub cpu: Vec<Duration>,
     /// Sorted round-trip times of measured replies, in nanoseconds (saturating at ~4.3 s).
     latencies_ns: Vec<u32>,
@@ -113,8 +113,9 @@ pub async fn run(addr: SocketAddr, spec: LoadSpec) -> Result<LoadReport, BenchEr
     run_watched(addr, spec, &[]).await
 }
 
-/// Runs the load and also reports the CPU time the processes `watch` used inside the measured
-/// window (read from `/proc` at its start and end; time-bounded runs only).
+/// Runs the load and also reports the CPU time the processes `watch` (and the whole machine)
+/// used inside the measured window (read from `/proc` at its start and end; time-bounded runs
+/// only).
 pub async fn run_watched(
     addr: SocketAddr,
     spec: LoadSpec,
@@ -217,7 +218,12 @@ pub async fn run_watched(
 }
 
 fn cpu_times(pids: &[u32]) -> Result<Vec<Duration>, BenchError> {
-    pids.iter().map(|pid| crate::procfs::cpu_time(*pid)).collect()
+    let mut times = pids
+        .iter()
+        .map(|pid| crate::procfs::cpu_time(*pid))
+        .collect::<Result<Vec<_>, _>>()?;
+    times.push(crate::procfs::machine_busy()?);
+    Ok(times)
 }
 
 /// One connection's loop: keep `in_flight` requests outstanding until told to stop, then

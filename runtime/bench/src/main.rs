@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use flynn_bench::child::{self, ServerKind};
 use flynn_bench::suite::{self, Settings};
-use flynn_bench::{BenchError, pin};
+use flynn_bench::{BenchError, pin, raw_server};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -38,6 +38,9 @@ enum Command {
     Serve {
         #[arg(value_enum)]
         kind: ServerKind,
+        /// tungstenite write_buffer_size of the raw server.
+        #[arg(long, default_value_t = raw_server::DEFAULT_WRITE_BUFFER)]
+        write_buffer: usize,
     },
 }
 
@@ -70,6 +73,10 @@ struct Options {
     /// Load runs per server and shape (servers alternate); the summary uses the medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// tungstenite write_buffer_size of the raw server in bytes; 0 mirrors the gateway's
+    /// current setting (every fed frame is written at once).
+    #[arg(long, default_value_t = raw_server::DEFAULT_WRITE_BUFFER)]
+    raw_write_buffer: usize,
     /// Do not pin processes to cores.
     #[arg(long)]
     no_pin: bool,
@@ -103,6 +110,7 @@ impl Options {
         Ok(Settings {
             cores,
             rounds: self.rounds,
+            raw_write_buffer: self.raw_write_buffer,
             attach,
             connections: self.connections,
             in_flight: self.in_flight.clone(),
@@ -120,7 +128,7 @@ impl Options {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { kind } => serve(kind),
+        Command::Serve { kind, write_buffer } => serve(kind, write_buffer),
         Command::All(options) => bench(options, true, true),
         Command::Throughput(options) => bench(options, true, false),
         Command::Memory(options) => bench(options, false, true),
@@ -129,7 +137,7 @@ fn main() -> ExitCode {
 
 /// The server process: logs like the gateway daemon does (so the gateway pays for its
 /// subscriber as in production), one multi-threaded runtime like the daemon's.
-fn serve(kind: ServerKind) -> ExitCode {
+fn serve(kind: ServerKind, raw_write_buffer: usize) -> ExitCode {
     let level = flynn_gateway::Config::default().logging.level;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&level));
     let buffer = flynn_gateway::logging::buffer(
@@ -150,7 +158,7 @@ fn serve(kind: ServerKind) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(child::serve(kind)) {
+    match runtime.block_on(child::serve(kind, raw_write_buffer)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // The parent waits for a `listening` line; anything else on stdout ends its wait.

@@ -66,6 +66,30 @@ pub fn cpu_time(pid: u32) -> Result<Duration, BenchError> {
     Ok(Duration::from_millis(ticks * 1000 / USER_HZ))
 }
 
+/// CPU time the whole machine spent busy (all cores, everything but idle and iowait, from
+/// `/proc/stat`): compared with the processes under test it shows how much else was running.
+pub fn machine_busy() -> Result<Duration, BenchError> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| BenchError::Proc {
+        pid: 0,
+        detail: format!("/proc/stat: {e}"),
+    })?;
+    let line = stat.lines().next().unwrap_or("");
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if ticks.len() < 5 {
+        return Err(BenchError::Proc {
+            pid: 0,
+            detail: format!("/proc/stat starts with {line:?}, not the cpu totals"),
+        });
+    }
+    // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
+    let busy: u64 = ticks.iter().sum::<u64>() - ticks[3] - ticks[4];
+    Ok(Duration::from_millis(busy * 1000 / USER_HZ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +107,7 @@ mod tests {
         }
         assert!(x > 0);
         assert!(cpu_time(pid).unwrap() > Duration::ZERO);
+        assert!(machine_busy().unwrap() >= cpu_time(pid).unwrap() / 2);
     }
 
     #[test]

@@ -1,8 +1,14 @@
 //! The baseline: a minimal tokio-tungstenite server that answers `system.info` the way the
 //! gateway does (parse the JSON frame, build `{"id":…,"result":{version,uptime,connections}}`,
-//! serialize), with the gateway's own `WebSocketConfig` (4 KiB read buffer) and the same write
-//! discipline (replies fed into the sink, one flush per batch of ready frames). Whatever the
-//! gateway costs beyond this is the price of its routing, auth and state.
+//! serialize), with the gateway's own `WebSocketConfig` (4 KiB read buffer, same limits) and the
+//! write discipline the gateway intends (replies fed into the sink, one flush per batch of ready
+//! frames). Whatever the gateway costs beyond this is the price of its routing, auth and state.
+//!
+//! One setting may differ: tungstenite writes a frame to the socket as soon as its write buffer
+//! holds more than `write_buffer_size` bytes, so with the gateway's current 0 every fed frame is
+//! its own `send` and "flush once per batch" batches nothing. The raw server defaults to
+//! [`DEFAULT_WRITE_BUFFER`] so batching really happens; `--raw-write-buffer 0` mirrors the
+//! gateway exactly.
 
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -24,10 +30,14 @@ use crate::BenchError;
 /// Frames taken from the socket's buffer before one flush, as in the gateway.
 const BATCH: usize = 64;
 
+/// Bytes of replies tungstenite may hold before writing them out (the flush writes the rest).
+pub const DEFAULT_WRITE_BUFFER: usize = 16 * 1024;
+
 struct State {
     started: Instant,
     connections: AtomicUsize,
     max_frame_bytes: usize,
+    write_buffer: usize,
 }
 
 /// A raw server running on this runtime.
@@ -37,8 +47,16 @@ pub struct RawServer {
 }
 
 impl RawServer {
-    /// Binds 127.0.0.1 on a free port and starts accepting.
-    pub async fn start() -> Result<Self, BenchError> {
+    /// Binds 127.0.0.1 on a free port and starts accepting; `write_buffer` is tungstenite's
+    /// `write_buffer_size` (see the module doc).
+    pub async fn start(write_buffer: usize) -> Result<Self, BenchError> {
+        let max_frame_bytes = flynn_gateway::Config::default().server.max_frame_bytes;
+        let limit = flynn_gateway::server::websocket_config(max_frame_bytes).max_write_buffer_size;
+        if write_buffer >= limit {
+            return Err(BenchError::Settings(format!(
+                "the raw server's write buffer ({write_buffer} bytes) must be below tungstenite's max_write_buffer_size ({limit})"
+            )));
+        }
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(|e| BenchError::io("cannot bind 127.0.0.1:0 for the raw server", e))?;
@@ -48,7 +66,8 @@ impl RawServer {
         let state = Arc::new(State {
             started: Instant::now(),
             connections: AtomicUsize::new(0),
-            max_frame_bytes: flynn_gateway::Config::default().server.max_frame_bytes,
+            max_frame_bytes,
+            write_buffer,
         });
         let task = tokio::spawn(accept_loop(listener, state));
         Ok(Self { addr, task })
@@ -86,7 +105,8 @@ impl Drop for Counted {
 }
 
 async fn connection(stream: TcpStream, state: Arc<State>) {
-    let config = flynn_gateway::server::websocket_config(state.max_frame_bytes);
+    let config = flynn_gateway::server::websocket_config(state.max_frame_bytes)
+        .write_buffer_size(state.write_buffer);
     let ws = match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
         Ok(ws) => ws,
         Err(e) => {
@@ -195,6 +215,7 @@ mod tests {
             started: Instant::now(),
             connections: AtomicUsize::new(3),
             max_frame_bytes: 1024,
+            write_buffer: 0,
         }
     }
 

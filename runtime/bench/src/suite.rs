@@ -34,6 +34,8 @@ pub struct Settings {
     /// Measure a server started elsewhere (address, pid) instead of spawning one; it is
     /// labelled with the single kind in `servers`.
     pub attach: Option<(SocketAddr, u32)>,
+    /// tungstenite's `write_buffer_size` for the raw server (see [`crate::raw_server`]).
+    pub raw_write_buffer: usize,
 }
 
 /// A server under test: a child process of ours, or one started by hand (e.g. the release
@@ -52,7 +54,12 @@ impl Target {
         match settings.attach {
             Some((addr, pid)) => Ok(Self::Attached { kind, addr, pid }),
             None => Ok(Self::Child(
-                ServerProcess::spawn(kind, settings.pinning.map(|p| p.server_core)).await?,
+                ServerProcess::spawn(
+                    kind,
+                    settings.pinning.map(|p| p.server_core),
+                    settings.raw_write_buffer,
+                )
+                .await?,
             )),
         }
     }
@@ -95,6 +102,8 @@ pub struct ThroughputRow {
     pub server_cpu: Duration,
     /// CPU the load generator used inside the measured window.
     pub load_cpu: Duration,
+    /// CPU everything else on the machine used meanwhile (noise: other builds, tests).
+    pub other_cpu: Duration,
 }
 
 /// Prints the machine and pinning the figures were taken on.
@@ -153,11 +162,14 @@ pub async fn throughput(settings: &Settings) -> Result<Vec<ThroughputRow>, Bench
                 Ok(report) => {
                     let server_cpu = report.cpu.first().copied().unwrap_or_default();
                     let load_cpu = report.cpu.get(1).copied().unwrap_or_default();
+                    let machine = report.cpu.get(2).copied().unwrap_or_default();
+                    let other_cpu = machine.saturating_sub(server_cpu + load_cpu);
                     rows.push(ThroughputRow {
                         kind: server.kind(),
                         report,
                         server_cpu,
                         load_cpu,
+                        other_cpu,
                     });
                 }
                 Err(e) => {
@@ -253,7 +265,7 @@ pub fn print_throughput(settings: &Settings, rows: &[ThroughputRow]) {
         settings.rounds.max(1)
     );
     println!(
-        "{:>9}  {:<8} {:>12} {:>8} {:>8} {:>10} {:>13} {:>9}",
+        "{:>9}  {:<8} {:>12} {:>8} {:>8} {:>10} {:>13} {:>9} {:>10}",
         "in flight",
         "server",
         "requests/s",
@@ -261,7 +273,8 @@ pub fn print_throughput(settings: &Settings, rows: &[ThroughputRow]) {
         "p99 us",
         "server CPU",
         "server us/req",
-        "load CPU"
+        "load CPU",
+        "other CPU"
     );
     for &in_flight in &settings.in_flight {
         let shape: Vec<&ThroughputRow> = rows
@@ -271,7 +284,7 @@ pub fn print_throughput(settings: &Settings, rows: &[ThroughputRow]) {
         for row in &shape {
             let secs = row.report.elapsed.as_secs_f64().max(f64::EPSILON);
             println!(
-                "{:>9}  {:<8} {:>12.0} {:>8} {:>8} {:>9.0}% {:>13.2} {:>8.0}%{}",
+                "{:>9}  {:<8} {:>12.0} {:>8} {:>8} {:>9.0}% {:>13.2} {:>8.0}% {:>9.0}%{}",
                 in_flight,
                 row.kind.name(),
                 row.report.per_second(),
@@ -280,6 +293,7 @@ pub fn print_throughput(settings: &Settings, rows: &[ThroughputRow]) {
                 row.server_cpu.as_secs_f64() / secs * 100.0,
                 row.server_us_per_request(),
                 row.load_cpu.as_secs_f64() / secs * 100.0,
+                row.other_cpu.as_secs_f64() / secs * 100.0,
                 if row.report.errors > 0 {
                     format!("  ({} error replies)", row.report.errors)
                 } else {
