@@ -19,7 +19,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -29,7 +29,71 @@ use tracing::{debug, info};
 use crate::auth::AuthError;
 use crate::gateway::{ConnectionSlot, Gateway};
 
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
+type Socket = Box<WebSocketStream<TokioIo<Upgraded>>>;
+
+/// Events waiting for the connection's writer: bounded by `server.outbound_buffer_frames`, and
+/// allocating only while frames wait (a channel would pre-allocate a block per idle connection).
+pub struct EventQueue {
+    frames: Mutex<std::collections::VecDeque<Outbound>>,
+    capacity: usize,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+/// Why an event could not be queued.
+enum QueueFull {
+    Full,
+    Closed,
+}
+
+impl EventQueue {
+    fn new(capacity: usize) -> Self {
+        Self {
+            frames: Mutex::new(std::collections::VecDeque::new()),
+            capacity: capacity.max(1),
+            ready: Notify::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn push(&self, frame: Outbound) -> Result<(), QueueFull> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(QueueFull::Closed);
+        }
+        let mut frames = self.frames.lock().unwrap_or_else(|p| p.into_inner());
+        if frames.len() >= self.capacity {
+            return Err(QueueFull::Full);
+        }
+        frames.push_back(frame);
+        drop(frames);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    fn try_pop(&self) -> Option<Outbound> {
+        let mut frames = self.frames.lock().unwrap_or_else(|p| p.into_inner());
+        let frame = frames.pop_front();
+        if frames.is_empty() && frames.capacity() > 64 {
+            // Give a burst's memory back once it has been written.
+            frames.shrink_to_fit();
+        }
+        frame
+    }
+
+    /// The next event (a permit stored by `notify_one` means no wakeup is lost).
+    async fn pop(&self) -> Outbound {
+        loop {
+            if let Some(frame) = self.try_pop() {
+                return frame;
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
 
 /// Frames from outside the connection's task (events of runs) waiting to be written.
 pub enum Outbound {
@@ -49,7 +113,7 @@ pub struct ConnectionState {
     pub tailscale_login: Option<String>,
     /// The session this connection is attached to (`ws:<connectionId>` until `sessions.create`).
     session: Mutex<String>,
-    outbound: mpsc::Sender<Outbound>,
+    events: EventQueue,
     /// Set when the outbound queue overflowed: the connection is closed with 1008.
     slow: AtomicBool,
     wake: Notify,
@@ -86,7 +150,7 @@ impl ConnectionState {
 
     /// Whether the connection is still open for events.
     pub fn is_open(&self) -> bool {
-        !self.outbound.is_closed()
+        !self.events.closed.load(Ordering::Acquire)
     }
 }
 
@@ -98,7 +162,7 @@ impl EventSink for ConnectionState {
             event,
             data,
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbound.try_send(frame) {
+        if let Err(QueueFull::Full) = self.events.push(frame) {
             // Never block a run on a client that does not read: drop the client instead.
             if !self.slow.swap(true, Ordering::AcqRel) {
                 self.wake.notify_one();
@@ -112,12 +176,14 @@ pub async fn refuse(mut ws: Socket, peer: SocketAddr, error: AuthError) {
     info!(%peer, error = %error, "websocket authentication failed");
     let frame = wire::error_reply(None, false, &RpcError::new(error.code(), error.to_string()));
     let _ = ws.send(Message::text(frame)).await;
-    let _ = ws
-        .close(Some(CloseFrame {
+    let _ = WebSocketStream::close(
+        &mut *ws,
+        Some(CloseFrame {
             code: CloseCode::Policy,
             reason: "authentication failed".into(),
-        }))
-        .await;
+        }),
+    )
+    .await;
     drain_until_closed(ws).await;
 }
 
@@ -138,14 +204,14 @@ pub async fn run(
     _slot: ConnectionSlot,
 ) {
     let config = gateway.config();
-    let (outbound, mut outbound_rx) = mpsc::channel(config.server.outbound_buffer_frames);
+
     let id = uuid::Uuid::new_v4().simple().to_string();
     let state = Arc::new(ConnectionState {
         session: Mutex::new(format!("ws:{id}")),
         id: id.clone(),
         peer,
         tailscale_login,
-        outbound,
+        events: EventQueue::new(config.server.outbound_buffer_frames),
         slow: AtomicBool::new(false),
         wake: Notify::new(),
         close_request: Mutex::new(None),
@@ -153,7 +219,8 @@ pub async fn run(
     gateway.connections.register(state.clone());
     debug!(connection = %id, %peer, "connected");
 
-    let close = serve(&gateway, ws, &state, &mut outbound_rx, &config.server).await;
+    let close = serve(&gateway, ws, &state, &config.server).await;
+    state.events.close();
     gateway.connections.unregister(&id);
     crate::handlers::on_disconnect(&gateway, &state).await;
     match close {
@@ -181,7 +248,6 @@ async fn serve(
     gateway: &Gateway,
     ws: Socket,
     state: &Arc<ConnectionState>,
-    outbound_rx: &mut mpsc::Receiver<Outbound>,
     server: &crate::config::ServerConfig,
 ) -> Ended {
     let (mut sink, mut stream) = ws.split();
@@ -242,11 +308,23 @@ async fn serve(
     // queued before its reply completes, so this keeps them ahead of it on the wire.
     macro_rules! feed_events {
         () => {
-            while let Ok(out) = outbound_rx.try_recv() {
+            while let Some(out) = state.events.try_pop() {
                 seq += 1;
                 feed!(encode(out, seq));
             }
         };
+    }
+    // Writes a reply: its events first, then the reply, then a close the handler asked for
+    // (`system.disconnect`).
+    macro_rules! reply {
+        ($text:expr) => {{
+            feed_events!();
+            feed!($text);
+            if let Some((code, reason)) = state.take_close_request() {
+                let _ = tokio::time::timeout(WRITE_STALL, sink.flush()).await;
+                close!(code, reason);
+            }
+        }};
     }
 
     // On shutdown the connection stops reading, lets in-flight requests finish (bounded) so each
@@ -272,18 +350,11 @@ async fn serve(
                     close!(1008, "slow consumer: events were not read fast enough");
                 }
             }
-            Some(out) = outbound_rx.recv() => {
+            out = state.events.pop() => {
                 seq += 1;
                 feed!(encode(out, seq));
             }
-            Some(reply) = inflight.next(), if !inflight.is_empty() => {
-                feed_events!();
-                feed!(reply);
-                if let Some((code, reason)) = state.take_close_request() {
-                    let _ = sink.flush().await;
-                    close!(code, reason);
-                }
-            }
+            Some(text) = inflight.next(), if !inflight.is_empty() => reply!(text),
             message = stream.next(), if !draining => {
                 match message {
                     None => return Ended::PeerClosed,
@@ -296,7 +367,7 @@ async fn serve(
                     }
                     Some(Ok(message)) => {
                         match incoming(gateway, state, message, &mut inflight) {
-                            Incoming::Reply(text) => feed!(text),
+                            Incoming::Reply(text) => reply!(text),
                             Incoming::Pong => unanswered_pings = 0,
                             Incoming::Close => return Ended::PeerClosed,
                             Incoming::Nothing => {}
@@ -305,7 +376,7 @@ async fn serve(
                         for _ in 0..64 {
                             match stream.next().now_or_never() {
                                 Some(Some(Ok(message))) => match incoming(gateway, state, message, &mut inflight) {
-                                    Incoming::Reply(text) => feed!(text),
+                                    Incoming::Reply(text) => reply!(text),
                                     Incoming::Pong => unanswered_pings = 0,
                                     Incoming::Close => return Ended::PeerClosed,
                                     Incoming::Nothing => {}
@@ -329,17 +400,12 @@ async fn serve(
         }
         // Everything else that is ready goes into the same flush. Events first: a request's
         // events are queued before its reply completes, and must reach the wire before it.
-        while let Ok(out) = outbound_rx.try_recv() {
+        while let Some(out) = state.events.try_pop() {
             seq += 1;
             feed!(encode(out, seq));
         }
-        while let Some(Some(reply)) = inflight.next().now_or_never() {
-            feed_events!();
-            feed!(reply);
-            if let Some((code, reason)) = state.take_close_request() {
-                let _ = sink.flush().await;
-                close!(code, reason);
-            }
+        while let Some(Some(text)) = inflight.next().now_or_never() {
+            reply!(text);
         }
         guarded!(sink.flush());
     }
@@ -372,8 +438,15 @@ fn incoming<'g>(
     match message {
         Message::Text(text) => match wire::parse_request(text.as_str()) {
             Ok(request) => {
-                inflight.push(impl_futures::handle(gateway, state.clone(), request));
-                Incoming::Nothing
+                // Most requests complete on their first poll: answer those at once.
+                let mut reply = impl_futures::handle(gateway, state.clone(), request);
+                match (&mut reply).now_or_never() {
+                    Some(text) => Incoming::Reply(text),
+                    None => {
+                        inflight.push(reply);
+                        Incoming::Nothing
+                    }
+                }
             }
             Err(rejected) => Incoming::Reply(rejected.reply()),
         },

@@ -48,7 +48,9 @@ pub fn json_error(status: StatusCode, code: i64, message: &str) -> Response<Body
 pub fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        // Frames are fed and flushed once per wakeup; a 16 KiB buffer lets that flush go out as
+        // one write. With 0, every frame is its own syscall (BENCHMARKS.md, finding 1).
+        .write_buffer_size(16 * 1024)
         .max_write_buffer_size(max_frame_bytes.saturating_mul(2).max(64 * 1024))
         .max_message_size(Some(max_frame_bytes))
         .max_frame_size(Some(max_frame_bytes))
@@ -191,12 +193,16 @@ fn upgrade(
                 return;
             }
         };
-        let ws = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(websocket_config(max_frame)),
-        )
-        .await;
+        // Boxed: the stream is moved through several async layers, each of which would keep a
+        // slot for it in its future (BENCHMARKS.md, finding 3).
+        let ws = Box::new(
+            WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(websocket_config(max_frame)),
+            )
+            .await,
+        );
         match (auth, slot) {
             (Ok(_), Some(slot)) => connection::run(gateway, ws, peer, tailscale, slot).await,
             (Err(e), _) => connection::refuse(ws, peer, e).await,
