@@ -65,7 +65,10 @@ impl ServerProcess {
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|e| {
-            BenchError::io(format!("cannot start the {} server process", kind.name()), e)
+            BenchError::io(
+                format!("cannot start the {} server process", kind.name()),
+                e,
+            )
         })?;
         let pid = child.id().ok_or_else(|| {
             BenchError::Child(format!("the {} server exited at once", kind.name()))

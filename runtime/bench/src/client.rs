@@ -58,10 +58,11 @@ pub enum Reply {
 pub fn classify(text: &str) -> Reply {
     if let Some(rest) = text.strip_prefix(r#"{"id":"#) {
         let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
-        if end > 0 && rest[end..].starts_with(r#","result":"#) {
-            if let Ok(id) = rest[..end].parse() {
-                return Reply::Result(id);
-            }
+        if end > 0
+            && rest[end..].starts_with(r#","result":"#)
+            && let Ok(id) = rest[..end].parse()
+        {
+            return Reply::Result(id);
         }
     }
     let Ok(value) = serde_json::from_str::<Value>(text) else {

@@ -89,7 +89,10 @@ pub async fn run(
     }
     drop(ready_tx);
     wait_ready(&mut ready_rx, spec.connections, ready_count).await?;
-    info!(connections = spec.connections, "all connections open; idling");
+    info!(
+        connections = spec.connections,
+        "all connections open; idling"
+    );
     tokio::time::sleep(spec.idle).await;
     let rss_after_kib = procfs::rss_kib(server_pid)?;
     let info = client::system_info(&mut control, addr, 2).await?;

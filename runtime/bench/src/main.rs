@@ -95,12 +95,17 @@ fn seconds(value: f64, name: &str) -> Result<Duration, BenchError> {
 }
 
 impl Options {
-    fn settings(&self, pinning: Option<pin::Pinning>, cores: usize) -> Result<Settings, BenchError> {
+    fn settings(
+        &self,
+        pinning: Option<pin::Pinning>,
+        cores: usize,
+    ) -> Result<Settings, BenchError> {
         let attach = match (self.attach, self.attach_pid) {
             (Some(addr), Some(pid)) => {
                 if self.servers.len() != 1 {
                     return Err(BenchError::Settings(
-                        "with --attach, name the attached server with exactly one --servers value".into(),
+                        "with --attach, name the attached server with exactly one --servers value"
+                            .into(),
                     ));
                 }
                 Some((addr, pid))
@@ -140,9 +145,8 @@ fn main() -> ExitCode {
 fn serve(kind: ServerKind, raw_write_buffer: usize) -> ExitCode {
     let level = flynn_gateway::Config::default().logging.level;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&level));
-    let buffer = flynn_gateway::logging::buffer(
-        flynn_gateway::Config::default().ops.log_buffer_lines,
-    );
+    let buffer =
+        flynn_gateway::logging::buffer(flynn_gateway::Config::default().ops.log_buffer_lines);
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))

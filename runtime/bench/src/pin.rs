@@ -43,7 +43,12 @@ pub fn plan(disabled: bool) -> Option<Pinning> {
 /// it before building the async runtime.
 pub fn pin_this_process(core: usize) -> Result<(), BenchError> {
     let output = Command::new("taskset")
-        .args(["-p", "-c", &core.to_string(), &std::process::id().to_string()])
+        .args([
+            "-p",
+            "-c",
+            &core.to_string(),
+            &std::process::id().to_string(),
+        ])
         .output()
         .map_err(|e| BenchError::io("cannot run taskset", e))?;
     if output.status.success() {

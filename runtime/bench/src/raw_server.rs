@@ -183,7 +183,10 @@ fn reply_to(text: &str, state: &State) -> String {
         return error(
             Some(frame.id),
             -3,
-            &format!("the raw server only knows system.info, not {}", frame.method),
+            &format!(
+                "the raw server only knows system.info, not {}",
+                frame.method
+            ),
         );
     }
     let reply = Reply {
@@ -222,15 +225,27 @@ mod tests {
     #[test]
     fn answers_system_info_with_the_id() {
         let reply = reply_to(r#"{"id":42,"method":"system.info"}"#, &state());
-        assert!(reply.starts_with(r#"{"id":42,"result":{"version":""#), "{reply}");
-        assert!(reply.ends_with(r#""uptime":0,"connections":3}}"#), "{reply}");
+        assert!(
+            reply.starts_with(r#"{"id":42,"result":{"version":""#),
+            "{reply}"
+        );
+        assert!(
+            reply.ends_with(r#""uptime":0,"connections":3}}"#),
+            "{reply}"
+        );
     }
 
     #[test]
     fn rejects_other_methods_and_bad_json() {
         let reply = reply_to(r#"{"id":"a","method":"sessions.list"}"#, &state());
-        assert!(reply.contains(r#""id":"a""#) && reply.contains("-3"), "{reply}");
+        assert!(
+            reply.contains(r#""id":"a""#) && reply.contains("-3"),
+            "{reply}"
+        );
         let reply = reply_to("{nope", &state());
-        assert!(reply.contains(r#""id":null"#) && reply.contains("-1"), "{reply}");
+        assert!(
+            reply.contains(r#""id":null"#) && reply.contains("-1"),
+            "{reply}"
+        );
     }
 }

@@ -41,7 +41,7 @@ pub struct Settings {
 /// A server under test: a child process of ours, or one started by hand (e.g. the release
 /// `flynn-gateway` binary, or a server under valgrind).
 enum Target {
-    Child(ServerProcess),
+    Child(Box<ServerProcess>),
     Attached {
         kind: ServerKind,
         addr: SocketAddr,
@@ -53,14 +53,14 @@ impl Target {
     async fn start(settings: &Settings, kind: ServerKind) -> Result<Self, BenchError> {
         match settings.attach {
             Some((addr, pid)) => Ok(Self::Attached { kind, addr, pid }),
-            None => Ok(Self::Child(
+            None => Ok(Self::Child(Box::new(
                 ServerProcess::spawn(
                     kind,
                     settings.pinning.map(|p| p.server_core),
                     settings.raw_write_buffer,
                 )
                 .await?,
-            )),
+            ))),
         }
     }
 

@@ -28,7 +28,9 @@ fn check(report: &load::LoadReport) {
 
 #[tokio::test]
 async fn load_generator_runs_against_raw_server_and_gateway() {
-    let raw = raw_server::RawServer::start(raw_server::DEFAULT_WRITE_BUFFER).await.unwrap();
+    let raw = raw_server::RawServer::start(raw_server::DEFAULT_WRITE_BUFFER)
+        .await
+        .unwrap();
     let report = load::run(raw.addr, SPEC).await.unwrap();
     check(&report);
 
@@ -50,7 +52,9 @@ async fn load_generator_runs_against_raw_server_and_gateway() {
 
 #[tokio::test]
 async fn idle_test_opens_and_counts_connections() {
-    let raw = raw_server::RawServer::start(raw_server::DEFAULT_WRITE_BUFFER).await.unwrap();
+    let raw = raw_server::RawServer::start(raw_server::DEFAULT_WRITE_BUFFER)
+        .await
+        .unwrap();
     let spec = idle::IdleSpec {
         connections: 20,
         concurrency: 8,

@@ -47,7 +47,9 @@ pub fn json_error(status: StatusCode, code: i64, message: &str) -> Response<Body
 /// The tungstenite settings for every connection.
 pub fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        // 2 KiB: the read buffer is the largest per-connection item once the rest is trimmed
+        // (BENCHMARKS.md, finding 4); larger frames are read in several passes.
+        .read_buffer_size(2 * 1024)
         // Frames are fed and flushed once per wakeup; a 16 KiB buffer lets that flush go out as
         // one write. With 0, every frame is its own syscall (BENCHMARKS.md, finding 1).
         .write_buffer_size(16 * 1024)
