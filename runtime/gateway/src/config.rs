@@ -217,6 +217,10 @@ pub struct QueuePolicyOverride {
 }
 
 impl QueuePolicyOverride {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
     /// `base` with this override's keys applied.
     pub fn over(&self, base: &QueuePolicy) -> QueuePolicy {
         QueuePolicy {

@@ -6,27 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Overflow, QueueMode, QueuePolicy};
 use flynn_protocol::types;
 
-/// A partial queue policy: only what the session overrides.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueueOverride {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<QueueMode>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cap: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub overflow: Option<Overflow>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub debounce_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub summarize_overflow: Option<bool>,
-}
-
-impl QueueOverride {
-    pub fn is_empty(&self) -> bool {
-        self == &Self::default()
-    }
-}
+/// A partial queue policy: the same type a channel override uses in the config file.
+pub use crate::config::QueuePolicyOverride as QueueOverride;
 
 /// What the store keeps in `sessions.config`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,14 +47,7 @@ impl StoredSessionConfig {
 
     /// The session's policy: its overrides over the channel's.
     pub fn effective_queue(&self, base: &QueuePolicy) -> QueuePolicy {
-        let q = &self.queue;
-        QueuePolicy {
-            mode: q.mode.unwrap_or(base.mode),
-            cap: q.cap.unwrap_or(base.cap),
-            overflow: q.overflow.unwrap_or(base.overflow),
-            debounce_ms: q.debounce_ms.unwrap_or(base.debounce_ms),
-            summarize_overflow: q.summarize_overflow.unwrap_or(base.summarize_overflow),
-        }
+        self.queue.over(base)
     }
 }
 
