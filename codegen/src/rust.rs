@@ -369,19 +369,21 @@ fn dispatch_fn(spec: &Spec) -> TokenStream {
         quote! {
             Method::#variant => {
                 let params: types::#params = crate::wire::decode_params(method, params.as_deref())?;
-                crate::wire::encode_result(&handler.#f(call, params).await?)
+                let (id, jsonrpc) = (call.id().clone(), call.jsonrpc());
+                crate::wire::encode_reply(&id, jsonrpc, &handler.#f(call, params).await?)
             }
         }
     });
     quote! {
         /// Decodes `params` for `method` (failing with -2 and the field path), calls the handler
-        /// and encodes its result. Frame-level parsing (-1, -2, -3) happens in `crate::wire`.
+        /// and returns the whole reply frame, the result serialized once, straight into it.
+        /// Frame-level parsing (-1, -2, -3) happens in `crate::wire`.
         pub async fn dispatch<H: Handler + ?Sized>(
             handler: &H,
             call: crate::wire::Call<H::Connection>,
             method: Method,
             params: Option<Box<::serde_json::value::RawValue>>,
-        ) -> ::core::result::Result<Box<::serde_json::value::RawValue>, crate::wire::RpcError> {
+        ) -> ::core::result::Result<String, crate::wire::RpcError> {
             match method {
                 #(#arms)*
             }

@@ -134,6 +134,11 @@ impl EventEmitter {
         &self.id
     }
 
+    /// The request carried `"jsonrpc": "2.0"`.
+    pub fn jsonrpc(&self) -> bool {
+        self.jsonrpc
+    }
+
     /// Sends `event` with `data`. Event data types are plain serde structs whose serialization
     /// cannot fail; should it ever, the event is replaced by an `error` event saying so rather
     /// than being dropped silently.
@@ -168,6 +173,11 @@ impl<C> Call<C> {
 
     pub fn id(&self) -> &RequestId {
         self.events.request_id()
+    }
+
+    /// The request carried `"jsonrpc": "2.0"` (its reply and events echo it).
+    pub fn jsonrpc(&self) -> bool {
+        self.events.jsonrpc()
     }
 }
 
@@ -295,6 +305,28 @@ fn backticked(message: &str) -> Option<String> {
 
 fn strip_position(message: &str) -> &str {
     message.split(" at line ").next().unwrap_or(message)
+}
+
+#[derive(Serialize)]
+struct TypedResultReply<'a, T> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jsonrpc: Option<&'static str>,
+    id: &'a RequestId,
+    result: &'a T,
+}
+
+/// The whole result frame of a request, serializing `result` once, straight into it.
+pub fn encode_reply<T: Serialize>(
+    id: &RequestId,
+    jsonrpc: bool,
+    result: &T,
+) -> Result<String, RpcError> {
+    serde_json::to_string(&TypedResultReply {
+        jsonrpc: version(jsonrpc),
+        id,
+        result,
+    })
+    .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))
 }
 
 /// Encodes a handler's result.

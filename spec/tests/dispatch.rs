@@ -46,7 +46,7 @@ fn handle(frame: &str) -> String {
                     EventEmitter::new(request.id.clone(), Arc::new(NoEvents)),
                 );
                 match dispatch(&Reject, call, request.method, request.params).await {
-                    Ok(result) => wire::result_reply(&request.id, request.jsonrpc, &result),
+                    Ok(reply) => reply,
                     Err(e) => wire::error_reply(Some(&request.id), request.jsonrpc, &e),
                 }
             }

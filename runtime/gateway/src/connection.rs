@@ -491,7 +491,7 @@ mod impl_futures {
                 EventEmitter::new(id.clone(), sink).with_jsonrpc(jsonrpc),
             );
             match flynn_protocol::dispatch(gateway, call, method, params).await {
-                Ok(result) => wire::result_reply(&id, jsonrpc, &result),
+                Ok(reply) => reply,
                 Err(error) => {
                     if error.code == ErrorCode::InternalError.code() {
                         tracing::warn!(method = method.name(), error = %error.message, "internal error");
