@@ -368,22 +368,32 @@ fn dispatch_fn(spec: &Spec) -> TokenStream {
         let params = format_ident!("{}", m.params_type());
         quote! {
             Method::#variant => {
-                let params: types::#params = crate::wire::decode_params(method, params.as_deref())?;
+                let params: types::#params = crate::wire::decode_params(method, params)?;
                 let (id, jsonrpc) = (call.id().clone(), call.jsonrpc());
-                crate::wire::encode_reply(&id, jsonrpc, &handler.#f(call, params).await?)
+                Ok(::std::boxed::Box::pin(async move {
+                    crate::wire::encode_reply(&id, jsonrpc, &handler.#f(call, params).await?)
+                }))
             }
         }
     });
     quote! {
-        /// Decodes `params` for `method` (failing with -2 and the field path), calls the handler
-        /// and returns the whole reply frame, the result serialized once, straight into it.
-        /// Frame-level parsing (-1, -2, -3) happens in `crate::wire`.
-        pub async fn dispatch<H: Handler + ?Sized>(
-            handler: &H,
+        /// A started request: resolves to the whole reply frame, the result serialized once,
+        /// straight into it. Boxed per method, so it holds only that method's state (an `async
+        /// fn` over every method would be as large as the largest handler, for every request).
+        pub type ReplyFuture<'a> = ::core::pin::Pin<::std::boxed::Box<
+            dyn ::core::future::Future<Output = ::core::result::Result<String, crate::wire::RpcError>>
+                + Send
+                + 'a,
+        >>;
+
+        /// Decodes `params` for `method` (failing at once with -2 and the field path) and starts
+        /// the handler. Frame-level parsing (-1, -2, -3) happens in `crate::wire`.
+        pub fn dispatch<'a, H: Handler + ?Sized>(
+            handler: &'a H,
             call: crate::wire::Call<H::Connection>,
             method: Method,
-            params: Option<Box<::serde_json::value::RawValue>>,
-        ) -> ::core::result::Result<String, crate::wire::RpcError> {
+            params: Option<&::serde_json::value::RawValue>,
+        ) -> ::core::result::Result<ReplyFuture<'a>, crate::wire::RpcError> {
             match method {
                 #(#arms)*
             }

@@ -16,12 +16,43 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{ErrorCode, Event, Method};
 
+mod well_formed;
+
 /// A request id: integer or string, echoed unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum RequestId {
     Number(i64),
     String(String),
+}
+
+// By hand rather than `#[serde(untagged)]`: untagged buffers every id into an intermediate
+// value before trying the variants, on every request.
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Id;
+        impl serde::de::Visitor<'_> for Id {
+            type Value = RequestId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer (within i64) or a string")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<RequestId, E> {
+                Ok(RequestId::Number(n))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<RequestId, E> {
+                i64::try_from(n)
+                    .map(RequestId::Number)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(n), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RequestId, E> {
+                Ok(RequestId::String(s.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<RequestId, E> {
+                Ok(RequestId::String(s))
+            }
+        }
+        deserializer.deserialize_any(Id)
+    }
 }
 
 impl fmt::Display for RequestId {
@@ -191,7 +222,17 @@ pub fn decode_params<T: DeserializeOwned>(
 ) -> Result<T, RpcError> {
     let text = match raw {
         Some(raw) if raw.get() != "null" => raw.get(),
-        _ => "{}",
+        _ => {
+            // No params: decode from an empty map without parsing text; a type with required
+            // params fails here and gets its precise error from the text path below.
+            let empty = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(
+                std::iter::empty::<(&str, Value)>(),
+            );
+            if let Ok(decoded) = T::deserialize(empty) {
+                return Ok(decoded);
+            }
+            "{}"
+        }
     };
     let decoded = decode_typed(text)?;
     if text != "{}" {
@@ -321,12 +362,19 @@ pub fn encode_reply<T: Serialize>(
     jsonrpc: bool,
     result: &T,
 ) -> Result<String, RpcError> {
-    serde_json::to_string(&TypedResultReply {
-        jsonrpc: version(jsonrpc),
-        id,
-        result,
-    })
-    .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))
+    // Most replies are short: one allocation of this size usually holds the whole frame.
+    let mut frame = Vec::with_capacity(256);
+    serde_json::to_writer(
+        &mut frame,
+        &TypedResultReply {
+            jsonrpc: version(jsonrpc),
+            id,
+            result,
+        },
+    )
+    .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))?;
+    String::from_utf8(frame)
+        .map_err(|e| RpcError::internal(format!("the encoded result is not UTF-8: {e}")))
 }
 
 /// Encodes a handler's result.
@@ -335,14 +383,15 @@ pub fn encode_result<T: Serialize>(result: &T) -> Result<Box<RawValue>, RpcError
         .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))
 }
 
-/// A parsed request frame, ready for `crate::dispatch`.
+/// A parsed request frame, ready for `crate::dispatch`; `params` borrows from the frame's text.
 #[derive(Debug)]
-pub struct Request {
+pub struct Request<'a> {
     pub id: RequestId,
     /// The frame carried `"jsonrpc": "2.0"`; the reply carries it too.
     pub jsonrpc: bool,
     pub method: Method,
-    pub params: Option<Box<RawValue>>,
+    /// The params object, or `None` when absent or `null`.
+    pub params: Option<&'a RawValue>,
 }
 
 /// A frame that cannot be dispatched, with the reply it gets.
@@ -439,7 +488,19 @@ impl<'de> Deserialize<'de> for MemberList<'de> {
 /// Parses one text frame: invalid JSON is -1 (id null); a frame that is not an object, has no
 /// or a non-string method, a bad id, a bad `jsonrpc` or non-object params is -2 naming the field;
 /// an unknown method is -3.
-pub fn parse_request(text: &str) -> Result<Request, Rejected> {
+pub fn parse_request(text: &str) -> Result<Request<'_>, Rejected> {
+    // One pass for well-formed frames; everything else is classified by the careful path.
+    match well_formed::parse(text) {
+        Some(request) => Ok(request),
+        None => parse_request_slow(text),
+    }
+}
+
+/// The careful path: reads the members first, then judges them one by one, so each kind of
+/// bad frame gets its own code and the member it is about. Public for the test that holds the
+/// fast path to it.
+#[doc(hidden)]
+pub fn parse_request_slow(text: &str) -> Result<Request<'_>, Rejected> {
     let frame = match read_frame(text) {
         Ok(frame) => frame,
         Err(error) => {
@@ -516,7 +577,7 @@ pub fn parse_request(text: &str) -> Result<Request, Rejected> {
     let params = match frame.params {
         None => None,
         Some(raw) if raw.get() == "null" => None,
-        Some(raw) if raw.get().starts_with('{') => Some(raw.to_owned()),
+        Some(raw) if raw.get().starts_with('{') => Some(raw),
         Some(_) => {
             return Err(reject(RpcError::invalid(
                 "params",

@@ -45,7 +45,11 @@ fn handle(frame: &str) -> String {
                     Arc::new(()),
                     EventEmitter::new(request.id.clone(), Arc::new(NoEvents)),
                 );
-                match dispatch(&Reject, call, request.method, request.params).await {
+                let reply = match dispatch(&Reject, call, request.method, request.params) {
+                    Ok(reply) => reply.await,
+                    Err(e) => Err(e),
+                };
+                match reply {
                     Ok(reply) => reply,
                     Err(e) => wire::error_reply(Some(&request.id), request.jsonrpc, &e),
                 }
@@ -84,8 +88,111 @@ fn is_valid_reply(reply: &str) -> bool {
     v.get("id").is_some() && (v.get("result").is_some() ^ v.get("error").is_some())
 }
 
+/// A request frame assembled from members that are right, wrong, repeated or escaped, so the
+/// one-pass parser meets every case the careful one distinguishes: a mostly valid request, then
+/// extra members (any name, any value) inserted anywhere, sometimes written as an array or
+/// followed by stray text.
+fn arb_frame() -> impl Strategy<Value = String> {
+    fn pick(values: &[&'static str]) -> impl Strategy<Value = &'static str> + use<> {
+        prop::sample::select(values.to_vec())
+    }
+    let any_value = || {
+        pick(&[
+            "1",
+            "-5",
+            "0",
+            "1.5",
+            "1e3",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "\"a\"",
+            "\"\\u0061\"",
+            "null",
+            "true",
+            "\"2.0\"",
+            "\"1.0\"",
+            "\"system.info\"",
+            "\"sessions.list\"",
+            "\"nope\"",
+            "\"system.\\u0069nfo\"",
+            "{}",
+            "{\"limit\":2}",
+            "[1]",
+            "[]",
+            "{\"a\":[1,{\"b\":null}]}",
+        ])
+    };
+    let id = prop_oneof![
+        4 => pick(&["1", "-5", "9223372036854775807", "\"a\"", "\"\\u0061\""]),
+        1 => any_value(),
+    ];
+    let method = prop_oneof![
+        4 => pick(&["\"system.info\"", "\"sessions.list\"", "\"agent.send\""]),
+        1 => any_value(),
+    ];
+    let optional = |valid: &'static [&'static str]| {
+        prop_oneof![
+            2 => Just(None),
+            2 => pick(valid).prop_map(Some),
+            1 => any_value().prop_map(Some),
+        ]
+    };
+    let jsonrpc = optional(&["\"2.0\""]);
+    let params = optional(&["{}", "null", "{\"limit\":2}"]);
+    let key = pick(&[
+        "id", "jsonrpc", "method", "params", "extra", "i\\u0064", "ID",
+    ]);
+    let extras = prop::collection::vec((key, any_value(), any::<prop::sample::Index>()), 0..3);
+    let shape = prop_oneof![8 => Just(""), 1 => pick(&["[", " ", "\n", "]", ",", "x"])];
+    (id, method, jsonrpc, params, extras, shape).prop_map(
+        |(id, method, jsonrpc, params, extras, shape)| {
+            let mut members = vec![("id", id), ("method", method)];
+            members.extend(jsonrpc.map(|v| ("jsonrpc", v)));
+            members.extend(params.map(|v| ("params", v)));
+            for (k, v, at) in extras {
+                members.insert(at.index(members.len() + 1), (k, v));
+            }
+            if shape == "[" {
+                let values: Vec<&str> = members.iter().map(|(_, v)| *v).collect();
+                return format!("[{}]", values.join(","));
+            }
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            format!("{{{}}}{shape}", body.join(","))
+        },
+    )
+}
+
+/// A request as parsed (id, jsonrpc, method, params text).
+type Accepted = (RequestId, bool, &'static str, Option<String>);
+/// A refusal (id, jsonrpc, error).
+type Refused = (Option<RequestId>, bool, RpcError);
+
+/// What a parse decided, comparable across the two parsers.
+fn decision(parsed: Result<wire::Request<'_>, wire::Rejected>) -> Result<Accepted, Refused> {
+    parsed
+        .map(|r| {
+            let params = r.params.map(|p| p.get().to_owned());
+            (r.id, r.jsonrpc, r.method.name(), params)
+        })
+        .map_err(|r| (r.id, r.jsonrpc, r.error))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The one-pass parser takes only frames the careful parser accepts, and reads them the same.
+    #[test]
+    fn the_fast_parse_agrees_with_the_careful_one(frame in arb_frame()) {
+        prop_assert_eq!(
+            decision(wire::parse_request(&frame)),
+            decision(wire::parse_request_slow(&frame)),
+            "frame {}", frame
+        );
+    }
 
     /// Arbitrary text never panics and always gets exactly one well-formed reply.
     #[test]

@@ -7,13 +7,17 @@
 //! frame costs several times the throughput.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flynn_protocol::ErrorCode;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use flynn_protocol::wire::Call;
 use flynn_protocol::wire::{self, EventEmitter, EventSink, RequestId, RpcError};
+use flynn_protocol::{ErrorCode, Method, ReplyFuture};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
@@ -35,6 +39,9 @@ type Socket = Box<WebSocketStream<TokioIo<Upgraded>>>;
 /// allocating only while frames wait (a channel would pre-allocate a block per idle connection).
 pub struct EventQueue {
     frames: Mutex<std::collections::VecDeque<Outbound>>,
+    /// How many frames wait: lets the writer skip the lock when there are none (the usual
+    /// case, checked before every reply).
+    queued: AtomicUsize,
     capacity: usize,
     ready: Notify,
     closed: AtomicBool,
@@ -50,6 +57,7 @@ impl EventQueue {
     fn new(capacity: usize) -> Self {
         Self {
             frames: Mutex::new(std::collections::VecDeque::new()),
+            queued: AtomicUsize::new(0),
             capacity: capacity.max(1),
             ready: Notify::new(),
             closed: AtomicBool::new(false),
@@ -65,14 +73,21 @@ impl EventQueue {
             return Err(QueueFull::Full);
         }
         frames.push_back(frame);
+        self.queued.fetch_add(1, Ordering::Release);
         drop(frames);
         self.ready.notify_one();
         Ok(())
     }
 
     fn try_pop(&self) -> Option<Outbound> {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut frames = self.frames.lock().unwrap_or_else(|p| p.into_inner());
         let frame = frames.pop_front();
+        if frame.is_some() {
+            self.queued.fetch_sub(1, Ordering::Release);
+        }
         if frames.is_empty() && frames.capacity() > 64 {
             // Give a burst's memory back once it has been written.
             frames.shrink_to_fit();
@@ -279,30 +294,39 @@ async fn serve(
             return Ended::Closed($code);
         }};
     }
-    // Runs one write (feed or flush). A peer that stops reading fills the socket and would park
-    // this task in the write: the write gives way when the connection is flagged as a slow
-    // consumer (close 1008), and a write that makes no progress for WRITE_STALL drops it.
+    // Runs one write (a wait for room, or a flush). Most writes complete at once and pay for
+    // nothing more. One that has to wait is guarded: a peer that stops reading fills the socket
+    // and would park this task in the write, so the write gives way when the connection is
+    // flagged as a slow consumer (close 1008), and a write that makes no progress for
+    // WRITE_STALL drops it.
     macro_rules! guarded {
         ($write:expr) => {
-            tokio::select! {
-                biased;
-                written = tokio::time::timeout(WRITE_STALL, $write) => match written {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return Ended::Broken,
-                    Err(_) => return Ended::Stalled,
+            match ($write).now_or_never() {
+                Some(Ok(())) => {}
+                Some(Err(_)) => return Ended::Broken,
+                None => tokio::select! {
+                    biased;
+                    written = tokio::time::timeout(WRITE_STALL, $write) => match written {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Ended::Broken,
+                        Err(_) => return Ended::Stalled,
+                    },
+                    // `wake` is only notified when the slow flag is set.
+                    _ = state.wake.notified() => {
+                        close!(1008, "slow consumer: events were not read fast enough")
+                    }
                 },
-                // `wake` is only notified when the slow flag is set.
-                _ = state.wake.notified() => {
-                    close!(1008, "slow consumer: events were not read fast enough")
-                }
             }
         };
     }
-    // Writes a frame without flushing.
+    // Writes a frame without flushing: waits for room (rarely), then hands it to tungstenite.
     macro_rules! feed {
-        ($text:expr) => {
-            guarded!(sink.feed(Message::text($text)))
-        };
+        ($text:expr) => {{
+            guarded!(std::future::poll_fn(|cx| sink.poll_ready_unpin(cx)));
+            if sink.start_send_unpin(Message::text($text)).is_err() {
+                return Ended::Broken;
+            }
+        }};
     }
     // Writes every event already queued. Called before each reply: a request's events are
     // queued before its reply completes, so this keeps them ahead of it on the wire.
@@ -433,21 +457,11 @@ fn incoming<'g>(
     gateway: &'g Gateway,
     state: &Arc<ConnectionState>,
     message: Message,
-    inflight: &mut FuturesUnordered<impl_futures::ReplyFuture<'g>>,
+    inflight: &mut FuturesUnordered<PendingReply<'g>>,
 ) -> Incoming {
     match message {
         Message::Text(text) => match wire::parse_request(text.as_str()) {
-            Ok(request) => {
-                // Most requests complete on their first poll: answer those at once.
-                let mut reply = impl_futures::handle(gateway, state.clone(), request);
-                match (&mut reply).now_or_never() {
-                    Some(text) => Incoming::Reply(text),
-                    None => {
-                        inflight.push(reply);
-                        Incoming::Nothing
-                    }
-                }
-            }
+            Ok(request) => start(gateway, state, request, inflight),
             Err(rejected) => Incoming::Reply(rejected.reply()),
         },
         Message::Binary(_) => Incoming::Reply(wire::error_reply(
@@ -464,41 +478,65 @@ fn incoming<'g>(
     }
 }
 
-/// The future type of one request, named so `FuturesUnordered` can hold it.
-mod impl_futures {
-    use std::future::Future;
-    use std::pin::Pin;
+/// Starts one request. Most handlers finish on their first poll: those are answered at once;
+/// the others wait in `inflight`.
+fn start<'g>(
+    gateway: &'g Gateway,
+    state: &Arc<ConnectionState>,
+    request: wire::Request<'_>,
+    inflight: &mut FuturesUnordered<PendingReply<'g>>,
+) -> Incoming {
+    let wire::Request {
+        id,
+        jsonrpc,
+        method,
+        params,
+    } = request;
+    let sink: Arc<dyn EventSink> = state.clone();
+    let call = Call::new(
+        state.clone(),
+        EventEmitter::new(id.clone(), sink).with_jsonrpc(jsonrpc),
+    );
+    let mut pending = match flynn_protocol::dispatch(gateway, call, method, params) {
+        Ok(reply) => PendingReply {
+            id,
+            jsonrpc,
+            method,
+            reply,
+        },
+        Err(error) => return Incoming::Reply(wire::error_reply(Some(&id), jsonrpc, &error)),
+    };
+    match (&mut pending).now_or_never() {
+        Some(text) => Incoming::Reply(text),
+        None => {
+            inflight.push(pending);
+            Incoming::Nothing
+        }
+    }
+}
 
-    use super::*;
+/// A started request: resolves to its reply frame, the result or the handler's error.
+struct PendingReply<'g> {
+    id: RequestId,
+    jsonrpc: bool,
+    method: Method,
+    reply: ReplyFuture<'g>,
+}
 
-    pub type ReplyFuture<'g> = Pin<Box<dyn Future<Output = String> + Send + 'g>>;
+impl Future for PendingReply<'_> {
+    type Output = String;
 
-    pub fn handle(
-        gateway: &Gateway,
-        state: Arc<ConnectionState>,
-        request: wire::Request,
-    ) -> ReplyFuture<'_> {
-        Box::pin(async move {
-            let wire::Request {
-                id,
-                jsonrpc,
-                method,
-                params,
-            } = request;
-            let sink: Arc<dyn EventSink> = state.clone();
-            let call = Call::new(
-                state,
-                EventEmitter::new(id.clone(), sink).with_jsonrpc(jsonrpc),
-            );
-            match flynn_protocol::dispatch(gateway, call, method, params).await {
-                Ok(reply) => reply,
-                Err(error) => {
-                    if error.code == ErrorCode::InternalError.code() {
-                        tracing::warn!(method = method.name(), error = %error.message, "internal error");
-                    }
-                    wire::error_reply(Some(&id), jsonrpc, &error)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<String> {
+        let this = &mut *self;
+        match this.reply.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(text)) => Poll::Ready(text),
+            Poll::Ready(Err(error)) => {
+                if error.code == ErrorCode::InternalError.code() {
+                    tracing::warn!(method = this.method.name(), error = %error.message, "internal error");
                 }
+                Poll::Ready(wire::error_reply(Some(&this.id), this.jsonrpc, &error))
             }
-        })
+        }
     }
 }
