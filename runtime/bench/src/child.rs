@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
+use crate::raw_server::RawOptions;
 use crate::{BenchError, gateway_server, raw_server};
 
 /// Which server a child runs.
@@ -39,11 +40,11 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `flynn-bench serve KIND` (under `taskset -c CORE` when `core` is given) and waits
-    /// for its address. `raw_write_buffer` applies to the raw server.
+    /// for its address. `raw` applies to the raw server.
     pub async fn spawn(
         kind: ServerKind,
         core: Option<usize>,
-        raw_write_buffer: usize,
+        raw: RawOptions,
     ) -> Result<Self, BenchError> {
         let exe = std::env::current_exe()
             .map_err(|e| BenchError::io("cannot find the bench's own executable", e))?;
@@ -59,7 +60,9 @@ impl ServerProcess {
             .arg("serve")
             .arg(kind.name())
             .arg("--write-buffer")
-            .arg(raw_write_buffer.to_string())
+            .arg(raw.write_buffer.to_string())
+            .arg("--reply")
+            .arg(raw.reply.name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -121,10 +124,10 @@ impl ServerProcess {
 }
 
 /// The body of `flynn-bench serve KIND`: start, announce the address, serve until stdin closes.
-pub async fn serve(kind: ServerKind, raw_write_buffer: usize) -> Result<(), BenchError> {
+pub async fn serve(kind: ServerKind, raw: RawOptions) -> Result<(), BenchError> {
     match kind {
         ServerKind::Raw => {
-            let server = raw_server::RawServer::start(raw_write_buffer).await?;
+            let server = raw_server::RawServer::start(raw).await?;
             announce(server.addr);
             wait_for_stdin_eof().await;
             server.stop();

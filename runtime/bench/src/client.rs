@@ -81,6 +81,10 @@ pub struct Info {
     pub version: String,
     pub uptime: u64,
     pub connections: u64,
+    /// The names of the result's members (sorted).
+    pub members: Vec<String>,
+    /// The whole reply frame's length in bytes.
+    pub frame_bytes: usize,
 }
 
 /// One `system.info` call, fully parsed and checked: proves the server answers correctly.
@@ -126,6 +130,11 @@ pub async fn system_info(ws: &mut Ws, addr: SocketAddr, id: u64) -> Result<Info,
                 .to_owned(),
             uptime: field("uptime")?,
             connections: field("connections")?,
+            members: result
+                .as_object()
+                .map(|members| members.keys().cloned().collect())
+                .unwrap_or_default(),
+            frame_bytes: text.len(),
         });
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use flynn_bench::child::{self, ServerKind};
+use flynn_bench::raw_server::{RawOptions, RawReply};
 use flynn_bench::suite::{self, Settings};
 use flynn_bench::{BenchError, pin, raw_server};
 use tracing_subscriber::EnvFilter;
@@ -39,8 +40,11 @@ enum Command {
         #[arg(value_enum)]
         kind: ServerKind,
         /// tungstenite write_buffer_size of the raw server.
-        #[arg(long, default_value_t = raw_server::DEFAULT_WRITE_BUFFER)]
+        #[arg(long, default_value_t = raw_server::gateway_write_buffer())]
         write_buffer: usize,
+        /// What the raw server's reply holds.
+        #[arg(long, value_enum, default_value_t = RawReply::Gateway)]
+        reply: RawReply,
     },
 }
 
@@ -73,10 +77,15 @@ struct Options {
     /// Load runs per server and shape (servers alternate); the summary uses the medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// tungstenite write_buffer_size of the raw server in bytes; 0 mirrors the gateway's
-    /// current setting (every fed frame is written at once).
-    #[arg(long, default_value_t = raw_server::DEFAULT_WRITE_BUFFER)]
+    /// tungstenite write_buffer_size of the raw server in bytes (default: the gateway's; 0
+    /// writes every fed frame at once).
+    #[arg(long, default_value_t = raw_server::gateway_write_buffer())]
     raw_write_buffer: usize,
+    /// The raw server's `system.info` reply: `gateway` (the same members as the gateway's, so
+    /// both send the same bytes) or `minimal` (the protocol document's version, uptime and
+    /// connections only).
+    #[arg(long, value_enum, default_value_t = RawReply::Gateway)]
+    raw_reply: RawReply,
     /// Do not pin processes to cores.
     #[arg(long)]
     no_pin: bool,
@@ -115,7 +124,10 @@ impl Options {
         Ok(Settings {
             cores,
             rounds: self.rounds,
-            raw_write_buffer: self.raw_write_buffer,
+            raw: RawOptions {
+                write_buffer: self.raw_write_buffer,
+                reply: self.raw_reply,
+            },
             attach,
             connections: self.connections,
             in_flight: self.in_flight.clone(),
@@ -133,7 +145,17 @@ impl Options {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { kind, write_buffer } => serve(kind, write_buffer),
+        Command::Serve {
+            kind,
+            write_buffer,
+            reply,
+        } => serve(
+            kind,
+            RawOptions {
+                write_buffer,
+                reply,
+            },
+        ),
         Command::All(options) => bench(options, true, true),
         Command::Throughput(options) => bench(options, true, false),
         Command::Memory(options) => bench(options, false, true),
@@ -142,7 +164,7 @@ fn main() -> ExitCode {
 
 /// The server process: logs like the gateway daemon does (so the gateway pays for its
 /// subscriber as in production), one multi-threaded runtime like the daemon's.
-fn serve(kind: ServerKind, raw_write_buffer: usize) -> ExitCode {
+fn serve(kind: ServerKind, raw: RawOptions) -> ExitCode {
     let level = flynn_gateway::Config::default().logging.level;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&level));
     let buffer =
@@ -162,7 +184,7 @@ fn serve(kind: ServerKind, raw_write_buffer: usize) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(child::serve(kind, raw_write_buffer)) {
+    match runtime.block_on(child::serve(kind, raw)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // The parent waits for a `listening` line; anything else on stdout ends its wait.

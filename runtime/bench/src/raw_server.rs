@@ -1,14 +1,18 @@
 //! The baseline: a minimal tokio-tungstenite server that answers `system.info` the way the
-//! gateway does (parse the JSON frame, build `{"id":…,"result":{version,uptime,connections}}`,
-//! serialize), with the gateway's own `WebSocketConfig` (4 KiB read buffer, same limits) and the
-//! write discipline the gateway intends (replies fed into the sink, one flush per batch of ready
-//! frames). Whatever the gateway costs beyond this is the price of its routing, auth and state.
+//! gateway does: parse the JSON frame, build the reply, serialize it, with the gateway's own
+//! `WebSocketConfig` (read and write buffer sizes, limits) and its write discipline (replies fed
+//! into the sink, one flush per batch of ready frames). Whatever the gateway costs beyond this is
+//! the price of its routing, auth and state.
 //!
-//! One setting may differ: tungstenite writes a frame to the socket as soon as its write buffer
-//! holds more than `write_buffer_size` bytes, so with the gateway's current 0 every fed frame is
-//! its own `send` and "flush once per batch" batches nothing. The raw server defaults to
-//! [`DEFAULT_WRITE_BUFFER`] so batching really happens; `--raw-write-buffer 0` mirrors the
-//! gateway exactly.
+//! The reply is, by default, the gateway's own ([`RawReply::Gateway`]): the protocol document's
+//! `{version, uptime, connections}` plus this gateway's `connectionId` and `sessionId`, in the
+//! gateway's member order, so both servers put the same bytes on the wire.
+//! [`RawReply::Minimal`] answers with the document's three members only (about 65 bytes
+//! against 140): the comparison then also charges the gateway for its longer reply.
+//!
+//! `write_buffer_size` is the gateway's unless `--raw-write-buffer` says otherwise (tungstenite
+//! writes a frame to the socket as soon as its buffer holds more than that; 0 makes every frame
+//! its own `send`).
 
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,14 +34,52 @@ use crate::BenchError;
 /// Frames taken from the socket's buffer before one flush, as in the gateway.
 const BATCH: usize = 64;
 
-/// Bytes of replies tungstenite may hold before writing them out (the flush writes the rest).
-pub const DEFAULT_WRITE_BUFFER: usize = 16 * 1024;
+/// What the raw server's `system.info` reply holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RawReply {
+    /// The same members as the gateway's reply (the default comparison).
+    Gateway,
+    /// The protocol document's `{version, uptime, connections}` only.
+    Minimal,
+}
+
+impl RawReply {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::Minimal => "minimal",
+        }
+    }
+}
+
+/// How the raw server is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct RawOptions {
+    /// tungstenite's `write_buffer_size`.
+    pub write_buffer: usize,
+    pub reply: RawReply,
+}
+
+impl Default for RawOptions {
+    fn default() -> Self {
+        Self {
+            write_buffer: gateway_write_buffer(),
+            reply: RawReply::Gateway,
+        }
+    }
+}
+
+/// The gateway's own `write_buffer_size`.
+pub fn gateway_write_buffer() -> usize {
+    let max_frame_bytes = flynn_gateway::Config::default().server.max_frame_bytes;
+    flynn_gateway::server::websocket_config(max_frame_bytes).write_buffer_size
+}
 
 struct State {
     started: Instant,
     connections: AtomicUsize,
     max_frame_bytes: usize,
-    write_buffer: usize,
+    options: RawOptions,
 }
 
 /// A raw server running on this runtime.
@@ -47,11 +89,11 @@ pub struct RawServer {
 }
 
 impl RawServer {
-    /// Binds 127.0.0.1 on a free port and starts accepting; `write_buffer` is tungstenite's
-    /// `write_buffer_size` (see the module doc).
-    pub async fn start(write_buffer: usize) -> Result<Self, BenchError> {
+    /// Binds 127.0.0.1 on a free port and starts accepting.
+    pub async fn start(options: RawOptions) -> Result<Self, BenchError> {
         let max_frame_bytes = flynn_gateway::Config::default().server.max_frame_bytes;
         let limit = flynn_gateway::server::websocket_config(max_frame_bytes).max_write_buffer_size;
+        let write_buffer = options.write_buffer;
         if write_buffer >= limit {
             return Err(BenchError::Settings(format!(
                 "the raw server's write buffer ({write_buffer} bytes) must be below tungstenite's max_write_buffer_size ({limit})"
@@ -67,7 +109,7 @@ impl RawServer {
             started: Instant::now(),
             connections: AtomicUsize::new(0),
             max_frame_bytes,
-            write_buffer,
+            options,
         });
         let task = tokio::spawn(accept_loop(listener, state));
         Ok(Self { addr, task })
@@ -106,7 +148,7 @@ impl Drop for Counted {
 
 async fn connection(stream: TcpStream, state: Arc<State>) {
     let config = flynn_gateway::server::websocket_config(state.max_frame_bytes)
-        .write_buffer_size(state.write_buffer);
+        .write_buffer_size(state.options.write_buffer);
     let ws = match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
         Ok(ws) => ws,
         Err(e) => {
@@ -116,18 +158,30 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
     };
     state.connections.fetch_add(1, Ordering::AcqRel);
     let _counted = Counted(state.clone());
-    serve(ws, &state).await;
+    // Named like the gateway's: a v4 UUID without dashes, and its per-connection session.
+    let connection_id = uuid::Uuid::new_v4().simple().to_string();
+    let peer = Peer {
+        session_id: format!("ws:{connection_id}"),
+        connection_id,
+    };
+    serve(ws, &state, &peer).await;
 }
 
-async fn serve(mut ws: WebSocketStream<TcpStream>, state: &State) {
+/// The calling connection, as the gateway's reply names it.
+struct Peer {
+    connection_id: String,
+    session_id: String,
+}
+
+async fn serve(mut ws: WebSocketStream<TcpStream>, state: &State, peer: &Peer) {
     while let Some(Ok(first)) = ws.next().await {
-        if !answer(&mut ws, state, first).await {
+        if !answer(&mut ws, state, peer, first).await {
             return;
         }
         for _ in 0..BATCH {
             match ws.next().now_or_never() {
                 Some(Some(Ok(message))) => {
-                    if !answer(&mut ws, state, message).await {
+                    if !answer(&mut ws, state, peer, message).await {
                         return;
                     }
                 }
@@ -143,10 +197,15 @@ async fn serve(mut ws: WebSocketStream<TcpStream>, state: &State) {
 }
 
 /// Feeds the reply to one message; false when the socket is broken.
-async fn answer(ws: &mut WebSocketStream<TcpStream>, state: &State, message: Message) -> bool {
+async fn answer(
+    ws: &mut WebSocketStream<TcpStream>,
+    state: &State,
+    peer: &Peer,
+    message: Message,
+) -> bool {
     match message {
         Message::Text(text) => {
-            let reply = reply_to(text.as_str(), state);
+            let reply = reply_to(text.as_str(), state, peer);
             ws.feed(Message::text(reply)).await.is_ok()
         }
         _ => true,
@@ -164,17 +223,23 @@ struct Frame<'a> {
 #[derive(Serialize)]
 struct Reply<'a> {
     id: &'a RawValue,
-    result: Info,
+    result: Info<'a>,
 }
 
+/// The gateway's `SystemInfoResult`, member for member and in its order; the two extension
+/// members are left out for [`RawReply::Minimal`].
 #[derive(Serialize)]
-struct Info {
-    version: &'static str,
-    uptime: u64,
+struct Info<'a> {
+    #[serde(rename = "connectionId", skip_serializing_if = "Option::is_none")]
+    connection_id: Option<&'a str>,
     connections: u64,
+    #[serde(rename = "sessionId", skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    uptime: u64,
+    version: &'static str,
 }
 
-fn reply_to(text: &str, state: &State) -> String {
+fn reply_to(text: &str, state: &State, peer: &Peer) -> String {
     let frame: Frame<'_> = match serde_json::from_str(text) {
         Ok(frame) => frame,
         Err(e) => return error(None, -1, &format!("invalid frame: {e}")),
@@ -189,12 +254,15 @@ fn reply_to(text: &str, state: &State) -> String {
             ),
         );
     }
+    let full = state.options.reply == RawReply::Gateway;
     let reply = Reply {
         id: frame.id,
         result: Info {
-            version: env!("CARGO_PKG_VERSION"),
-            uptime: state.started.elapsed().as_secs(),
+            connection_id: full.then_some(peer.connection_id.as_str()),
             connections: state.connections.load(Ordering::Acquire) as u64,
+            session_id: full.then_some(peer.session_id.as_str()),
+            uptime: state.started.elapsed().as_secs(),
+            version: env!("CARGO_PKG_VERSION"),
         },
     };
     serde_json::to_string(&reply)
@@ -213,36 +281,76 @@ fn error(id: Option<&RawValue>, code: i64, message: &str) -> String {
 mod tests {
     use super::*;
 
-    fn state() -> State {
+    fn state(reply: RawReply) -> State {
         State {
             started: Instant::now(),
             connections: AtomicUsize::new(3),
             max_frame_bytes: 1024,
-            write_buffer: 0,
+            options: RawOptions {
+                write_buffer: 0,
+                reply,
+            },
+        }
+    }
+
+    fn peer() -> Peer {
+        Peer {
+            connection_id: "c0ffee".into(),
+            session_id: "ws:c0ffee".into(),
         }
     }
 
     #[test]
     fn answers_system_info_with_the_id() {
-        let reply = reply_to(r#"{"id":42,"method":"system.info"}"#, &state());
-        assert!(
-            reply.starts_with(r#"{"id":42,"result":{"version":""#),
-            "{reply}"
+        let reply = reply_to(
+            r#"{"id":42,"method":"system.info"}"#,
+            &state(RawReply::Minimal),
+            &peer(),
         );
-        assert!(
-            reply.ends_with(r#""uptime":0,"connections":3}}"#),
-            "{reply}"
+        assert_eq!(
+            reply,
+            format!(
+                r#"{{"id":42,"result":{{"connections":3,"uptime":0,"version":"{}"}}}}"#,
+                env!("CARGO_PKG_VERSION")
+            )
         );
+    }
+
+    /// The default reply has exactly the members of the gateway's, in the same order.
+    #[test]
+    fn the_default_reply_is_shaped_like_the_gateways() {
+        let reply = reply_to(
+            r#"{"id":42,"method":"system.info"}"#,
+            &state(RawReply::Gateway),
+            &peer(),
+        );
+        let gateways = flynn_protocol::types::SystemInfoResult {
+            connection_id: Some("c0ffee".into()),
+            connections: 3,
+            session_id: Some("ws:c0ffee".into()),
+            uptime: 0,
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let expected = flynn_protocol::wire::encode_reply(
+            &flynn_protocol::wire::RequestId::Number(42),
+            false,
+            &gateways,
+        );
+        assert_eq!(Ok(reply), expected);
     }
 
     #[test]
     fn rejects_other_methods_and_bad_json() {
-        let reply = reply_to(r#"{"id":"a","method":"sessions.list"}"#, &state());
+        let reply = reply_to(
+            r#"{"id":"a","method":"sessions.list"}"#,
+            &state(RawReply::Gateway),
+            &peer(),
+        );
         assert!(
             reply.contains(r#""id":"a""#) && reply.contains("-3"),
             "{reply}"
         );
-        let reply = reply_to("{nope", &state());
+        let reply = reply_to("{nope", &state(RawReply::Gateway), &peer());
         assert!(
             reply.contains(r#""id":null"#) && reply.contains("-1"),
             "{reply}"

@@ -8,6 +8,7 @@ use crate::child::{ServerKind, ServerProcess};
 use crate::idle::{self, IdleReport, IdleSpec};
 use crate::load::{self, LoadReport, LoadSpec, Stop};
 use crate::pin::Pinning;
+use crate::raw_server::RawOptions;
 use crate::{BenchError, client, gateway_server, procfs};
 
 /// Throughput target: the gateway reaches at least this fraction of the raw server's rate.
@@ -34,8 +35,8 @@ pub struct Settings {
     /// Measure a server started elsewhere (address, pid) instead of spawning one; it is
     /// labelled with the single kind in `servers`.
     pub attach: Option<(SocketAddr, u32)>,
-    /// tungstenite's `write_buffer_size` for the raw server (see [`crate::raw_server`]).
-    pub raw_write_buffer: usize,
+    /// How the raw server is set up (see [`crate::raw_server`]).
+    pub raw: RawOptions,
 }
 
 /// A server under test: a child process of ours, or one started by hand (e.g. the release
@@ -54,12 +55,8 @@ impl Target {
         match settings.attach {
             Some((addr, pid)) => Ok(Self::Attached { kind, addr, pid }),
             None => Ok(Self::Child(Box::new(
-                ServerProcess::spawn(
-                    kind,
-                    settings.pinning.map(|p| p.server_core),
-                    settings.raw_write_buffer,
-                )
-                .await?,
+                ServerProcess::spawn(kind, settings.pinning.map(|p| p.server_core), settings.raw)
+                    .await?,
             ))),
         }
     }
@@ -131,6 +128,16 @@ pub fn print_machine(settings: &Settings) {
         ),
         None => println!("pinning: none (servers and load generator share all cores)"),
     }
+    println!(
+        "raw server: reply {} ({}), write_buffer_size {} bytes",
+        settings.raw.reply.name(),
+        match settings.raw.reply {
+            crate::raw_server::RawReply::Gateway => "the same members as the gateway's reply",
+            crate::raw_server::RawReply::Minimal =>
+                "the protocol document's version, uptime, connections only",
+        },
+        settings.raw.write_buffer
+    );
 }
 
 /// Throughput and latency of `system.info` for every load shape against every server.

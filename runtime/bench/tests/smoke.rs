@@ -28,7 +28,7 @@ fn check(report: &load::LoadReport) {
 
 #[tokio::test]
 async fn load_generator_runs_against_raw_server_and_gateway() {
-    let raw = raw_server::RawServer::start(raw_server::DEFAULT_WRITE_BUFFER)
+    let raw = raw_server::RawServer::start(raw_server::RawOptions::default())
         .await
         .unwrap();
     let report = load::run(raw.addr, SPEC).await.unwrap();
@@ -39,20 +39,28 @@ async fn load_generator_runs_against_raw_server_and_gateway() {
     let report = load::run(gateway.addr, SPEC).await.unwrap();
     check(&report);
 
-    // Both answer system.info with the same fields; each sees its own connection.
+    // Both answer system.info with the same members and (but for digits) the same length;
+    // each sees its own connection.
+    let mut infos = Vec::new();
     for addr in [raw.addr, gateway.addr] {
         let mut ws = client::connect(addr).await.unwrap();
         let info = client::system_info(&mut ws, addr, 7).await.unwrap();
         assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
         assert!(info.connections >= 1, "{info:?}");
+        infos.push(info);
     }
+    assert_eq!(infos[0].members, infos[1].members);
+    assert!(
+        infos[0].frame_bytes.abs_diff(infos[1].frame_bytes) <= 4,
+        "{infos:?}"
+    );
     gateway.shutdown().await;
     raw.stop();
 }
 
 #[tokio::test]
 async fn idle_test_opens_and_counts_connections() {
-    let raw = raw_server::RawServer::start(raw_server::DEFAULT_WRITE_BUFFER)
+    let raw = raw_server::RawServer::start(raw_server::RawOptions::default())
         .await
         .unwrap();
     let spec = idle::IdleSpec {

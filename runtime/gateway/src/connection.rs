@@ -134,6 +134,8 @@ pub struct ConnectionState {
     wake: Notify,
     /// Close requested by a handler (`system.disconnect`), applied after its reply is written.
     close_request: Mutex<Option<(u16, String)>>,
+    /// Whether `close_request` holds one: checked after every reply without taking the lock.
+    close_requested: AtomicBool,
 }
 
 impl ConnectionState {
@@ -156,10 +158,14 @@ impl ConnectionState {
     pub fn request_close(&self, code: u16, reason: &str) {
         if let Ok(mut c) = self.close_request.lock() {
             *c = Some((code, reason.to_owned()));
+            self.close_requested.store(true, Ordering::Release);
         }
     }
 
     fn take_close_request(&self) -> Option<(u16, String)> {
+        if !self.close_requested.swap(false, Ordering::AcqRel) {
+            return None;
+        }
         self.close_request.lock().ok().and_then(|mut c| c.take())
     }
 
@@ -230,6 +236,7 @@ pub async fn run(
         slow: AtomicBool::new(false),
         wake: Notify::new(),
         close_request: Mutex::new(None),
+        close_requested: AtomicBool::new(false),
     });
     gateway.connections.register(state.clone());
     debug!(connection = %id, %peer, "connected");
@@ -265,7 +272,9 @@ async fn serve(
     state: &Arc<ConnectionState>,
     server: &crate::config::ServerConfig,
 ) -> Ended {
-    let (mut sink, mut stream) = ws.split();
+    // One socket for both directions, unsplit: `select!` drops its branch futures before a
+    // branch body runs, so the bodies may write to the socket the read branch was borrowing.
+    let mut ws = ws;
     let mut inflight = FuturesUnordered::new();
     let mut seq: u64 = 0;
     let ping_every = Duration::from_millis(server.ping_interval_ms);
@@ -282,13 +291,11 @@ async fn serve(
                 code: CloseCode::from($code),
                 reason: $reason.into(),
             };
-            let _ = tokio::time::timeout(
-                Duration::from_secs(2),
-                sink.send(Message::Close(Some(frame))),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), ws.send(Message::Close(Some(frame))))
+                    .await;
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                while let Some(Ok(_)) = stream.next().await {}
+                while let Some(Ok(_)) = ws.next().await {}
             })
             .await;
             return Ended::Closed($code);
@@ -322,8 +329,8 @@ async fn serve(
     // Writes a frame without flushing: waits for room (rarely), then hands it to tungstenite.
     macro_rules! feed {
         ($text:expr) => {{
-            guarded!(std::future::poll_fn(|cx| sink.poll_ready_unpin(cx)));
-            if sink.start_send_unpin(Message::text($text)).is_err() {
+            guarded!(std::future::poll_fn(|cx| ws.poll_ready_unpin(cx)));
+            if ws.start_send_unpin(Message::text($text)).is_err() {
                 return Ended::Broken;
             }
         }};
@@ -345,7 +352,7 @@ async fn serve(
             feed_events!();
             feed!($text);
             if let Some((code, reason)) = state.take_close_request() {
-                let _ = tokio::time::timeout(WRITE_STALL, sink.flush()).await;
+                let _ = tokio::time::timeout(WRITE_STALL, ws.flush()).await;
                 close!(code, reason);
             }
         }};
@@ -359,7 +366,7 @@ async fn serve(
     loop {
         if draining && inflight.is_empty() {
             feed_events!();
-            let _ = tokio::time::timeout(WRITE_STALL, sink.flush()).await;
+            let _ = tokio::time::timeout(WRITE_STALL, ws.flush()).await;
             close!(1001, "gateway shutting down");
         }
         tokio::select! {
@@ -379,7 +386,7 @@ async fn serve(
                 feed!(encode(out, seq));
             }
             Some(text) = inflight.next(), if !inflight.is_empty() => reply!(text),
-            message = stream.next(), if !draining => {
+            message = ws.next(), if !draining => {
                 match message {
                     None => return Ended::PeerClosed,
                     Some(Err(e)) => {
@@ -398,7 +405,7 @@ async fn serve(
                         }
                         // Take every frame that is already buffered before writing anything.
                         for _ in 0..64 {
-                            match stream.next().now_or_never() {
+                            match ws.next().now_or_never() {
                                 Some(Some(Ok(message))) => match incoming(gateway, state, message, &mut inflight) {
                                     Incoming::Reply(text) => reply!(text),
                                     Incoming::Pong => unanswered_pings = 0,
@@ -417,7 +424,7 @@ async fn serve(
                     close!(1008, "no pong to two pings");
                 }
                 unanswered_pings += 1;
-                if sink.feed(Message::Ping(Default::default())).await.is_err() {
+                if ws.feed(Message::Ping(Default::default())).await.is_err() {
                     return Ended::Broken;
                 }
             }
@@ -431,7 +438,7 @@ async fn serve(
         while let Some(Some(text)) = inflight.next().now_or_never() {
             reply!(text);
         }
-        guarded!(sink.flush());
+        guarded!(ws.flush());
     }
 }
 
