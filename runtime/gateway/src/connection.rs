@@ -20,9 +20,8 @@ use flynn_protocol::wire::{self, EventEmitter, EventSink, RequestId, RpcError};
 use flynn_protocol::{ErrorCode, Method, ReplyFuture};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -33,7 +32,7 @@ use tracing::{debug, info};
 use crate::auth::AuthError;
 use crate::gateway::{ConnectionSlot, Gateway};
 
-type Socket = Box<WebSocketStream<TokioIo<Upgraded>>>;
+type Socket = Box<WebSocketStream<TcpStream>>;
 
 /// Events waiting for the connection's writer: bounded by `server.outbound_buffer_frames`, and
 /// allocating only while frames wait (a channel would pre-allocate a block per idle connection).

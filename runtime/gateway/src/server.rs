@@ -14,7 +14,7 @@ use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -195,16 +195,26 @@ fn upgrade(
                 return;
             }
         };
+        // Back to the plain TCP stream: hyper's `Upgraded` reaches it through a boxed trait
+        // object and a rewind buffer on every read and write. Bytes hyper read past the
+        // handshake (a client that sent its first frame at once) are handed to tungstenite.
+        let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => parts,
+            Err(_) => {
+                warn!(%peer, "upgraded connection is not a TCP stream; closing it");
+                return;
+            }
+        };
+        let (stream, early) = (parts.io.into_inner(), parts.read_buf);
+        let config = Some(websocket_config(max_frame));
         // Boxed: the stream is moved through several async layers, each of which would keep a
         // slot for it in its future (BENCHMARKS.md, finding 3).
-        let ws = Box::new(
-            WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(websocket_config(max_frame)),
-            )
-            .await,
-        );
+        let ws = Box::new(if early.is_empty() {
+            WebSocketStream::from_raw_socket(stream, Role::Server, config).await
+        } else {
+            WebSocketStream::from_partially_read(stream, early.to_vec(), Role::Server, config)
+                .await
+        });
         match (auth, slot) {
             (Ok(_), Some(slot)) => connection::run(gateway, ws, peer, tailscale, slot).await,
             (Err(e), _) => connection::refuse(ws, peer, e).await,

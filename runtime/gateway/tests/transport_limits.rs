@@ -11,7 +11,9 @@ mod raw_http;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use raw_http::{http_get, raw_upgrade, read_raw_frame, refused_upgrade};
+use raw_http::{
+    http_get, masked_text_frame, raw_upgrade, raw_upgrade_sending, read_raw_frame, refused_upgrade,
+};
 use serde_json::json;
 use support::{TestGateway, Ws};
 use tokio_tungstenite::MaybeTlsStream;
@@ -208,6 +210,26 @@ async fn a_client_that_answers_pings_stays_connected() {
     assert!(pings >= 4, "pings every 200 ms, saw {pings} in 1.2 s");
     let info = ws.call("system.info", json!({})).await;
     assert!(info["result"]["version"].is_string(), "{info}");
+}
+
+/// Frames that arrive in the same packet as the upgrade request are read by hyper along with
+/// it; the gateway must hand them on to the WebSocket, not drop them.
+#[tokio::test]
+async fn frames_sent_with_the_upgrade_request_are_answered() {
+    let gw = TestGateway::start("").await;
+    let mut early = masked_text_frame(r#"{"id":1,"method":"system.info"}"#);
+    early.extend(masked_text_frame(r#"{"id":2,"method":"system.info"}"#));
+    let mut raw = raw_upgrade_sending(gw.addr, &early).await;
+    for id in [1, 2] {
+        let frame = tokio::time::timeout(Duration::from_secs(10), read_raw_frame(&mut raw))
+            .await
+            .expect("a reply within 10 s")
+            .expect("a frame before the connection closes");
+        assert_eq!(frame.opcode, 0x1, "a text frame: {frame:?}");
+        let reply: serde_json::Value = serde_json::from_slice(&frame.payload).expect("JSON reply");
+        assert_eq!(reply["id"], json!(id), "{reply}");
+        assert!(reply["result"]["version"].is_string(), "{reply}");
+    }
 }
 
 #[tokio::test]

@@ -139,15 +139,20 @@ pub async fn refused_upgrade(url: &str, headers: &[(&str, &str)]) -> (u16, Value
 /// A WebSocket upgrade done by hand over a TCP stream: after it, the test owns the raw bytes
 /// (and so decides whether pings are ever answered).
 pub async fn raw_upgrade(addr: SocketAddr) -> TcpStream {
+    raw_upgrade_sending(addr, &[]).await
+}
+
+/// Like `raw_upgrade`, but `early` (client frames) goes out in the same write as the upgrade
+/// request, before the server's answer: a client that does not wait for the 101.
+pub async fn raw_upgrade_sending(addr: SocketAddr, early: &[u8]) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
-    let request = format!(
+    let mut request = format!(
         "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("write upgrade");
+    )
+    .into_bytes();
+    request.extend_from_slice(early);
+    stream.write_all(&request).await.expect("write upgrade");
     // Read byte by byte up to the end of the headers so no frame byte is consumed.
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -165,6 +170,24 @@ pub async fn raw_upgrade(addr: SocketAddr) -> TcpStream {
         "expected 101 Switching Protocols, got {head}"
     );
     stream
+}
+
+/// A client-to-server text frame (clients must mask; the mask is fixed, any mask is valid).
+pub fn masked_text_frame(text: &str) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let payload = text.as_bytes();
+    let mut frame = vec![0x81];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n => {
+            let n = u16::try_from(n).expect("test frames stay under 64 KiB");
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }
 
 /// One server-to-client frame read from a raw stream (servers never mask).
