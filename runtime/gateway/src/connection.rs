@@ -94,16 +94,6 @@ impl EventQueue {
         frame
     }
 
-    /// The next event (a permit stored by `notify_one` means no wakeup is lost).
-    async fn pop(&self) -> Outbound {
-        loop {
-            if let Some(frame) = self.try_pop() {
-                return frame;
-            }
-            self.ready.notified().await;
-        }
-    }
-
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
     }
@@ -185,7 +175,9 @@ impl EventSink for ConnectionState {
         if let Err(QueueFull::Full) = self.events.push(frame) {
             // Never block a run on a client that does not read: drop the client instead.
             if !self.slow.swap(true, Ordering::AcqRel) {
+                // `wake` reaches a writer blocked in a write; `ready` one waiting for work.
                 self.wake.notify_one();
+                self.events.ready.notify_one();
             }
         }
     }
@@ -280,7 +272,12 @@ async fn serve(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unanswered_pings = 0u32;
-    let shutdown = gateway.shutdown.clone();
+    // Futures the loop waits on in every round are made once, not per round: each would
+    // register with (and then leave) its notifier's waiter list, under a lock, every time.
+    let shutdown = gateway.shutdown.clone().cancelled_owned();
+    tokio::pin!(shutdown);
+    let events_ready = state.events.ready.notified();
+    tokio::pin!(events_ready);
 
     // Sends a close frame and waits (bounded) for the peer's answer, so the close frame is
     // really delivered, then ends the connection.
@@ -325,14 +322,20 @@ async fn serve(
             }
         };
     }
-    // Writes a frame without flushing: waits for room (rarely), then hands it to tungstenite.
-    macro_rules! feed {
-        ($text:expr) => {{
+    // Writes a message without flushing: waits for room (rarely), then hands it to tungstenite.
+    macro_rules! feed_message {
+        ($message:expr) => {{
             guarded!(std::future::poll_fn(|cx| ws.poll_ready_unpin(cx)));
-            if ws.start_send_unpin(Message::text($text)).is_err() {
+            if ws.start_send_unpin($message).is_err() {
                 return Ended::Broken;
             }
         }};
+    }
+    // Writes a text frame without flushing.
+    macro_rules! feed {
+        ($text:expr) => {
+            feed_message!(Message::text($text))
+        };
     }
     // Writes every event already queued. Called before each reply: a request's events are
     // queued before its reply completes, so this keeps them ahead of it on the wire.
@@ -362,7 +365,31 @@ async fn serve(
     let mut draining = false;
     let drain_deadline = tokio::time::sleep(Duration::from_secs(0));
     tokio::pin!(drain_deadline);
+    // One incoming message (answered at once, or its handler left running in `inflight`).
+    macro_rules! on_message {
+        ($message:expr) => {
+            match $message {
+                None => return Ended::PeerClosed,
+                Some(Err(e)) => {
+                    debug!(error = %e, "websocket read failed");
+                    if matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
+                        close!(1009, "frame larger than server.max_frame_bytes");
+                    }
+                    return Ended::Broken;
+                }
+                Some(Ok(message)) => match incoming(gateway, state, message, &mut inflight) {
+                    Incoming::Reply(text) => reply!(text),
+                    Incoming::Pong => unanswered_pings = 0,
+                    Incoming::Close => return Ended::PeerClosed,
+                    Incoming::Nothing => {}
+                },
+            }
+        };
+    }
     loop {
+        if state.slow.load(Ordering::Acquire) {
+            close!(1008, "slow consumer: events were not read fast enough");
+        }
         if draining && inflight.is_empty() {
             feed_events!();
             let _ = tokio::time::timeout(WRITE_STALL, ws.flush()).await;
@@ -370,51 +397,26 @@ async fn serve(
         }
         tokio::select! {
             biased;
-            _ = shutdown.cancelled(), if !draining => {
+            _ = &mut shutdown, if !draining => {
                 draining = true;
                 drain_deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN_LIMIT);
             }
             _ = &mut drain_deadline, if draining => close!(1001, "gateway shutting down"),
-            _ = state.wake.notified() => {
+            // Events are written below, after the select.
+            _ = &mut events_ready => {
+                events_ready.set(state.events.ready.notified());
                 if state.slow.load(Ordering::Acquire) {
                     close!(1008, "slow consumer: events were not read fast enough");
                 }
             }
-            out = state.events.pop() => {
-                seq += 1;
-                feed!(encode(out, seq));
-            }
             Some(text) = inflight.next(), if !inflight.is_empty() => reply!(text),
             message = ws.next(), if !draining => {
-                match message {
-                    None => return Ended::PeerClosed,
-                    Some(Err(e)) => {
-                        debug!(error = %e, "websocket read failed");
-                        if matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
-                            close!(1009, "frame larger than server.max_frame_bytes");
-                        }
-                        return Ended::Broken;
-                    }
-                    Some(Ok(message)) => {
-                        match incoming(gateway, state, message, &mut inflight) {
-                            Incoming::Reply(text) => reply!(text),
-                            Incoming::Pong => unanswered_pings = 0,
-                            Incoming::Close => return Ended::PeerClosed,
-                            Incoming::Nothing => {}
-                        }
-                        // Take every frame that is already buffered before writing anything.
-                        for _ in 0..64 {
-                            match ws.next().now_or_never() {
-                                Some(Some(Ok(message))) => match incoming(gateway, state, message, &mut inflight) {
-                                    Incoming::Reply(text) => reply!(text),
-                                    Incoming::Pong => unanswered_pings = 0,
-                                    Incoming::Close => return Ended::PeerClosed,
-                                    Incoming::Nothing => {}
-                                },
-                                Some(Some(Err(_))) | Some(None) => return Ended::Broken,
-                                None => break,
-                            }
-                        }
+                on_message!(message);
+                // Take every frame that is already buffered before writing anything.
+                for _ in 0..64 {
+                    match ws.next().now_or_never() {
+                        Some(message) => on_message!(message),
+                        None => break,
                     }
                 }
             }
@@ -423,9 +425,7 @@ async fn serve(
                     close!(1008, "no pong to two pings");
                 }
                 unanswered_pings += 1;
-                if ws.feed(Message::Ping(Default::default())).await.is_err() {
-                    return Ended::Broken;
-                }
+                feed_message!(Message::Ping(Default::default()));
             }
         }
         // Everything else that is ready goes into the same flush. Events first: a request's

@@ -212,8 +212,7 @@ fn upgrade(
         let ws = Box::new(if early.is_empty() {
             WebSocketStream::from_raw_socket(stream, Role::Server, config).await
         } else {
-            WebSocketStream::from_partially_read(stream, early.to_vec(), Role::Server, config)
-                .await
+            WebSocketStream::from_partially_read(stream, early.to_vec(), Role::Server, config).await
         });
         match (auth, slot) {
             (Ok(_), Some(slot)) => connection::run(gateway, ws, peer, tailscale, slot).await,
