@@ -147,8 +147,10 @@ fn arb_frame() -> impl Strategy<Value = String> {
     let shape = prop_oneof![8 => Just(""), 1 => pick(&["[", " ", "\n", "]", ",", "x"])];
     (id, method, jsonrpc, params, extras, shape).prop_map(
         |(id, method, jsonrpc, params, extras, shape)| {
-            let mut members = vec![("id", id), ("method", method)];
+            // In the order of a struct's fields, so an array reads as a plausible request.
+            let mut members = vec![("id", id)];
             members.extend(jsonrpc.map(|v| ("jsonrpc", v)));
+            members.push(("method", method));
             members.extend(params.map(|v| ("params", v)));
             for (k, v, at) in extras {
                 members.insert(at.index(members.len() + 1), (k, v));
