@@ -279,21 +279,12 @@ async fn serve(
     let events_ready = state.events.ready.notified();
     tokio::pin!(events_ready);
 
-    // Sends a close frame and waits (bounded) for the peer's answer, so the close frame is
-    // really delivered, then ends the connection.
+    // Sends a close frame, waits (bounded) for the peer's answer, then ends the connection.
+    // The rare paths (closing, waiting on a blocked write) run in boxed futures: inline, their
+    // timers would widen every idle connection's future (BENCHMARKS.md, finding 3).
     macro_rules! close {
         ($code:expr, $reason:expr) => {{
-            let frame = CloseFrame {
-                code: CloseCode::from($code),
-                reason: $reason.into(),
-            };
-            let _ =
-                tokio::time::timeout(Duration::from_secs(2), ws.send(Message::Close(Some(frame))))
-                    .await;
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                while let Some(Ok(_)) = ws.next().await {}
-            })
-            .await;
+            Box::pin(close_socket(&mut ws, $code, $reason.into())).await;
             return Ended::Closed($code);
         }};
     }
@@ -307,15 +298,11 @@ async fn serve(
             match ($write).now_or_never() {
                 Some(Ok(())) => {}
                 Some(Err(_)) => return Ended::Broken,
-                None => tokio::select! {
-                    biased;
-                    written = tokio::time::timeout(WRITE_STALL, $write) => match written {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return Ended::Broken,
-                        Err(_) => return Ended::Stalled,
-                    },
-                    // `wake` is only notified when the slow flag is set.
-                    _ = state.wake.notified() => {
+                None => match Box::pin(wait_for_write($write, &state.wake)).await {
+                    Waited::Written => {}
+                    Waited::Broken => return Ended::Broken,
+                    Waited::Stalled => return Ended::Stalled,
+                    Waited::SlowConsumer => {
                         close!(1008, "slow consumer: events were not read fast enough")
                     }
                 },
@@ -354,7 +341,7 @@ async fn serve(
             feed_events!();
             feed!($text);
             if let Some((code, reason)) = state.take_close_request() {
-                let _ = tokio::time::timeout(WRITE_STALL, ws.flush()).await;
+                Box::pin(flush_before_close(&mut ws)).await;
                 close!(code, reason);
             }
         }};
@@ -392,7 +379,7 @@ async fn serve(
         }
         if draining && inflight.is_empty() {
             feed_events!();
-            let _ = tokio::time::timeout(WRITE_STALL, ws.flush()).await;
+            Box::pin(flush_before_close(&mut ws)).await;
             close!(1001, "gateway shutting down");
         }
         tokio::select! {
@@ -411,12 +398,14 @@ async fn serve(
             }
             Some(text) = inflight.next(), if !inflight.is_empty() => reply!(text),
             message = ws.next(), if !draining => {
-                on_message!(message);
-                // Take every frame that is already buffered before writing anything.
-                for _ in 0..64 {
-                    match ws.next().now_or_never() {
-                        Some(message) => on_message!(message),
-                        None => break,
+                // This message and every frame already buffered, before writing anything.
+                let mut next = Some(message);
+                let mut budget = 64;
+                while let Some(message) = next.take() {
+                    on_message!(message);
+                    budget -= 1;
+                    if budget > 0 {
+                        next = ws.next().now_or_never();
                     }
                 }
             }
@@ -438,6 +427,55 @@ async fn serve(
             reply!(text);
         }
         guarded!(ws.flush());
+    }
+}
+
+/// Sends a close frame and waits (bounded) for the peer's answer, so the close frame is really
+/// delivered.
+async fn close_socket(ws: &mut Socket, code: u16, reason: String) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    let close = ws.send(Message::Close(Some(frame)));
+    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+/// Writes out what is buffered before a close, bounded by `WRITE_STALL`.
+async fn flush_before_close(ws: &mut Socket) {
+    let _ = tokio::time::timeout(WRITE_STALL, ws.flush()).await;
+}
+
+/// How a write that could not complete at once ended.
+enum Waited {
+    Written,
+    Broken,
+    /// No progress for `WRITE_STALL`: the peer stopped reading.
+    Stalled,
+    /// The connection was flagged as a slow consumer meanwhile.
+    SlowConsumer,
+}
+
+/// Waits for a blocked write. A peer that stops reading fills the socket and would park the
+/// connection's task here: the wait gives way when the connection is flagged as a slow consumer
+/// (`wake` is only notified then), and a write that makes no progress for `WRITE_STALL` is
+/// given up.
+async fn wait_for_write<W>(write: W, wake: &Notify) -> Waited
+where
+    W: Future<Output = Result<(), tokio_tungstenite::tungstenite::Error>>,
+{
+    tokio::select! {
+        biased;
+        written = tokio::time::timeout(WRITE_STALL, write) => match written {
+            Ok(Ok(())) => Waited::Written,
+            Ok(Err(_)) => Waited::Broken,
+            Err(_) => Waited::Stalled,
+        },
+        _ = wake.notified() => Waited::SlowConsumer,
     }
 }
 

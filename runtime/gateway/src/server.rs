@@ -205,14 +205,19 @@ fn upgrade(
                 return;
             }
         };
-        let (stream, early) = (parts.io.into_inner(), parts.read_buf);
+        // Copied out and released at once: even when empty, the `Bytes` would keep hyper's whole
+        // read buffer (several KiB) alive for as long as the connection lasts.
+        let early = (!parts.read_buf.is_empty()).then(|| parts.read_buf.to_vec());
+        drop(parts.read_buf);
+        let stream = parts.io.into_inner();
         let config = Some(websocket_config(max_frame));
         // Boxed: the stream is moved through several async layers, each of which would keep a
         // slot for it in its future (BENCHMARKS.md, finding 3).
-        let ws = Box::new(if early.is_empty() {
-            WebSocketStream::from_raw_socket(stream, Role::Server, config).await
-        } else {
-            WebSocketStream::from_partially_read(stream, early.to_vec(), Role::Server, config).await
+        let ws = Box::new(match early {
+            None => WebSocketStream::from_raw_socket(stream, Role::Server, config).await,
+            Some(early) => {
+                WebSocketStream::from_partially_read(stream, early, Role::Server, config).await
+            }
         });
         match (auth, slot) {
             (Ok(_), Some(slot)) => connection::run(gateway, ws, peer, tailscale, slot).await,
