@@ -152,7 +152,10 @@ impl ConnectionState {
     }
 
     fn take_close_request(&self) -> Option<(u16, String)> {
-        if !self.close_requested.swap(false, Ordering::AcqRel) {
+        // A plain load first: the swap is a locked instruction, and this runs after every reply.
+        if !self.close_requested.load(Ordering::Acquire)
+            || !self.close_requested.swap(false, Ordering::AcqRel)
+        {
             return None;
         }
         self.close_request.lock().ok().and_then(|mut c| c.take())
