@@ -346,13 +346,14 @@ fn handler_trait(spec: &Spec) -> TokenStream {
                 &self,
                 call: crate::wire::Call<Self::Connection>,
                 params: types::#params,
-            ) -> impl ::core::future::Future<Output = ::core::result::Result<types::#result, crate::wire::RpcError>> + Send;
+            ) -> crate::wire::Reply<'_, types::#result>;
         }
     });
     quote! {
         /// The gateway side of the protocol: one method per spec method and no default bodies,
         /// so adding a method to the spec fails the build of every implementation until it
-        /// handles the new method.
+        /// handles the new method. Each returns a `Reply`: ready at once (answered from
+        /// memory, no allocation) or later (a future).
         pub trait Handler: Send + Sync {
             /// Per-connection state handed to every call (identity, attached session, ...).
             type Connection: Send + Sync + 'static;
@@ -368,32 +369,25 @@ fn dispatch_fn(spec: &Spec) -> TokenStream {
         let params = format_ident!("{}", m.params_type());
         quote! {
             Method::#variant => {
-                let params: types::#params = crate::wire::decode_params(method, params)?;
+                let params: types::#params = match crate::wire::decode_params(method, params) {
+                    Ok(params) => params,
+                    Err(error) => return crate::wire::Dispatched::Ready(Err(error)),
+                };
                 let (id, jsonrpc) = (call.id().clone(), call.jsonrpc());
-                Ok(::std::boxed::Box::pin(async move {
-                    crate::wire::encode_reply(&id, jsonrpc, &handler.#f(call, params).await?)
-                }))
+                crate::wire::finish(handler.#f(call, params), &id, jsonrpc)
             }
         }
     });
     quote! {
-        /// A started request: resolves to the whole reply frame, the result serialized once,
-        /// straight into it. Boxed per method, so it holds only that method's state (an `async
-        /// fn` over every method would be as large as the largest handler, for every request).
-        pub type ReplyFuture<'a> = ::core::pin::Pin<::std::boxed::Box<
-            dyn ::core::future::Future<Output = ::core::result::Result<String, crate::wire::RpcError>>
-                + Send
-                + 'a,
-        >>;
-
-        /// Decodes `params` for `method` (failing at once with -2 and the field path) and starts
-        /// the handler. Frame-level parsing (-1, -2, -3) happens in `crate::wire`.
+        /// Decodes `params` for `method` (failing with -2 and the field path) and calls the
+        /// handler: the reply frame comes at once when the handler answered at once, else as a
+        /// future. Frame-level parsing (-1, -2, -3) happens in `crate::wire`.
         pub fn dispatch<'a, H: Handler + ?Sized>(
             handler: &'a H,
             call: crate::wire::Call<H::Connection>,
             method: Method,
             params: Option<&::serde_json::value::RawValue>,
-        ) -> ::core::result::Result<ReplyFuture<'a>, crate::wire::RpcError> {
+        ) -> crate::wire::Dispatched<'a> {
             match method {
                 #(#arms)*
             }

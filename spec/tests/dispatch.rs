@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use flynn_protocol::types::*;
-use flynn_protocol::wire::{self, Call, EventEmitter, EventSink, RequestId, RpcError};
+use flynn_protocol::wire::{
+    self, Call, Dispatched, EventEmitter, EventSink, Reply, RequestId, RpcError,
+};
 use flynn_protocol::{Handler, dispatch};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -23,8 +25,8 @@ macro_rules! reject_all {
         impl Handler for Reject {
             type Connection = ();
             $(
-                async fn $f(&self, _: Call<()>, _: $params) -> Result<$result, RpcError> {
-                    Err(RpcError::internal(concat!("test handler: ", $name)))
+                fn $f(&self, _: Call<()>, _: $params) -> Reply<'_, $result> {
+                    Reply::ready(Err(RpcError::internal(concat!("test handler: ", $name))))
                 }
             )*
         }
@@ -46,8 +48,8 @@ fn handle(frame: &str) -> String {
                     EventEmitter::new(request.id.clone(), Arc::new(NoEvents)),
                 );
                 let reply = match dispatch(&Reject, call, request.method, request.params) {
-                    Ok(reply) => reply.await,
-                    Err(e) => Err(e),
+                    Dispatched::Ready(reply) => reply,
+                    Dispatched::Later(reply) => reply.await,
                 };
                 match reply {
                     Ok(reply) => reply,

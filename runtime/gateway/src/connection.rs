@@ -17,7 +17,8 @@ use std::task::{Context, Poll};
 
 use flynn_protocol::wire::Call;
 use flynn_protocol::wire::{self, EventEmitter, EventSink, RequestId, RpcError};
-use flynn_protocol::{ErrorCode, Method, ReplyFuture};
+use flynn_protocol::wire::{Dispatched, ReplyFuture};
+use flynn_protocol::{ErrorCode, Method};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::Value;
@@ -525,8 +526,8 @@ fn incoming<'g>(
     }
 }
 
-/// Starts one request. Most handlers finish on their first poll: those are answered at once;
-/// the others wait in `inflight`.
+/// Starts one request. Handlers that answer from memory reply at once, and so does a future
+/// that is done on its first poll; the others wait in `inflight`.
 fn start<'g>(
     gateway: &'g Gateway,
     state: &Arc<ConnectionState>,
@@ -544,14 +545,18 @@ fn start<'g>(
         state.clone(),
         EventEmitter::new(id.clone(), sink).with_jsonrpc(jsonrpc),
     );
-    let mut pending = match flynn_protocol::dispatch(gateway, call, method, params) {
-        Ok(reply) => PendingReply {
-            id,
-            jsonrpc,
-            method,
-            reply,
-        },
-        Err(error) => return Incoming::Reply(wire::error_reply(Some(&id), jsonrpc, &error)),
+    let reply = match flynn_protocol::dispatch(gateway, call, method, params) {
+        Dispatched::Ready(reply) => {
+            return Incoming::Reply(reply_frame(reply, &id, jsonrpc, method));
+        }
+        Dispatched::Later(reply) => reply,
+    };
+    // A future may still be done on its first poll: answer it at once too.
+    let mut pending = PendingReply {
+        id,
+        jsonrpc,
+        method,
+        reply,
     };
     match (&mut pending).now_or_never() {
         Some(text) => Incoming::Reply(text),
@@ -560,6 +565,21 @@ fn start<'g>(
             Incoming::Nothing
         }
     }
+}
+
+/// The frame answering a request: its reply, or the handler's error (logged when internal).
+fn reply_frame(
+    reply: Result<String, RpcError>,
+    id: &RequestId,
+    jsonrpc: bool,
+    method: Method,
+) -> String {
+    reply.unwrap_or_else(|error| {
+        if error.code == ErrorCode::InternalError.code() {
+            tracing::warn!(method = method.name(), error = %error.message, "internal error");
+        }
+        wire::error_reply(Some(id), jsonrpc, &error)
+    })
 }
 
 /// A started request: resolves to its reply frame, the result or the handler's error.
@@ -575,15 +595,9 @@ impl Future for PendingReply<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<String> {
         let this = &mut *self;
-        match this.reply.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(text)) => Poll::Ready(text),
-            Poll::Ready(Err(error)) => {
-                if error.code == ErrorCode::InternalError.code() {
-                    tracing::warn!(method = this.method.name(), error = %error.message, "internal error");
-                }
-                Poll::Ready(wire::error_reply(Some(&this.id), this.jsonrpc, &error))
-            }
-        }
+        this.reply
+            .as_mut()
+            .poll(cx)
+            .map(|reply| reply_frame(reply, &this.id, this.jsonrpc, this.method))
     }
 }

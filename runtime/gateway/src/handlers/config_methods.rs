@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::connection::ConnectionState;
 use crate::gateway::Gateway;
 
-pub async fn get(
+pub fn get(
     gw: &Gateway,
     _: Call<ConnectionState>,
     _: ConfigGetParams,

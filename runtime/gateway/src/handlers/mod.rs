@@ -1,5 +1,7 @@
 //! The protocol's methods, one module per group. `impl Handler for Gateway` is only routing; the
-//! work is in the group modules.
+//! work is in the group modules. Methods that answer from memory are plain functions routed with
+//! `Reply::ready` (no future, no allocation per call); the others are `async` and routed with
+//! `Reply::later`.
 
 mod agent;
 mod canvas;
@@ -15,7 +17,7 @@ mod tools;
 use flynn_protocol::Handler;
 use flynn_protocol::types;
 use flynn_protocol::wire::Call;
-use flynn_protocol::wire::RpcError;
+use flynn_protocol::wire::{Reply, RpcError};
 
 use crate::connection::ConnectionState;
 use crate::gateway::Gateway;
@@ -33,291 +35,291 @@ pub(crate) fn store_error(e: flynn_store::StoreError) -> RpcError {
 impl Handler for Gateway {
     type Connection = ConnectionState;
 
-    async fn system_info(
+    fn system_info(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemInfoParams,
-    ) -> Result<types::SystemInfoResult, RpcError> {
-        system::info(self, call, params).await
+    ) -> Reply<'_, types::SystemInfoResult> {
+        Reply::ready(system::info(self, call, params))
     }
-    async fn system_disconnect(
+    fn system_disconnect(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemDisconnectParams,
-    ) -> Result<types::SystemDisconnectResult, RpcError> {
-        system::disconnect(self, call, params).await
+    ) -> Reply<'_, types::SystemDisconnectResult> {
+        Reply::ready(system::disconnect(self, call, params))
     }
-    async fn system_presence(
+    fn system_presence(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemPresenceParams,
-    ) -> Result<types::SystemPresenceResult, RpcError> {
-        insights::presence(self, call, params).await
+    ) -> Reply<'_, types::SystemPresenceResult> {
+        Reply::later(insights::presence(self, call, params))
     }
-    async fn system_session_analytics(
+    fn system_session_analytics(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemSessionAnalyticsParams,
-    ) -> Result<types::SystemSessionAnalyticsResult, RpcError> {
-        insights::session_analytics(self, call, params).await
+    ) -> Reply<'_, types::SystemSessionAnalyticsResult> {
+        Reply::later(insights::session_analytics(self, call, params))
     }
-    async fn system_context_usage(
+    fn system_context_usage(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemContextUsageParams,
-    ) -> Result<types::SystemContextUsageResult, RpcError> {
-        agent::context_usage(self, call, params).await
+    ) -> Reply<'_, types::SystemContextUsageResult> {
+        Reply::later(agent::context_usage(self, call, params))
     }
-    async fn system_local_backends(
+    fn system_local_backends(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemLocalBackendsParams,
-    ) -> Result<types::SystemLocalBackendsResult, RpcError> {
-        operations::local_backends(self, call, params).await
+    ) -> Reply<'_, types::SystemLocalBackendsResult> {
+        Reply::later(operations::local_backends(self, call, params))
     }
-    async fn system_docker_dependencies(
+    fn system_docker_dependencies(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemDockerDependenciesParams,
-    ) -> Result<types::SystemDockerDependenciesResult, RpcError> {
-        operations::docker_dependencies(self, call, params).await
+    ) -> Reply<'_, types::SystemDockerDependenciesResult> {
+        Reply::later(operations::docker_dependencies(self, call, params))
     }
-    async fn system_docker_dependency_control(
+    fn system_docker_dependency_control(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemDockerDependencyControlParams,
-    ) -> Result<types::SystemDockerDependencyControlResult, RpcError> {
-        operations::docker_dependency_control(self, call, params).await
+    ) -> Reply<'_, types::SystemDockerDependencyControlResult> {
+        Reply::later(operations::docker_dependency_control(self, call, params))
     }
-    async fn system_local_backend_control(
+    fn system_local_backend_control(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemLocalBackendControlParams,
-    ) -> Result<types::SystemLocalBackendControlResult, RpcError> {
-        operations::local_backend_control(self, call, params).await
+    ) -> Reply<'_, types::SystemLocalBackendControlResult> {
+        Reply::later(operations::local_backend_control(self, call, params))
     }
-    async fn system_observability_sources(
+    fn system_observability_sources(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemObservabilitySourcesParams,
-    ) -> Result<types::SystemObservabilitySourcesResult, RpcError> {
-        operations::observability_sources(self, call, params).await
+    ) -> Reply<'_, types::SystemObservabilitySourcesResult> {
+        Reply::later(operations::observability_sources(self, call, params))
     }
-    async fn system_observability_series(
+    fn system_observability_series(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemObservabilitySeriesParams,
-    ) -> Result<types::SystemObservabilitySeriesResult, RpcError> {
-        operations::observability_series(self, call, params).await
+    ) -> Reply<'_, types::SystemObservabilitySeriesResult> {
+        Reply::later(operations::observability_series(self, call, params))
     }
-    async fn system_service_logs(
+    fn system_service_logs(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemServiceLogsParams,
-    ) -> Result<types::SystemServiceLogsResult, RpcError> {
-        operations::service_logs(self, call, params).await
+    ) -> Reply<'_, types::SystemServiceLogsResult> {
+        Reply::later(operations::service_logs(self, call, params))
     }
-    async fn sessions_list(
+    fn sessions_list(
         &self,
         call: Call<ConnectionState>,
         params: types::SessionsListParams,
-    ) -> Result<types::SessionsListResult, RpcError> {
-        sessions::list(self, call, params).await
+    ) -> Reply<'_, types::SessionsListResult> {
+        Reply::later(sessions::list(self, call, params))
     }
-    async fn sessions_get(
+    fn sessions_get(
         &self,
         call: Call<ConnectionState>,
         params: types::SessionsGetParams,
-    ) -> Result<types::SessionsGetResult, RpcError> {
-        sessions::get(self, call, params).await
+    ) -> Reply<'_, types::SessionsGetResult> {
+        Reply::later(sessions::get(self, call, params))
     }
-    async fn sessions_create(
+    fn sessions_create(
         &self,
         call: Call<ConnectionState>,
         params: types::SessionsCreateParams,
-    ) -> Result<types::SessionsCreateResult, RpcError> {
-        sessions::create(self, call, params).await
+    ) -> Reply<'_, types::SessionsCreateResult> {
+        Reply::later(sessions::create(self, call, params))
     }
-    async fn sessions_delete(
+    fn sessions_delete(
         &self,
         call: Call<ConnectionState>,
         params: types::SessionsDeleteParams,
-    ) -> Result<types::SessionsDeleteResult, RpcError> {
-        sessions::delete(self, call, params).await
+    ) -> Reply<'_, types::SessionsDeleteResult> {
+        Reply::later(sessions::delete(self, call, params))
     }
-    async fn agent_send(
+    fn agent_send(
         &self,
         call: Call<ConnectionState>,
         params: types::AgentSendParams,
-    ) -> Result<types::AgentSendResult, RpcError> {
-        agent::send(self, call, params).await
+    ) -> Reply<'_, types::AgentSendResult> {
+        Reply::later(agent::send(self, call, params))
     }
-    async fn agent_cancel(
+    fn agent_cancel(
         &self,
         call: Call<ConnectionState>,
         params: types::AgentCancelParams,
-    ) -> Result<types::AgentCancelResult, RpcError> {
-        agent::cancel(self, call, params).await
+    ) -> Reply<'_, types::AgentCancelResult> {
+        Reply::later(agent::cancel(self, call, params))
     }
-    async fn node_register(
+    fn node_register(
         &self,
         call: Call<ConnectionState>,
         params: types::NodeRegisterParams,
-    ) -> Result<types::NodeRegisterResult, RpcError> {
-        nodes::register(self, call, params).await
+    ) -> Reply<'_, types::NodeRegisterResult> {
+        Reply::later(nodes::register(self, call, params))
     }
-    async fn node_capabilities_get(
+    fn node_capabilities_get(
         &self,
         call: Call<ConnectionState>,
         params: types::NodeCapabilitiesGetParams,
-    ) -> Result<types::NodeCapabilitiesGetResult, RpcError> {
-        nodes::capabilities_get(self, call, params).await
+    ) -> Reply<'_, types::NodeCapabilitiesGetResult> {
+        Reply::later(nodes::capabilities_get(self, call, params))
     }
-    async fn node_location_set(
+    fn node_location_set(
         &self,
         call: Call<ConnectionState>,
         params: types::NodeLocationSetParams,
-    ) -> Result<types::NodeLocationSetResult, RpcError> {
-        nodes::location_set(self, call, params).await
+    ) -> Reply<'_, types::NodeLocationSetResult> {
+        Reply::later(nodes::location_set(self, call, params))
     }
-    async fn node_location_get(
+    fn node_location_get(
         &self,
         call: Call<ConnectionState>,
         params: types::NodeLocationGetParams,
-    ) -> Result<types::NodeLocationGetResult, RpcError> {
-        nodes::location_get(self, call, params).await
+    ) -> Reply<'_, types::NodeLocationGetResult> {
+        Reply::later(nodes::location_get(self, call, params))
     }
-    async fn node_status_set(
+    fn node_status_set(
         &self,
         call: Call<ConnectionState>,
         params: types::NodeStatusSetParams,
-    ) -> Result<types::NodeStatusSetResult, RpcError> {
-        nodes::status_set(self, call, params).await
+    ) -> Reply<'_, types::NodeStatusSetResult> {
+        Reply::later(nodes::status_set(self, call, params))
     }
-    async fn node_push_token_set(
+    fn node_push_token_set(
         &self,
         call: Call<ConnectionState>,
         params: types::NodePushTokenSetParams,
-    ) -> Result<types::NodePushTokenSetResult, RpcError> {
-        nodes::push_token_set(self, call, params).await
+    ) -> Reply<'_, types::NodePushTokenSetResult> {
+        Reply::later(nodes::push_token_set(self, call, params))
     }
-    async fn system_capabilities(
+    fn system_capabilities(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemCapabilitiesParams,
-    ) -> Result<types::SystemCapabilitiesResult, RpcError> {
-        nodes::capabilities(self, call, params).await
+    ) -> Reply<'_, types::SystemCapabilitiesResult> {
+        Reply::later(nodes::capabilities(self, call, params))
     }
-    async fn system_location(
+    fn system_location(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemLocationParams,
-    ) -> Result<types::SystemLocationResult, RpcError> {
-        nodes::location(self, call, params).await
+    ) -> Reply<'_, types::SystemLocationResult> {
+        Reply::later(nodes::location(self, call, params))
     }
-    async fn system_nodes(
+    fn system_nodes(
         &self,
         call: Call<ConnectionState>,
         params: types::SystemNodesParams,
-    ) -> Result<types::SystemNodesResult, RpcError> {
-        nodes::nodes(self, call, params).await
+    ) -> Reply<'_, types::SystemNodesResult> {
+        Reply::later(nodes::nodes(self, call, params))
     }
-    async fn canvas_put(
+    fn canvas_put(
         &self,
         call: Call<ConnectionState>,
         params: types::CanvasPutParams,
-    ) -> Result<types::CanvasPutResult, RpcError> {
-        canvas::put(self, call, params).await
+    ) -> Reply<'_, types::CanvasPutResult> {
+        Reply::later(canvas::put(self, call, params))
     }
-    async fn canvas_get(
+    fn canvas_get(
         &self,
         call: Call<ConnectionState>,
         params: types::CanvasGetParams,
-    ) -> Result<types::CanvasGetResult, RpcError> {
-        canvas::get(self, call, params).await
+    ) -> Reply<'_, types::CanvasGetResult> {
+        Reply::later(canvas::get(self, call, params))
     }
-    async fn canvas_list(
+    fn canvas_list(
         &self,
         call: Call<ConnectionState>,
         params: types::CanvasListParams,
-    ) -> Result<types::CanvasListResult, RpcError> {
-        canvas::list(self, call, params).await
+    ) -> Reply<'_, types::CanvasListResult> {
+        Reply::later(canvas::list(self, call, params))
     }
-    async fn canvas_delete(
+    fn canvas_delete(
         &self,
         call: Call<ConnectionState>,
         params: types::CanvasDeleteParams,
-    ) -> Result<types::CanvasDeleteResult, RpcError> {
-        canvas::delete(self, call, params).await
+    ) -> Reply<'_, types::CanvasDeleteResult> {
+        Reply::later(canvas::delete(self, call, params))
     }
-    async fn canvas_clear(
+    fn canvas_clear(
         &self,
         call: Call<ConnectionState>,
         params: types::CanvasClearParams,
-    ) -> Result<types::CanvasClearResult, RpcError> {
-        canvas::clear(self, call, params).await
+    ) -> Reply<'_, types::CanvasClearResult> {
+        Reply::later(canvas::clear(self, call, params))
     }
-    async fn agent_set_tool_use_callback(
+    fn agent_set_tool_use_callback(
         &self,
         call: Call<ConnectionState>,
         params: types::AgentSetToolUseCallbackParams,
-    ) -> Result<types::AgentSetToolUseCallbackResult, RpcError> {
-        agent::set_tool_use_callback(self, call, params).await
+    ) -> Reply<'_, types::AgentSetToolUseCallbackResult> {
+        Reply::later(agent::set_tool_use_callback(self, call, params))
     }
-    async fn tools_list(
+    fn tools_list(
         &self,
         call: Call<ConnectionState>,
         params: types::ToolsListParams,
-    ) -> Result<types::ToolsListResult, RpcError> {
-        tools::list(self, call, params).await
+    ) -> Reply<'_, types::ToolsListResult> {
+        Reply::later(tools::list(self, call, params))
     }
-    async fn tools_execute(
+    fn tools_execute(
         &self,
         call: Call<ConnectionState>,
         params: types::ToolsExecuteParams,
-    ) -> Result<types::ToolsExecuteResult, RpcError> {
-        tools::execute(self, call, params).await
+    ) -> Reply<'_, types::ToolsExecuteResult> {
+        Reply::later(tools::execute(self, call, params))
     }
-    async fn config_get(
+    fn config_get(
         &self,
         call: Call<ConnectionState>,
         params: types::ConfigGetParams,
-    ) -> Result<types::ConfigGetResult, RpcError> {
-        config_methods::get(self, call, params).await
+    ) -> Reply<'_, types::ConfigGetResult> {
+        Reply::ready(config_methods::get(self, call, params))
     }
-    async fn config_reload(
+    fn config_reload(
         &self,
         call: Call<ConnectionState>,
         params: types::ConfigReloadParams,
-    ) -> Result<types::ConfigReloadResult, RpcError> {
-        config_methods::reload(self, call, params).await
+    ) -> Reply<'_, types::ConfigReloadResult> {
+        Reply::later(config_methods::reload(self, call, params))
     }
-    async fn pairing_generate(
+    fn pairing_generate(
         &self,
         call: Call<ConnectionState>,
         params: types::PairingGenerateParams,
-    ) -> Result<types::PairingGenerateResult, RpcError> {
-        pairing::generate(self, call, params).await
+    ) -> Reply<'_, types::PairingGenerateResult> {
+        Reply::later(pairing::generate(self, call, params))
     }
-    async fn pairing_list(
+    fn pairing_list(
         &self,
         call: Call<ConnectionState>,
         params: types::PairingListParams,
-    ) -> Result<types::PairingListResult, RpcError> {
-        pairing::list(self, call, params).await
+    ) -> Reply<'_, types::PairingListResult> {
+        Reply::later(pairing::list(self, call, params))
     }
-    async fn agent_approve_tool(
+    fn agent_approve_tool(
         &self,
         call: Call<ConnectionState>,
         params: types::AgentApproveToolParams,
-    ) -> Result<types::AgentApproveToolResult, RpcError> {
-        agent::approve_tool(self, call, params).await
+    ) -> Reply<'_, types::AgentApproveToolResult> {
+        Reply::later(agent::approve_tool(self, call, params))
     }
-    async fn rpc_discover(
+    fn rpc_discover(
         &self,
         call: Call<ConnectionState>,
         params: types::RpcDiscoverParams,
-    ) -> Result<types::RpcDiscoverResult, RpcError> {
-        system::discover(self, call, params).await
+    ) -> Reply<'_, types::RpcDiscoverResult> {
+        Reply::ready(system::discover(self, call, params))
     }
 }

@@ -10,7 +10,7 @@ use crate::connection::ConnectionState;
 use crate::gateway::Gateway;
 
 /// Read-only and allocation-light: this is the benchmarked hot path.
-pub async fn info(
+pub fn info(
     gw: &Gateway,
     call: Call<ConnectionState>,
     _: SystemInfoParams,
@@ -25,7 +25,7 @@ pub async fn info(
 }
 
 /// Replies, then closes the connection with 1000.
-pub async fn disconnect(
+pub fn disconnect(
     _: &Gateway,
     call: Call<ConnectionState>,
     _: SystemDisconnectParams,
@@ -36,7 +36,7 @@ pub async fn disconnect(
 }
 
 /// The spec document itself.
-pub async fn discover(
+pub fn discover(
     _: &Gateway,
     _: Call<ConnectionState>,
     _: RpcDiscoverParams,
