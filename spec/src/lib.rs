@@ -2,7 +2,9 @@
 //!
 //! - [`types`]: one serde type per schema, and `<Method>Params` per method.
 //! - [`methods`], [`events`], [`Method`], [`ErrorCode`]: names and codes.
-//! - [`Handler`] and [`dispatch`]: the gateway side. Implement every method of `Handler`.
+//! - [`Handler`] and [`dispatch`]: the gateway side. Implement every method of `Handler`,
+//!   returning [`wire::Reply::ready`] when the answer is at hand and [`wire::Reply::later`]
+//!   (a future) when it has to wait.
 //! - [`Event`], [`Client`]: the client side, over any [`wire::Transport`].
 //! - [`wire`]: frame parsing, replies, events and call plumbing (hand-written).
 

@@ -212,7 +212,7 @@ pub async fn cancel(
     })
 }
 
-pub async fn set_tool_use_callback(
+pub fn set_tool_use_callback(
     gw: &Gateway,
     call: Call<ConnectionState>,
     p: AgentSetToolUseCallbackParams,
@@ -223,7 +223,7 @@ pub async fn set_tool_use_callback(
     Ok(AgentSetToolUseCallbackResult { success: true })
 }
 
-pub async fn approve_tool(
+pub fn approve_tool(
     gw: &Gateway,
     _: Call<ConnectionState>,
     p: AgentApproveToolParams,

@@ -166,14 +166,14 @@ impl Handler for Gateway {
         call: Call<ConnectionState>,
         params: types::NodeRegisterParams,
     ) -> Reply<'_, types::NodeRegisterResult> {
-        Reply::later(nodes::register(self, call, params))
+        Reply::ready(nodes::register(self, call, params))
     }
     fn node_capabilities_get(
         &self,
         call: Call<ConnectionState>,
         params: types::NodeCapabilitiesGetParams,
     ) -> Reply<'_, types::NodeCapabilitiesGetResult> {
-        Reply::later(nodes::capabilities_get(self, call, params))
+        Reply::ready(nodes::capabilities_get(self, call, params))
     }
     fn node_location_set(
         &self,
@@ -208,7 +208,7 @@ impl Handler for Gateway {
         call: Call<ConnectionState>,
         params: types::SystemCapabilitiesParams,
     ) -> Reply<'_, types::SystemCapabilitiesResult> {
-        Reply::later(nodes::capabilities(self, call, params))
+        Reply::ready(nodes::capabilities(self, call, params))
     }
     fn system_location(
         &self,
@@ -264,14 +264,14 @@ impl Handler for Gateway {
         call: Call<ConnectionState>,
         params: types::AgentSetToolUseCallbackParams,
     ) -> Reply<'_, types::AgentSetToolUseCallbackResult> {
-        Reply::later(agent::set_tool_use_callback(self, call, params))
+        Reply::ready(agent::set_tool_use_callback(self, call, params))
     }
     fn tools_list(
         &self,
         call: Call<ConnectionState>,
         params: types::ToolsListParams,
     ) -> Reply<'_, types::ToolsListResult> {
-        Reply::later(tools::list(self, call, params))
+        Reply::ready(tools::list(self, call, params))
     }
     fn tools_execute(
         &self,
@@ -313,7 +313,7 @@ impl Handler for Gateway {
         call: Call<ConnectionState>,
         params: types::AgentApproveToolParams,
     ) -> Reply<'_, types::AgentApproveToolResult> {
-        Reply::later(agent::approve_tool(self, call, params))
+        Reply::ready(agent::approve_tool(self, call, params))
     }
     fn rpc_discover(
         &self,

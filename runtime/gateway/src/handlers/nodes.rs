@@ -199,7 +199,7 @@ struct StoredLocation {
     location: NodeLocation,
 }
 
-pub async fn register(
+pub fn register(
     gw: &Gateway,
     call: Call<ConnectionState>,
     p: NodeRegisterParams,
@@ -288,7 +288,7 @@ pub async fn register(
     })
 }
 
-pub async fn capabilities_get(
+pub fn capabilities_get(
     gw: &Gateway,
     call: Call<ConnectionState>,
     _: NodeCapabilitiesGetParams,
@@ -476,7 +476,7 @@ pub async fn push_token_set(
     })
 }
 
-pub async fn capabilities(
+pub fn capabilities(
     gw: &Gateway,
     call: Call<ConnectionState>,
     _: SystemCapabilitiesParams,

@@ -11,7 +11,7 @@ use super::sessions::validate_session_id;
 use crate::connection::ConnectionState;
 use crate::gateway::Gateway;
 
-pub async fn list(
+pub fn list(
     gw: &Gateway,
     _: Call<ConnectionState>,
     p: ToolsListParams,
