@@ -374,7 +374,7 @@ fn dispatch_fn(spec: &Spec) -> TokenStream {
                     Err(error) => return crate::wire::Dispatched::Ready(Err(error)),
                 };
                 let (id, jsonrpc) = (call.id().clone(), call.jsonrpc());
-                crate::wire::finish(handler.#f(call, params), &id, jsonrpc)
+                crate::wire::finish(handler.#f(call, params), id, jsonrpc)
             }
         }
     });

@@ -351,7 +351,7 @@ fn strip_position(message: &str) -> &str {
 }
 
 #[derive(Serialize)]
-struct TypedResultReply<'a, T> {
+struct ResultReply<'a, T> {
     #[serde(skip_serializing_if = "Option::is_none")]
     jsonrpc: Option<&'static str>,
     id: &'a RequestId,
@@ -368,7 +368,7 @@ pub fn encode_reply<T: Serialize>(
     let mut frame = Vec::with_capacity(256);
     serde_json::to_writer(
         &mut frame,
-        &TypedResultReply {
+        &ResultReply {
             jsonrpc: version(jsonrpc),
             id,
             result,
@@ -377,12 +377,6 @@ pub fn encode_reply<T: Serialize>(
     .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))?;
     String::from_utf8(frame)
         .map_err(|e| RpcError::internal(format!("the encoded result is not UTF-8: {e}")))
-}
-
-/// Encodes a handler's result.
-pub fn encode_result<T: Serialize>(result: &T) -> Result<Box<RawValue>, RpcError> {
-    serde_json::value::to_raw_value(result)
-        .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))
 }
 
 /// What a handler returns: its result at once, for methods that answer from memory, or a
@@ -418,19 +412,16 @@ pub enum Dispatched<'a> {
 /// Turns a handler's reply into the reply frame, the result serialized once, straight into it.
 pub fn finish<'a, T: Serialize + 'a>(
     reply: Reply<'a, T>,
-    id: &RequestId,
+    id: RequestId,
     jsonrpc: bool,
 ) -> Dispatched<'a> {
     match reply {
         Reply::Ready(result) => {
-            Dispatched::Ready(result.and_then(|r| encode_reply(id, jsonrpc, &r)))
+            Dispatched::Ready(result.and_then(|r| encode_reply(&id, jsonrpc, &r)))
         }
-        Reply::Later(future) => {
-            let id = id.clone();
-            Dispatched::Later(Box::pin(async move {
-                encode_reply(&id, jsonrpc, &future.await?)
-            }))
-        }
+        Reply::Later(future) => Dispatched::Later(Box::pin(async move {
+            encode_reply(&id, jsonrpc, &future.await?)
+        })),
     }
 }
 
@@ -645,14 +636,6 @@ pub fn parse_request_slow(text: &str) -> Result<Request<'_>, Rejected> {
 }
 
 #[derive(Serialize)]
-struct ResultReply<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jsonrpc: Option<&'static str>,
-    id: &'a RequestId,
-    result: &'a RawValue,
-}
-
-#[derive(Serialize)]
 struct ErrorReply<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     jsonrpc: Option<&'static str>,
@@ -679,15 +662,6 @@ fn version(jsonrpc: bool) -> Option<&'static str> {
 fn to_json<T: Serialize>(frame: &T) -> String {
     serde_json::to_string(frame).unwrap_or_else(|e| {
         format!(r#"{{"id":null,"error":{{"code":5,"message":"could not encode a reply: {e}"}}}}"#)
-    })
-}
-
-/// `{"id":…,"result":…}` (with `"jsonrpc":"2.0"` when the request had it).
-pub fn result_reply(id: &RequestId, jsonrpc: bool, result: &RawValue) -> String {
-    to_json(&ResultReply {
-        jsonrpc: version(jsonrpc),
-        id,
-        result,
     })
 }
 
@@ -867,10 +841,12 @@ mod tests {
     fn ids_are_echoed_unchanged() {
         let r = parse_request(r#"{"id":"abc","method":"system.info"}"#).map_err(|r| r.error);
         assert_eq!(r.map(|r| r.id), Ok(RequestId::String("abc".into())));
-        let raw = RawValue::from_string("{}".into()).map_err(|e| e.to_string());
-        let raw = raw
-            .as_deref()
-            .map(|raw| result_reply(&RequestId::Number(7), false, raw));
-        assert_eq!(raw.as_deref(), Ok(r#"{"id":7,"result":{}}"#));
+        let reply = encode_reply(&RequestId::Number(7), false, &serde_json::json!({}));
+        assert_eq!(reply.as_deref(), Ok(r#"{"id":7,"result":{}}"#));
+        let reply = encode_reply(&RequestId::String("x".into()), true, &1);
+        assert_eq!(
+            reply.as_deref(),
+            Ok(r#"{"jsonrpc":"2.0","id":"x","result":1}"#)
+        );
     }
 }
