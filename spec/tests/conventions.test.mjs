@@ -123,6 +123,20 @@ test("method shape: summary, description, tags, by-name params, named result, er
   assert.deepEqual(bad, []);
 });
 
+// OpenRPC (Method Object, `params`): "All optional params (content descriptor objects with
+// "required": false) MUST be positioned after all required params in the list."
+test("optional params come after required ones", () => {
+  const bad = [];
+  for (const m of spec.methods) {
+    const firstOptional = m.params.findIndex((p) => p.required !== true);
+    if (firstOptional === -1) continue;
+    const late = m.params.slice(firstOptional).filter((p) => p.required === true);
+    if (late.length)
+      bad.push(`${m.name}: required ${late.map((p) => p.name).join(", ")} after optional ${m.params[firstOptional].name}`);
+  }
+  assert.deepEqual(bad, []);
+});
+
 test("params side is closed, results and events are open", () => {
   const paramSide = reachable(spec.methods.flatMap((m) => m.params.map((p) => p.schema)));
   const serverSide = reachable([
