@@ -216,6 +216,9 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or("none".to_owned(), |v| v.to_string())
 }
 
+/// The JSON types a schema accepts: its `type` (a name or an array of names), or the union of
+/// the `type`s of its `oneOf`/`anyOf` branches (the spec writes a nullable value as
+/// `oneOf: [{type: T}, {type: "null"}]`). Empty when unknown (a `$ref` or untyped branch).
 fn types(schema: &Value) -> BTreeSet<String> {
     match &schema["type"] {
         Value::String(t) => [t.clone()].into(),
@@ -224,7 +227,20 @@ fn types(schema: &Value) -> BTreeSet<String> {
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
-        _ => BTreeSet::new(),
+        _ => {
+            let Some(branches) = schema["oneOf"].as_array().or(schema["anyOf"].as_array()) else {
+                return BTreeSet::new();
+            };
+            let mut all = BTreeSet::new();
+            for branch in branches {
+                let branch_types = types(branch);
+                if branch_types.is_empty() {
+                    return BTreeSet::new();
+                }
+                all.extend(branch_types);
+            }
+            all
+        }
     }
 }
 

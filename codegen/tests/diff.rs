@@ -187,6 +187,35 @@ fn narrowing_a_result_type_is_compatible_and_widening_is_breaking() {
     );
 }
 
+/// The spec writes a nullable value as `oneOf: [{type: T}, {type: "null"}]`; the diff reads the
+/// branches' types, so making a result nullable this way is seen (and breaking), and rewriting a
+/// `[T, "null"]` type array in this form is no change.
+#[test]
+fn nullable_written_as_one_of_is_typed() {
+    let nullable = json!({"oneOf": [{"type": "integer"}, {"type": "null"}]});
+    let n = nullable.clone();
+    assert_breaking(
+        move |s| s["components"]["schemas"]["SessionsListResult"]["properties"]["total"] = n,
+        "type widened from integer to integer|null",
+    );
+    let with_total = |schema: Value| {
+        let mut s = base();
+        s["components"]["schemas"]["SessionsListResult"]["properties"]["total"] = schema;
+        Spec::from_value(s).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let array_form = with_total(json!({"type": ["integer", "null"]}));
+    let one_of_form = with_total(nullable);
+    assert!(diff(&array_form, &one_of_form).is_empty());
+    let narrowed = diff(&one_of_form, &with_total(json!({"type": "integer"})));
+    assert!(!is_breaking(&narrowed), "{narrowed:?}");
+    assert!(
+        narrowed
+            .iter()
+            .any(|c| c.what == "type narrowed from integer|null to integer"),
+        "{narrowed:?}"
+    );
+}
+
 #[test]
 fn removing_an_enum_value_is_breaking() {
     assert_breaking(
