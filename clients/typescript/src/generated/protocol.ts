@@ -994,10 +994,10 @@ export interface ToolStartEventData {
   tool: string;
 }
 
-/** Tool outcome (same shape as ToolResult). */
+/** Tool outcome (the members of ToolResult; `error` is left out on success, never null). */
 export interface ToolsExecuteResult {
-  /** Error text on failure, denial or timeout; null or absent on success. */
-  error?: string | null;
+  /** Error text on failure, denial or timeout; absent on success. */
+  error?: string;
   /** Text output (possibly truncated by the output cap). */
   output: string;
   /** True when the tool ran and reported success. */
