@@ -295,7 +295,7 @@ impl Default for PresenceConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CanvasConfig {
-    /// Largest artifact (content + metadata, as JSON), in bytes.
+    /// Largest artifact (content and metadata as JSON, title and type), in bytes.
     pub max_artifact_bytes: usize,
     pub max_artifacts_per_session: u32,
 }

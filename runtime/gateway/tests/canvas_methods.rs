@@ -266,13 +266,13 @@ async fn artifact_size_limit_is_enforced_with_a_clear_error() {
     let gw = TestGateway::start("[canvas]\nmax_artifact_bytes = 100\n").await;
     let mut ws = gw.client().await;
     session(&mut ws, SESSION).await;
-    // `{"text":"…"}` is 11 bytes of JSON around the text.
-    let at_limit = json!({"text": "x".repeat(89)});
-    assert_eq!(at_limit.to_string().len(), 100);
+    // `{"text":"…"}` is 11 bytes of JSON around the text; the type `note` counts 4.
+    let at_limit = json!({"text": "x".repeat(85)});
+    assert_eq!(at_limit.to_string().len() + "note".len(), 100);
     let r = put(&mut ws, SESSION, "fits", at_limit).await;
     assert_eq!(r["created"], json!(true));
 
-    let over = json!({"text": "x".repeat(90)});
+    let over = json!({"text": "x".repeat(86)});
     let reply = ws
         .call(
             "canvas.put",
@@ -300,13 +300,22 @@ async fn artifact_size_limit_is_enforced_with_a_clear_error() {
         )
         .await;
     assert_invalid(&reply, "params.content", "an oversize replacement");
+    // The renderer hint is stored too, so it counts: a small content cannot carry a huge type.
+    let reply = ws
+        .call(
+            "canvas.put",
+            json!({"sessionId": SESSION, "artifactId": "big-type", "type": "t".repeat(5000),
+                   "content": {}}),
+        )
+        .await;
+    assert_invalid(&reply, "params.content", "a type over max_artifact_bytes");
     let got = call_ok(
         &mut ws,
         "canvas.get",
         json!({"sessionId": SESSION, "artifactId": "fits"}),
     )
     .await;
-    assert_eq!(got["artifact"]["content"]["text"], json!("x".repeat(89)));
+    assert_eq!(got["artifact"]["content"]["text"], json!("x".repeat(85)));
     let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": SESSION})).await;
     assert_eq!(ids(&list), ["fits"]);
     stop(gw, [ws]).await;
@@ -448,5 +457,132 @@ async fn unknown_session_is_session_not_found() {
         .call("sessions.get", json!({"sessionId": "telegram:nobody"}))
         .await;
     assert_code(&reply, 1, "canvas calls must not create the session");
+    stop(gw, [ws]).await;
+}
+
+/// Writes every frame before reading any reply (one WebSocket, one flush), so the daemon has
+/// all of them in flight at once; returns the replies by request id, in `ids` order.
+async fn pipelined(ws: &mut Ws, requests: &[(i64, Value)]) -> Vec<Value> {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    for (id, params) in requests {
+        let frame = json!({"id": id, "method": "canvas.put", "params": params});
+        ws.stream
+            .feed(Message::text(frame.to_string()))
+            .await
+            .expect("queue frame");
+    }
+    ws.stream.flush().await.expect("send frames");
+    let mut replies = Vec::with_capacity(requests.len());
+    for (id, _) in requests {
+        replies.push(ws.reply_to(*id).await.1);
+    }
+    replies
+}
+
+/// Issue 11: the per-session cap was checked by the handler before the insert, so puts in
+/// flight together all passed the check. 120 new artifacts pipelined on one connection
+/// against a cap of 7 (plus oversize ones mixed in): exactly 7 are stored.
+#[tokio::test]
+async fn pipelined_puts_cannot_exceed_the_per_session_cap_or_the_size_limit() {
+    const CAP: usize = 7;
+    let gw = TestGateway::start(&format!(
+        "[canvas]\nmax_artifacts_per_session = {CAP}\nmax_artifact_bytes = 200\n"
+    ))
+    .await;
+    let mut ws = gw.client().await;
+    session(&mut ws, SESSION).await;
+    session(&mut ws, "ws:canvas-neighbour").await;
+
+    let mut requests = Vec::new();
+    for i in 0..120 {
+        // Every tenth one is over max_artifact_bytes (refused whatever the count).
+        let text = if i % 10 == 9 {
+            "y".repeat(300)
+        } else {
+            format!("n{i}")
+        };
+        requests.push((
+            10_000 + i,
+            json!({"sessionId": SESSION, "artifactId": format!("p{i}"), "type": "note",
+                   "content": {"text": text}}),
+        ));
+    }
+    let replies = pipelined(&mut ws, &requests).await;
+    let mut stored = 0;
+    for ((_, params), reply) in requests.iter().zip(&replies) {
+        let oversize = params["content"]["text"]
+            .as_str()
+            .is_some_and(|t| t.len() > 200);
+        if reply.get("result").is_some() {
+            assert!(!oversize, "an oversize artifact was stored: {reply}");
+            assert_eq!(reply["result"]["created"], json!(true), "{reply}");
+            stored += 1;
+        } else if oversize {
+            assert_invalid(reply, "params.content", "an oversize pipelined put");
+            let message = reply["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("max_artifact_bytes"), "{reply}");
+        } else {
+            assert_code(reply, -2, "a put over the per-session cap");
+            let message = reply["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("max_artifacts_per_session") && message.contains(&CAP.to_string()),
+                "the error names the limit: {reply}"
+            );
+            assert_eq!(
+                reply["error"]["data"]["path"],
+                json!("params.artifactId"),
+                "{reply}"
+            );
+        }
+    }
+    assert_eq!(
+        stored, CAP,
+        "exactly the cap is stored out of 108 new artifacts"
+    );
+    let list = call_ok(
+        &mut ws,
+        "canvas.list",
+        json!({"sessionId": SESSION, "limit": 1000}),
+    )
+    .await;
+    assert_eq!(ids(&list).len(), CAP, "{list}");
+
+    // Replacing a stored artifact at the cap still works, also when pipelined; a new one does not.
+    let first = ids(&list)[0].clone();
+    let replies = pipelined(
+        &mut ws,
+        &[
+            (
+                20_000,
+                json!({"sessionId": SESSION, "artifactId": first, "type": "note",
+                       "content": {"v": 2}}),
+            ),
+            (
+                20_001,
+                json!({"sessionId": SESSION, "artifactId": "one-more", "type": "note",
+                       "content": {}}),
+            ),
+            (
+                20_002,
+                json!({"sessionId": "ws:canvas-neighbour", "artifactId": "own-budget",
+                       "type": "note", "content": {}}),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        replies[0]["result"]["created"],
+        json!(false),
+        "{}",
+        replies[0]
+    );
+    assert_code(&replies[1], -2, "a new artifact at the cap");
+    assert_eq!(
+        replies[2]["result"]["created"],
+        json!(true),
+        "another session: {}",
+        replies[2]
+    );
     stop(gw, [ws]).await;
 }

@@ -66,13 +66,34 @@ impl Store {
     /// Creates or replaces an artifact (creating its session if missing). An existing
     /// artifact keeps its `created_at_ms`; `updated_at_ms` becomes `now_ms`. Returns the stored
     /// artifact and whether it was created.
-    pub async fn canvas_put(&self, put: CanvasPut) -> Result<(CanvasArtifact, bool), StoreError> {
+    ///
+    /// A new artifact is refused with [`StoreError::CanvasFull`] when the session already holds
+    /// `max_per_session` artifacts; replacing an existing one always works. The count and the
+    /// insert happen in one write transaction, so puts in flight together cannot overshoot.
+    pub async fn canvas_put(
+        &self,
+        put: CanvasPut,
+        max_per_session: u32,
+    ) -> Result<(CanvasArtifact, bool), StoreError> {
         check_json("content", &put.content)?;
         check_json_opt("metadata", put.metadata.as_deref())?;
         self.call(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             sessions::ensure(&tx, &put.session_id, put.now_ms)?;
             let existed = get(&tx, &put.session_id, &put.artifact_id)?.is_some();
+            if !existed {
+                let count: u64 = tx
+                    .prepare_cached("SELECT COUNT(*) FROM canvas_artifacts WHERE session_id = ?1")?
+                    .query_row([&put.session_id], |row| row.get(0))?;
+                if count >= u64::from(max_per_session) {
+                    // Dropping `tx` rolls back the session row `ensure` may have added.
+                    return Err(StoreError::CanvasFull {
+                        session_id: put.session_id,
+                        count,
+                        limit: max_per_session,
+                    });
+                }
+            }
             let stored = tx
                 .prepare_cached(&format!(
                     "INSERT INTO canvas_artifacts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)

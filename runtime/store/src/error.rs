@@ -58,6 +58,21 @@ pub enum StoreError {
     )]
     InvalidTimestamp(i64),
 
+    /// A new canvas artifact was refused because its session already holds the most allowed
+    /// (see [`crate::Store::canvas_put`]); nothing was written.
+    #[error(
+        "session `{session_id}` already has {count} canvas artifacts and the limit is {limit}; \
+         delete some first or raise the limit"
+    )]
+    CanvasFull {
+        /// The session that is full.
+        session_id: String,
+        /// How many artifacts it holds.
+        count: u64,
+        /// The limit the put was checked against.
+        limit: u32,
+    },
+
     /// A job given to [`crate::Store::call`] panicked; the store keeps running.
     #[error("a store job panicked: {0}")]
     JobPanicked(String),

@@ -187,6 +187,9 @@ async fn pairing_codes_expire_conflict_purge_and_redeem() {
     );
 }
 
+/// No per-session cap on canvas artifacts.
+const NO_CAP: u32 = u32::MAX;
+
 fn put(session: &str, id: &str, title: Option<&str>, content: &str, at: i64) -> CanvasPut {
     CanvasPut {
         session_id: session.into(),
@@ -203,13 +206,16 @@ fn put(session: &str, id: &str, title: Option<&str>, content: &str, at: i64) -> 
 async fn canvas_upsert_keeps_created_at_and_lists_newest_first() {
     let (_dir, store) = temp_store().await;
     let (a, created) = store
-        .canvas_put(put(
-            "ws:abc123",
-            "summary-card",
-            Some("Draft"),
-            r###"{"markdown":"## Notes"}"###,
-            100,
-        ))
+        .canvas_put(
+            put(
+                "ws:abc123",
+                "summary-card",
+                Some("Draft"),
+                r###"{"markdown":"## Notes"}"###,
+                100,
+            ),
+            NO_CAP,
+        )
         .await
         .unwrap();
     assert!(created);
@@ -225,7 +231,7 @@ async fn canvas_upsert_keeps_created_at_and_lists_newest_first() {
     );
     second.kind = "markdown".into();
     second.metadata = None;
-    let (b, created) = store.canvas_put(second).await.unwrap();
+    let (b, created) = store.canvas_put(second, NO_CAP).await.unwrap();
     assert!(!created);
     assert_eq!((b.created_at_ms, b.updated_at_ms), (100, 400));
     assert_eq!(b.title, None, "a put replaces every field");
@@ -237,15 +243,15 @@ async fn canvas_upsert_keeps_created_at_and_lists_newest_first() {
     );
 
     store
-        .canvas_put(put("ws:abc123", "b-chart", None, "[1,2]", 300))
+        .canvas_put(put("ws:abc123", "b-chart", None, "[1,2]", 300), NO_CAP)
         .await
         .unwrap();
     store
-        .canvas_put(put("ws:abc123", "a-table", None, "[]", 300))
+        .canvas_put(put("ws:abc123", "a-table", None, "[]", 300), NO_CAP)
         .await
         .unwrap();
     store
-        .canvas_put(put("ws:other", "x", None, "{}", 999))
+        .canvas_put(put("ws:other", "x", None, "{}", 999), NO_CAP)
         .await
         .unwrap();
     let ids = |v: Vec<flynn_store::CanvasArtifact>| {
@@ -275,7 +281,7 @@ async fn canvas_upsert_keeps_created_at_and_lists_newest_first() {
     assert_eq!(ids(store.canvas_list("ws:other", 10).await.unwrap()), ["x"]);
 
     let err = store
-        .canvas_put(put("ws:abc123", "bad", None, "{", 1))
+        .canvas_put(put("ws:abc123", "bad", None, "{", 1), NO_CAP)
         .await
         .unwrap_err();
     assert!(
@@ -288,6 +294,65 @@ async fn canvas_upsert_keeps_created_at_and_lists_newest_first() {
         ),
         "{err}"
     );
+}
+
+/// Issue 11: the cap is checked in the insert's transaction, so puts issued together (all
+/// queued on the writer before any ran) store exactly `cap` new artifacts; replacing one of
+/// them still works at the cap, and the refusal says which session, how many and the limit.
+#[tokio::test]
+async fn canvas_cap_holds_for_puts_in_flight_together() {
+    let (_dir, store) = temp_store().await;
+    let cap = 5;
+    let puts = (0..40).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .canvas_put(put("ws:full", &format!("a{i}"), None, "{}", i), cap)
+                .await
+        })
+    });
+    let mut created = 0;
+    for handle in puts.collect::<Vec<_>>() {
+        match handle.await.unwrap() {
+            Ok((_, true)) => created += 1,
+            Ok((a, false)) => panic!("a new id was not created: {a:?}"),
+            Err(StoreError::CanvasFull {
+                session_id,
+                count,
+                limit,
+            }) => {
+                assert_eq!((session_id.as_str(), count, limit), ("ws:full", 5, 5));
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(created, cap);
+    assert_eq!(store.canvas_list("ws:full", 100).await.unwrap().len(), 5);
+
+    let stored = store.canvas_list("ws:full", 1).await.unwrap()[0]
+        .artifact_id
+        .clone();
+    let (_, created) = store
+        .canvas_put(put("ws:full", &stored, Some("v2"), "{}", 100), cap)
+        .await
+        .unwrap();
+    assert!(!created, "replacing at the cap works");
+    let err = store
+        .canvas_put(put("ws:full", "one-more", None, "{}", 101), cap)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("ws:full") && text.contains('5'), "{text}");
+    // A refused put into a session that did not exist leaves no session behind.
+    let err = store
+        .canvas_put(put("ws:never", "a", None, "{}", 1), 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::CanvasFull { count: 0, .. }),
+        "{err}"
+    );
+    assert!(store.session("ws:never").await.unwrap().is_none());
 }
 
 #[tokio::test]

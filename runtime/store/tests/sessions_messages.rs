@@ -330,15 +330,18 @@ async fn delete_session_cascades_to_everything_it_owns() {
             .await
             .unwrap();
         store
-            .canvas_put(CanvasPut {
-                session_id: s.into(),
-                artifact_id: "card".into(),
-                kind: "note".into(),
-                title: None,
-                content: "{}".into(),
-                metadata: None,
-                now_ms: DAY0,
-            })
+            .canvas_put(
+                CanvasPut {
+                    session_id: s.into(),
+                    artifact_id: "card".into(),
+                    kind: "note".into(),
+                    title: None,
+                    content: "{}".into(),
+                    metadata: None,
+                    now_ms: DAY0,
+                },
+                u32::MAX,
+            )
             .await
             .unwrap();
     }

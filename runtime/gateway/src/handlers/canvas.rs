@@ -67,9 +67,11 @@ pub async fn put(
     let limits = gw.config().canvas.clone();
     let content = Value::Object(p.content).to_string();
     let metadata = (!p.metadata.is_empty()).then(|| Value::Object(p.metadata).to_string());
+    // Everything stored but the (bounded) ids counts, the renderer hint included.
     let size = content.len()
         + metadata.as_ref().map_or(0, String::len)
-        + p.title.as_ref().map_or(0, String::len);
+        + p.title.as_ref().map_or(0, String::len)
+        + p.type_.len();
     if size > limits.max_artifact_bytes {
         return Err(RpcError::invalid(
             "params.content",
@@ -79,41 +81,38 @@ pub async fn put(
             ),
         ));
     }
-    let existing = gw
-        .store
-        .canvas_get(&p.session_id, &p.artifact_id)
-        .await
-        .map_err(store_error)?;
-    if existing.is_none() {
-        let count = gw
-            .store
-            .canvas_list(&p.session_id, limits.max_artifacts_per_session)
-            .await
-            .map_err(store_error)?
-            .len();
-        if count as u32 >= limits.max_artifacts_per_session {
-            return Err(RpcError::invalid(
-                "params.artifactId",
-                format!(
-                    "session `{}` already has {count} artifacts (canvas.max_artifacts_per_session); delete some first",
-                    p.session_id
-                ),
-            ));
-        }
-    }
+    // The store counts and inserts in one transaction: puts in flight together (pipelined on
+    // one connection, or from several) cannot overshoot the cap.
     let (artifact, created) = gw
         .store
-        .canvas_put(flynn_store::CanvasPut {
-            session_id: p.session_id,
-            artifact_id: p.artifact_id,
-            kind: p.type_,
-            title: p.title,
-            content,
-            metadata,
-            now_ms: now_ms(),
-        })
+        .canvas_put(
+            flynn_store::CanvasPut {
+                session_id: p.session_id,
+                artifact_id: p.artifact_id,
+                kind: p.type_,
+                title: p.title,
+                content,
+                metadata,
+                now_ms: now_ms(),
+            },
+            limits.max_artifacts_per_session,
+        )
         .await
-        .map_err(store_error)?;
+        .map_err(|e| match e {
+            flynn_store::StoreError::CanvasFull {
+                session_id,
+                count,
+                limit,
+            } => RpcError::invalid(
+                "params.artifactId",
+                format!(
+                    "session `{session_id}` already has {count} artifacts, the limit \
+                     (canvas.max_artifacts_per_session = {limit}); delete some first or raise \
+                     the limit"
+                ),
+            ),
+            other => store_error(other),
+        })?;
     Ok(CanvasPutResult {
         artifact: to_wire(artifact),
         created,
