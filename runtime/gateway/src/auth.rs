@@ -40,7 +40,9 @@ pub enum AuthError {
     Wrong,
     #[error("too many failed authentication attempts from this address; retry in {0} s")]
     RateLimited(u64),
-    #[error("origin `{0}` is not allowed to open a WebSocket; add it to server.allowed_origins")]
+    #[error(
+        "origin `{0}` is not allowed to open a WebSocket; add it to server.allowed_origins (or its host to server.allowed_hosts)"
+    )]
     Origin(String),
 }
 
@@ -60,12 +62,13 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
+        // RFC 7235: the scheme is case-insensitive and followed by one or more spaces.
         let value = value.trim();
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or("");
-        return Some(token.trim().to_owned());
+        let token = match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => "",
+        };
+        return Some(token.to_owned());
     }
     offered_subprotocols(headers)
         .into_iter()
@@ -78,6 +81,20 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
                 // An undecodable entry is a wrong token, not a missing one.
                 .unwrap_or_else(|| "\u{0}invalid".to_owned())
         })
+}
+
+/// The spec's rule for the browser form: a `flynn.bearer.*` offer must come with `flynn.v1`
+/// (the protocol the server selects). `Err` says what is wrong.
+pub fn check_subprotocol_offer(headers: &HeaderMap) -> Result<(), String> {
+    let offered = offered_subprotocols(headers);
+    let has_bearer = offered.iter().any(|p| p.starts_with(BEARER_PREFIX));
+    if has_bearer && !offered.iter().any(|p| p == SUBPROTOCOL) {
+        return Err(format!(
+            "a `{BEARER_PREFIX}*` subprotocol entry must be offered together with `{SUBPROTOCOL}`: \
+             new WebSocket(url, [\"{SUBPROTOCOL}\", \"{BEARER_PREFIX}\" + base64url(token)])"
+        ));
+    }
+    Ok(())
 }
 
 /// Subprotocols the client offered.
@@ -129,7 +146,16 @@ impl FailureLimiter {
     }
 }
 
-/// Authenticates a request (WebSocket upgrade or HTTP) from `peer`.
+/// Whether `peer` is this machine (IPv4-mapped loopback such as `::ffff:127.0.0.1`, seen when
+/// bound to `::`, included).
+pub fn is_loopback_peer(peer: SocketAddr) -> bool {
+    peer.ip().to_canonical().is_loopback()
+}
+
+/// Authenticates a request (WebSocket upgrade or HTTP) from `peer`. A correct credential always
+/// passes; only wrong credentials are counted and, past the limit, answered with
+/// `RateLimited` (behind a local proxy every client shares one address, so limiting successes
+/// or tokenless calls would let one client lock out all).
 pub fn authenticate(
     config: &ServerConfig,
     limiter: &FailureLimiter,
@@ -137,7 +163,7 @@ pub fn authenticate(
     peer: SocketAddr,
 ) -> Result<Identity, AuthError> {
     if config.tailscale_identity
-        && peer.ip().is_loopback()
+        && is_loopback_peer(peer)
         && let Some(login) = headers
             .get(TAILSCALE_LOGIN_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -148,53 +174,20 @@ pub fn authenticate(
     let Some(expected) = config.token.as_deref() else {
         return Ok(Identity::Open);
     };
-    if let Some(wait) = limiter.blocked_for(peer.ip(), config.auth_failures_per_minute) {
-        return Err(AuthError::RateLimited(wait));
-    }
+    let ip = peer.ip().to_canonical();
     match presented_token(headers) {
-        // Missing credentials count too: otherwise a client without a token could retry freely.
-        None => {
-            limiter.record_failure(peer.ip());
-            Err(AuthError::Missing)
-        }
-        Some(token) if token.is_empty() => {
-            limiter.record_failure(peer.ip());
-            Err(AuthError::Missing)
-        }
-        Some(token) if tokens_match(expected, &token) => Ok(Identity::Token),
+        Some(token) if !token.is_empty() && tokens_match(expected, &token) => Ok(Identity::Token),
+        // Nothing to guess with: not counted.
+        None => Err(AuthError::Missing),
+        Some(token) if token.is_empty() => Err(AuthError::Missing),
         Some(_) => {
-            limiter.record_failure(peer.ip());
+            if let Some(wait) = limiter.blocked_for(ip, config.auth_failures_per_minute) {
+                return Err(AuthError::RateLimited(wait));
+            }
+            limiter.record_failure(ip);
             Err(AuthError::Wrong)
         }
     }
-}
-
-/// Browsers send `Origin`; a page from elsewhere must not drive a local gateway. Clients that
-/// are not browsers send none and pass.
-pub fn check_origin(config: &ServerConfig, headers: &HeaderMap) -> Result<(), AuthError> {
-    let Some(origin) = headers.get(http::header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("").trim_end_matches('/');
-    if config
-        .allowed_origins
-        .iter()
-        .any(|o| o.trim_end_matches('/') == origin)
-    {
-        return Ok(());
-    }
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or("");
-    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
-        return Ok(());
-    }
-    Err(AuthError::Origin(origin.to_owned()))
 }
 
 #[cfg(test)]
@@ -274,6 +267,60 @@ mod tests {
         ));
         // Another address is unaffected.
         assert_eq!(authenticate(&c, &l, &wrong, REMOTE), Err(AuthError::Wrong));
+        // The right token still passes from the limited address, and a missing one is not
+        // counted (nor limited).
+        let right = headers(&[("authorization", "Bearer secret-token")]);
+        assert_eq!(authenticate(&c, &l, &right, PEER), Ok(Identity::Token));
+        assert_eq!(
+            authenticate(&c, &l, &headers(&[]), REMOTE),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(authenticate(&c, &l, &wrong, REMOTE), Err(AuthError::Wrong));
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive_and_mapped_loopback_is_loopback() {
+        let c = config(Some("secret-token"));
+        let l = FailureLimiter::default();
+        for value in [
+            "BEARER secret-token",
+            "bearer  secret-token",
+            "BeArEr secret-token",
+        ] {
+            assert_eq!(
+                authenticate(&c, &l, &headers(&[("authorization", value)]), PEER),
+                Ok(Identity::Token),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            authenticate(
+                &c,
+                &l,
+                &headers(&[("authorization", "Basic secret-token")]),
+                PEER
+            ),
+            Err(AuthError::Missing)
+        );
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap_or(PEER);
+        assert!(is_loopback_peer(mapped));
+        assert!(!is_loopback_peer(REMOTE));
+    }
+
+    #[test]
+    fn a_bearer_entry_needs_the_protocol_name() {
+        assert!(
+            check_subprotocol_offer(&headers(&[("sec-websocket-protocol", "flynn.bearer.eA")]))
+                .is_err()
+        );
+        assert!(
+            check_subprotocol_offer(&headers(&[(
+                "sec-websocket-protocol",
+                "flynn.v1, flynn.bearer.eA"
+            )]))
+            .is_ok()
+        );
+        assert!(check_subprotocol_offer(&headers(&[])).is_ok());
     }
 
     #[test]
@@ -289,51 +336,5 @@ mod tests {
             Ok(Identity::Tailscale("alice@example.com".into()))
         );
         assert_eq!(authenticate(&c, &l, &h, REMOTE), Err(AuthError::Missing));
-    }
-
-    #[test]
-    fn origin_must_match_host_or_allow_list() {
-        let c = ServerConfig {
-            allowed_origins: vec!["https://app.example".into()],
-            ..config(None)
-        };
-        assert!(check_origin(&c, &headers(&[])).is_ok());
-        assert!(
-            check_origin(
-                &c,
-                &headers(&[
-                    ("origin", "http://127.0.0.1:18800"),
-                    ("host", "127.0.0.1:18800")
-                ])
-            )
-            .is_ok()
-        );
-        assert!(
-            check_origin(
-                &c,
-                &headers(&[
-                    ("origin", "https://app.example"),
-                    ("host", "127.0.0.1:18800")
-                ])
-            )
-            .is_ok()
-        );
-        assert!(
-            check_origin(
-                &c,
-                &headers(&[
-                    ("origin", "https://evil.example"),
-                    ("host", "127.0.0.1:18800")
-                ])
-            )
-            .is_err()
-        );
-        assert!(
-            check_origin(
-                &c,
-                &headers(&[("origin", "null"), ("host", "127.0.0.1:18800")])
-            )
-            .is_err()
-        );
     }
 }

@@ -61,8 +61,13 @@ pub struct ServerConfig {
     pub tailscale_identity: bool,
     /// Require the token on HTTP routes too (webhooks excepted).
     pub auth_http: bool,
-    /// Extra browser origins allowed to open a WebSocket (the gateway's own origin always is).
+    /// Extra browser origins allowed to open a WebSocket (origins whose host is an allowed host
+    /// always are).
     pub allowed_origins: Vec<String>,
+    /// Extra `Host` header values served, besides loopback names and addresses with the bound
+    /// port and the bind address: `name` (any port) or `name:port`; `*.example.net` matches
+    /// subdomains. Needed behind a reverse proxy that keeps the public name (Tailscale Serve).
+    pub allowed_hosts: Vec<String>,
     /// Folder served as the dashboard's static files (`GET /` and below).
     pub dashboard_dir: Option<PathBuf>,
     /// Largest accepted frame, in bytes.
@@ -73,8 +78,28 @@ pub struct ServerConfig {
     pub outbound_buffer_frames: usize,
     /// WebSocket ping interval; a connection missing two pongs is closed.
     pub ping_interval_ms: u64,
-    /// Failed auth attempts per address per minute before further attempts are refused.
+    /// Wrong credentials per address per minute before further wrong attempts get 429 (a
+    /// correct credential always passes; missing credentials are not counted).
     pub auth_failures_per_minute: u32,
+    /// A request's head must be complete within this, counted from the moment the connection
+    /// starts waiting for it (slowloris).
+    pub header_read_timeout_ms: u64,
+    /// From accept until the connection is an authenticated WebSocket or has had its first
+    /// request answered.
+    pub handshake_timeout_ms: u64,
+    /// A keep-alive HTTP connection with no request in progress is closed after this.
+    pub idle_timeout_ms: u64,
+    /// Connections not yet authenticated (counted from accept, HTTP keep-alive included); when
+    /// full, the oldest is closed to make room, so a new client always gets through.
+    pub max_unauthenticated_connections: usize,
+    /// Bytes of incomplete incoming frames held across all connections. Each connection may
+    /// hold `inbound_free_bytes_per_connection` without drawing on it; beyond that, reads wait
+    /// for budget, and a connection that waits `inbound_wait_timeout_ms` is closed with 1013.
+    pub max_inbound_bytes: usize,
+    /// How long a read may wait for inbound budget before its connection is closed (1013).
+    pub inbound_wait_timeout_ms: u64,
+    /// See `max_inbound_bytes`.
+    pub inbound_free_bytes_per_connection: usize,
     pub nodes: NodesConfig,
 }
 
@@ -93,6 +118,14 @@ impl Default for ServerConfig {
             outbound_buffer_frames: 1024,
             ping_interval_ms: 30_000,
             auth_failures_per_minute: 10,
+            allowed_hosts: Vec::new(),
+            header_read_timeout_ms: 10_000,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 30_000,
+            max_unauthenticated_connections: 256,
+            max_inbound_bytes: 64 * 1024 * 1024,
+            inbound_wait_timeout_ms: 10_000,
+            inbound_free_bytes_per_connection: 16 * 1024,
             nodes: NodesConfig::default(),
         }
     }
@@ -374,6 +407,38 @@ impl Config {
                 "server.ping_interval_ms must be at least 100".into(),
             ));
         }
+        for (key, ms) in [
+            ("header_read_timeout_ms", s.header_read_timeout_ms),
+            ("handshake_timeout_ms", s.handshake_timeout_ms),
+            ("idle_timeout_ms", s.idle_timeout_ms),
+            ("inbound_wait_timeout_ms", s.inbound_wait_timeout_ms),
+        ] {
+            if ms < 100 {
+                return Err(ConfigError::Invalid(format!(
+                    "server.{key} must be at least 100 (milliseconds)"
+                )));
+            }
+        }
+        if s.max_unauthenticated_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_unauthenticated_connections must be positive".into(),
+            ));
+        }
+        if s.max_inbound_bytes < s.max_frame_bytes {
+            return Err(ConfigError::Invalid(
+                "server.max_inbound_bytes must hold at least one largest frame (server.max_frame_bytes); raise it or lower server.max_frame_bytes"
+                    .into(),
+            ));
+        }
+        if let Some(bad) = s
+            .allowed_hosts
+            .iter()
+            .find(|h| crate::hosts::HostPattern::parse(h).is_none())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "server.allowed_hosts: `{bad}` is not a host name, `name:port`, `*.domain` or an IP address"
+            )));
+        }
         let channel_caps = self
             .queue
             .channels
@@ -397,7 +462,7 @@ impl Config {
 
     /// Refuses to expose an unauthenticated gateway beyond this machine.
     pub fn check_exposure(&self, bind: IpAddr) -> Result<(), ConfigError> {
-        if !bind.is_loopback() && self.server.token.is_none() {
+        if !bind.to_canonical().is_loopback() && self.server.token.is_none() {
             return Err(ConfigError::Invalid(format!(
                 "refusing to bind {bind} without a token: anyone on the network could drive the agent. \
                  Set server.token (or {TOKEN_ENV}), or bind 127.0.0.1"

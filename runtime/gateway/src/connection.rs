@@ -22,7 +22,6 @@ use flynn_protocol::{ErrorCode, Method};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -32,8 +31,9 @@ use tracing::{debug, info};
 
 use crate::auth::AuthError;
 use crate::gateway::{ConnectionSlot, Gateway};
+use crate::inbound::{BudgetExhausted, BudgetedStream};
 
-type Socket = Box<WebSocketStream<TcpStream>>;
+type Socket = Box<WebSocketStream<BudgetedStream>>;
 
 /// Events waiting for the connection's writer: bounded by `server.outbound_buffer_frames`, and
 /// allocating only while frames wait (a channel would pre-allocate a block per idle connection).
@@ -363,17 +363,26 @@ async fn serve(
                 None => return Ended::PeerClosed,
                 Some(Err(e)) => {
                     debug!(error = %e, "websocket read failed");
-                    if matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
-                        close!(1009, "frame larger than server.max_frame_bytes");
+                    // RFC 6455 section 7.1.7: fail the connection with the code that says why.
+                    if let Some((code, reason)) = failure_close(&e) {
+                        close!(code, reason);
                     }
                     return Ended::Broken;
                 }
-                Some(Ok(message)) => match incoming(gateway, state, message, &mut inflight) {
-                    Incoming::Reply(text) => reply!(text),
-                    Incoming::Pong => unanswered_pings = 0,
-                    Incoming::Close => return Ended::PeerClosed,
-                    Incoming::Nothing => {}
-                },
+                Some(Ok(message)) => {
+                    if matches!(message, Message::Text(_) | Message::Binary(_)) {
+                        ws.get_mut().message_done();
+                    }
+                    match incoming(gateway, state, message, &mut inflight) {
+                        Incoming::Reply(text) => reply!(text),
+                        Incoming::Pong => unanswered_pings = 0,
+                        Incoming::Close => {
+                            Box::pin(answer_close(&mut ws)).await;
+                            return Ended::PeerClosed;
+                        }
+                        Incoming::Nothing => {}
+                    }
+                }
             }
         };
     }
@@ -434,19 +443,82 @@ async fn serve(
     }
 }
 
-/// Sends a close frame and waits (bounded) for the peer's answer, so the close frame is really
-/// delivered.
+/// How long a close frame may take to reach a peer that reads slowly (it waits behind what is
+/// already buffered), and how long the peer then has to answer it.
+const CLOSE_DELIVERY: Duration = Duration::from_secs(3);
+const CLOSE_ANSWER: Duration = Duration::from_secs(2);
+
+/// Sends a close frame, lets it reach the peer (bounded), and reads (bounded) until the peer
+/// answers it, so the peer sees the code rather than a reset.
 async fn close_socket(ws: &mut Socket, code: u16, reason: String) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
-        reason: reason.into(),
+        reason: truncate_reason(reason).into(),
     };
     let close = ws.send(Message::Close(Some(frame)));
-    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+    if tokio::time::timeout(CLOSE_DELIVERY, close).await.is_err() {
+        return;
+    }
+    drain_after_close(ws).await;
+}
+
+/// The peer sent a close frame: tungstenite has queued the answer (the same code); send it and
+/// end the connection (RFC 6455 section 5.5.1).
+async fn answer_close(ws: &mut Socket) {
+    if tokio::time::timeout(CLOSE_DELIVERY, ws.flush())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    drain_after_close(ws).await;
+}
+
+/// Reads what the peer still sends until the closing handshake ends (bounded): closing the
+/// socket with unread bytes would reset the connection and could destroy the close frame.
+async fn drain_after_close(ws: &mut Socket) {
+    let _ = tokio::time::timeout(CLOSE_ANSWER, async {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
+}
+
+/// The close code for a read that failed, when the connection should be failed with one: 1002
+/// for protocol errors, 1007 for text that is not UTF-8, 1009 for a frame over the limit, 1013
+/// when the inbound memory budget is spent. `None` when the connection is simply gone.
+fn failure_close(error: &tokio_tungstenite::tungstenite::Error) -> Option<(u16, String)> {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match error {
+        Error::Capacity(_) => Some((1009, "frame larger than server.max_frame_bytes".into())),
+        Error::Utf8(_) => Some((1007, "a text frame is not valid UTF-8".into())),
+        Error::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake
+            | ProtocolError::SendAfterClosing
+            | ProtocolError::ReceivedAfterClosing,
+        ) => None,
+        Error::Protocol(e) => Some((1002, format!("protocol error: {e}"))),
+        Error::Io(e)
+            if e.get_ref()
+                .is_some_and(|inner| inner.is::<BudgetExhausted>()) =>
+        {
+            Some((1013, BudgetExhausted.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// A close reason is at most 123 bytes (RFC 6455 section 5.5: control payloads of 125 bytes,
+/// two of them the code).
+fn truncate_reason(mut reason: String) -> String {
+    if reason.len() > 123 {
+        let mut end = 123;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
 }
 
 /// Writes out what is buffered before a close, bounded by `WRITE_STALL`.

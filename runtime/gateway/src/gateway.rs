@@ -106,6 +106,10 @@ pub struct Gateway {
     pub started: Instant,
     pub connections: Arc<Connections>,
     pub limiter: FailureLimiter,
+    /// Connections accepted but not yet authenticated (capped; the oldest makes room).
+    pub unauthenticated: Arc<crate::admission::Unauthenticated>,
+    /// Bytes of unfinished incoming messages, across connections (read at start).
+    pub inbound: crate::inbound::InboundBudget,
     /// Cancelled once shutdown reaches the connections (after runs were cancelled).
     pub shutdown: CancellationToken,
     /// Notified by a signal handler to start a graceful shutdown.
@@ -133,6 +137,11 @@ impl Gateway {
             crate::logging::buffer(config.ops.log_buffer_lines),
         )
         .map_err(|e| crate::StartError::Ops(e.0))?;
+        let inbound = crate::inbound::InboundBudget::new(
+            config.server.max_inbound_bytes,
+            config.server.inbound_free_bytes_per_connection,
+            std::time::Duration::from_millis(config.server.inbound_wait_timeout_ms),
+        );
         let gateway = Arc::new(Self {
             ops: RwLock::new(ops),
             lanes: Lanes::default(),
@@ -147,6 +156,8 @@ impl Gateway {
             started: Instant::now(),
             connections: Arc::default(),
             limiter: FailureLimiter::default(),
+            unauthenticated: Arc::default(),
+            inbound,
             shutdown: CancellationToken::new(),
             shutdown_requested: tokio::sync::Notify::new(),
         });

@@ -7,6 +7,7 @@
 //! - [`handlers`]: the protocol's methods (`impl Handler for Gateway`).
 //! - [`gateway`]: shared state.
 
+pub mod admission;
 pub mod agent;
 pub mod approvals;
 pub mod auth;
@@ -14,7 +15,9 @@ pub mod config;
 pub mod connection;
 pub mod gateway;
 pub mod handlers;
+pub mod hosts;
 pub mod http_routes;
+pub mod inbound;
 pub mod lanes;
 pub mod logging;
 pub mod server;

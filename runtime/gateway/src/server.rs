@@ -7,23 +7,26 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tower_service::Service as _;
 use tracing::{debug, info, warn};
 
+use crate::admission::{AcceptBackoff, Pending};
 use crate::auth::{self, AuthError, Identity};
 use crate::connection;
 use crate::gateway::{Gateway, Reserve};
+use crate::hosts::AllowedHosts;
 use crate::http_routes;
 
 type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -60,51 +63,318 @@ pub fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
 
 /// Accepts connections until the gateway shuts down.
 pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener) {
+    let bound_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let routes = http_routes::routes(gateway.clone());
     let warp_service = warp::service(routes);
     let shutdown = gateway.shutdown.clone();
+    let mut backoff = AcceptBackoff::default();
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // Typically EMFILE: back off briefly instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+                    // Typically EMFILE: wait (growing) instead of spinning, one warning per
+                    // interval instead of one per attempt.
+                    let delay = backoff.failed(&e);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => continue,
+                    }
                 }
             },
         };
+        backoff.succeeded();
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let warp_service = warp_service.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                let gateway = gateway.clone();
-                let mut warp_service = warp_service.clone();
-                async move {
-                    if is_websocket_upgrade(&request) && request.uri().path() == "/" {
-                        Ok::<_, Infallible>(upgrade(gateway, request, peer))
-                    } else {
-                        request.extensions_mut().insert(http_routes::Peer(peer));
-                        let response = match warp_service.call(request).await {
-                            Ok(response) => response.map(|b| b.map_err(|e| e.into()).boxed()),
-                            Err(never) => match never {},
-                        };
-                        Ok(response)
-                    }
-                }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            if let Err(e) = connection.await {
-                debug!(%peer, error = %e, "http connection ended with an error");
-            }
-        });
+        let cap = gateway.config().server.max_unauthenticated_connections;
+        let pending = gateway.unauthenticated.enter(cap);
+        tokio::spawn(serve_http(
+            gateway.clone(),
+            warp_service.clone(),
+            stream,
+            peer,
+            bound_port,
+            pending,
+        ));
     }
     info!("stopped accepting connections");
+}
+
+/// One TCP connection's HTTP side: requests until it upgrades to a WebSocket, closes, idles
+/// past `server.idle_timeout_ms`, misses `server.handshake_timeout_ms`, or is evicted to make
+/// room for a newer unauthenticated connection.
+async fn serve_http<S>(
+    gateway: Arc<Gateway>,
+    warp_service: S,
+    stream: TcpStream,
+    peer: SocketAddr,
+    bound_port: u16,
+    pending: Pending,
+) where
+    S: tower_service::Service<
+            Request<Incoming>,
+            Response = warp::reply::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let server = gateway.config().server.clone();
+    let activity = Arc::new(Activity::default());
+    let io = TokioIo::new(WatchedStream {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            let gateway = gateway.clone();
+            let mut warp_service = warp_service.clone();
+            let busy = activity.begin();
+            async move {
+                let _busy = busy;
+                let config = gateway.config();
+                let hosts = AllowedHosts::new(&config.server, bound_port);
+                if let Err(refused) = check_host(&hosts, &request, peer) {
+                    return Ok::<_, Infallible>(*refused);
+                }
+                if is_websocket_upgrade(&request) && request.uri().path() == "/" {
+                    return Ok(upgrade(gateway, &hosts, request, peer));
+                }
+                request.extensions_mut().insert(http_routes::Peer(peer));
+                let response = match warp_service.call(request).await {
+                    Ok(response) => response.map(|b| b.map_err(|e| e.into()).boxed()),
+                    Err(never) => match never {},
+                };
+                Ok(response)
+            }
+        })
+    };
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(server.header_read_timeout_ms))
+        // Request heads only: hyper's default (about 400 KiB) times the unauthenticated cap is
+        // memory a client can hold without credentials.
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let accepted = tokio::time::Instant::now();
+    let handshake = Duration::from_millis(server.handshake_timeout_ms);
+    let idle = Duration::from_millis(server.idle_timeout_ms);
+    loop {
+        let deadline = activity.deadline(accepted, handshake, idle);
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(e) = ended {
+                    debug!(%peer, error = %e, "http connection ended with an error");
+                }
+                return;
+            }
+            _ = pending.evicted() => {
+                debug!(%peer, "closed to make room for a newer unauthenticated connection");
+                return;
+            }
+            _ = activity.answer_ended.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                if activity.expired(accepted, handshake, idle) {
+                    debug!(%peer, "closed: handshake or keep-alive idle timeout");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Largest request head (request line and headers) read from a client.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// What an HTTP connection is doing, for its timeouts: requests being answered, whether one
+/// was answered yet, and whether bytes arrived since the last answer (a next request being read,
+/// which `header_read_timeout` bounds).
+#[derive(Debug)]
+struct Activity {
+    in_flight: AtomicUsize,
+    answered: AtomicBool,
+    read_since_answer: AtomicBool,
+    idle_since: Mutex<tokio::time::Instant>,
+    /// Notified when an answer ends, so the watchdog re-arms for the idle time.
+    answer_ended: tokio::sync::Notify,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            answered: AtomicBool::new(false),
+            read_since_answer: AtomicBool::new(false),
+            idle_since: Mutex::new(tokio::time::Instant::now()),
+            answer_ended: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+/// A request being answered; dropping it marks the answer.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let a = &self.0;
+        if let Ok(mut since) = a.idle_since.lock() {
+            *since = tokio::time::Instant::now();
+        }
+        a.read_since_answer.store(false, Ordering::Release);
+        a.answered.store(true, Ordering::Release);
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+        a.answer_ended.notify_one();
+    }
+}
+
+impl Activity {
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(self.clone())
+    }
+
+    /// When to look again.
+    fn deadline(
+        &self,
+        accepted: tokio::time::Instant,
+        handshake: Duration,
+        idle: Duration,
+    ) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        if self.in_flight.load(Ordering::Acquire) > 0
+            || self.read_since_answer.load(Ordering::Acquire)
+        {
+            return now + idle.min(handshake);
+        }
+        if !self.answered.load(Ordering::Acquire) {
+            return accepted + handshake;
+        }
+        let since = self
+            .idle_since
+            .lock()
+            .map(|s| *s)
+            .unwrap_or_else(|p| *p.into_inner());
+        since + idle
+    }
+
+    /// Whether the connection has run out of time: no answer within the handshake time, or
+    /// idle (nothing in flight, nothing arriving) for the idle time.
+    fn expired(&self, accepted: tokio::time::Instant, handshake: Duration, idle: Duration) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        if !self.answered.load(Ordering::Acquire) {
+            return now >= accepted + handshake;
+        }
+        if self.read_since_answer.load(Ordering::Acquire) {
+            return false;
+        }
+        let since = self
+            .idle_since
+            .lock()
+            .map(|s| *s)
+            .unwrap_or_else(|p| *p.into_inner());
+        now >= since + idle
+    }
+}
+
+/// The TCP stream under hyper, noting when bytes arrive (for the idle timeout).
+#[derive(Debug)]
+struct WatchedStream {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl tokio::io::AsyncRead for WatchedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity
+                .read_since_answer
+                .store(true, Ordering::Release);
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for WatchedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Every request must name a host this gateway answers to (DNS rebinding): the request URI's
+/// authority when it has one (absolute form), else the `Host` header.
+fn check_host<B>(
+    hosts: &AllowedHosts,
+    request: &Request<B>,
+    peer: SocketAddr,
+) -> Result<(), Box<Response<Body>>> {
+    let named = match request.uri().authority() {
+        Some(authority) => Some(authority.as_str().to_owned()),
+        None => request
+            .headers()
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()),
+    };
+    let Some(named) = named else {
+        return Err(Box::new(json_error(
+            StatusCode::BAD_REQUEST,
+            -2,
+            "the request has no Host header; HTTP/1.1 requires one",
+        )));
+    };
+    if hosts.allows_host(&named) {
+        return Ok(());
+    }
+    warn!(%peer, host = %named, "request for a host this gateway does not serve refused");
+    Err(Box::new(json_error(
+        StatusCode::MISDIRECTED_REQUEST,
+        flynn_protocol::ErrorCode::AuthFailed.code(),
+        &format!(
+            "host `{named}` is not served by this gateway (DNS rebinding protection); if clients reach it by this name, add it to server.allowed_hosts"
+        ),
+    )))
 }
 
 fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
@@ -121,14 +391,22 @@ fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
 
 fn upgrade(
     gateway: Arc<Gateway>,
+    hosts: &AllowedHosts,
     mut request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
     let config = gateway.config();
     let server = &config.server;
-    if let Err(e) = auth::check_origin(server, request.headers()) {
-        warn!(%peer, error = %e, "websocket refused");
-        return json_error(StatusCode::FORBIDDEN, e.code().code(), &e.to_string());
+    // Browsers send `Origin`; a page from elsewhere must not drive a local gateway. Clients that
+    // are not browsers send none and pass. Checked against the allow-list, never against the
+    // request's own Host (which a rebinding attacker controls).
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+        if !hosts.allows_origin(&origin, &server.allowed_origins) {
+            let e = AuthError::Origin(origin);
+            warn!(%peer, error = %e, "websocket refused");
+            return json_error(StatusCode::FORBIDDEN, e.code().code(), &e.to_string());
+        }
     }
     let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
         return json_error(StatusCode::BAD_REQUEST, -2, "missing Sec-WebSocket-Key");
@@ -139,11 +417,20 @@ fn upgrade(
         .map(|v| v.as_bytes())
         != Some(b"13")
     {
-        return json_error(
-            StatusCode::BAD_REQUEST,
+        // RFC 6455 section 4.4: 426 with the versions the server speaks.
+        let mut response = json_error(
+            StatusCode::UPGRADE_REQUIRED,
             -2,
             "unsupported WebSocket version: use 13",
         );
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            header::HeaderValue::from_static("13"),
+        );
+        return response;
+    }
+    if let Err(message) = auth::check_subprotocol_offer(request.headers()) {
+        return json_error(StatusCode::BAD_REQUEST, -2, &message);
     }
     let auth = auth::authenticate(server, &gateway.limiter, request.headers(), peer);
     if let Err(AuthError::RateLimited(wait)) = &auth {
@@ -198,7 +485,7 @@ fn upgrade(
         // Back to the plain TCP stream: hyper's `Upgraded` reaches it through a boxed trait
         // object and a rewind buffer on every read and write. Bytes hyper read past the
         // handshake (a client that sent its first frame at once) are handed to tungstenite.
-        let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        let parts = match upgraded.downcast::<TokioIo<WatchedStream>>() {
             Ok(parts) => parts,
             Err(_) => {
                 warn!(%peer, "upgraded connection is not a TCP stream; closing it");
@@ -209,7 +496,7 @@ fn upgrade(
         // read buffer (several KiB) alive for as long as the connection lasts.
         let early = (!parts.read_buf.is_empty()).then(|| parts.read_buf.to_vec());
         drop(parts.read_buf);
-        let stream = parts.io.into_inner();
+        let stream = gateway.inbound.stream(parts.io.into_inner().inner);
         let config = Some(websocket_config(max_frame));
         // Boxed: the stream is moved through several async layers, each of which would keep a
         // slot for it in its future (BENCHMARKS.md, finding 3).

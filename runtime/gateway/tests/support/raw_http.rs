@@ -60,6 +60,11 @@ pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) ->
     parse_response(&bytes)
 }
 
+/// Parses a response read off the wire.
+pub fn parse_response_bytes(bytes: &[u8]) -> HttpReply {
+    parse_response(bytes)
+}
+
 fn parse_response(bytes: &[u8]) -> HttpReply {
     let text = String::from_utf8_lossy(bytes);
     let (head, body) = text
