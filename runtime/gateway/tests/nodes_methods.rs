@@ -177,6 +177,54 @@ async fn register_checks_the_role_negotiates_and_filters_capabilities_by_gate() 
     stop(gw, [ws]).await;
 }
 
+/// The protocol document's node.register reply echoes `capabilities` in the client's order
+/// (`["ui.canvas", "notifications"]`, not sorted). A repeated capability is listed once, where it
+/// first appeared; `enabled` follows the same order. node.capabilities.get and system.nodes
+/// report the registration the same way.
+#[tokio::test]
+async fn register_keeps_the_clients_capability_order() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut ws = gw.client().await;
+    let registered = call_ok(
+        &mut ws,
+        "node.register",
+        json!({"nodeId": "desk", "role": "companion", "protocolVersion": 1,
+               "capabilities": ["ui.canvas", "notifications", "camera", "location", "notifications"]}),
+    )
+    .await;
+    let want = json!({
+        "declared": ["ui.canvas", "notifications", "camera", "location"],
+        "enabled": ["ui.canvas", "location"]
+    });
+    assert_eq!(
+        registered["capabilities"], want,
+        "declared in the client's order, duplicates once: {registered}"
+    );
+    let got = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
+    assert_eq!(got["capabilities"], want, "node.capabilities.get: {got}");
+    let nodes = call_ok(&mut ws, "system.nodes", json!({})).await;
+    assert_eq!(
+        entries(&nodes, "desk")[0]["capabilities"],
+        want,
+        "system.nodes: {nodes}"
+    );
+
+    // The document's own example, verbatim.
+    let example = call_ok(
+        &mut ws,
+        "node.register",
+        json!({"nodeId": "companion-desktop", "role": "companion", "protocolVersion": 1,
+               "capabilities": ["ui.canvas", "notifications"]}),
+    )
+    .await;
+    assert_eq!(
+        example["capabilities"]["declared"],
+        json!(["ui.canvas", "notifications"]),
+        "{example}"
+    );
+    stop(gw, [ws]).await;
+}
+
 #[tokio::test]
 async fn no_common_protocol_version_is_invalid_request_on_protocol_version() {
     let gw =
@@ -491,7 +539,8 @@ async fn location_status_and_push_token_are_stored_and_tokens_only_shown_masked(
     assert_eq!(snapshot["protocolVersion"], json!(1));
     assert_eq!(
         snapshot["capabilities"],
-        json!({"declared": ["location", "ui.canvas"], "enabled": ["location", "ui.canvas"]})
+        json!({"declared": ["ui.canvas", "location"], "enabled": ["ui.canvas", "location"]}),
+        "in the order the node declared them"
     );
     assert!(
         snapshot["registeredAt"]

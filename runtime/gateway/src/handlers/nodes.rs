@@ -5,7 +5,7 @@
 //! node's last-known location, status and push token are persisted by node id, so they survive
 //! reconnects and restarts. Push tokens leave the gateway only as masked previews.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU64;
 use std::sync::Mutex;
 
@@ -240,12 +240,14 @@ pub fn register(
                 ),
             )
         })?;
+    // The client's order, as the protocol document echoes it; a repeated capability once, where
+    // it first appeared.
+    let mut seen = HashSet::with_capacity(p.capabilities.len());
     let declared: Vec<String> = p
         .capabilities
         .iter()
+        .filter(|c| seen.insert(c.as_str()))
         .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
         .collect();
     let enabled: Vec<String> = declared
         .iter()
