@@ -319,9 +319,9 @@ export interface MethodNotFoundErrorData {
 
 /** Capabilities of a node connection. */
 export interface NodeCapabilities {
-  /** Capabilities the node declared in `node.register`. */
+  /** Capabilities the node declared in `node.register`, in the order it declared them (a repeated one listed once). */
   declared: string[];
-  /** Declared capabilities that the gateway enabled (the ones whose feature gate is open). */
+  /** Declared capabilities that the gateway enabled (the ones whose feature gate is open), in `declared` order. */
   enabled: string[];
 }
 
