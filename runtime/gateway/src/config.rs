@@ -457,6 +457,7 @@ impl Config {
                 "agent.warning_pct and agent.threshold_pct are percentages (0-100)".into(),
             ));
         }
+        self.tools.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

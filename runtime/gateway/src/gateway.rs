@@ -225,7 +225,8 @@ impl Gateway {
     pub fn set_config(&self, config: Config) -> Result<(), String> {
         let models = ModelTiers::build(&config.models)
             .map_err(|e| format!("the models section is not usable: {e}"))?;
-        let tools = ToolRegistry::with_defaults(&config.tools);
+        // Calls still running keep counting against the (possibly new) per-session limit.
+        let tools = self.tools().reconfigured(&config.tools);
         let ops = flynn_ops::Ops::new(
             ops_config(&config),
             crate::logging::buffer(config.ops.log_buffer_lines),

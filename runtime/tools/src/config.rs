@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `[tools]`: the workspace folder and the settings of each built-in tool.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ToolsConfig {
     /// Folder the file tools are confined to and where `shell.exec` runs. Unset: `workspace`
@@ -19,6 +19,24 @@ pub struct ToolsConfig {
     pub shell: ShellConfig,
     /// `[tools.files]`: the `file.read`, `file.write` and `file.list` tools.
     pub files: FilesConfig,
+    /// Most tool calls one session may have running at once, `tools.execute` and the agent's
+    /// tool calls together; a call beyond it is refused at once (nothing is started), saying
+    /// so. At least 1.
+    pub max_concurrent_runs_per_session: usize,
+}
+
+/// Default of [`ToolsConfig::max_concurrent_runs_per_session`].
+pub const DEFAULT_MAX_CONCURRENT_RUNS_PER_SESSION: usize = 4;
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            workspace: None,
+            shell: ShellConfig::default(),
+            files: FilesConfig::default(),
+            max_concurrent_runs_per_session: DEFAULT_MAX_CONCURRENT_RUNS_PER_SESSION,
+        }
+    }
 }
 
 impl ToolsConfig {
@@ -29,6 +47,18 @@ impl ToolsConfig {
             Some(dir) => data_dir.join(dir),
             None => data_dir.join("workspace"),
         }
+    }
+
+    /// Checks what the types cannot; the message names the key and what to set.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_concurrent_runs_per_session == 0 {
+            return Err(
+                "tools.max_concurrent_runs_per_session must be at least 1 (switch tools off with \
+                 tools.shell.enabled and tools.files.enabled instead)"
+                    .to_owned(),
+            );
+        }
+        Ok(())
     }
 }
 

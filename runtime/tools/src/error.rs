@@ -34,6 +34,20 @@ pub enum ToolError {
     #[error("`{tool}` refused: {reason}")]
     Denied { tool: String, reason: String },
 
+    /// The session already has `limit` tool calls running
+    /// (`tools.max_concurrent_runs_per_session`); nothing was started.
+    #[error(
+        "`{tool}` refused: session `{session_id}` already has {running} tool runs in progress and \
+         the limit is {limit} (tools.max_concurrent_runs_per_session); wait for one to finish, or \
+         raise the limit"
+    )]
+    Busy {
+        tool: String,
+        session_id: String,
+        running: usize,
+        limit: usize,
+    },
+
     /// The call's cancellation token fired; every process it started has been killed.
     #[error("`{tool}` was cancelled before it finished; any processes it started were killed")]
     Cancelled { tool: String },
@@ -51,6 +65,7 @@ impl ToolError {
             ToolError::NotFound { name, .. } => name,
             ToolError::InvalidArgs { tool, .. }
             | ToolError::Denied { tool, .. }
+            | ToolError::Busy { tool, .. }
             | ToolError::Cancelled { tool }
             | ToolError::Failed { tool, .. } => tool,
         }

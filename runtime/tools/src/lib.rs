@@ -25,6 +25,7 @@
 mod config;
 mod error;
 mod files;
+mod limits;
 mod policy;
 mod process;
 mod registry;
@@ -32,7 +33,7 @@ mod shell;
 mod tool;
 mod workspace;
 
-pub use config::{FilesConfig, ShellConfig, ToolsConfig};
+pub use config::{DEFAULT_MAX_CONCURRENT_RUNS_PER_SESSION, FilesConfig, ShellConfig, ToolsConfig};
 pub use error::ToolError;
 pub use files::{
     FILE_LIST, FILE_READ, FILE_WRITE, FileList, FileListInput, FileRead, FileReadInput, FileWrite,

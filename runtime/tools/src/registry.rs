@@ -8,15 +8,30 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::files::{FILE_LIST, FILE_READ, FILE_WRITE, FileList, FileRead, FileWrite};
+use crate::limits::RunCounts;
 use crate::shell::{SHELL_EXEC, ShellExec};
 use crate::{Tool, ToolContext, ToolDescriptor, ToolError, ToolOutput, ToolsConfig};
 
 /// Tools by name, plus the names of built-in tools switched off in the configuration (so a call
-/// to one says how to switch it on instead of "unknown tool").
-#[derive(Clone, Default)]
+/// to one says how to switch it on instead of "unknown tool"), and the calls each session has
+/// running, bounded by `max_concurrent_runs_per_session`.
+#[derive(Clone)]
 pub struct ToolRegistry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
     disabled: BTreeSet<String>,
+    max_runs_per_session: usize,
+    running: RunCounts,
+}
+
+impl Default for ToolRegistry {
+    fn default() -> Self {
+        Self {
+            tools: BTreeMap::new(),
+            disabled: BTreeSet::new(),
+            max_runs_per_session: crate::DEFAULT_MAX_CONCURRENT_RUNS_PER_SESSION,
+            running: RunCounts::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for ToolRegistry {
@@ -24,6 +39,7 @@ impl std::fmt::Debug for ToolRegistry {
         f.debug_struct("ToolRegistry")
             .field("tools", &self.names())
             .field("disabled", &self.disabled)
+            .field("max_runs_per_session", &self.max_runs_per_session)
             .finish()
     }
 }
@@ -37,7 +53,8 @@ impl ToolRegistry {
     /// The built-in tools (`shell.exec`, `file.read`, `file.write`, `file.list`) that `config`
     /// enables.
     pub fn with_defaults(config: &ToolsConfig) -> Self {
-        let mut registry = Self::new();
+        let mut registry =
+            Self::new().with_max_runs_per_session(config.max_concurrent_runs_per_session);
         if config.shell.enabled {
             registry.register(Arc::new(ShellExec::new(&config.shell)));
         } else {
@@ -53,6 +70,23 @@ impl ToolRegistry {
             }
         }
         registry
+    }
+
+    /// The registry `config` describes (like [`ToolRegistry::with_defaults`]) that keeps
+    /// counting the calls still running under this one, for a configuration reload: a session
+    /// does not get a fresh set of slots next to the runs it already has going.
+    pub fn reconfigured(&self, config: &ToolsConfig) -> Self {
+        Self {
+            running: self.running.clone(),
+            ..Self::with_defaults(config)
+        }
+    }
+
+    /// Sets how many calls one session may have running at once (at least 1); a call beyond it
+    /// is refused with [`ToolError::Busy`].
+    pub fn with_max_runs_per_session(mut self, limit: usize) -> Self {
+        self.max_runs_per_session = limit.max(1);
+        self
     }
 
     /// Adds a tool, replacing one of the same name.
@@ -79,7 +113,9 @@ impl ToolRegistry {
 
     /// Runs tool `name` with `args`. Errors: [`ToolError::NotFound`] listing the available
     /// names, [`ToolError::Denied`] for a tool switched off in the configuration or refused by
-    /// its policy, [`ToolError::InvalidArgs`], [`ToolError::Cancelled`], [`ToolError::Failed`].
+    /// its policy, [`ToolError::Busy`] when the session (`cx.session_id`) already has
+    /// `max_concurrent_runs_per_session` calls running, [`ToolError::InvalidArgs`],
+    /// [`ToolError::Cancelled`], [`ToolError::Failed`].
     pub async fn execute(
         &self,
         name: &str,
@@ -107,6 +143,22 @@ impl ToolRegistry {
             });
         }
         let session = cx.session_id.clone();
+        // Held until the call returns or its future is dropped.
+        let _slot = self
+            .running
+            .try_acquire(&session, self.max_runs_per_session)
+            .map_err(|running| {
+                tracing::warn!(
+                    %session, tool = name, running, limit = self.max_runs_per_session,
+                    "tool call refused: the session is at tools.max_concurrent_runs_per_session"
+                );
+                ToolError::Busy {
+                    tool: name.to_owned(),
+                    session_id: session.clone(),
+                    running,
+                    limit: self.max_runs_per_session,
+                }
+            })?;
         let started = Instant::now();
         let result = tool.execute(args, cx).await;
         let elapsed_ms = started.elapsed().as_millis();

@@ -332,3 +332,145 @@ async fn an_already_cancelled_context_runs_nothing() {
     assert!(matches!(err, ToolError::Cancelled { .. }), "{err:?}");
     assert!(!fx.ws().join("x.txt").exists());
 }
+
+/// A tool that runs until its gate opens, to hold calls in progress.
+struct Gate(Arc<tokio::sync::Notify>);
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GateInput {}
+
+impl TypedTool for Gate {
+    type Input = GateInput;
+    fn name(&self) -> &str {
+        "test.gate"
+    }
+    fn description(&self) -> String {
+        "Waits until the test opens the gate.".into()
+    }
+    async fn run(&self, _: GateInput, _cx: ToolContext) -> Result<ToolOutput, ToolError> {
+        self.0.notified().await;
+        Ok(ToolOutput::ok("through"))
+    }
+}
+
+/// Issue 11: a session's calls in progress are bounded; the refusal is immediate, names the
+/// session, the limit and the key; other sessions and finished calls free nothing they should
+/// not; a reconfigured registry keeps counting calls started under the old one.
+#[tokio::test]
+async fn calls_in_progress_are_bounded_per_session() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let fx = Fixture::default();
+    let mut registry = ToolRegistry::with_defaults(&ToolsConfig {
+        max_concurrent_runs_per_session: 2,
+        ..ToolsConfig::default()
+    });
+    registry.register(Arc::new(Gate(gate.clone())));
+    let registry = Arc::new(registry);
+    let cx =
+        |session: &str| ToolContext::new(fx.ws(), session, flynn_tools::CancellationToken::new());
+    let spawn = |session: &str| {
+        let (registry, cx) = (registry.clone(), cx(session));
+        tokio::spawn(async move { registry.execute("test.gate", json!({}), cx).await })
+    };
+    let held = [spawn("s:a"), spawn("s:a")];
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+    match registry.execute("test.gate", json!({}), cx("s:a")).await {
+        Err(err @ ToolError::Busy { .. }) => {
+            let text = err.to_string();
+            assert!(
+                text.contains("s:a")
+                    && text.contains("limit is 2")
+                    && text.contains("tools.max_concurrent_runs_per_session"),
+                "{text}"
+            );
+            assert_eq!(err.tool(), "test.gate");
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    // Every tool counts, not only shell.exec.
+    let err = registry
+        .execute("file.list", json!({}), cx("s:a"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ToolError::Busy { .. }), "{err:?}");
+    // Another session is not affected.
+    let out = registry
+        .execute("file.list", json!({}), cx("s:b"))
+        .await
+        .unwrap();
+    assert!(out.success);
+
+    // A reload to a limit of 3 while two run: one more fits, not three.
+    let reloaded = Arc::new({
+        let mut r = registry.reconfigured(&ToolsConfig {
+            max_concurrent_runs_per_session: 3,
+            ..ToolsConfig::default()
+        });
+        r.register(Arc::new(Gate(gate.clone())));
+        r
+    });
+    let third = {
+        let (registry, cx) = (reloaded.clone(), cx("s:a"));
+        tokio::spawn(async move { registry.execute("test.gate", json!({}), cx).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let err = reloaded
+        .execute("file.list", json!({}), cx("s:a"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ToolError::Busy {
+                running: 3,
+                limit: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    gate.notify_waiters();
+    for handle in held.into_iter().chain([third]) {
+        assert_eq!(handle.await.unwrap().unwrap().output, "through");
+    }
+    // Slots are released when calls end.
+    assert!(
+        registry
+            .execute("file.list", json!({}), cx("s:a"))
+            .await
+            .is_ok()
+    );
+
+    // A dropped call releases its slot too.
+    let one = ToolRegistry::with_defaults(&ToolsConfig {
+        max_concurrent_runs_per_session: 1,
+        ..ToolsConfig::default()
+    });
+    let mut one = one;
+    one.register(Arc::new(Gate(gate.clone())));
+    let pending = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        one.execute("test.gate", json!({}), cx("s:c")),
+    )
+    .await;
+    assert!(pending.is_err(), "the gate held the call");
+    assert!(one.execute("file.list", json!({}), cx("s:c")).await.is_ok());
+}
+
+#[test]
+fn a_limit_of_zero_runs_is_not_a_valid_configuration() {
+    let config = ToolsConfig {
+        max_concurrent_runs_per_session: 0,
+        ..ToolsConfig::default()
+    };
+    let err = config.validate().unwrap_err();
+    assert!(
+        err.contains("tools.max_concurrent_runs_per_session"),
+        "{err}"
+    );
+    assert!(ToolsConfig::default().validate().is_ok());
+    assert_eq!(ToolsConfig::default().max_concurrent_runs_per_session, 4);
+}

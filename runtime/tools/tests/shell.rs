@@ -237,7 +237,8 @@ async fn output_cap_truncates_without_blocking_the_child() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_calls_run_concurrently_without_mixing_output() {
-    let fx = Fixture::default();
+    // One session, so its limit of calls in progress must let all 16 through.
+    let fx = Fixture::new(config(|c| c.max_concurrent_runs_per_session = 16));
     let mut tasks = Vec::new();
     for i in 0..16 {
         let (registry, cx) = (fx.registry.clone(), fx.cx());

@@ -71,6 +71,13 @@ pub async fn execute(
             ),
             format!("invalid tool arguments: {message}"),
         )),
+        // The session is at tools.max_concurrent_runs_per_session and nothing was started. The
+        // spec has no busy code for tools.execute (AgentBusy is the queue's, with data.queue),
+        // so this is -2 on the session, like canvas.max_artifacts_per_session: an error reply a
+        // client can tell apart from a command that ran and failed.
+        Err(busy @ ToolError::Busy { .. }) => {
+            Err(RpcError::invalid("params.sessionId", busy.to_string()))
+        }
         Err(other) => Ok(ToolsExecuteResult {
             success: false,
             output: String::new(),
