@@ -432,8 +432,13 @@ pub struct Request<'a> {
     /// The frame carried `"jsonrpc": "2.0"`; the reply carries it too.
     pub jsonrpc: bool,
     pub method: Method,
-    /// The params object, or `None` when absent or `null`.
+    /// The params object, or `None` when absent, `null` or `[]` (what JSON-RPC libraries send
+    /// for a call without params).
     pub params: Option<&'a RawValue>,
+    /// A JSON-RPC 2.0 notification (`"jsonrpc": "2.0"` and no `id`): it runs, but nothing is
+    /// sent back, neither its reply nor its events; `id` is then a placeholder that never
+    /// reaches the wire.
+    pub notification: bool,
 }
 
 /// A frame that cannot be dispatched, with the reply it gets.
@@ -443,6 +448,10 @@ pub struct Rejected {
     pub id: Option<RequestId>,
     pub jsonrpc: bool,
     pub error: RpcError,
+    /// The frame was a valid notification whose call cannot run (an unknown method, positional
+    /// params): JSON-RPC 2.0 sends nothing back. A frame that is not a valid request object at
+    /// all is answered (id `null`) even without an id.
+    pub silent: bool,
 }
 
 impl Rejected {
@@ -460,6 +469,8 @@ struct RawFrame<'a> {
     params: Option<&'a RawValue>,
     /// The first member that is not one of the four, if any.
     unknown: Option<String>,
+    /// The first of the four that appears twice, if any.
+    duplicate: Option<&'static str>,
 }
 
 /// Reads a frame's members without building a tree. Anything but an object is refused here:
@@ -485,16 +496,26 @@ fn read_frame(text: &str) -> Result<RawFrame<'_>, RpcError> {
         };
     let mut frame = RawFrame::default();
     for (name, value) in members {
-        match name.as_ref() {
-            "id" => frame.id = Some(value),
-            "jsonrpc" => frame.jsonrpc = Some(value),
-            "method" => frame.method = Some(value),
-            "params" => frame.params = Some(value),
+        let (slot, known) = match name.as_ref() {
+            "id" => (&mut frame.id, "id"),
+            "jsonrpc" => (&mut frame.jsonrpc, "jsonrpc"),
+            "method" => (&mut frame.method, "method"),
+            "params" => (&mut frame.params, "params"),
             other => {
                 if frame.unknown.is_none() {
                     frame.unknown = Some(other.to_owned());
                 }
+                continue;
             }
+        };
+        // Kept first-wins here; the frame is refused when `duplicate` is set.
+        match slot {
+            Some(_) => {
+                if frame.duplicate.is_none() {
+                    frame.duplicate = Some(known);
+                }
+            }
+            None => *slot = Some(value),
         }
     }
     Ok(frame)
@@ -550,28 +571,45 @@ pub fn parse_request_slow(text: &str) -> Result<Request<'_>, Rejected> {
                 id: None,
                 jsonrpc: false,
                 error,
+                silent: false,
             });
         }
     };
     // Read before `jsonrpc` is checked, so a bad `jsonrpc` is still answered to its id.
     let jsonrpc_ok = frame.jsonrpc.map(RawValue::get) == Some("\"2.0\"");
+    // An id repeated is no id at all: the reply cannot say which one it answers.
+    if frame.duplicate == Some("id") {
+        return Err(Rejected {
+            id: None,
+            jsonrpc: jsonrpc_ok,
+            error: duplicate_member("id"),
+            silent: false,
+        });
+    }
+    let notification = frame.id.is_none() && jsonrpc_ok;
     let id = match frame
         .id
         .map(|raw| serde_json::from_str::<RequestId>(raw.get()))
     {
-        Some(Ok(id)) => id,
+        Some(Ok(id)) => Some(id),
         Some(Err(_)) => {
             return Err(Rejected {
                 id: None,
                 jsonrpc: jsonrpc_ok,
                 error: RpcError::invalid("id", "`id` must be an integer or a string"),
+                silent: false,
             });
         }
+        None if notification => None,
         None => {
             return Err(Rejected {
                 id: None,
                 jsonrpc: jsonrpc_ok,
-                error: RpcError::invalid("id", "`id` is required (an integer or a string)"),
+                error: RpcError::invalid(
+                    "id",
+                    "`id` is required (an integer or a string); with \"jsonrpc\": \"2.0\" a request without one is a notification",
+                ),
+                silent: false,
             });
         }
     };
@@ -580,22 +618,35 @@ pub fn parse_request_slow(text: &str) -> Result<Request<'_>, Rejected> {
         Some("\"2.0\"") => true,
         Some(other) => {
             return Err(Rejected {
-                id: Some(id),
+                id,
                 jsonrpc: false,
                 error: RpcError::invalid(
                     "jsonrpc",
                     format!("`jsonrpc` must be \"2.0\" when present, not {other}"),
                 ),
+                silent: false,
             });
         }
     };
-    let reject = |error: RpcError| Rejected {
-        id: Some(id.clone()),
+    // A frame that is not a valid request object is answered even when it has no id (with id
+    // null, JSON-RPC 2.0 section 5); a valid notification whose call cannot run is not.
+    let malformed = |error: RpcError| Rejected {
+        id: id.clone(),
         jsonrpc,
         error,
+        silent: false,
     };
+    let unservable = |error: RpcError| Rejected {
+        id: id.clone(),
+        jsonrpc,
+        error,
+        silent: notification,
+    };
+    if let Some(name) = frame.duplicate {
+        return Err(malformed(duplicate_member(name)));
+    }
     if let Some(name) = frame.unknown {
-        return Err(reject(RpcError::invalid(
+        return Err(malformed(RpcError::invalid(
             name.clone(),
             format!("unknown member `{name}`; a request has only id, method, params and jsonrpc"),
         )));
@@ -606,33 +657,110 @@ pub fn parse_request_slow(text: &str) -> Result<Request<'_>, Rejected> {
     {
         Some(Ok(name)) => name,
         Some(Err(_)) => {
-            return Err(reject(RpcError::invalid(
+            return Err(malformed(RpcError::invalid(
                 "method",
                 "`method` must be a string",
             )));
         }
-        None => return Err(reject(RpcError::invalid("method", "`method` is required"))),
+        None => {
+            return Err(malformed(RpcError::invalid(
+                "method",
+                "`method` is required",
+            )));
+        }
     };
     let Some(method) = Method::from_name(&method_name) else {
-        return Err(reject(RpcError::method_not_found(&method_name)));
+        return Err(unservable(RpcError::method_not_found(&method_name)));
     };
     let params = match frame.params {
         None => None,
-        Some(raw) if raw.get() == "null" => None,
+        Some(raw) if raw.get() == "null" || is_empty_array(raw.get()) => None,
         Some(raw) if raw.get().starts_with('{') => Some(raw),
-        Some(_) => {
-            return Err(reject(RpcError::invalid(
+        Some(raw) if raw.get().starts_with('[') => {
+            return Err(unservable(RpcError::invalid(
                 "params",
-                "`params` must be an object of named params (by-position arrays are not supported)",
+                "`params` must be an object of named params (by-position arrays are not supported; `[]` means none)",
+            )));
+        }
+        Some(_) => {
+            return Err(malformed(RpcError::invalid(
+                "params",
+                "`params` must be an object of named params (by-position arrays are not supported; `[]` means none)",
             )));
         }
     };
     Ok(Request {
-        id,
+        // A notification's id never reaches the wire.
+        id: id.unwrap_or(RequestId::Number(0)),
         jsonrpc,
         method,
         params,
+        notification,
     })
+}
+
+fn duplicate_member(name: &str) -> RpcError {
+    RpcError::invalid(
+        name,
+        format!("member `{name}` appears more than once; send each member once"),
+    )
+}
+
+/// `[]`, whitespace allowed inside.
+fn is_empty_array(raw: &str) -> bool {
+    raw.strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .is_some_and(|inner| inner.trim_matches([' ', '\t', '\n', '\r']).is_empty())
+}
+
+/// Most requests in one batch; a larger batch is refused as a whole.
+pub const MAX_BATCH_REQUESTS: usize = 100;
+
+/// A text frame that is a JSON array: a JSON-RPC 2.0 batch (section 6). `None` when the frame is
+/// not an array (parse it with [`parse_request`]); `Some(Err)` for an empty or oversize batch
+/// (one error reply, id null) or an array that is not valid JSON (-1); else its entries, each to
+/// be parsed with [`parse_request`] and answered in one array.
+pub fn batch_entries(text: &str) -> Option<Result<Vec<&RawValue>, Rejected>> {
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('[')
+    {
+        return None;
+    }
+    let refuse = |error: RpcError| Rejected {
+        id: None,
+        jsonrpc: true,
+        error,
+        silent: false,
+    };
+    let entries: Vec<&RawValue> = match serde_json::from_str(text) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return Some(Err(Rejected {
+                jsonrpc: false,
+                ..refuse(RpcError::new(
+                    ErrorCode::ParseError,
+                    format!("invalid JSON: {e}"),
+                ))
+            }));
+        }
+    };
+    if entries.is_empty() {
+        return Some(Err(refuse(RpcError::invalid(
+            "",
+            "an empty batch: send at least one request in the array",
+        ))));
+    }
+    if entries.len() > MAX_BATCH_REQUESTS {
+        return Some(Err(refuse(RpcError::invalid(
+            "",
+            format!(
+                "a batch of {} requests; at most {MAX_BATCH_REQUESTS} per batch",
+                entries.len()
+            ),
+        ))));
+    }
+    Some(Ok(entries))
 }
 
 #[derive(Serialize)]
@@ -797,6 +925,12 @@ mod tests {
     fn bad_frames_get_the_documented_codes() {
         assert_eq!(rejected("{nope").error.code, -1);
         assert_eq!(rejected("[1,2]").error.code, -2);
+        assert_eq!(
+            rejected(r#"{"id":1,"id":2,"method":"system.info"}"#)
+                .error
+                .code,
+            -2
+        );
         assert_eq!(rejected("42").error.code, -2);
         assert_eq!(rejected(r#"{"id":1}"#).error.code, -2);
         assert_eq!(
@@ -835,6 +969,37 @@ mod tests {
         assert_eq!(r.error.code, -2);
         assert_eq!(r.id, Some(RequestId::Number(31)));
         assert_eq!(r.error.data, Some(serde_json::json!({ "path": "extra" })));
+    }
+
+    #[test]
+    fn json_rpc_2_0_clients_are_understood() {
+        // `params: []` is no params.
+        let r = parse_request(r#"{"jsonrpc":"2.0","id":1,"method":"system.info","params":[ ]}"#);
+        assert_eq!(r.map(|r| r.params.is_none()).ok(), Some(true));
+        // A notification runs silently.
+        let r = parse_request(r#"{"jsonrpc":"2.0","method":"system.info"}"#);
+        assert_eq!(r.map(|r| r.notification).ok(), Some(true));
+        let r = rejected(r#"{"jsonrpc":"2.0","method":"nope"}"#);
+        assert!(r.silent);
+        // ... but one that is not a request object is answered, id null.
+        let r = rejected(r#"{"jsonrpc":"2.0","method":1}"#);
+        assert!(!r.silent && r.id.is_none());
+        // Without the marker an id is still required.
+        assert!(!rejected(r#"{"method":"system.info"}"#).silent);
+        // Duplicate members are refused, naming the member.
+        let r = rejected(r#"{"id":3,"method":"system.info","method":"system.info"}"#);
+        assert_eq!(r.error.data, Some(serde_json::json!({ "path": "method" })));
+        assert_eq!(r.id, Some(RequestId::Number(3)));
+        let r = rejected(r#"{"id":3,"method":"system.info","params":{},"params":{}}"#);
+        assert_eq!(r.error.code, -2);
+        // Batches.
+        assert!(batch_entries(r#"{"id":1}"#).is_none());
+        assert!(matches!(batch_entries("[]"), Some(Err(r)) if r.error.code == -2));
+        assert!(matches!(batch_entries("[1,"), Some(Err(r)) if r.error.code == -1));
+        let many = format!("[{}]", vec!["1"; MAX_BATCH_REQUESTS + 1].join(","));
+        assert!(matches!(batch_entries(&many), Some(Err(_))));
+        let entries = batch_entries(r#" [{"id":1,"method":"system.info"}, 2]"#);
+        assert_eq!(entries.and_then(Result::ok).map(|e| e.len()), Some(2));
     }
 
     #[test]

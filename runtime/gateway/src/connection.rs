@@ -409,7 +409,11 @@ async fn serve(
                     close!(1008, "slow consumer: events were not read fast enough");
                 }
             }
-            Some(text) = inflight.next(), if !inflight.is_empty() => reply!(text),
+            Some(reply) = inflight.next(), if !inflight.is_empty() => {
+                if let Some(text) = reply {
+                    reply!(text);
+                }
+            }
             message = ws.next(), if !draining => {
                 // This message and every frame already buffered, before writing anything.
                 let mut next = Some(message);
@@ -436,8 +440,10 @@ async fn serve(
             seq += 1;
             feed!(encode(out, seq));
         }
-        while let Some(Some(text)) = inflight.next().now_or_never() {
-            reply!(text);
+        while let Some(Some(reply)) = inflight.next().now_or_never() {
+            if let Some(text) = reply {
+                reply!(text);
+            }
         }
         guarded!(ws.flush());
     }
@@ -577,12 +583,23 @@ fn incoming<'g>(
     gateway: &'g Gateway,
     state: &Arc<ConnectionState>,
     message: Message,
-    inflight: &mut FuturesUnordered<PendingReply<'g>>,
+    inflight: &mut FuturesUnordered<Inflight<'g>>,
 ) -> Incoming {
     match message {
-        Message::Text(text) => match wire::parse_request(text.as_str()) {
-            Ok(request) => start(gateway, state, request, inflight),
-            Err(rejected) => Incoming::Reply(rejected.reply()),
+        Message::Text(text) => match wire::batch_entries(text.as_str()) {
+            None => match wire::parse_request(text.as_str()) {
+                Ok(request) => match begin(gateway, state, request) {
+                    Started::Ready(reply) => reply.map_or(Incoming::Nothing, Incoming::Reply),
+                    Started::Pending(pending) => {
+                        inflight.push(Inflight::One(pending));
+                        Incoming::Nothing
+                    }
+                },
+                Err(rejected) if rejected.silent => Incoming::Nothing,
+                Err(rejected) => Incoming::Reply(rejected.reply()),
+            },
+            Some(Err(rejected)) => Incoming::Reply(rejected.reply()),
+            Some(Ok(entries)) => start_batch(gateway, state, &entries, inflight),
         },
         Message::Binary(_) => Incoming::Reply(wire::error_reply(
             None,
@@ -598,28 +615,83 @@ fn incoming<'g>(
     }
 }
 
+/// A JSON-RPC 2.0 batch (section 6): every entry starts now; the replies go out together as
+/// one array once all are done (notifications contribute none, and a batch of notifications
+/// gets no reply at all). Events of batched requests flow as usual, ahead of the array.
+fn start_batch<'g>(
+    gateway: &'g Gateway,
+    state: &Arc<ConnectionState>,
+    entries: &[&serde_json::value::RawValue],
+    inflight: &mut FuturesUnordered<Inflight<'g>>,
+) -> Incoming {
+    let mut batch = BatchReply {
+        parts: Vec::with_capacity(entries.len()),
+    };
+    for entry in entries {
+        match wire::parse_request(entry.get()) {
+            Ok(request) => match begin(gateway, state, request) {
+                Started::Ready(Some(reply)) => batch.parts.push(BatchPart::Done(reply)),
+                Started::Ready(None) => {}
+                Started::Pending(pending) => batch.parts.push(BatchPart::Waiting(pending)),
+            },
+            Err(rejected) if rejected.silent => {}
+            Err(rejected) => batch.parts.push(BatchPart::Done(rejected.reply())),
+        }
+    }
+    if batch.parts.is_empty() {
+        return Incoming::Nothing;
+    }
+    let mut pending = Inflight::Batch(batch);
+    match (&mut pending).now_or_never() {
+        Some(Some(text)) => Incoming::Reply(text),
+        Some(None) => Incoming::Nothing,
+        None => {
+            inflight.push(pending);
+            Incoming::Nothing
+        }
+    }
+}
+
+/// A request just started: answered at once (`None` for a notification), or still running.
+enum Started<'g> {
+    Ready(Option<String>),
+    Pending(PendingReply<'g>),
+}
+
+/// Events of notifications go nowhere: JSON-RPC 2.0 sends nothing back for them.
+struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: Value) {}
+}
+
 /// Starts one request. Handlers that answer from memory reply at once, and so does a future
-/// that is done on its first poll; the others wait in `inflight`.
-fn start<'g>(
+/// that is done on its first poll; the others are returned to wait in `inflight`.
+fn begin<'g>(
     gateway: &'g Gateway,
     state: &Arc<ConnectionState>,
     request: wire::Request<'_>,
-    inflight: &mut FuturesUnordered<PendingReply<'g>>,
-) -> Incoming {
+) -> Started<'g> {
     let wire::Request {
         id,
         jsonrpc,
         method,
         params,
+        notification,
     } = request;
-    let sink: Arc<dyn EventSink> = state.clone();
+    let sink: Arc<dyn EventSink> = if notification {
+        Arc::new(NoEvents)
+    } else {
+        state.clone()
+    };
     let call = Call::new(
         state.clone(),
         EventEmitter::new(id.clone(), sink).with_jsonrpc(jsonrpc),
     );
     let reply = match flynn_protocol::dispatch(gateway, call, method, params) {
         Dispatched::Ready(reply) => {
-            return Incoming::Reply(reply_frame(reply, &id, jsonrpc, method));
+            let text = reply_frame(reply, &id, jsonrpc, method);
+            return Started::Ready((!notification).then_some(text));
         }
         Dispatched::Later(reply) => reply,
     };
@@ -629,13 +701,11 @@ fn start<'g>(
         jsonrpc,
         method,
         reply,
+        notification,
     };
     match (&mut pending).now_or_never() {
-        Some(text) => Incoming::Reply(text),
-        None => {
-            inflight.push(pending);
-            Incoming::Nothing
-        }
+        Some(text) => Started::Ready(text),
+        None => Started::Pending(pending),
     }
 }
 
@@ -654,22 +724,86 @@ fn reply_frame(
     })
 }
 
-/// A started request: resolves to its reply frame, the result or the handler's error.
+/// A started request: resolves to its reply frame, the result or the handler's error (`None`
+/// for a notification).
 struct PendingReply<'g> {
     id: RequestId,
     jsonrpc: bool,
     method: Method,
     reply: ReplyFuture<'g>,
+    notification: bool,
 }
 
 impl Future for PendingReply<'_> {
-    type Output = String;
+    type Output = Option<String>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<String> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let this = &mut *self;
-        this.reply
-            .as_mut()
-            .poll(cx)
-            .map(|reply| reply_frame(reply, &this.id, this.jsonrpc, this.method))
+        this.reply.as_mut().poll(cx).map(|reply| {
+            let text = reply_frame(reply, &this.id, this.jsonrpc, this.method);
+            (!this.notification).then_some(text)
+        })
+    }
+}
+
+/// One entry of a batch: answered, or still running.
+enum BatchPart<'g> {
+    Done(String),
+    Waiting(PendingReply<'g>),
+    /// A notification that finished: nothing to send.
+    Silent,
+}
+
+/// A batch's replies, sent as one array when the last entry is done.
+struct BatchReply<'g> {
+    parts: Vec<BatchPart<'g>>,
+}
+
+impl Future for BatchReply<'_> {
+    type Output = Option<String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        let mut waiting = false;
+        for part in self.parts.iter_mut() {
+            if let BatchPart::Waiting(pending) = part {
+                match Pin::new(pending).poll(cx) {
+                    Poll::Ready(Some(text)) => *part = BatchPart::Done(text),
+                    Poll::Ready(None) => *part = BatchPart::Silent,
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            return Poll::Pending;
+        }
+        let replies: Vec<&str> = self
+            .parts
+            .iter()
+            .filter_map(|part| match part {
+                BatchPart::Done(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        if replies.is_empty() {
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(format!("[{}]", replies.join(","))))
+    }
+}
+
+/// What a connection waits on: one request's reply, or a batch's.
+enum Inflight<'g> {
+    One(PendingReply<'g>),
+    Batch(BatchReply<'g>),
+}
+
+impl Future for Inflight<'_> {
+    type Output = Option<String>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        match self.get_mut() {
+            Inflight::One(pending) => Pin::new(pending).poll(cx),
+            Inflight::Batch(batch) => Pin::new(batch).poll(cx),
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use raw_http::http_get;
-use serde_json::json;
+use serde_json::{Value, json};
 use support::TestGateway;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -597,4 +597,143 @@ async fn large_messages_share_a_bounded_inbound_budget() {
         "the first frame is answered: {text:?}"
     );
     health_ok(&gw).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON-RPC 2.0 clients, unchanged
+
+#[tokio::test]
+async fn empty_positional_params_mean_no_params() {
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    ws.send_text(r#"{"jsonrpc":"2.0","id":1,"method":"system.info","params":[]}"#)
+        .await;
+    let reply = ws.next_frame().await.expect("reply");
+    assert_eq!(reply["id"], 1);
+    assert!(reply["result"]["version"].is_string(), "{reply}");
+    // Non-empty positional params are still refused, naming the member.
+    ws.send_text(r#"{"jsonrpc":"2.0","id":2,"method":"system.info","params":[1]}"#)
+        .await;
+    let reply = ws.next_frame().await.expect("reply");
+    assert_eq!(reply["error"]["code"], -2, "{reply}");
+}
+
+#[tokio::test]
+async fn notifications_run_and_nothing_is_sent_back() {
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    // A notification that starts a turn: it runs (the session gets the messages), but neither
+    // its events nor its reply are sent.
+    ws.send_text(
+        r#"{"jsonrpc":"2.0","method":"agent.send","params":{"sessionId":"edge:note","message":"hi"}}"#,
+    )
+    .await;
+    // Notifications that cannot run are not answered either.
+    ws.send_text(r#"{"jsonrpc":"2.0","method":"no.such.method"}"#)
+        .await;
+    ws.send_text(r#"{"jsonrpc":"2.0","method":"system.info","params":[1]}"#)
+        .await;
+    // A frame that is not a request object is answered, id null.
+    ws.send_text(r#"{"jsonrpc":"2.0","method":7}"#).await;
+    let reply = ws.next_frame().await.expect("reply");
+    assert_eq!(reply["id"], Value::Null, "{reply}");
+    assert_eq!(reply["error"]["code"], -2, "{reply}");
+    // Wait for the turn to be stored, then check nothing else ever arrived.
+    let mut stored = false;
+    for _ in 0..50 {
+        let id = ws
+            .request("sessions.get", json!({ "sessionId": "edge:note" }))
+            .await;
+        let frame = ws.next_frame().await.expect("frame");
+        assert_eq!(frame["id"], id, "only replies to requests arrive: {frame}");
+        assert!(frame.get("event").is_none(), "{frame}");
+        let count = frame["result"]["history"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
+        if count >= 2 {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored, "the notification's turn ran");
+}
+
+#[tokio::test]
+async fn batches_are_answered_with_one_array() {
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    ws.send_text(
+        r#"[{"jsonrpc":"2.0","id":1,"method":"system.info"},
+            {"jsonrpc":"2.0","method":"system.info"},
+            {"jsonrpc":"2.0","id":2,"method":"nope"},
+            {"jsonrpc":"2.0","id":3,"method":"agent.send","params":{"sessionId":"edge:batch","message":"hello"}},
+            5]"#,
+    )
+    .await;
+    // The batched turn's events flow as events, before the array.
+    let mut events = 0;
+    let replies = loop {
+        let frame = ws.next_frame().await.expect("frame");
+        if frame.is_array() {
+            break frame;
+        }
+        assert_eq!(frame["id"], 3, "only the batched turn's events: {frame}");
+        assert!(frame["event"].is_string(), "{frame}");
+        events += 1;
+    };
+    assert!(events >= 2, "content and done events before the array");
+    let replies = replies.as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        replies.len(),
+        4,
+        "no reply for the notification: {replies:?}"
+    );
+    let by_id = |id: Value| replies.iter().find(|r| r["id"] == id).cloned();
+    assert!(by_id(json!(1)).is_some_and(|r| r["result"]["version"].is_string()));
+    assert_eq!(
+        by_id(json!(2)).map(|r| r["error"]["code"].clone()),
+        Some(json!(-3))
+    );
+    assert!(by_id(json!(3)).is_some_and(|r| r["result"]["content"].is_string()));
+    assert_eq!(
+        by_id(Value::Null).map(|r| r["error"]["code"].clone()),
+        Some(json!(-2))
+    );
+
+    // An empty batch is one error; a batch of notifications gets nothing.
+    ws.send_text("[]").await;
+    let reply = ws.next_frame().await.expect("reply");
+    assert_eq!(reply["error"]["code"], -2, "{reply}");
+    assert_eq!(reply["id"], Value::Null);
+    ws.send_text(r#"[{"jsonrpc":"2.0","method":"system.info"}]"#)
+        .await;
+    let info = ws.call("system.info", json!({})).await;
+    assert!(
+        info["result"].is_object(),
+        "the next frame is this reply: {info}"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_members_are_refused() {
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    for (frame, path) in [
+        (
+            r#"{"id":1,"method":"system.info","method":"sessions.list"}"#,
+            "method",
+        ),
+        (
+            r#"{"id":2,"method":"system.info","params":{},"params":{}}"#,
+            "params",
+        ),
+        (r#"{"id":3,"id":4,"method":"system.info"}"#, "id"),
+    ] {
+        ws.send_text(frame).await;
+        let reply = ws.next_frame().await.expect("reply");
+        assert_eq!(reply["error"]["code"], -2, "{frame}: {reply}");
+        assert_eq!(reply["error"]["data"]["path"], path, "{frame}: {reply}");
+    }
 }

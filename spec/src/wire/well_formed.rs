@@ -34,6 +34,7 @@ pub(super) fn parse(text: &str) -> Option<Request<'_>> {
         jsonrpc: frame.jsonrpc,
         method,
         params,
+        notification: false,
     })
 }
 
