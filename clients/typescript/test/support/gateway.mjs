@@ -31,7 +31,7 @@ export function removeDir(dir) {
 export async function startGateway({ token = TOKEN, toml = "", port = 0, dir = tempDir() } = {}) {
   const dataDir = join(dir, "data");
   const configPath = join(dir, "config.toml");
-  const tokenLine = token === undefined ? "" : `token = ${JSON.stringify(token)}\n`;
+  const tokenLine = token == null ? "" : `token = ${JSON.stringify(token)}\n`;
   writeFileSync(configPath, `[server]\n${tokenLine}${toml}\n`);
   const child = spawn(gatewayBinary(), ["--config", configPath, "--port", String(port), "--data-dir", dataDir], {
     stdio: ["ignore", "ignore", "pipe"],
