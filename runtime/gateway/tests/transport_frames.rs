@@ -76,13 +76,8 @@ async fn frames_that_are_not_objects_are_invalid_requests() {
     let gw = TestGateway::start("").await;
     let mut ws = gw.client().await;
     for frame in [
+        // An empty batch is one invalid request (JSON-RPC 2.0 section 6).
         "[]",
-        "[1, 2, 3]",
-        // A JSON-RPC batch is not supported: one request per frame.
-        "[{\"id\":1,\"method\":\"system.info\"}]",
-        // An array laid out like the request's fields must not be taken for a request.
-        "[7, \"2.0\", \"system.info\", {}]",
-        "[7, null, \"system.info\"]",
         "42",
         "\"system.info\"",
         "null",
@@ -92,6 +87,31 @@ async fn frames_that_are_not_objects_are_invalid_requests() {
         assert_error(&reply, -2, &Value::Null, None, frame);
         assert_alive(&mut ws, frame).await;
     }
+    // A non-empty array is a batch: each entry that is not a request object gets its own -2
+    // with id null, in one array; an array laid out like the request's fields is not taken for
+    // a request.
+    for (frame, entries) in [
+        ("[1, 2, 3]", 3),
+        ("[7, \"2.0\", \"system.info\", {}]", 4),
+        ("[7, null, \"system.info\"]", 3),
+    ] {
+        let reply = raw(&mut ws, frame).await;
+        let replies = reply.as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            replies.len(),
+            entries,
+            "one reply per entry of {frame}: {reply}"
+        );
+        for entry in &replies {
+            assert_eq!(entry["error"]["code"], json!(-2), "{frame}: {entry}");
+            assert_eq!(entry["id"], Value::Null, "{frame}: {entry}");
+        }
+        assert_alive(&mut ws, frame).await;
+    }
+    // A batch of one request is answered with an array of one reply.
+    let reply = raw(&mut ws, "[{\"id\":1,\"method\":\"system.info\"}]").await;
+    assert_eq!(reply[0]["id"], json!(1), "{reply}");
+    assert!(reply[0]["result"]["version"].is_string(), "{reply}");
 }
 
 #[tokio::test]
@@ -380,7 +400,6 @@ async fn params_by_position_or_not_an_object_are_rejected() {
     let gw = TestGateway::start("").await;
     let mut ws = gw.client().await;
     for frame in [
-        r#"{"id":21,"method":"system.info","params":[]}"#,
         r#"{"id":21,"method":"sessions.get","params":["telegram:1"]}"#,
         r#"{"id":21,"method":"system.info","params":"x"}"#,
         r#"{"id":21,"method":"system.info","params":3}"#,
@@ -389,10 +408,12 @@ async fn params_by_position_or_not_an_object_are_rejected() {
         let reply = raw(&mut ws, frame).await;
         assert_error(&reply, -2, &json!(21), Some("params"), frame);
     }
-    // Omitted or null params are fine for a method without required params.
+    // Omitted, null or empty-array params (what JSON-RPC libraries send for a call without
+    // params) are fine for a method without required params.
     for frame in [
         r#"{"id":22,"method":"system.info"}"#,
         r#"{"id":22,"method":"system.info","params":null}"#,
+        r#"{"id":22,"method":"system.info","params":[]}"#,
         r#"{"id":22,"method":"system.info","params":{}}"#,
     ] {
         let reply = raw(&mut ws, frame).await;
