@@ -3,6 +3,8 @@
 //! header's scheme, closing handshakes (RFC 6455) and the inbound memory budget. Real daemon,
 //! raw sockets.
 
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/raw_http.rs"]
 mod raw_http;
 mod support;
@@ -353,6 +355,78 @@ async fn half_open_upgrades_cannot_starve_a_real_client() {
     assert!(
         closed >= 90,
         "only {closed} of the 100 oldest half-open connections were closed"
+    );
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    let after_name = &stat[stat.rfind(')').expect("stat has a name") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: f64 =
+        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+    ticks / 100.0
+}
+
+#[tokio::test]
+async fn out_of_descriptors_the_gateway_neither_spins_nor_floods_the_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("flynn.toml");
+    std::fs::write(
+        &config,
+        "[server]\nmax_unauthenticated_connections = 1000\nhandshake_timeout_ms = 1500\n",
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    let gw = process::GatewayProcess::spawn_with_fd_limit(
+        &dir.path().join("data"),
+        &["--config", &config],
+        &[],
+        64,
+    )
+    .await;
+    let cpu_before = cpu_seconds(gw.pid());
+    // More connections than the process has descriptors: the rest wait in the listen backlog
+    // while accept fails with EMFILE.
+    let mut held = Vec::new();
+    for _ in 0..150 {
+        if let Ok(s) = TcpStream::connect(gw.addr).await {
+            held.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = cpu_seconds(gw.pid()) - cpu_before;
+    let log = gw.stderr_text();
+    let warnings = log.matches("accept failed").count();
+    assert!(warnings >= 1, "the descriptor shortage is reported:\n{log}");
+    assert!(warnings <= 2, "{warnings} accept warnings in 3 s:\n{log}");
+    assert!(cpu < 1.0, "the accept loop spins: {cpu:.2} s of CPU in 3 s");
+    drop(held);
+    // Once the holders are gone (or timed out) a normal client gets through.
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut s = match TcpStream::connect(gw.addr).await {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        let request = format!(
+            "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            gw.addr.port()
+        );
+        let _ = s.write_all(request.as_bytes()).await;
+        let mut bytes = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut bytes)).await;
+        if bytes.starts_with(b"HTTP/1.1 200") {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ok,
+        "health answers after the shortage:\n{}",
+        gw.stderr_text()
     );
 }
 

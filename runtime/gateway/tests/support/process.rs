@@ -31,7 +31,31 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Starts the binary on a free port with `data_dir`, extra arguments and environment.
     pub async fn spawn(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(binary());
+        Self::start(Command::new(binary()), data_dir, args, envs).await
+    }
+
+    /// Like `spawn`, with the open-descriptor limit (soft and hard) set to `limit` by the shell
+    /// before the binary starts.
+    pub async fn spawn_with_fd_limit(
+        data_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        limit: u32,
+    ) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(binary());
+        Self::start(command, data_dir, args, envs).await
+    }
+
+    async fn start(
+        mut command: Command,
+        data_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         command
             .arg("--port")
             .arg("0")
