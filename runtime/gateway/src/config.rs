@@ -14,6 +14,37 @@ use serde::{Deserialize, Serialize};
 /// of it).
 pub const TOKEN_ENV: &str = "FLYNN_SERVER_TOKEN";
 
+/// Secrets the daemon read from its environment at start and then removed from it (so the
+/// tools it runs cannot read them from `/proc/<pid>/environ`), by variable name. Set once by
+/// `main` through [`keep_env_secrets`]; [`Config::with_env`], also on `config.reload`, reads
+/// them here. Unset (library use, in-process tests): the live environment is read as before.
+static KEPT_ENV: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
+
+/// Keeps `secrets` (variable name to value) for [`Config::with_env`]; only the first call
+/// counts.
+pub fn keep_env_secrets(secrets: BTreeMap<String, String>) {
+    if KEPT_ENV.set(secrets).is_err() {
+        tracing::warn!("the environment's secrets were already kept; ignoring a second copy");
+    }
+}
+
+/// A secret variable: the copy kept at start, else the live environment.
+fn env_secret(name: &str) -> Option<String> {
+    KEPT_ENV
+        .get()
+        .and_then(|kept| kept.get(name).cloned())
+        .or_else(|| std::env::var(name).ok())
+}
+
+/// The variable a model tier's API key is read from: `api_key_env`, else Anthropic's default.
+fn api_key_env_name(tier: &flynn_models::ProviderConfig) -> Option<&str> {
+    match (&tier.api_key_env, tier.kind) {
+        (Some(name), _) => Some(name),
+        (None, flynn_models::ProviderKind::Anthropic) => Some(flynn_models::ANTHROPIC_KEY_ENV),
+        (None, _) => None,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]
@@ -376,12 +407,57 @@ impl Config {
 
     /// Applies environment overrides for secrets.
     pub fn with_env(mut self) -> Self {
-        if let Ok(token) = std::env::var(TOKEN_ENV)
+        if let Some(token) = env_secret(TOKEN_ENV)
             && !token.is_empty()
         {
             self.server.token = Some(token);
         }
+        // The providers read `api_key_env` from the live environment, which no longer holds
+        // the keys the daemon removed at start: hand them the kept copies (shown as *** by
+        // config.get, like the token). A key written in the file wins, as before.
+        if let Some(kept) = KEPT_ENV.get() {
+            for tier in self.models.tiers.values_mut() {
+                if tier
+                    .api_key
+                    .as_ref()
+                    .is_some_and(|k| !k.expose().is_empty())
+                {
+                    continue;
+                }
+                let key = api_key_env_name(tier)
+                    .and_then(|name| kept.get(name))
+                    .map(|value| value.trim())
+                    .filter(|value| !value.is_empty());
+                if let Some(key) = key {
+                    tier.api_key = Some(flynn_models::Secret::new(key));
+                }
+            }
+        }
         self
+    }
+
+    /// Which of the variables `present` (names in the environment) hold this configuration's
+    /// secrets: FLYNN_SERVER_TOKEN, each model tier's API key variable (`api_key_env`, and
+    /// ANTHROPIC_API_KEY), and every one `tools.shell.hide_env` matches. The daemon takes these
+    /// out of its environment at start.
+    pub fn secret_env_names<'a>(
+        &self,
+        present: impl IntoIterator<Item = &'a str>,
+    ) -> std::collections::BTreeSet<String> {
+        let keys: Vec<&str> = self
+            .models
+            .tiers
+            .values()
+            .filter_map(api_key_env_name)
+            .chain([flynn_models::ANTHROPIC_KEY_ENV])
+            .collect();
+        present
+            .into_iter()
+            .filter(|name| {
+                *name == TOKEN_ENV || keys.contains(name) || self.tools.shell.hides_env(name)
+            })
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Checks what the types cannot.
@@ -607,6 +683,40 @@ mod tests {
         assert!(
             !validator.is_valid(&wrong),
             "a misspelt key must not validate"
+        );
+    }
+
+    #[test]
+    fn secret_env_names_are_the_token_the_tier_keys_and_hide_env() {
+        let c: Config = toml::from_str(
+            "[models.tiers.a]\nkind = \"openai\"\nmodel = \"m\"\napi_key_env = \"MY_KEY\"\n\
+             [tools.shell]\nhide_env = [\"SECRET_*\"]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let present = [
+            "FLYNN_SERVER_TOKEN",
+            "MY_KEY",
+            "ANTHROPIC_API_KEY",
+            "SECRET_THING",
+            "OPENAI_API_KEY",
+            "PATH",
+            "HOME",
+        ];
+        let names: Vec<String> = c.secret_env_names(present).into_iter().collect();
+        assert_eq!(
+            names,
+            [
+                "ANTHROPIC_API_KEY",
+                "FLYNN_SERVER_TOKEN",
+                "MY_KEY",
+                "SECRET_THING"
+            ]
+        );
+        // The default hide_env covers FLYNN_* and both providers' usual variables.
+        let names = Config::default().secret_env_names(present);
+        assert!(
+            names.contains("OPENAI_API_KEY") && !names.contains("PATH"),
+            "{names:?}"
         );
     }
 

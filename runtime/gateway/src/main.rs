@@ -44,12 +44,17 @@ enum Command {
     CheckConfig,
 }
 
-fn load_config(cli: &Cli) -> Result<Config, String> {
-    let mut config = match &cli.config {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
+/// The configuration file (or the defaults), before the environment and the flags apply.
+fn load_file(cli: &Cli) -> Result<Config, String> {
+    match &cli.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        None => Ok(Config::default()),
     }
-    .with_env();
+}
+
+/// `file` with the environment's secrets (see [`seal_environment`]) and the flags applied.
+fn apply_env_and_flags(cli: &Cli, file: Config) -> Config {
+    let mut config = file.with_env();
     if let Some(port) = cli.port {
         config.server.port = port;
     }
@@ -59,7 +64,100 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
     if let Some(dir) = &cli.data_dir {
         config.storage.data_dir = Some(dir.clone());
     }
-    Ok(config)
+    config
+}
+
+/// What [`seal_environment`] did, logged once tracing is up.
+struct Sealed {
+    /// Names (not values) of the variables taken out of the environment.
+    removed: Vec<String>,
+    /// Why the process could not be made non-dumpable, if it could not.
+    dumpable_error: Option<String>,
+}
+
+/// Takes the daemon's secrets out of reach of the commands it runs. `hide_env` kept them out
+/// of a command's own environment, but a command could still `cat /proc/$PPID/environ`.
+///
+/// 1. The secret variables (FLYNN_SERVER_TOKEN, each tier's API key variable, whatever
+///    `tools.shell.hide_env` matches) are read and kept in memory for `Config::with_env`, which
+///    `config.reload` calls again.
+/// 2. Their values are overwritten in place, then they are removed from the environment:
+///    `/proc/<pid>/environ` shows the memory the environment was first laid out in, which
+///    removing a variable alone leaves as it was.
+/// 3. On Linux the process is made non-dumpable, so processes of the same user (every tool it
+///    runs) can read neither its `/proc/<pid>/environ` nor its memory (`/proc/<pid>/mem`,
+///    ptrace). This also turns off core dumps.
+///
+/// Must run while the process has one thread: before the tokio runtime, tracing and the
+/// store start (changing the environment races with any other thread reading it).
+fn seal_environment(file: &Config) -> Sealed {
+    let present: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    let names = file.secret_env_names(present.iter().map(String::as_str));
+    let mut kept = std::collections::BTreeMap::new();
+    for name in &names {
+        if let Some(value) = std::env::var_os(name) {
+            kept.insert(name.clone(), value.to_string_lossy().into_owned());
+        }
+    }
+    for name in &names {
+        #[cfg(target_os = "linux")]
+        environ::scrub_value(name);
+        // SAFETY: the process has a single thread here (see above), so nothing reads or
+        // writes the environment concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
+    flynn_gateway::config::keep_env_secrets(kept);
+    #[cfg(target_os = "linux")]
+    let dumpable_error = nix::sys::prctl::set_dumpable(false)
+        .err()
+        .map(|errno| errno.to_string());
+    #[cfg(not(target_os = "linux"))]
+    let dumpable_error = None;
+    Sealed {
+        removed: names.into_iter().collect(),
+        dumpable_error,
+    }
+}
+
+/// In-place overwriting of environment values, so they leave `/proc/<pid>/environ` too.
+#[cfg(target_os = "linux")]
+mod environ {
+    use std::ffi::{CStr, c_char};
+
+    unsafe extern "C" {
+        /// The process environment: a null-terminated array of `NAME=value` C strings.
+        static mut environ: *mut *mut c_char;
+    }
+
+    /// Overwrites the value of every `name=value` entry of the environment with NUL bytes
+    /// (the entry then reads `name=`; remove it afterwards). Nothing else changes.
+    pub(super) fn scrub_value(name: &str) {
+        // SAFETY: called while the process has one thread (see `seal_environment`), so the
+        // array and its strings do not change under us. `environ` is null or a
+        // null-terminated array of pointers to NUL-terminated strings; each string we write
+        // into is writable (the initial environment on the stack, or a copy setenv
+        // allocated) and we write only within its length, before its terminating NUL.
+        unsafe {
+            let mut entry = environ;
+            if entry.is_null() {
+                return;
+            }
+            while !(*entry).is_null() {
+                let text = CStr::from_ptr(*entry).to_bytes();
+                let value_start = name.len() + 1;
+                if text.len() >= value_start
+                    && text.starts_with(name.as_bytes())
+                    && text[name.len()] == b'='
+                {
+                    let value_len = text.len() - value_start;
+                    std::ptr::write_bytes((*entry).add(value_start), 0, value_len);
+                }
+                entry = entry.add(1);
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -71,13 +169,16 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let config = match load_config(&cli) {
+    let file = match load_file(&cli) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("flynn-gateway: {message}");
             return ExitCode::from(2);
         }
     };
+    // First, while this is the only thread: nothing below may run before it.
+    let sealed = seal_environment(&file);
+    let config = apply_env_and_flags(&cli, file);
     if let Some(Command::CheckConfig) = cli.command {
         return match config
             .validate()
@@ -102,6 +203,18 @@ fn main() -> ExitCode {
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .with(buffer.layer())
         .init();
+    if !sealed.removed.is_empty() {
+        tracing::info!(
+            variables = %sealed.removed.join(", "),
+            "secrets taken out of the process environment (kept in memory; tools never see them)"
+        );
+    }
+    if let Some(error) = sealed.dumpable_error {
+        tracing::warn!(
+            %error,
+            "cannot make the process non-dumpable; commands run as the same user may read its memory"
+        );
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

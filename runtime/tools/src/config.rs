@@ -97,10 +97,34 @@ pub struct ShellConfig {
     /// in the command's process group). Programs that must outlive the call can detach with
     /// `setsid`.
     pub kill_background_on_exit: bool,
-    /// Environment variables of the gateway that commands do not see (globs on the name), so a
-    /// model cannot read the gateway's own secrets through `env`.
+    /// Environment variables of the gateway passed on to commands (globs on the name). Commands
+    /// start from an empty environment and get only these (and `PWD`), so nothing else the
+    /// gateway was started with reaches them.
+    pub pass_env: Vec<String>,
+    /// Environment variables commands never see, even when `pass_env` matches them (globs on
+    /// the name), so a model cannot read the gateway's own secrets through `env`. The daemon
+    /// also removes them from its own environment at start, keeping the values in memory.
     pub hide_env: Vec<String>,
 }
+
+impl ShellConfig {
+    /// Whether commands get the gateway's variable `name`: `pass_env` matches it and
+    /// `hide_env` does not.
+    pub fn passes_env(&self, name: &str) -> bool {
+        self.pass_env.iter().any(|p| crate::policy::glob(p, name)) && !self.hides_env(name)
+    }
+
+    /// Whether `hide_env` matches the variable `name`.
+    pub fn hides_env(&self, name: &str) -> bool {
+        self.hide_env.iter().any(|p| crate::policy::glob(p, name))
+    }
+}
+
+/// Default of [`ShellConfig::pass_env`]: what programs commonly need to find each other, the
+/// home folder, the user, the locale, the terminal type, the time zone and the temp folder.
+pub const DEFAULT_PASS_ENV: [&str; 11] = [
+    "PATH", "HOME", "LANG", "LC_ALL", "LC_*", "TERM", "TZ", "USER", "LOGNAME", "SHELL", "TMPDIR",
+];
 
 impl Default for ShellConfig {
     fn default() -> Self {
@@ -113,6 +137,7 @@ impl Default for ShellConfig {
             output_cap_bytes: 64 * 1024,
             shell: PathBuf::from("/bin/sh"),
             kill_background_on_exit: true,
+            pass_env: DEFAULT_PASS_ENV.map(str::to_owned).to_vec(),
             hide_env: vec![
                 "FLYNN_*".to_owned(),
                 "ANTHROPIC_API_KEY".to_owned(),

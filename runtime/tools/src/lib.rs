@@ -33,7 +33,10 @@ mod shell;
 mod tool;
 mod workspace;
 
-pub use config::{DEFAULT_MAX_CONCURRENT_RUNS_PER_SESSION, FilesConfig, ShellConfig, ToolsConfig};
+pub use config::{
+    DEFAULT_MAX_CONCURRENT_RUNS_PER_SESSION, DEFAULT_PASS_ENV, FilesConfig, ShellConfig,
+    ToolsConfig,
+};
 pub use error::ToolError;
 pub use files::{
     FILE_LIST, FILE_READ, FILE_WRITE, FileList, FileListInput, FileRead, FileReadInput, FileWrite,

@@ -20,6 +20,8 @@ use tokio::process::Command;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::ShellConfig;
+
 /// How long output is still collected after the shell has exited (and its group was killed)
 /// when something outside the group, such as a `setsid` daemon, keeps the pipe open.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
@@ -29,8 +31,9 @@ pub(crate) struct Spec<'a> {
     pub shell: &'a Path,
     pub command: &'a str,
     pub cwd: &'a Path,
-    /// Environment variables not passed on to the command.
-    pub hidden_env: Vec<String>,
+    /// Decides which of the gateway's environment variables the command gets (`pass_env`
+    /// minus `hide_env`); it gets nothing else but `PWD`.
+    pub env: &'a ShellConfig,
     pub timeout: Duration,
     pub output_cap: usize,
     pub kill_background_on_exit: bool,
@@ -88,6 +91,14 @@ pub(crate) async fn run(spec: Spec<'_>) -> io::Result<Outcome> {
     let mut child = {
         let stderr_end: OwnedFd = write_end.try_clone()?;
         let mut command = Command::new(spec.shell);
+        // An empty environment plus the allow-list: a secret the gateway was started with
+        // reaches a command only if pass_env names it (and hide_env does not).
+        command.env_clear();
+        for (name, value) in std::env::vars_os() {
+            if name.to_str().is_some_and(|name| spec.env.passes_env(name)) {
+                command.env(&name, &value);
+            }
+        }
         command
             .arg("-c")
             .arg(spec.command)
@@ -97,14 +108,6 @@ pub(crate) async fn run(spec: Spec<'_>) -> io::Result<Outcome> {
             .stdout(Stdio::from(write_end))
             .stderr(Stdio::from(stderr_end))
             .process_group(0);
-        for (name, _) in std::env::vars_os() {
-            let hidden = name
-                .to_str()
-                .is_some_and(|name| spec.hidden_env.iter().any(|p| crate::policy::glob(p, name)));
-            if hidden {
-                command.env_remove(&name);
-            }
-        }
         command.spawn()?
         // `command` drops here and with it our copies of the write end, so EOF on the read end
         // means every process holding the pipe is gone.

@@ -140,7 +140,7 @@ impl TypedTool for ShellExec {
             shell: &self.config.shell,
             command: &input.command,
             cwd: &cwd,
-            hidden_env: self.config.hide_env.clone(),
+            env: &self.config,
             timeout,
             output_cap: self.config.output_cap_bytes,
             kill_background_on_exit: self.config.kill_background_on_exit,

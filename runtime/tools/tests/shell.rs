@@ -345,15 +345,59 @@ async fn timeout_arguments_are_checked_against_the_limits() {
 }
 
 #[tokio::test]
-async fn hidden_environment_variables_do_not_reach_the_command() {
+async fn commands_get_only_the_pass_env_variables_minus_hide_env() {
+    // cargo sets CARGO_PKG_NAME for the test process; commands start from an empty environment
+    // and get only what pass_env names (PATH, HOME, the locale, ...).
+    let command = json!({"command": "echo \"${CARGO_PKG_NAME:-unset}\"; echo \"${PATH:+path-set}\"; env | sed 's/=.*//' | sort | tr '\\n' ' '"});
     let fx = Fixture::default();
-    // cargo sets CARGO_PKG_NAME for the test process; the default hides only FLYNN_* and keys.
-    let command = json!({"command": "echo \"${CARGO_PKG_NAME:-unset}\""});
     let out = fx.run("shell.exec", command.clone()).await.unwrap();
-    assert_eq!(out.output, "flynn-tools\n");
-    let fx = Fixture::new(config(|c| c.shell.hide_env = vec!["CARGO_PKG_NA?E".into()]));
+    let mut lines = out.output.lines();
+    assert_eq!(lines.next(), Some("unset"), "{}", out.output);
+    assert_eq!(lines.next(), Some("path-set"), "{}", out.output);
+    let defaults = ToolsConfig::default();
+    for name in lines.next().unwrap_or_default().split_whitespace() {
+        assert!(
+            name == "PWD" || name == "SHLVL" || name == "_" || defaults.shell.passes_env(name),
+            "`{name}` reached the command without being in pass_env: {}",
+            out.output
+        );
+    }
+
+    let fx = Fixture::new(config(|c| c.shell.pass_env.push("CARGO_PKG_*".into())));
+    let out = fx.run("shell.exec", command.clone()).await.unwrap();
+    assert!(out.output.starts_with("flynn-tools\n"), "{}", out.output);
+    // hide_env wins over pass_env.
+    let fx = Fixture::new(config(|c| {
+        c.shell.pass_env.push("CARGO_PKG_*".into());
+        c.shell.hide_env = vec!["CARGO_PKG_NA?E".into()];
+    }));
     let out = fx.run("shell.exec", command).await.unwrap();
-    assert_eq!(out.output, "unset\n");
+    assert!(out.output.starts_with("unset\n"), "{}", out.output);
+}
+
+#[test]
+fn pass_env_defaults_and_hide_env_on_top() {
+    let shell = ToolsConfig::default().shell;
+    for name in [
+        "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "USER", "LOGNAME", "SHELL",
+        "TMPDIR",
+    ] {
+        assert!(shell.passes_env(name), "{name}");
+    }
+    for name in [
+        "FLYNN_SERVER_TOKEN",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "CARGO_PKG_NAME",
+        "LD_PRELOAD",
+    ] {
+        assert!(!shell.passes_env(name), "{name}");
+    }
+    let mut shell = shell;
+    shell.pass_env.push("FLYNN_*".into());
+    assert!(!shell.passes_env("FLYNN_SERVER_TOKEN"), "hide_env wins");
+    assert!(shell.hides_env("FLYNN_SERVER_TOKEN"));
 }
 
 #[tokio::test]
