@@ -1533,9 +1533,9 @@ export const ErrorCode = {
   AuthRequired: -4,
   /** The `method` is not a method of this spec; `error.data.method` repeats it. */
   MethodNotFound: -3,
-  /** The frame is JSON but not a valid request: not an object, no string `method`, an `id` that is neither integer nor string, `params` that is not an object (arrays are rejected), or params failing the method's schema (missing required param, wrong type, value out of range, unknown param). Also used when a gated feature is off or a named resource (artifact, dependency, backend, source) does not exist. `error.data.path` names the offending member. */
+  /** The frame is JSON but not a valid request: not an object, no string `method`, an `id` that is neither integer nor string, no `id` without `"jsonrpc": "2.0"`, a member given twice, `params` that is not an object (non-empty arrays are rejected; `[]` means no params), or params failing the method's schema (missing required param, wrong type, value out of range, unknown param); also an empty batch or one of more than 100 entries (`id: null`). Also used when a gated feature is off or a named resource (artifact, dependency, backend, source) does not exist. `error.data.path` names the offending member. Notifications get no error reply. */
   InvalidRequest: -2,
-  /** The frame is not valid JSON (or not UTF-8 text). The reply has `id: null` because no id could be read. */
+  /** The frame (a single request or a batch) is not valid JSON. The reply has `id: null` because no id could be read. A text frame that is not valid UTF-8 gets no -1: the connection is closed with 1007 (RFC 6455 section 8.1; decision close-codes). */
   ParseError: -1,
   /** The named session does not exist (neither live nor persisted); `error.data.sessionId` repeats it. */
   SessionNotFound: 1,
