@@ -117,6 +117,22 @@ pub const OPTIONAL_TAGS: &[(&str, &str)] = &[
         "`\"jsonrpc\": \"2.0\"` is echoed on replies and events",
     ),
     ("ids:string", "string request ids are echoed unchanged"),
+    (
+        "jsonrpc:params-empty",
+        "`params: []` (what JSON-RPC libraries send) means no params",
+    ),
+    (
+        "jsonrpc:notification",
+        "a notification (`\"jsonrpc\": \"2.0\"`, no id) runs and gets nothing back",
+    ),
+    (
+        "jsonrpc:batch",
+        "a batch (JSON array) is answered with one array of replies",
+    ),
+    (
+        "frame:duplicate-member",
+        "a member given twice: -2 naming it",
+    ),
     ("multi-connection", "several connections in one transcript"),
     ("queue:commands", "the `/queue` chat commands"),
     ("context", "context pressure (`context_warning`)"),
@@ -253,65 +269,96 @@ impl Coverage {
                         Outgoing::Raw(text) => serde_json::from_str::<Value>(text).ok(),
                         Outgoing::Frame { pattern, .. } => substitute(pattern, &no_captures).ok(),
                     };
-                    let Some(value) = value else { continue };
-                    let Some(method) = value.get("method").and_then(Value::as_str) else {
-                        continue;
+                    // A batch (an array) sends each of its entries.
+                    let values = match value {
+                        Some(Value::Array(entries)) => entries,
+                        Some(value) => vec![value],
+                        None => continue,
                     };
-                    requests.insert((conn, id_key(value.get("id"))), method.to_owned());
-                    if let Some(m) = spec.methods.get(method) {
-                        let params = params_of(&value);
-                        if m.example_params.iter().any(|e| json_equal(e, &params))
-                            && let Some(mc) = self.methods.get_mut(method)
-                        {
-                            mc.examples.insert(name.clone());
-                        }
-                    }
-                }
-                StepKind::Expect { pattern, .. } => {
-                    let id = match pattern.member("id") {
-                        Some(Pattern::Scalar(v)) => id_key(Some(v)),
-                        _ => continue,
-                    };
-                    let method = requests.get(&(conn, id)).cloned();
-                    if let Some(Value::String(event)) = pattern.literal_member("event") {
-                        self.events
-                            .entry(event.clone())
-                            .or_default()
-                            .insert(name.clone());
-                        if event == "error"
-                            && let Some(code) = pattern
-                                .member("data")
-                                .and_then(|d| d.literal_member("code"))
-                                .and_then(Value::as_i64)
-                        {
-                            self.codes.entry(code).or_default().insert(name.clone());
-                        }
-                    } else if let Some(error) = pattern
-                        .member("error")
-                        .filter(|_| !pattern.has_member("result"))
-                    {
-                        if let Some(code) = error.literal_member("code").and_then(Value::as_i64) {
-                            self.codes.entry(code).or_default().insert(name.clone());
-                        }
-                        if let Some(mc) = method.and_then(|m| self.methods.get_mut(&m)) {
-                            mc.errors.insert(name.clone());
-                        }
-                    } else if let Some(result) = pattern.member("result") {
-                        let loose = match result {
-                            Pattern::Object { optional, .. } => *optional,
-                            Pattern::Matcher(m) => m.optional,
-                            _ => false,
+                    for value in values {
+                        let Some(method) = value.get("method").and_then(Value::as_str) else {
+                            continue;
                         };
-                        if let Some(mc) = method.and_then(|m| self.methods.get_mut(&m)) {
-                            if loose {
-                                mc.loose_results.insert(name.clone());
-                            } else {
-                                mc.results.insert(name.clone());
+                        // A notification (no id) gets no reply to attribute.
+                        if let Some(id) = value.get("id").filter(|id| !id.is_null()) {
+                            requests.insert((conn.clone(), id_key(Some(id))), method.to_owned());
+                        }
+                        if let Some(m) = spec.methods.get(method) {
+                            let params = params_of(&value);
+                            if m.example_params.iter().any(|e| json_equal(e, &params))
+                                && let Some(mc) = self.methods.get_mut(method)
+                            {
+                                mc.examples.insert(name.clone());
                             }
                         }
                     }
                 }
+                // A batch reply (an array) counts reply by reply.
+                StepKind::Expect {
+                    pattern: Pattern::Array(replies),
+                    ..
+                } => {
+                    for reply in replies {
+                        self.add_expected(&name, reply, &conn, &requests);
+                    }
+                }
+                StepKind::Expect { pattern, .. } => {
+                    self.add_expected(&name, pattern, &conn, &requests);
+                }
                 _ => {}
+            }
+        }
+    }
+
+    /// What one expected frame of transcript `name` covers.
+    fn add_expected(
+        &mut self,
+        name: &str,
+        pattern: &Pattern,
+        conn: &str,
+        requests: &HashMap<(String, String), String>,
+    ) {
+        let name = name.to_owned();
+        let id = match pattern.member("id") {
+            Some(Pattern::Scalar(v)) => id_key(Some(v)),
+            _ => return,
+        };
+        let method = requests.get(&(conn.to_owned(), id)).cloned();
+        if let Some(Value::String(event)) = pattern.literal_member("event") {
+            self.events
+                .entry(event.clone())
+                .or_default()
+                .insert(name.clone());
+            if event == "error"
+                && let Some(code) = pattern
+                    .member("data")
+                    .and_then(|d| d.literal_member("code"))
+                    .and_then(Value::as_i64)
+            {
+                self.codes.entry(code).or_default().insert(name.clone());
+            }
+        } else if let Some(error) = pattern
+            .member("error")
+            .filter(|_| !pattern.has_member("result"))
+        {
+            if let Some(code) = error.literal_member("code").and_then(Value::as_i64) {
+                self.codes.entry(code).or_default().insert(name.clone());
+            }
+            if let Some(mc) = method.and_then(|m| self.methods.get_mut(&m)) {
+                mc.errors.insert(name.clone());
+            }
+        } else if let Some(result) = pattern.member("result") {
+            let loose = match result {
+                Pattern::Object { optional, .. } => *optional,
+                Pattern::Matcher(m) => m.optional,
+                _ => false,
+            };
+            if let Some(mc) = method.and_then(|m| self.methods.get_mut(&m)) {
+                if loose {
+                    mc.loose_results.insert(name);
+                } else {
+                    mc.results.insert(name);
+                }
             }
         }
     }
@@ -488,5 +535,33 @@ mod tests {
         let md = c.to_markdown(&spec, &excepted);
         assert!(md.contains("| `system.info` | `info` |"), "{md}");
         assert!(md.contains("not producible: r"));
+    }
+
+    #[test]
+    fn batches_count_entry_by_entry() {
+        let spec = Spec::load().unwrap();
+        let t = Transcript::parse(
+            Path::new("t.jsonl"),
+            concat!(
+                r#"{"type":"header","name":"batch","covers":["jsonrpc:batch"]}"#,
+                "\n",
+                r#"{"type":"send","raw":"[{\"id\":1,\"method\":\"system.info\"},{\"jsonrpc\":\"2.0\",\"method\":\"sessions.list\"},{\"id\":2,\"method\":\"nope\"}]"}"#,
+                "\n",
+                r#"{"type":"expect","frame":[{"id":2,"error":{"code":-3}},{"id":1,"result":{}}]}"#,
+                "\n",
+                r#"{"type":"send","raw":"[]"}"#,
+                "\n",
+                r#"{"type":"expect","frame":{"id":null,"error":{"code":-2}}}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        let c = Coverage::compute(&spec, &[t]);
+        assert!(c.methods["system.info"].results.contains("batch"));
+        assert!(c.codes[&-3].contains("batch"));
+        assert!(c.codes[&-2].contains("batch"));
+        assert!(c.tags["jsonrpc:batch"].contains("batch"));
+        // The notification is answered by nothing, so the id-null error is nobody's.
+        assert!(c.methods["sessions.list"].errors.is_empty());
     }
 }

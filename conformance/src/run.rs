@@ -76,6 +76,8 @@ pub fn skip_reason(t: &Transcript, token: Option<&str>) -> Option<String> {
 struct Received {
     frame: Value,
     is_event: bool,
+    /// An array: the replies of a batch (JSON-RPC 2.0 section 6), matched as a whole.
+    is_batch: bool,
     id: String,
 }
 
@@ -399,6 +401,7 @@ impl Runner<'_> {
                 }
                 conn.buffer.push(Received {
                     is_event: frame.get("event").is_some(),
+                    is_batch: frame.is_array(),
                     id: id_key(frame.get("id")),
                     frame,
                 });
@@ -436,6 +439,10 @@ impl Runner<'_> {
     async fn expect(&mut self, name: &str, pattern: &Pattern) {
         if !self.conns.get(name).is_some_and(|c| c.opened) {
             self.ensure_open(name).await;
+        }
+        if let Pattern::Array(replies) = pattern {
+            self.expect_batch(name, pattern, replies).await;
+            return;
         }
         let Some(id) = self.expected_id(name, pattern) else {
             return;
@@ -499,7 +506,7 @@ impl Runner<'_> {
             .buffer
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.is_event == is_event && r.id == id);
+            .filter(|(_, r)| !r.is_batch && r.is_event == is_event && r.id == id);
         if self.options.loose {
             candidates
                 .find(|(_, r)| {
@@ -509,6 +516,89 @@ impl Runner<'_> {
                 .map(|(i, _)| i)
         } else {
             candidates.next().map(|(i, _)| i)
+        }
+    }
+
+    /// A batch reply: the next array frame, its replies paired with the expected ones by id
+    /// (replies may come in any order; replies with the same id pair in order).
+    async fn expect_batch(&mut self, name: &str, pattern: &Pattern, replies: &[Pattern]) {
+        let mut ids = Vec::with_capacity(replies.len());
+        for reply in replies {
+            let Some(id) = self.expected_id(name, reply) else {
+                return;
+            };
+            ids.push(id);
+        }
+        let what = format!("batch reply to requests {}", ids.join(", "));
+        let deadline = Instant::now() + self.options.timeout;
+        loop {
+            let found = self.conns.get(name).and_then(|conn| {
+                let mut batches = conn.buffer.iter().enumerate().filter(|(_, r)| r.is_batch);
+                if self.options.loose {
+                    batches
+                        .find(|(_, r)| {
+                            align_batch(&ids, &r.frame).is_ok_and(|aligned| {
+                                let mut trial = self.captures.clone();
+                                match_value(pattern, &aligned, &mut trial).is_empty()
+                            })
+                        })
+                        .map(|(i, _)| i)
+                } else {
+                    batches.next().map(|(i, _)| i)
+                }
+            });
+            if let Some(index) = found {
+                let Some(conn) = self.conns.get_mut(name) else {
+                    return;
+                };
+                let received = conn.buffer.remove(index);
+                match align_batch(&ids, &received.frame) {
+                    Ok(aligned) => {
+                        for d in match_value(pattern, &aligned, &mut self.captures) {
+                            let received_value = d.received.clone();
+                            let f = self.fail(
+                                name,
+                                FailureKind::Mismatch,
+                                format!("{what}: {}", d.message),
+                            );
+                            f.path = Some(d.path.clone());
+                            f.expected = Some(d.expected.clone());
+                            f.received = received_value;
+                        }
+                    }
+                    Err(message) => {
+                        let f =
+                            self.fail(name, FailureKind::Mismatch, format!("{what}: {message}"));
+                        f.expected = Some(pattern.describe());
+                        f.received = Some(received.frame);
+                    }
+                }
+                return;
+            }
+            if let Some(code) = self.conns.get(name).and_then(|c| c.closed) {
+                self.fail(
+                    name,
+                    FailureKind::Missing,
+                    format!(
+                        "{what}: the connection closed ({}) before it arrived",
+                        close_text(code)
+                    ),
+                )
+                .expected = Some(pattern.describe());
+                return;
+            }
+            if !self.pump(deadline).await {
+                self.fail(
+                    name,
+                    FailureKind::Missing,
+                    format!(
+                        "{what}: no array frame arrived within {} ms",
+                        self.options.timeout.as_millis()
+                    ),
+                )
+                .expected = Some(pattern.describe());
+                return;
+            }
         }
     }
 
@@ -524,7 +614,12 @@ impl Runner<'_> {
         };
         let leftovers: Vec<Received> = conn.buffer.drain(..).collect();
         for r in leftovers {
-            let what = if r.is_event {
+            let what = if r.is_batch {
+                format!(
+                    "batch reply (an array of {})",
+                    r.frame.as_array().map_or(0, Vec::len)
+                )
+            } else if r.is_event {
                 format!(
                     "event `{}` for request {}",
                     r.frame.get("event").and_then(Value::as_str).unwrap_or("?"),
@@ -664,6 +759,42 @@ impl Runner<'_> {
     }
 }
 
+/// The replies of a received batch in the order of the expected ids (`ids` as [`id_key`]
+/// writes them), or why they cannot be paired: a reply missing, or one no expected reply has.
+fn align_batch(ids: &[String], received: &Value) -> Result<Value, String> {
+    let Value::Array(items) = received else {
+        return Err("expected an array".into());
+    };
+    let mut left: Vec<Option<&Value>> = items.iter().map(Some).collect();
+    let mut aligned = Vec::with_capacity(ids.len());
+    for id in ids {
+        let slot = left
+            .iter_mut()
+            .find(|r| r.is_some_and(|r| id_key(r.get("id")) == *id));
+        match slot.and_then(Option::take) {
+            Some(reply) => aligned.push(reply.clone()),
+            None => {
+                return Err(format!(
+                    "no reply to request {id} in it (it holds replies to {})",
+                    items
+                        .iter()
+                        .map(|r| id_key(r.get("id")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    }
+    let extra: Vec<String> = left.iter().flatten().map(|r| id_key(r.get("id"))).collect();
+    if !extra.is_empty() {
+        return Err(format!(
+            "it also holds replies to {}, which the transcript does not expect",
+            extra.join(", ")
+        ));
+    }
+    Ok(Value::Array(aligned))
+}
+
 fn close_text(code: Option<u16>) -> String {
     match code {
         Some(c) => format!("code {c}"),
@@ -683,5 +814,37 @@ fn describe_expected(pattern: &Pattern, id: &str) -> String {
             };
             format!("{which} to request {id}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn batch_replies_pair_by_id_in_any_order() {
+        let ids = [
+            "1".to_owned(),
+            "null".to_owned(),
+            "\"a\"".to_owned(),
+            "null".to_owned(),
+        ];
+        let received = json!([
+            {"id": null, "error": {"code": -2, "n": 1}},
+            {"id": "a", "result": {}},
+            {"id": 1, "result": {}},
+            {"id": null, "error": {"code": -2, "n": 2}}
+        ]);
+        let aligned = align_batch(&ids, &received).unwrap();
+        assert_eq!(aligned[0]["id"], 1);
+        assert_eq!(aligned[1]["error"]["n"], 1, "same ids pair in order");
+        assert_eq!(aligned[2]["id"], "a");
+        assert_eq!(aligned[3]["error"]["n"], 2);
+        let e = align_batch(&ids[..2], &received).unwrap_err();
+        assert!(e.contains("also holds replies to \"a\""), "{e}");
+        let e = align_batch(&["2".to_owned()], &received).unwrap_err();
+        assert!(e.contains("no reply to request 2"), "{e}");
+        assert!(align_batch(&ids, &json!({"id": 1})).is_err());
     }
 }

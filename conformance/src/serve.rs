@@ -2,7 +2,7 @@
 //!
 //! The client connects and performs the transcript's requests; `serve` checks each frame the
 //! client sends against the transcript's `send` line (objects are closed: a member the line
-//! does not have is a difference; `params` absent, `null` and `{}` are the same) and answers
+//! does not have is a difference; `params` absent, `null`, `[]` and `{}` are the same) and answers
 //! with the transcript's `expect` frames, with matchers replaced by their `$example` (or a
 //! value of their `$type`), ids mapped to the ids the client chose and `seq` numbered per
 //! connection. Every frame the client sends is also held to the spec.
@@ -579,7 +579,13 @@ impl<'a> Player<'a> {
         let Some(conn) = self.conns.get_mut(name) else {
             return;
         };
-        if let Some(object) = frame.as_object_mut() {
+        // A batch reply (an array) maps the id of each of its replies.
+        let objects: Vec<&mut Map<String, Value>> = match &mut frame {
+            Value::Object(object) => vec![object],
+            Value::Array(items) => items.iter_mut().filter_map(Value::as_object_mut).collect(),
+            _ => Vec::new(),
+        };
+        for object in objects {
             if let Some(id) = object.get("id").cloned()
                 && let Some(actual) = conn.ids.get(&id_key(Some(&id)))
             {
@@ -726,14 +732,19 @@ fn describe_request(frame: &Value) -> String {
     }
 }
 
-/// Params absent, `null` and `{}` mean the same (all become `{}`, so a difference inside
+/// Params absent, `null`, `[]` and `{}` mean the same (all become `{}`, so a difference inside
 /// params is reported at its own path).
 fn normalize_request(frame: &Value) -> Value {
     let Value::Object(map) = frame else {
         return frame.clone();
     };
     let mut out: Map<String, Value> = map.clone();
-    if matches!(out.get("params"), None | Some(Value::Null)) && out.contains_key("method") {
+    let no_params = match out.get("params") {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(a)) => a.is_empty(),
+        _ => false,
+    };
+    if no_params && out.contains_key("method") {
         out.insert("params".into(), Value::Object(Map::new()));
     }
     Value::Object(out)

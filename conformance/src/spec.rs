@@ -264,8 +264,10 @@ impl Spec {
             });
             return out;
         };
+        // `[]` is what JSON-RPC libraries send for no params (decision params-empty-array).
         let params = match frame.get("params") {
             None | Some(Value::Null) => json!({}),
+            Some(Value::Array(a)) if a.is_empty() => json!({}),
             Some(p) => p.clone(),
         };
         out.extend(run(
@@ -451,6 +453,19 @@ mod tests {
         assert_eq!(
             s.check_request(&json!({"id": 1, "method": "nope"}))[0].path,
             "method"
+        );
+        // JSON-RPC 2.0: `params: []` is no params; without an id a frame is a notification,
+        // which needs `"jsonrpc": "2.0"`.
+        let empty = json!({"jsonrpc": "2.0", "id": 1, "method": "system.info", "params": []});
+        assert!(s.check_request(&empty).is_empty());
+        let positional = json!({"jsonrpc": "2.0", "id": 1, "method": "system.info", "params": [1]});
+        assert!(!s.check_request(&positional).is_empty());
+        let note =
+            json!({"jsonrpc": "2.0", "method": "agent.cancel", "params": {"sessionId": "x"}});
+        assert!(s.check_request(&note).is_empty());
+        assert!(
+            !s.check_request(&json!({"method": "system.info"}))
+                .is_empty()
         );
     }
 

@@ -406,15 +406,37 @@ fn parse_step(kind: &str, map: &Map<String, Value>, line: usize) -> Result<Step,
                 .get("frame")
                 .ok_or("an expect line needs `frame`")?
                 .clone();
-            if !raw.is_object() {
-                return Err("`frame` of an expect line must be an object".into());
-            }
             let pattern = compile(&raw, "frame")?;
-            if !pattern.has_member("id") {
-                return Err(
-                    "an expected frame needs an `id` (null for frames that answer no request)"
-                        .into(),
-                );
+            match &pattern {
+                Pattern::Object { .. } => {
+                    if !pattern.has_member("id") {
+                        return Err(
+                            "an expected frame needs an `id` (null for frames that answer no request)"
+                                .into(),
+                        );
+                    }
+                }
+                // A batch reply: one array frame holding these replies, in any order.
+                Pattern::Array(replies) if !replies.is_empty() => {
+                    for (i, reply) in replies.iter().enumerate() {
+                        if !matches!(reply, Pattern::Object { .. }) || !reply.has_member("id") {
+                            return Err(format!(
+                                "frame[{i}]: each reply of an expected batch reply is an object with an `id`"
+                            ));
+                        }
+                        if reply.has_member("event") {
+                            return Err(format!(
+                                "frame[{i}]: a batch reply holds replies only; expect events as frames of their own"
+                            ));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(
+                        "`frame` of an expect line must be an object, or a non-empty array of replies (a batch reply)"
+                            .into(),
+                    );
+                }
             }
             StepKind::Expect { pattern, raw }
         }
@@ -612,5 +634,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("extra"));
+    }
+
+    #[test]
+    fn a_batch_reply_is_an_array_of_replies() {
+        let header = r#"{"type":"header","name":"x"}"#;
+        let t = parse(&format!(
+            "{header}\n{}\n",
+            r#"{"type":"expect","frame":[{"id":1,"result":{}},{"id":null,"error":{"code":-2}}]}"#
+        ))
+        .unwrap();
+        assert!(matches!(
+            &t.steps[0].kind,
+            StepKind::Expect { pattern: Pattern::Array(r), .. } if r.len() == 2
+        ));
+        for (bad, why) in [
+            (r#"[]"#, "non-empty"),
+            (r#"[{"result":{}}]"#, "`id`"),
+            (r#"[{"id":1,"event":"done","data":{}}]"#, "replies only"),
+            (r#"[1]"#, "`id`"),
+            (r#"7"#, "object"),
+        ] {
+            let e = parse(&format!(
+                "{header}\n{{\"type\":\"expect\",\"frame\":{bad}}}\n"
+            ))
+            .unwrap_err();
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
     }
 }

@@ -101,14 +101,21 @@ pub fn validate(spec: &Spec, t: &Transcript) -> Vec<Failure> {
                 frame: Outgoing::Raw(text),
                 ..
             } => {
-                if let Ok(frame) = serde_json::from_str::<Value>(text)
-                    && let Some(id) = frame.get("id").filter(|id| !id.is_null())
-                {
-                    let method = frame
-                        .get("method")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    conn.requests.insert(id_key(Some(id)), method);
+                // A batch (an array) sends each of its entries.
+                let frames = match serde_json::from_str::<Value>(text) {
+                    Ok(Value::Array(entries)) => entries,
+                    Ok(frame) => vec![frame],
+                    Err(_) => Vec::new(),
+                };
+                for frame in frames {
+                    if let Some(id) = frame.get("id").filter(|id| !id.is_null()) {
+                        let method = frame
+                            .get("method")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                        conn.replied.remove(&id_key(Some(id)));
+                        conn.requests.insert(id_key(Some(id)), method);
+                    }
                 }
             }
             StepKind::Send {
@@ -179,58 +186,76 @@ pub fn validate(spec: &Spec, t: &Transcript) -> Vec<Failure> {
                         format!("`$ref` to `{r}`, which no earlier line captures"),
                     ));
                 }
-                let (value, holes) = concretize(pattern, &mut examples);
                 captured.extend(own);
-                let id = match pattern.member("id") {
-                    Some(Pattern::Scalar(v)) => Some(v.clone()),
-                    Some(Pattern::Matcher(m)) if m.reference.is_some() => value.get("id").cloned(),
-                    _ => {
+                // A batch reply (an array) is checked reply by reply, at `[i]...` paths.
+                let (frames, batch): (Vec<&Pattern>, bool) = match pattern {
+                    Pattern::Array(items) => (items.iter().collect(), true),
+                    single => (vec![single], false),
+                };
+                for (index, frame) in frames.into_iter().enumerate() {
+                    let at = |path: &str| {
+                        if !batch {
+                            path.to_owned()
+                        } else if path.is_empty() || path.starts_with('[') {
+                            format!("[{index}]{path}")
+                        } else {
+                            format!("[{index}].{path}")
+                        }
+                    };
+                    let (value, holes) = concretize(frame, &mut examples);
+                    let id = match frame.member("id") {
+                        Some(Pattern::Scalar(v)) => Some(v.clone()),
+                        Some(Pattern::Matcher(m)) if m.reference.is_some() => {
+                            value.get("id").cloned()
+                        }
+                        _ => {
+                            failures.push(
+                                fail(
+                                    FailureKind::Transcript,
+                                    "an expected frame's `id` must be a literal or a `$ref`".into(),
+                                )
+                                .at(at("id")),
+                            );
+                            None
+                        }
+                    };
+                    let key = id_key(id.as_ref());
+                    let sent = conn.requests.get(&key).cloned();
+                    let method = sent.clone().flatten();
+                    let is_event = frame.has_member("event");
+                    if id.as_ref().is_some_and(|v| !v.is_null())
+                        && sent.is_none()
+                        && !holes.iter().any(|h| h == "id")
+                    {
+                        failures.push(fail(FailureKind::Transcript, format!("expects a frame for request {key}, which was not sent before on connection `{name}`")));
+                    }
+                    if is_event && conn.replied.contains(&key) {
+                        failures.push(fail(
+                            FailureKind::Transcript,
+                            format!(
+                                "expects an event for request {key} after its reply; events come first"
+                            ),
+                        ));
+                    }
+                    if !is_event {
+                        conn.replied.insert(key);
+                    }
+                    // Expected objects are open: what they leave out is not checked here (the
+                    // wire check of `run` holds the real frame to every required member).
+                    let violations: Vec<Violation> = spec
+                        .check_server_frame(&value, method.as_deref())
+                        .into_iter()
+                        .filter(|v| !v.message.ends_with("is a required property"))
+                        .collect();
+                    for v in outside_holes(violations, &holes) {
                         failures.push(
                             fail(
-                                FailureKind::Transcript,
-                                "an expected frame's `id` must be a literal or a `$ref`".into(),
+                                FailureKind::Spec,
+                                format!("the expected frame breaks the spec: {}", v.message),
                             )
-                            .at("id"),
+                            .at(at(&v.path)),
                         );
-                        None
                     }
-                };
-                let key = id_key(id.as_ref());
-                let sent = conn.requests.get(&key).cloned();
-                let method = sent.clone().flatten();
-                let is_event = pattern.has_member("event");
-                if id.as_ref().is_some_and(|v| !v.is_null())
-                    && sent.is_none()
-                    && !holes.iter().any(|h| h == "id")
-                {
-                    failures.push(fail(FailureKind::Transcript, format!("expects a frame for request {key}, which was not sent before on connection `{name}`")));
-                }
-                if is_event && conn.replied.contains(&key) {
-                    failures.push(fail(
-                        FailureKind::Transcript,
-                        format!(
-                            "expects an event for request {key} after its reply; events come first"
-                        ),
-                    ));
-                }
-                if !is_event {
-                    conn.replied.insert(key);
-                }
-                // Expected objects are open: what they leave out is not checked here (the wire
-                // check of `run` holds the real frame to every required member).
-                let violations: Vec<Violation> = spec
-                    .check_server_frame(&value, method.as_deref())
-                    .into_iter()
-                    .filter(|v| !v.message.ends_with("is a required property"))
-                    .collect();
-                for v in outside_holes(violations, &holes) {
-                    failures.push(
-                        fail(
-                            FailureKind::Spec,
-                            format!("the expected frame breaks the spec: {}", v.message),
-                        )
-                        .at(v.path),
-                    );
                 }
             }
         }
@@ -292,6 +317,22 @@ mod tests {
         let f = check(&format!(
             "{HEADER}{}\n",
             r#"{"type":"expect","frame":{"id":7,"result":{}}}"#
+        ));
+        assert!(f[0].message.contains("not sent before"), "{f:?}");
+    }
+
+    #[test]
+    fn batch_replies_are_checked_reply_by_reply() {
+        let f = check(&format!(
+            "{HEADER}{}\n{}\n",
+            r#"{"type":"send","raw":"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.info\"},{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"system.info\"},3]"}"#,
+            r#"{"type":"expect","frame":[{"id":2,"result":{"uptime":{"$type":"integer","$example":1}}},{"id":null,"error":{"code":-2}},{"id":1,"result":{"uptime":"soon"}}]}"#
+        ));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path.as_deref(), Some("[2].result.uptime"));
+        let f = check(&format!(
+            "{HEADER}{}\n",
+            r#"{"type":"expect","frame":[{"id":7,"result":{}}]}"#
         ));
         assert!(f[0].message.contains("not sent before"), "{f:?}");
     }

@@ -105,8 +105,11 @@ impl Generalizer {
         if *n == 1 { base } else { format!("{base}{n}") }
     }
 
-    /// A server frame as an expectation.
+    /// A server frame as an expectation (a batch reply, an array, reply by reply).
     pub fn server_frame(&mut self, frame: &Value) -> Value {
+        if let Value::Array(replies) = frame {
+            return Value::Array(replies.iter().map(|r| self.server_frame(r)).collect());
+        }
         let Value::Object(map) = frame else {
             return frame.clone();
         };
@@ -282,5 +285,8 @@ mod tests {
         assert_eq!(again["result"]["lastMessageAt"]["$type"], "integer");
         let doc = g.server_frame(&json!({"id": 6, "result": {"data": {"$ref": "#/x"}}}));
         assert_eq!(doc["result"]["data"]["$literal"]["$ref"], "#/x");
+        let batch = g.server_frame(&json!([{"id": 7, "result": {"uptime": 9}}, {"id": null, "error": {"code": -2, "message": "no"}}]));
+        assert_eq!(batch[0]["result"]["uptime"]["$type"], "integer");
+        assert_eq!(batch[1]["error"]["message"]["$type"], "string");
     }
 }

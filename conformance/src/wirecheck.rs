@@ -34,8 +34,15 @@ pub struct ConnectionRules {
 }
 
 impl ConnectionRules {
-    /// Notes a frame the client sent (one without an id can get no reply but `id: null`).
+    /// Notes a frame the client sent (one without an id can get no reply but `id: null`); a
+    /// batch (an array) notes each of its entries.
     pub fn note_request(&mut self, frame: &Value) {
+        if let Value::Array(entries) = frame {
+            for entry in entries.iter().filter(|e| e.is_object()) {
+                self.note_request(entry);
+            }
+            return;
+        }
         let Some(id) = frame.get("id").filter(|id| !id.is_null()) else {
             return;
         };
@@ -63,8 +70,13 @@ impl ConnectionRules {
             .and_then(|(m, _)| m.as_deref())
     }
 
-    /// Checks a frame the server sent.
+    /// Checks a frame the server sent. An array is a batch reply (JSON-RPC 2.0 section 6): a
+    /// non-empty array of replies, each checked like a frame of its own (paths start with the
+    /// element's index); events are never part of one.
     pub fn check_server_frame(&mut self, spec: &Spec, frame: &Value) -> Vec<WireIssue> {
+        if let Value::Array(replies) = frame {
+            return self.check_batch_reply(spec, replies);
+        }
         let id = frame.get("id");
         let key = id_key(id);
         let request = self.requests.get(&key).cloned();
@@ -151,6 +163,41 @@ impl ConnectionRules {
         out
     }
 
+    fn check_batch_reply(&mut self, spec: &Spec, replies: &[Value]) -> Vec<WireIssue> {
+        let mut out = Vec::new();
+        if replies.is_empty() {
+            out.push(WireIssue {
+                kind: FailureKind::Spec,
+                path: Some(String::new()),
+                message: "an empty array; a batch whose entries are all notifications gets no frame at all, and an empty batch one error object".into(),
+            });
+        }
+        for (i, reply) in replies.iter().enumerate() {
+            let at = |path: Option<String>| {
+                Some(match path.as_deref() {
+                    None | Some("") => format!("[{i}]"),
+                    Some(p) if p.starts_with('[') => format!("[{i}]{p}"),
+                    Some(p) => format!("[{i}].{p}"),
+                })
+            };
+            if reply.is_array() || reply.get("event").is_some() {
+                out.push(WireIssue {
+                    kind: FailureKind::Spec,
+                    path: at(None),
+                    message: "a batch reply holds only replies (events are frames of their own, sent before it)".into(),
+                });
+                continue;
+            }
+            for issue in self.check_server_frame(spec, reply) {
+                out.push(WireIssue {
+                    path: at(issue.path),
+                    ..issue
+                });
+            }
+        }
+        out
+    }
+
     /// Checks a frame a client sent (malformed on purpose or not, it must be a request).
     pub fn check_client_frame(&mut self, spec: &Spec, frame: &Value) -> Vec<WireIssue> {
         self.note_request(frame);
@@ -197,5 +244,34 @@ mod tests {
             rules.check_server_frame(&spec, &stray)[0].kind,
             FailureKind::Unexpected
         );
+    }
+
+    #[test]
+    fn batch_replies_are_checked_element_by_element() {
+        let spec = Spec::load().unwrap();
+        let mut rules = ConnectionRules::default();
+        rules.note_request_text(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"system.info"},{"jsonrpc":"2.0","method":"system.info"},{"jsonrpc":"2.0","id":2,"method":"system.info"},7]"#,
+        );
+        let good = json!([
+            {"jsonrpc": "2.0", "id": 2, "result": {"version": "1", "uptime": 1, "connections": 1}},
+            {"id": null, "error": {"code": -2, "message": "not an object", "data": {"path": ""}}},
+            {"jsonrpc": "2.0", "id": 1, "result": {"version": "1", "uptime": 1, "connections": 1}}
+        ]);
+        assert!(rules.check_server_frame(&spec, &good).is_empty());
+        // A second reply to 1, a result breaking its schema, an event inside, no echo.
+        let bad = json!([
+            {"jsonrpc": "2.0", "id": 1, "result": {"version": "1", "uptime": "soon", "connections": 1}},
+            {"jsonrpc": "2.0", "id": 1, "event": "content", "data": {"text": "a"}, "seq": 1}
+        ]);
+        let issues = rules.check_server_frame(&spec, &bad);
+        let paths: Vec<&str> = issues.iter().filter_map(|i| i.path.as_deref()).collect();
+        assert!(paths.contains(&"[0].result.uptime"), "{issues:?}");
+        assert!(paths.contains(&"[1]"), "{issues:?}");
+        assert!(
+            issues.iter().any(|i| i.message.contains("a second reply")),
+            "{issues:?}"
+        );
+        assert_eq!(rules.check_server_frame(&spec, &json!([])).len(), 1);
     }
 }
