@@ -31,3 +31,6 @@ step "the protocol document's example client, unmodified, in Node"
 
 step "TypeScript client: types, Node and Chromium"
 (cd clients/typescript && npm test)
+
+step "Autobahn|Testsuite against the daemon (RFC 6455 closing behaviour; skipped without Python 2.7)"
+FLYNN_GATEWAY_BIN=target/debug/flynn-gateway ./scripts/autobahn.sh
