@@ -99,7 +99,11 @@ pub struct ServerConfig {
     /// port and the bind address: `name` (any port) or `name:port`; `*.example.net` matches
     /// subdomains. Needed behind a reverse proxy that keeps the public name (Tailscale Serve).
     pub allowed_hosts: Vec<String>,
-    /// Folder served as the dashboard's static files (`GET /` and below).
+    /// Serve the dashboard at `/` (the build embedded in the binary, or `dashboard_dir`); false:
+    /// `/` answers the JSON 404 like any unknown route.
+    pub dashboard: bool,
+    /// Folder served as the dashboard's static files (`GET /` and below) instead of the
+    /// embedded build.
     pub dashboard_dir: Option<PathBuf>,
     /// Largest accepted frame, in bytes.
     pub max_frame_bytes: usize,
@@ -143,6 +147,7 @@ impl Default for ServerConfig {
             tailscale_identity: false,
             auth_http: true,
             allowed_origins: Vec::new(),
+            dashboard: true,
             dashboard_dir: None,
             max_frame_bytes: 25 * 1024 * 1024,
             max_connections: 10_240,

@@ -1,5 +1,5 @@
 //! HTTP routes on the gateway's port: `GET /health` and `GET /api/health` (same handler, behind
-//! the token when `server.auth_http`), and the dashboard's static files.
+//! the token when `server.auth_http`), and the dashboard's static files (`crate::dashboard`).
 //!
 //! The dashboard's static files are served without the token: a browser cannot attach a bearer
 //! header to a page navigation, and the files hold no data (everything the page shows comes over
@@ -76,20 +76,14 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
             },
         );
 
-    let dashboard_dir = gateway.config().server.dashboard_dir.clone();
+    let server = &gateway.config().server;
+    let dashboard = crate::dashboard::routes(server.dashboard, server.dashboard_dir.clone());
     let not_found = warp::any().map(|| {
         let body = serde_json::json!({ "error": { "code": -3, "message": "no such route; the WebSocket endpoint is `/`, health is `/health`" } });
         warp::reply::with_status(warp::reply::json(&body), StatusCode::NOT_FOUND).into_response()
     });
-    match dashboard_dir {
-        Some(dir) => health
-            .or(warp::get()
-                .and(warp::fs::dir(dir))
-                .map(|file: warp::fs::File| file.into_response()))
-            .unify()
-            .or(not_found)
-            .unify()
-            .boxed(),
+    match dashboard {
+        Some(dashboard) => health.or(dashboard).unify().or(not_found).unify().boxed(),
         None => health.or(not_found).unify().boxed(),
     }
 }

@@ -13,6 +13,7 @@ pub mod approvals;
 pub mod auth;
 pub mod config;
 pub mod connection;
+pub mod dashboard;
 pub mod gateway;
 pub mod handlers;
 pub mod hosts;
