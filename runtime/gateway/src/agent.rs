@@ -442,9 +442,18 @@ async fn execute_tool(
         })
     });
     let cx = ToolContext::new(gw.workspace(), session_id, run.cancel.child_token());
+    let metrics = crate::metrics::get();
     match gw.tools().execute(name, args.clone(), cx).await {
-        Ok(output) => output,
-        Err(e) => ToolOutput::from_error(&e),
+        Ok(output) => {
+            let outcome = if output.success { "ok" } else { "failed" };
+            metrics.tool_run(name, true, outcome);
+            output
+        }
+        Err(e) => {
+            let known = !matches!(e, flynn_tools::ToolError::NotFound { .. });
+            metrics.tool_run(name, known, "error");
+            ToolOutput::from_error(&e)
+        }
     }
 }
 

@@ -384,12 +384,25 @@ impl Default for CanvasConfig {
 pub struct LoggingConfig {
     /// A tracing filter, e.g. `info` or `flynn_gateway=debug`. RUST_LOG overrides it.
     pub level: String,
+    /// `text` (one line per event; ANSI colours only when stderr is a terminal and NO_COLOR is
+    /// unset) or `json` (one JSON object per line, for log shippers). Read at start.
+    pub format: LogFormat,
+}
+
+/// The format of the daemon's log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for LoggingConfig {
     fn default() -> Self {
         Self {
             level: "info".to_owned(),
+            format: LogFormat::Text,
         }
     }
 }

@@ -170,6 +170,7 @@ impl ConnectionState {
 
 impl EventSink for ConnectionState {
     fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: Value) {
+        crate::metrics::get().event_sent(event);
         let frame = Outbound::Event {
             id: id.clone(),
             jsonrpc,
@@ -688,9 +689,10 @@ fn begin<'g>(
         state.clone(),
         EventEmitter::new(id.clone(), sink).with_jsonrpc(jsonrpc),
     );
+    let started = std::time::Instant::now();
     let reply = match flynn_protocol::dispatch(gateway, call, method, params) {
         Dispatched::Ready(reply) => {
-            let text = reply_frame(reply, &id, jsonrpc, method);
+            let text = reply_frame(reply, &id, jsonrpc, method, started);
             return Started::Ready((!notification).then_some(text));
         }
         Dispatched::Later(reply) => reply,
@@ -702,6 +704,7 @@ fn begin<'g>(
         method,
         reply,
         notification,
+        started,
     };
     match (&mut pending).now_or_never() {
         Some(text) => Started::Ready(text),
@@ -715,7 +718,9 @@ fn reply_frame(
     id: &RequestId,
     jsonrpc: bool,
     method: Method,
+    started: std::time::Instant,
 ) -> String {
+    crate::metrics::get().request(method.name(), reply.is_ok(), started.elapsed());
     reply.unwrap_or_else(|error| {
         if error.code == ErrorCode::InternalError.code() {
             tracing::warn!(method = method.name(), error = %error.message, "internal error");
@@ -732,6 +737,8 @@ struct PendingReply<'g> {
     method: Method,
     reply: ReplyFuture<'g>,
     notification: bool,
+    /// When the request arrived (for the latency metric).
+    started: std::time::Instant,
 }
 
 impl Future for PendingReply<'_> {
@@ -740,7 +747,7 @@ impl Future for PendingReply<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let this = &mut *self;
         this.reply.as_mut().poll(cx).map(|reply| {
-            let text = reply_frame(reply, &this.id, this.jsonrpc, this.method);
+            let text = reply_frame(reply, &this.id, this.jsonrpc, this.method, this.started);
             (!this.notification).then_some(text)
         })
     }

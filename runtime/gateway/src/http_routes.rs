@@ -25,7 +25,7 @@ fn error_reply(status: StatusCode, error: &AuthError) -> warp::reply::Response {
 }
 
 /// Authenticates an HTTP request when the config asks for it.
-fn check_http_auth(
+pub(crate) fn check_http_auth(
     gateway: &Gateway,
     headers: &http::HeaderMap,
     peer: Option<Peer>,
@@ -35,7 +35,11 @@ fn check_http_auth(
         return Ok(());
     }
     let peer = peer.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
-    match auth::authenticate(&config.server, &gateway.limiter, headers, peer) {
+    let checked = auth::authenticate(&config.server, &gateway.limiter, headers, peer);
+    if checked.is_err() {
+        crate::metrics::get().auth_failure("http");
+    }
+    match checked {
         Ok(_) => Ok(()),
         Err(e @ AuthError::RateLimited(_)) => {
             Err(Box::new(error_reply(StatusCode::TOO_MANY_REQUESTS, &e)))
@@ -76,6 +80,11 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
             },
         );
 
+    // Operator and integration routes (`crate::metrics`, ...), each checking its own auth.
+    let health = health
+        .or(crate::metrics::route(gateway.clone()))
+        .unify()
+        .boxed();
     let server = &gateway.config().server;
     let dashboard = crate::dashboard::routes(server.dashboard, server.dashboard_dir.clone());
     let not_found = warp::any().map(|| {

@@ -214,6 +214,8 @@ struct LaneState {
     summaries: Vec<String>,
     worker: bool,
     last_enqueue: Option<Instant>,
+    /// The queue mode of the last submit (for `flynn_queue_depth`).
+    mode: Option<QueueMode>,
 }
 
 struct Lane {
@@ -289,6 +291,18 @@ impl Lanes {
             .collect()
     }
 
+    /// Messages waiting in each lane, with the lane's queue mode (for `/metrics`).
+    pub fn queue_depths(&self) -> Vec<(QueueMode, usize)> {
+        let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        lanes
+            .values()
+            .filter_map(|l| {
+                let state = l.state.lock().ok()?;
+                Some((state.mode?, state.queue.len()))
+            })
+            .collect()
+    }
+
     /// Queues `pending` in its session's lane according to `policy`.
     pub fn submit(
         &self,
@@ -300,6 +314,7 @@ impl Lanes {
         let lane = self.lane(session_id);
         let mut state = lane.state.lock().unwrap_or_else(|p| p.into_inner());
         state.last_enqueue = Some(Instant::now());
+        state.mode = Some(policy.mode);
 
         if !state.worker {
             state.worker = true;
@@ -552,7 +567,17 @@ impl Worker {
                 }
             };
             let run = turn.run.clone();
+            let started = Instant::now();
             let outcome = crate::agent::run_turn(&gateway, turn).await;
+            match &outcome {
+                Ok(out) => crate::metrics::get().turn(
+                    true,
+                    started.elapsed(),
+                    out.input_tokens,
+                    out.output_tokens,
+                ),
+                Err(_) => crate::metrics::get().turn(false, started.elapsed(), 0, 0),
+            }
             let mut finished = false;
             let requesters = {
                 let mut state = self.lane.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -21,6 +21,7 @@ pub mod http_routes;
 pub mod inbound;
 pub mod lanes;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod session_config;
 

@@ -198,9 +198,34 @@ fn main() -> ExitCode {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.logging.level));
     // The daemon's own recent lines feed `system.serviceLogs` (source systemd:flynn).
     let buffer = flynn_gateway::logging::buffer(config.ops.log_buffer_lines);
+    // Colours only for a person at a terminal: not into journald, files or pipes, nor with
+    // NO_COLOR; `[logging] format = "json"` for log shippers.
+    let ansi = flynn_gateway::logging::use_ansi(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let (text, json) = match config.logging.format {
+        flynn_gateway::config::LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(ansi),
+            ),
+            None,
+        ),
+        flynn_gateway::config::LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            ),
+        ),
+    };
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(text)
+        .with(json)
         .with(buffer.layer())
         .init();
     if !sealed.removed.is_empty() {

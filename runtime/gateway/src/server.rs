@@ -433,6 +433,9 @@ fn upgrade(
         return json_error(StatusCode::BAD_REQUEST, -2, &message);
     }
     let auth = auth::authenticate(server, &gateway.limiter, request.headers(), peer);
+    if auth.is_err() {
+        crate::metrics::get().auth_failure("websocket");
+    }
     if let Err(AuthError::RateLimited(wait)) = &auth {
         let e = AuthError::RateLimited(*wait);
         return json_error(

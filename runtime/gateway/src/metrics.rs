@@ -1,0 +1,332 @@
+//! Operator metrics: `GET /metrics` in the Prometheus text format (prometheus-client).
+//!
+//! One registry per process, like the log buffer: counters are bumped where things happen
+//! (requests in `connection`, turns in `lanes`, tools in `agent`, auth failures at the edge,
+//! webhook deliveries in `webhooks`); gauges (connections, queue depth) are read from the gateway
+//! when scraped. Every label takes values from a bounded set: method names, event names, tool
+//! names of the registry (`unknown` for others), configured webhook names, fixed outcomes.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::config::QueueMode;
+use crate::gateway::Gateway;
+
+/// The content type of the Prometheus text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodOutcome {
+    method: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabel {
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolOutcome {
+    tool: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabel {
+    transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabel {
+    mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookOutcome {
+    hook: String,
+    outcome: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+fn turn_histogram() -> Histogram {
+    // 50 ms .. ~27 min: model turns with tools are long.
+    Histogram::new(exponential_buckets(0.05, 2.0, 16))
+}
+
+/// The process's metrics.
+pub struct Metrics {
+    registry: Registry,
+    connections: Gauge,
+    requests: Family<MethodOutcome, Counter>,
+    request_seconds: HistogramFamily<MethodLabel>,
+    events: Family<EventLabel, Counter>,
+    turns: Family<OutcomeLabel, Counter>,
+    turn_seconds: Histogram,
+    tokens: Family<DirectionLabel, Counter>,
+    tool_runs: Family<ToolOutcome, Counter>,
+    auth_failures: Family<TransportLabel, Counter>,
+    queue_depth: Family<ModeLabel, Gauge>,
+    webhooks: Family<HookOutcome, Counter>,
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process's metrics (created on first use).
+pub fn get() -> &'static Metrics {
+    METRICS.get_or_init(Metrics::new)
+}
+
+const MODES: [(QueueMode, &str); 5] = [
+    (QueueMode::Followup, "followup"),
+    (QueueMode::Collect, "collect"),
+    (QueueMode::Steer, "steer"),
+    (QueueMode::SteerBacklog, "steer_backlog"),
+    (QueueMode::Interrupt, "interrupt"),
+];
+
+/// The wire name of a queue mode (the label value of `flynn_queue_depth`).
+pub fn mode_name(mode: QueueMode) -> &'static str {
+    MODES
+        .iter()
+        .find(|(m, _)| *m == mode)
+        .map_or("followup", |(_, name)| name)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("flynn");
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
+        let requests = Family::<MethodOutcome, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by method and outcome (ok or error)",
+            requests.clone(),
+        );
+        let request_seconds =
+            HistogramFamily::<MethodLabel>::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its reply, by method",
+            request_seconds.clone(),
+        );
+        let events = Family::<EventLabel, Counter>::default();
+        registry.register(
+            "events_sent",
+            "Event frames queued to WebSocket clients, by event",
+            events.clone(),
+        );
+        let turns = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "agent_turns",
+            "Agent turns finished, by outcome (ok or error)",
+            turns.clone(),
+        );
+        let turn_seconds = turn_histogram();
+        registry.register(
+            "agent_turn_duration_seconds",
+            "Duration of agent turns",
+            turn_seconds.clone(),
+        );
+        let tokens = Family::<DirectionLabel, Counter>::default();
+        registry.register(
+            "model_tokens",
+            "Model tokens of finished turns, by direction (input or output)",
+            tokens.clone(),
+        );
+        let tool_runs = Family::<ToolOutcome, Counter>::default();
+        registry.register(
+            "tool_runs",
+            "Tool runs of agent turns, by tool and outcome (ok, failed or error)",
+            tool_runs.clone(),
+        );
+        let auth_failures = Family::<TransportLabel, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Refused credentials (missing, wrong or rate-limited), by transport",
+            auth_failures.clone(),
+        );
+        let queue_depth = Family::<ModeLabel, Gauge>::default();
+        registry.register(
+            "queue_depth",
+            "Messages waiting in session lanes, by the lane's queue mode",
+            queue_depth.clone(),
+        );
+        let webhooks = Family::<HookOutcome, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries, by hook and outcome",
+            webhooks.clone(),
+        );
+        Self {
+            registry,
+            connections,
+            requests,
+            request_seconds,
+            events,
+            turns,
+            turn_seconds,
+            tokens,
+            tool_runs,
+            auth_failures,
+            queue_depth,
+            webhooks,
+        }
+    }
+
+    /// A request was answered.
+    pub fn request(&self, method: &'static str, ok: bool, elapsed: Duration) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.requests
+            .get_or_create(&MethodOutcome { method, outcome })
+            .inc();
+        self.request_seconds
+            .get_or_create(&MethodLabel { method })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// An event frame was queued to a client.
+    pub fn event_sent(&self, event: &'static str) {
+        self.events.get_or_create(&EventLabel { event }).inc();
+    }
+
+    /// An agent turn ended.
+    pub fn turn(&self, ok: bool, elapsed: Duration, input_tokens: u64, output_tokens: u64) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.turns.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.turn_seconds.observe(elapsed.as_secs_f64());
+        self.tokens
+            .get_or_create(&DirectionLabel { direction: "input" })
+            .inc_by(input_tokens);
+        self.tokens
+            .get_or_create(&DirectionLabel {
+                direction: "output",
+            })
+            .inc_by(output_tokens);
+    }
+
+    /// A tool ran in an agent turn. `known` is false for a name the registry does not have
+    /// (counted as `unknown`, so a model cannot grow the label set).
+    pub fn tool_run(&self, tool: &str, known: bool, outcome: &'static str) {
+        let tool = if known {
+            tool.to_owned()
+        } else {
+            "unknown".into()
+        };
+        self.tool_runs
+            .get_or_create(&ToolOutcome { tool, outcome })
+            .inc();
+    }
+
+    /// Credentials were refused on `transport` (`websocket` or `http`).
+    pub fn auth_failure(&self, transport: &'static str) {
+        self.auth_failures
+            .get_or_create(&TransportLabel { transport })
+            .inc();
+    }
+
+    /// A webhook delivery ended with `outcome` (`accepted`, `bad_signature`, ...). `hook` is a
+    /// configured name (unknown names are counted as `unknown`).
+    pub fn webhook(&self, hook: &str, outcome: &'static str) {
+        self.webhooks
+            .get_or_create(&HookOutcome {
+                hook: hook.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// The text exposition, with the gauges read from `gateway` now.
+    pub fn render(&self, gateway: &Gateway) -> String {
+        self.connections
+            .set(i64::try_from(gateway.connections.count()).unwrap_or(i64::MAX));
+        let depths = gateway.lanes.queue_depths();
+        for (mode, name) in MODES {
+            let depth: usize = depths
+                .iter()
+                .filter(|(m, _)| *m == mode)
+                .map(|(_, d)| d)
+                .sum();
+            self.queue_depth
+                .get_or_create(&ModeLabel { mode: name })
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "encoding the metrics failed");
+        }
+        out
+    }
+}
+
+/// `GET /metrics`, behind the token like `/api/*` (when `server.token` is set and
+/// `server.auth_http`).
+pub fn route(
+    gateway: std::sync::Arc<Gateway>,
+) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    use warp::Filter;
+    use warp::reply::Reply;
+    warp::get()
+        .and(warp::path("metrics"))
+        .and(warp::path::end())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<crate::http_routes::Peer>())
+        .map(
+            move |headers: http::HeaderMap, peer: Option<crate::http_routes::Peer>| {
+                if let Err(denied) = crate::http_routes::check_http_auth(&gateway, &headers, peer) {
+                    return *denied;
+                }
+                warp::reply::with_header(
+                    get().render(&gateway),
+                    http::header::CONTENT_TYPE,
+                    CONTENT_TYPE,
+                )
+                .into_response()
+            },
+        )
+        .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_names_are_the_wire_names() {
+        assert_eq!(mode_name(QueueMode::SteerBacklog), "steer_backlog");
+        assert_eq!(mode_name(QueueMode::Collect), "collect");
+    }
+}
