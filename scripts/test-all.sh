@@ -13,7 +13,7 @@ step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "npm packages (from the lock files)"
-for dir in spec runtime/gateway/tests/node-example clients/typescript; do
+for dir in spec runtime/gateway/tests/node-example clients/typescript dashboard; do
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 done
 
@@ -34,3 +34,6 @@ step "TypeScript client: types, Node and Chromium"
 
 step "Autobahn|Testsuite against the daemon (RFC 6455 closing behaviour; skipped without Python 2.7)"
 FLYNN_GATEWAY_BIN=target/debug/flynn-gateway ./scripts/autobahn.sh
+
+step "dashboard: the embedded build is fresh; every view in Chromium against the daemon, axe-core"
+(cd dashboard && npm test)

@@ -2,6 +2,6 @@
 // (path, content type, bytes); paths under assets/ carry a content hash.
 &[
     ("index.html", "text/html; charset=utf-8", include_bytes!("index.html")),
-    ("assets/app-466586630b3e.js", "text/javascript; charset=utf-8", include_bytes!("assets/app-466586630b3e.js")),
-    ("assets/app-41a6cf202a32.css", "text/css; charset=utf-8", include_bytes!("assets/app-41a6cf202a32.css")),
+    ("assets/app-254e82a22bd7.js", "text/javascript; charset=utf-8", include_bytes!("assets/app-254e82a22bd7.js")),
+    ("assets/app-8a182c32c0a5.css", "text/css; charset=utf-8", include_bytes!("assets/app-8a182c32c0a5.css")),
 ]
