@@ -302,6 +302,23 @@ pub fn diff(old: &Spec, new: &Spec) -> Vec<Change> {
                 for e in n.events.iter().filter(|e| !m.events.contains(e)) {
                     d.push(Severity::Breaking, &m.name, format!("may now emit `{e}`"));
                 }
+                match (m.scope.as_str(), n.scope.as_str()) {
+                    (old_scope, new_scope) if old_scope == new_scope => {}
+                    ("", new_scope) => d.push(
+                        Severity::Compatible,
+                        &m.name,
+                        format!(
+                            "scope `{new_scope}` declared (server.token and an open gateway hold every scope)"
+                        ),
+                    ),
+                    (old_scope, new_scope) => d.push(
+                        Severity::Breaking,
+                        &m.name,
+                        format!(
+                            "scope changed from `{old_scope}` to `{new_scope}`: tokens holding only `{old_scope}` lose access"
+                        ),
+                    ),
+                }
                 for e in m.events.iter().filter(|e| !n.events.contains(e)) {
                     d.push(
                         Severity::Compatible,
@@ -349,6 +366,17 @@ pub fn diff(old: &Spec, new: &Spec) -> Vec<Change> {
             ),
             _ => {}
         }
+    }
+    for e in new
+        .errors
+        .iter()
+        .filter(|n| !old.errors.iter().any(|o| o.name == n.name))
+    {
+        d.push(
+            Severity::Compatible,
+            &format!("error {}", e.name),
+            format!("error code {} added", e.code),
+        );
     }
     if old.protocol_version != new.protocol_version {
         d.push(

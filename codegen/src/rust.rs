@@ -25,6 +25,10 @@ pub enum RustGenError {
     Typify(String),
     #[error("generated Rust does not parse (a generator bug): {0}")]
     Parse(#[from] syn::Error),
+    #[error(
+        "the spec declares no scopes (x-scopes): every method needs an x-scope for the dispatcher to enforce"
+    )]
+    Scopes,
 }
 
 /// Generates the Rust source (formatted with prettyplease).
@@ -40,6 +44,9 @@ pub fn generate(spec: &Spec) -> Result<String, RustGenError> {
 }
 
 fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
+    if spec.scopes.is_empty() {
+        return Err(RustGenError::Scopes);
+    }
     let types = type_space(spec)?;
     let constants = constants(spec);
     let error_code = error_code(spec);
@@ -50,6 +57,7 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
     let event_enum = event_enum(spec);
     let client = client(spec);
     let enumerators = enumerators(spec);
+    let scopes = scopes(spec);
     Ok(quote! {
         /// Every schema of the spec, and one `<Method>Params` object per method.
         #[allow(clippy::all, clippy::pedantic, missing_docs, unused_imports, irrefutable_let_patterns)]
@@ -59,6 +67,7 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
         #constants
         #error_code
         #method_enum
+        #scopes
         #handler
         #dispatch
         #emitters
@@ -146,7 +155,7 @@ fn doc(text: &str) -> TokenStream {
 }
 
 fn method_doc(m: &Method) -> String {
-    let mut text = format!("`{}`: {}", m.name, m.summary);
+    let mut text = format!("`{}`: {}\n\nScope: `{}`.", m.name, m.summary, m.scope);
     if !m.events.is_empty() {
         text.push_str(&format!("\n\nEmits: {}.", m.events.join(", ")));
     }
@@ -304,6 +313,11 @@ fn method_enum(spec: &Spec) -> TokenStream {
         let ident = format_ident!("{}", names::pascal(&m.name));
         quote! { Self::#ident }
     });
+    let scope_arms = spec.methods.iter().map(|m| {
+        let ident = format_ident!("{}", names::pascal(&m.name));
+        let scope = format_ident!("{}", names::pascal(&m.scope));
+        quote! { Self::#ident => types::Scope::#scope }
+    });
     let count = Literal::usize_unsuffixed(spec.methods.len());
     quote! {
         /// Every method, as a value: what `dispatch` routes on.
@@ -324,6 +338,11 @@ fn method_enum(spec: &Spec) -> TokenStream {
             /// The method for a wire name, if the spec defines it.
             pub fn from_name(name: &str) -> Option<Self> {
                 match name { #(#from_name,)* _ => None }
+            }
+
+            /// The scope a credential must hold to call this method (`x-scope`).
+            pub const fn scope(self) -> types::Scope {
+                match self { #(#scope_arms,)* }
             }
 
             /// The events this method may emit before its reply.
@@ -357,6 +376,9 @@ fn handler_trait(spec: &Spec) -> TokenStream {
         pub trait Handler: Send + Sync {
             /// Per-connection state handed to every call (identity, attached session, ...).
             type Connection: Send + Sync + 'static;
+            /// The scopes the connection's credential holds: `dispatch` refuses a method whose
+            /// `x-scope` is not among them (ScopeRequired) before its params are read.
+            fn granted_scopes(&self, connection: &Self::Connection) -> Scopes;
             #(#fns)*
         }
     }
@@ -379,8 +401,8 @@ fn dispatch_fn(spec: &Spec) -> TokenStream {
         }
     });
     quote! {
-        /// Decodes `params` for `method` (failing with -2 and the field path) and calls the
-        /// handler: the reply frame comes at once when the handler answered at once, else as a
+        /// Refuses a method whose scope the connection does not hold (ScopeRequired), decodes
+        /// `params` for `method` (failing with -2 and the field path) and calls the handler: the reply frame comes at once when the handler answered at once, else as a
         /// future. Frame-level parsing (-1, -2, -3) happens in `crate::wire`.
         pub fn dispatch<'a, H: Handler + ?Sized>(
             handler: &'a H,
@@ -388,8 +410,83 @@ fn dispatch_fn(spec: &Spec) -> TokenStream {
             method: Method,
             params: Option<&::serde_json::value::RawValue>,
         ) -> crate::wire::Dispatched<'a> {
+            let needed = method.scope();
+            if !handler.granted_scopes(&call.connection).contains(needed) {
+                return crate::wire::Dispatched::Ready(Err(crate::wire::RpcError::scope_required(
+                    method.name(),
+                    Scopes::name(needed),
+                )));
+            }
             match method {
                 #(#arms)*
+            }
+        }
+    }
+}
+
+/// `Scopes`, the set of scopes a credential holds, over the spec's `Scope` type (`x-scopes`).
+fn scopes(spec: &Spec) -> TokenStream {
+    let bits = spec.scopes.iter().enumerate().map(|(i, s)| {
+        let variant = format_ident!("{}", names::pascal(&s.name));
+        let bit = Literal::u8_unsuffixed(1u8 << i);
+        quote! { types::Scope::#variant => #bit }
+    });
+    let names_arms = spec.scopes.iter().map(|s| {
+        let variant = format_ident!("{}", names::pascal(&s.name));
+        let name = &s.name;
+        quote! { types::Scope::#variant => #name }
+    });
+    let from_name = spec.scopes.iter().map(|s| {
+        let variant = format_ident!("{}", names::pascal(&s.name));
+        let name = &s.name;
+        quote! { #name => Some(types::Scope::#variant) }
+    });
+    let all_variants = spec.scopes.iter().map(|s| {
+        let variant = format_ident!("{}", names::pascal(&s.name));
+        quote! { types::Scope::#variant }
+    });
+    let count = Literal::usize_unsuffixed(spec.scopes.len());
+    let all_bits = Literal::u8_unsuffixed(((1u16 << spec.scopes.len()) - 1) as u8);
+    quote! {
+        /// A set of scopes, as a credential holds them (decision scopes; `x-scopes`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub struct Scopes(u8);
+
+        impl Scopes {
+            /// No scope at all.
+            pub const NONE: Scopes = Scopes(0);
+            /// Every scope: `server.token`, an open loopback gateway, a Tailscale identity.
+            pub const ALL: Scopes = Scopes(#all_bits);
+            /// Every scope, in spec order.
+            pub const EVERY: [types::Scope; #count] = [#(#all_variants),*];
+
+            const fn bit(scope: types::Scope) -> u8 {
+                match scope { #(#bits,)* }
+            }
+
+            /// The wire name of a scope.
+            pub const fn name(scope: types::Scope) -> &'static str {
+                match scope { #(#names_arms,)* }
+            }
+
+            /// The scope with this wire name.
+            pub fn from_name(name: &str) -> Option<types::Scope> {
+                match name { #(#from_name,)* _ => None }
+            }
+
+            /// This set with `scope` added.
+            pub const fn with(self, scope: types::Scope) -> Self {
+                Scopes(self.0 | Self::bit(scope))
+            }
+
+            /// Whether the set holds `scope`.
+            pub const fn contains(self, scope: types::Scope) -> bool {
+                self.0 & Self::bit(scope) != 0
+            }
+
+            /// The scopes held, in spec order.
+            pub fn iter(self) -> impl Iterator<Item = types::Scope> {
+                Self::EVERY.into_iter().filter(move |s| self.contains(*s))
             }
         }
     }

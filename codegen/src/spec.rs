@@ -37,8 +37,17 @@ pub struct Spec {
     pub methods: Vec<Method>,
     pub events: Vec<Event>,
     pub errors: Vec<ErrorDef>,
+    /// `x-scopes`: the permissions a credential may hold, in spec order.
+    pub scopes: Vec<ScopeDef>,
     /// `components.schemas`, by name.
     pub schemas: BTreeMap<String, Value>,
+}
+
+/// One scope of the root `x-scopes` list.
+#[derive(Debug, Clone)]
+pub struct ScopeDef {
+    pub name: String,
+    pub description: String,
 }
 
 /// One method of the spec.
@@ -49,6 +58,8 @@ pub struct Method {
     pub summary: String,
     pub description: String,
     pub tag: String,
+    /// `x-scope`: the scope a credential must hold to call the method.
+    pub scope: String,
     pub params: Vec<Param>,
     /// Name of the result schema in `components.schemas`.
     pub result: String,
@@ -88,6 +99,9 @@ pub struct ErrorDef {
     pub code: i64,
     pub message: String,
     pub description: String,
+    /// True for codes this project adds beyond the protocol document's table (`x-extension`
+    /// in `x-errors`).
+    pub extension: bool,
 }
 
 impl Method {
@@ -167,6 +181,8 @@ impl Spec {
             .collect();
 
         let errors = parse_errors(&raw)?;
+        let scopes = parse_scopes(&raw)?;
+        let scope_names: BTreeSet<&str> = scopes.iter().map(|s| s.name.as_str()).collect();
         let events = parse_events(&raw, &schemas)?;
         let event_names: BTreeSet<&str> = events.iter().map(|e| e.name.as_str()).collect();
         let error_names: BTreeSet<&str> = errors.iter().map(|e| e.name.as_str()).collect();
@@ -180,6 +196,23 @@ impl Spec {
             .enumerate()
         {
             let method = parse_method(index, m, &schemas, &event_names, &error_names)?;
+            if scopes.is_empty() && method.scope.is_empty() {
+                // A document from before scopes.
+            } else if method.scope.is_empty() {
+                return Err(broken(
+                    format!("methods[{index}] ({}).x-scope", method.name),
+                    "missing: every method declares the scope it needs (decision scopes)",
+                ));
+            } else if !scope_names.contains(method.scope.as_str()) {
+                return Err(broken(
+                    format!("methods[{index}] ({}).x-scope", method.name),
+                    format!(
+                        "`{}` is not one of the scopes in x-scopes ({})",
+                        method.scope,
+                        scope_names.iter().copied().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
             if !seen.insert(method.name.clone()) {
                 return Err(broken(
                     format!("methods[{index}]"),
@@ -204,6 +237,7 @@ impl Spec {
             methods,
             events,
             errors,
+            scopes,
             schemas,
         })
     }
@@ -255,6 +289,9 @@ fn parse_errors(raw: &Value) -> Result<Vec<ErrorDef>, SpecError> {
             description: str_field(&raw["x-errors"][name], "x-description")
                 .or_else(|| str_field(e, "x-description"))
                 .unwrap_or_default(),
+            extension: raw["x-errors"][name]["x-extension"]
+                .as_bool()
+                .unwrap_or(false),
         });
     }
     errors.sort_by_key(|e| e.code);
@@ -299,6 +336,44 @@ fn parse_events(raw: &Value, schemas: &BTreeMap<String, Value>) -> Result<Vec<Ev
         });
     }
     Ok(events)
+}
+
+/// The root `x-scopes` list: names unique, lower-case words. A document without it is from
+/// before scopes (released 1.1.0): its methods then carry none, and only diffing reads it;
+/// generation requires scopes.
+fn parse_scopes(raw: &Value) -> Result<Vec<ScopeDef>, SpecError> {
+    let Some(list) = raw.get("x-scopes") else {
+        return Ok(Vec::new());
+    };
+    let list = list.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
+        broken(
+            "x-scopes",
+            "empty or not a list: list the scopes methods declare",
+        )
+    })?;
+    let mut scopes: Vec<ScopeDef> = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let name = str_field(s, "name")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase()))
+            .ok_or_else(|| broken(format!("x-scopes[{i}].name"), "a lower-case word"))?;
+        if scopes.iter().any(|d| d.name == name) {
+            return Err(broken(
+                format!("x-scopes[{i}]"),
+                format!("duplicate scope `{name}`"),
+            ));
+        }
+        scopes.push(ScopeDef {
+            description: str_field(s, "description").unwrap_or_default(),
+            name,
+        });
+    }
+    if scopes.len() > 8 {
+        return Err(broken(
+            "x-scopes",
+            "at most 8 scopes (a credential's set is one byte)",
+        ));
+    }
+    Ok(scopes)
 }
 
 fn parse_method(
@@ -381,7 +456,11 @@ fn parse_method(
         events.push(ename.to_owned());
     }
     let tag = m["tags"][0]["name"].as_str().unwrap_or("misc").to_owned();
+    // Checked against `x-scopes` by the caller: missing is an error once the document has
+    // scopes.
+    let scope = str_field(m, "x-scope").unwrap_or_default();
     Ok(Method {
+        scope,
         summary: str_field(m, "summary").unwrap_or_default(),
         description: str_field(m, "description").unwrap_or_default(),
         tag,

@@ -47,6 +47,7 @@ pub fn render(spec: &Spec) -> String {
             if m.extension { " (extension)" } else { "" }
         );
         let _ = writeln!(out, "  {}", m.summary);
+        let _ = writeln!(out, "  scope: {}", m.scope);
         if m.params.is_empty() {
             let _ = writeln!(out, "  params: none");
         } else {

@@ -218,7 +218,7 @@ fn methods_map(out: &mut String, spec: &Spec) {
         "/** Params, result and events of every method. */\nexport interface Methods {{"
     );
     for m in &spec.methods {
-        jsdoc(out, "  ", &m.summary);
+        jsdoc(out, "  ", &format!("{} Scope: `{}`.", m.summary, m.scope));
         let events = if m.events.is_empty() {
             "never".to_owned()
         } else {
@@ -230,15 +230,28 @@ fn methods_map(out: &mut String, spec: &Spec) {
         };
         let _ = writeln!(
             out,
-            "  {:?}: {{ params: {}; result: {}; events: {events}; paramsOptional: {} }};",
+            "  {:?}: {{ params: {}; result: {}; events: {events}; paramsOptional: {}; scope: {:?} }};",
             m.name,
             m.params_type(),
             m.result,
-            m.params_optional()
+            m.params_optional(),
+            m.scope
         );
     }
     let _ = writeln!(out, "}}\n");
     let _ = writeln!(out, "export type MethodName = keyof Methods;");
+    let _ = writeln!(
+        out,
+        "/** The scope a credential must hold to call each method (decision scopes). */"
+    );
+    let _ = writeln!(
+        out,
+        "export const METHOD_SCOPES: {{ readonly [M in MethodName]: Methods[M][\"scope\"] }} = {{"
+    );
+    for m in &spec.methods {
+        let _ = writeln!(out, "  {:?}: {:?},", m.name, m.scope);
+    }
+    let _ = writeln!(out, "}};\n");
     let _ = writeln!(
         out,
         "export type ParamsOf<M extends MethodName> = Methods[M][\"params\"];"
@@ -374,7 +387,11 @@ fn group_body(group: &Group<'_>, indent: &str) -> String {
     let mut body = String::from("{\n");
     for (segment, child) in &group.children {
         if let Some(m) = child.method {
-            jsdoc(&mut body, &inner, &format!("`{}`: {}", m.name, m.summary));
+            jsdoc(
+                &mut body,
+                &inner,
+                &format!("`{}`: {} Scope: `{}`.", m.name, m.summary, m.scope),
+            );
             let params = if m.params_optional() {
                 format!("params: {} = {{}}", m.params_type())
             } else {

@@ -9,15 +9,16 @@ fn base() -> Value {
         "openrpc": "1.3.2",
         "info": {"title": "t", "version": "1.0.0"},
         "x-protocol-version": 1,
+        "x-scopes": [{"name": "read", "description": "r"}, {"name": "chat", "description": "c"}],
         "x-events": [{"name": "done", "description": "d", "data": {"$ref": "#/components/schemas/DoneEventData"}}],
         "methods": [
-            {"name": "sessions.list", "summary": "s", "paramStructure": "by-name",
+            {"name": "sessions.list", "summary": "s", "paramStructure": "by-name", "x-scope": "read",
              "params": [
                 {"name": "limit", "required": false, "schema": {"type": "integer", "minimum": 1}},
                 {"name": "mode", "required": false, "schema": {"type": "string", "enum": ["a", "b"]}}
              ],
              "result": {"name": "r", "schema": {"$ref": "#/components/schemas/SessionsListResult"}}},
-            {"name": "system.info", "summary": "s", "paramStructure": "by-name", "params": [],
+            {"name": "system.info", "summary": "s", "paramStructure": "by-name", "x-scope": "read", "params": [],
              "result": {"name": "r", "schema": {"$ref": "#/components/schemas/SystemInfoResult"}}}
         ],
         "components": {
@@ -315,4 +316,39 @@ fn no_breaking_change_since_the_last_release_without_a_major_bump() {
             breaking.join("\n")
         );
     }
+}
+
+#[test]
+fn changing_a_scope_is_breaking_and_declaring_one_is_compatible() {
+    assert_breaking(
+        |s| s["methods"][1]["x-scope"] = json!("chat"),
+        "system.info: scope changed from `read` to `chat`",
+    );
+    // From a document without scopes (released 1.1.0) to one with them.
+    let mut old = base();
+    obj(&mut old).remove("x-scopes");
+    for m in arr(&mut old["methods"]) {
+        obj(m).remove("x-scope");
+    }
+    let old = Spec::from_value(old).expect("a spec without scopes still parses for diffing");
+    let new = Spec::from_value(base()).expect("base parses");
+    let changes = diff(&old, &new);
+    assert!(!is_breaking(&changes), "{changes:?}");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.to_string().contains("scope `read` declared")),
+        "{changes:?}"
+    );
+    // Once a document has scopes, a method without one is refused.
+    let mut missing = base();
+    obj(&mut missing["methods"][0]).remove("x-scope");
+    let error = Spec::from_value(missing)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("x-scope") && error.contains("missing"),
+        "{error}"
+    );
 }

@@ -142,6 +142,18 @@ pub const OPTIONAL_TAGS: &[(&str, &str)] = &[
         "operator",
         "operator methods (backends, docker, observability)",
     ),
+    (
+        "scopes:read-only",
+        "a read-only token reads; other scopes are refused with -6 naming the scope",
+    ),
+    (
+        "scopes:chat",
+        "a chat token chats; tools and configuration are refused with -6",
+    ),
+    (
+        "scopes:operator",
+        "an operator token runs tools; configuration changes are refused with -6",
+    ),
 ];
 
 /// Whether `tag` is a known `covers` tag.

@@ -95,6 +95,17 @@ impl RpcError {
         ErrorCode::from_code(self.code)
     }
 
+    /// ScopeRequired (-6): the connection's credential lacks the scope `method` declares.
+    pub fn scope_required(method: &str, scope: &str) -> Self {
+        Self::new(
+            ErrorCode::ScopeRequired,
+            format!(
+                "`{method}` needs the `{scope}` scope, which this connection's token does not hold; connect with a token that has it (server.tokens scopes)"
+            ),
+        )
+        .with_data(serde_json::json!({ "scope": scope, "method": method }))
+    }
+
     /// -2 with `data.path` naming the offending field (a JSON path such as `params.limit`).
     pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
         let path = path.into();

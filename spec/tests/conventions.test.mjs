@@ -234,6 +234,17 @@ test("agent.send keeps the deprecated session alias", () => {
   assert.ok(sid && sid.required === false);
 });
 
+test("every method declares a scope from x-scopes", () => {
+  const scopes = spec["x-scopes"].map((s) => s.name);
+  assert.deepEqual(scopes, spec.components.schemas.Scope.enum, "x-scopes and the Scope schema list the same scopes");
+  const missing = spec.methods.filter((m) => !scopes.includes(m["x-scope"])).map((m) => `${m.name}: ${m["x-scope"]}`);
+  assert.deepEqual(missing, [], "methods without a known x-scope");
+  const noError = spec.methods
+    .filter((m) => !(m.errors ?? []).some((e) => e.$ref === "#/components/errors/ScopeRequired"))
+    .map((m) => m.name);
+  assert.deepEqual(noError, [], "every method may answer ScopeRequired");
+});
+
 test("README lists every decision and error", () => {
   const readme = readFileSync(join(SPEC_DIR, "README.md"), "utf8");
   for (const d of spec["x-decisions"]) {

@@ -26,6 +26,24 @@ pub struct Gateway {
     _dir: tempfile::TempDir,
 }
 
+/// The named tokens the scope transcripts use (README, "Scopes").
+pub const SCOPED_TOKENS: &str = r#"
+[[server.tokens]]
+name = "conformance-read"
+token = "conformance-read-token"
+scopes = ["read"]
+
+[[server.tokens]]
+name = "conformance-chat"
+token = "conformance-chat-token"
+scopes = ["read", "chat"]
+
+[[server.tokens]]
+name = "conformance-operator"
+token = "conformance-operator-token"
+scopes = ["read", "chat", "operator"]
+"#;
+
 impl Gateway {
     /// Starts the daemon with `conformance/gateway.toml`, the embedded model, a temporary data
     /// directory, port 0 and optionally a token.
@@ -41,6 +59,13 @@ impl Gateway {
             "[storage]\ndata_dir = {data:?}\n\n[server]\nport = 0\n{token_line}\n{suite}",
             data = data.display().to_string()
         );
+        // The scope transcripts (scopes-*.jsonl) connect with these named tokens; like the
+        // auth transcripts they run only against the gateway that requires a token.
+        let text = if token.is_some() {
+            format!("{text}\n{SCOPED_TOKENS}")
+        } else {
+            text
+        };
         let config_path = dir.path().join("flynn.toml");
         std::fs::write(&config_path, text).expect("write config");
         let config =

@@ -104,7 +104,11 @@ async fn persist_user(
         .await
         .map_err(store_err)?;
     let (frontend, user_id) = split_session_id(session_id);
-    if let Err(e) = gw.store.record_presence(frontend, user_id, None, now).await {
+    if let Err(e) = gw
+        .store
+        .record_presence(frontend, user_id, message.sender_name.as_deref(), now)
+        .await
+    {
         tracing::warn!(error = %e, "could not record presence");
     }
     Ok(())
@@ -168,10 +172,14 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
             ..ChatMessage::user(message.text.clone())
         });
     }
+    // Tools only for requesters holding `operator` (decision scopes): a chat-only token must
+    // not reach a shell through the model.
+    let may_use_tools = turn_may_use_tools(&turn.messages);
     let tools: Vec<ToolSpec> = gw
         .tools()
         .list()
         .into_iter()
+        .filter(|_| may_use_tools)
         .map(|t| ToolSpec {
             name: t.name,
             description: t.description,
@@ -243,6 +251,8 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
             let args = to_object(&call.arguments);
             let output = if run.has_steered() {
                 ToolOutput::failure("skipped: the user sent a new message before this tool started")
+            } else if !may_use_tools {
+                ToolOutput::failure(NO_TOOLS_FOR_REQUESTER)
             } else if gw.approvals.is_enabled(&session_id) {
                 match ask_approval(
                     gw,
@@ -349,6 +359,16 @@ const PROMPT_SHARE: f64 = 0.85;
 /// Drops the oldest history messages (never the current turn's) until the prompt's estimate
 /// fits the model's window. The full history stays in the store; the `context_warning`
 /// checkpoint keeps what the model no longer sees.
+/// What a tool call of a turn gets when its requester may not use tools.
+const NO_TOOLS_FOR_REQUESTER: &str =
+    "refused: the requester of this turn does not hold the `operator` scope, which tool calls need";
+
+/// Whether a turn may call tools: every message it answers comes from a requester holding the
+/// `operator` scope.
+pub fn turn_may_use_tools(messages: &[UserMessage]) -> bool {
+    messages.iter().all(|m| m.may_use_tools)
+}
+
 fn trim_to_window(request: &mut ChatRequest, mut history_len: usize, window: u64) {
     let budget = (window as f64 * PROMPT_SHARE) as u64;
     let mut dropped = 0;

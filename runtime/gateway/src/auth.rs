@@ -11,6 +11,8 @@ use base64::Engine as _;
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
+use flynn_protocol::Scopes;
+
 use crate::config::ServerConfig;
 
 /// The subprotocol the gateway selects when a client offers it.
@@ -23,10 +25,34 @@ pub const TAILSCALE_LOGIN_HEADER: &str = "tailscale-user-login";
 /// Who a request is, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
-    /// No token is configured.
+    /// No token is configured (loopback only): every scope.
     Open,
-    Token,
+    /// A token: `server.token` (named `server.token`, every scope) or a named token.
+    Token { name: String, scopes: Scopes },
+    /// A Tailscale login from a loopback peer: every scope.
     Tailscale(String),
+}
+
+/// The name `server.token` goes by in logs and presence.
+pub const SERVER_TOKEN_NAME: &str = "server.token";
+
+impl Identity {
+    /// The scopes this identity holds.
+    pub fn scopes(&self) -> Scopes {
+        match self {
+            Self::Open | Self::Tailscale(_) => Scopes::ALL,
+            Self::Token { scopes, .. } => *scopes,
+        }
+    }
+
+    /// How logs and presence name the identity (never the token itself).
+    pub fn principal(&self) -> Option<&str> {
+        match self {
+            Self::Open => None,
+            Self::Token { name, .. } => Some(name),
+            Self::Tailscale(login) => Some(login),
+        }
+    }
 }
 
 /// Why a request is refused. Codes: -4 for missing credentials, -5 for wrong ones.
@@ -171,12 +197,17 @@ pub fn authenticate(
     {
         return Ok(Identity::Tailscale(login.to_owned()));
     }
-    let Some(expected) = config.token.as_deref() else {
+    if config.token.is_none() && config.tokens.is_empty() {
         return Ok(Identity::Open);
-    };
+    }
     let ip = peer.ip().to_canonical();
     match presented_token(headers) {
-        Some(token) if !token.is_empty() && tokens_match(expected, &token) => Ok(Identity::Token),
+        Some(token)
+            if !token.is_empty()
+                && let Some(identity) = match_token(config, &token) =>
+        {
+            Ok(identity)
+        }
         // Nothing to guess with: not counted.
         None => Err(AuthError::Missing),
         Some(token) if token.is_empty() => Err(AuthError::Missing),
@@ -188,6 +219,29 @@ pub fn authenticate(
             Err(AuthError::Wrong)
         }
     }
+}
+
+/// The identity a presented token belongs to: `server.token` (every scope) or a named token.
+fn match_token(config: &ServerConfig, presented: &str) -> Option<Identity> {
+    if config
+        .token
+        .as_deref()
+        .is_some_and(|expected| tokens_match(expected, presented))
+    {
+        return Some(Identity::Token {
+            name: SERVER_TOKEN_NAME.to_owned(),
+            scopes: Scopes::ALL,
+        });
+    }
+    config.tokens.iter().find_map(|named| {
+        let value = named.value()?;
+        // A token with an unknown scope was refused when the config was loaded.
+        let scopes = named.scope_set().ok()?;
+        tokens_match(&value, presented).then(|| Identity::Token {
+            name: named.name.clone(),
+            scopes,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -211,6 +265,49 @@ mod tests {
         }
     }
 
+    fn server_token() -> Identity {
+        Identity::Token {
+            name: SERVER_TOKEN_NAME.to_owned(),
+            scopes: Scopes::ALL,
+        }
+    }
+
+    #[test]
+    fn named_tokens_carry_their_scopes() {
+        let c = ServerConfig {
+            tokens: vec![crate::config::NamedToken {
+                name: "status-page".into(),
+                token: Some("read-only-token-1".into()),
+                scopes: vec!["read".into()],
+                ..Default::default()
+            }],
+            ..config(Some("secret-token"))
+        };
+        let l = FailureLimiter::default();
+        let h = headers(&[("authorization", "Bearer read-only-token-1")]);
+        let identity = authenticate(&c, &l, &h, PEER);
+        let read_only = Scopes::NONE.with(flynn_protocol::types::Scope::Read);
+        assert_eq!(
+            identity,
+            Ok(Identity::Token {
+                name: "status-page".into(),
+                scopes: read_only
+            })
+        );
+        assert_eq!(identity.map(|i| i.scopes()), Ok(read_only));
+        let h = headers(&[("authorization", "Bearer secret-token")]);
+        assert_eq!(authenticate(&c, &l, &h, PEER), Ok(server_token()));
+        // Only named tokens: still no open door.
+        let only_named = ServerConfig {
+            token: None,
+            ..c.clone()
+        };
+        assert_eq!(
+            authenticate(&only_named, &l, &headers(&[]), PEER),
+            Err(AuthError::Missing)
+        );
+    }
+
     const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5000);
     const REMOTE: SocketAddr =
         SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(100, 64, 0, 2)), 5000);
@@ -226,7 +323,7 @@ mod tests {
                 &headers(&[("authorization", "Bearer secret-token")]),
                 PEER
             ),
-            Ok(Identity::Token)
+            Ok(server_token())
         );
         let entry = format!(
             "flynn.v1, {BEARER_PREFIX}{}",
@@ -239,7 +336,7 @@ mod tests {
                 &headers(&[("sec-websocket-protocol", &entry)]),
                 PEER
             ),
-            Ok(Identity::Token)
+            Ok(server_token())
         );
         assert_eq!(
             authenticate(&c, &l, &headers(&[]), PEER),
@@ -270,7 +367,7 @@ mod tests {
         // The right token still passes from the limited address, and a missing one is not
         // counted (nor limited).
         let right = headers(&[("authorization", "Bearer secret-token")]);
-        assert_eq!(authenticate(&c, &l, &right, PEER), Ok(Identity::Token));
+        assert_eq!(authenticate(&c, &l, &right, PEER), Ok(server_token()));
         assert_eq!(
             authenticate(&c, &l, &headers(&[]), REMOTE),
             Err(AuthError::Missing)
@@ -289,7 +386,7 @@ mod tests {
         ] {
             assert_eq!(
                 authenticate(&c, &l, &headers(&[("authorization", value)]), PEER),
-                Ok(Identity::Token),
+                Ok(server_token()),
                 "{value}"
             );
         }

@@ -88,6 +88,8 @@ pub struct ServerConfig {
     /// Bearer token required on every WebSocket (and HTTP request when `auth_http`). Prefer the
     /// FLYNN_SERVER_TOKEN environment variable.
     pub token: Option<String>,
+    /// Named tokens, each with the scopes it holds (`server.token` holds every scope).
+    pub tokens: Vec<NamedToken>,
     /// Trust the `Tailscale-User-Login` header, only from a loopback peer (Tailscale Serve).
     pub tailscale_identity: bool,
     /// Require the token on HTTP routes too (webhooks excepted).
@@ -146,6 +148,7 @@ impl Default for ServerConfig {
             token: None,
             tailscale_identity: false,
             auth_http: true,
+            tokens: Vec::new(),
             allowed_origins: Vec::new(),
             dashboard: true,
             dashboard_dir: None,
@@ -164,6 +167,42 @@ impl Default for ServerConfig {
             inbound_free_bytes_per_connection: 16 * 1024,
             nodes: NodesConfig::default(),
         }
+    }
+}
+
+/// `[[server.tokens]]`: a named credential and the scopes it holds (decision scopes: `read`,
+/// `chat`, `operator`, `admin`). Logs and `system.presence` name it; nothing shows its value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct NamedToken {
+    /// Shown in logs and presence instead of the token.
+    pub name: String,
+    /// The environment variable holding the token (preferred; read at start and on reload).
+    pub token_env: Option<String>,
+    /// The token itself, when not from the environment (shown as *** by config.get).
+    pub token: Option<String>,
+    /// Scopes this token holds.
+    pub scopes: Vec<String>,
+}
+
+impl NamedToken {
+    /// The token value: from `token_env` (the copy kept at start), else `token`.
+    pub fn value(&self) -> Option<String> {
+        self.token_env
+            .as_deref()
+            .and_then(env_secret)
+            .or_else(|| self.token.clone())
+            .filter(|t| !t.is_empty())
+    }
+
+    /// The scopes as a set; `Err` names an unknown one.
+    pub fn scope_set(&self) -> Result<flynn_protocol::Scopes, String> {
+        let mut set = flynn_protocol::Scopes::NONE;
+        for name in &self.scopes {
+            let scope = flynn_protocol::Scopes::from_name(name).ok_or_else(|| name.clone())?;
+            set = set.with(scope);
+        }
+        Ok(set)
     }
 }
 
@@ -468,6 +507,12 @@ impl Config {
             .values()
             .filter_map(api_key_env_name)
             .chain([flynn_models::ANTHROPIC_KEY_ENV])
+            .chain(
+                self.server
+                    .tokens
+                    .iter()
+                    .filter_map(|t| t.token_env.as_deref()),
+            )
             .collect();
         present
             .into_iter()
@@ -510,6 +555,43 @@ impl Config {
             if ms < 100 {
                 return Err(ConfigError::Invalid(format!(
                     "server.{key} must be at least 100 (milliseconds)"
+                )));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, t) in s.tokens.iter().enumerate() {
+            let at = format!("server.tokens[{i}]");
+            if t.name.trim().is_empty() {
+                return Err(ConfigError::Invalid(format!("{at}: give the token a name")));
+            }
+            if !names.insert(t.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "{at}: the name `{}` is used twice; token names must be unique",
+                    t.name
+                )));
+            }
+            if t.token_env.is_none() == t.token.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "{at} (`{}`): set exactly one of token_env (preferred) or token",
+                    t.name
+                )));
+            }
+            if t.token.as_deref().is_some_and(|v| v.len() < 8) {
+                return Err(ConfigError::Invalid(format!(
+                    "{at} (`{}`): the token is shorter than 8 characters; use a long random token",
+                    t.name
+                )));
+            }
+            if t.scopes.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "{at} (`{}`): list its scopes (read, chat, operator, admin)",
+                    t.name
+                )));
+            }
+            if let Err(unknown) = t.scope_set() {
+                return Err(ConfigError::Invalid(format!(
+                    "{at} (`{}`): unknown scope `{unknown}`; the scopes are read, chat, operator and admin",
+                    t.name
                 )));
             }
         }
@@ -557,13 +639,28 @@ impl Config {
 
     /// Refuses to expose an unauthenticated gateway beyond this machine.
     pub fn check_exposure(&self, bind: IpAddr) -> Result<(), ConfigError> {
-        if !bind.to_canonical().is_loopback() && self.server.token.is_none() {
+        for t in &self.server.tokens {
+            if t.value().is_none_or(|v| v.len() < 8) {
+                return Err(ConfigError::Invalid(format!(
+                    "server.tokens `{}`: the environment variable {} is not set or shorter than 8 characters; set it, or remove the token",
+                    t.name,
+                    t.token_env.as_deref().unwrap_or("(token_env)")
+                )));
+            }
+        }
+        if !bind.to_canonical().is_loopback() && !self.has_credentials() {
             return Err(ConfigError::Invalid(format!(
                 "refusing to bind {bind} without a token: anyone on the network could drive the agent. \
                  Set server.token (or {TOKEN_ENV}), or bind 127.0.0.1"
             )));
         }
         Ok(())
+    }
+
+    /// Whether any credential is configured (`server.token` or a named token): then every
+    /// request must present one.
+    pub fn has_credentials(&self) -> bool {
+        self.server.token.is_some() || !self.server.tokens.is_empty()
     }
 
     /// The queue policy of a channel (frontend), before per-session overrides.
@@ -620,7 +717,9 @@ fn redact(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, v) in map.iter_mut() {
-                if is_secret_key(key) && !v.is_null() && !v.is_boolean() {
+                // Lists and tables under a secret-sounding key (`server.tokens`) are walked: their
+                // members say which parts are secret.
+                if is_secret_key(key) && (v.is_string() || v.is_number()) {
                     *v = serde_json::Value::String("***".into());
                 } else {
                     redact(v);

@@ -29,7 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, info};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Identity};
 use crate::gateway::{ConnectionSlot, Gateway};
 use crate::inbound::{BudgetExhausted, BudgetedStream};
 
@@ -114,8 +114,8 @@ pub enum Outbound {
 pub struct ConnectionState {
     pub id: String,
     pub peer: SocketAddr,
-    /// The Tailscale login, when the connection authenticated that way.
-    pub tailscale_login: Option<String>,
+    /// Who authenticated the connection, and so which scopes it holds.
+    pub identity: Identity,
     /// The session this connection is attached to (`ws:<connectionId>` until `sessions.create`).
     session: Mutex<String>,
     events: EventQueue,
@@ -217,7 +217,7 @@ pub async fn run(
     gateway: Arc<Gateway>,
     ws: Socket,
     peer: SocketAddr,
-    tailscale_login: Option<String>,
+    identity: Identity,
     _slot: ConnectionSlot,
 ) {
     let config = gateway.config();
@@ -227,7 +227,7 @@ pub async fn run(
         session: Mutex::new(format!("ws:{id}")),
         id: id.clone(),
         peer,
-        tailscale_login,
+        identity,
         events: EventQueue::new(config.server.outbound_buffer_frames),
         slow: AtomicBool::new(false),
         wake: Notify::new(),
@@ -235,7 +235,12 @@ pub async fn run(
         close_requested: AtomicBool::new(false),
     });
     gateway.connections.register(state.clone());
-    debug!(connection = %id, %peer, "connected");
+    debug!(
+        connection = %id,
+        %peer,
+        principal = state.identity.principal().unwrap_or("-"),
+        "connected"
+    );
 
     let close = serve(&gateway, ws, &state, &config.server).await;
     state.events.close();

@@ -12,6 +12,8 @@ use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Reply;
 
+use flynn_protocol::types::Scope;
+
 use crate::auth::{self, AuthError};
 use crate::gateway::Gateway;
 
@@ -30,8 +32,19 @@ pub(crate) fn check_http_auth(
     headers: &http::HeaderMap,
     peer: Option<Peer>,
 ) -> Result<(), Box<warp::reply::Response>> {
+    check_http_scope(gateway, headers, peer, Scope::Read)
+}
+
+/// Authenticates an HTTP request when the config asks for it, and checks that its credential
+/// holds `needed` (403 with ScopeRequired otherwise).
+pub(crate) fn check_http_scope(
+    gateway: &Gateway,
+    headers: &http::HeaderMap,
+    peer: Option<Peer>,
+    needed: Scope,
+) -> Result<(), Box<warp::reply::Response>> {
     let config = gateway.config();
-    if !config.server.auth_http || config.server.token.is_none() {
+    if !config.server.auth_http || !config.has_credentials() {
         return Ok(());
     }
     let peer = peer.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
@@ -40,7 +53,18 @@ pub(crate) fn check_http_auth(
         crate::metrics::get().auth_failure("http");
     }
     match checked {
-        Ok(_) => Ok(()),
+        Ok(identity) if identity.scopes().contains(needed) => Ok(()),
+        Ok(_) => {
+            let error = flynn_protocol::wire::RpcError::scope_required(
+                "this route",
+                flynn_protocol::Scopes::name(needed),
+            );
+            let body = serde_json::json!({ "error": error });
+            Err(Box::new(
+                warp::reply::with_status(warp::reply::json(&body), StatusCode::FORBIDDEN)
+                    .into_response(),
+            ))
+        }
         Err(e @ AuthError::RateLimited(_)) => {
             Err(Box::new(error_reply(StatusCode::TOO_MANY_REQUESTS, &e)))
         }

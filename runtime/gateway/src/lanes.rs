@@ -35,6 +35,11 @@ use crate::session_config::{wire_mode, wire_overflow};
 pub struct UserMessage {
     pub text: String,
     pub attachments: Vec<flynn_protocol::types::Attachment>,
+    /// The requester holds the `operator` scope: a turn may call tools only when every
+    /// message it answers may (decision scopes).
+    pub may_use_tools: bool,
+    /// Who sent it (a token's name, a Tailscale login), shown in presence; never a secret.
+    pub sender_name: Option<String>,
 }
 
 pub type Reply = Result<AgentSendResult, RpcError>;

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{debug, info, warn};
 
 use crate::admission::{AcceptBackoff, Pending};
-use crate::auth::{self, AuthError, Identity};
+use crate::auth::{self, AuthError};
 use crate::connection;
 use crate::gateway::{Gateway, Reserve};
 use crate::hosts::AllowedHosts;
@@ -472,10 +472,6 @@ fn upgrade(
         response = response.header(header::SEC_WEBSOCKET_PROTOCOL, auth::SUBPROTOCOL);
     }
     let max_frame = server.max_frame_bytes;
-    let tailscale = match &auth {
-        Ok(Identity::Tailscale(login)) => Some(login.clone()),
-        _ => None,
-    };
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -510,7 +506,7 @@ fn upgrade(
             }
         });
         match (auth, slot) {
-            (Ok(_), Some(slot)) => connection::run(gateway, ws, peer, tailscale, slot).await,
+            (Ok(identity), Some(slot)) => connection::run(gateway, ws, peer, identity, slot).await,
             (Err(e), _) => connection::refuse(ws, peer, e).await,
             (Ok(_), None) => {}
         }

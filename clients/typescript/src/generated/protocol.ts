@@ -656,6 +656,17 @@ export interface RequestCancelledErrorData {
 /** The OpenRPC document itself (flynn.openrpc.json), unchanged. */
 export type RpcDiscoverResult = Record<string, unknown>;
 
+/** A permission a credential may hold (decision scopes; `x-scopes` describes each). */
+export type Scope = "read" | "chat" | "operator" | "admin";
+
+/** `error.data` of a ScopeRequired (-6) error. */
+export interface ScopeRequiredErrorData {
+  /** The method that was refused. */
+  method: string;
+  /** The scope the method needs. */
+  scope: Scope;
+}
+
 /** One log line. */
 export interface ServiceLogLine {
   /** Log level. Known values: `debug`, `info`, `warn`, `error`; `unknown` when the line had none. */
@@ -796,6 +807,8 @@ export interface SystemCapabilitiesResult {
   protocol: ProtocolVersionInfo;
   /** Queue modes the gateway supports (always sent by this gateway). */
   queueModes?: QueueMode[];
+  /** The scopes this connection's credential holds (always sent by this gateway). */
+  scopes?: Scope[];
 }
 
 /** Context usage per session. */
@@ -1297,91 +1310,136 @@ export type RpcDiscoverParams = Record<string, never>;
 
 /** Params, result and events of every method. */
 export interface Methods {
-  /** Gateway version, uptime and connection count. */
-  "system.info": { params: SystemInfoParams; result: SystemInfoResult; events: never; paramsOptional: true };
-  /** Close the connection gracefully. */
-  "system.disconnect": { params: SystemDisconnectParams; result: SystemDisconnectResult; events: never; paramsOptional: true };
-  /** Sender presence snapshots, most recent first. */
-  "system.presence": { params: SystemPresenceParams; result: SystemPresenceResult; events: never; paramsOptional: true };
-  /** Aggregate session analytics from the message history. */
-  "system.sessionAnalytics": { params: SystemSessionAnalyticsParams; result: SystemSessionAnalyticsResult; events: never; paramsOptional: true };
-  /** Estimated context-window budget of every session. */
-  "system.contextUsage": { params: SystemContextUsageParams; result: SystemContextUsageResult; events: never; paramsOptional: true };
-  /** Status of local LLM backend daemons. */
-  "system.localBackends": { params: SystemLocalBackendsParams; result: SystemLocalBackendsResult; events: never; paramsOptional: true };
-  /** Status of docker-compose managed dependencies. */
-  "system.dockerDependencies": { params: SystemDockerDependenciesParams; result: SystemDockerDependenciesResult; events: never; paramsOptional: true };
-  /** Start, restart, stop or update a docker-compose dependency. */
-  "system.dockerDependencyControl": { params: SystemDockerDependencyControlParams; result: SystemDockerDependencyControlResult; events: never; paramsOptional: false };
-  /** Start, restart, stop or update a local backend daemon. */
-  "system.localBackendControl": { params: SystemLocalBackendControlParams; result: SystemLocalBackendControlResult; events: never; paramsOptional: false };
-  /** Services the dashboard can chart or read logs from. */
-  "system.observabilitySources": { params: SystemObservabilitySourcesParams; result: SystemObservabilitySourcesResult; events: never; paramsOptional: true };
-  /** Sampled trend points for dashboard charts. */
-  "system.observabilitySeries": { params: SystemObservabilitySeriesParams; result: SystemObservabilitySeriesResult; events: never; paramsOptional: true };
-  /** Recent log lines of an observability source, secrets masked. */
-  "system.serviceLogs": { params: SystemServiceLogsParams; result: SystemServiceLogsResult; events: never; paramsOptional: false };
-  /** List sessions, with persisted inclusion, frontend filter and paging. */
-  "sessions.list": { params: SessionsListParams; result: SessionsListResult; events: never; paramsOptional: true };
-  /** Session details and history. */
-  "sessions.get": { params: SessionsGetParams; result: SessionsGetResult; events: never; paramsOptional: false };
-  /** Create or resume a session and attach the connection to it. */
-  "sessions.create": { params: SessionsCreateParams; result: SessionsCreateResult; events: never; paramsOptional: true };
-  /** Delete a session and its stored data. */
-  "sessions.delete": { params: SessionsDeleteParams; result: SessionsDeleteResult; events: never; paramsOptional: false };
-  /** Send a message to the agent and stream the run. */
-  "agent.send": { params: AgentSendParams; result: AgentSendResult; events: "content" | "tool_start" | "tool_end" | "attachment" | "context_warning" | "tool_approval" | "done" | "error"; paramsOptional: false };
-  /** Cancel the session's active run and reject its queued requests. */
-  "agent.cancel": { params: AgentCancelParams; result: AgentCancelResult; events: never; paramsOptional: true };
-  /** Register the connection as a companion node and negotiate the protocol. */
-  "node.register": { params: NodeRegisterParams; result: NodeRegisterResult; events: never; paramsOptional: false };
-  /** Negotiated capabilities of the calling node connection. */
-  "node.capabilities.get": { params: NodeCapabilitiesGetParams; result: NodeCapabilitiesGetResult; events: never; paramsOptional: true };
-  /** Store the calling node's last-known location. */
-  "node.location.set": { params: NodeLocationSetParams; result: NodeLocationSetResult; events: never; paramsOptional: false };
-  /** The calling node's stored location. */
-  "node.location.get": { params: NodeLocationGetParams; result: NodeLocationGetResult; events: never; paramsOptional: true };
-  /** Publish the calling node's runtime status. */
-  "node.status.set": { params: NodeStatusSetParams; result: NodeStatusSetResult; events: never; paramsOptional: false };
-  /** Register the calling node's push token. */
-  "node.push_token.set": { params: NodePushTokenSetParams; result: NodePushTokenSetResult; events: never; paramsOptional: false };
-  /** Protocol version, node policy and feature gates. */
-  "system.capabilities": { params: SystemCapabilitiesParams; result: SystemCapabilitiesResult; events: never; paramsOptional: true };
-  /** Operator snapshot of node locations. */
-  "system.location": { params: SystemLocationParams; result: SystemLocationResult; events: never; paramsOptional: true };
-  /** Operator snapshot of registered node connections. */
-  "system.nodes": { params: SystemNodesParams; result: SystemNodesResult; events: never; paramsOptional: true };
-  /** Create or replace a session-scoped canvas artifact. */
-  "canvas.put": { params: CanvasPutParams; result: CanvasPutResult; events: never; paramsOptional: false };
-  /** Fetch one canvas artifact. */
-  "canvas.get": { params: CanvasGetParams; result: CanvasGetResult; events: never; paramsOptional: false };
-  /** List a session's canvas artifacts, newest first. */
-  "canvas.list": { params: CanvasListParams; result: CanvasListResult; events: never; paramsOptional: false };
-  /** Delete one canvas artifact. */
-  "canvas.delete": { params: CanvasDeleteParams; result: CanvasDeleteResult; events: never; paramsOptional: false };
-  /** Delete every canvas artifact of a session. */
-  "canvas.clear": { params: CanvasClearParams; result: CanvasClearResult; events: never; paramsOptional: false };
-  /** Turn tool-call approval on or off for a session. */
-  "agent.setToolUseCallback": { params: AgentSetToolUseCallbackParams; result: AgentSetToolUseCallbackResult; events: never; paramsOptional: false };
-  /** List the tools available to a session. */
-  "tools.list": { params: ToolsListParams; result: ToolsListResult; events: never; paramsOptional: true };
-  /** Run a tool directly, bypassing the agent. */
-  "tools.execute": { params: ToolsExecuteParams; result: ToolsExecuteResult; events: never; paramsOptional: false };
-  /** Current configuration, secrets redacted. */
-  "config.get": { params: ConfigGetParams; result: ConfigGetResult; events: never; paramsOptional: true };
-  /** Reload the configuration file. */
-  "config.reload": { params: ConfigReloadParams; result: ConfigReloadResult; events: never; paramsOptional: true };
-  /** Generate a pairing code for unknown senders on a channel. */
-  "pairing.generate": { params: PairingGenerateParams; result: PairingGenerateResult; events: never; paramsOptional: false };
-  /** List active pairing codes. */
-  "pairing.list": { params: PairingListParams; result: PairingListResult; events: never; paramsOptional: true };
-  /** Extension: answer a `tool_approval` request. */
-  "agent.approveTool": { params: AgentApproveToolParams; result: AgentApproveToolResult; events: never; paramsOptional: false };
-  /** This OpenRPC document. */
-  "rpc.discover": { params: RpcDiscoverParams; result: RpcDiscoverResult; events: never; paramsOptional: true };
+  /** Gateway version, uptime and connection count. Scope: `read`. */
+  "system.info": { params: SystemInfoParams; result: SystemInfoResult; events: never; paramsOptional: true; scope: "read" };
+  /** Close the connection gracefully. Scope: `read`. */
+  "system.disconnect": { params: SystemDisconnectParams; result: SystemDisconnectResult; events: never; paramsOptional: true; scope: "read" };
+  /** Sender presence snapshots, most recent first. Scope: `read`. */
+  "system.presence": { params: SystemPresenceParams; result: SystemPresenceResult; events: never; paramsOptional: true; scope: "read" };
+  /** Aggregate session analytics from the message history. Scope: `read`. */
+  "system.sessionAnalytics": { params: SystemSessionAnalyticsParams; result: SystemSessionAnalyticsResult; events: never; paramsOptional: true; scope: "read" };
+  /** Estimated context-window budget of every session. Scope: `read`. */
+  "system.contextUsage": { params: SystemContextUsageParams; result: SystemContextUsageResult; events: never; paramsOptional: true; scope: "read" };
+  /** Status of local LLM backend daemons. Scope: `read`. */
+  "system.localBackends": { params: SystemLocalBackendsParams; result: SystemLocalBackendsResult; events: never; paramsOptional: true; scope: "read" };
+  /** Status of docker-compose managed dependencies. Scope: `read`. */
+  "system.dockerDependencies": { params: SystemDockerDependenciesParams; result: SystemDockerDependenciesResult; events: never; paramsOptional: true; scope: "read" };
+  /** Start, restart, stop or update a docker-compose dependency. Scope: `operator`. */
+  "system.dockerDependencyControl": { params: SystemDockerDependencyControlParams; result: SystemDockerDependencyControlResult; events: never; paramsOptional: false; scope: "operator" };
+  /** Start, restart, stop or update a local backend daemon. Scope: `operator`. */
+  "system.localBackendControl": { params: SystemLocalBackendControlParams; result: SystemLocalBackendControlResult; events: never; paramsOptional: false; scope: "operator" };
+  /** Services the dashboard can chart or read logs from. Scope: `read`. */
+  "system.observabilitySources": { params: SystemObservabilitySourcesParams; result: SystemObservabilitySourcesResult; events: never; paramsOptional: true; scope: "read" };
+  /** Sampled trend points for dashboard charts. Scope: `read`. */
+  "system.observabilitySeries": { params: SystemObservabilitySeriesParams; result: SystemObservabilitySeriesResult; events: never; paramsOptional: true; scope: "read" };
+  /** Recent log lines of an observability source, secrets masked. Scope: `operator`. */
+  "system.serviceLogs": { params: SystemServiceLogsParams; result: SystemServiceLogsResult; events: never; paramsOptional: false; scope: "operator" };
+  /** List sessions, with persisted inclusion, frontend filter and paging. Scope: `read`. */
+  "sessions.list": { params: SessionsListParams; result: SessionsListResult; events: never; paramsOptional: true; scope: "read" };
+  /** Session details and history. Scope: `read`. */
+  "sessions.get": { params: SessionsGetParams; result: SessionsGetResult; events: never; paramsOptional: false; scope: "read" };
+  /** Create or resume a session and attach the connection to it. Scope: `chat`. */
+  "sessions.create": { params: SessionsCreateParams; result: SessionsCreateResult; events: never; paramsOptional: true; scope: "chat" };
+  /** Delete a session and its stored data. Scope: `chat`. */
+  "sessions.delete": { params: SessionsDeleteParams; result: SessionsDeleteResult; events: never; paramsOptional: false; scope: "chat" };
+  /** Send a message to the agent and stream the run. Scope: `chat`. */
+  "agent.send": { params: AgentSendParams; result: AgentSendResult; events: "content" | "tool_start" | "tool_end" | "attachment" | "context_warning" | "tool_approval" | "done" | "error"; paramsOptional: false; scope: "chat" };
+  /** Cancel the session's active run and reject its queued requests. Scope: `chat`. */
+  "agent.cancel": { params: AgentCancelParams; result: AgentCancelResult; events: never; paramsOptional: true; scope: "chat" };
+  /** Register the connection as a companion node and negotiate the protocol. Scope: `operator`. */
+  "node.register": { params: NodeRegisterParams; result: NodeRegisterResult; events: never; paramsOptional: false; scope: "operator" };
+  /** Negotiated capabilities of the calling node connection. Scope: `read`. */
+  "node.capabilities.get": { params: NodeCapabilitiesGetParams; result: NodeCapabilitiesGetResult; events: never; paramsOptional: true; scope: "read" };
+  /** Store the calling node's last-known location. Scope: `operator`. */
+  "node.location.set": { params: NodeLocationSetParams; result: NodeLocationSetResult; events: never; paramsOptional: false; scope: "operator" };
+  /** The calling node's stored location. Scope: `read`. */
+  "node.location.get": { params: NodeLocationGetParams; result: NodeLocationGetResult; events: never; paramsOptional: true; scope: "read" };
+  /** Publish the calling node's runtime status. Scope: `operator`. */
+  "node.status.set": { params: NodeStatusSetParams; result: NodeStatusSetResult; events: never; paramsOptional: false; scope: "operator" };
+  /** Register the calling node's push token. Scope: `operator`. */
+  "node.push_token.set": { params: NodePushTokenSetParams; result: NodePushTokenSetResult; events: never; paramsOptional: false; scope: "operator" };
+  /** Protocol version, node policy and feature gates. Scope: `read`. */
+  "system.capabilities": { params: SystemCapabilitiesParams; result: SystemCapabilitiesResult; events: never; paramsOptional: true; scope: "read" };
+  /** Operator snapshot of node locations. Scope: `read`. */
+  "system.location": { params: SystemLocationParams; result: SystemLocationResult; events: never; paramsOptional: true; scope: "read" };
+  /** Operator snapshot of registered node connections. Scope: `read`. */
+  "system.nodes": { params: SystemNodesParams; result: SystemNodesResult; events: never; paramsOptional: true; scope: "read" };
+  /** Create or replace a session-scoped canvas artifact. Scope: `chat`. */
+  "canvas.put": { params: CanvasPutParams; result: CanvasPutResult; events: never; paramsOptional: false; scope: "chat" };
+  /** Fetch one canvas artifact. Scope: `read`. */
+  "canvas.get": { params: CanvasGetParams; result: CanvasGetResult; events: never; paramsOptional: false; scope: "read" };
+  /** List a session's canvas artifacts, newest first. Scope: `read`. */
+  "canvas.list": { params: CanvasListParams; result: CanvasListResult; events: never; paramsOptional: false; scope: "read" };
+  /** Delete one canvas artifact. Scope: `chat`. */
+  "canvas.delete": { params: CanvasDeleteParams; result: CanvasDeleteResult; events: never; paramsOptional: false; scope: "chat" };
+  /** Delete every canvas artifact of a session. Scope: `chat`. */
+  "canvas.clear": { params: CanvasClearParams; result: CanvasClearResult; events: never; paramsOptional: false; scope: "chat" };
+  /** Turn tool-call approval on or off for a session. Scope: `chat`. */
+  "agent.setToolUseCallback": { params: AgentSetToolUseCallbackParams; result: AgentSetToolUseCallbackResult; events: never; paramsOptional: false; scope: "chat" };
+  /** List the tools available to a session. Scope: `read`. */
+  "tools.list": { params: ToolsListParams; result: ToolsListResult; events: never; paramsOptional: true; scope: "read" };
+  /** Run a tool directly, bypassing the agent. Scope: `operator`. */
+  "tools.execute": { params: ToolsExecuteParams; result: ToolsExecuteResult; events: never; paramsOptional: false; scope: "operator" };
+  /** Current configuration, secrets redacted. Scope: `operator`. */
+  "config.get": { params: ConfigGetParams; result: ConfigGetResult; events: never; paramsOptional: true; scope: "operator" };
+  /** Reload the configuration file. Scope: `admin`. */
+  "config.reload": { params: ConfigReloadParams; result: ConfigReloadResult; events: never; paramsOptional: true; scope: "admin" };
+  /** Generate a pairing code for unknown senders on a channel. Scope: `operator`. */
+  "pairing.generate": { params: PairingGenerateParams; result: PairingGenerateResult; events: never; paramsOptional: false; scope: "operator" };
+  /** List active pairing codes. Scope: `operator`. */
+  "pairing.list": { params: PairingListParams; result: PairingListResult; events: never; paramsOptional: true; scope: "operator" };
+  /** Extension: answer a `tool_approval` request. Scope: `chat`. */
+  "agent.approveTool": { params: AgentApproveToolParams; result: AgentApproveToolResult; events: never; paramsOptional: false; scope: "chat" };
+  /** This OpenRPC document. Scope: `read`. */
+  "rpc.discover": { params: RpcDiscoverParams; result: RpcDiscoverResult; events: never; paramsOptional: true; scope: "read" };
 }
 
 export type MethodName = keyof Methods;
+/** The scope a credential must hold to call each method (decision scopes). */
+export const METHOD_SCOPES: { readonly [M in MethodName]: Methods[M]["scope"] } = {
+  "system.info": "read",
+  "system.disconnect": "read",
+  "system.presence": "read",
+  "system.sessionAnalytics": "read",
+  "system.contextUsage": "read",
+  "system.localBackends": "read",
+  "system.dockerDependencies": "read",
+  "system.dockerDependencyControl": "operator",
+  "system.localBackendControl": "operator",
+  "system.observabilitySources": "read",
+  "system.observabilitySeries": "read",
+  "system.serviceLogs": "operator",
+  "sessions.list": "read",
+  "sessions.get": "read",
+  "sessions.create": "chat",
+  "sessions.delete": "chat",
+  "agent.send": "chat",
+  "agent.cancel": "chat",
+  "node.register": "operator",
+  "node.capabilities.get": "read",
+  "node.location.set": "operator",
+  "node.location.get": "read",
+  "node.status.set": "operator",
+  "node.push_token.set": "operator",
+  "system.capabilities": "read",
+  "system.location": "read",
+  "system.nodes": "read",
+  "canvas.put": "chat",
+  "canvas.get": "read",
+  "canvas.list": "read",
+  "canvas.delete": "chat",
+  "canvas.clear": "chat",
+  "agent.setToolUseCallback": "chat",
+  "tools.list": "read",
+  "tools.execute": "operator",
+  "config.get": "operator",
+  "config.reload": "admin",
+  "pairing.generate": "operator",
+  "pairing.list": "operator",
+  "agent.approveTool": "chat",
+  "rpc.discover": "read",
+};
+
 export type ParamsOf<M extends MethodName> = Methods[M]["params"];
 export type ResultOf<M extends MethodName> = Methods[M]["result"];
 
@@ -1527,6 +1585,8 @@ export type FlynnEvent =
 
 /** The protocol's error codes. */
 export const ErrorCode = {
+  /** The connection's credential does not hold the scope the method declares in `x-scope` (decision scopes). Refused before the params are read; `error.data.scope` names the missing scope and `error.data.method` the method. Use a token that holds the scope (`[[server.tokens]]` scopes) or ask the operator for one. */
+  ScopeRequired: -6,
   /** Credentials were presented but are wrong. Same delivery as AuthRequired. Failed attempts are rate-limited per address. */
   AuthFailed: -5,
   /** `server.token` is set and the connection (or HTTP request) presented no credentials. Sent as one error frame with `id: null`, then the WebSocket is closed with 1008; HTTP answers 401 with the same JSON body. */
@@ -1552,6 +1612,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** Code -> name, for messages. */
 export const ERROR_NAMES: Readonly<Record<number, string>> = {
+  [-6]: "ScopeRequired",
   [-5]: "AuthFailed",
   [-4]: "AuthRequired",
   [-3]: "MethodNotFound",
@@ -1573,111 +1634,111 @@ export type CallFn = <M extends MethodName>(method: M, params: ParamsOf<M>) => P
 export function createMethodGroups(call: CallFn) {
   return {
     agent: {
-      /** `agent.approveTool`: Extension: answer a `tool_approval` request. */
+      /** `agent.approveTool`: Extension: answer a `tool_approval` request. Scope: `chat`. */
       approveTool: (params: AgentApproveToolParams): Promise<AgentApproveToolResult> => call("agent.approveTool", params),
-      /** `agent.cancel`: Cancel the session's active run and reject its queued requests. */
+      /** `agent.cancel`: Cancel the session's active run and reject its queued requests. Scope: `chat`. */
       cancel: (params: AgentCancelParams = {}): Promise<AgentCancelResult> => call("agent.cancel", params),
-      /** `agent.send`: Send a message to the agent and stream the run. */
+      /** `agent.send`: Send a message to the agent and stream the run. Scope: `chat`. */
       send: (params: AgentSendParams): Promise<AgentSendResult> => call("agent.send", params),
-      /** `agent.setToolUseCallback`: Turn tool-call approval on or off for a session. */
+      /** `agent.setToolUseCallback`: Turn tool-call approval on or off for a session. Scope: `chat`. */
       setToolUseCallback: (params: AgentSetToolUseCallbackParams): Promise<AgentSetToolUseCallbackResult> => call("agent.setToolUseCallback", params),
     },
     canvas: {
-      /** `canvas.clear`: Delete every canvas artifact of a session. */
+      /** `canvas.clear`: Delete every canvas artifact of a session. Scope: `chat`. */
       clear: (params: CanvasClearParams): Promise<CanvasClearResult> => call("canvas.clear", params),
-      /** `canvas.delete`: Delete one canvas artifact. */
+      /** `canvas.delete`: Delete one canvas artifact. Scope: `chat`. */
       delete: (params: CanvasDeleteParams): Promise<CanvasDeleteResult> => call("canvas.delete", params),
-      /** `canvas.get`: Fetch one canvas artifact. */
+      /** `canvas.get`: Fetch one canvas artifact. Scope: `read`. */
       get: (params: CanvasGetParams): Promise<CanvasGetResult> => call("canvas.get", params),
-      /** `canvas.list`: List a session's canvas artifacts, newest first. */
+      /** `canvas.list`: List a session's canvas artifacts, newest first. Scope: `read`. */
       list: (params: CanvasListParams): Promise<CanvasListResult> => call("canvas.list", params),
-      /** `canvas.put`: Create or replace a session-scoped canvas artifact. */
+      /** `canvas.put`: Create or replace a session-scoped canvas artifact. Scope: `chat`. */
       put: (params: CanvasPutParams): Promise<CanvasPutResult> => call("canvas.put", params),
     },
     config: {
-      /** `config.get`: Current configuration, secrets redacted. */
+      /** `config.get`: Current configuration, secrets redacted. Scope: `operator`. */
       get: (params: ConfigGetParams = {}): Promise<ConfigGetResult> => call("config.get", params),
-      /** `config.reload`: Reload the configuration file. */
+      /** `config.reload`: Reload the configuration file. Scope: `admin`. */
       reload: (params: ConfigReloadParams = {}): Promise<ConfigReloadResult> => call("config.reload", params),
     },
     node: {
       capabilities: {
-        /** `node.capabilities.get`: Negotiated capabilities of the calling node connection. */
+        /** `node.capabilities.get`: Negotiated capabilities of the calling node connection. Scope: `read`. */
         get: (params: NodeCapabilitiesGetParams = {}): Promise<NodeCapabilitiesGetResult> => call("node.capabilities.get", params),
       },
       location: {
-        /** `node.location.get`: The calling node's stored location. */
+        /** `node.location.get`: The calling node's stored location. Scope: `read`. */
         get: (params: NodeLocationGetParams = {}): Promise<NodeLocationGetResult> => call("node.location.get", params),
-        /** `node.location.set`: Store the calling node's last-known location. */
+        /** `node.location.set`: Store the calling node's last-known location. Scope: `operator`. */
         set: (params: NodeLocationSetParams): Promise<NodeLocationSetResult> => call("node.location.set", params),
       },
       push_token: {
-        /** `node.push_token.set`: Register the calling node's push token. */
+        /** `node.push_token.set`: Register the calling node's push token. Scope: `operator`. */
         set: (params: NodePushTokenSetParams): Promise<NodePushTokenSetResult> => call("node.push_token.set", params),
       },
-      /** `node.register`: Register the connection as a companion node and negotiate the protocol. */
+      /** `node.register`: Register the connection as a companion node and negotiate the protocol. Scope: `operator`. */
       register: (params: NodeRegisterParams): Promise<NodeRegisterResult> => call("node.register", params),
       status: {
-        /** `node.status.set`: Publish the calling node's runtime status. */
+        /** `node.status.set`: Publish the calling node's runtime status. Scope: `operator`. */
         set: (params: NodeStatusSetParams): Promise<NodeStatusSetResult> => call("node.status.set", params),
       },
     },
     pairing: {
-      /** `pairing.generate`: Generate a pairing code for unknown senders on a channel. */
+      /** `pairing.generate`: Generate a pairing code for unknown senders on a channel. Scope: `operator`. */
       generate: (params: PairingGenerateParams): Promise<PairingGenerateResult> => call("pairing.generate", params),
-      /** `pairing.list`: List active pairing codes. */
+      /** `pairing.list`: List active pairing codes. Scope: `operator`. */
       list: (params: PairingListParams = {}): Promise<PairingListResult> => call("pairing.list", params),
     },
     rpc: {
-      /** `rpc.discover`: This OpenRPC document. */
+      /** `rpc.discover`: This OpenRPC document. Scope: `read`. */
       discover: (params: RpcDiscoverParams = {}): Promise<RpcDiscoverResult> => call("rpc.discover", params),
     },
     sessions: {
-      /** `sessions.create`: Create or resume a session and attach the connection to it. */
+      /** `sessions.create`: Create or resume a session and attach the connection to it. Scope: `chat`. */
       create: (params: SessionsCreateParams = {}): Promise<SessionsCreateResult> => call("sessions.create", params),
-      /** `sessions.delete`: Delete a session and its stored data. */
+      /** `sessions.delete`: Delete a session and its stored data. Scope: `chat`. */
       delete: (params: SessionsDeleteParams): Promise<SessionsDeleteResult> => call("sessions.delete", params),
-      /** `sessions.get`: Session details and history. */
+      /** `sessions.get`: Session details and history. Scope: `read`. */
       get: (params: SessionsGetParams): Promise<SessionsGetResult> => call("sessions.get", params),
-      /** `sessions.list`: List sessions, with persisted inclusion, frontend filter and paging. */
+      /** `sessions.list`: List sessions, with persisted inclusion, frontend filter and paging. Scope: `read`. */
       list: (params: SessionsListParams = {}): Promise<SessionsListResult> => call("sessions.list", params),
     },
     system: {
-      /** `system.capabilities`: Protocol version, node policy and feature gates. */
+      /** `system.capabilities`: Protocol version, node policy and feature gates. Scope: `read`. */
       capabilities: (params: SystemCapabilitiesParams = {}): Promise<SystemCapabilitiesResult> => call("system.capabilities", params),
-      /** `system.contextUsage`: Estimated context-window budget of every session. */
+      /** `system.contextUsage`: Estimated context-window budget of every session. Scope: `read`. */
       contextUsage: (params: SystemContextUsageParams = {}): Promise<SystemContextUsageResult> => call("system.contextUsage", params),
-      /** `system.disconnect`: Close the connection gracefully. */
+      /** `system.disconnect`: Close the connection gracefully. Scope: `read`. */
       disconnect: (params: SystemDisconnectParams = {}): Promise<SystemDisconnectResult> => call("system.disconnect", params),
-      /** `system.dockerDependencies`: Status of docker-compose managed dependencies. */
+      /** `system.dockerDependencies`: Status of docker-compose managed dependencies. Scope: `read`. */
       dockerDependencies: (params: SystemDockerDependenciesParams = {}): Promise<SystemDockerDependenciesResult> => call("system.dockerDependencies", params),
-      /** `system.dockerDependencyControl`: Start, restart, stop or update a docker-compose dependency. */
+      /** `system.dockerDependencyControl`: Start, restart, stop or update a docker-compose dependency. Scope: `operator`. */
       dockerDependencyControl: (params: SystemDockerDependencyControlParams): Promise<SystemDockerDependencyControlResult> => call("system.dockerDependencyControl", params),
-      /** `system.info`: Gateway version, uptime and connection count. */
+      /** `system.info`: Gateway version, uptime and connection count. Scope: `read`. */
       info: (params: SystemInfoParams = {}): Promise<SystemInfoResult> => call("system.info", params),
-      /** `system.localBackendControl`: Start, restart, stop or update a local backend daemon. */
+      /** `system.localBackendControl`: Start, restart, stop or update a local backend daemon. Scope: `operator`. */
       localBackendControl: (params: SystemLocalBackendControlParams): Promise<SystemLocalBackendControlResult> => call("system.localBackendControl", params),
-      /** `system.localBackends`: Status of local LLM backend daemons. */
+      /** `system.localBackends`: Status of local LLM backend daemons. Scope: `read`. */
       localBackends: (params: SystemLocalBackendsParams = {}): Promise<SystemLocalBackendsResult> => call("system.localBackends", params),
-      /** `system.location`: Operator snapshot of node locations. */
+      /** `system.location`: Operator snapshot of node locations. Scope: `read`. */
       location: (params: SystemLocationParams = {}): Promise<SystemLocationResult> => call("system.location", params),
-      /** `system.nodes`: Operator snapshot of registered node connections. */
+      /** `system.nodes`: Operator snapshot of registered node connections. Scope: `read`. */
       nodes: (params: SystemNodesParams = {}): Promise<SystemNodesResult> => call("system.nodes", params),
-      /** `system.observabilitySeries`: Sampled trend points for dashboard charts. */
+      /** `system.observabilitySeries`: Sampled trend points for dashboard charts. Scope: `read`. */
       observabilitySeries: (params: SystemObservabilitySeriesParams = {}): Promise<SystemObservabilitySeriesResult> => call("system.observabilitySeries", params),
-      /** `system.observabilitySources`: Services the dashboard can chart or read logs from. */
+      /** `system.observabilitySources`: Services the dashboard can chart or read logs from. Scope: `read`. */
       observabilitySources: (params: SystemObservabilitySourcesParams = {}): Promise<SystemObservabilitySourcesResult> => call("system.observabilitySources", params),
-      /** `system.presence`: Sender presence snapshots, most recent first. */
+      /** `system.presence`: Sender presence snapshots, most recent first. Scope: `read`. */
       presence: (params: SystemPresenceParams = {}): Promise<SystemPresenceResult> => call("system.presence", params),
-      /** `system.serviceLogs`: Recent log lines of an observability source, secrets masked. */
+      /** `system.serviceLogs`: Recent log lines of an observability source, secrets masked. Scope: `operator`. */
       serviceLogs: (params: SystemServiceLogsParams): Promise<SystemServiceLogsResult> => call("system.serviceLogs", params),
-      /** `system.sessionAnalytics`: Aggregate session analytics from the message history. */
+      /** `system.sessionAnalytics`: Aggregate session analytics from the message history. Scope: `read`. */
       sessionAnalytics: (params: SystemSessionAnalyticsParams = {}): Promise<SystemSessionAnalyticsResult> => call("system.sessionAnalytics", params),
     },
     tools: {
-      /** `tools.execute`: Run a tool directly, bypassing the agent. */
+      /** `tools.execute`: Run a tool directly, bypassing the agent. Scope: `operator`. */
       execute: (params: ToolsExecuteParams): Promise<ToolsExecuteResult> => call("tools.execute", params),
-      /** `tools.list`: List the tools available to a session. */
+      /** `tools.list`: List the tools available to a session. Scope: `read`. */
       list: (params: ToolsListParams = {}): Promise<ToolsListResult> => call("tools.list", params),
     },
   };

@@ -172,6 +172,12 @@ pub async fn send(
         message: UserMessage {
             text: p.message,
             attachments: p.attachments,
+            may_use_tools: call
+                .connection
+                .identity
+                .scopes()
+                .contains(flynn_protocol::types::Scope::Operator),
+            sender_name: call.connection.identity.principal().map(str::to_owned),
         },
         requester: Requester {
             events: call.events.clone(),

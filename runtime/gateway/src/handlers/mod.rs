@@ -35,6 +35,10 @@ pub(crate) fn store_error(e: flynn_store::StoreError) -> RpcError {
 impl Handler for Gateway {
     type Connection = ConnectionState;
 
+    fn granted_scopes(&self, connection: &ConnectionState) -> flynn_protocol::Scopes {
+        connection.identity.scopes()
+    }
+
     fn system_info(
         &self,
         call: Call<ConnectionState>,

@@ -502,6 +502,7 @@ pub fn capabilities(
             node_id: me.as_ref().map(|r| r.node_id.clone()),
         },
         feature_gates: nodes.feature_gates.clone().into_iter().collect(),
+        scopes: call.connection.identity.scopes().iter().collect(),
         limits: Some(GatewayLimits {
             max_frame_bytes: nz(server.max_frame_bytes as u64),
             max_connections: nz(server.max_connections as u64),

@@ -11,18 +11,26 @@ use super::sessions::validate_session_id;
 use crate::connection::ConnectionState;
 use crate::gateway::Gateway;
 
+/// The tools the caller's turns may use: every tool for a caller holding `operator`, none
+/// otherwise (decision scopes).
 pub fn list(
     gw: &Gateway,
-    _: Call<ConnectionState>,
+    call: Call<ConnectionState>,
     p: ToolsListParams,
 ) -> Result<ToolsListResult, RpcError> {
     if let Some(id) = &p.session_id {
         validate_session_id(id, "sessionId")?;
     }
+    let may_use_tools = call
+        .connection
+        .identity
+        .scopes()
+        .contains(flynn_protocol::types::Scope::Operator);
     let tools = gw
         .tools()
         .list()
         .into_iter()
+        .filter(|_| may_use_tools)
         .map(|t| ToolDescriptor {
             name: t.name,
             description: t.description,
