@@ -138,6 +138,19 @@ pub struct ServerConfig {
     /// See `max_inbound_bytes`.
     pub inbound_free_bytes_per_connection: usize,
     pub nodes: NodesConfig,
+    /// `[server.tls]`: `wss://` and `https://` on the same port.
+    pub tls: TlsConfig,
+}
+
+/// `[server.tls]`: a PEM certificate chain and its private key; both or neither. Re-read at
+/// start and on every `config.reload` (renewed certificates apply to new connections).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -166,6 +179,7 @@ impl Default for ServerConfig {
             inbound_wait_timeout_ms: 10_000,
             inbound_free_bytes_per_connection: 16 * 1024,
             nodes: NodesConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -594,6 +608,12 @@ impl Config {
                     t.name
                 )));
             }
+        }
+        if s.tls.cert_file.is_some() != s.tls.key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "server.tls needs both cert_file and key_file (PEM), or neither for plain ws:// and http://"
+                    .into(),
+            ));
         }
         if s.max_unauthenticated_connections == 0 {
             return Err(ConfigError::Invalid(

@@ -117,6 +117,8 @@ pub struct Gateway {
     pub lanes: Lanes,
     pub nodes: NodeRegistry,
     pub approvals: Approvals,
+    /// The TLS acceptor when `[server.tls]` is set (re-read by `config.reload`).
+    pub tls: crate::tls::Tls,
     models: RwLock<Arc<ModelTiers>>,
     ops: RwLock<flynn_ops::Ops>,
     tools: RwLock<Arc<ToolRegistry>>,
@@ -142,7 +144,9 @@ impl Gateway {
             config.server.inbound_free_bytes_per_connection,
             std::time::Duration::from_millis(config.server.inbound_wait_timeout_ms),
         );
+        let tls = crate::tls::Tls::new(&config.server.tls)?;
         let gateway = Arc::new(Self {
+            tls,
             ops: RwLock::new(ops),
             lanes: Lanes::default(),
             nodes: NodeRegistry::default(),
@@ -225,6 +229,8 @@ impl Gateway {
     pub fn set_config(&self, config: Config) -> Result<(), String> {
         let models = ModelTiers::build(&config.models)
             .map_err(|e| format!("the models section is not usable: {e}"))?;
+        // Certificates are re-read on every reload (renewals); unusable files change nothing.
+        let tls = crate::tls::load(&config.server.tls).map_err(|e| e.to_string())?;
         // Calls still running keep counting against the (possibly new) per-session limit.
         let tools = self.tools().reconfigured(&config.tools);
         let ops = flynn_ops::Ops::new(
@@ -238,6 +244,7 @@ impl Gateway {
         if let Ok(mut m) = self.models.write() {
             *m = Arc::new(models);
         }
+        self.tls.set(tls);
         if let Ok(mut t) = self.tools.write() {
             *t = Arc::new(tools);
         }

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::tls::Transport;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::PollSemaphore;
 
@@ -52,7 +54,7 @@ impl InboundBudget {
     }
 
     /// Wraps a connection's stream.
-    pub fn stream(&self, inner: TcpStream) -> BudgetedStream {
+    pub fn stream(&self, inner: Transport) -> BudgetedStream {
         BudgetedStream {
             inner,
             semaphore: PollSemaphore::new(self.permits.clone()),
@@ -69,7 +71,7 @@ impl InboundBudget {
 /// A TCP stream whose reads draw on the inbound budget once a message outgrows the free part.
 #[derive(Debug)]
 pub struct BudgetedStream {
-    inner: TcpStream,
+    inner: Transport,
     semaphore: PollSemaphore,
     free_per_connection: usize,
     /// Free bytes left for the message being received.
@@ -91,7 +93,7 @@ impl BudgetedStream {
 
     /// The TCP stream.
     pub fn tcp(&self) -> &TcpStream {
-        &self.inner
+        self.inner.tcp()
     }
 
     /// Makes sure `want` bytes may be read: from the free part, else from the budget.

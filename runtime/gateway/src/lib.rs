@@ -23,6 +23,7 @@ pub mod lanes;
 pub mod logging;
 pub mod metrics;
 pub mod server;
+pub mod tls;
 pub mod session_config;
 
 use std::net::SocketAddr;
@@ -50,6 +51,8 @@ pub enum StartError {
     Models(flynn_models::ProviderError),
     #[error("the ops configuration is not usable: {0}")]
     Ops(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source} (is another gateway running? pick another --port)")]
     Bind {
         addr: SocketAddr,
@@ -131,8 +134,9 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     gateway
         .ops()
         .spawn_sampler(async move { shutdown.cancelled_owned().await });
+    let scheme = if gateway.tls.enabled() { "wss" } else { "ws" };
     tracing::info!(
-        "flynn-gateway {} listening on ws://{addr}/ (HTTP /health on the same port), {auth}, data in {}, model: embedded default",
+        "flynn-gateway {} listening on {scheme}://{addr}/ (HTTP /health on the same port), {auth}, data in {}, model: embedded default",
         env!("CARGO_PKG_VERSION"),
         db_path.display(),
     );

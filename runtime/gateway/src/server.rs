@@ -28,6 +28,7 @@ use crate::connection;
 use crate::gateway::{Gateway, Reserve};
 use crate::hosts::AllowedHosts;
 use crate::http_routes;
+use crate::tls::Transport;
 
 type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -121,6 +122,23 @@ async fn serve_http<S>(
     S::Future: Send,
 {
     let server = gateway.config().server.clone();
+    // With `[server.tls]`, TLS first (bounded by the handshake time); plain HTTP gets a 400.
+    let stream = match gateway.tls.current() {
+        None => Transport::Plain(stream),
+        Some(acceptor) => {
+            let handshake = Duration::from_millis(server.handshake_timeout_ms);
+            tokio::select! {
+                accepted = crate::tls::accept(acceptor, stream, handshake) => match accepted {
+                    Ok(stream) => stream,
+                    Err(why) => {
+                        debug!(%peer, %why, "connection closed before TLS was established");
+                        return;
+                    }
+                },
+                _ = pending.evicted() => return,
+            }
+        }
+    };
     let activity = Arc::new(Activity::default());
     let io = TokioIo::new(WatchedStream {
         inner: stream,
@@ -286,7 +304,7 @@ impl Activity {
 /// The TCP stream under hyper, noting when bytes arrive (for the idle timeout).
 #[derive(Debug)]
 struct WatchedStream {
-    inner: TcpStream,
+    inner: Transport,
     activity: Arc<Activity>,
 }
 
