@@ -7,13 +7,14 @@ use flynn_protocol::types::*;
 use flynn_protocol::wire::{
     self, Call, Dispatched, EventEmitter, EventSink, Reply, RequestId, RpcError,
 };
-use flynn_protocol::{Handler, dispatch};
+use flynn_protocol::{Handler, Method, Scopes, dispatch};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 /// Rejects every call: the dispatcher's own behaviour (routing, param decoding, encoding) is what
 /// is under test.
-struct Reject;
+/// Holds the scopes it was given.
+struct Reject(Scopes);
 
 struct NoEvents;
 impl EventSink for NoEvents {
@@ -24,6 +25,9 @@ macro_rules! reject_all {
     ($(($f:ident, $name:literal, $params:ident, $result:ident)),*) => {
         impl Handler for Reject {
             type Connection = ();
+            fn granted_scopes(&self, _: &()) -> Scopes {
+                self.0
+            }
             $(
                 fn $f(&self, _: Call<()>, _: $params) -> Reply<'_, $result> {
                     Reply::ready(Err(RpcError::internal(concat!("test handler: ", $name))))
@@ -47,10 +51,11 @@ fn handle(frame: &str) -> String {
                     Arc::new(()),
                     EventEmitter::new(request.id.clone(), Arc::new(NoEvents)),
                 );
-                let reply = match dispatch(&Reject, call, request.method, request.params) {
-                    Dispatched::Ready(reply) => reply,
-                    Dispatched::Later(reply) => reply.await,
-                };
+                let reply =
+                    match dispatch(&Reject(Scopes::ALL), call, request.method, request.params) {
+                        Dispatched::Ready(reply) => reply,
+                        Dispatched::Later(reply) => reply.await,
+                    };
                 match reply {
                     Ok(reply) => reply,
                     Err(e) => wire::error_reply(Some(&request.id), request.jsonrpc, &e),
@@ -229,6 +234,54 @@ proptest! {
 
 /// Every method example's params reach the handler (they decode), and params and results
 /// round-trip: value -> type -> value -> type gives the same type.
+/// The generated dispatcher refuses every method whose `x-scope` the connection lacks, with
+/// ScopeRequired naming it, before the params are read (an empty params object would be -2 for
+/// many methods), and lets the others through to the handler.
+#[test]
+fn dispatch_enforces_each_methods_scope() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let spec = spec();
+    for method in Method::ALL {
+        let declared = spec["methods"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["name"] == method.name()))
+            .and_then(|m| m["x-scope"].as_str())
+            .unwrap_or_else(|| panic!("{} declares x-scope", method.name()));
+        assert_eq!(Scopes::name(method.scope()), declared, "{}", method.name());
+        for held in Scopes::EVERY {
+            let handler = Reject(Scopes::NONE.with(held));
+            let call = Call::new(
+                Arc::new(()),
+                EventEmitter::new(RequestId::Number(1), Arc::new(NoEvents)),
+            );
+            let reply = runtime.block_on(async {
+                match dispatch(&handler, call, method, None) {
+                    Dispatched::Ready(reply) => reply,
+                    Dispatched::Later(reply) => reply.await,
+                }
+            });
+            let frame: Value = match reply {
+                Ok(text) => serde_json::from_str(&text).expect("reply is JSON"),
+                Err(e) => serde_json::to_value(&e).expect("error is JSON"),
+            };
+            let refused = frame["code"] == -6;
+            assert_eq!(
+                refused,
+                held != method.scope(),
+                "{} with only `{}`: {frame}",
+                method.name(),
+                Scopes::name(held)
+            );
+            if refused {
+                assert_eq!(frame["data"]["scope"], declared);
+                assert_eq!(frame["data"]["method"], method.name());
+            }
+        }
+    }
+}
+
 #[test]
 fn examples_round_trip_through_the_generated_types() {
     let spec = spec();
