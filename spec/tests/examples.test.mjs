@@ -197,3 +197,19 @@ test("every method example name is unique within its method", () => {
     assert.equal(new Set(names).size, names.length, `${m.name}: duplicate example names`);
   }
 });
+
+// The HTTP surface is held to its schemas too: every x-http endpoint has a response example
+// that validates against the response schema (JSON bodies and text bodies alike).
+test("every x-http endpoint: the response example validates against its schema", () => {
+  const failures = [];
+  for (const e of spec["x-http"].endpoints) {
+    const r = e.response;
+    if (!r || !r.schema || !("example" in r)) {
+      failures.push(`${e.method} ${e.path}: no response schema and example`);
+      continue;
+    }
+    const err = validator(ajv, r.schema)(r.example);
+    if (err) failures.push(`${e.method} ${e.path}: response\n${err}`);
+  }
+  assert.equal(failures.length, 0, failures.join("\n"));
+});
