@@ -133,15 +133,38 @@ pub async fn serve(kind: ServerKind, raw: RawOptions) -> Result<(), BenchError> 
             server.stop();
         }
         ServerKind::Gateway => {
-            let dir = tempfile::tempdir()
+            let dir = ScratchDir::new()
                 .map_err(|e| BenchError::io("cannot create a temp data dir", e))?;
-            let running = gateway_server::start(dir.path()).await?;
+            let running = gateway_server::start(&dir.0).await?;
             announce(running.addr);
             wait_for_stdin_eof().await;
             running.shutdown().await;
         }
     }
     Ok(())
+}
+
+/// The gateway child's data directory, removed when the child ends. Not `tempfile`: as a normal
+/// dependency of this crate it changed the feature set the gateway's dependencies are built
+/// with, so every `cargo run -p` after a workspace build recompiled the gateway's chain.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "flynn-bench-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir(&path)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn announce(addr: SocketAddr) {

@@ -154,10 +154,11 @@ impl ActiveRun {
             .unwrap_or(false)
     }
 
-    /// Injects a message, or gives it back when the run no longer takes steering.
-    fn try_steer(&self, steered: Steered) -> Result<(), Steered> {
+    /// Injects a message, or gives it back (boxed: it is large) when the run no longer takes
+    /// steering.
+    fn try_steer(&self, steered: Steered) -> Result<(), Box<Steered>> {
         let Ok(mut inbox) = self.steer_inbox.lock() else {
-            return Err(steered);
+            return Err(Box::new(steered));
         };
         match inbox.as_mut() {
             Some(messages) => {
@@ -167,7 +168,7 @@ impl ActiveRun {
                 messages.push(steered);
                 Ok(())
             }
-            None => Err(steered),
+            None => Err(Box::new(steered)),
         }
     }
 
@@ -345,10 +346,11 @@ impl Lanes {
                         ..requester
                     }),
                 };
-                if let Err(Steered {
-                    message,
-                    requester: Some(requester),
-                }) = run.try_steer(steered)
+                if let Err(rejected) = run.try_steer(steered)
+                    && let Steered {
+                        message,
+                        requester: Some(requester),
+                    } = *rejected
                 {
                     // The run can no longer take it: it becomes a followup turn.
                     let requester = Requester {
