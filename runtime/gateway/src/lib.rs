@@ -22,9 +22,10 @@ pub mod inbound;
 pub mod lanes;
 pub mod logging;
 pub mod metrics;
+pub mod runs;
 pub mod server;
-pub mod tls;
 pub mod session_config;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
