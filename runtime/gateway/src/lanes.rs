@@ -1,6 +1,6 @@
 //! One lane per session: at most one run at a time per session, runs of different sessions in
 //! parallel. While a run is active, a new message is handled by the session's queue mode
-//! (DESIGN.md, "Sessions and lanes"):
+//! (the README's "Queue modes", and `agent.send` in the spec):
 //!
 //! - `followup`: queued; each queued message is its own turn, FIFO, after the debounce window.
 //! - `collect`: queued; when the lane frees, all queued messages become one turn.

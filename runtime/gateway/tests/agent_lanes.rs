@@ -1,5 +1,5 @@
 //! Lanes and queue modes over real WebSockets against the in-process gateway and its embedded
-//! model (DESIGN.md, "Sessions and lanes").
+//! model (the README's "Queue modes").
 //!
 //! Runs are held at a known point without sleeping: with tool approval on, a run that calls a
 //! tool waits for `agent.approveTool` (see `agent_support::hold`), so "a run is active" is an
@@ -241,7 +241,7 @@ async fn steer_injects_a_message_before_the_next_model_call() {
 async fn steer_falls_back_to_followup_when_the_run_can_no_longer_take_it() {
     // With one model call per run, a run that is executing its tool makes no further model call,
     // so a message steered in then can never reach the model in that run: it must fall back to
-    // followup (DESIGN.md: "if the run cannot take it, it falls back to followup").
+    // followup (the README's "Queue modes": a run that cannot take it falls back to followup).
     let gw = TestGateway::start(
         "[queue]\nmode = \"steer\"\ndebounce_ms = 0\n\n[agent]\nmax_iterations = 1\n",
     )

@@ -1,5 +1,5 @@
 //! Streaming runs, tool approval, tools and context budget over real WebSockets against the
-//! in-process gateway and its embedded model (DESIGN.md, "Agent, models, tools").
+//! in-process gateway and its embedded model (the README's "Models" section and runtime/models/README.md).
 
 #[path = "support/agent.rs"]
 mod agent_support;

@@ -1,7 +1,7 @@
 //! Frame handling over a real WebSocket: every class of bad frame gets the documented error
 //! (-1, -2 with `data.path`, -3) and the connection survives it; ids and `"jsonrpc":"2.0"` are
 //! echoed; events carry `seq`; an oversize frame closes only its own connection with 1009.
-//! The rules are those of spec/flynn.openrpc.json `x-wire` and DESIGN.md "Wire rules".
+//! The rules are those of spec/flynn.openrpc.json `x-wire` and `x-decisions`.
 
 mod support;
 
