@@ -89,6 +89,18 @@ pub const REQUIRED_TAGS: &[(&str, &str)] = &[
 /// Further tags transcripts may carry.
 pub const OPTIONAL_TAGS: &[(&str, &str)] = &[
     (
+        "resume:attach",
+        "a second connection attaches to a running turn and gets the rest exactly once (runSeq)",
+    ),
+    (
+        "resume:idempotent",
+        "a repeated idempotencyKey joins the turn or gets its stored reply; another message is -2",
+    ),
+    (
+        "resume:grace",
+        "a turn is attachable for the grace period only; its key outlives it",
+    ),
+    (
         "approval:timeout",
         "an unanswered approval times out and the call is skipped",
     ),

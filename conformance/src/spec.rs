@@ -427,7 +427,7 @@ mod tests {
     #[test]
     fn loads_every_method_event_and_code() {
         let s = spec();
-        assert_eq!(s.methods.len(), 41);
+        assert_eq!(s.methods.len(), 42);
         assert_eq!(s.event_names().count(), 8);
         // The document's ten codes and ScopeRequired (-6), which every method may answer.
         assert_eq!(s.errors.len(), 11);

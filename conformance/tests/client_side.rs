@@ -43,6 +43,7 @@ async fn client(base: &str, transcript: &str) -> Client<WsTransport> {
 fn send(message: &str, session: &str) -> types::AgentSendParams {
     types::AgentSendParams {
         attachments: Vec::new(),
+        idempotency_key: None,
         message: message.to_owned(),
         session: None,
         session_id: Some(session.to_owned()),

@@ -141,6 +141,28 @@ impl RpcError {
 pub trait EventSink: Send + Sync {
     /// `jsonrpc`: the request carried `"jsonrpc": "2.0"`, so its events carry it too.
     fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: Value);
+
+    /// Sends an event of an agent turn, tagged with the turn's `runId` and `runSeq`. Sinks that
+    /// do not write frames ignore the tag.
+    fn send_run_event(
+        &self,
+        id: &RequestId,
+        jsonrpc: bool,
+        event: &'static str,
+        data: Value,
+        run: RunTag,
+    ) {
+        let _ = run;
+        self.send_event(id, jsonrpc, event, data);
+    }
+}
+
+/// The frame members that tie an event to its turn (decision resumable-runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunTag {
+    pub run_id: Arc<str>,
+    /// Per-turn event counter from 1.
+    pub run_seq: u64,
 }
 
 /// Emits events tied to one request. Typed emitters (`content`, `done`, ...) are generated.
@@ -181,6 +203,12 @@ impl EventEmitter {
     /// The request carried `"jsonrpc": "2.0"`.
     pub fn jsonrpc(&self) -> bool {
         self.jsonrpc
+    }
+
+    /// Sends an already encoded event of an agent turn with its `runId` / `runSeq`.
+    pub fn emit_in_run(&self, event: &'static str, data: Value, run: RunTag) {
+        self.sink
+            .send_run_event(&self.id, self.jsonrpc, event, data, run);
     }
 
     /// Sends `event` with `data`. Event data types are plain serde structs whose serialization
@@ -790,6 +818,10 @@ struct EventFrameOut<'a> {
     event: &'a str,
     data: &'a Value,
     seq: u64,
+    #[serde(rename = "runId", skip_serializing_if = "Option::is_none")]
+    run_id: Option<&'a str>,
+    #[serde(rename = "runSeq", skip_serializing_if = "Option::is_none")]
+    run_seq: Option<u64>,
 }
 
 fn version(jsonrpc: bool) -> Option<&'static str> {
@@ -821,6 +853,28 @@ pub fn event_frame(id: &RequestId, jsonrpc: bool, event: &str, data: &Value, seq
         event,
         data,
         seq,
+        run_id: None,
+        run_seq: None,
+    })
+}
+
+/// An event frame of an agent turn: `runId` and `runSeq` beside `seq` (decision resumable-runs).
+pub fn run_event_frame(
+    id: &RequestId,
+    jsonrpc: bool,
+    event: &str,
+    data: &Value,
+    seq: u64,
+    run: &RunTag,
+) -> String {
+    to_json(&EventFrameOut {
+        jsonrpc: version(jsonrpc),
+        id,
+        event,
+        data,
+        seq,
+        run_id: Some(&run.run_id),
+        run_seq: Some(run.run_seq),
     })
 }
 

@@ -102,7 +102,7 @@ test("every method and event of the document is in the spec, and nothing else wi
   const specDoc = spec.methods.filter(isDocumentMethod).map((m) => m.name);
   assert.deepEqual([...specDoc].sort(), [...docMethodNames].sort(), "document methods vs spec methods");
   const extra = spec.methods.filter((m) => !isDocumentMethod(m)).map((m) => m.name).sort();
-  assert.deepEqual(extra, ["agent.approveTool", "rpc.discover"]);
+  assert.deepEqual(extra, ["agent.approveTool", "agent.attach", "rpc.discover"]);
   const specEvents = spec["x-events"].filter((e) => e["x-extension"] !== true).map((e) => e.name);
   assert.deepEqual([...specEvents].sort(), [...docEventNames].sort(), "document events vs spec events");
   assert.deepEqual(spec["x-events"].filter((e) => e["x-extension"] === true).map((e) => e.name), ["tool_approval"]);

@@ -369,6 +369,15 @@ pub struct AgentConfig {
     /// Checkpoint (and optional compaction) from this usage percentage.
     pub threshold_pct: f64,
     pub auto_compact: bool,
+    /// How long an `agent.send` `idempotencyKey` and its reply are kept (in the store, so
+    /// across restarts), in seconds.
+    pub idempotency_ttl_secs: u64,
+    /// Most events kept per turn for `agent.attach` (the oldest are dropped first).
+    pub run_events_max: usize,
+    /// Most bytes of event data kept per turn for `agent.attach` (the oldest are dropped first).
+    pub run_events_max_bytes: usize,
+    /// How long a finished turn's events and outcome stay attachable, in seconds.
+    pub run_grace_secs: u64,
 }
 
 impl Default for AgentConfig {
@@ -380,6 +389,10 @@ impl Default for AgentConfig {
             warning_pct: 70.0,
             threshold_pct: 80.0,
             auto_compact: false,
+            idempotency_ttl_secs: 86_400,
+            run_events_max: 10_000,
+            run_events_max_bytes: 4 * 1024 * 1024,
+            run_grace_secs: 300,
         }
     }
 }

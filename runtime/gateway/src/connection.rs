@@ -107,6 +107,8 @@ pub enum Outbound {
         jsonrpc: bool,
         event: &'static str,
         data: Value,
+        /// The turn the event belongs to (`runId` / `runSeq` frame members).
+        run: Option<wire::RunTag>,
     },
 }
 
@@ -170,12 +172,37 @@ impl ConnectionState {
 
 impl EventSink for ConnectionState {
     fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: Value) {
+        self.push_event(id, jsonrpc, event, data, None);
+    }
+
+    fn send_run_event(
+        &self,
+        id: &RequestId,
+        jsonrpc: bool,
+        event: &'static str,
+        data: Value,
+        run: wire::RunTag,
+    ) {
+        self.push_event(id, jsonrpc, event, data, Some(run));
+    }
+}
+
+impl ConnectionState {
+    fn push_event(
+        &self,
+        id: &RequestId,
+        jsonrpc: bool,
+        event: &'static str,
+        data: Value,
+        run: Option<wire::RunTag>,
+    ) {
         crate::metrics::get().event_sent(event);
         let frame = Outbound::Event {
             id: id.clone(),
             jsonrpc,
             event,
             data,
+            run,
         };
         if let Err(QueueFull::Full) = self.events.push(frame) {
             // Never block a run on a client that does not read: drop the client instead.
@@ -574,7 +601,15 @@ fn encode(out: Outbound, seq: u64) -> String {
             jsonrpc,
             event,
             data,
+            run: None,
         } => wire::event_frame(&id, jsonrpc, event, &data, seq),
+        Outbound::Event {
+            id,
+            jsonrpc,
+            event,
+            data,
+            run: Some(run),
+        } => wire::run_event_frame(&id, jsonrpc, event, &data, seq, &run),
     }
 }
 

@@ -19,9 +19,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use flynn_protocol::ErrorCode;
-use flynn_protocol::types::{
-    AgentSendResult, ContentEventData, DoneEventData, ErrorEventData, QueueRejection,
-};
+use flynn_protocol::types::{AgentSendResult, ContentEventData, ErrorEventData, QueueRejection};
 use flynn_protocol::wire::{EventEmitter, RpcError};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +48,8 @@ pub struct Requester {
     pub reply: oneshot::Sender<Reply>,
     /// Joined the run by steering: the reply is the run's, marked `steered`.
     pub steered: bool,
+    /// The request's `idempotencyKey`: repeats of it follow the turn that answers it.
+    pub key: Option<String>,
 }
 
 /// A message waiting in the lane.
@@ -70,6 +70,9 @@ pub enum StopReason {
 /// The run currently executing in a lane, as seen from outside it.
 pub struct ActiveRun {
     pub cancel: CancellationToken,
+    session_id: String,
+    /// The turn's events, numbered (`runSeq`) and kept for `agent.attach`.
+    log: crate::runs::RunLog,
     stop_reason: Mutex<Option<StopReason>>,
     /// Requests dropped by the interrupt decision that stopped this run (itself included).
     interrupt_dropped: std::sync::atomic::AtomicU64,
@@ -82,9 +85,12 @@ pub struct ActiveRun {
 }
 
 impl ActiveRun {
-    fn new(audience: Vec<EventEmitter>) -> Self {
+    fn new(session_id: &str, limits: crate::runs::RunLimits, audience: Vec<EventEmitter>) -> Self {
+        let run_id: Arc<str> = format!("run_{}", uuid::Uuid::new_v4().simple()).into();
         Self {
             cancel: CancellationToken::new(),
+            session_id: session_id.to_owned(),
+            log: crate::runs::RunLog::new(run_id, limits),
             stop_reason: Mutex::new(None),
             interrupt_dropped: std::sync::atomic::AtomicU64::new(0),
             steer_inbox: Mutex::new(Some(Vec::new())),
@@ -93,11 +99,29 @@ impl ActiveRun {
         }
     }
 
-    /// Sends an event to everyone following this run.
+    /// Sends an event to everyone following this run, numbered with the turn's `runSeq` and
+    /// kept for `agent.attach`.
     pub fn emit(&self, f: impl Fn(&EventEmitter)) {
-        if let Ok(audience) = self.audience.lock() {
-            audience.iter().for_each(f);
+        for (event, data) in crate::runs::capture(f) {
+            let audience = self.audience();
+            self.log.record(event, data, &audience);
         }
+    }
+
+    fn audience(&self) -> Vec<EventEmitter> {
+        self.audience.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    pub fn run_id(&self) -> &Arc<str> {
+        self.log.run_id()
+    }
+
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    pub fn log(&self) -> &crate::runs::RunLog {
+        &self.log
     }
 
     pub fn stop(&self, reason: StopReason) {
@@ -233,6 +257,8 @@ struct Lane {
 #[derive(Default)]
 pub struct Lanes {
     lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    /// Running and recently finished turns, and idempotency keys in flight.
+    pub runs: crate::runs::Runs,
 }
 
 fn rejection(code: &str, lane: &str, policy: &QueuePolicy, dropped: u64) -> QueueRejection {
@@ -559,7 +585,19 @@ impl Worker {
                     .iter()
                     .map(|p| p.requester.events.clone())
                     .collect();
-                let run = Arc::new(ActiveRun::new(audience));
+                let agent = &gateway.config().agent;
+                let limits = crate::runs::RunLimits {
+                    max_events: agent.run_events_max,
+                    max_bytes: agent.run_events_max_bytes,
+                };
+                let run = Arc::new(ActiveRun::new(&self.lane.session_id, limits, audience));
+                gateway.lanes.runs.insert(run.clone());
+                for key in pendings.iter().filter_map(|p| p.requester.key.as_deref()) {
+                    gateway
+                        .lanes
+                        .runs
+                        .bind_key(&self.lane.session_id, key, &run);
+                }
                 state.active = Some(run.clone());
                 let mut messages = Vec::new();
                 for p in pendings {
@@ -651,28 +689,22 @@ impl Worker {
 
 fn deliver(
     gateway: &Gateway,
-    run: &ActiveRun,
+    run: &Arc<ActiveRun>,
     outcome: Result<TurnOutput, RpcError>,
     requesters: Vec<Requester>,
 ) {
-    let _ = gateway;
-    match outcome {
-        Ok(output) => {
-            for r in requesters {
-                r.events.done(&DoneEventData {
-                    content: output.content.clone(),
-                });
-                let _ = r.reply.send(Ok(AgentSendResult {
-                    content: output.content.clone(),
-                    session_id: None,
-                    steered: r.steered.then_some(true),
-                    usage: flynn_protocol::types::TokenUsage {
-                        input_tokens: output.input_tokens,
-                        output_tokens: output.output_tokens,
-                    },
-                }));
-            }
-        }
+    let reply: Reply = match outcome {
+        Ok(output) => Ok(AgentSendResult {
+            content: output.content,
+            session_id: Some(run.session_id().to_owned()),
+            steered: None,
+            run_id: Some(run.run_id().to_string()),
+            replayed: None,
+            usage: flynn_protocol::types::TokenUsage {
+                input_tokens: output.input_tokens,
+                output_tokens: output.output_tokens,
+            },
+        }),
         Err(error) => {
             let queue = match run.stop_reason() {
                 Some(StopReason::Interrupted) => error.data.as_ref().and_then(|d| {
@@ -681,9 +713,40 @@ fn deliver(
                 _ => None,
             };
             let code = error.error_code().unwrap_or(ErrorCode::InternalError);
-            for r in requesters {
-                fail(r, code, &error.message, queue.clone());
+            let mut e = RpcError::new(code, &error.message);
+            if let Some(queue) = queue {
+                e = e.with_data(serde_json::json!({ "queue": queue }));
             }
+            Err(e)
         }
+    };
+    // The final event goes to the requesters and the attached followers, numbered and kept.
+    let (event, data) = crate::runs::capture(|e| crate::runs::final_event(e, &reply))
+        .into_iter()
+        .next()
+        .unwrap_or((
+            flynn_protocol::events::ERROR,
+            serde_json::json!({ "code": ErrorCode::InternalError.code(), "message": "the turn ended without an outcome" }),
+        ));
+    let emitters: Vec<EventEmitter> = requesters.iter().map(|r| r.events.clone()).collect();
+    run.log().finish(event, data, &emitters, reply.clone());
+    for r in requesters {
+        let reply = match &reply {
+            Ok(result) => Ok(AgentSendResult {
+                steered: r.steered.then_some(true),
+                ..result.clone()
+            }),
+            Err(e) => Err(e.clone()),
+        };
+        let _ = r.reply.send(reply);
+    }
+    // Attachable for the grace period, then only the stored history remains.
+    let grace = Duration::from_secs(gateway.config().agent.run_grace_secs);
+    if let Some(gw) = gateway.arc() {
+        let run_id = run.run_id().clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            gw.lanes.runs.expire(&run_id);
+        });
     }
 }

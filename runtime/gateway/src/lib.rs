@@ -22,6 +22,7 @@ pub mod inbound;
 pub mod lanes;
 pub mod logging;
 pub mod metrics;
+pub mod runs;
 pub mod server;
 pub mod session_config;
 pub mod tls;

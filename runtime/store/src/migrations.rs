@@ -44,7 +44,31 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "analytics: message terms and daily rollups",
         steps: &[Step::Sql(V2_ANALYTICS), Step::Rust(backfill_terms)],
     },
+    Migration {
+        version: 3,
+        name: "idempotency keys of agent.send",
+        steps: &[Step::Sql(V3_IDEMPOTENCY)],
+    },
 ];
+
+const V3_IDEMPOTENCY: &str = r#"
+-- One row per agent.send idempotencyKey of a session (see idempotency.rs): the fingerprint of
+-- the message it named and, once the turn ended, its reply. Expired rows are purged by time.
+CREATE TABLE idempotency_keys (
+    session_id    TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    fingerprint   TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    outcome       TEXT,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (session_id, key)
+) STRICT;
+CREATE INDEX idempotency_keys_by_time ON idempotency_keys (created_at_ms);
+-- A deleted session takes its keys with it (a new session of the same id starts afresh).
+CREATE TRIGGER idempotency_keys_follow_sessions AFTER DELETE ON sessions BEGIN
+    DELETE FROM idempotency_keys WHERE session_id = OLD.id;
+END;
+"#;
 
 /// The version a fully migrated database is at.
 pub fn latest_version() -> u32 {

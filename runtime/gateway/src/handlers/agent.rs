@@ -2,10 +2,10 @@
 //! `system.contextUsage`.
 
 use flynn_protocol::types::{
-    AgentApproveToolParams, AgentApproveToolResult, AgentCancelParams, AgentCancelResult,
-    AgentSendParams, AgentSendResult, AgentSetToolUseCallbackParams, AgentSetToolUseCallbackResult,
-    DoneEventData, SessionContextUsage, SystemContextUsageParams, SystemContextUsageResult,
-    TokenUsage,
+    AgentApproveToolParams, AgentApproveToolResult, AgentAttachParams, AgentAttachResult,
+    AgentCancelParams, AgentCancelResult, AgentSendParams, AgentSendResult,
+    AgentSetToolUseCallbackParams, AgentSetToolUseCallbackResult, DoneEventData,
+    SessionContextUsage, SystemContextUsageParams, SystemContextUsageResult, TokenUsage,
 };
 use flynn_protocol::wire::{Call, RpcError};
 use flynn_store::SessionQuery;
@@ -20,6 +20,9 @@ use crate::session_config::{Command, StoredSessionConfig, describe, parse_comman
 
 /// Largest message text accepted, in bytes (attachments are bounded by the frame limit).
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Longest `idempotencyKey` accepted, in bytes.
+const MAX_KEY_BYTES: usize = 200;
 
 /// The session a call targets: `sessionId`, the deprecated `session` alias, or the attached one.
 fn target_session(
@@ -50,6 +53,8 @@ fn command_reply(call: &Call<ConnectionState>, session_id: &str, text: String) -
         content: text,
         session_id: Some(session_id.to_owned()),
         steered: None,
+        run_id: None,
+        replayed: None,
         usage: TokenUsage {
             input_tokens: 0,
             output_tokens: 0,
@@ -167,7 +172,26 @@ pub async fn send(
         gw.config()
             .queue_policy_for(flynn_store::split_session_id(&session_id).0)
     });
+    let key = p.idempotency_key;
+    if let Some(key) = &key
+        && (key.is_empty() || key.len() > MAX_KEY_BYTES)
+    {
+        return Err(RpcError::invalid(
+            "params.idempotencyKey",
+            format!("`idempotencyKey` must be 1 to {MAX_KEY_BYTES} bytes"),
+        ));
+    }
+    if let Some(key) = &key {
+        let fingerprint = crate::runs::fingerprint(&p.message, &p.attachments);
+        if let Some(answer) = claim_key(gw, &call, &session_id, key, &fingerprint).await? {
+            return answer;
+        }
+    }
     let (reply, answer) = oneshot::channel();
+    let answer = match &key {
+        None => answer,
+        Some(key) => keep_outcome(gw, &session_id, key, answer),
+    };
     let pending = Pending {
         message: UserMessage {
             text: p.message,
@@ -183,6 +207,7 @@ pub async fn send(
             events: call.events.clone(),
             reply,
             steered: false,
+            key,
         },
     };
     gw.lanes.submit(&owner, &session_id, policy, pending);
@@ -194,6 +219,222 @@ pub async fn send(
         Ok(Err(error)) => Err(error),
         Err(_) => Err(RpcError::internal(
             "the run ended without a reply (the gateway is shutting down?)",
+        )),
+    }
+}
+
+/// How long a key's record is kept, as the oldest creation time still valid.
+fn key_not_before(gw: &Gateway) -> i64 {
+    let ttl = i64::try_from(gw.config().agent.idempotency_ttl_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX);
+    now_ms().saturating_sub(ttl)
+}
+
+fn key_mismatch(key: &str) -> RpcError {
+    RpcError::invalid(
+        "params.idempotencyKey",
+        format!(
+            "idempotencyKey `{key}` was already used in this session with another message; use a new key for a new message"
+        ),
+    )
+}
+
+/// Waits for the reply of a repeat that joined a turn or a waiting key.
+async fn joined(
+    answer: oneshot::Receiver<crate::lanes::Reply>,
+    session_id: &str,
+) -> Result<AgentSendResult, RpcError> {
+    match answer.await {
+        Ok(Ok(mut result)) => {
+            result.session_id = Some(session_id.to_owned());
+            result.steered = None;
+            Ok(result)
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(RpcError::internal(
+            "the turn of this idempotencyKey ended without a reply (the gateway is shutting down?)",
+        )),
+    }
+}
+
+/// A stored reply given again to a repeated key.
+fn replayed(reply: crate::lanes::Reply, session_id: &str) -> crate::lanes::Reply {
+    reply.map(|r| AgentSendResult {
+        replayed: Some(true),
+        session_id: Some(session_id.to_owned()),
+        steered: None,
+        ..r
+    })
+}
+
+type Answered = Option<Result<AgentSendResult, RpcError>>;
+
+/// Claims `key` for this send. `Some` when the key already has an answer (or names another
+/// message); `None` when this send runs a new turn (its key is then recorded in the store).
+async fn claim_key(
+    gw: &Gateway,
+    call: &Call<ConnectionState>,
+    session_id: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Answered, RpcError> {
+    use crate::runs::Claim;
+    match gw
+        .lanes
+        .runs
+        .claim_key(session_id, key, fingerprint, &call.events)
+    {
+        Claim::Mismatch => Err(key_mismatch(key)),
+        Claim::Waiting(answer) => Ok(Some(joined(answer, session_id).await)),
+        Claim::Run(run) => {
+            if let Some(reply) = run.log().outcome() {
+                // The turn has ended: its reply at once, as the store would give it.
+                let reply = replayed(reply, session_id);
+                crate::runs::final_event(&call.events, &reply);
+                return Ok(Some(reply));
+            }
+            let answer = run
+                .log()
+                .attach(call.events.clone(), 0, true)
+                .map_err(crate::runs::AttachError::into_rpc)?;
+            Ok(Some(joined(answer, session_id).await))
+        }
+        Claim::New => {
+            let stored = gw
+                .store
+                .idempotency_key(session_id, key, key_not_before(gw))
+                .await;
+            let stored = match stored {
+                Ok(stored) => stored,
+                Err(e) => {
+                    let e = store_error(e);
+                    gw.lanes.runs.release_key(session_id, key, &Err(e.clone()));
+                    return Err(e);
+                }
+            };
+            match stored {
+                Some(record) if record.fingerprint != fingerprint => {
+                    let e = key_mismatch(key);
+                    gw.lanes.runs.release_key(session_id, key, &Err(e.clone()));
+                    Err(e)
+                }
+                Some(record) => {
+                    let reply = match record.outcome.as_deref() {
+                        Some(text) => replayed(crate::runs::decode_outcome(text), session_id),
+                        None => Err(crate::runs::interrupted(key)),
+                    };
+                    gw.lanes.runs.release_key(session_id, key, &reply);
+                    crate::runs::final_event(&call.events, &reply);
+                    Ok(Some(reply))
+                }
+                None => {
+                    let record = flynn_store::IdempotencyRecord {
+                        session_id: session_id.to_owned(),
+                        key: key.to_owned(),
+                        fingerprint: fingerprint.to_owned(),
+                        run_id: String::new(),
+                        outcome: None,
+                        created_at_ms: now_ms(),
+                    };
+                    if let Err(e) = gw.store.put_idempotency_key(record).await {
+                        let e = store_error(e);
+                        gw.lanes.runs.release_key(session_id, key, &Err(e.clone()));
+                        return Err(e);
+                    }
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+/// Stores the reply of a keyed send when it comes, whether or not its connection is still
+/// there, then passes it on; repeats still waiting for the key get it too.
+fn keep_outcome(
+    gw: &Gateway,
+    session_id: &str,
+    key: &str,
+    answer: oneshot::Receiver<crate::lanes::Reply>,
+) -> oneshot::Receiver<crate::lanes::Reply> {
+    let (tx, rx) = oneshot::channel();
+    let Some(gw) = gw.arc() else {
+        return answer;
+    };
+    let (session_id, key) = (session_id.to_owned(), key.to_owned());
+    tokio::spawn(async move {
+        let reply = answer.await.unwrap_or_else(|_| {
+            Err(RpcError::internal(
+                "the run ended without a reply (the gateway is shutting down?)",
+            ))
+        });
+        let run_id = reply
+            .as_ref()
+            .ok()
+            .and_then(|r| r.run_id.clone())
+            .unwrap_or_default();
+        if let Err(e) = gw
+            .store
+            .finish_idempotency_key(
+                &session_id,
+                &key,
+                &run_id,
+                crate::runs::encode_outcome(&reply),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, session = %session_id, "could not store the reply of an idempotencyKey");
+        }
+        gw.lanes.runs.release_key(&session_id, &key, &reply);
+        let _ = tx.send(reply);
+    });
+    rx
+}
+
+pub async fn attach(
+    gw: &Gateway,
+    call: Call<ConnectionState>,
+    p: AgentAttachParams,
+) -> Result<AgentAttachResult, RpcError> {
+    validate_session_id(&p.session_id, "sessionId")?;
+    let runs = &gw.lanes.runs;
+    let run = match &p.run_id {
+        Some(id) => runs.get(id).filter(|r| r.session_id() == p.session_id),
+        None => runs.latest(&p.session_id),
+    };
+    let Some(run) = run else {
+        let kept = runs.kept_ids(&p.session_id);
+        let kept = if kept.is_empty() {
+            "none".to_owned()
+        } else {
+            kept.join(", ")
+        };
+        let what = p
+            .run_id
+            .as_deref()
+            .map_or("no turn".to_owned(), |id| format!("turn `{id}`"));
+        return Err(RpcError::invalid(
+            "params.runId",
+            format!(
+                "{what} of session `{}` is not running or kept (turns stay attachable agent.run_grace_secs = {} s after they end); kept turns of this session: {kept}; sessions.get has the stored history",
+                p.session_id,
+                gw.config().agent.run_grace_secs
+            ),
+        ));
+    };
+    let answer = run
+        .log()
+        .attach(call.events.clone(), p.after_seq, false)
+        .map_err(crate::runs::AttachError::into_rpc)?;
+    match answer.await {
+        Ok(Ok(r)) => Ok(AgentAttachResult {
+            content: r.content,
+            usage: r.usage,
+            session_id: p.session_id,
+            run_id: run.run_id().to_string(),
+        }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(RpcError::internal(
+            "the turn ended without a reply (the gateway is shutting down?)",
         )),
     }
 }

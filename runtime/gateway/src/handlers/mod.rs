@@ -165,6 +165,13 @@ impl Handler for Gateway {
     ) -> Reply<'_, types::AgentCancelResult> {
         Reply::later(agent::cancel(self, call, params))
     }
+    fn agent_attach(
+        &self,
+        call: Call<ConnectionState>,
+        params: types::AgentAttachParams,
+    ) -> Reply<'_, types::AgentAttachResult> {
+        Reply::later(agent::attach(self, call, params))
+    }
     fn node_register(
         &self,
         call: Call<ConnectionState>,

@@ -110,6 +110,7 @@ fn summary(gw: &Gateway, record: &SessionRecord) -> SessionSummary {
         message_count: record.message_count,
         last_message_at: record.last_message_at_ms.map(|ms| ms.max(0) as u64),
         config: summary_config(gw, &record.id, record.config.as_deref()),
+        run_id: gw.lanes.runs.running(&record.id).map(|r| r.to_string()),
     }
 }
 
@@ -122,6 +123,7 @@ fn unstored_summary(gw: &Gateway, id: &str) -> SessionSummary {
         message_count: 0,
         last_message_at: None,
         config: summary_config(gw, id, None),
+        run_id: gw.lanes.runs.running(id).map(|r| r.to_string()),
     }
 }
 
@@ -251,6 +253,7 @@ pub async fn get(
                 })
                 .collect();
             Ok(SessionsGetResult {
+                run_id: gw.lanes.runs.running(&record.id).map(|r| r.to_string()),
                 id: record.id,
                 created_at: ms_to_datetime(record.created_at_ms),
                 last_active_at: ms_to_datetime(record.last_active_at_ms),
@@ -260,6 +263,7 @@ pub async fn get(
         None if live_session_ids(gw).contains(&p.session_id) => {
             let now = ms_to_datetime(now_ms());
             Ok(SessionsGetResult {
+                run_id: gw.lanes.runs.running(&p.session_id).map(|r| r.to_string()),
                 id: p.session_id,
                 created_at: now,
                 last_active_at: now,
@@ -322,6 +326,7 @@ pub async fn delete(
         .delete_session(&p.session_id)
         .await
         .map_err(store_error)?;
+    gw.lanes.runs.forget_session(&p.session_id);
     let live = live_session_ids(gw).contains(&p.session_id);
     if !deleted && !live {
         return Err(RpcError::session_not_found(&p.session_id));

@@ -1,0 +1,553 @@
+//! Kept events of turns and idempotency keys (decision resumable-runs).
+//!
+//! Every turn ([`crate::lanes::ActiveRun`]) numbers its events with `runSeq` from 1 and keeps
+//! them in a [`RunLog`] while it runs and `agent.run_grace_secs` after it ends, so that
+//! `agent.attach` (and a repeated `agent.send` with the same `idempotencyKey`) can replay them
+//! and then follow the turn live.
+//!
+//! Memory bound: a turn keeps at most `agent.run_events_max` events and
+//! `agent.run_events_max_bytes` bytes of event data (JSON text; the oldest events are dropped
+//! first, and an attach asking for a dropped one is refused naming what is kept). So kept events
+//! take at most `run_events_max_bytes` per turn that is running or within its grace period; a
+//! session runs one turn at a time, so that is bounded by the live sessions times the grace
+//! period's turns.
+//!
+//! Recording an event and sending it to the followers happen under one lock, and an attach
+//! replays and joins the followers under the same lock, so every follower sees each event
+//! exactly once and in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use flynn_protocol::ErrorCode;
+use flynn_protocol::types::AgentSendResult;
+use flynn_protocol::wire::{EventEmitter, EventSink, RequestId, RpcError, RunTag};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::lanes::{ActiveRun, Reply};
+
+/// Bounds of the kept events of one turn (`[agent]` config).
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    pub max_events: usize,
+    pub max_bytes: usize,
+}
+
+struct Kept {
+    seq: u64,
+    event: &'static str,
+    data: Value,
+    bytes: usize,
+}
+
+/// Someone who joined the turn through `agent.attach` or a repeated `idempotencyKey`.
+struct Follower {
+    events: EventEmitter,
+    reply: oneshot::Sender<Reply>,
+}
+
+#[derive(Default)]
+struct LogState {
+    kept: VecDeque<Kept>,
+    bytes: usize,
+    /// The last `runSeq` given out.
+    last_seq: u64,
+    /// The highest `runSeq` dropped by the bounds (0: none).
+    dropped_through: u64,
+    /// Followers that get the live events, the final event and the reply.
+    followers: Vec<Follower>,
+    /// The turn's outcome, once it ended.
+    outcome: Option<Reply>,
+}
+
+/// The events of one turn, numbered and kept.
+pub struct RunLog {
+    run_id: Arc<str>,
+    limits: RunLimits,
+    state: Mutex<LogState>,
+}
+
+/// Why an attach was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error(
+        "events 1..={dropped_through} of turn `{run_id}` are no longer kept (agent.run_events_max / agent.run_events_max_bytes); kept: {kept}; attach with afterSeq >= {dropped_through}, or read the stored history with sessions.get"
+    )]
+    Dropped {
+        run_id: String,
+        dropped_through: u64,
+        kept: String,
+    },
+    #[error(
+        "turn `{run_id}` ended after {last} events; afterSeq {after} is beyond them (attach with afterSeq <= {last})"
+    )]
+    Beyond {
+        run_id: String,
+        after: u64,
+        last: u64,
+    },
+}
+
+impl AttachError {
+    pub fn into_rpc(self) -> RpcError {
+        RpcError::invalid("params.afterSeq", self.to_string())
+    }
+}
+
+/// Counts the bytes of JSON text without building it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn json_bytes(v: &Value) -> usize {
+    let mut c = Counter(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+/// An [`EventSink`] that records what a typed emitter produced.
+#[derive(Default)]
+struct Capture(Mutex<Vec<(&'static str, Value)>>);
+
+impl EventSink for Capture {
+    fn send_event(&self, _: &RequestId, _: bool, event: &'static str, data: Value) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push((event, data));
+        }
+    }
+}
+
+/// Runs `f` against a recording emitter and returns the events it emitted.
+pub fn capture(f: impl Fn(&EventEmitter)) -> Vec<(&'static str, Value)> {
+    let sink = Arc::new(Capture::default());
+    let emitter = EventEmitter::new(RequestId::Number(0), sink.clone());
+    f(&emitter);
+    sink.0
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
+}
+
+impl RunLog {
+    pub fn new(run_id: Arc<str>, limits: RunLimits) -> Self {
+        Self {
+            run_id,
+            limits,
+            state: Mutex::new(LogState::default()),
+        }
+    }
+
+    pub fn run_id(&self) -> &Arc<str> {
+        &self.run_id
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Numbers and keeps one event, then sends it to `audience` and the followers (under the
+    /// log's lock, see the module docs).
+    pub fn record(&self, event: &'static str, data: Value, audience: &[EventEmitter]) {
+        let mut state = self.lock();
+        self.push(&mut state, event, data, audience);
+    }
+
+    fn push(
+        &self,
+        state: &mut LogState,
+        event: &'static str,
+        data: Value,
+        audience: &[EventEmitter],
+    ) {
+        state.last_seq += 1;
+        let tag = RunTag {
+            run_id: self.run_id.clone(),
+            run_seq: state.last_seq,
+        };
+        for e in audience {
+            e.emit_in_run(event, data.clone(), tag.clone());
+        }
+        for f in &state.followers {
+            f.events.emit_in_run(event, data.clone(), tag.clone());
+        }
+        let bytes = json_bytes(&data) + event.len();
+        state.bytes += bytes;
+        state.kept.push_back(Kept {
+            seq: state.last_seq,
+            event,
+            data,
+            bytes,
+        });
+        while state.kept.len() > self.limits.max_events || state.bytes > self.limits.max_bytes {
+            let Some(old) = state.kept.pop_front() else {
+                break;
+            };
+            state.bytes -= old.bytes;
+            state.dropped_through = old.seq;
+        }
+    }
+
+    /// Ends the turn: the final event (`done` or `error`) to `audience` and the followers, then
+    /// the reply to the followers. Later attaches get both from the kept state.
+    pub fn finish(
+        &self,
+        event: &'static str,
+        data: Value,
+        audience: &[EventEmitter],
+        reply: Reply,
+    ) {
+        let mut state = self.lock();
+        if state.outcome.is_some() {
+            return;
+        }
+        self.push(&mut state, event, data, audience);
+        state.outcome = Some(reply.clone());
+        for f in std::mem::take(&mut state.followers) {
+            let _ = f.reply.send(reply.clone());
+        }
+    }
+
+    /// Replays the kept events after `after` to `events`, then makes it a follower (or, when
+    /// the turn has ended, answers at once). With `lenient`, dropped events are skipped rather
+    /// than refused (a repeated `idempotencyKey` joins from what is kept).
+    pub fn attach(
+        &self,
+        events: EventEmitter,
+        after: u64,
+        lenient: bool,
+    ) -> Result<oneshot::Receiver<Reply>, AttachError> {
+        let mut state = self.lock();
+        if after < state.dropped_through && !lenient {
+            let kept = match (state.kept.front(), state.kept.back()) {
+                (Some(a), Some(b)) => format!("{}..={}", a.seq, b.seq),
+                _ => "none".to_owned(),
+            };
+            return Err(AttachError::Dropped {
+                run_id: self.run_id.to_string(),
+                dropped_through: state.dropped_through,
+                kept,
+            });
+        }
+        if state.outcome.is_some() && after > state.last_seq {
+            return Err(AttachError::Beyond {
+                run_id: self.run_id.to_string(),
+                after,
+                last: state.last_seq,
+            });
+        }
+        for k in state.kept.iter().filter(|k| k.seq > after) {
+            events.emit_in_run(
+                k.event,
+                k.data.clone(),
+                RunTag {
+                    run_id: self.run_id.clone(),
+                    run_seq: k.seq,
+                },
+            );
+        }
+        let (tx, rx) = oneshot::channel();
+        match &state.outcome {
+            Some(reply) => {
+                let _ = tx.send(reply.clone());
+            }
+            None => state.followers.push(Follower { events, reply: tx }),
+        }
+        Ok(rx)
+    }
+
+    pub fn finished(&self) -> bool {
+        self.lock().outcome.is_some()
+    }
+
+    /// The turn's outcome, once it ended.
+    pub fn outcome(&self) -> Option<Reply> {
+        self.lock().outcome.clone()
+    }
+}
+
+/// A repeated send waiting for the turn of its key to start.
+pub struct Joiner {
+    pub events: EventEmitter,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+enum KeyState {
+    /// Claimed; the turn has not started (or the store is being asked).
+    Waiting(Vec<Joiner>),
+    /// Bound to its turn (kept with the turn, then only in the store).
+    Run(Arc<ActiveRun>),
+}
+
+struct KeyEntry {
+    fingerprint: String,
+    state: KeyState,
+}
+
+/// What [`Runs::claim_key`] found.
+pub enum Claim {
+    /// Nobody holds the key in memory: the caller holds it now, and must look in the store.
+    New,
+    /// The key names another message.
+    Mismatch,
+    /// The key's turn has not started yet: wait for the reply (events come with it).
+    Waiting(oneshot::Receiver<Reply>),
+    /// The key's turn runs or is kept: attach to it.
+    Run(Arc<ActiveRun>),
+}
+
+#[derive(Default)]
+struct RunsState {
+    runs: HashMap<Arc<str>, Arc<ActiveRun>>,
+    /// Start order of `runs`, to find a session's latest.
+    order: u64,
+    started: HashMap<Arc<str>, u64>,
+    keys: HashMap<(String, String), KeyEntry>,
+}
+
+/// Turns that are running or within their grace period, and the idempotency keys in flight.
+#[derive(Default)]
+pub struct Runs {
+    state: Mutex<RunsState>,
+}
+
+impl Runs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RunsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, run: Arc<ActiveRun>) {
+        let mut s = self.lock();
+        s.order += 1;
+        let order = s.order;
+        s.started.insert(run.run_id().clone(), order);
+        s.runs.insert(run.run_id().clone(), run);
+    }
+
+    /// Forgets a turn after its grace period, with the keys bound to it (the store keeps them).
+    pub fn expire(&self, run_id: &str) {
+        let mut s = self.lock();
+        s.runs.remove(run_id);
+        s.started.remove(run_id);
+        s.keys
+            .retain(|_, k| !matches!(&k.state, KeyState::Run(r) if &**r.run_id() == run_id));
+    }
+
+    pub fn get(&self, run_id: &str) -> Option<Arc<ActiveRun>> {
+        self.lock().runs.get(run_id).cloned()
+    }
+
+    /// The session's running turn.
+    pub fn running(&self, session_id: &str) -> Option<Arc<str>> {
+        let s = self.lock();
+        s.runs
+            .values()
+            .find(|r| r.session_id() == session_id && !r.log().finished())
+            .map(|r| r.run_id().clone())
+    }
+
+    /// The session's running turn, else its latest kept one.
+    pub fn latest(&self, session_id: &str) -> Option<Arc<ActiveRun>> {
+        let s = self.lock();
+        s.runs
+            .values()
+            .filter(|r| r.session_id() == session_id)
+            .max_by_key(|r| {
+                (
+                    !r.log().finished(),
+                    s.started.get(r.run_id()).copied().unwrap_or(0),
+                )
+            })
+            .cloned()
+    }
+
+    /// The kept turns of a session, oldest first (for error messages).
+    pub fn kept_ids(&self, session_id: &str) -> Vec<String> {
+        let s = self.lock();
+        let mut ids: Vec<(u64, String)> = s
+            .runs
+            .values()
+            .filter(|r| r.session_id() == session_id)
+            .map(|r| {
+                (
+                    s.started.get(r.run_id()).copied().unwrap_or(0),
+                    r.run_id().to_string(),
+                )
+            })
+            .collect();
+        ids.sort();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Forgets the keys of a deleted session that are no longer waiting for their turn.
+    pub fn forget_session(&self, session_id: &str) {
+        self.lock()
+            .keys
+            .retain(|(s, _), k| s != session_id || matches!(k.state, KeyState::Waiting(_)));
+    }
+
+    /// Claims `key` of `session_id` for a message with `fingerprint`, or says who holds it.
+    pub fn claim_key(
+        &self,
+        session_id: &str,
+        key: &str,
+        fingerprint: &str,
+        events: &EventEmitter,
+    ) -> Claim {
+        let mut s = self.lock();
+        let id = (session_id.to_owned(), key.to_owned());
+        match s.keys.get_mut(&id) {
+            None => {
+                s.keys.insert(
+                    id,
+                    KeyEntry {
+                        fingerprint: fingerprint.to_owned(),
+                        state: KeyState::Waiting(Vec::new()),
+                    },
+                );
+                Claim::New
+            }
+            Some(entry) if entry.fingerprint != fingerprint => Claim::Mismatch,
+            Some(entry) => match &mut entry.state {
+                KeyState::Run(run) => Claim::Run(run.clone()),
+                KeyState::Waiting(joiners) => {
+                    let (tx, rx) = oneshot::channel();
+                    joiners.push(Joiner {
+                        events: events.clone(),
+                        reply: tx,
+                    });
+                    Claim::Waiting(rx)
+                }
+            },
+        }
+    }
+
+    /// The turn answering `key` started: its waiting repeats follow it from its first event.
+    pub fn bind_key(&self, session_id: &str, key: &str, run: &Arc<ActiveRun>) {
+        let mut s = self.lock();
+        let Some(entry) = s.keys.get_mut(&(session_id.to_owned(), key.to_owned())) else {
+            return;
+        };
+        let before = std::mem::replace(&mut entry.state, KeyState::Run(run.clone()));
+        if let KeyState::Waiting(joiners) = before {
+            for j in joiners {
+                if let Ok(rx) = run.log().attach(j.events, 0, true) {
+                    tokio::spawn(async move {
+                        if let Ok(reply) = rx.await {
+                            let _ = j.reply.send(reply);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// The key's request got `reply` (it is in the store now): repeats still waiting (its turn
+    /// never started, or the store answered) get it with its final event; a key bound to a turn
+    /// stays until the turn expires.
+    pub fn release_key(&self, session_id: &str, key: &str, reply: &Reply) {
+        let mut s = self.lock();
+        let id = (session_id.to_owned(), key.to_owned());
+        let waiting = matches!(
+            s.keys.get(&id),
+            Some(KeyEntry {
+                state: KeyState::Waiting(_),
+                ..
+            })
+        );
+        if !waiting {
+            return;
+        }
+        if let Some(KeyEntry {
+            state: KeyState::Waiting(joiners),
+            ..
+        }) = s.keys.remove(&id)
+        {
+            for j in joiners {
+                final_event(&j.events, reply);
+                let _ = j.reply.send(reply.clone());
+            }
+        }
+    }
+}
+
+/// Sends the event that ends a request with `reply`: `done` or `error`.
+pub fn final_event(events: &EventEmitter, reply: &Reply) {
+    match reply {
+        Ok(result) => events.done(&flynn_protocol::types::DoneEventData {
+            content: result.content.clone(),
+        }),
+        Err(e) => events.error(&flynn_protocol::types::ErrorEventData {
+            code: e.code,
+            message: e.message.clone(),
+            queue: e
+                .data
+                .as_ref()
+                .and_then(|d| serde_json::from_value(d["queue"].clone()).ok()),
+        }),
+    }
+}
+
+/// The stored form of a reply (`agent.send` `idempotencyKey`).
+pub fn encode_outcome(reply: &Reply) -> String {
+    match reply {
+        Ok(r) => serde_json::json!({ "result": r }),
+        Err(e) => serde_json::json!({ "error": e }),
+    }
+    .to_string()
+}
+
+/// Reads a stored reply back; an unreadable one is reported as such.
+pub fn decode_outcome(text: &str) -> Reply {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        result: Option<AgentSendResult>,
+        error: Option<RpcError>,
+    }
+    match serde_json::from_str::<Stored>(text) {
+        Ok(Stored {
+            result: Some(r), ..
+        }) => Ok(r),
+        Ok(Stored { error: Some(e), .. }) => Err(e),
+        _ => Err(RpcError::internal(
+            "the stored reply of this idempotencyKey cannot be read; send again with a new key",
+        )),
+    }
+}
+
+/// A stable fingerprint of a message (the same across restarts): FNV-1a over the text and the
+/// attachments.
+pub fn fingerprint(text: &str, attachments: &[flynn_protocol::types::Attachment]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes.iter().chain(&(bytes.len() as u64).to_le_bytes()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(text.as_bytes());
+    for a in attachments {
+        feed(a.mime_type.as_bytes());
+        feed(a.data.as_bytes());
+        feed(a.filename.as_deref().unwrap_or("").as_bytes());
+    }
+    format!("fnv1a64:{h:016x}:{}", text.len())
+}
+
+/// The error of a key whose turn never ended (the gateway stopped during it).
+pub fn interrupted(key: &str) -> RpcError {
+    RpcError::new(
+        ErrorCode::RequestCancelled,
+        format!(
+            "the turn of idempotencyKey `{key}` was interrupted: the gateway stopped before it ended and its reply was not stored; sessions.get shows what was saved; send again with a new key"
+        ),
+    )
+}
