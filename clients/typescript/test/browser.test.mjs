@@ -29,7 +29,9 @@ describe("browser example", () => {
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's Chromium with \`apt-get install -y chromium\``);
     const dashboard = tempDir("flynn-ts-dashboard-");
-    copyFileSync(join(PACKAGE_ROOT, "examples", "browser", "index.html"), join(dashboard, "index.html"));
+    for (const file of ["index.html", "app.js", "app.css"]) {
+      copyFileSync(join(PACKAGE_ROOT, "examples", "browser", file), join(dashboard, file));
+    }
     copyFileSync(BUNDLE, join(dashboard, "flynn-gateway-client.min.js"));
     gateway = await startGateway({ toml: `dashboard_dir = ${JSON.stringify(dashboard)}\n` });
     gateway.dashboard = dashboard;

@@ -26,8 +26,8 @@ describe("README", () => {
     const found = includes(readme);
     assert.deepEqual(
       found.map(([path]) => path).sort(),
-      ["examples/browser/index.html", "examples/node.mjs"],
-      "both examples are included",
+      ["examples/browser/app.css", "examples/browser/app.js", "examples/browser/index.html", "examples/node.mjs"],
+      "every example file is included",
     );
     for (const [path, body] of found) {
       assert.equal(body, readFileSync(join(PACKAGE_ROOT, path), "utf8"), `README copy of ${path} is out of date`);
