@@ -328,6 +328,11 @@ async fn claim_key(
                     Ok(Some(reply))
                 }
                 None => {
+                    // Expired keys go as new ones come (one indexed delete), so the table holds
+                    // at most the keys of one TTL.
+                    if let Err(e) = gw.store.purge_idempotency_keys(key_not_before(gw)).await {
+                        tracing::warn!(error = %e, "could not purge expired idempotency keys");
+                    }
                     let record = flynn_store::IdempotencyRecord {
                         session_id: session_id.to_owned(),
                         key: key.to_owned(),
