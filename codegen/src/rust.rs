@@ -379,22 +379,53 @@ fn handler_trait(spec: &Spec) -> TokenStream {
             /// The scopes the connection's credential holds: `dispatch` refuses a method whose
             /// `x-scope` is not among them (ScopeRequired) before its params are read.
             fn granted_scopes(&self, connection: &Self::Connection) -> Scopes;
+            /// Whether the connection may use `session_id` (a credential limited to some
+            /// sessions): `dispatch` refuses a call naming another one (ScopeRequired).
+            fn session_allowed(&self, connection: &Self::Connection, session_id: &str) -> bool;
             #(#fns)*
         }
     }
 }
+
+/// Param names that name a session, checked with `Handler::session_allowed`.
+const SESSION_PARAMS: [&str; 2] = ["sessionId", "session"];
 
 fn dispatch_fn(spec: &Spec) -> TokenStream {
     let arms = spec.methods.iter().map(|m| {
         let variant = format_ident!("{}", names::pascal(&m.name));
         let f = format_ident!("{}", names::snake(&m.name));
         let params = format_ident!("{}", m.params_type());
+        // Params that name a session (`sessionId`, and `agent.send`'s deprecated `session`):
+        // the connection must be allowed that session.
+        let session_checks = m
+            .params
+            .iter()
+            .filter(|p| SESSION_PARAMS.contains(&p.name.as_str()))
+            .map(|p| {
+                let field = format_ident!("{}", names::snake(&p.name));
+                let name = &p.name;
+                let value = if p.required {
+                    quote! { Some(params.#field.as_str()) }
+                } else {
+                    quote! { params.#field.as_deref() }
+                };
+                quote! {
+                    if let Some(session_id) = #value
+                        && !handler.session_allowed(&call.connection, session_id)
+                    {
+                        return crate::wire::Dispatched::Ready(Err(
+                            crate::wire::RpcError::session_not_allowed(method.name(), #name, session_id),
+                        ));
+                    }
+                }
+            });
         quote! {
             Method::#variant => {
                 let params: types::#params = match crate::wire::decode_params(method, params) {
                     Ok(params) => params,
                     Err(error) => return crate::wire::Dispatched::Ready(Err(error)),
                 };
+                #(#session_checks)*
                 let (id, jsonrpc) = (call.id().clone(), call.jsonrpc());
                 crate::wire::finish(handler.#f(call, params), id, jsonrpc)
             }
@@ -402,7 +433,8 @@ fn dispatch_fn(spec: &Spec) -> TokenStream {
     });
     quote! {
         /// Refuses a method whose scope the connection does not hold (ScopeRequired), decodes
-        /// `params` for `method` (failing with -2 and the field path) and calls the handler: the reply frame comes at once when the handler answered at once, else as a
+        /// `params` for `method` (failing with -2 and the field path), refuses a session the
+        /// connection may not use (ScopeRequired) and calls the handler: the reply frame comes at once when the handler answered at once, else as a
         /// future. Frame-level parsing (-1, -2, -3) happens in `crate::wire`.
         pub fn dispatch<'a, H: Handler + ?Sized>(
             handler: &'a H,

@@ -106,6 +106,17 @@ impl RpcError {
         .with_data(serde_json::json!({ "scope": scope, "method": method }))
     }
 
+    /// ScopeRequired (-6): the connection's credential is limited to other sessions.
+    pub fn session_not_allowed(method: &str, param: &str, session_id: &str) -> Self {
+        Self::new(
+            ErrorCode::ScopeRequired,
+            format!(
+                "`{method}`: this connection's token may not use session `{session_id}` (params.{param}); its sessions are limited by server.tokens sessions"
+            ),
+        )
+        .with_data(serde_json::json!({ "scope": "chat", "method": method }))
+    }
+
     /// -2 with `data.path` naming the offending field (a JSON path such as `params.limit`).
     pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
         let path = path.into();

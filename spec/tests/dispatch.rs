@@ -28,6 +28,9 @@ macro_rules! reject_all {
             fn granted_scopes(&self, _: &()) -> Scopes {
                 self.0
             }
+            fn session_allowed(&self, _: &(), _: &str) -> bool {
+                true
+            }
             $(
                 fn $f(&self, _: Call<()>, _: $params) -> Reply<'_, $result> {
                     Reply::ready(Err(RpcError::internal(concat!("test handler: ", $name))))

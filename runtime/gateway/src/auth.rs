@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use flynn_protocol::Scopes;
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, SessionFilter};
 
 /// The subprotocol the gateway selects when a client offers it.
 pub const SUBPROTOCOL: &str = "flynn.v1";
@@ -27,8 +27,13 @@ pub const TAILSCALE_LOGIN_HEADER: &str = "tailscale-user-login";
 pub enum Identity {
     /// No token is configured (loopback only): every scope.
     Open,
-    /// A token: `server.token` (named `server.token`, every scope) or a named token.
-    Token { name: String, scopes: Scopes },
+    /// A token: `server.token` (named `server.token`, every scope and session) or a named
+    /// token, perhaps limited to some sessions.
+    Token {
+        name: String,
+        scopes: Scopes,
+        sessions: Option<SessionFilter>,
+    },
     /// A Tailscale login from a loopback peer: every scope.
     Tailscale(String),
 }
@@ -43,6 +48,29 @@ impl Identity {
             Self::Open | Self::Tailscale(_) => Scopes::ALL,
             Self::Token { scopes, .. } => *scopes,
         }
+    }
+
+    /// Whether this identity may use `session_id` (its own `ws:` session is checked by the
+    /// caller).
+    pub fn session_allowed(&self, session_id: &str) -> bool {
+        match self {
+            Self::Token {
+                sessions: Some(filter),
+                ..
+            } => filter.allows(session_id),
+            _ => true,
+        }
+    }
+
+    /// Whether this identity is limited to some sessions.
+    pub fn is_session_limited(&self) -> bool {
+        matches!(
+            self,
+            Self::Token {
+                sessions: Some(_),
+                ..
+            }
+        )
     }
 
     /// How logs and presence name the identity (never the token itself).
@@ -231,15 +259,19 @@ fn match_token(config: &ServerConfig, presented: &str) -> Option<Identity> {
         return Some(Identity::Token {
             name: SERVER_TOKEN_NAME.to_owned(),
             scopes: Scopes::ALL,
+            sessions: None,
         });
     }
     config.tokens.iter().find_map(|named| {
         let value = named.value()?;
-        // A token with an unknown scope was refused when the config was loaded.
+        // A token with an unknown scope or a bad session pattern was refused when the config
+        // was loaded.
         let scopes = named.scope_set().ok()?;
+        let sessions = named.session_filter().ok()?;
         tokens_match(&value, presented).then(|| Identity::Token {
             name: named.name.clone(),
             scopes,
+            sessions,
         })
     })
 }
@@ -269,6 +301,7 @@ mod tests {
         Identity::Token {
             name: SERVER_TOKEN_NAME.to_owned(),
             scopes: Scopes::ALL,
+            sessions: None,
         }
     }
 
@@ -291,7 +324,8 @@ mod tests {
             identity,
             Ok(Identity::Token {
                 name: "status-page".into(),
-                scopes: read_only
+                scopes: read_only,
+                sessions: None,
             })
         );
         assert_eq!(identity.map(|i| i.scopes()), Ok(read_only));

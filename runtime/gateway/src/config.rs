@@ -197,6 +197,9 @@ pub struct NamedToken {
     pub token: Option<String>,
     /// Scopes this token holds.
     pub scopes: Vec<String>,
+    /// Sessions it may use, as globs (`phone:*`); empty: every session. A connection may
+    /// always use its own `ws:<connectionId>` session.
+    pub sessions: Vec<String>,
 }
 
 impl NamedToken {
@@ -209,6 +212,14 @@ impl NamedToken {
             .filter(|t| !t.is_empty())
     }
 
+    /// The sessions it may use (`None`: every one); `Err` names a bad pattern.
+    pub fn session_filter(&self) -> Result<Option<SessionFilter>, String> {
+        if self.sessions.is_empty() {
+            return Ok(None);
+        }
+        SessionFilter::new(&self.sessions).map(Some)
+    }
+
     /// The scopes as a set; `Err` names an unknown one.
     pub fn scope_set(&self) -> Result<flynn_protocol::Scopes, String> {
         let mut set = flynn_protocol::Scopes::NONE;
@@ -219,6 +230,48 @@ impl NamedToken {
         Ok(set)
     }
 }
+
+/// The sessions a named token may use: globs over session ids.
+#[derive(Debug, Clone)]
+pub struct SessionFilter {
+    patterns: Vec<String>,
+    matcher: globset::GlobSet,
+}
+
+impl SessionFilter {
+    /// Compiles `patterns`; `Err` names the first bad one.
+    pub fn new(patterns: &[String]) -> Result<Self, String> {
+        let mut set = globset::GlobSetBuilder::new();
+        for p in patterns {
+            let glob = globset::GlobBuilder::new(p)
+                .literal_separator(false)
+                .build()
+                .map_err(|e| format!("`{p}`: {e}"))?;
+            set.add(glob);
+        }
+        let matcher = set.build().map_err(|e| e.to_string())?;
+        Ok(Self {
+            patterns: patterns.to_vec(),
+            matcher,
+        })
+    }
+
+    pub fn allows(&self, session_id: &str) -> bool {
+        self.matcher.is_match(session_id)
+    }
+
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+}
+
+impl PartialEq for SessionFilter {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns == other.patterns
+    }
+}
+
+impl Eq for SessionFilter {}
 
 /// `[server.nodes]`: companion node policy.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -612,6 +665,12 @@ impl Config {
             if t.scopes.is_empty() {
                 return Err(ConfigError::Invalid(format!(
                     "{at} (`{}`): list its scopes (read, chat, operator, admin)",
+                    t.name
+                )));
+            }
+            if let Err(bad) = t.session_filter() {
+                return Err(ConfigError::Invalid(format!(
+                    "{at} (`{}`): sessions: {bad}; use globs such as \"phone:*\"",
                     t.name
                 )));
             }

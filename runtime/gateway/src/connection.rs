@@ -146,6 +146,13 @@ impl ConnectionState {
         }
     }
 
+    /// Whether `session_id` is this connection's own `ws:<id>` session.
+    pub fn owns_session(&self, session_id: &str) -> bool {
+        session_id
+            .strip_prefix("ws:")
+            .is_some_and(|rest| rest == self.id)
+    }
+
     /// Asks the connection to close with `code` once the current reply is written.
     pub fn request_close(&self, code: u16, reason: &str) {
         if let Ok(mut c) = self.close_request.lock() {

@@ -39,6 +39,12 @@ scopes = ["admin"]
 name = "chat-client"
 token = "token-for-chat-client-5"
 scopes = ["read", "chat"]
+
+[[server.tokens]]
+name = "phone"
+token = "token-for-phone-6"
+scopes = ["read", "chat"]
+sessions = ["phone:*"]
 "#;
 
 fn token_of(scope: &str) -> &'static str {
@@ -238,6 +244,10 @@ async fn bad_token_entries_are_refused_with_a_clear_message() {
             "list its scopes",
         ),
         (
+            "[[server.tokens]]\nname = \"x\"\ntoken = \"long-enough-token\"\nscopes = [\"chat\"]\nsessions = [\"phone:[\"]\n",
+            "sessions: `phone:[`",
+        ),
+        (
             "[[server.tokens]]\nname = \"x\"\nscopes = [\"read\"]\n",
             "token_env",
         ),
@@ -262,4 +272,66 @@ async fn bad_token_entries_are_refused_with_a_clear_message() {
         };
         assert!(message.contains(expect), "{toml}: {message}");
     }
+}
+
+#[tokio::test]
+async fn a_token_limited_to_some_sessions_uses_only_those() {
+    let gw = TestGateway::start(TOKENS).await;
+    // Sessions the phone may not see, made by the owner.
+    let mut owner = connect(&gw, "full-access-token-0").await;
+    let reply = owner
+        .call(
+            "agent.send",
+            json!({ "sessionId": "desk:1", "message": "private" }),
+        )
+        .await;
+    assert!(reply["result"].is_object(), "{reply}");
+
+    let mut phone = connect(&gw, "token-for-phone-6").await;
+    let reply = phone
+        .call(
+            "agent.send",
+            json!({ "sessionId": "phone:1", "message": "hello" }),
+        )
+        .await;
+    assert!(reply["result"].is_object(), "its own session: {reply}");
+    for (method, params) in [
+        (
+            "agent.send",
+            json!({ "sessionId": "desk:1", "message": "hi" }),
+        ),
+        (
+            "agent.send",
+            json!({ "session": "desk:1", "message": "hi" }),
+        ),
+        ("sessions.get", json!({ "sessionId": "desk:1" })),
+        ("sessions.delete", json!({ "sessionId": "desk:1" })),
+        ("canvas.list", json!({ "sessionId": "desk:1" })),
+    ] {
+        let reply = phone.call(method, params).await;
+        assert_eq!(reply["error"]["code"], -6, "{method}: {reply}");
+        let message = reply["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains("desk:1"), "{message}");
+    }
+    // Its own connection session works without naming it.
+    let reply = phone.call("agent.send", json!({ "message": "hi" })).await;
+    assert!(reply["result"].is_object(), "{reply}");
+    // The list shows only what it may use.
+    let listed = phone
+        .call("sessions.list", json!({ "includePersisted": true }))
+        .await;
+    let ids: Vec<String> = listed["result"]["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(ids.contains(&"phone:1".to_owned()), "{listed}");
+    assert!(!ids.iter().any(|id| id == "desk:1"), "{listed}");
+    assert_eq!(listed["result"]["total"], json!(ids.len()), "{listed}");
+    // The owner still sees everything.
+    let listed = owner
+        .call("sessions.list", json!({ "includePersisted": true }))
+        .await;
+    assert!(listed.to_string().contains("desk:1"), "{listed}");
 }

@@ -39,6 +39,10 @@ impl Handler for Gateway {
         connection.identity.scopes()
     }
 
+    fn session_allowed(&self, connection: &ConnectionState, session_id: &str) -> bool {
+        connection.identity.session_allowed(session_id) || connection.owns_session(session_id)
+    }
+
     fn system_info(
         &self,
         call: Call<ConnectionState>,

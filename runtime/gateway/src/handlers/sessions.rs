@@ -129,9 +129,40 @@ fn unstored_summary(gw: &Gateway, id: &str) -> SessionSummary {
 
 pub async fn list(
     gw: &Gateway,
-    _: Call<ConnectionState>,
+    call: Call<ConnectionState>,
     p: SessionsListParams,
 ) -> Result<SessionsListResult, RpcError> {
+    let connection = &call.connection;
+    if !connection.identity.is_session_limited() {
+        return list_all(gw, p).await;
+    }
+    // A token limited to some sessions sees only those (and its own): the whole list,
+    // filtered, then paged here.
+    let limit = usize::try_from(p.limit.get()).unwrap_or(usize::MAX);
+    let offset = usize::try_from(p.offset).unwrap_or(usize::MAX);
+    let everything = list_all(
+        gw,
+        SessionsListParams {
+            limit: std::num::NonZeroU64::MAX,
+            offset: 0,
+            ..p
+        },
+    )
+    .await?;
+    let visible: Vec<SessionSummary> = everything
+        .sessions
+        .into_iter()
+        .filter(|s| connection.identity.session_allowed(&s.id) || connection.owns_session(&s.id))
+        .collect();
+    let total = visible.len() as u64;
+    Ok(SessionsListResult {
+        sessions: visible.into_iter().skip(offset).take(limit).collect(),
+        total,
+    })
+}
+
+/// Every session the list's params select, paged, for a connection that may see all.
+async fn list_all(gw: &Gateway, p: SessionsListParams) -> Result<SessionsListResult, RpcError> {
     let limit = u32::try_from(p.limit.get()).unwrap_or(u32::MAX);
     let offset = u32::try_from(p.offset)
         .map_err(|_| RpcError::invalid("params.offset", "`offset` is too large"))?;
