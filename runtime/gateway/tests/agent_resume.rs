@@ -184,7 +184,9 @@ async fn repeated_sends_join_the_turn_and_never_run_it_twice() {
     let oc = b.outcome(after).await;
     assert_eq!(oc.content(), oa.content());
     assert_eq!(oc.result()["replayed"], json!(true));
-    assert_eq!(oc.names(), vec!["done"]);
+    // Still kept: the turn's events again (each once), ending with `done`.
+    assert_eq!(oc.names(), ob.names());
+    assert_eq!(oc.streamed_text(), oc.content());
 
     let h = history(&mut owner, s).await;
     assert_eq!(user_messages(&h, HOLD_MESSAGE), 1, "{h:?}");

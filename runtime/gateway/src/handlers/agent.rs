@@ -287,17 +287,19 @@ async fn claim_key(
         Claim::Mismatch => Err(key_mismatch(key)),
         Claim::Waiting(answer) => Ok(Some(joined(answer, session_id).await)),
         Claim::Run(run) => {
-            if let Some(reply) = run.log().outcome() {
-                // The turn has ended: its reply at once, as the store would give it.
-                let reply = replayed(reply, session_id);
-                crate::runs::final_event(&call.events, &reply);
-                return Ok(Some(reply));
-            }
+            // Running: the repeat follows it from its first kept event. Ended but still kept:
+            // its kept events and its reply at once, marked `replayed`.
+            let ended = run.log().finished();
             let answer = run
                 .log()
                 .attach(call.events.clone(), 0, true)
                 .map_err(crate::runs::AttachError::into_rpc)?;
-            Ok(Some(joined(answer, session_id).await))
+            let reply = joined(answer, session_id).await;
+            Ok(Some(if ended {
+                replayed(reply, session_id)
+            } else {
+                reply
+            }))
         }
         Claim::New => {
             let stored = gw
