@@ -4,7 +4,10 @@
  * Rules it keeps:
  * - a request is written at most once: when a connection drops, requests already sent reject with
  *   `connection_lost` and are never replayed (the application decides whether to retry); requests
- *   made while no connection is open wait for the next one and are sent then, once;
+ *   made while no connection is open wait for the next one and are sent then, once. The exception
+ *   is an agent turn (`agent.send`, which carries an `idempotencyKey` by default, and
+ *   `agent.attach`): it rejoins its turn on the next connection (`agent.attach` after the last
+ *   `runSeq` it saw, or the same keyed send), so its stream goes on with each event once;
  * - reconnecting (exponential backoff with jitter) happens only after a connection that was open
  *   drops, never after an auth failure, `close()` or `system.disconnect`;
  * - each connection is checked with a `system.info` handshake before it counts as open, so a
@@ -30,7 +33,7 @@ import { Emitter } from "./emitter.js";
 import { ClientErrorCode, FlynnError, type FlynnErrorCode } from "./errors.js";
 import { decodeUtf8, globalWebSocket, startTimer, stopTimer, type TimerHandle } from "./platform.js";
 import { type CloseEventLike, type MessageEventLike, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
-import { RequestTable, type Pending, type RequestSink } from "./requests.js";
+import { RequestTable, type Pending, type RequestSink, type Resume } from "./requests.js";
 import { StreamRun } from "./stream.js";
 import type {
   CallArgs,
@@ -65,6 +68,11 @@ export interface FlynnClientOptions {
   reconnect?: ReconnectOptions | false;
   /** Called when events were lost (the `seqGap` event, as an option). */
   onSeqGap?: (gap: SeqGap) => void;
+  /**
+   * Give every `agent.send` an `idempotencyKey` (when it has none) so that it can rejoin its turn
+   * after a reconnect and a retry never runs it twice. Default true.
+   */
+  idempotentSends?: boolean;
 }
 
 /** Events of the client (subscribe with `client.on(name, listener)`). */
@@ -157,6 +165,7 @@ export class FlynnClient {
   #reconnectTimer: TimerHandle | undefined;
   #opening: Deferred<SystemInfoResult> | undefined;
   #closed: Deferred<void> | undefined;
+  #idempotentSends = true;
 
   constructor(options: FlynnClientOptions) {
     if (typeof options.url !== "string" || !/^wss?:\/\//.test(options.url)) {
@@ -178,6 +187,7 @@ export class FlynnClient {
     this.#timeoutMs = timeoutMs;
     this.#reconnect = options.reconnect === false ? undefined : resolveReconnect(options.reconnect);
     if (options.onSeqGap !== undefined) this.on("seqGap", options.onSeqGap);
+    this.#idempotentSends = options.idempotentSends ?? true;
 
     const callFn: CallFn = (method, params) => this.#call(method, params, {});
     const groups = createMethodGroups(callFn);
@@ -305,10 +315,24 @@ export class FlynnClient {
       sink.reject(new FlynnError(ClientErrorCode.Closed, `${method}: the client was closed`, { method, requestId: id }));
       return;
     }
+    let resume: Resume | undefined;
+    if (method === "agent.send") {
+      const send = { ...(params as Record<string, unknown>) };
+      if (send["idempotencyKey"] === undefined && this.#idempotentSends) send["idempotencyKey"] = newKey();
+      params = send;
+      if (typeof send["idempotencyKey"] === "string") {
+        const sessionId = (send["sessionId"] ?? send["session"]) as string | undefined;
+        resume = { sessionId, runId: undefined, lastSeq: 0, sendParams: send };
+      }
+    } else if (method === "agent.attach") {
+      const attach = params as { sessionId: string; runId?: string; afterSeq?: number };
+      resume = { sessionId: attach.sessionId, runId: attach.runId, lastSeq: attach.afterSeq ?? 0, sendParams: undefined };
+    }
     const pending = this.#requests.add({
       id,
       method,
       params,
+      resume,
       timeoutMs: options.timeoutMs ?? this.#timeoutMs,
       signal: options.signal,
       streaming: eventsOf(method).length > 0,
@@ -324,6 +348,8 @@ export class FlynnClient {
   #write(pending: Pending): void {
     const conn = this.#conn;
     if (conn === undefined || !conn.ready || conn.draining || pending.sent) return;
+    // A send to the connection's default session rejoins that session, not the next connection's.
+    if (pending.resume !== undefined && pending.resume.sessionId === undefined) pending.resume.sessionId = this.#info?.sessionId;
     try {
       conn.socket.send(pending.frame);
       pending.sent = true;
@@ -498,7 +524,14 @@ export class FlynnClient {
       return;
     }
 
-    // Requests already written are never replayed: they fail now, and the app decides.
+    // Agent turns rejoin on the next connection; other requests already written are never
+    // replayed: they fail now, and the app decides.
+    if (conn.fatal === undefined && conn.ready && this.#reconnect !== undefined && !conn.draining) {
+      for (const pending of this.#requests.resumable()) {
+        pending.frame = rejoinFrame(pending.id, pending.resume as Resume);
+        pending.sent = false;
+      }
+    }
     this.#requests.rejectAll(
       (pending) =>
         conn.fatal ??
@@ -579,4 +612,24 @@ export class FlynnClient {
       if (this.#state === "reconnecting") this.#openSocket();
     });
   }
+}
+
+/** A fresh idempotency key: random, unique per send. */
+function newKey(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID !== undefined) return c.randomUUID();
+  return `k-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+}
+
+/** The frame that rejoins a turn on a new connection (decision resumable-runs). */
+function rejoinFrame(id: number, resume: Resume): string {
+  if (resume.runId === undefined && resume.sendParams !== undefined) {
+    const params = { ...resume.sendParams };
+    if (resume.sessionId !== undefined) params["sessionId"] = resume.sessionId;
+    delete params["session"];
+    return JSON.stringify({ id, method: "agent.send", params });
+  }
+  const params: Record<string, unknown> = { sessionId: resume.sessionId, afterSeq: resume.lastSeq };
+  if (resume.runId !== undefined) params["runId"] = resume.runId;
+  return JSON.stringify({ id, method: "agent.attach", params });
 }

@@ -29,17 +29,35 @@ export interface RequestInit {
   sink: RequestSink;
   /** Cancels the work on the gateway after a timeout or an abort of a request already sent. */
   cancelRemote: (() => void) | undefined;
+  /** Set for agent turns (`agent.send` with an idempotency key, `agent.attach`): how to rejoin. */
+  resume?: Resume | undefined;
+}
+
+/**
+ * How a streaming agent request rejoins its turn after a reconnect (decision resumable-runs):
+ * with the turn's `runId` known, `agent.attach` after the last `runSeq` seen; before that, the
+ * same `agent.send` again (its `idempotencyKey` makes the gateway join, never run it twice).
+ */
+export interface Resume {
+  /** The turn's session (the connection's default session once the request was written). */
+  sessionId: string | undefined;
+  runId: string | undefined;
+  /** The last `runSeq` delivered; later duplicates are dropped. */
+  lastSeq: number;
+  /** The `agent.send` params to send again while the `runId` is unknown. */
+  sendParams: Record<string, unknown> | undefined;
 }
 
 /** A request from the moment it is made until it settles. */
 export interface Pending {
   readonly id: number;
   readonly method: MethodName;
-  /** The JSON frame, serialised once. */
-  readonly frame: string;
-  /** True once written to a socket: from then on it is never written again. */
+  /** The JSON frame, serialised once (replaced by the rejoining frame when resumed). */
+  frame: string;
+  /** True once written to a socket: from then on it is never written again (unless resumed). */
   sent: boolean;
   readonly streaming: boolean;
+  readonly resume: Resume | undefined;
 }
 
 interface Entry extends Pending {
@@ -74,6 +92,7 @@ export class RequestTable {
       frame: JSON.stringify(frame),
       sent: false,
       streaming: init.streaming,
+      resume: init.resume,
       timeoutMs: init.timeoutMs,
       sink: init.sink,
       cancelRemote: init.cancelRemote,
@@ -101,10 +120,23 @@ export class RequestTable {
     return [...this.#entries.values()].filter((entry) => !entry.sent);
   }
 
+  /** Written agent requests that can rejoin their turn after a reconnect. */
+  resumable(): Pending[] {
+    return [...this.#entries.values()].filter((entry) => entry.sent && entry.resume !== undefined);
+  }
+
   /** Hands an event to its streaming request and restarts that request's silence timer. */
   event(id: number, event: FlynnEvent): void {
     const entry = this.#entries.get(id);
     if (entry === undefined || !entry.sent || !entry.streaming) return;
+    const resume = entry.resume;
+    const frame = event as unknown as { runId?: unknown; runSeq?: unknown };
+    if (resume !== undefined && typeof frame.runSeq === "number") {
+      // Each event of the turn once, even across a rejoin.
+      if (frame.runSeq <= resume.lastSeq) return;
+      resume.lastSeq = frame.runSeq;
+      if (typeof frame.runId === "string") resume.runId = frame.runId;
+    }
     this.#arm(entry);
     entry.sink.event(event as never);
   }

@@ -61,17 +61,21 @@ describe("seq gaps", () => {
 
 describe("no silent replay", () => {
   it("rejects the in-flight request with connection_lost and never sends it again", async () => {
-    const { fake, client } = await setup((frame, socket) => {
-      if (frame.method === "agent.send") {
-        event(socket, frame.id, "content", { text: "started" }, 1);
-        return true; // and never answer
-      }
-      if (frame.method === "sessions.list") {
-        reply(socket, frame.id, { sessions: [], total: 0 });
-        return true;
-      }
-      return false;
-    });
+    // Without idempotency keys a send cannot rejoin its turn (see the resuming test below).
+    const { fake, client } = await setup(
+      (frame, socket) => {
+        if (frame.method === "agent.send") {
+          event(socket, frame.id, "content", { text: "started" }, 1);
+          return true; // and never answer
+        }
+        if (frame.method === "sessions.list") {
+          reply(socket, frame.id, { sessions: [], total: 0 });
+          return true;
+        }
+        return false;
+      },
+      { idempotentSends: false },
+    );
     let started;
     const startedPromise = new Promise((resolve) => (started = resolve));
     const run = client.agent.send({ sessionId: "t:1", message: "slow" }, { onEvent: () => started() });
@@ -205,5 +209,49 @@ describe("timeouts and aborts", () => {
     assert.equal(fake.framesOf("agent.cancel").length, 0);
     const already = AbortSignal.abort();
     await assert.rejects(client.call("system.info", {}, { signal: already }), isCode(ClientErrorCode.Aborted));
+  });
+});
+
+describe("resuming agent turns (decision resumable-runs)", () => {
+  it("a dropped agent.send rejoins its turn with agent.attach after the last runSeq; each event once", async () => {
+    let dropped = false;
+    const { fake, client } = await setup((frame, socket) => {
+      if (frame.method === "agent.send") {
+        const frameOf = (seq, text) =>
+          socket.send(JSON.stringify({ id: frame.id, event: "content", data: { text }, seq, runId: "run_x", runSeq: seq }));
+        frameOf(1, "Hello ");
+        frameOf(2, "wor");
+        return true; // the connection drops before the rest
+      }
+      if (frame.method === "agent.attach") {
+        // Replays from runSeq 2 (one the client already has), then the rest and the reply.
+        const ev = (seq, event, data) => socket.send(JSON.stringify({ id: frame.id, event, data, seq, runId: "run_x", runSeq: seq }));
+        ev(2, "content", { text: "wor" });
+        ev(3, "content", { text: "ld" });
+        ev(4, "done", { content: "Hello world" });
+        reply(socket, frame.id, { content: "Hello world", usage: { inputTokens: 1, outputTokens: 2 }, sessionId: "t:1", runId: "run_x" });
+        return true;
+      }
+      return false;
+    });
+    const run = client.agent.send({ sessionId: "t:1", message: "hi" });
+    const seen = [];
+    let text = "";
+    for await (const ev of run.events) {
+      seen.push(ev.runSeq);
+      if (ev.event === "content") text += ev.data.text;
+      if (ev.runSeq === 2 && !dropped) {
+        dropped = true;
+        fake.dropAll();
+      }
+    }
+    const result = await run.result;
+    assert.equal(text, result.content);
+    assert.deepEqual(seen, [1, 2, 3, 4]);
+    const [send] = fake.framesOf("agent.send");
+    assert.equal(typeof send.frame.params.idempotencyKey, "string", "sends carry a key by default");
+    const [attach] = fake.framesOf("agent.attach");
+    assert.deepEqual(attach.frame.params, { sessionId: "t:1", runId: "run_x", afterSeq: 2 });
+    assert.equal(fake.framesOf("agent.send").length, 1, "the send itself was written once");
   });
 });
