@@ -571,6 +571,7 @@ impl Worker {
                     .await;
             }
             first = false;
+            let mut binds: Vec<String> = Vec::new();
             let turn = {
                 let mut state = self.lane.state.lock().unwrap_or_else(|p| p.into_inner());
                 if state.queue.is_empty() {
@@ -597,6 +598,7 @@ impl Worker {
                         .lanes
                         .runs
                         .bind_key(&self.lane.session_id, key, &run);
+                    binds.push(key.to_owned());
                 }
                 state.active = Some(run.clone());
                 let mut messages = Vec::new();
@@ -612,6 +614,17 @@ impl Worker {
                 }
             };
             let run = turn.run.clone();
+            // The store learns which turn answers each key before the turn runs: after a
+            // restart, attaching to it then says that it was interrupted.
+            for key in binds {
+                if let Err(e) = gateway
+                    .store
+                    .bind_idempotency_key(&self.lane.session_id, &key, run.run_id())
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not record the turn of an idempotencyKey");
+                }
+            }
             let started = Instant::now();
             let outcome = crate::agent::run_turn(&gateway, turn).await;
             match &outcome {

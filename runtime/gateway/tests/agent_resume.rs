@@ -294,3 +294,40 @@ async fn attach_without_a_turn_is_a_clear_error() {
     let message = r["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("sessions.get"), "{message}");
 }
+
+#[tokio::test]
+async fn a_restart_during_a_turn_reports_it_interrupted_never_done() {
+    let gw = TestGateway::start(FAST).await;
+    let s = "ws:resume-restart";
+    let mut owner = Conn::connect(&gw, "owner").await;
+    let mut a = Conn::connect(&gw, "a").await;
+    let (id, approval) = hold_keyed(&mut owner, &mut a, s, "k-restart-run").await;
+    let run = run_id(&approval);
+
+    // The gateway stops during the turn: its requester is told it was cancelled, not done.
+    let dir = gw.stop().await;
+    let stopped = a.outcome(id).await;
+    assert_eq!(
+        stopped.error()["code"],
+        json!(4),
+        "{:?}",
+        stopped.reply.value
+    );
+    assert!(stopped.named("done").is_empty());
+
+    let gw = TestGateway::start_in(dir, FAST).await;
+    let mut b = Conn::connect(&gw, "b").await;
+    // Attaching to the lost turn: interrupted (code 4, saying why), never done.
+    let attach = b
+        .request("agent.attach", json!({ "sessionId": s, "runId": run }))
+        .await;
+    let o = b.outcome(attach).await;
+    assert_eq!(o.error()["code"], json!(4), "{:?}", o.reply.value);
+    assert!(o.named("done").is_empty());
+    // The key too: the same answer, and no second turn.
+    let again = send_keyed(&mut b, s, HOLD_MESSAGE, "k-restart-run").await;
+    let o = b.outcome(again).await;
+    assert_eq!(o.error()["code"], json!(4), "{:?}", o.reply.value);
+    let h = history(&mut b, s).await;
+    assert_eq!(user_messages(&h, HOLD_MESSAGE), 1, "{h:?}");
+}

@@ -74,7 +74,8 @@ impl Store {
         .await
     }
 
-    /// Stores the reply of the key's turn (`run_id`, empty when none ran) as JSON text.
+    /// Stores the reply of the key's turn as JSON text (`run_id` empty: the turn recorded by
+    /// [`Store::bind_idempotency_key`] stays).
     pub async fn finish_idempotency_key(
         &self,
         session_id: &str,
@@ -86,11 +87,58 @@ impl Store {
         let (session_id, key, run_id) = (session_id.to_owned(), key.to_owned(), run_id.to_owned());
         self.call(move |conn| {
             conn.prepare_cached(
-                "UPDATE idempotency_keys SET outcome = ?3, run_id = ?4
+                "UPDATE idempotency_keys
+                 SET outcome = ?3, run_id = CASE WHEN ?4 = '' THEN run_id ELSE ?4 END
                  WHERE session_id = ?1 AND key = ?2",
             )?
             .execute(params![session_id, key, outcome, run_id])?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Records which turn answers the key (when the turn starts).
+    pub async fn bind_idempotency_key(
+        &self,
+        session_id: &str,
+        key: &str,
+        run_id: &str,
+    ) -> Result<(), StoreError> {
+        let (session_id, key, run_id) = (session_id.to_owned(), key.to_owned(), run_id.to_owned());
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "UPDATE idempotency_keys SET run_id = ?3 WHERE session_id = ?1 AND key = ?2",
+            )?
+            .execute(params![session_id, key, run_id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The key answered by turn `run_id` of the session, if a key named it.
+    pub async fn idempotency_run(
+        &self,
+        session_id: &str,
+        run_id: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let (session_id, run_id) = (session_id.to_owned(), run_id.to_owned());
+        self.call(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT key, fingerprint, outcome, created_at_ms FROM idempotency_keys
+                     WHERE session_id = ?1 AND run_id = ?2 AND run_id != ''",
+                )?
+                .query_row(params![session_id, run_id], |row| {
+                    Ok(IdempotencyRecord {
+                        session_id: session_id.clone(),
+                        key: row.get(0)?,
+                        fingerprint: row.get(1)?,
+                        run_id: run_id.clone(),
+                        outcome: row.get(2)?,
+                        created_at_ms: row.get(3)?,
+                    })
+                })
+                .optional()?)
         })
         .await
     }

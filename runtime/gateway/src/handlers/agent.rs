@@ -409,6 +409,28 @@ pub async fn attach(
         None => runs.latest(&p.session_id),
     };
     let Some(run) = run else {
+        // A turn the gateway lost (restarted during it, or shut down): its key says so.
+        if let Some(run_id) = &p.run_id
+            && let Some(record) = gw
+                .store
+                .idempotency_run(&p.session_id, run_id)
+                .await
+                .map_err(store_error)?
+        {
+            let lost = match record.outcome.as_deref().map(crate::runs::decode_outcome) {
+                None => Some(crate::runs::interrupted(&record.key)),
+                Some(Err(e)) if e.code == flynn_protocol::ErrorCode::RequestCancelled.code() => {
+                    Some(e)
+                }
+                Some(_) => None,
+            };
+            if let Some(e) = lost {
+                // Like the turn's own end: an `error` event, then the error reply.
+                let reply: crate::lanes::Reply = Err(e.clone());
+                crate::runs::final_event(&call.events, &reply);
+                return Err(e);
+            }
+        }
         let kept = runs.kept_ids(&p.session_id);
         let kept = if kept.is_empty() {
             "none".to_owned()
