@@ -551,3 +551,128 @@ pub fn interrupted(key: &str) -> RpcError {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An emitter that records `(event, runSeq)` of what it sends.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(&'static str, u64)>>);
+
+    impl EventSink for Seen {
+        fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: Value) {
+            panic!("events of a turn are sent with their runSeq");
+        }
+        fn send_run_event(
+            &self,
+            _: &RequestId,
+            _: bool,
+            event: &'static str,
+            _: Value,
+            run: RunTag,
+        ) {
+            self.0.lock().unwrap().push((event, run.run_seq));
+        }
+    }
+
+    fn emitter() -> (Arc<Seen>, EventEmitter) {
+        let seen = Arc::new(Seen::default());
+        (seen.clone(), EventEmitter::new(RequestId::Number(1), seen))
+    }
+
+    fn text(n: usize) -> Value {
+        serde_json::json!({ "text": "x".repeat(n) })
+    }
+
+    #[test]
+    fn kept_events_are_bounded_in_bytes_and_count_and_attach_says_what_is_kept() {
+        // Each event is `content` (7 bytes) + `{"text":"xxxxxxxxxx"}` (21 bytes) = 28 bytes.
+        let log = RunLog::new(
+            "run_t".into(),
+            RunLimits {
+                max_events: 100,
+                max_bytes: 60,
+            },
+        );
+        for _ in 0..5 {
+            log.record("content", text(10), &[]);
+        }
+        {
+            let state = log.lock();
+            assert_eq!(state.kept.len(), 2, "two events fit in 60 bytes");
+            assert!(state.bytes <= 60);
+            assert_eq!(state.dropped_through, 3);
+        }
+        let (_, e) = emitter();
+        let err = log.attach(e, 0, false).unwrap_err().to_string();
+        assert!(err.contains("kept: 4..=5"), "{err}");
+        assert!(err.contains("afterSeq >= 3"), "{err}");
+
+        let log = RunLog::new(
+            "run_c".into(),
+            RunLimits {
+                max_events: 3,
+                max_bytes: usize::MAX,
+            },
+        );
+        for _ in 0..10 {
+            log.record("content", text(1), &[]);
+        }
+        assert_eq!(log.lock().kept.len(), 3);
+        // An event larger than the whole budget is sent live but not kept.
+        let log = RunLog::new(
+            "run_b".into(),
+            RunLimits {
+                max_events: 10,
+                max_bytes: 10,
+            },
+        );
+        let (seen, live) = emitter();
+        log.record("content", text(100), std::slice::from_ref(&live));
+        assert_eq!(seen.0.lock().unwrap().as_slice(), &[("content", 1)]);
+        assert!(log.lock().kept.is_empty());
+    }
+
+    #[test]
+    fn attach_replays_then_follows_live_then_gets_the_reply_each_event_once() {
+        let log = RunLog::new(
+            "run_a".into(),
+            RunLimits {
+                max_events: 100,
+                max_bytes: 1 << 20,
+            },
+        );
+        log.record("content", text(1), &[]);
+        log.record("content", text(1), &[]);
+        let (seen, e) = emitter();
+        let mut rx = log.attach(e, 1, false).unwrap();
+        log.record("tool_start", text(1), &[]);
+        assert!(rx.try_recv().is_err(), "no reply before the turn ends");
+        let reply: Reply = Err(RpcError::internal("boom"));
+        log.finish("error", text(1), &[], reply);
+        assert!(matches!(rx.try_recv(), Ok(Err(_))));
+        assert_eq!(
+            seen.0.lock().unwrap().as_slice(),
+            &[("content", 2), ("tool_start", 3), ("error", 4)]
+        );
+        // After the end: beyond the last event is refused, the rest is replayed with the reply.
+        let (_, e) = emitter();
+        assert!(matches!(
+            log.attach(e, 9, false),
+            Err(AttachError::Beyond { last: 4, .. })
+        ));
+        let (seen, e) = emitter();
+        let mut rx = log.attach(e, 3, false).unwrap();
+        assert!(matches!(rx.try_recv(), Ok(Err(_))));
+        assert_eq!(seen.0.lock().unwrap().as_slice(), &[("error", 4)]);
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_tell_messages_apart() {
+        assert_eq!(fingerprint("hello", &[]), fingerprint("hello", &[]));
+        assert_ne!(fingerprint("hello", &[]), fingerprint("hello!", &[]));
+        // Pinned: keys are compared with fingerprints stored by earlier processes.
+        assert_eq!(fingerprint("hello", &[]), "fnv1a64:764b948efcba6ace:5");
+    }
+}
