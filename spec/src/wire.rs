@@ -915,6 +915,9 @@ pub struct EventFrame {
     pub event: String,
     pub data: Value,
     pub seq: Option<u64>,
+    /// The turn the event belongs to, and its per-turn counter (decision resumable-runs).
+    pub run_id: Option<String>,
+    pub run_seq: Option<u64>,
 }
 
 /// A request on its way: its events as they arrive, then its reply.

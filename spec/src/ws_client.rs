@@ -2,8 +2,9 @@
 //! requests multiplexed by id, events routed to the request they belong to.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
@@ -52,6 +53,7 @@ pub struct WsTransport {
     outbound: mpsc::UnboundedSender<Message>,
     slots: Slots,
     next_id: AtomicI64,
+    open: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for WsTransport {
@@ -106,6 +108,8 @@ impl WsTransport {
             let _ = sink.close().await;
         });
         let reader_slots = slots.clone();
+        let open = Arc::new(AtomicBool::new(true));
+        let reader_open = open.clone();
         tokio::spawn(async move {
             while let Some(Ok(message)) = source.next().await {
                 if let Message::Text(text) = message {
@@ -113,6 +117,7 @@ impl WsTransport {
                 }
             }
             // Connection gone: dropping the slots fails every pending call with `Closed`.
+            reader_open.store(false, Ordering::Release);
             if let Ok(mut slots) = reader_slots.lock() {
                 slots.clear();
             }
@@ -121,7 +126,13 @@ impl WsTransport {
             outbound,
             slots,
             next_id: AtomicI64::new(1),
+            open,
         })
+    }
+
+    /// False once the connection has closed.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Sends a raw text frame (for tests that need malformed input).
@@ -153,6 +164,8 @@ fn route(slots: &Slots, text: &str) {
                 event: event.to_owned(),
                 data: frame["data"].clone(),
                 seq: frame["seq"].as_u64(),
+                run_id: frame["runId"].as_str().map(str::to_owned),
+                run_seq: frame["runSeq"].as_u64(),
             });
         }
         return;
@@ -191,5 +204,197 @@ impl Transport for WsTransport {
 impl Drop for WsTransport {
     fn drop(&mut self) {
         let _ = self.outbound.send(Message::Close(None));
+    }
+}
+
+/// A [`Transport`] that reconnects when its connection drops, and whose agent turns resume on
+/// the new connection (decision resumable-runs): every `agent.send` carries an
+/// `idempotencyKey` (one is added when missing) and names its session; when the connection
+/// drops during the turn, the call rejoins it with `agent.attach` after the last `runSeq` it
+/// received (or, before the first event, with the same keyed send), and events already
+/// received are dropped by `runSeq`. The caller sees one stream, each event once, then the
+/// reply. Other calls that were in flight fail with `Closed` (they are never sent twice); later
+/// calls use a new connection.
+#[derive(Clone)]
+pub struct ResumingWsTransport {
+    inner: Arc<Resuming>,
+}
+
+struct Resuming {
+    url: String,
+    options: ConnectOptions,
+    current: tokio::sync::Mutex<Option<Arc<WsTransport>>>,
+    /// Connection attempts per reconnect before a call gives up.
+    max_attempts: u32,
+    keys: AtomicU64,
+}
+
+impl std::fmt::Debug for ResumingWsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResumingWsTransport")
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a call rejoins its turn.
+struct Resume {
+    session_id: Value,
+    run_id: Option<String>,
+    last_seq: u64,
+    send: Option<Value>,
+}
+
+impl Resume {
+    fn rejoin(&self) -> (&'static str, Value) {
+        match (&self.run_id, &self.send) {
+            (None, Some(send)) => ("agent.send", send.clone()),
+            (run_id, _) => {
+                let mut params =
+                    serde_json::json!({ "sessionId": self.session_id, "afterSeq": self.last_seq });
+                if let Some(run_id) = run_id {
+                    params["runId"] = Value::String(run_id.clone());
+                }
+                ("agent.attach", params)
+            }
+        }
+    }
+}
+
+impl ResumingWsTransport {
+    /// Connects to `url`; reconnects with the same options when the connection drops.
+    pub async fn connect(url: &str, options: ConnectOptions) -> Result<Self, ClientError> {
+        let first = WsTransport::connect(url, options.clone()).await?;
+        Ok(Self {
+            inner: Arc::new(Resuming {
+                url: url.to_owned(),
+                options,
+                current: tokio::sync::Mutex::new(Some(Arc::new(first))),
+                max_attempts: 50,
+                keys: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    fn new_key(&self) -> String {
+        let n = self.inner.keys.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("rs-{nanos:x}-{:x}-{n:x}", std::process::id())
+    }
+}
+
+impl Resuming {
+    /// The open connection, or a new one.
+    async fn transport(&self) -> Result<Arc<WsTransport>, ClientError> {
+        let mut current = self.current.lock().await;
+        if let Some(t) = current.as_ref().filter(|t| t.is_open()) {
+            return Ok(t.clone());
+        }
+        let mut last = ClientError::Closed;
+        for attempt in 0..self.max_attempts {
+            match WsTransport::connect(&self.url, self.options.clone()).await {
+                Ok(t) => {
+                    let t = Arc::new(t);
+                    *current = Some(t.clone());
+                    return Ok(t);
+                }
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(10u64 << attempt.min(7))).await;
+        }
+        Err(last)
+    }
+}
+
+fn object(params: &mut Value) -> Result<&mut serde_json::Map<String, Value>, ClientError> {
+    params
+        .as_object_mut()
+        .ok_or_else(|| ClientError::Transport("agent params must be an object".to_owned()))
+}
+
+impl Transport for ResumingWsTransport {
+    async fn start(
+        &self,
+        method: &'static str,
+        mut params: Value,
+    ) -> Result<PendingCall, ClientError> {
+        let transport = self.inner.transport().await?;
+        let mut resume = match method {
+            "agent.send" => {
+                let key = self.new_key();
+                let session = {
+                    let p = object(&mut params)?;
+                    p.entry("idempotencyKey").or_insert(Value::String(key));
+                    p.get("sessionId").or_else(|| p.get("session")).cloned()
+                };
+                // A rejoin must name the session: the connection's default one changes with
+                // the connection.
+                let session = match session {
+                    Some(s) => s,
+                    None => {
+                        let info = transport.start("system.info", Value::Null).await?;
+                        let info = info
+                            .reply
+                            .await
+                            .map_err(|_| ClientError::Closed)?
+                            .map_err(ClientError::Rpc)?;
+                        info["sessionId"].clone()
+                    }
+                };
+                let p = object(&mut params)?;
+                p.remove("session");
+                p.insert("sessionId".to_owned(), session.clone());
+                Resume {
+                    session_id: session,
+                    run_id: None,
+                    last_seq: 0,
+                    send: Some(params.clone()),
+                }
+            }
+            "agent.attach" => Resume {
+                session_id: params["sessionId"].clone(),
+                run_id: params["runId"].as_str().map(str::to_owned),
+                last_seq: params["afterSeq"].as_u64().unwrap_or(0),
+                send: None,
+            },
+            _ => return transport.start(method, params).await,
+        };
+        let mut call = transport.start(method, params).await?;
+        let id = call.id.clone();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (reply_tx, reply) = oneshot::channel();
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            loop {
+                while let Some(frame) = call.events.recv().await {
+                    if let Some(seq) = frame.run_seq {
+                        if seq <= resume.last_seq {
+                            continue;
+                        }
+                        resume.last_seq = seq;
+                        if frame.run_id.is_some() {
+                            resume.run_id.clone_from(&frame.run_id);
+                        }
+                    }
+                    let _ = events_tx.send(frame);
+                }
+                if let Ok(outcome) = call.reply.await {
+                    let _ = reply_tx.send(outcome);
+                    return;
+                }
+                // The connection dropped during the turn: rejoin it on a new one.
+                let Ok(transport) = inner.transport().await else {
+                    return;
+                };
+                let (method, params) = resume.rejoin();
+                match transport.start(method, params).await {
+                    Ok(next) => call = next,
+                    Err(_) => return,
+                }
+            }
+        });
+        Ok(PendingCall { id, events, reply })
     }
 }

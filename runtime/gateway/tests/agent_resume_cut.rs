@@ -45,6 +45,7 @@ impl Rng {
 struct Proxy {
     addr: SocketAddr,
     budget: Arc<Mutex<Option<usize>>>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
@@ -55,13 +56,22 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let budget: Arc<Mutex<Option<usize>>> = Arc::new(Mutex::new(None));
         let shared = budget.clone();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let limit = *shared.lock().unwrap();
+                // Successive connections under one budget get different cut points, so a
+                // reconnect never meets the same cut forever.
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let limit = shared.lock().unwrap().map(|b| b + (n * 397) % 1500);
                 tokio::spawn(pipe(client, upstream, limit));
             }
         });
-        Proxy { addr, budget }
+        Proxy {
+            addr,
+            budget,
+            accepted,
+        }
     }
 
     fn cut_after(&self, bytes: Option<usize>) {
@@ -275,4 +285,111 @@ async fn turns_survive_connections_cut_at_random_points() {
         .count();
     assert_eq!(assistants, TURNS, "one answer per turn (seed {seed})");
     println!("{TURNS} turns, {cuts} cut connections");
+}
+
+/// The generated Rust client over [`flynn_protocol::ws_client::ResumingWsTransport`], through a
+/// proxy that cuts every connection at a random byte: its streams resume by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_resumes_its_streams_by_itself() {
+    use flynn_protocol::types::AgentSendParams;
+    use flynn_protocol::{Client, Event};
+
+    let gw = TestGateway::start("").await;
+    let upstream: SocketAddr = gw
+        .url()
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("gateway address");
+    let proxy = Proxy::start(upstream).await;
+    let seed = std::env::var("CUT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    println!("CUT_SEED={seed}");
+    let mut rng = Rng(seed);
+    // Every connection is cut somewhere in its first 3 kB; the proxy takes one budget per
+    // connection, so the first connection (opened below) is cut too.
+    proxy.cut_after(Some(400 + rng.below(2600) as usize));
+    let url = format!("ws://{}/", proxy.addr);
+    let mut tries = 0;
+    let transport = loop {
+        tries += 1;
+        assert!(tries < 100, "could not connect through the proxy");
+        if let Ok(t) = flynn_protocol::ws_client::ResumingWsTransport::connect(
+            &url,
+            // The request names the gateway (its Host check), the socket goes to the proxy.
+            flynn_protocol::ws_client::ConnectOptions {
+                headers: vec![("host".to_owned(), upstream.to_string())],
+                ..Default::default()
+            },
+        )
+        .await
+        {
+            break t;
+        }
+    };
+    let client = Client::new(transport);
+    let session = "ws:resume-rust-client";
+    let turns = 10;
+    for turn in 0..turns {
+        let message =
+            format!("turn {turn}: one two three four five six seven eight nine ten [[delay:2]]");
+        // The next connections get fresh random budgets.
+        proxy.cut_after(Some(400 + rng.below(2600) as usize));
+        let mut call = client
+            .agent_send_streaming(AgentSendParams {
+                attachments: Vec::new(),
+                idempotency_key: None,
+                message,
+                session: None,
+                session_id: Some(session.to_owned()),
+            })
+            .await
+            .expect("the send starts");
+        let mut text = String::new();
+        while let Some(event) = call.next_event().await {
+            if let (Event::Content(c), _) = event.expect("events decode")
+                && c.transient != Some(true)
+            {
+                text.push_str(&c.text);
+            }
+        }
+        let result = call.finish().await.expect("the turn ends");
+        assert_eq!(text, result.content, "turn {turn} (seed {seed})");
+    }
+
+    let connections = proxy.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(connections > 1, "the connection was never cut");
+    println!("{turns} turns over {connections} connections");
+
+    let mut ws = gw.client().await;
+    let history = ws
+        .call(
+            "sessions.get",
+            json!({ "sessionId": session, "historyLimit": 1000 }),
+        )
+        .await;
+    let messages = history["result"]["history"]
+        .as_array()
+        .expect("history")
+        .clone();
+    for turn in 0..turns {
+        let prefix = format!("turn {turn}:");
+        let users = messages
+            .iter()
+            .filter(|m| m["role"] == json!("user"))
+            .filter(|m| {
+                m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with(&prefix))
+            })
+            .count();
+        assert_eq!(users, 1, "turn {turn} stored {users} times (seed {seed})");
+    }
 }
