@@ -767,7 +767,7 @@ fn reply_frame(
     method: Method,
     started: std::time::Instant,
 ) -> String {
-    crate::metrics::get().request(method.name(), reply.is_ok(), started.elapsed());
+    crate::metrics::get().request(method, reply.is_ok(), started.elapsed());
     reply.unwrap_or_else(|error| {
         if error.code == ErrorCode::InternalError.code() {
             tracing::warn!(method = method.name(), error = %error.message, "internal error");

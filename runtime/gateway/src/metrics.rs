@@ -86,8 +86,6 @@ fn turn_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     connections: Gauge,
-    requests: Family<MethodOutcome, Counter>,
-    request_seconds: HistogramFamily<MethodLabel>,
     events: Family<EventLabel, Counter>,
     turns: Family<OutcomeLabel, Counter>,
     turn_seconds: Histogram,
@@ -96,6 +94,18 @@ pub struct Metrics {
     auth_failures: Family<TransportLabel, Counter>,
     queue_depth: Family<ModeLabel, Gauge>,
     webhooks: Family<HookOutcome, Counter>,
+    /// The request series of every method (`requests_total{method,outcome}` and
+    /// `request_duration_seconds{method}`), resolved once; index: the method's position in
+    /// `Method::ALL`. A family lookup per request hashes the labels under a lock on the
+    /// `system.info` hot path.
+    per_method: Vec<MethodSeries>,
+}
+
+/// One method's request series, handles into the families above.
+struct MethodSeries {
+    ok: Counter,
+    error: Counter,
+    seconds: Histogram,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -191,11 +201,34 @@ impl Metrics {
             "Webhook deliveries, by hook and outcome",
             webhooks.clone(),
         );
+        let per_method = flynn_protocol::Method::ALL
+            .iter()
+            .map(|m| {
+                let method = m.name();
+                // One statement per lookup: a family's guard held across a second lookup that
+                // inserts would deadlock on the family's lock.
+                let ok = requests
+                    .get_or_create(&MethodOutcome {
+                        method,
+                        outcome: "ok",
+                    })
+                    .clone();
+                let error = requests
+                    .get_or_create(&MethodOutcome {
+                        method,
+                        outcome: "error",
+                    })
+                    .clone();
+                let seconds = request_seconds
+                    .get_or_create(&MethodLabel { method })
+                    .clone();
+                MethodSeries { ok, error, seconds }
+            })
+            .collect();
         Self {
+            per_method,
             registry,
             connections,
-            requests,
-            request_seconds,
             events,
             turns,
             turn_seconds,
@@ -208,14 +241,17 @@ impl Metrics {
     }
 
     /// A request was answered.
-    pub fn request(&self, method: &'static str, ok: bool, elapsed: Duration) {
-        let outcome = if ok { "ok" } else { "error" };
-        self.requests
-            .get_or_create(&MethodOutcome { method, outcome })
-            .inc();
-        self.request_seconds
-            .get_or_create(&MethodLabel { method })
-            .observe(elapsed.as_secs_f64());
+    pub fn request(&self, method: flynn_protocol::Method, ok: bool, elapsed: Duration) {
+        // `Method` is a fieldless enum in spec order, the order of `Method::ALL`.
+        let Some(series) = self.per_method.get(method as usize) else {
+            return;
+        };
+        if ok {
+            series.ok.inc();
+        } else {
+            series.error.inc();
+        }
+        series.seconds.observe(elapsed.as_secs_f64());
     }
 
     /// An event frame was queued to a client.
