@@ -19,6 +19,7 @@ pub mod handlers;
 pub mod hosts;
 pub mod http_routes;
 pub mod inbound;
+pub mod inbox;
 pub mod lanes;
 pub mod logging;
 pub mod metrics;

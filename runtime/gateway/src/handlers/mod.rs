@@ -10,7 +10,7 @@ mod insights;
 mod nodes;
 mod operations;
 mod pairing;
-mod sessions;
+pub(crate) mod sessions;
 mod system;
 mod tools;
 
