@@ -23,6 +23,7 @@ pub mod inbox;
 pub mod lanes;
 pub mod logging;
 pub mod metrics;
+pub mod outbound;
 pub mod runs;
 pub mod server;
 pub mod session_config;

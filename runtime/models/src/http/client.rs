@@ -153,6 +153,33 @@ pub(crate) fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, P
         .map_err(|error| ProviderError::config(format!("could not build the HTTP client: {error}")))
 }
 
+/// A client for HTTP calls that are not model calls (chat platform APIs, Web Push services,
+/// JWKS documents): the same TLS as the providers (rustls with `ring`, the OS trust store),
+/// HTTP/1.1, a connect timeout, and no proxy (the gateway's callers name hosts it reaches
+/// directly; a proxy from the environment must not break a loopback test server).
+pub fn web_client(
+    user_agent: &str,
+    connect_timeout: std::time::Duration,
+) -> Result<reqwest::Client, ProviderError> {
+    // Plain http as the "base": without a CA bundle the client still builds, and an https call
+    // then fails verification with a clear error instead of the gateway failing to start.
+    let settings = HttpSettings {
+        base_url: Url::parse("http://127.0.0.1/")
+            .map_err(|error| ProviderError::config(format!("internal URL: {error}")))?,
+        timeouts: Timeouts::default(),
+        ca_file: None,
+    };
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(&settings)?)
+        .http1_only()
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .user_agent(user_agent)
+        .build()
+        .map_err(|error| ProviderError::config(format!("could not build the HTTP client: {error}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

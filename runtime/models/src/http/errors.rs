@@ -44,7 +44,7 @@ pub(crate) fn error_message_from_body(body: &str) -> String {
 
 /// How long the server asked us to wait: `retry-after-ms` (OpenAI), else `retry-after` as
 /// seconds or as an HTTP date.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let header = |name: &str| {
         headers
             .get(name)
