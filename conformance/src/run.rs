@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::pattern::{Captures, Pattern, match_value, substitute};
+use crate::run_http::{self, HttpTarget};
 use crate::report::{Failure, FailureKind, Report, TranscriptReport};
 use crate::spec::Spec;
 use crate::transcript::{AuthNeed, Outgoing, StepKind, Transcript};
@@ -154,6 +155,15 @@ pub async fn run_transcript(spec: &Spec, t: &Transcript, options: &RunOptions) -
             }
             StepKind::ExpectClose { code } => runner.expect_close(&conn, *code).await,
             StepKind::Close { code } => runner.close(&conn, *code).await,
+            StepKind::Http(http) => {
+                let target = HttpTarget {
+                    url: &options.url,
+                    token: options.token.as_deref(),
+                    timeout: options.timeout,
+                };
+                let found = run_http::play(spec, http, step.line, &target, &mut runner.captures).await;
+                runner.failures.extend(found);
+            }
         }
     }
     runner.line = 0;
@@ -449,52 +459,58 @@ impl Runner<'_> {
         };
         let is_event = pattern.has_member("event");
         let what = describe_expected(pattern, &id);
+        let waited = self
+            .await_frame(name, pattern, &what, "nothing arrived", |runner| {
+                runner.find(name, pattern, is_event, &id)
+            })
+            .await;
+        if let Some(received) = waited {
+            self.report_differences(name, &what, pattern, &received.frame);
+        }
+    }
+
+    /// Waits until `pick` chooses a buffered frame of connection `name` and takes it out of
+    /// the buffer. When the connection closes or the timeout passes first, reports `what` as
+    /// missing (`nothing` says what did not arrive) and returns `None`.
+    async fn await_frame(
+        &mut self,
+        name: &str,
+        pattern: &Pattern,
+        what: &str,
+        nothing: &str,
+        pick: impl Fn(&Self) -> Option<usize>,
+    ) -> Option<Received> {
         let deadline = Instant::now() + self.options.timeout;
         loop {
-            let found = self.find(name, pattern, is_event, &id);
-            if let Some(index) = found {
-                let Some(conn) = self.conns.get_mut(name) else {
-                    return;
-                };
-                let received = conn.buffer.remove(index);
-                let diffs = match_value(pattern, &received.frame, &mut self.captures);
-                for d in diffs {
-                    let received_value = d.received.clone();
-                    let f = self.fail(
-                        name,
-                        FailureKind::Mismatch,
-                        format!("{what}: {}", d.message),
-                    );
-                    f.path = Some(d.path.clone());
-                    f.expected = Some(d.expected.clone());
-                    f.received = received_value;
-                }
-                return;
+            if let Some(index) = pick(self) {
+                return Some(self.conns.get_mut(name)?.buffer.remove(index));
             }
-            if let Some(code) = self.conns.get(name).and_then(|c| c.closed) {
-                self.fail(
-                    name,
-                    FailureKind::Missing,
-                    format!(
-                        "{what}: the connection closed ({}) before it arrived",
-                        close_text(code)
-                    ),
+            let message = if let Some(code) = self.conns.get(name).and_then(|c| c.closed) {
+                format!(
+                    "{what}: the connection closed ({}) before it arrived",
+                    close_text(code)
                 )
-                .expected = Some(pattern.describe());
-                return;
-            }
-            if !self.pump(deadline).await {
-                self.fail(
-                    name,
-                    FailureKind::Missing,
-                    format!(
-                        "{what}: nothing arrived within {} ms",
-                        self.options.timeout.as_millis()
-                    ),
+            } else if !self.pump(deadline).await {
+                format!(
+                    "{what}: {nothing} within {} ms",
+                    self.options.timeout.as_millis()
                 )
-                .expected = Some(pattern.describe());
-                return;
-            }
+            } else {
+                continue;
+            };
+            self.fail(name, FailureKind::Missing, message).expected = Some(pattern.describe());
+            return None;
+        }
+    }
+
+    /// Matches a received frame (or aligned batch) against the step's pattern and reports
+    /// every difference.
+    fn report_differences(&mut self, name: &str, what: &str, pattern: &Pattern, received: &Value) {
+        for d in match_value(pattern, received, &mut self.captures) {
+            let f = self.fail(name, FailureKind::Mismatch, format!("{what}: {}", d.message));
+            f.path = Some(d.path);
+            f.expected = Some(d.expected);
+            f.received = d.received;
         }
     }
 
@@ -519,6 +535,25 @@ impl Runner<'_> {
         }
     }
 
+    /// The buffered batch reply a step corresponds to: the next array frame; in loose mode the
+    /// first one that matches.
+    fn find_batch(&self, name: &str, pattern: &Pattern, ids: &[String]) -> Option<usize> {
+        let conn = self.conns.get(name)?;
+        let mut batches = conn.buffer.iter().enumerate().filter(|(_, r)| r.is_batch);
+        if self.options.loose {
+            batches
+                .find(|(_, r)| {
+                    align_batch(ids, &r.frame).is_ok_and(|aligned| {
+                        let mut trial = self.captures.clone();
+                        match_value(pattern, &aligned, &mut trial).is_empty()
+                    })
+                })
+                .map(|(i, _)| i)
+        } else {
+            batches.next().map(|(i, _)| i)
+        }
+    }
+
     /// A batch reply: the next array frame, its replies paired with the expected ones by id
     /// (replies may come in any order; replies with the same id pair in order).
     async fn expect_batch(&mut self, name: &str, pattern: &Pattern, replies: &[Pattern]) {
@@ -530,74 +565,20 @@ impl Runner<'_> {
             ids.push(id);
         }
         let what = format!("batch reply to requests {}", ids.join(", "));
-        let deadline = Instant::now() + self.options.timeout;
-        loop {
-            let found = self.conns.get(name).and_then(|conn| {
-                let mut batches = conn.buffer.iter().enumerate().filter(|(_, r)| r.is_batch);
-                if self.options.loose {
-                    batches
-                        .find(|(_, r)| {
-                            align_batch(&ids, &r.frame).is_ok_and(|aligned| {
-                                let mut trial = self.captures.clone();
-                                match_value(pattern, &aligned, &mut trial).is_empty()
-                            })
-                        })
-                        .map(|(i, _)| i)
-                } else {
-                    batches.next().map(|(i, _)| i)
-                }
-            });
-            if let Some(index) = found {
-                let Some(conn) = self.conns.get_mut(name) else {
-                    return;
-                };
-                let received = conn.buffer.remove(index);
-                match align_batch(&ids, &received.frame) {
-                    Ok(aligned) => {
-                        for d in match_value(pattern, &aligned, &mut self.captures) {
-                            let received_value = d.received.clone();
-                            let f = self.fail(
-                                name,
-                                FailureKind::Mismatch,
-                                format!("{what}: {}", d.message),
-                            );
-                            f.path = Some(d.path.clone());
-                            f.expected = Some(d.expected.clone());
-                            f.received = received_value;
-                        }
-                    }
-                    Err(message) => {
-                        let f =
-                            self.fail(name, FailureKind::Mismatch, format!("{what}: {message}"));
-                        f.expected = Some(pattern.describe());
-                        f.received = Some(received.frame);
-                    }
-                }
-                return;
-            }
-            if let Some(code) = self.conns.get(name).and_then(|c| c.closed) {
-                self.fail(
-                    name,
-                    FailureKind::Missing,
-                    format!(
-                        "{what}: the connection closed ({}) before it arrived",
-                        close_text(code)
-                    ),
-                )
-                .expected = Some(pattern.describe());
-                return;
-            }
-            if !self.pump(deadline).await {
-                self.fail(
-                    name,
-                    FailureKind::Missing,
-                    format!(
-                        "{what}: no array frame arrived within {} ms",
-                        self.options.timeout.as_millis()
-                    ),
-                )
-                .expected = Some(pattern.describe());
-                return;
+        let waited = self
+            .await_frame(name, pattern, &what, "no array frame arrived", |runner| {
+                runner.find_batch(name, pattern, &ids)
+            })
+            .await;
+        let Some(received) = waited else {
+            return;
+        };
+        match align_batch(&ids, &received.frame) {
+            Ok(aligned) => self.report_differences(name, &what, pattern, &aligned),
+            Err(message) => {
+                let f = self.fail(name, FailureKind::Mismatch, format!("{what}: {message}"));
+                f.expected = Some(pattern.describe());
+                f.received = Some(received.frame);
             }
         }
     }

@@ -10,6 +10,9 @@
 //! Which transcript a connection plays: the one named by its path (`ws://host/<name>`), else
 //! the next one not played yet, in the order given. Further connections of a multi-connection
 //! transcript join it in the order the transcript names them.
+//!
+//! `http` steps are not played: a transcript made of them only is reported as skipped, and in
+//! a mixed one they are passed over (the fake gateway serves no HTTP routes).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -113,8 +116,15 @@ impl Server {
             .map_or_else(|| self.options.listen.to_string(), |a| format!("ws://{a}/"));
         let (accepted_tx, mut accepted_rx) = mpsc::unbounded_channel();
         let acceptor = tokio::spawn(accept_loop(self.listener, accepted_tx));
-        let mut remaining: Vec<usize> = (0..transcripts.len()).collect();
         let mut reports: Vec<(usize, TranscriptReport)> = Vec::new();
+        // A transcript of `http` steps only has nothing to play over a WebSocket.
+        let (mut remaining, http_only): (Vec<usize>, Vec<usize>) =
+            (0..transcripts.len()).partition(|&i| !transcripts[i].connections().is_empty());
+        for i in http_only {
+            let t = &transcripts[i];
+            let reason = "holds HTTP steps only, and serve plays the WebSocket side of transcripts; test HTTP clients against a gateway";
+            reports.push((i, TranscriptReport::skipped(t.name(), &t.path.display().to_string(), reason.to_owned())));
+        }
         while !remaining.is_empty() {
             let next = tokio::time::timeout(self.options.idle_timeout, accepted_rx.recv()).await;
             let Ok(Some(first)) = next else {
@@ -292,7 +302,7 @@ impl<'a> Player<'a> {
             let conn = step.conn_name().to_owned();
             if !matches!(
                 step.kind,
-                StepKind::Comment | StepKind::ExpectSilence { .. }
+                StepKind::Comment | StepKind::ExpectSilence { .. } | StepKind::Http(_)
             ) && !self.conns.contains_key(&conn)
             {
                 let wait = tokio::time::timeout(self.options.timeout, accepted.recv()).await;
@@ -309,7 +319,8 @@ impl<'a> Player<'a> {
                 }
             }
             match &step.kind {
-                StepKind::Comment | StepKind::ExpectSilence { .. } => {}
+                // `serve` plays the WebSocket side only (README.md, "HTTP steps").
+                StepKind::Comment | StepKind::ExpectSilence { .. } | StepKind::Http(_) => {}
                 StepKind::Connect {
                     status: Some(_), ..
                 } => {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::http_step::HttpStep;
 use crate::pattern::{Pattern, PatternError};
 
 /// The connection steps use when they name none.
@@ -109,6 +110,9 @@ pub enum StepKind {
     Close {
         code: u16,
     },
+    /// An HTTP request to the gateway's port and the answer expected (`crate::http_step`).
+    /// It belongs to no connection.
+    Http(Box<HttpStep>),
     /// A note for readers; ignored.
     Comment,
 }
@@ -136,6 +140,7 @@ impl Step {
             StepKind::ExpectSilence { .. } => "expect-silence",
             StepKind::ExpectClose { .. } => "expect-close",
             StepKind::Close { .. } => "close",
+            StepKind::Http(_) => "http",
             StepKind::Comment => "comment",
         }
     }
@@ -158,7 +163,7 @@ impl Transcript {
     pub fn connections(&self) -> Vec<String> {
         let mut seen = Vec::new();
         for step in &self.steps {
-            if matches!(step.kind, StepKind::Comment) {
+            if matches!(step.kind, StepKind::Comment | StepKind::Http(_)) {
                 continue;
             }
             if let Some(c) = &step.conn
@@ -479,15 +484,16 @@ fn parse_step(kind: &str, map: &Map<String, Value>, line: usize) -> Result<Step,
             allowed(map, &["type", "text"])?;
             StepKind::Comment
         }
+        "http" => StepKind::Http(Box::new(crate::http_step::parse(map)?)),
         "header" => return Err("only the first line is a header".into()),
         other => {
             return Err(format!(
-                "unknown line type `{other}`; use connect, send, expect, expect-silence, expect-close, close or comment"
+                "unknown line type `{other}`; use connect, send, expect, expect-silence, expect-close, close, http or comment"
             ));
         }
     };
     let conn = match step_kind {
-        StepKind::Comment => None,
+        StepKind::Comment | StepKind::Http(_) => None,
         _ => Some(conn.unwrap_or_else(|| DEFAULT_CONN.to_owned())),
     };
     Ok(Step {
@@ -511,6 +517,9 @@ pub fn render_line(line: &Value) -> String {
         "subprotocols",
         "path",
         "status",
+        "request",
+        "response",
+        "undeclared",
         "frame",
         "raw",
         "malformed",
