@@ -170,7 +170,10 @@ mod tests {
 
     #[test]
     fn targets_are_plain_http_or_ws() {
-        assert_eq!(authority_of("ws://127.0.0.1:18800/").unwrap(), "127.0.0.1:18800");
+        assert_eq!(
+            authority_of("ws://127.0.0.1:18800/").unwrap(),
+            "127.0.0.1:18800"
+        );
         assert_eq!(authority_of("http://localhost/x").unwrap(), "localhost:80");
         let e = authority_of("wss://127.0.0.1:1/").unwrap_err();
         assert!(e.to_string().contains("plain HTTP"), "{e}");

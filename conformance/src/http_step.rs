@@ -135,7 +135,10 @@ pub fn parse(map: &Map<String, Value>) -> Result<HttpStep, String> {
         Some(Value::Object(headers)) => {
             let mut lower = Map::new();
             for (name, value) in headers {
-                if lower.insert(name.to_ascii_lowercase(), value.clone()).is_some() {
+                if lower
+                    .insert(name.to_ascii_lowercase(), value.clone())
+                    .is_some()
+                {
                     return Err(format!(
                         "response.headers names `{name}` twice (header names are case-insensitive)"
                     ));
@@ -147,7 +150,10 @@ pub fn parse(map: &Map<String, Value>) -> Result<HttpStep, String> {
     }
     let body = match (response.get("body"), response.get("text")) {
         (Some(_), Some(_)) => {
-            return Err("`response` takes `body` (a JSON body) or `text` (any body as a string), not both".into());
+            return Err(
+                "`response` takes `body` (a JSON body) or `text` (any body as a string), not both"
+                    .into(),
+            );
         }
         (Some(b), None) => {
             expected.insert("body".into(), b.clone());
@@ -172,7 +178,11 @@ pub fn parse(map: &Map<String, Value>) -> Result<HttpStep, String> {
 }
 
 fn parse_request(map: &Map<String, Value>) -> Result<HttpRequest, String> {
-    allowed(map, &["method", "path", "headers", "body", "raw"], "request")?;
+    allowed(
+        map,
+        &["method", "path", "headers", "body", "raw"],
+        "request",
+    )?;
     let method = match map.get("method") {
         Some(Value::String(m)) if !m.is_empty() && m.chars().all(|c| c.is_ascii_alphabetic()) => {
             m.to_ascii_uppercase()
@@ -241,7 +251,12 @@ mod tests {
         assert_eq!(step.label(), "GET /metrics");
         assert_eq!(step.status, 200);
         assert_eq!(step.body, BodyExpectation::Text);
-        assert!(step.expected.member("headers").unwrap().has_member("content-type"));
+        assert!(
+            step.expected
+                .member("headers")
+                .unwrap()
+                .has_member("content-type")
+        );
         assert_eq!(step.request.headers.as_ref().unwrap().len(), 1);
         let step = parse_line(json!({
             "type": "http", "undeclared": true,
@@ -257,15 +272,42 @@ mod tests {
     #[test]
     fn says_what_is_wrong() {
         for (line, why) in [
-            (json!({"type": "http", "response": {"status": 200}}), "needs `request`"),
-            (json!({"type": "http", "request": {"method": "GET", "path": "/"}}), "needs `response`"),
-            (json!({"type": "http", "request": {"method": "GET", "path": "health"}, "response": {"status": 200}}), "starting with `/`"),
-            (json!({"type": "http", "request": {"method": "GET", "path": "/"}, "response": {"status": 42}}), "HTTP status"),
-            (json!({"type": "http", "request": {"method": "GET", "path": "/"}, "response": {"status": 200, "body": {}, "text": ""}}), "not both"),
-            (json!({"type": "http", "request": {"method": "GET", "path": "/"}, "response": {"status": 200, "headers": {"A": "1", "a": "2"}}}), "twice"),
-            (json!({"type": "http", "request": {"method": "GET", "path": "/"}, "response": {"status": 200, "body": {"$tpye": 1}}}), "$tpye"),
-            (json!({"type": "http", "conn": "b", "request": {"method": "GET", "path": "/"}, "response": {"status": 200}}), "unknown member `conn`"),
-            (json!({"type": "http", "request": {"method": "GET", "path": "/", "raw": 1}, "response": {"status": 200}}), "`request.raw`"),
+            (
+                json!({"type": "http", "response": {"status": 200}}),
+                "needs `request`",
+            ),
+            (
+                json!({"type": "http", "request": {"method": "GET", "path": "/"}}),
+                "needs `response`",
+            ),
+            (
+                json!({"type": "http", "request": {"method": "GET", "path": "health"}, "response": {"status": 200}}),
+                "starting with `/`",
+            ),
+            (
+                json!({"type": "http", "request": {"method": "GET", "path": "/"}, "response": {"status": 42}}),
+                "HTTP status",
+            ),
+            (
+                json!({"type": "http", "request": {"method": "GET", "path": "/"}, "response": {"status": 200, "body": {}, "text": ""}}),
+                "not both",
+            ),
+            (
+                json!({"type": "http", "request": {"method": "GET", "path": "/"}, "response": {"status": 200, "headers": {"A": "1", "a": "2"}}}),
+                "twice",
+            ),
+            (
+                json!({"type": "http", "request": {"method": "GET", "path": "/"}, "response": {"status": 200, "body": {"$tpye": 1}}}),
+                "$tpye",
+            ),
+            (
+                json!({"type": "http", "conn": "b", "request": {"method": "GET", "path": "/"}, "response": {"status": 200}}),
+                "unknown member `conn`",
+            ),
+            (
+                json!({"type": "http", "request": {"method": "GET", "path": "/", "raw": 1}, "response": {"status": 200}}),
+                "`request.raw`",
+            ),
         ] {
             let e = parse_line(line.clone()).unwrap_err();
             assert!(e.contains(why), "{line}: {e}");

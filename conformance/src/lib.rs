@@ -11,6 +11,8 @@
 //! - [`report`]: text, JSON and JUnit renderings of any mode's results.
 
 pub mod coverage;
+pub mod coverage_exceptions;
+pub mod coverage_http;
 pub mod http_client;
 pub mod http_step;
 pub mod path;

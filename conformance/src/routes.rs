@@ -119,7 +119,12 @@ impl HttpSpec {
         let compile = |what: &str, schema: &Value| compile_schema(what, schema.clone(), components);
         let mut routes = Vec::new();
         for list in ROUTE_LISTS {
-            for entry in http.get(*list).and_then(Value::as_array).into_iter().flatten() {
+            for entry in http
+                .get(*list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 routes.push(read_route(list, entry, &compile)?);
             }
         }
@@ -173,7 +178,11 @@ impl HttpSpec {
                 }
             } else {
                 let text = Value::String(String::from_utf8_lossy(answer.body).into_owned());
-                out.extend(run_validator(&body.schema, &text, &JsonPath::root().key("text")));
+                out.extend(run_validator(
+                    &body.schema,
+                    &text,
+                    &JsonPath::root().key("text"),
+                ));
             }
             return out;
         }
@@ -210,7 +219,10 @@ impl HttpSpec {
 
 fn declared_statuses(route: &Route) -> String {
     if route.responses.is_empty() {
-        return format!("none: it is listed in x-http.{} without schemas", route.list);
+        return format!(
+            "none: it is listed in x-http.{} without schemas",
+            route.list
+        );
     }
     route
         .responses
@@ -417,36 +429,63 @@ mod tests {
     fn routes_come_from_x_http_and_params_match_one_segment() {
         let s = spec();
         assert_eq!(s.http.find("GET", "/health").unwrap().path, "/health");
-        assert_eq!(s.http.find("get", "/api/health?x=1").unwrap().path, "/api/health");
+        assert_eq!(
+            s.http.find("get", "/api/health?x=1").unwrap().path,
+            "/api/health"
+        );
         assert!(s.http.find("POST", "/health").is_none());
         assert!(s.http.find("GET", "/no-such-route").is_none());
         let hook = s.http.find("POST", "/webhooks/github").unwrap();
         assert_eq!(hook.path, "/webhooks/:name");
         assert!(s.http.find("POST", "/webhooks/").is_none());
         assert!(s.http.find("POST", "/webhooks/a/b").is_none());
-        assert!(s.http.routes.iter().any(|r| r.list == "endpoints" && r.path == "/metrics"));
+        assert!(
+            s.http
+                .routes
+                .iter()
+                .any(|r| r.list == "endpoints" && r.path == "/metrics")
+        );
     }
 
     #[test]
     fn declared_responses_are_held_to_their_schema_and_content_type() {
         let s = spec();
         let health = s.http.find("GET", "/health");
-        let ok = answer(200, "application/json", r#"{"status":"ok","version":"1","uptime":3}"#);
+        let ok = answer(
+            200,
+            "application/json",
+            r#"{"status":"ok","version":"1","uptime":3}"#,
+        );
         assert!(s.http.check_response(&s, health, &ok).is_empty());
-        let bad = answer(200, "application/json", r#"{"status":"ok","version":"1","uptime":"soon"}"#);
+        let bad = answer(
+            200,
+            "application/json",
+            r#"{"status":"ok","version":"1","uptime":"soon"}"#,
+        );
         let v = s.http.check_response(&s, health, &bad);
         assert_eq!(v[0].path, "body.uptime", "{v:?}");
         let not_json = answer(200, "text/plain", "ok");
         let v = s.http.check_response(&s, health, &not_json);
-        assert!(v.iter().any(|v| v.path == "headers[\"content-type\"]"), "{v:?}");
+        assert!(
+            v.iter().any(|v| v.path == "headers[\"content-type\"]"),
+            "{v:?}"
+        );
         assert!(v.iter().any(|v| v.message.contains("not JSON")), "{v:?}");
 
         let metrics = s.http.find("GET", "/metrics");
         let text = "text/plain; version=0.0.4; charset=UTF-8";
-        assert!(s.http.check_response(&s, metrics, &answer(200, text, "# EOF\n")).is_empty());
-        let v = s.http.check_response(&s, metrics, &answer(200, text, "x 1\n"));
+        assert!(
+            s.http
+                .check_response(&s, metrics, &answer(200, text, "# EOF\n"))
+                .is_empty()
+        );
+        let v = s
+            .http
+            .check_response(&s, metrics, &answer(200, text, "x 1\n"));
         assert_eq!(v[0].path, "text", "{v:?}");
-        let v = s.http.check_response(&s, metrics, &answer(200, "text/plain", "# EOF\n"));
+        let v = s
+            .http
+            .check_response(&s, metrics, &answer(200, "text/plain", "# EOF\n"));
         assert!(v[0].message.contains("version=0.0.4"), "{v:?}");
     }
 
@@ -457,13 +496,23 @@ mod tests {
         let json = "application/json";
         let denied = answer(401, json, r#"{"error":{"code":-4,"message":"no"}}"#);
         assert!(s.http.check_response(&s, health, &denied).is_empty());
-        let v = s.http.check_response(&s, health, &answer(401, json, r#"{"error":{"code":7,"message":"no"}}"#));
+        let v = s.http.check_response(
+            &s,
+            health,
+            &answer(401, json, r#"{"error":{"code":7,"message":"no"}}"#),
+        );
         assert_eq!(v[0].path, "body.error.code", "{v:?}");
         let missing = answer(404, json, r#"{"error":{"code":-3,"message":"no"}}"#);
         assert!(s.http.check_response(&s, None, &missing).is_empty());
-        let v = s.http.check_response(&s, None, &answer(404, json, r#"{"error":{"code":99,"message":"no"}}"#));
+        let v = s.http.check_response(
+            &s,
+            None,
+            &answer(404, json, r#"{"error":{"code":99,"message":"no"}}"#),
+        );
         assert_eq!(v[0].path, "body.error.code", "{v:?}");
-        let v = s.http.check_response(&s, None, &answer(500, json, r#"{"oops":1}"#));
+        let v = s
+            .http
+            .check_response(&s, None, &answer(500, json, r#"{"oops":1}"#));
         assert_eq!(v[0].path, "body", "{v:?}");
         let v = s.http.check_response(&s, health, &answer(204, json, ""));
         assert!(v[0].message.contains("declares no 204 response"), "{v:?}");

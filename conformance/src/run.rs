@@ -13,8 +13,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::pattern::{Captures, Pattern, match_value, substitute};
-use crate::run_http::{self, HttpTarget};
 use crate::report::{Failure, FailureKind, Report, TranscriptReport};
+use crate::run_http::{self, HttpTarget};
 use crate::spec::Spec;
 use crate::transcript::{AuthNeed, Outgoing, StepKind, Transcript};
 use crate::wirecheck::{ConnectionRules, id_key};
@@ -161,7 +161,8 @@ pub async fn run_transcript(spec: &Spec, t: &Transcript, options: &RunOptions) -
                     token: options.token.as_deref(),
                     timeout: options.timeout,
                 };
-                let found = run_http::play(spec, http, step.line, &target, &mut runner.captures).await;
+                let found =
+                    run_http::play(spec, http, step.line, &target, &mut runner.captures).await;
                 runner.failures.extend(found);
             }
         }
@@ -507,7 +508,11 @@ impl Runner<'_> {
     /// every difference.
     fn report_differences(&mut self, name: &str, what: &str, pattern: &Pattern, received: &Value) {
         for d in match_value(pattern, received, &mut self.captures) {
-            let f = self.fail(name, FailureKind::Mismatch, format!("{what}: {}", d.message));
+            let f = self.fail(
+                name,
+                FailureKind::Mismatch,
+                format!("{what}: {}", d.message),
+            );
             f.path = Some(d.path);
             f.expected = Some(d.expected);
             f.received = d.received;

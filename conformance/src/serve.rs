@@ -123,7 +123,14 @@ impl Server {
         for i in http_only {
             let t = &transcripts[i];
             let reason = "holds HTTP steps only, and serve plays the WebSocket side of transcripts; test HTTP clients against a gateway";
-            reports.push((i, TranscriptReport::skipped(t.name(), &t.path.display().to_string(), reason.to_owned())));
+            reports.push((
+                i,
+                TranscriptReport::skipped(
+                    t.name(),
+                    &t.path.display().to_string(),
+                    reason.to_owned(),
+                ),
+            ));
         }
         while !remaining.is_empty() {
             let next = tokio::time::timeout(self.options.idle_timeout, accepted_rx.recv()).await;

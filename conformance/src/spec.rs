@@ -351,7 +351,11 @@ impl Spec {
                 }),
                 Some(spec) => {
                     if let (Some(validator), Some(data)) = (&spec.data, error.get("data")) {
-                        out.extend(run_validator(validator, data, &root.key("error").key("data")));
+                        out.extend(run_validator(
+                            validator,
+                            data,
+                            &root.key("error").key("data"),
+                        ));
                     }
                     if spec.scope == "method"
                         && let Some(m) = method.and_then(|m| self.methods.get(m))

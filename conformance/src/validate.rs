@@ -82,7 +82,13 @@ pub fn validate(spec: &Spec, t: &Transcript) -> Vec<Failure> {
         let fail =
             |kind: FailureKind, message: String| Failure::new(line, kind, message).conn(&name);
         if let StepKind::Http(http) = &step.kind {
-            failures.extend(validate_step(spec, http, line, &mut captured, &mut examples));
+            failures.extend(validate_step(
+                spec,
+                http,
+                line,
+                &mut captured,
+                &mut examples,
+            ));
             continue;
         }
         if matches!(
