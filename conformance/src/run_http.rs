@@ -38,14 +38,61 @@ pub async fn play(
     if let Some((kind, message)) = problem {
         failures.push(fail(kind, message));
     }
-    let headers = match request_headers(step, target.token) {
-        Ok(h) => h,
-        Err(message) => {
-            failures.push(fail(FailureKind::Transcript, message));
+    let Some((headers, body)) = build_request(
+        spec,
+        step,
+        route,
+        target.token,
+        captures,
+        &fail,
+        &mut failures,
+    ) else {
+        return failures;
+    };
+    let answer = match http_client::send(
+        target.url,
+        &step.request.method,
+        &step.request.path,
+        &headers,
+        body,
+        target.timeout,
+    )
+    .await
+    {
+        Ok(answer) => answer,
+        Err(e) => {
+            failures.push(fail(FailureKind::Connect, e.to_string()));
             return failures;
         }
     };
-    let (headers, body) = match &step.request.body {
+    check_answer(spec, step, route, &answer, captures, &fail, &mut failures);
+    failures
+}
+
+type Fail<'a> = dyn Fn(FailureKind, String) -> Failure + 'a;
+
+/// Headers and body of a request to send.
+type Request = (Vec<(String, String)>, Option<Vec<u8>>);
+
+/// The headers and body to send, or `None` when the transcript cannot be played (a token it
+/// needs is missing, a `$ref` is unknown). A JSON body is held to the route's request schema.
+fn build_request(
+    spec: &Spec,
+    step: &HttpStep,
+    route: Option<&Route>,
+    token: Option<&str>,
+    captures: &Captures,
+    fail: &Fail<'_>,
+    failures: &mut Vec<Failure>,
+) -> Option<Request> {
+    let headers = match request_headers(step, token) {
+        Ok(h) => h,
+        Err(message) => {
+            failures.push(fail(FailureKind::Transcript, message));
+            return None;
+        }
+    };
+    let request = match &step.request.body {
         None => (headers, None),
         Some(HttpBody::Raw(text)) => (headers, Some(text.clone().into_bytes())),
         Some(HttpBody::Json { pattern, .. }) => match substitute(pattern, captures) {
@@ -74,27 +121,24 @@ pub async fn play(
                     FailureKind::Transcript,
                     format!("cannot build the body: {e}"),
                 ));
-                return failures;
+                return None;
             }
         },
     };
-    let answer = match http_client::send(
-        target.url,
-        &step.request.method,
-        &step.request.path,
-        &headers,
-        body,
-        target.timeout,
-    )
-    .await
-    {
-        Ok(answer) => answer,
-        Err(e) => {
-            failures.push(fail(FailureKind::Connect, e.to_string()));
-            return failures;
-        }
-    };
-    let received = received_value(&answer, step.body);
+    Some(request)
+}
+
+/// Matches the answer with the step's expectation and holds it to `x-http`.
+fn check_answer(
+    spec: &Spec,
+    step: &HttpStep,
+    route: Option<&Route>,
+    answer: &HttpAnswer,
+    captures: &mut Captures,
+    fail: &Fail<'_>,
+    failures: &mut Vec<Failure>,
+) {
+    let received = received_value(answer, step.body);
     let mut differences = match_value(&step.expected, &received, captures);
     // Status first, then headers, then the body: the order a reader checks an answer in.
     differences.sort_by_key(|d| match d.path.split(['.', '[']).next() {
@@ -120,7 +164,6 @@ pub async fn play(
             failures.push(fail(FailureKind::Spec, v.message).at(v.path));
         }
     }
-    failures
 }
 
 /// The `x-http` route of the step's request, and what is wrong with its declaration: a route

@@ -12,7 +12,7 @@ use crate::http_step::{BodyExpectation, HttpBody, HttpStep};
 use crate::path::JsonPath;
 use crate::pattern::{Captures, concretize};
 use crate::report::{Failure, FailureKind};
-use crate::routes::Answer;
+use crate::routes::{Answer, Route};
 use crate::run_http::declared_route;
 use crate::spec::Spec;
 use crate::validate::outside_holes;
@@ -35,45 +35,7 @@ pub fn validate_step(
     if let Some((kind, message)) = problem {
         failures.push(fail(kind, message));
     }
-    if let Some(HttpBody::Json { pattern, .. }) = &step.request.body {
-        let mut refs = Vec::new();
-        pattern.references(&mut refs);
-        let mut bad = Vec::new();
-        pattern.non_send_matchers(&JsonPath::root().key("body"), &mut bad);
-        for p in bad {
-            failures.push(
-                fail(
-                    FailureKind::Transcript,
-                    "a body to send may only hold `$ref` and `$literal` matchers".into(),
-                )
-                .at(p),
-            );
-        }
-        for r in refs.iter().filter(|r| !captured.contains(*r)) {
-            failures.push(fail(
-                FailureKind::Transcript,
-                format!("`$ref` to `{r}`, which no earlier line captures"),
-            ));
-        }
-        let (value, holes) = concretize(pattern, &mut examples.clone());
-        let holes: Vec<String> = holes.iter().map(|h| prefixed("body", h)).collect();
-        let violations = route.map_or_else(Vec::new, |r| spec.http.check_request(r, &value));
-        if step.malformed {
-            if violations.is_empty() {
-                failures.push(fail(FailureKind::Transcript, "the request is marked `malformed` but its body fits the route's request schema (or the route declares none); drop the mark or break the body".into()));
-            }
-        } else {
-            for v in outside_holes(violations, &holes) {
-                failures.push(
-                    fail(
-                        FailureKind::Spec,
-                        format!("the body to send breaks the spec: {}", v.message),
-                    )
-                    .at(v.path),
-                );
-            }
-        }
-    }
+    check_body_to_send(spec, step, route, captured, examples, &fail, &mut failures);
     let mut refs = Vec::new();
     step.expected.references(&mut refs);
     let mut own = Vec::new();
@@ -88,11 +50,82 @@ pub fn validate_step(
         ));
     }
     captured.extend(own);
-    let (expected, holes) = concretize(&step.expected, examples);
     // A route the spec does not declare was reported above; its answer has no rules to add.
-    if route.is_none() && !step.undeclared {
-        return failures;
+    if route.is_some() || step.undeclared {
+        check_expected_answer(spec, step, route, examples, &fail, &mut failures);
+    } else {
+        // Still bind this step's captures to their examples, for the lines after it.
+        concretize(&step.expected, examples);
     }
+    failures
+}
+
+type Fail<'a> = dyn Fn(FailureKind, String) -> Failure + 'a;
+
+/// A JSON body to send: only `$ref`s to earlier captures, and the route's request schema
+/// (which a body marked `malformed` must break).
+fn check_body_to_send(
+    spec: &Spec,
+    step: &HttpStep,
+    route: Option<&Route>,
+    captured: &HashSet<String>,
+    examples: &Captures,
+    fail: &Fail<'_>,
+    failures: &mut Vec<Failure>,
+) {
+    let Some(HttpBody::Json { pattern, .. }) = &step.request.body else {
+        return;
+    };
+    let mut refs = Vec::new();
+    pattern.references(&mut refs);
+    let mut bad = Vec::new();
+    pattern.non_send_matchers(&JsonPath::root().key("body"), &mut bad);
+    for p in bad {
+        failures.push(
+            fail(
+                FailureKind::Transcript,
+                "a body to send may only hold `$ref` and `$literal` matchers".into(),
+            )
+            .at(p),
+        );
+    }
+    for r in refs.iter().filter(|r| !captured.contains(*r)) {
+        failures.push(fail(
+            FailureKind::Transcript,
+            format!("`$ref` to `{r}`, which no earlier line captures"),
+        ));
+    }
+    let (value, holes) = concretize(pattern, &mut examples.clone());
+    let holes: Vec<String> = holes.iter().map(|h| prefixed("body", h)).collect();
+    let violations = route.map_or_else(Vec::new, |r| spec.http.check_request(r, &value));
+    if step.malformed {
+        if violations.is_empty() {
+            failures.push(fail(FailureKind::Transcript, "the request is marked `malformed` but its body fits the route's request schema (or the route declares none); drop the mark or break the body".into()));
+        }
+    } else {
+        for v in outside_holes(violations, &holes) {
+            failures.push(
+                fail(
+                    FailureKind::Spec,
+                    format!("the body to send breaks the spec: {}", v.message),
+                )
+                .at(v.path),
+            );
+        }
+    }
+}
+
+/// The expected answer with its `$example`s, held to the rules of a real one where the step
+/// says what it expects.
+fn check_expected_answer(
+    spec: &Spec,
+    step: &HttpStep,
+    route: Option<&Route>,
+    examples: &mut Captures,
+    fail: &Fail<'_>,
+    failures: &mut Vec<Failure>,
+) {
+    let (expected, holes) = concretize(&step.expected, examples);
 
     let declared_type = route
         .and_then(|r| r.response(step.status))
@@ -133,7 +166,6 @@ pub fn validate_step(
             .at(v.path),
         );
     }
-    failures
 }
 
 fn prefixed(base: &str, path: &str) -> String {
