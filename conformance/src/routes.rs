@@ -372,10 +372,12 @@ fn read_route(list: &str, entry: &Value, compile: &Compile<'_>) -> Result<Route,
         Some(r) => body(r, "request")?,
         None => None,
     };
-    // `response` (one) or `responses` (a list, or an object keyed by status).
+    // `response` (one; its `status` defaults to 200) or `responses` (a list, or an object keyed
+    // by status).
     let mut declared: Vec<(Option<u16>, &Value)> = Vec::new();
     if let Some(r) = entry.get("response") {
-        declared.push((None, r));
+        let default = r.get("status").is_none().then_some(200);
+        declared.push((default, r));
     }
     match entry.get("responses") {
         Some(Value::Array(items)) => declared.extend(items.iter().map(|r| (None, r))),
