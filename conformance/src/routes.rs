@@ -519,4 +519,33 @@ mod tests {
         let v = s.http.check_response(&s, health, &answer(204, json, ""));
         assert!(v[0].message.contains("declares no 204 response"), "{v:?}");
     }
+
+    #[test]
+    fn responses_are_read_in_every_declared_form() {
+        let components = json!({});
+        let compile =
+            |what: &str, schema: &Value| compile_schema(what, schema.clone(), &components);
+        let entry = json!({
+            "method": "post", "path": "/webhooks/:name",
+            "request": {"schema": {"type": "object"}},
+            "response": {"schema": {"type": "object"}},
+            "responses": {"400": {"schema": {"type": "object"}}, "401": {}}
+        });
+        let route = read_route("endpoints", &entry, &compile).unwrap();
+        assert_eq!(route.label(), "POST /webhooks/:name");
+        let statuses: Vec<u16> = route.responses.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [200, 400, 401], "a lone response defaults to 200");
+        assert!(route.request.is_some() && route.response(401).unwrap().body.is_none());
+        let listed =
+            json!({"method": "GET", "path": "/x", "responses": [{"status": 204}, {"schema": {}}]});
+        let e = read_route("endpoints", &listed, &compile).err().unwrap();
+        assert!(e.to_string().contains("status"), "{e}");
+        let undocumented = json!({"method": "GET", "path": "/y"});
+        assert!(
+            read_route("protectedExtras", &undocumented, &compile)
+                .unwrap()
+                .responses
+                .is_empty()
+        );
+    }
 }
