@@ -179,4 +179,70 @@ mod tests {
         assert!(e.to_string().contains("plain HTTP"), "{e}");
         assert!(authority_of("ftp://x/").is_err());
     }
+
+    /// Accepts one connection, keeps the request head it read, answers `answer`.
+    async fn one_shot(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 512];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut chunk).await.unwrap();
+                head.extend_from_slice(&chunk[..n]);
+            }
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&head).to_lowercase()
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn sends_exactly_the_given_headers_and_reads_the_answer() {
+        let (url, seen) = one_shot(
+            "HTTP/1.1 418 I'm a teapot\r\nx-a: 1\r\nX-A: 2\r\ncontent-length: 2\r\n\r\nhi",
+        )
+        .await;
+        let headers = [("Host".to_owned(), "evil.example".to_owned())];
+        let answer = send(
+            &url,
+            "GET",
+            "/x?y=1",
+            &headers,
+            None,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 418);
+        assert_eq!(answer.header("X-a").as_deref(), Some("1, 2"));
+        assert_eq!(answer.body, b"hi");
+        let head = seen.await.unwrap();
+        assert!(head.starts_with("get /x?y=1 http/1.1\r\n"), "{head}");
+        assert!(head.contains("host: evil.example\r\n"), "{head}");
+        assert_eq!(head.matches("host:").count(), 1, "{head}");
+        assert!(
+            !head.contains("authorization") && !head.contains("user-agent"),
+            "{head}"
+        );
+
+        let (url, seen) = one_shot("HTTP/1.1 204 No Content\r\n\r\n").await;
+        let authority = authority_of(&url).unwrap();
+        let answer = send(
+            &url,
+            "POST",
+            "/",
+            &[],
+            Some(b"{}".to_vec()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 204);
+        let head = seen.await.unwrap();
+        assert!(head.contains(&format!("host: {authority}\r\n")), "{head}");
+        assert!(head.contains("content-length: 2\r\n"), "{head}");
+    }
 }
