@@ -2,14 +2,14 @@
 //! example sent), each event, each error code and each feature tag (auth paths, queue modes,
 //! overflow policies, cancel, tool approval, bad frames). Rendered as COVERAGE.md; anything
 //! uncovered that is not an accepted exception is a gap, and gaps fail `coverage --check`.
+//! The HTTP routes: [`crate::coverage_http`].
 
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::path::Path;
 
-use serde::Deserialize;
-use serde_json::Value;
-
+pub use crate::coverage_exceptions::{CodeException, Exceptions, ExceptionsError, RouteException};
+use crate::coverage_http::HttpCoverage;
 use crate::pattern::{Captures, Pattern, json_equal, substitute};
 use crate::spec::Spec;
 use crate::transcript::{Outgoing, StepKind, Transcript};
@@ -146,6 +146,18 @@ pub const OPTIONAL_TAGS: &[(&str, &str)] = &[
         "a member given twice: -2 naming it",
     ),
     ("multi-connection", "several connections in one transcript"),
+    (
+        "http:auth",
+        "HTTP credentials: 401 -4 without, 401 -5 wrong, 403 -6 without the route's scope",
+    ),
+    (
+        "http:unknown-route",
+        "a path no route serves: the JSON 404 with code -3",
+    ),
+    (
+        "http:misdirected-host",
+        "a Host the gateway does not answer to: 421 with code -5 (DNS rebinding)",
+    ),
     ("queue:commands", "the `/queue` chat commands"),
     ("context", "context pressure (`context_warning`)"),
     ("attachments", "attachments in and out"),
@@ -176,55 +188,6 @@ pub fn known_tag(tag: &str) -> bool {
         .any(|(t, _)| *t == tag)
 }
 
-/// Coverage that is allowed to be missing, with the reason (only error codes the gateway
-/// cannot produce).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Exceptions {
-    #[serde(default)]
-    pub codes: Vec<CodeException>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CodeException {
-    pub code: i64,
-    pub reason: String,
-}
-
-/// Why the exceptions file could not be used.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot use the coverage exceptions {path}: {message}")]
-pub struct ExceptionsError {
-    pub path: String,
-    pub message: String,
-}
-
-impl Exceptions {
-    pub fn load(path: &Path) -> Result<Self, ExceptionsError> {
-        let err = |message: String| ExceptionsError {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let exceptions: Exceptions = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
-        if let Some(empty) = exceptions.codes.iter().find(|c| c.reason.trim().is_empty()) {
-            return Err(err(format!(
-                "the exception for code {} needs a reason",
-                empty.code
-            )));
-        }
-        Ok(exceptions)
-    }
-
-    fn reason(&self, code: i64) -> Option<&str> {
-        self.codes
-            .iter()
-            .find(|c| c.code == code)
-            .map(|c| c.reason.as_str())
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct MethodCoverage {
     /// Transcripts that expect a `result` for it.
@@ -245,6 +208,8 @@ pub struct Coverage {
     pub events: BTreeMap<String, BTreeSet<String>>,
     pub codes: BTreeMap<i64, BTreeSet<String>>,
     pub tags: BTreeMap<String, BTreeSet<String>>,
+    /// The `x-http` endpoints.
+    pub http: HttpCoverage,
 }
 
 fn params_of(frame: &Value) -> Value {
@@ -272,6 +237,7 @@ impl Coverage {
         for t in transcripts {
             c.add(spec, t);
         }
+        c.http = HttpCoverage::compute(spec, transcripts);
         c
     }
 
@@ -420,6 +386,7 @@ impl Coverage {
                 gaps.push(format!("error code {}: excepted as not producible, but a transcript expects it; drop the exception", c.code));
             }
         }
+        gaps.extend(self.http.gaps(exceptions));
         gaps
     }
 
@@ -501,11 +468,12 @@ impl Coverage {
             }
             let _ = writeln!(out, "| `{tag}` | {what} | {} |", list(&who));
         }
+        self.http.write_markdown(&mut out, exceptions);
         out.push_str("\n## Gaps\n\n");
         let gaps = self.gaps(exceptions);
         if gaps.is_empty() {
             out.push_str(
-                "None: every method, event, error code and required feature is covered.\n",
+                "None: every method, event, error code, required feature and HTTP route is covered.\n",
             );
         } else {
             for g in gaps {
@@ -519,6 +487,8 @@ impl Coverage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::path::Path;
 
     #[test]
     fn a_single_transcript_leaves_gaps_that_are_named() {
@@ -554,6 +524,7 @@ mod tests {
                 code: 5,
                 reason: "r".into(),
             }],
+            routes: Vec::new(),
         };
         assert!(!c.gaps(&excepted).iter().any(|g| g.contains("error code 5")));
         let md = c.to_markdown(&spec, &excepted);

@@ -15,6 +15,7 @@ use jsonschema::{Draft, Validator};
 use serde_json::{Map, Value, json};
 
 use crate::path::JsonPath;
+use crate::routes::HttpSpec;
 
 /// Why the spec could not be turned into validators (a broken spec document).
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,8 @@ pub struct Spec {
     response_frame: Validator,
     error_frame: Validator,
     event_frame: Validator,
+    /// The HTTP surface (`x-http`): routes and their schemas.
+    pub http: HttpSpec,
 }
 
 fn get<'a>(value: &'a Value, key: &str) -> Result<&'a Value, SpecError> {
@@ -101,7 +104,7 @@ impl Spec {
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
         let doc: Value = serde_json::from_str(text)?;
         let components = get(&doc, "components")?.clone();
-        let compile = |what: &str, schema: Value| compile(what, schema, &components);
+        let compile = |what: &str, schema: Value| compile_schema(what, schema, &components);
         let wire = get(get(&doc, "x-wire")?, "schemas")?;
         let frame = |name: &str| -> Result<Validator, SpecError> {
             compile(&format!("x-wire.schemas.{name}"), get(wire, name)?.clone())
@@ -239,6 +242,7 @@ impl Spec {
             response_frame: frame("ResponseFrame")?,
             error_frame: frame("ErrorFrame")?,
             event_frame: frame("EventFrame")?,
+            http: HttpSpec::from_doc(&doc, &components)?,
         })
     }
 
@@ -250,7 +254,7 @@ impl Spec {
     /// Checks a client-to-server frame: the request frame schema, then the method's params.
     /// An unknown method is a violation too (the frame then gets -3 from a gateway).
     pub fn check_request(&self, frame: &Value) -> Vec<Violation> {
-        let mut out = run(&self.request_frame, frame, &JsonPath::root());
+        let mut out = run_validator(&self.request_frame, frame, &JsonPath::root());
         if !out.is_empty() {
             return out;
         }
@@ -270,7 +274,7 @@ impl Spec {
             Some(Value::Array(a)) if a.is_empty() => json!({}),
             Some(p) => p.clone(),
         };
-        out.extend(run(
+        out.extend(run_validator(
             &method.params,
             &params,
             &JsonPath::root().key("params"),
@@ -289,7 +293,7 @@ impl Spec {
         };
         let root = JsonPath::root();
         if let Some(event) = object.get("event") {
-            let mut out = run(&self.event_frame, frame, &root);
+            let mut out = run_validator(&self.event_frame, frame, &root);
             let Some(name) = event.as_str() else {
                 return out;
             };
@@ -300,7 +304,7 @@ impl Spec {
                 }),
                 Some(validator) => {
                     if let Some(data) = object.get("data") {
-                        out.extend(run(validator, data, &root.key("data")));
+                        out.extend(run_validator(validator, data, &root.key("data")));
                     }
                     if let Some(code) = (name == "error")
                         .then(|| object.get("data").and_then(|d| d.get("code")))
@@ -330,7 +334,7 @@ impl Spec {
             return out;
         }
         if let Some(error) = object.get("error") {
-            let mut out = run(&self.error_frame, frame, &root);
+            let mut out = run_validator(&self.error_frame, frame, &root);
             if object.contains_key("result") {
                 out.push(Violation {
                     path: "result".into(),
@@ -347,7 +351,11 @@ impl Spec {
                 }),
                 Some(spec) => {
                     if let (Some(validator), Some(data)) = (&spec.data, error.get("data")) {
-                        out.extend(run(validator, data, &root.key("error").key("data")));
+                        out.extend(run_validator(
+                            validator,
+                            data,
+                            &root.key("error").key("data"),
+                        ));
                     }
                     if spec.scope == "method"
                         && let Some(m) = method.and_then(|m| self.methods.get(m))
@@ -366,12 +374,12 @@ impl Spec {
             return out;
         }
         if object.contains_key("result") {
-            let mut out = run(&self.response_frame, frame, &root);
+            let mut out = run_validator(&self.response_frame, frame, &root);
             if let (Some(m), Some(result)) = (
                 method.and_then(|m| self.methods.get(m)),
                 object.get("result"),
             ) {
-                out.extend(run(&m.result, result, &root.key("result")));
+                out.extend(run_validator(&m.result, result, &root.key("result")));
             }
             return out;
         }
@@ -391,7 +399,11 @@ fn list_or_none(items: &[String]) -> String {
 }
 
 /// Compiles `schema` with the spec's `components` beside it, so `#/components/...` resolves.
-fn compile(what: &str, schema: Value, components: &Value) -> Result<Validator, SpecError> {
+pub(crate) fn compile_schema(
+    what: &str,
+    schema: Value,
+    components: &Value,
+) -> Result<Validator, SpecError> {
     let root = json!({
         "allOf": [schema],
         "components": components,
@@ -406,7 +418,11 @@ fn compile(what: &str, schema: Value, components: &Value) -> Result<Validator, S
         })
 }
 
-fn run(validator: &Validator, instance: &Value, at: &JsonPath) -> Vec<Violation> {
+pub(crate) fn run_validator(
+    validator: &Validator,
+    instance: &Value,
+    at: &JsonPath,
+) -> Vec<Violation> {
     validator
         .iter_errors(instance)
         .map(|e| Violation {

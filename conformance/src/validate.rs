@@ -4,7 +4,7 @@
 //! it answers, the event it names or the error code it carries. Also checked: `$ref`s point at
 //! earlier captures, replies and events answer requests sent before on the same connection,
 //! no event of a request is expected after its reply, nothing is played on a closed
-//! connection, and `covers` tags are known.
+//! connection, and `covers` tags are known. `http` steps: [`crate::validate_http`].
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -17,6 +17,7 @@ use crate::pattern::{Captures, Pattern, concretize};
 use crate::report::{Failure, FailureKind, Report, TranscriptReport};
 use crate::spec::{Spec, Violation};
 use crate::transcript::{Outgoing, StepKind, Transcript};
+use crate::validate_http::validate_step;
 use crate::wirecheck::id_key;
 
 /// Validates every transcript.
@@ -41,7 +42,7 @@ struct ConnState {
     closed: bool,
 }
 
-fn outside_holes(violations: Vec<Violation>, holes: &[String]) -> Vec<Violation> {
+pub(crate) fn outside_holes(violations: Vec<Violation>, holes: &[String]) -> Vec<Violation> {
     violations
         .into_iter()
         .filter(|v| {
@@ -80,6 +81,16 @@ pub fn validate(spec: &Spec, t: &Transcript) -> Vec<Failure> {
         let name = step.conn_name().to_owned();
         let fail =
             |kind: FailureKind, message: String| Failure::new(line, kind, message).conn(&name);
+        if let StepKind::Http(http) = &step.kind {
+            failures.extend(validate_step(
+                spec,
+                http,
+                line,
+                &mut captured,
+                &mut examples,
+            ));
+            continue;
+        }
         if matches!(
             step.kind,
             StepKind::Comment | StepKind::ExpectSilence { .. }
@@ -95,7 +106,10 @@ pub fn validate(spec: &Spec, t: &Transcript) -> Vec<Failure> {
             continue;
         }
         match &step.kind {
-            StepKind::Comment | StepKind::ExpectSilence { .. } | StepKind::Connect { .. } => {}
+            StepKind::Comment
+            | StepKind::ExpectSilence { .. }
+            | StepKind::Connect { .. }
+            | StepKind::Http(_) => {}
             StepKind::ExpectClose { .. } | StepKind::Close { .. } => conn.closed = true,
             StepKind::Send {
                 frame: Outgoing::Raw(text),

@@ -380,8 +380,10 @@ async fn run_against_serve(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transcript_plays_both_sides_against_itself() {
     let all = support::transcripts();
+    // `serve` plays no HTTP (README, "HTTP steps"): those transcripts are checked below.
     let (token, open): (Vec<_>, Vec<_>) = all
         .iter()
+        .filter(|t| !has_http_steps(t))
         .partition(|t| t.header.gateway.auth == flynn_conformance::transcript::AuthNeed::Token);
     let paths = |set: Vec<&flynn_conformance::transcript::Transcript>| {
         set.into_iter().map(|t| t.path.clone()).collect::<Vec<_>>()
@@ -402,4 +404,33 @@ async fn every_transcript_plays_both_sides_against_itself() {
     assert!(served.passed(), "{}", served.to_text());
     // The four auth transcripts and the three scope ones.
     assert_eq!(served.summary.passed, 7);
+}
+
+fn has_http_steps(t: &flynn_conformance::transcript::Transcript) -> bool {
+    t.steps
+        .iter()
+        .any(|s| matches!(s.kind, flynn_conformance::transcript::StepKind::Http(_)))
+}
+
+/// `serve` does not play HTTP: a transcript of `http` steps only is skipped with a note that
+/// says so, and the serve run ends without waiting for a client.
+#[tokio::test]
+async fn serve_skips_http_transcripts_and_says_why() {
+    let http: Vec<_> = support::transcripts()
+        .into_iter()
+        .filter(has_http_steps)
+        .collect();
+    assert!(http.len() >= 5, "the HTTP transcripts");
+    let server = Server::bind(ServeOptions::new("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let spec = Arc::new(Spec::load().unwrap());
+    let report = server.run(spec, http.clone()).await;
+    assert!(report.passed(), "{}", report.to_text());
+    assert_eq!(report.summary.skipped, http.len());
+    assert!(
+        report.to_text().contains("serve plays the WebSocket side"),
+        "{}",
+        report.to_text()
+    );
 }

@@ -1,6 +1,6 @@
 //! The whole suite against the real daemon: every transcript that needs no token against a
 //! gateway without one, the token transcripts (and a few others, to show the runner's default
-//! credentials work) against a gateway with one. Only the gateway bugs listed in
+//! credentials work, and the HTTP transcripts, which hold for both) against a gateway with one. Only the gateway bugs listed in
 //! `support::KNOWN_BUGS` are tolerated; any other failure fails the test with the report.
 
 mod support;
@@ -30,11 +30,12 @@ async fn the_whole_suite_passes_against_the_daemon() {
         .partition(|t| t.header.gateway.auth == AuthNeed::Token);
     let also_with_token: Vec<Transcript> = without
         .iter()
-        .filter(|t| ["system", "nodes"].contains(&t.name()))
+        .filter(|t| ["system", "nodes"].contains(&t.name()) || t.name().starts_with("http-"))
         .cloned()
         .collect();
     let open = Gateway::start(None).await;
     let guarded = Gateway::start(Some(TOKEN)).await;
+    let also = also_with_token.len();
     let token_set: Vec<Transcript> = with_token.into_iter().chain(also_with_token).collect();
     let (open_options, guarded_options) =
         (options(&open.url, None), options(&guarded.url, Some(TOKEN)));
@@ -58,7 +59,7 @@ async fn the_whole_suite_passes_against_the_daemon() {
     );
     assert_eq!(
         a.transcripts.len() + b.transcripts.len(),
-        transcripts().len() + 2
+        transcripts().len() + also
     );
     let mut problems = Vec::new();
     let mut seen = Vec::new();

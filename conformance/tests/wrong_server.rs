@@ -1,6 +1,8 @@
 //! A deliberately wrong server (a tiny tokio-tungstenite fixture that answers `system.info`
 //! with `"uptime": "soon"`) fails the suite with messages that name the field, in the library
-//! report and in every output of the command line.
+//! report and in every output of the command line. A wrong HTTP server (a raw HTTP/1.1 fixture)
+//! fails the `http` steps: a wrong status, a body that breaks the x-http schema, a route the
+//! spec does not declare.
 
 mod support;
 
@@ -8,6 +10,7 @@ use std::net::SocketAddr;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -179,5 +182,92 @@ async fn the_command_fails_cleanly_on_a_broken_transcript_and_passes_good_ones()
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// An HTTP/1.1 server that answers `GET /health` with a string uptime, `/api/health` with a 500
+/// whose body is no error object, and anything else with 200 `{}`; one request per connection.
+async fn wrong_http_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&request);
+                let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                let (status, body) = match path.as_str() {
+                    "/health" => (
+                        "200 OK",
+                        r#"{"status":"ok","version":"0.0.1","uptime":"soon"}"#,
+                    ),
+                    "/api/health" => ("500 Internal Server Error", r#"{"oops":true}"#),
+                    _ => ("200 OK", "{}"),
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_wrong_http_answer_fails_with_its_status_and_schema_path() {
+    let addr = wrong_http_server().await;
+    let spec = Spec::load().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.jsonl");
+    std::fs::write(
+        &secret,
+        "{\"type\":\"header\",\"name\":\"secret\"}\n{\"type\":\"http\",\"request\":{\"method\":\"GET\",\"path\":\"/secret\"},\"response\":{\"status\":200}}\n",
+    )
+    .unwrap();
+    let transcripts = load_all(&[
+        support::crate_dir().join("transcripts/http-health.jsonl"),
+        secret,
+    ])
+    .unwrap();
+    let report = run_all(
+        &spec,
+        &transcripts,
+        &RunOptions::new(format!("ws://{addr}/")),
+    )
+    .await;
+    let text = report.to_text();
+    assert_eq!(report.summary.failed, 2, "{text}");
+    let health = &report.transcripts[0].failures;
+    let has = |kind: FailureKind, path: &str, line: usize| {
+        health
+            .iter()
+            .any(|f| f.kind == kind && f.path.as_deref() == Some(path) && f.line == line)
+    };
+    assert!(has(FailureKind::Mismatch, "body.uptime", 2), "{text}");
+    assert!(has(FailureKind::Spec, "body.uptime", 2), "{text}");
+    assert!(has(FailureKind::Mismatch, "status", 3), "{text}");
+    assert!(
+        has(FailureKind::Spec, "body", 3),
+        "an error body that is no error object: {text}"
+    );
+    assert!(text.contains("expected 200, received 500"), "{text}");
+    let secret = &report.transcripts[1].failures;
+    assert_eq!(secret.len(), 1, "{text}");
+    assert_eq!(secret[0].kind, FailureKind::Spec);
+    assert!(
+        secret[0]
+            .message
+            .contains("GET /secret: not declared in x-http"),
+        "{text}"
     );
 }

@@ -26,7 +26,7 @@ pub struct Gateway {
     _dir: tempfile::TempDir,
 }
 
-/// The named tokens the scope transcripts use (README, "Scopes").
+/// The named tokens the scope transcripts and `http-auth` use (README, "Scopes").
 pub const SCOPED_TOKENS: &str = r#"
 [[server.tokens]]
 name = "conformance-read"
@@ -42,6 +42,11 @@ scopes = ["read", "chat"]
 name = "conformance-operator"
 token = "conformance-operator-token"
 scopes = ["read", "chat", "operator"]
+
+[[server.tokens]]
+name = "conformance-noread"
+token = "conformance-noread-token"
+scopes = ["chat"]
 "#;
 
 impl Gateway {

@@ -1,223 +1,28 @@
-//! `serve`: plays the server side of transcripts to a client under test (client conformance).
-//!
-//! The client connects and performs the transcript's requests; `serve` checks each frame the
-//! client sends against the transcript's `send` line (objects are closed: a member the line
-//! does not have is a difference; `params` absent, `null`, `[]` and `{}` are the same) and answers
-//! with the transcript's `expect` frames, with matchers replaced by their `$example` (or a
-//! value of their `$type`), ids mapped to the ids the client chose and `seq` numbered per
-//! connection. Every frame the client sends is also held to the spec.
-//!
-//! Which transcript a connection plays: the one named by its path (`ws://host/<name>`), else
-//! the next one not played yet, in the order given. Further connections of a multi-connection
-//! transcript join it in the order the transcript names them.
+//! One transcript played to a client: the connections it opened bound to the transcript's,
+//! the frames it sends compared with `send` lines, `expect` frames played back with the
+//! client's ids, and closes.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::pattern::{Captures, Pattern, concretize, match_value, substitute};
-use crate::report::{Failure, FailureKind, Report, TranscriptReport};
+use crate::report::{Failure, FailureKind, TranscriptReport};
 use crate::spec::Spec;
 use crate::transcript::{Outgoing, StepKind, Transcript};
 use crate::wirecheck::{ConnectionRules, id_key};
 use crate::ws;
 
-/// Why serving could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-}
-
-/// How to serve.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    pub listen: SocketAddr,
-    /// The token the client must present (header or `flynn.bearer.` subprotocol).
-    pub token: Option<String>,
-    /// How long a frame from the client may take.
-    pub timeout: Duration,
-    /// How long to wait for a client to connect for the next transcript.
-    pub idle_timeout: Duration,
-    /// How long to keep listening after a transcript's last step for frames nobody expects.
-    pub linger: Duration,
-}
-
-impl ServeOptions {
-    pub fn new(listen: SocketAddr) -> Self {
-        Self {
-            listen,
-            token: None,
-            timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            linger: Duration::from_millis(200),
-        }
-    }
-}
-
-/// What the client's handshake carried.
-#[derive(Debug, Clone, Default)]
-struct Handshake {
-    path: String,
-    headers: Vec<(String, String)>,
-    subprotocols: Vec<String>,
-}
-
-struct Accepted {
-    ws: WebSocketStream<TcpStream>,
-    handshake: Handshake,
-}
-
-/// A bound server.
-pub struct Server {
-    listener: TcpListener,
-    options: ServeOptions,
-}
-
-impl Server {
-    pub async fn bind(options: ServeOptions) -> Result<Self, ServeError> {
-        let listener =
-            TcpListener::bind(options.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: options.listen,
-                    source,
-                })?;
-        Ok(Self { listener, options })
-    }
-
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.listener.local_addr().ok()
-    }
-
-    /// Plays every transcript once (in the order clients ask for them) and reports.
-    pub async fn run(self, spec: Arc<Spec>, transcripts: Vec<Transcript>) -> Report {
-        let target = self
-            .local_addr()
-            .map_or_else(|| self.options.listen.to_string(), |a| format!("ws://{a}/"));
-        let (accepted_tx, mut accepted_rx) = mpsc::unbounded_channel();
-        let acceptor = tokio::spawn(accept_loop(self.listener, accepted_tx));
-        let mut remaining: Vec<usize> = (0..transcripts.len()).collect();
-        let mut reports: Vec<(usize, TranscriptReport)> = Vec::new();
-        while !remaining.is_empty() {
-            let next = tokio::time::timeout(self.options.idle_timeout, accepted_rx.recv()).await;
-            let Ok(Some(first)) = next else {
-                for i in remaining.drain(..) {
-                    let t = &transcripts[i];
-                    let mut r = TranscriptReport::new(t.name(), &t.path.display().to_string());
-                    r.failures.push(Failure::new(
-                        0,
-                        FailureKind::Connect,
-                        format!(
-                            "no client connected to play this transcript within {} s",
-                            self.options.idle_timeout.as_secs()
-                        ),
-                    ));
-                    reports.push((i, r.finish(Duration::ZERO)));
-                }
-                break;
-            };
-            let wanted = first.handshake.path.trim_start_matches('/').to_owned();
-            let pick = if wanted.is_empty() {
-                Some(0)
-            } else {
-                remaining
-                    .iter()
-                    .position(|&i| transcripts[i].name() == wanted)
-            };
-            let Some(pos) = pick else {
-                tracing::warn!(path = %first.handshake.path, "a client asked for a transcript that is unknown or already played");
-                let mut ws = first.ws;
-                let _ = ws
-                    .close(Some(CloseFrame {
-                        code: CloseCode::Policy,
-                        reason: "no such transcript left to play".into(),
-                    }))
-                    .await;
-                continue;
-            };
-            let index = remaining.remove(pos);
-            let t = &transcripts[index];
-            tracing::info!(transcript = t.name(), "playing");
-            let report = Player::new(&spec, t, &self.options)
-                .play(first, &mut accepted_rx)
-                .await;
-            reports.push((index, report));
-        }
-        acceptor.abort();
-        reports.sort_by_key(|(i, _)| *i);
-        Report::new(
-            "serve",
-            &target,
-            &spec.version,
-            reports.into_iter().map(|(_, r)| r).collect(),
-        )
-    }
-}
-
-// tungstenite's handshake callback returns its (large) error response type.
-#[allow(clippy::result_large_err)]
-async fn accept_loop(listener: TcpListener, out: mpsc::UnboundedSender<Accepted>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let out = out.clone();
-        tokio::spawn(async move {
-            let mut handshake = Handshake::default();
-            let callback = |request: &Request, mut response: Response| {
-                handshake.path = request.uri().path().to_owned();
-                handshake.headers = request
-                    .headers()
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        v.to_str()
-                            .ok()
-                            .map(|v| (k.as_str().to_owned(), v.to_owned()))
-                    })
-                    .collect();
-                handshake.subprotocols = request
-                    .headers()
-                    .get_all("sec-websocket-protocol")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .map(|p| p.trim().to_owned())
-                    .filter(|p| !p.is_empty())
-                    .collect();
-                if handshake.subprotocols.iter().any(|p| p == "flynn.v1") {
-                    response.headers_mut().insert(
-                        "sec-websocket-protocol",
-                        HeaderValue::from_static("flynn.v1"),
-                    );
-                }
-                Ok(response)
-            };
-            match tokio_tungstenite::accept_hdr_async(stream, callback).await {
-                Ok(ws) => {
-                    let _ = out.send(Accepted { ws, handshake });
-                }
-                Err(e) => tracing::warn!(error = %e, "a client's WebSocket handshake failed"),
-            }
-        });
-    }
-}
+use super::{Accepted, ServeOptions};
 
 type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
 
@@ -237,7 +42,7 @@ struct ServedConn {
     closed: bool,
 }
 
-struct Player<'a> {
+pub(super) struct Player<'a> {
     spec: &'a Spec,
     t: &'a Transcript,
     options: &'a ServeOptions,
@@ -251,7 +56,7 @@ struct Player<'a> {
 }
 
 impl<'a> Player<'a> {
-    fn new(spec: &'a Spec, t: &'a Transcript, options: &'a ServeOptions) -> Self {
+    pub(super) fn new(spec: &'a Spec, t: &'a Transcript, options: &'a ServeOptions) -> Self {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         Self {
             spec,
@@ -274,7 +79,7 @@ impl<'a> Player<'a> {
         &mut self.failures[last]
     }
 
-    async fn play(
+    pub(super) async fn play(
         mut self,
         first: Accepted,
         accepted: &mut mpsc::UnboundedReceiver<Accepted>,
@@ -292,7 +97,7 @@ impl<'a> Player<'a> {
             let conn = step.conn_name().to_owned();
             if !matches!(
                 step.kind,
-                StepKind::Comment | StepKind::ExpectSilence { .. }
+                StepKind::Comment | StepKind::ExpectSilence { .. } | StepKind::Http(_)
             ) && !self.conns.contains_key(&conn)
             {
                 let wait = tokio::time::timeout(self.options.timeout, accepted.recv()).await;
@@ -309,7 +114,8 @@ impl<'a> Player<'a> {
                 }
             }
             match &step.kind {
-                StepKind::Comment | StepKind::ExpectSilence { .. } => {}
+                // `serve` plays the WebSocket side only (README.md, "HTTP steps").
+                StepKind::Comment | StepKind::ExpectSilence { .. } | StepKind::Http(_) => {}
                 StepKind::Connect {
                     status: Some(_), ..
                 } => {
