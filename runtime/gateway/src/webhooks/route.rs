@@ -156,7 +156,7 @@ where
     if keys.is_none()
         && let Err(denied) = check_unsigned(gateway, request)
     {
-        return denied;
+        return *denied;
     }
     let body = match read_bounded(body, hook.max_body_bytes).await {
         Ok(body) => body,
@@ -181,7 +181,7 @@ where
     let delivery_id = match keys {
         Some(keys) => match authenticate(gateway, hook, request, &keys, &body).await {
             Ok(id) => id,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         },
         None => format!("wh_{}", uuid::Uuid::new_v4().simple()),
     };
@@ -201,21 +201,21 @@ where
 
 /// An unsigned hook: no browser page may drive it, and it needs the gateway token (chat scope)
 /// whenever one is configured, whatever `server.auth_http` says (decision webhook-auth).
-fn check_unsigned(gateway: &Gateway, request: &Request) -> Result<(), Answer> {
+fn check_unsigned(gateway: &Gateway, request: &Request) -> Result<(), Box<Answer>> {
     let config = gateway.config();
     if let Some(origin) = request.headers.get(http::header::ORIGIN) {
         let origin = String::from_utf8_lossy(origin.as_bytes());
         if !config.server.allowed_origins.iter().any(|o| *o == origin) {
-            return Err(refuse(
+            return Err(Box::new(refuse(
                 StatusCode::FORBIDDEN,
                 -5,
                 "browser_origin",
                 "an unsigned webhook does not take deliveries from browser pages; sign the hook (secret_env) or list the origin in server.allowed_origins",
-            ));
+            )));
         }
     }
     crate::http_routes::require_http_scope(gateway, &request.headers, request.peer, Scope::Chat)
-        .map_err(|denied| (*denied, "unauthorized"))
+        .map_err(|denied| Box::new((*denied, "unauthorized")))
 }
 
 /// A signed hook: the signature, the timestamp and the delivery id (once per replay window).
@@ -225,7 +225,7 @@ async fn authenticate(
     request: &Request,
     keys: &[Vec<u8>],
     body: &[u8],
-) -> Result<String, Answer> {
+) -> Result<String, Box<Answer>> {
     let now = now_ms();
     let verified = signature::verify(
         hook.scheme,
@@ -240,7 +240,12 @@ async fn authenticate(
             SignatureError::Missing(..) => -4,
             _ => -5,
         };
-        refuse(StatusCode::UNAUTHORIZED, code, e.reason(), &e.to_string())
+        Box::new(refuse(
+            StatusCode::UNAUTHORIZED,
+            code,
+            e.reason(),
+            &e.to_string(),
+        ))
     })?;
     let id = verified.delivery_id;
     let forget_before = now.saturating_sub(hook.replay_window_ms());
@@ -250,20 +255,20 @@ async fn authenticate(
         .await
     {
         Ok(true) => Ok(id),
-        Ok(false) => Err(refuse(
+        Ok(false) => Err(Box::new(refuse(
             StatusCode::UNAUTHORIZED,
             -5,
             "replayed",
             "this delivery id was already accepted; each delivery is taken once",
-        )),
+        ))),
         Err(e) => {
             tracing::error!(hook = request.name, error = %e, "cannot record a webhook delivery id");
-            Err(refuse(
+            Err(Box::new(refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 -2,
                 "store_unavailable",
                 "the delivery could not be recorded; retry later",
-            ))
+            )))
         }
     }
 }

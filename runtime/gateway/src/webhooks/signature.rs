@@ -391,7 +391,7 @@ mod tests {
         assert!(
             verify(
                 Scheme::Github,
-                &[key.clone()],
+                std::slice::from_ref(&key),
                 &ok,
                 b"Hello, World!",
                 300,
@@ -400,7 +400,14 @@ mod tests {
             .is_ok()
         );
         assert_eq!(
-            verify(Scheme::Github, &[key.clone()], &ok, b"Hello", 300, 0),
+            verify(
+                Scheme::Github,
+                std::slice::from_ref(&key),
+                &ok,
+                b"Hello",
+                300,
+                0
+            ),
             Err(SignatureError::BadSignature)
         );
         let no_id = headers(&[("x-hub-signature-256", expected)]);
