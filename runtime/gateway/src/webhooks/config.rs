@@ -303,6 +303,35 @@ mod tests {
         );
     }
 
+    /// The commented-out hook of flynn.example.toml (and so of the README) is a valid hook
+    /// naming every key.
+    #[test]
+    fn the_documented_example_hook_is_valid_and_complete() {
+        let example = include_str!("../../flynn.example.toml");
+        let start = example
+            .find("# [webhooks.billing]")
+            .unwrap_or_else(|| panic!("no example hook"));
+        let text: String = example[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config: crate::Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        validate(&config.webhooks).unwrap_or_else(|e| panic!("{e}"));
+        let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let keys = table["webhooks"]["billing"].as_table().map(|t| t.len());
+        let all = toml::Table::try_from(WebhookConfig {
+            secret_env: Some(SecretEnv::One(String::new())),
+            tolerance_secs: Some(1),
+            session: Some(String::new()),
+            session_pointer: Some(String::new()),
+            template: Some(String::new()),
+            ..WebhookConfig::default()
+        })
+        .map(|t| t.len());
+        assert_eq!(keys, all.ok(), "the example hook names every key");
+    }
+
     #[test]
     fn the_replay_window_covers_future_timestamps() {
         let standard = WebhookConfig::default();
