@@ -126,6 +126,34 @@ where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
+    let checked = async {
+        check_head(hook, request)?;
+        let keys = hook_keys(hook, &request.name)?;
+        if keys.is_none() {
+            check_unsigned(gateway, request)?;
+        }
+        let body = read_bounded(body, hook.max_body_bytes)
+            .await
+            .map_err(|e| Box::new(e.answer(hook)))?;
+        let delivery_id = match keys {
+            Some(keys) => authenticate(gateway, hook, request, &keys, &body).await?,
+            None => format!("wh_{}", uuid::Uuid::new_v4().simple()),
+        };
+        let payload: Value = serde_json::from_slice(&body).map_err(|e| {
+            Box::new(refuse(
+                StatusCode::BAD_REQUEST,
+                -2,
+                "bad_json",
+                &format!("the body is not JSON ({e}); webhooks carry a JSON payload"),
+            ))
+        })?;
+        start(gateway, hook, request, delivery_id, &payload).await
+    };
+    checked.await.unwrap_or_else(|refused| *refused)
+}
+
+/// The method, and the declared length against the hook's bound.
+fn check_head(hook: &WebhookConfig, request: &Request) -> Result<(), Box<Answer>> {
     if request.method != http::Method::POST {
         let (mut response, outcome) = refuse(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -136,67 +164,29 @@ where
         response
             .headers_mut()
             .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
-        return (response, outcome);
+        return Err(Box::new((response, outcome)));
     }
     if content_length(&request.headers).is_some_and(|length| length > hook.max_body_bytes as u64) {
-        return too_large(hook);
+        return Err(Box::new(too_large(hook)));
     }
-    let keys = match hook.secret_env.is_some().then(|| hook.keys()).transpose() {
-        Ok(keys) => keys,
-        Err(why) => {
-            tracing::error!(hook = request.name, %why, "a webhook's secret is not usable");
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                -2,
-                "misconfigured",
-                "the hook's secret is not available; the operator must fix its secret_env",
-            );
-        }
-    };
-    if keys.is_none()
-        && let Err(denied) = check_unsigned(gateway, request)
-    {
-        return *denied;
+    Ok(())
+}
+
+/// The hook's HMAC keys (`None`: an unsigned hook). Checked at start and reload, so an error
+/// here means the environment changed under a reload; it is logged for the operator.
+fn hook_keys(hook: &WebhookConfig, name: &str) -> Result<Option<Vec<Vec<u8>>>, Box<Answer>> {
+    if hook.secret_env.is_none() {
+        return Ok(None);
     }
-    let body = match read_bounded(body, hook.max_body_bytes).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => return too_large(hook),
-        Err(BodyError::Timeout) => {
-            return refuse(
-                StatusCode::REQUEST_TIMEOUT,
-                -2,
-                "body_timeout",
-                "the body did not arrive in time; send it at once after the head",
-            );
-        }
-        Err(BodyError::Cut) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                -2,
-                "bad_body",
-                "the body could not be read",
-            );
-        }
-    };
-    let delivery_id = match keys {
-        Some(keys) => match authenticate(gateway, hook, request, &keys, &body).await {
-            Ok(id) => id,
-            Err(refused) => return *refused,
-        },
-        None => format!("wh_{}", uuid::Uuid::new_v4().simple()),
-    };
-    let payload: Value = match serde_json::from_slice(&body) {
-        Ok(payload) => payload,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                -2,
-                "bad_json",
-                &format!("the body is not JSON ({e}); webhooks carry a JSON payload"),
-            );
-        }
-    };
-    start(gateway, hook, request, delivery_id, &payload).await
+    hook.keys().map(Some).map_err(|why| {
+        tracing::error!(hook = name, %why, "a webhook's secret is not usable");
+        Box::new(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -2,
+            "misconfigured",
+            "the hook's secret is not available; the operator must fix its secret_env",
+        ))
+    })
 }
 
 /// An unsigned hook: no browser page may drive it, and it needs the gateway token (chat scope)
@@ -280,60 +270,30 @@ async fn start(
     request: &Request,
     delivery_id: String,
     payload: &Value,
-) -> Answer {
-    let base = hook.base_session(&request.name);
-    let session_id = match template::session_for(&base, hook.session_pointer.as_deref(), payload) {
-        Ok(session) => session,
-        Err(SessionError::Missing) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                -2,
-                "missing_session",
-                "the payload has no string or integer at the hook's session_pointer",
-            );
-        }
-        Err(SessionError::Invalid) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                -2,
-                "bad_session",
-                "the value at the hook's session_pointer makes no valid session id (1-128 characters without whitespace)",
-            );
-        }
-    };
-    let text = match Template::parse(
-        hook.template
-            .as_deref()
-            .unwrap_or(template::DEFAULT_TEMPLATE),
-    ) {
-        Ok(template) => template.render(&request.name, payload),
-        Err(why) => {
-            tracing::error!(hook = request.name, %why, "a webhook's template does not parse");
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                -2,
-                "misconfigured",
-                "the hook's template is not valid",
-            );
-        }
-    };
+) -> Result<Answer, Box<Answer>> {
     let message = InboundMessage {
-        session_id,
-        text,
+        session_id: session(hook, &request.name, payload)?,
+        text: message(hook, &request.name, payload)?,
         sender_name: Some(request.name.clone()),
         may_use_tools: hook.tools,
     };
-    let started = match inbox::start_turn(gateway, message, Arc::new(inbox::Discard)).await {
-        Ok(started) => started,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.code, "bad_message", &e.message),
-    };
+    let started = inbox::start_turn(gateway, message, Arc::new(inbox::Discard))
+        .await
+        .map_err(|e| {
+            Box::new(refuse(
+                StatusCode::BAD_REQUEST,
+                e.code,
+                "bad_message",
+                &e.message,
+            ))
+        })?;
     let accepted =
         json!({ "id": delivery_id, "sessionId": started.session_id, "status": "accepted" });
     if !request.wait {
-        return (reply(StatusCode::ACCEPTED, &accepted), "accepted");
+        return Ok((reply(StatusCode::ACCEPTED, &accepted), "accepted"));
     }
     let wait = Duration::from_secs(hook.wait_timeout_secs);
-    match tokio::time::timeout(wait, started.reply).await {
+    Ok(match tokio::time::timeout(wait, started.reply).await {
         Ok(Ok(Ok(result))) => {
             let mut body = serde_json::to_value(result).unwrap_or_else(|_| json!({}));
             if let Some(fields) = body.as_object_mut() {
@@ -350,6 +310,47 @@ async fn start(
         // The lane dropped the turn's reply (shutdown) or the bound passed: the turn was
         // accepted; its outcome is for agent.attach.
         Ok(Err(_)) | Err(_) => (reply(StatusCode::ACCEPTED, &accepted), "accepted"),
+    })
+}
+
+/// The delivery's session: the hook's, with the value at `session_pointer` appended.
+fn session(hook: &WebhookConfig, name: &str, payload: &Value) -> Result<String, Box<Answer>> {
+    let base = hook.base_session(name);
+    template::session_for(&base, hook.session_pointer.as_deref(), payload).map_err(|e| {
+        Box::new(match e {
+            SessionError::Missing => refuse(
+                StatusCode::BAD_REQUEST,
+                -2,
+                "missing_session",
+                "the payload has no string or integer at the hook's session_pointer",
+            ),
+            SessionError::Invalid => refuse(
+                StatusCode::BAD_REQUEST,
+                -2,
+                "bad_session",
+                "the value at the hook's session_pointer makes no valid session id (1-128 characters without whitespace)",
+            ),
+        })
+    })
+}
+
+/// The message the agent gets: the hook's template (validated at load) filled from the payload.
+fn message(hook: &WebhookConfig, name: &str, payload: &Value) -> Result<String, Box<Answer>> {
+    let text = hook
+        .template
+        .as_deref()
+        .unwrap_or(template::DEFAULT_TEMPLATE);
+    match Template::parse(text) {
+        Ok(template) => Ok(template.render(name, payload)),
+        Err(why) => {
+            tracing::error!(hook = name, %why, "a webhook's template does not parse");
+            Err(Box::new(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                -2,
+                "misconfigured",
+                "the hook's template is not valid",
+            )))
+        }
     }
 }
 
@@ -398,6 +399,26 @@ enum BodyError {
     TooLarge,
     Timeout,
     Cut,
+}
+
+impl BodyError {
+    fn answer(self, hook: &WebhookConfig) -> Answer {
+        match self {
+            Self::TooLarge => too_large(hook),
+            Self::Timeout => refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                -2,
+                "body_timeout",
+                "the body did not arrive in time; send it at once after the head",
+            ),
+            Self::Cut => refuse(
+                StatusCode::BAD_REQUEST,
+                -2,
+                "bad_body",
+                "the body could not be read",
+            ),
+        }
+    }
 }
 
 /// The body, refused as soon as it passes `limit` bytes (whatever `Content-Length` said).
