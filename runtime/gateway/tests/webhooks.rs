@@ -121,6 +121,21 @@ async fn post(
     (status, json)
 }
 
+/// `agent.attach` to the session's turn. The 202 comes before the lane's worker registers the
+/// run, so "no turn" (-2) is retried, for a bounded time.
+async fn attach(ws: &mut Ws, session: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let attached = ws
+            .call("agent.attach", json!({ "sessionId": session }))
+            .await;
+        if attached["error"]["code"] != json!(-2) || tokio::time::Instant::now() > deadline {
+            return attached;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 fn reason(body: &Value) -> &str {
     body["error"]["data"]["reason"].as_str().unwrap_or_default()
 }
@@ -143,9 +158,7 @@ async fn a_signed_delivery_becomes_a_turn_that_websocket_clients_follow() {
     assert_eq!(accepted["status"], "accepted");
 
     let mut ws = Ws::connect(&gw.url(), &[]).await.unwrap();
-    let attached = ws
-        .call("agent.attach", json!({ "sessionId": "webhook:std" }))
-        .await;
+    let attached = attach(&mut ws, "webhook:std").await;
     let content = attached["result"]["content"].as_str().unwrap_or_default();
     assert!(
         !content.is_empty(),
