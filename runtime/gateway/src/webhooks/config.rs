@@ -332,6 +332,21 @@ mod tests {
         assert_eq!(keys, all.ok(), "the example hook names every key");
     }
 
+    /// Hook secrets are taken out of the daemon's environment at start, like the token.
+    #[test]
+    fn hook_secret_variables_are_sealed_like_the_token() {
+        let config: crate::Config = toml::from_str(
+            "[webhooks.a]\nsecret_env = \"HOOK_A\"\n[webhooks.b]\nsecret_env = [\"HOOK_B1\", \"HOOK_B2\"]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names = config.secret_env_names(["HOOK_A", "HOOK_B2", "PATH"]);
+        assert!(
+            names.contains("HOOK_A") && names.contains("HOOK_B2"),
+            "{names:?}"
+        );
+        assert!(!names.contains("PATH"));
+    }
+
     #[test]
     fn the_replay_window_covers_future_timestamps() {
         let standard = WebhookConfig::default();
