@@ -210,6 +210,20 @@ test("every x-http endpoint: the response example validates against its schema",
     }
     const err = validator(ajv, r.schema)(r.example);
     if (err) failures.push(`${e.method} ${e.path}: response\n${err}`);
+    // Endpoints that answer several statuses list each with its own schema and example.
+    for (const other of e.responses ?? []) {
+      if (!other.schema || !("example" in other)) {
+        failures.push(`${e.method} ${e.path}: ${other.status}: no schema and example`);
+        continue;
+      }
+      const otherErr = validator(ajv, other.schema)(other.example);
+      if (otherErr) failures.push(`${e.method} ${e.path}: ${other.status}\n${otherErr}`);
+    }
+    const q = e.request;
+    if (q?.headers && q.example?.headers) {
+      const headerErr = validator(ajv, q.headers)(q.example.headers);
+      if (headerErr) failures.push(`${e.method} ${e.path}: request headers\n${headerErr}`);
+    }
   }
   assert.equal(failures.length, 0, failures.join("\n"));
 });

@@ -29,7 +29,7 @@ pub fn keep_env_secrets(secrets: BTreeMap<String, String>) {
 }
 
 /// A secret variable: the copy kept at start, else the live environment.
-fn env_secret(name: &str) -> Option<String> {
+pub(crate) fn env_secret(name: &str) -> Option<String> {
     KEPT_ENV
         .get()
         .and_then(|kept| kept.get(name).cloned())
@@ -76,6 +76,8 @@ pub struct Config {
     pub tools: flynn_tools::ToolsConfig,
     /// `[ops]`: local backends, docker-compose dependencies, observability, logs.
     pub ops: flynn_ops::OpsConfig,
+    /// `[webhooks.<name>]`: hooks served at `POST /webhooks/<name>` (see `crate::webhooks`).
+    pub webhooks: BTreeMap<String, crate::webhooks::WebhookConfig>,
 }
 
 /// `[server]`: listening, auth and connection limits.
@@ -593,6 +595,11 @@ impl Config {
                     .iter()
                     .filter_map(|t| t.token_env.as_deref()),
             )
+            .chain(
+                self.webhooks
+                    .values()
+                    .flat_map(crate::webhooks::WebhookConfig::secret_env_names),
+            )
             .collect();
         present
             .into_iter()
@@ -726,6 +733,7 @@ impl Config {
             ));
         }
         self.tools.validate().map_err(ConfigError::Invalid)?;
+        crate::webhooks::config::validate(&self.webhooks).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -740,6 +748,7 @@ impl Config {
                 )));
             }
         }
+        crate::webhooks::config::check_secrets(&self.webhooks).map_err(ConfigError::Invalid)?;
         if !bind.to_canonical().is_loopback() && !self.has_credentials() {
             return Err(ConfigError::Invalid(format!(
                 "refusing to bind {bind} without a token: anyone on the network could drive the agent. \

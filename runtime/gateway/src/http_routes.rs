@@ -43,8 +43,22 @@ pub(crate) fn check_http_scope(
     peer: Option<Peer>,
     needed: Scope,
 ) -> Result<(), Box<warp::reply::Response>> {
+    if !gateway.config().server.auth_http {
+        return Ok(());
+    }
+    require_http_scope(gateway, headers, peer, needed)
+}
+
+/// Like [`check_http_scope`], whatever `server.auth_http` says: for routes that need the
+/// token whenever one is configured (unsigned webhooks).
+pub(crate) fn require_http_scope(
+    gateway: &Gateway,
+    headers: &http::HeaderMap,
+    peer: Option<Peer>,
+    needed: Scope,
+) -> Result<(), Box<warp::reply::Response>> {
     let config = gateway.config();
-    if !config.server.auth_http || !config.has_credentials() {
+    if !config.has_credentials() {
         return Ok(());
     }
     let peer = peer.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
@@ -107,6 +121,8 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
     // Operator and integration routes (`crate::metrics`, ...), each checking its own auth.
     let health = health
         .or(crate::metrics::route(gateway.clone()))
+        .unify()
+        .or(crate::webhooks::route(gateway.clone()))
         .unify()
         .boxed();
     let server = &gateway.config().server;

@@ -28,6 +28,7 @@ pub mod runs;
 pub mod server;
 pub mod session_config;
 pub mod tls;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

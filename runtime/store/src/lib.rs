@@ -26,6 +26,7 @@ mod sessions;
 mod store;
 pub mod terms;
 mod tool_runs;
+mod webhook_deliveries;
 mod worker;
 
 pub use analytics::{

@@ -49,7 +49,24 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "idempotency keys of agent.send",
         steps: &[Step::Sql(V3_IDEMPOTENCY)],
     },
+    Migration {
+        version: 4,
+        name: "webhook delivery ids (replay protection)",
+        steps: &[Step::Sql(V4_WEBHOOK_DELIVERIES)],
+    },
 ];
+
+const V4_WEBHOOK_DELIVERIES: &str = r#"
+-- Delivery ids each webhook accepted (see webhook_deliveries.rs): a repeat of an id within the
+-- hook's replay window is refused. Rows older than the window are purged by time.
+CREATE TABLE webhook_deliveries (
+    hook        TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    seen_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (hook, delivery_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (hook, seen_at_ms);
+"#;
 
 const V3_IDEMPOTENCY: &str = r#"
 -- One row per agent.send idempotencyKey of a session (see idempotency.rs): the fingerprint of
