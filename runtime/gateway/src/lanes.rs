@@ -592,7 +592,7 @@ impl Worker {
                     max_bytes: agent.run_events_max_bytes,
                 };
                 let run = Arc::new(ActiveRun::new(&self.lane.session_id, limits, audience));
-                gateway.lanes.runs.insert(run.clone());
+                gateway.lanes.runs.insert(run.clone(), agent.kept_cap());
                 for key in pendings.iter().filter_map(|p| p.requester.key.as_deref()) {
                     gateway
                         .lanes
@@ -753,7 +753,12 @@ fn deliver(
         };
         let _ = r.reply.send(reply);
     }
-    // Attachable for the grace period, then only the stored history remains.
+    // Attachable for the grace period (while the gateway-wide cap holds it), then only the
+    // stored history remains.
+    gateway
+        .lanes
+        .runs
+        .ended(run.run_id(), gateway.config().agent.kept_cap());
     let grace = Duration::from_secs(gateway.config().agent.run_grace_secs);
     if let Some(gw) = gateway.arc() {
         let run_id = run.run_id().clone();
