@@ -18,8 +18,7 @@ const storageKey = (sessionId: string) => `flynn.run.${sessionId}`;
 
 /** The turn and its sequence number carried by an event frame (frame members, not in `data`). */
 export function runTag(ev: FlynnEvent): { runId: string; runSeq: number } | undefined {
-  const frame = ev as unknown as { runId?: unknown; runSeq?: unknown };
-  return typeof frame.runId === "string" && typeof frame.runSeq === "number" ? { runId: frame.runId, runSeq: frame.runSeq } : undefined;
+  return ev.runId !== undefined && ev.runSeq !== undefined ? { runId: ev.runId, runSeq: ev.runSeq } : undefined;
 }
 
 export function saveRun(sessionId: string, position: RunPosition): void {
