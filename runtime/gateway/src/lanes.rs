@@ -85,7 +85,11 @@ pub struct ActiveRun {
 }
 
 impl ActiveRun {
-    fn new(session_id: &str, limits: crate::runs::RunLimits, audience: Vec<EventEmitter>) -> Self {
+    pub(crate) fn new(
+        session_id: &str,
+        limits: crate::runs::RunLimits,
+        audience: Vec<EventEmitter>,
+    ) -> Self {
         let run_id: Arc<str> = format!("run_{}", uuid::Uuid::new_v4().simple()).into();
         Self {
             cancel: CancellationToken::new(),

@@ -300,3 +300,110 @@ fn log_dropped(dropped: &[Arc<str>], cap: KeptCap) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::RunLimits;
+    use flynn_protocol::wire::{RequestId, RpcError};
+
+    const LIMITS: RunLimits = RunLimits {
+        max_events: 100,
+        max_bytes: 1 << 20,
+    };
+    const ROOMY: KeptCap = KeptCap {
+        max_turns: 100,
+        max_bytes: usize::MAX,
+    };
+
+    fn run(session: &str) -> Arc<ActiveRun> {
+        Arc::new(ActiveRun::new(session, LIMITS, Vec::new()))
+    }
+
+    fn finish(runs: &Runs, r: &Arc<ActiveRun>, cap: KeptCap) {
+        r.log().finish(
+            "error",
+            serde_json::json!({}),
+            &[],
+            Err(RpcError::internal("end")),
+        );
+        runs.ended(r.run_id(), cap);
+    }
+
+    fn emitter() -> EventEmitter {
+        struct Nowhere;
+        impl flynn_protocol::wire::EventSink for Nowhere {
+            fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: serde_json::Value) {}
+        }
+        EventEmitter::new(RequestId::Number(1), Arc::new(Nowhere))
+    }
+
+    #[test]
+    fn the_cap_forgets_the_turn_that_ended_first_never_a_running_one() {
+        let runs = Runs::default();
+        let cap = KeptCap {
+            max_turns: 2,
+            max_bytes: usize::MAX,
+        };
+        let (a, b) = (run("ws:a"), run("ws:b"));
+        runs.insert(a.clone(), cap);
+        runs.insert(b.clone(), cap);
+        // B started after A but ends first: it is the oldest finished turn.
+        finish(&runs, &b, cap);
+        finish(&runs, &a, cap);
+        let c = run("ws:c");
+        runs.insert(c.clone(), cap);
+        assert!(
+            runs.get(b.run_id()).is_none(),
+            "B ended first and goes first"
+        );
+        assert!(runs.get(a.run_id()).is_some());
+        assert_eq!(runs.kept_count(), 2);
+        // Only running turns left beyond the cap: none of them is dropped.
+        let d = run("ws:d");
+        runs.insert(d.clone(), cap);
+        let e = run("ws:e");
+        runs.insert(e.clone(), cap);
+        assert!(runs.get(a.run_id()).is_none());
+        for r in [&c, &d, &e] {
+            assert!(runs.get(r.run_id()).is_some(), "running turns stay");
+        }
+        assert_eq!(runs.running("ws:d").as_deref(), Some(&**d.run_id()));
+    }
+
+    #[test]
+    fn a_forgotten_turns_key_stays_bound_until_its_reply_is_stored() {
+        let runs = Runs::default();
+        let a = run("ws:a");
+        runs.insert(a.clone(), ROOMY);
+        assert!(matches!(
+            runs.claim_key("ws:a", "k", "fp", &emitter()),
+            Claim::New
+        ));
+        runs.bind_key("ws:a", "k", &a);
+        // The turn ends and the cap forgets it at once; its reply is not stored yet.
+        finish(
+            &runs,
+            &a,
+            KeptCap {
+                max_turns: 0,
+                max_bytes: usize::MAX,
+            },
+        );
+        assert!(runs.get(a.run_id()).is_none());
+        assert!(
+            matches!(runs.claim_key("ws:a", "k", "fp", &emitter()), Claim::Run(r) if r.run_id() == a.run_id()),
+            "until stored, a repeat still finds the turn (not the store's unfinished record)"
+        );
+        runs.release_key("ws:a", "k", &Err(RpcError::internal("end")));
+        assert!(
+            matches!(runs.claim_key("ws:a", "k", "fp", &emitter()), Claim::New),
+            "once stored, the store answers the key"
+        );
+        // The same key on another session is another key.
+        assert!(matches!(
+            runs.claim_key("ws:b", "k", "other", &emitter()),
+            Claim::New
+        ));
+    }
+}
