@@ -306,12 +306,12 @@ fn events(out: &mut String, spec: &Spec) {
     let _ = writeln!(out, "] as const satisfies readonly EventName[];\n");
     let _ = writeln!(
         out,
-        "/** An event frame, discriminated by `event`. `seq` counts frames per connection from 1. */\nexport type FlynnEvent ="
+        "/**\n * An event frame, discriminated by `event`. `seq` counts frames per connection from 1; events of an\n * agent turn also carry `runId` and `runSeq`, the turn's own counter from 1 (decision resumable-runs).\n */\nexport type FlynnEvent ="
     );
     for e in &spec.events {
         let _ = writeln!(
             out,
-            "  | {{ id: RequestId; seq?: number; event: {:?}; data: {} }}",
+            "  | {{ id: RequestId; seq?: number; runId?: string; runSeq?: number; event: {:?}; data: {} }}",
             e.name, e.data
         );
     }

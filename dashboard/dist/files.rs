@@ -2,6 +2,6 @@
 // (path, content type, bytes); paths under assets/ carry a content hash.
 &[
     ("index.html", "text/html; charset=utf-8", include_bytes!("index.html")),
-    ("assets/app-55fc52b1e4af.js", "text/javascript; charset=utf-8", include_bytes!("assets/app-55fc52b1e4af.js")),
+    ("assets/app-2b2bdc1206a4.js", "text/javascript; charset=utf-8", include_bytes!("assets/app-2b2bdc1206a4.js")),
     ("assets/app-8a182c32c0a5.css", "text/css; charset=utf-8", include_bytes!("assets/app-8a182c32c0a5.css")),
 ]

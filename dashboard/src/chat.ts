@@ -1,8 +1,9 @@
 // Chat: sessions (filter, paging, create, delete), history, the composer, streamed answers,
 // Stop, tool calls, tool approval, attachments, context warnings and the queue mode.
-import type { AgentSendParams, FlynnEvent, QueueMode, SessionSummary, ToolApprovalEventData } from "../../clients/typescript/src/index.js";
+import type { AgentSendParams, FlynnEvent, QueueMode, SessionSummary, TokenUsage, ToolApprovalEventData } from "../../clients/typescript/src/index.js";
 import { ErrorCode, isFlynnError } from "../../clients/typescript/src/index.js";
 import { confirmDialog, errorText, field, fill, h, when } from "./dom.js";
+import { forgetRun, type RunPosition, resumePoint, runTag, saveRun } from "./rejoin.js";
 import type { Ctx } from "./view.js";
 
 const PAGE = 20;
@@ -108,6 +109,9 @@ export function chatView(root: HTMLElement, ctx: Ctx): () => void {
       const detail = await client.sessions.get({ sessionId: id, historyLimit: 200 });
       fill(transcript, detail.history.map((m) => message(m.role, m.content)));
       note.textContent = `Created ${when(detail.createdAt)}, last active ${when(detail.lastActiveAt)}.`;
+      // A turn still running (this tab was reloaded, or another client started it): rejoin it.
+      if (detail.runId !== undefined && !running) void rejoin(id, detail.runId);
+      else if (detail.runId === undefined) forgetRun(id);
     } catch (e) {
       if (isFlynnError(e) && e.code === ErrorCode.SessionNotFound) {
         transcript.replaceChildren();
@@ -185,27 +189,52 @@ export function chatView(root: HTMLElement, ctx: Ctx): () => void {
     const sessionId = current!;
     input.value = "";
     transcript.append(message("user", text));
-    const answer = h("div", { class: "text" });
+    const params: AgentSendParams = { sessionId, message: text };
+    await showRun(sessionId, undefined, (onEvent) => client.agent.send(params, { timeoutMs: 120_000, onEvent }));
+  });
+
+  /** Follows the turn `runId` of `sessionId` from where this tab left it (see rejoin.ts). */
+  async function rejoin(sessionId: string, runId: string): Promise<void> {
+    const from = resumePoint(sessionId, runId);
+    await showRun(sessionId, from, (onEvent) => client.stream("agent.attach", { sessionId, runId, afterSeq: from.runSeq }, { timeoutMs: 120_000, onEvent }));
+  }
+
+  /**
+   * Shows a streamed turn as an assistant message (from `from`, when rejoining one), keeping the
+   * tab's position in it for a reload, until `run` settles.
+   */
+  async function showRun(
+    sessionId: string,
+    from: RunPosition | undefined,
+    run: (onEvent: (ev: FlynnEvent) => void) => PromiseLike<{ content: string; usage: TokenUsage }>,
+  ): Promise<void> {
+    const answer = h("div", { class: "text" }, from?.text ?? "");
     const extras = h("div", { class: "extras" });
     const item = h("li", { class: "msg assistant streaming", "aria-busy": "true" }, h("span", { class: "role" }, "assistant"), answer, extras);
+    if (from !== undefined) item.dataset.rejoined = from.runId;
     transcript.append(item);
     setRunning(true);
-    const params: AgentSendParams = { sessionId, message: text };
+    const onEvent = (ev: FlynnEvent) => {
+      onRunEvent(ev, answer, extras);
+      const tag = runTag(ev);
+      if (tag !== undefined) saveRun(sessionId, { ...tag, text: answer.textContent ?? "" });
+    };
     try {
-      const result = await client.agent.send(params, { timeoutMs: 120_000, onEvent: (ev) => onRunEvent(ev, answer, extras) });
+      const result = await run(onEvent);
       if (!answer.textContent) answer.textContent = result.content;
       note.textContent = `${result.usage.inputTokens} tokens in, ${result.usage.outputTokens} out.`;
     } catch (err) {
       const stopped = isFlynnError(err) && err.code === ErrorCode.RequestCancelled;
       extras.append(h("p", { class: stopped ? "stopped" : "error" }, stopped ? "Stopped." : `Failed: ${errorText(err)}`));
     } finally {
+      forgetRun(sessionId);
       item.classList.remove("streaming");
       item.removeAttribute("aria-busy");
       setRunning(false);
       item.scrollIntoView({ block: "end" });
       void loadSessions().catch(() => undefined);
     }
-  });
+  }
 
   function setRunning(on: boolean): void {
     running = on;

@@ -1,7 +1,7 @@
 // The dashboard in Chromium against the real daemon (token set, fake ops tools): sign-in with a
 // wrong and a right token, a streamed chat round trip, Stop, a tool approval granted and one
-// refused, attachments, context_warning, the queue mode, every operator view showing what the
-// gateway holds, an operator action reaching the fake systemctl and docker, axe-core on every
+// refused, a running turn rejoined after page reloads, attachments, context_warning, the queue
+// mode, every operator view showing what the gateway holds, an operator action reaching the fake systemctl and docker, axe-core on every
 // view, a phone width, keyboard use, and reconnecting after a gateway restart. Screenshots of
 // every view go to target/dashboard-screenshots/.
 import assert from "node:assert/strict";
@@ -28,6 +28,17 @@ async function openView(id) {
 }
 
 const text = (sel) => page.locator(sel).innerText();
+
+/** Polls `find` until it returns something (bounded). */
+async function waitFor(find, what = "condition", ms = 20_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const found = find();
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe("dashboard", () => {
   before(async () => {
@@ -144,6 +155,83 @@ describe("dashboard", () => {
     assert.match(await page.locator(".msg.assistant:last-child p.tool").innerText(), /shell\.exec failed: skipped: the user refused/);
     assert.doesNotMatch(await page.locator(".msg.assistant").last().innerText(), /^refused-run$/m);
     await page.uncheck("#tool-approval");
+  });
+
+  it("rejoins a running turn after a page reload and shows the rest of its stream once", async () => {
+    const before = await text("#session-title");
+    await page.click("#new-session");
+    await page.waitForFunction((b) => {
+      const t = document.querySelector("#session-title")?.textContent ?? "";
+      return t.startsWith("ws:") && t !== b;
+    }, before);
+    const sessionId = await text("#session-title");
+    // Tool calls of this session wait for an approval from this Node connection (the page's
+    // own setting would go with its connection), so the turn surely runs across the reloads.
+    await seed.call("agent.setToolUseCallback", { sessionId, enabled: true });
+    // The events of the turn each page load receives, and the page's agent.attach requests.
+    let load = 0;
+    const received = [[], [], []]; // load 0 is not watched: its socket opened before this test
+    const attaches = [];
+    const watch = (ws) => {
+      const n = load;
+      ws.on("framereceived", ({ payload }) => {
+        const f = JSON.parse(String(payload));
+        if (f.event && f.runId) received[n].push(f);
+      });
+      ws.on("framesent", ({ payload }) => {
+        const f = JSON.parse(String(payload));
+        if (f.method === "agent.attach") attaches.push({ load: n, params: f.params });
+      });
+    };
+    page.on("websocket", watch);
+    try {
+      await page.fill("#composer", 'rejoin [[tool:shell.exec {"command":"echo rejoined"}]] [[delay:400]] [[long:90]]');
+      await page.click("#send");
+      await page.waitForSelector("dialog#approval[open]");
+      // The Node connection follows the turn too, for its approvalId.
+      const following = seed.call("agent.attach", { sessionId });
+      const approval = await waitFor(() => seed.events.find((f) => f.event === "tool_approval" && f.data.sessionId === sessionId));
+      const runId = approval.runId;
+      const kept = await page.evaluate((s) => JSON.parse(sessionStorage.getItem(`flynn.run.${s}`)), sessionId);
+      assert.equal(kept.runId, runId, "the tab keeps the running turn");
+
+      // Reload 1, while the turn waits for its approval: the page rejoins it after what it saw.
+      load = 1;
+      await page.reload();
+      await page.waitForSelector(`.msg.assistant.streaming[data-rejoined="${runId}"]`);
+      assert.equal(await page.locator("dialog#approval[open]").count(), 0, "the answered-before approval is not shown again");
+      assert.deepEqual(attaches.map((a) => a.params), [{ sessionId, runId, afterSeq: kept.runSeq }]);
+      await seed.call("agent.approveTool", { approvalId: approval.data.approvalId, approved: true });
+
+      // Reload 2, in the middle of the streamed answer: the text shown so far comes back and
+      // the rest is appended once.
+      await page.waitForFunction(() => (document.querySelector(".msg.assistant.streaming .text")?.textContent ?? "").split(" ").length > 8);
+      load = 2;
+      await page.reload();
+      await page.waitForSelector(`.msg.assistant[data-rejoined="${runId}"]:not(.streaming)`, { timeout: 60_000 });
+      const resumedAfter = attaches.at(-1).params.afterSeq;
+      assert.equal(attaches.length, 2);
+      assert.ok(resumedAfter > approval.runSeq, `the second rejoin started after what was shown (afterSeq ${resumedAfter})`);
+
+      const stored = await seed.call("sessions.get", { sessionId, historyLimit: 10 });
+      const reply = stored.history.at(-1);
+      assert.equal(reply.role, "assistant");
+      assert.match(reply.content, /^Tool shell\.exec returned: rejoined\./);
+      const shown = page.locator(".msg.assistant[data-rejoined]");
+      assert.equal(await shown.count(), 1, "one answer in the transcript");
+      assert.equal(await shown.locator(".text").textContent(), reply.content, "the answer shown is the stored reply: each chunk once");
+      assert.equal(await page.locator(".msg.user", { hasText: "rejoin" }).count(), 1);
+      for (const n of [1, 2]) {
+        const seqs = received[n].filter((f) => f.runId === runId).map((f) => f.runSeq);
+        const after = attaches[n - 1].params.afterSeq;
+        assert.deepEqual(seqs, seqs.map((_, i) => after + 1 + i), `load ${n}: each event after afterSeq ${after} once, in order`);
+      }
+      assert.equal(await page.evaluate((s) => sessionStorage.getItem(`flynn.run.${s}`), sessionId), null, "nothing kept once the turn ended");
+      assert.equal((await following).content, reply.content);
+    } finally {
+      page.off("websocket", watch);
+      await seed.call("agent.setToolUseCallback", { sessionId, enabled: false });
+    }
   });
 
   it("renders attachments: images inline, other files as downloads", async () => {

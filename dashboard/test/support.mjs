@@ -119,7 +119,7 @@ export function calls(dir, name) {
   }
 }
 
-/** A raw JSON-RPC connection (token as a header) for seeding data and checking outcomes. */
+/** A raw JSON-RPC connection (token as a header) for seeding data and checking outcomes; it records the event frames it receives. */
 export async function rpc(url, token) {
   const ws = new WebSocket(url, ["flynn.v1"], token ? { headers: { Authorization: `Bearer ${token}` } } : {});
   await new Promise((res, rej) => {
@@ -128,9 +128,11 @@ export async function rpc(url, token) {
   });
   let next = 1;
   const waiting = new Map();
+  const events = [];
   ws.on("message", (raw) => {
     const frame = JSON.parse(String(raw));
-    if (frame.id !== undefined && waiting.has(frame.id)) {
+    if (frame.event !== undefined) events.push(frame);
+    else if (frame.id !== undefined && waiting.has(frame.id)) {
       const { resolve: res, reject: rej } = waiting.get(frame.id);
       waiting.delete(frame.id);
       if (frame.error) rej(Object.assign(new Error(frame.error.message), { code: frame.error.code }));
@@ -138,6 +140,8 @@ export async function rpc(url, token) {
     }
   });
   return {
+    /** Every event frame received, in order. */
+    events,
     call(method, params = {}) {
       const id = next++;
       ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));

@@ -130,12 +130,11 @@ export class RequestTable {
     const entry = this.#entries.get(id);
     if (entry === undefined || !entry.sent || !entry.streaming) return;
     const resume = entry.resume;
-    const frame = event as unknown as { runId?: unknown; runSeq?: unknown };
-    if (resume !== undefined && typeof frame.runSeq === "number") {
+    if (resume !== undefined && event.runSeq !== undefined) {
       // Each event of the turn once, even across a rejoin.
-      if (frame.runSeq <= resume.lastSeq) return;
-      resume.lastSeq = frame.runSeq;
-      if (typeof frame.runId === "string") resume.runId = frame.runId;
+      if (event.runSeq <= resume.lastSeq) return;
+      resume.lastSeq = event.runSeq;
+      if (event.runId !== undefined) resume.runId = event.runId;
     }
     this.#arm(entry);
     entry.sink.event(event as never);

@@ -5,86 +5,27 @@
 // sees each event once, the concatenated content equals the final reply, and the daemon stored
 // exactly one turn per send.
 import assert from "node:assert/strict";
-import { createServer, connect } from "node:net";
 import { after, it } from "node:test";
 import WebSocket from "ws";
 import { FlynnClient } from "@flynn/gateway-client";
 import { removeDir, startGateway, TOKEN } from "./support/gateway.mjs";
 import { within } from "./support/wait.mjs";
+import { cutSeed, rng, startCuttingProxy } from "./support/cutting-proxy.mjs";
 
 const cleanup = [];
 after(async () => {
   while (cleanup.length > 0) await cleanup.pop()();
 });
 
-/** xorshift32, seeded: the cut points of a run can be replayed with CUT_SEED. */
-function rng(seed) {
-  let x = seed >>> 0 || 1;
-  return (n) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
-
-/** A proxy whose every connection is cut after `budget()` bytes from the daemon (null: never). */
-function startProxy(upstreamPort, budget) {
-  const sockets = new Set();
-  const server = createServer((client) => {
-    const upstream = connect(upstreamPort, "127.0.0.1");
-    sockets.add(client);
-    sockets.add(upstream);
-    let left = budget();
-    const cut = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("data", (chunk) => upstream.write(chunk));
-    upstream.on("data", (chunk) => {
-      if (left === null) {
-        client.write(chunk);
-        return;
-      }
-      const n = Math.min(left, chunk.length);
-      client.write(chunk.subarray(0, n));
-      left -= n;
-      if (left === 0) cut();
-    });
-    for (const s of [client, upstream]) {
-      s.on("error", cut);
-      s.on("close", () => {
-        sockets.delete(s);
-        cut();
-      });
-    }
-  });
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      resolve({
-        port: server.address().port,
-        close: () =>
-          new Promise((done) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => done());
-          }),
-      });
-    });
-  });
-}
-
 it("agent.send streams resume across cut connections: each event once, content equals the reply, one turn per send", async () => {
   const gateway = await startGateway({ toml: 'allowed_hosts = ["127.0.0.1"]\n' });
   cleanup.push(() => removeDir(gateway.dir));
   cleanup.push(() => gateway.stop());
-  const seed = Number(process.env.CUT_SEED ?? Date.now() % 2 ** 31);
-  console.log(`CUT_SEED=${seed}`);
+  const seed = cutSeed();
   const below = rng(seed);
   let connections = 0;
   // Every connection is cut somewhere in its first 3 kB (the handshake, a turn or two).
-  const proxy = await startProxy(gateway.port, () => {
+  const proxy = await startCuttingProxy(gateway.port, () => {
     connections += 1;
     return 200 + below(2800);
   });

@@ -433,6 +433,22 @@ pub struct AgentConfig {
     pub run_events_max_bytes: usize,
     /// How long a finished turn's events and outcome stay attachable, in seconds.
     pub run_grace_secs: u64,
+    /// Most turns kept for `agent.attach` across the gateway, running ones included: beyond
+    /// it, the finished turns that ended first are forgotten (running turns never are).
+    pub runs_kept_max: usize,
+    /// Most bytes of kept event data across all kept turns: beyond it, the finished turns that
+    /// ended first are forgotten (running turns never are).
+    pub runs_kept_max_bytes: usize,
+}
+
+impl AgentConfig {
+    /// The gateway-wide bound of kept turns.
+    pub fn kept_cap(&self) -> crate::runs::KeptCap {
+        crate::runs::KeptCap {
+            max_turns: self.runs_kept_max,
+            max_bytes: self.runs_kept_max_bytes,
+        }
+    }
 }
 
 impl Default for AgentConfig {
@@ -448,6 +464,8 @@ impl Default for AgentConfig {
             run_events_max: 10_000,
             run_events_max_bytes: 4 * 1024 * 1024,
             run_grace_secs: 300,
+            runs_kept_max: 1_000,
+            runs_kept_max_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -85,7 +85,11 @@ pub struct ActiveRun {
 }
 
 impl ActiveRun {
-    fn new(session_id: &str, limits: crate::runs::RunLimits, audience: Vec<EventEmitter>) -> Self {
+    pub(crate) fn new(
+        session_id: &str,
+        limits: crate::runs::RunLimits,
+        audience: Vec<EventEmitter>,
+    ) -> Self {
         let run_id: Arc<str> = format!("run_{}", uuid::Uuid::new_v4().simple()).into();
         Self {
             cancel: CancellationToken::new(),
@@ -592,7 +596,7 @@ impl Worker {
                     max_bytes: agent.run_events_max_bytes,
                 };
                 let run = Arc::new(ActiveRun::new(&self.lane.session_id, limits, audience));
-                gateway.lanes.runs.insert(run.clone());
+                gateway.lanes.runs.insert(run.clone(), agent.kept_cap());
                 for key in pendings.iter().filter_map(|p| p.requester.key.as_deref()) {
                     gateway
                         .lanes
@@ -753,7 +757,12 @@ fn deliver(
         };
         let _ = r.reply.send(reply);
     }
-    // Attachable for the grace period, then only the stored history remains.
+    // Attachable for the grace period (while the gateway-wide cap holds it), then only the
+    // stored history remains.
+    gateway
+        .lanes
+        .runs
+        .ended(run.run_id(), gateway.config().agent.kept_cap());
     let grace = Duration::from_secs(gateway.config().agent.run_grace_secs);
     if let Some(gw) = gateway.arc() {
         let run_id = run.run_id().clone();

@@ -12,11 +12,14 @@
 //! session runs one turn at a time, so that is bounded by the live sessions times the grace
 //! period's turns.
 //!
+//! Over all turns, `agent.runs_kept_max` / `agent.runs_kept_max_bytes` bound what is kept: see
+//! [`crate::run_registry`], which keeps the turns and the idempotency keys in flight.
+//!
 //! Recording an event and sending it to the followers happen under one lock, and an attach
 //! replays and joins the followers under the same lock, so every follower sees each event
 //! exactly once and in order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use flynn_protocol::ErrorCode;
@@ -25,7 +28,8 @@ use flynn_protocol::wire::{EventEmitter, EventSink, RequestId, RpcError, RunTag}
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::lanes::{ActiveRun, Reply};
+use crate::lanes::Reply;
+pub use crate::run_registry::{Claim, KeptCap, Runs};
 
 /// Bounds of the kept events of one turn (`[agent]` config).
 #[derive(Debug, Clone, Copy)]
@@ -268,214 +272,14 @@ impl RunLog {
         self.lock().outcome.is_some()
     }
 
+    /// Bytes of the kept event data (what the gateway-wide `agent.runs_kept_max_bytes` counts).
+    pub fn kept_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
     /// The turn's outcome, once it ended.
     pub fn outcome(&self) -> Option<Reply> {
         self.lock().outcome.clone()
-    }
-}
-
-/// A repeated send waiting for the turn of its key to start.
-pub struct Joiner {
-    pub events: EventEmitter,
-    pub reply: oneshot::Sender<Reply>,
-}
-
-enum KeyState {
-    /// Claimed; the turn has not started (or the store is being asked).
-    Waiting(Vec<Joiner>),
-    /// Bound to its turn (kept with the turn, then only in the store).
-    Run(Arc<ActiveRun>),
-}
-
-struct KeyEntry {
-    fingerprint: String,
-    state: KeyState,
-}
-
-/// What [`Runs::claim_key`] found.
-pub enum Claim {
-    /// Nobody holds the key in memory: the caller holds it now, and must look in the store.
-    New,
-    /// The key names another message.
-    Mismatch,
-    /// The key's turn has not started yet: wait for the reply (events come with it).
-    Waiting(oneshot::Receiver<Reply>),
-    /// The key's turn runs or is kept: attach to it.
-    Run(Arc<ActiveRun>),
-}
-
-#[derive(Default)]
-struct RunsState {
-    runs: HashMap<Arc<str>, Arc<ActiveRun>>,
-    /// Start order of `runs`, to find a session's latest.
-    order: u64,
-    started: HashMap<Arc<str>, u64>,
-    keys: HashMap<(String, String), KeyEntry>,
-}
-
-/// Turns that are running or within their grace period, and the idempotency keys in flight.
-#[derive(Default)]
-pub struct Runs {
-    state: Mutex<RunsState>,
-}
-
-impl Runs {
-    fn lock(&self) -> std::sync::MutexGuard<'_, RunsState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn insert(&self, run: Arc<ActiveRun>) {
-        let mut s = self.lock();
-        s.order += 1;
-        let order = s.order;
-        s.started.insert(run.run_id().clone(), order);
-        s.runs.insert(run.run_id().clone(), run);
-    }
-
-    /// Forgets a turn after its grace period, with the keys bound to it (the store keeps them).
-    pub fn expire(&self, run_id: &str) {
-        let mut s = self.lock();
-        s.runs.remove(run_id);
-        s.started.remove(run_id);
-        s.keys
-            .retain(|_, k| !matches!(&k.state, KeyState::Run(r) if &**r.run_id() == run_id));
-    }
-
-    pub fn get(&self, run_id: &str) -> Option<Arc<ActiveRun>> {
-        self.lock().runs.get(run_id).cloned()
-    }
-
-    /// The session's running turn.
-    pub fn running(&self, session_id: &str) -> Option<Arc<str>> {
-        let s = self.lock();
-        s.runs
-            .values()
-            .find(|r| r.session_id() == session_id && !r.log().finished())
-            .map(|r| r.run_id().clone())
-    }
-
-    /// The session's running turn, else its latest kept one.
-    pub fn latest(&self, session_id: &str) -> Option<Arc<ActiveRun>> {
-        let s = self.lock();
-        s.runs
-            .values()
-            .filter(|r| r.session_id() == session_id)
-            .max_by_key(|r| {
-                (
-                    !r.log().finished(),
-                    s.started.get(r.run_id()).copied().unwrap_or(0),
-                )
-            })
-            .cloned()
-    }
-
-    /// The kept turns of a session, oldest first (for error messages).
-    pub fn kept_ids(&self, session_id: &str) -> Vec<String> {
-        let s = self.lock();
-        let mut ids: Vec<(u64, String)> = s
-            .runs
-            .values()
-            .filter(|r| r.session_id() == session_id)
-            .map(|r| {
-                (
-                    s.started.get(r.run_id()).copied().unwrap_or(0),
-                    r.run_id().to_string(),
-                )
-            })
-            .collect();
-        ids.sort();
-        ids.into_iter().map(|(_, id)| id).collect()
-    }
-
-    /// Forgets the keys of a deleted session that are no longer waiting for their turn.
-    pub fn forget_session(&self, session_id: &str) {
-        self.lock()
-            .keys
-            .retain(|(s, _), k| s != session_id || matches!(k.state, KeyState::Waiting(_)));
-    }
-
-    /// Claims `key` of `session_id` for a message with `fingerprint`, or says who holds it.
-    pub fn claim_key(
-        &self,
-        session_id: &str,
-        key: &str,
-        fingerprint: &str,
-        events: &EventEmitter,
-    ) -> Claim {
-        let mut s = self.lock();
-        let id = (session_id.to_owned(), key.to_owned());
-        match s.keys.get_mut(&id) {
-            None => {
-                s.keys.insert(
-                    id,
-                    KeyEntry {
-                        fingerprint: fingerprint.to_owned(),
-                        state: KeyState::Waiting(Vec::new()),
-                    },
-                );
-                Claim::New
-            }
-            Some(entry) if entry.fingerprint != fingerprint => Claim::Mismatch,
-            Some(entry) => match &mut entry.state {
-                KeyState::Run(run) => Claim::Run(run.clone()),
-                KeyState::Waiting(joiners) => {
-                    let (tx, rx) = oneshot::channel();
-                    joiners.push(Joiner {
-                        events: events.clone(),
-                        reply: tx,
-                    });
-                    Claim::Waiting(rx)
-                }
-            },
-        }
-    }
-
-    /// The turn answering `key` started: its waiting repeats follow it from its first event.
-    pub fn bind_key(&self, session_id: &str, key: &str, run: &Arc<ActiveRun>) {
-        let mut s = self.lock();
-        let Some(entry) = s.keys.get_mut(&(session_id.to_owned(), key.to_owned())) else {
-            return;
-        };
-        let before = std::mem::replace(&mut entry.state, KeyState::Run(run.clone()));
-        if let KeyState::Waiting(joiners) = before {
-            for j in joiners {
-                if let Ok(rx) = run.log().attach(j.events, 0, true) {
-                    tokio::spawn(async move {
-                        if let Ok(reply) = rx.await {
-                            let _ = j.reply.send(reply);
-                        }
-                    });
-                }
-            }
-        }
-    }
-
-    /// The key's request got `reply` (it is in the store now): repeats still waiting (its turn
-    /// never started, or the store answered) get it with its final event; a key bound to a turn
-    /// stays until the turn expires.
-    pub fn release_key(&self, session_id: &str, key: &str, reply: &Reply) {
-        let mut s = self.lock();
-        let id = (session_id.to_owned(), key.to_owned());
-        let waiting = matches!(
-            s.keys.get(&id),
-            Some(KeyEntry {
-                state: KeyState::Waiting(_),
-                ..
-            })
-        );
-        if !waiting {
-            return;
-        }
-        if let Some(KeyEntry {
-            state: KeyState::Waiting(joiners),
-            ..
-        }) = s.keys.remove(&id)
-        {
-            for j in joiners {
-                final_event(&j.events, reply);
-                let _ = j.reply.send(reply.clone());
-            }
-        }
     }
 }
 

@@ -331,3 +331,62 @@ async fn a_restart_during_a_turn_reports_it_interrupted_never_done() {
     let h = history(&mut b, s).await;
     assert_eq!(user_messages(&h, HOLD_MESSAGE), 1, "{h:?}");
 }
+
+/// The same `idempotencyKey` on another session is another key: it never joins, replays or
+/// refuses the first session's turn, while that turn runs, while it is kept, nor from the store
+/// after a restart.
+#[tokio::test]
+async fn an_idempotency_key_is_bound_to_its_session() {
+    let gw = TestGateway::start(FAST).await;
+    let key = "k-shared";
+    let mut owner = Conn::connect(&gw, "owner").await;
+    let mut a = Conn::connect(&gw, "a").await;
+    let mut b = Conn::connect(&gw, "b").await;
+
+    // Running: the same key and message on a second session runs its own turn (its own
+    // approval and runId), and another message under the key there is no mismatch.
+    let (id1, approval1) = hold_keyed(&mut owner, &mut a, "ws:key-one", key).await;
+    let (id2, approval2) = hold_keyed(&mut owner, &mut b, "ws:key-two", key).await;
+    assert_ne!(run_id(&approval1), run_id(&approval2));
+    let id3 = send_keyed(&mut b, "ws:key-three", "another message", key).await;
+    let o3 = b.outcome(id3).await;
+    assert_eq!(
+        o3.content(),
+        "You said: another message",
+        "{:?}",
+        o3.reply.value
+    );
+    approve(&mut owner, &approval1).await;
+    approve(&mut owner, &approval2).await;
+    let (o1, o2) = (a.outcome(id1).await, b.outcome(id2).await);
+    for o in [&o1, &o2, &o3] {
+        assert!(o.result()["replayed"].is_null(), "{:?}", o.reply.value);
+    }
+    assert_ne!(o1.result()["runId"], o2.result()["runId"]);
+
+    // Ended and kept: a fourth session's send under the key is a new turn, not a replay.
+    let id4 = send_keyed(&mut a, "ws:key-four", "another message", key).await;
+    let o4 = a.outcome(id4).await;
+    assert!(o4.result()["replayed"].is_null(), "{:?}", o4.reply.value);
+    assert_ne!(o4.result()["runId"], o3.result()["runId"]);
+
+    // From the store, after a restart: still per session (the first session's repeat replays).
+    let dir = gw.stop().await;
+    let gw = TestGateway::start_in(dir, FAST).await;
+    let mut c = Conn::connect(&gw, "c").await;
+    let id5 = send_keyed(&mut c, "ws:key-five", "another message", key).await;
+    let o5 = c.outcome(id5).await;
+    assert!(o5.result()["replayed"].is_null(), "{:?}", o5.reply.value);
+    let again = send_keyed(&mut c, "ws:key-three", "another message", key).await;
+    assert_eq!(c.outcome(again).await.result()["replayed"], json!(true));
+    for (session, message) in [
+        ("ws:key-one", HOLD_MESSAGE),
+        ("ws:key-two", HOLD_MESSAGE),
+        ("ws:key-three", "another message"),
+        ("ws:key-four", "another message"),
+        ("ws:key-five", "another message"),
+    ] {
+        let h = history(&mut c, session).await;
+        assert_eq!(user_messages(&h, message), 1, "{session}: {h:?}");
+    }
+}

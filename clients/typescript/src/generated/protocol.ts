@@ -1606,16 +1606,19 @@ export const EVENT_NAMES = [
   "tool_approval",
 ] as const satisfies readonly EventName[];
 
-/** An event frame, discriminated by `event`. `seq` counts frames per connection from 1. */
+/**
+ * An event frame, discriminated by `event`. `seq` counts frames per connection from 1; events of an
+ * agent turn also carry `runId` and `runSeq`, the turn's own counter from 1 (decision resumable-runs).
+ */
 export type FlynnEvent =
-  | { id: RequestId; seq?: number; event: "content"; data: ContentEventData }
-  | { id: RequestId; seq?: number; event: "tool_start"; data: ToolStartEventData }
-  | { id: RequestId; seq?: number; event: "tool_end"; data: ToolEndEventData }
-  | { id: RequestId; seq?: number; event: "attachment"; data: AttachmentEventData }
-  | { id: RequestId; seq?: number; event: "context_warning"; data: ContextWarningEventData }
-  | { id: RequestId; seq?: number; event: "done"; data: DoneEventData }
-  | { id: RequestId; seq?: number; event: "error"; data: ErrorEventData }
-  | { id: RequestId; seq?: number; event: "tool_approval"; data: ToolApprovalEventData }
+  | { id: RequestId; seq?: number; runId?: string; runSeq?: number; event: "content"; data: ContentEventData }
+  | { id: RequestId; seq?: number; runId?: string; runSeq?: number; event: "tool_start"; data: ToolStartEventData }
+  | { id: RequestId; seq?: number; runId?: string; runSeq?: number; event: "tool_end"; data: ToolEndEventData }
+  | { id: RequestId; seq?: number; runId?: string; runSeq?: number; event: "attachment"; data: AttachmentEventData }
+  | { id: RequestId; seq?: number; runId?: string; runSeq?: number; event: "context_warning"; data: ContextWarningEventData }
+  | { id: RequestId; seq?: number; runId?: string; runSeq?: number; event: "done"; data: DoneEventData }
+  | { id: RequestId; seq?: number; runId?: string; runSeq?: number; event: "error"; data: ErrorEventData }
+  | { id: RequestId; seq?: number; runId?: string; runSeq?: number; event: "tool_approval"; data: ToolApprovalEventData }
   ;
 
 // ---- Error codes ----

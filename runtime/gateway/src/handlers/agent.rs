@@ -437,6 +437,7 @@ pub async fn attach(
         } else {
             kept.join(", ")
         };
+        let agent = &gw.config().agent;
         let what = p
             .run_id
             .as_deref()
@@ -444,9 +445,8 @@ pub async fn attach(
         return Err(RpcError::invalid(
             "params.runId",
             format!(
-                "{what} of session `{}` is not running or kept (turns stay attachable agent.run_grace_secs = {} s after they end); kept turns of this session: {kept}; sessions.get has the stored history",
-                p.session_id,
-                gw.config().agent.run_grace_secs
+                "{what} of session `{}` is not running or kept (turns stay attachable agent.run_grace_secs = {} s after they end, while the gateway keeps at most agent.runs_kept_max = {} turns and agent.runs_kept_max_bytes = {} bytes of events, dropping the oldest finished ones first); kept turns of this session: {kept}; sessions.get has the stored history",
+                p.session_id, agent.run_grace_secs, agent.runs_kept_max, agent.runs_kept_max_bytes,
             ),
         ));
     };

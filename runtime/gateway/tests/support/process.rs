@@ -31,7 +31,17 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Starts the binary on a free port with `data_dir`, extra arguments and environment.
     pub async fn spawn(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        Self::start(Command::new(binary()), data_dir, args, envs).await
+        Self::start(Command::new(binary()), 0, data_dir, args, envs).await
+    }
+
+    /// Like `spawn`, on `port` (a restart on the port its clients know).
+    pub async fn spawn_on_port(
+        port: u16,
+        data_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
+        Self::start(Command::new(binary()), port, data_dir, args, envs).await
     }
 
     /// Like `spawn`, with the open-descriptor limit (soft and hard) set to `limit` by the shell
@@ -47,18 +57,19 @@ impl GatewayProcess {
             .arg("-c")
             .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
             .arg(binary());
-        Self::start(command, data_dir, args, envs).await
+        Self::start(command, 0, data_dir, args, envs).await
     }
 
     async fn start(
         mut command: Command,
+        port: u16,
         data_dir: &Path,
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Self {
         command
             .arg("--port")
-            .arg("0")
+            .arg(port.to_string())
             .arg("--data-dir")
             .arg(data_dir)
             .args(args)
