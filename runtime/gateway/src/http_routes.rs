@@ -43,9 +43,20 @@ pub(crate) fn check_http_scope(
     peer: Option<Peer>,
     needed: Scope,
 ) -> Result<(), Box<warp::reply::Response>> {
+    http_identity(gateway, headers, peer, needed).map(|_| ())
+}
+
+/// Like [`check_http_scope`], returning who the request is (for routes that also check the
+/// credential's sessions); [`auth::Identity::Open`] when no credentials are needed.
+pub(crate) fn http_identity(
+    gateway: &Gateway,
+    headers: &http::HeaderMap,
+    peer: Option<Peer>,
+    needed: Scope,
+) -> Result<auth::Identity, Box<warp::reply::Response>> {
     let config = gateway.config();
     if !config.server.auth_http || !config.has_credentials() {
-        return Ok(());
+        return Ok(auth::Identity::Open);
     }
     let peer = peer.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
     let checked = auth::authenticate(&config.server, &gateway.limiter, headers, peer);
@@ -53,7 +64,7 @@ pub(crate) fn check_http_scope(
         crate::metrics::get().auth_failure("http");
     }
     match checked {
-        Ok(identity) if identity.scopes().contains(needed) => Ok(()),
+        Ok(identity) if identity.scopes().contains(needed) => Ok(identity),
         Ok(_) => {
             let error = flynn_protocol::wire::RpcError::scope_required(
                 "this route",
@@ -107,6 +118,8 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
     // Operator and integration routes (`crate::metrics`, ...), each checking its own auth.
     let health = health
         .or(crate::metrics::route(gateway.clone()))
+        .unify()
+        .or(crate::push::routes::routes(gateway.clone()))
         .unify()
         .boxed();
     let server = &gateway.config().server;
