@@ -29,12 +29,15 @@ pub struct Received {
     pub body: Vec<u8>,
 }
 
+/// A scripted answer: a status and perhaps a `Retry-After` value.
+type Answer = (u16, Option<&'static str>);
+
 /// The service: records requests and answers from its script (201 when the script is empty).
 #[derive(Clone)]
 pub struct PushService {
     pub origin: String,
     received: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
     arrived: Arc<tokio::sync::Notify>,
 }
 
@@ -88,7 +91,7 @@ impl PushService {
     }
 
     /// Answers the next requests with these statuses (and `Retry-After` values).
-    pub fn script(&self, answers: &[(u16, Option<&'static str>)]) {
+    pub fn script(&self, answers: &[Answer]) {
         self.script.lock().unwrap().extend(answers.iter().copied());
     }
 
