@@ -7,16 +7,19 @@
 //! - [`subscriptions`]: what a browser registers, and the endpoint policy (no private networks).
 //! - [`routes`]: `GET /webchat/push/public-key`, `GET|POST|DELETE /webchat/push/subscriptions`.
 //! - [`sender`]: encrypting (RFC 8291 `aes128gcm`) and sending when a turn finishes.
+//! - [`client`]: the HTTP client of sends (no redirects, no private addresses).
 //!
 //! Subscriptions live in the store (`flynn_store::PushSubscriptionRecord`, capped by
 //! `push.max_subscriptions`).
 
+pub mod client;
 pub mod config;
 pub mod routes;
 pub mod sender;
 pub mod subscriptions;
 pub mod vapid;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -38,6 +41,8 @@ pub const BASE64URL: GeneralPurpose = GeneralPurpose::new(
 pub struct Push {
     key: tokio::sync::Mutex<Option<(KeyOrigin, Arc<VapidKey>)>>,
     client: OnceLock<reqwest::Client>,
+    /// `push.allow_insecure_loopback` as the client's resolver sees it.
+    allow_loopback: Arc<AtomicBool>,
 }
 
 impl Push {
@@ -59,12 +64,17 @@ impl Push {
         Ok((origin, key))
     }
 
-    /// The outbound client (`crate::outbound::client`), built once.
-    pub fn client(&self) -> Result<reqwest::Client, crate::outbound::OutboundError> {
+    /// The push client ([`client`]), built once; `allow_loopback` is the current
+    /// `push.allow_insecure_loopback`.
+    pub fn client(
+        &self,
+        allow_loopback: bool,
+    ) -> Result<reqwest::Client, crate::outbound::OutboundError> {
+        self.allow_loopback.store(allow_loopback, Ordering::Relaxed);
         if let Some(client) = self.client.get() {
             return Ok(client.clone());
         }
-        let client = crate::outbound::client()?;
+        let client = client::build(self.allow_loopback.clone())?;
         Ok(self.client.get_or_init(|| client).clone())
     }
 }

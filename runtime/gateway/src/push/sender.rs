@@ -1,8 +1,8 @@
 //! Sending: when a turn of a session ends with an answer and no WebSocket connection is attached
 //! to that session, every subscription following it gets one notification, encrypted for the
 //! browser (RFC 8291 `aes128gcm`, via `web_push_native::encrypt`) and signed with the gateway's
-//! VAPID key (RFC 8292), through `crate::outbound` (429 and 5xx retried honouring
-//! `Retry-After`).
+//! VAPID key (RFC 8292), with `crate::outbound::send_with_retry` (429 and 5xx retried honouring
+//! `Retry-After`) over the push client (`super::client`: no redirects, no private addresses).
 //!
 //! The plaintext is JSON: `{"sessionId", "runId", "title", "body"}` with `body` the first
 //! [`BODY_CHARS`] characters of the answer, and never more than [`MAX_PLAINTEXT`] bytes (the
@@ -124,7 +124,10 @@ async fn notify_session(gateway: &Arc<Gateway>, session_id: &str, payload: Vec<u
             return;
         }
     };
-    let client = match gateway.push.client() {
+    let client = match gateway
+        .push
+        .client(gateway.config().push.allow_insecure_loopback)
+    {
         Ok(client) => client,
         Err(e) => {
             tracing::warn!(error = %e, "no Web Push sent");

@@ -7,8 +7,8 @@
 //! [`MAX_ENDPOINT_LEN`] bytes, without user info, whose host is a DNS name or a public IP
 //! address: loopback, private, link-local, unspecified and multicast addresses and `localhost`
 //! are refused. `push.allow_insecure_loopback` lets loopback hosts through, over `http://` too
-//! (local push services, tests). A DNS name is not resolved here: a name that resolves to a
-//! private address is not caught (documented in the README).
+//! (local push services, tests). A DNS name is not resolved here: the push client's resolver
+//! (`super::client`) applies the same rule to the addresses a name resolves to, at connect time.
 
 use std::net::IpAddr;
 
@@ -166,14 +166,24 @@ pub fn check_endpoint(text: &str, allow_loopback: bool) -> Result<reqwest::Url, 
     }
 }
 
-/// Whether `ip` is loopback; refuses addresses of private networks.
-fn check_ip(ip: IpAddr, allow_loopback: bool) -> Result<bool, Invalid> {
+/// What kind of address an endpoint (or what its name resolves to) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    /// This machine: 127.0.0.0/8, ::1 (and their IPv4-mapped forms).
+    Loopback,
+    /// A private, link-local, CGNAT, unspecified, multicast or broadcast address.
+    Private,
+    Public,
+}
+
+/// Classifies `ip` for the endpoint policy.
+pub fn address_kind(ip: IpAddr) -> AddressKind {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     };
     if ip.is_loopback() {
-        return Ok(true);
+        return AddressKind::Loopback;
     }
     let private = match ip {
         IpAddr::V4(v4) => {
@@ -194,17 +204,39 @@ fn check_ip(ip: IpAddr, allow_loopback: bool) -> Result<bool, Invalid> {
         }
     };
     if private {
-        let hint = if allow_loopback {
-            " (push.allow_insecure_loopback allows loopback only)"
-        } else {
-            ""
-        };
-        return Err(invalid(
-            "endpoint",
-            format!("endpoint points at a private or local network address{hint}"),
-        ));
+        AddressKind::Private
+    } else {
+        AddressKind::Public
     }
-    Ok(false)
+}
+
+/// Whether the gateway may connect to `ip` for a push (`allow_loopback`:
+/// `push.allow_insecure_loopback`).
+pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
+    match address_kind(ip) {
+        AddressKind::Public => true,
+        AddressKind::Loopback => allow_loopback,
+        AddressKind::Private => false,
+    }
+}
+
+/// Whether `ip` is loopback; refuses addresses of private networks.
+fn check_ip(ip: IpAddr, allow_loopback: bool) -> Result<bool, Invalid> {
+    match address_kind(ip) {
+        AddressKind::Loopback => Ok(true),
+        AddressKind::Public => Ok(false),
+        AddressKind::Private => {
+            let hint = if allow_loopback {
+                " (push.allow_insecure_loopback allows loopback only)"
+            } else {
+                ""
+            };
+            Err(invalid(
+                "endpoint",
+                format!("endpoint points at a private or local network address{hint}"),
+            ))
+        }
+    }
 }
 
 /// Decodes `keys.p256dh`: an uncompressed point on P-256.

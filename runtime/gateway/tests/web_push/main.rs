@@ -195,7 +195,7 @@ async fn a_rate_limited_push_is_retried_and_a_gone_subscription_is_deleted() {
     );
 
     // 429 with Retry-After: the same message is sent again after it, and then delivered.
-    service.script(&[(429, Some("1"))]);
+    service.script(vec![(429, vec![("retry-after", "1".to_owned())])]);
     let (run_id, _) = turn(&gw, "webchat:bob", "first question").await;
     let received = service.wait_for(2).await;
     let expect = Expect {
@@ -211,16 +211,37 @@ async fn a_rate_limited_push_is_retried_and_a_gone_subscription_is_deleted() {
     }
     assert_eq!(count(&gw).await, 1);
 
-    // 410 Gone: the subscription is deleted.
-    service.script(&[(410, None)]);
+    // A redirect is not followed (the endpoint could send the gateway anywhere): the send
+    // counts as rejected and the target sees nothing.
+    let elsewhere = PushService::start().await;
+    service.script(vec![(
+        307,
+        vec![("location", format!("{}/inside", elsewhere.origin))],
+    )]);
     turn(&gw, "webchat:bob", "second question").await;
     service.wait_for(3).await;
+    wait_metric(&gw, "flynn_push_sends_total{outcome=\"rejected\"} 1").await;
+    assert!(elsewhere.received().is_empty(), "the redirect was followed");
+
+    // 410 Gone: the subscription is deleted.
+    service.script(vec![(410, Vec::new())]);
+    turn(&gw, "webchat:bob", "third question").await;
+    service.wait_for(4).await;
     wait_count(&gw, 0).await;
-    let metrics = reqwest_text(&gw, "/metrics").await;
-    assert!(
-        metrics.contains("flynn_push_sends_total{outcome=\"gone\"} 1"),
-        "{metrics}"
-    );
+    wait_metric(&gw, "flynn_push_sends_total{outcome=\"gone\"} 1").await;
+}
+
+/// Polls /metrics until it holds `line` (bounded).
+async fn wait_metric(gw: &TestGateway, line: &str) {
+    let mut metrics = String::new();
+    for _ in 0..150 {
+        metrics = reqwest_text(gw, "/metrics").await;
+        if metrics.contains(line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/metrics never showed {line}:\n{metrics}");
 }
 
 #[tokio::test]

@@ -29,8 +29,8 @@ pub struct Received {
     pub body: Vec<u8>,
 }
 
-/// A scripted answer: a status and perhaps a `Retry-After` value.
-type Answer = (u16, Option<&'static str>);
+/// A scripted answer: a status and headers (`Retry-After`, `Location`).
+pub type Answer = (u16, Vec<(&'static str, String)>);
 
 /// The service: records requests and answers from its script (201 when the script is empty).
 #[derive(Clone)]
@@ -71,12 +71,12 @@ impl PushService {
     async fn answer(&self, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let (parts, body) = request.into_parts();
         let body = body.collect().await.map(|b| b.to_bytes().to_vec());
-        let (status, retry_after) = self
+        let (status, headers) = self
             .script
             .lock()
             .unwrap()
             .pop_front()
-            .unwrap_or((201, None));
+            .unwrap_or((201, Vec::new()));
         self.received.lock().unwrap().push(Received {
             path: parts.uri.path().to_owned(),
             headers: parts.headers,
@@ -84,15 +84,15 @@ impl PushService {
         });
         self.arrived.notify_waiters();
         let mut response = hyper::Response::builder().status(status);
-        if let Some(after) = retry_after {
-            response = response.header("retry-after", after);
+        for (name, value) in headers {
+            response = response.header(name, value);
         }
         response.body(Full::new(Bytes::new())).unwrap()
     }
 
-    /// Answers the next requests with these statuses (and `Retry-After` values).
-    pub fn script(&self, answers: &[Answer]) {
-        self.script.lock().unwrap().extend(answers.iter().copied());
+    /// Answers the next requests with these statuses and headers.
+    pub fn script(&self, answers: Vec<Answer>) {
+        self.script.lock().unwrap().extend(answers);
     }
 
     pub fn received(&self) -> Vec<Received> {
