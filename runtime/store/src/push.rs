@@ -144,13 +144,14 @@ impl Store {
         .await
     }
 
-    /// The subscriptions following `session_id`, oldest first.
+    /// The subscriptions following `session_id`, oldest first. Read on the reader thread: the
+    /// gateway asks after every finished turn, and that must not queue behind writes.
     pub async fn push_subscriptions_of_session(
         &self,
         session_id: &str,
     ) -> Result<Vec<PushSubscriptionRecord>, StoreError> {
         let session_id = session_id.to_owned();
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM push_subscriptions WHERE session_id = ?1
                  ORDER BY created_at_ms, endpoint"
