@@ -181,6 +181,17 @@ where
             ),
         );
     }
+    // A limited token may not take over another session's subscription by re-registering it.
+    if let Err(denied) = check_stored_session(
+        gateway,
+        identity,
+        subscription.endpoint.as_str(),
+        "POST /webchat/push/subscriptions",
+    )
+    .await
+    {
+        return denied;
+    }
     // A key problem is the operator's to fix; say so now rather than at the first turn.
     if let Err(e) = gateway.push.vapid_key(&config).await {
         return internal("the Web Push VAPID key is not usable", e);
@@ -244,21 +255,15 @@ where
     };
     // Stored endpoints are normalized URLs: look up the same form.
     let endpoint = reqwest::Url::parse(&endpoint).map_or(endpoint, |u| u.to_string());
-    if identity.is_session_limited() {
-        match gateway.store.push_subscription(&endpoint).await {
-            Ok(Some(stored)) if !identity.session_allowed(&stored.session_id) => {
-                return error(
-                    StatusCode::FORBIDDEN,
-                    RpcError::session_not_allowed(
-                        "DELETE /webchat/push/subscriptions",
-                        "endpoint",
-                        &stored.session_id,
-                    ),
-                );
-            }
-            Ok(_) => {}
-            Err(e) => return internal("cannot read the push subscription", e),
-        }
+    if let Err(denied) = check_stored_session(
+        gateway,
+        identity,
+        &endpoint,
+        "DELETE /webchat/push/subscriptions",
+    )
+    .await
+    {
+        return denied;
     }
     let removed = match gateway.store.delete_push_subscription(&endpoint).await {
         Ok(removed) => removed,
@@ -270,6 +275,26 @@ where
             reply(StatusCode::OK, body)
         }
         Err(denied) => denied,
+    }
+}
+
+/// Refuses (403) a token limited to some sessions when `endpoint` is stored for another one.
+async fn check_stored_session(
+    gateway: &Gateway,
+    identity: &Identity,
+    endpoint: &str,
+    route: &str,
+) -> Result<(), Response> {
+    if !identity.is_session_limited() {
+        return Ok(());
+    }
+    match gateway.store.push_subscription(endpoint).await {
+        Ok(Some(stored)) if !identity.session_allowed(&stored.session_id) => Err(error(
+            StatusCode::FORBIDDEN,
+            RpcError::session_not_allowed(route, "endpoint", &stored.session_id),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(internal("cannot read the push subscription", e)),
     }
 }
 

@@ -559,6 +559,22 @@ async fn the_routes_need_the_gateway_token_and_the_right_scope() {
         .0,
         403
     );
+    // Nor can it take the owner's subscription over by registering its endpoint again.
+    let takeover = browser
+        .subscription("https://push.example.com/send/q", "phone:2")
+        .to_string();
+    assert_eq!(
+        call(
+            &gw,
+            "POST",
+            "/webchat/push/subscriptions",
+            phone,
+            Some(takeover)
+        )
+        .await
+        .0,
+        403
+    );
 }
 
 #[tokio::test]
