@@ -172,11 +172,11 @@ pub async fn load(origin: &KeyOrigin) -> Result<VapidKey, VapidError> {
             VapidKey::parse(&text, &format!("the variable `{name}`"))
         }
         KeyOrigin::File(path) => {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || load_or_create_file(&path))
+            let file = path.clone();
+            tokio::task::spawn_blocking(move || load_or_create_file(&file))
                 .await
                 .map_err(|e| VapidError::File {
-                    path: PathBuf::new(),
+                    path: path.clone(),
                     error: std::io::Error::other(e.to_string()),
                 })?
         }
