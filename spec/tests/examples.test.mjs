@@ -227,3 +227,22 @@ test("every x-http endpoint: the response example validates against its schema",
   }
   assert.equal(failures.length, 0, failures.join("\n"));
 });
+
+// Request bodies and every other documented status (errors included) carry an example too.
+test("every x-http request example and other-status example validates against its schema", () => {
+  const failures = [];
+  for (const e of spec["x-http"].endpoints) {
+    const bodies = [];
+    if (e.request) bodies.push(["request", e.request]);
+    for (const r of e.otherResponses ?? []) bodies.push([`response ${r.status}`, r]);
+    for (const [what, b] of bodies) {
+      if (!b.schema || !("example" in b)) {
+        failures.push(`${e.method} ${e.path}: ${what} has no schema and example`);
+        continue;
+      }
+      const err = validator(ajv, b.schema)(b.example);
+      if (err) failures.push(`${e.method} ${e.path}: ${what}\n${err}`);
+    }
+  }
+  assert.equal(failures.length, 0, failures.join("\n"));
+});

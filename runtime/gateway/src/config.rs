@@ -70,6 +70,8 @@ pub struct Config {
     pub presence: PresenceConfig,
     pub canvas: CanvasConfig,
     pub logging: LoggingConfig,
+    /// `[push]`: Web Push for the web chat (`crate::push`).
+    pub push: crate::push::PushConfig,
     /// `[models]`: `default_tier` and `[models.tiers.<name>]` (embedded, openai, anthropic).
     pub models: flynn_models::ModelsConfig,
     /// `[tools]`: workspace, `shell.exec` policy, file tools.
@@ -595,8 +597,8 @@ impl Config {
 
     /// Which of the variables `present` (names in the environment) hold this configuration's
     /// secrets: FLYNN_SERVER_TOKEN, each model tier's API key variable (`api_key_env`, and
-    /// ANTHROPIC_API_KEY), and every one `tools.shell.hide_env` matches. The daemon takes these
-    /// out of its environment at start.
+    /// ANTHROPIC_API_KEY), `push.vapid_private_key_env`, and every one `tools.shell.hide_env`
+    /// matches. The daemon takes these out of its environment at start.
     pub fn secret_env_names<'a>(
         &self,
         present: impl IntoIterator<Item = &'a str>,
@@ -618,6 +620,7 @@ impl Config {
                     .values()
                     .flat_map(crate::webhooks::WebhookConfig::secret_env_names),
             )
+            .chain(self.push.vapid_private_key_env.as_deref())
             .collect();
         present
             .into_iter()
@@ -752,6 +755,7 @@ impl Config {
         }
         self.tools.validate().map_err(ConfigError::Invalid)?;
         crate::webhooks::config::validate(&self.webhooks).map_err(ConfigError::Invalid)?;
+        self.push.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -117,6 +117,8 @@ pub struct Gateway {
     pub lanes: Lanes,
     pub nodes: NodeRegistry,
     pub approvals: Approvals,
+    /// Web Push: the VAPID key and client (`crate::push`).
+    pub push: crate::push::Push,
     /// The TLS acceptor when `[server.tls]` is set (re-read by `config.reload`).
     pub tls: crate::tls::Tls,
     models: RwLock<Arc<ModelTiers>>,
@@ -151,6 +153,7 @@ impl Gateway {
             lanes: Lanes::default(),
             nodes: NodeRegistry::default(),
             approvals: Approvals::default(),
+            push: crate::push::Push::default(),
             models: RwLock::new(Arc::new(models)),
             tools: RwLock::new(Arc::new(tools)),
             self_ref: OnceLock::new(),

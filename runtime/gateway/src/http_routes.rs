@@ -43,10 +43,7 @@ pub(crate) fn check_http_scope(
     peer: Option<Peer>,
     needed: Scope,
 ) -> Result<(), Box<warp::reply::Response>> {
-    if !gateway.config().server.auth_http {
-        return Ok(());
-    }
-    require_http_scope(gateway, headers, peer, needed)
+    http_identity(gateway, headers, peer, needed).map(|_| ())
 }
 
 /// Like [`check_http_scope`], whatever `server.auth_http` says: for routes that need the
@@ -57,9 +54,31 @@ pub(crate) fn require_http_scope(
     peer: Option<Peer>,
     needed: Scope,
 ) -> Result<(), Box<warp::reply::Response>> {
+    identify(gateway, headers, peer, needed, true).map(|_| ())
+}
+
+/// Like [`check_http_scope`], returning who the request is (for routes that also check the
+/// credential's sessions); [`auth::Identity::Open`] when no credentials are needed.
+pub(crate) fn http_identity(
+    gateway: &Gateway,
+    headers: &http::HeaderMap,
+    peer: Option<Peer>,
+    needed: Scope,
+) -> Result<auth::Identity, Box<warp::reply::Response>> {
+    identify(gateway, headers, peer, needed, false)
+}
+
+/// Who the request is; `always`: check the credential even when `server.auth_http` is off.
+fn identify(
+    gateway: &Gateway,
+    headers: &http::HeaderMap,
+    peer: Option<Peer>,
+    needed: Scope,
+    always: bool,
+) -> Result<auth::Identity, Box<warp::reply::Response>> {
     let config = gateway.config();
-    if !config.has_credentials() {
-        return Ok(());
+    if (!always && !config.server.auth_http) || !config.has_credentials() {
+        return Ok(auth::Identity::Open);
     }
     let peer = peer.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
     let checked = auth::authenticate(&config.server, &gateway.limiter, headers, peer);
@@ -67,7 +86,7 @@ pub(crate) fn require_http_scope(
         crate::metrics::get().auth_failure("http");
     }
     match checked {
-        Ok(identity) if identity.scopes().contains(needed) => Ok(()),
+        Ok(identity) if identity.scopes().contains(needed) => Ok(identity),
         Ok(_) => {
             let error = flynn_protocol::wire::RpcError::scope_required(
                 "this route",
@@ -123,6 +142,8 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
         .or(crate::metrics::route(gateway.clone()))
         .unify()
         .or(crate::webhooks::route(gateway.clone()))
+        .unify()
+        .or(crate::push::routes::routes(gateway.clone()))
         .unify()
         .boxed();
     let server = &gateway.config().server;

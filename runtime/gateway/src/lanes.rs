@@ -747,6 +747,9 @@ fn deliver(
         ));
     let emitters: Vec<EventEmitter> = requesters.iter().map(|r| r.events.clone()).collect();
     run.log().finish(event, data, &emitters, reply.clone());
+    if let Ok(answer) = &reply {
+        crate::push::turn_finished(gateway, run.session_id(), run.run_id(), &answer.content);
+    }
     for r in requesters {
         let reply = match &reply {
             Ok(result) => Ok(AgentSendResult {

@@ -24,6 +24,7 @@ pub mod lanes;
 pub mod logging;
 pub mod metrics;
 pub mod outbound;
+pub mod push;
 pub mod run_registry;
 pub mod runs;
 pub mod server;

@@ -2,9 +2,10 @@
 //!
 //! One registry per process, like the log buffer: counters are bumped where things happen
 //! (requests in `connection`, turns in `lanes`, tools in `agent`, auth failures at the edge,
-//! webhook deliveries in `webhooks`); gauges (connections, queue depth) are read from the gateway
-//! when scraped. Every label takes values from a bounded set: method names, event names, tool
-//! names of the registry (`unknown` for others), configured webhook names, fixed outcomes.
+//! webhook deliveries in `webhooks`, Web Push sends in `push`); gauges (connections, queue depth)
+//! are read from the gateway when scraped. Every label takes values from a bounded set: method
+//! names, event names, tool names of the registry (`unknown` for others), configured webhook
+//! names, fixed outcomes.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -94,6 +95,7 @@ pub struct Metrics {
     auth_failures: Family<TransportLabel, Counter>,
     queue_depth: Family<ModeLabel, Gauge>,
     webhooks: Family<HookOutcome, Counter>,
+    push_sends: Family<OutcomeLabel, Counter>,
     /// The request series of every method (`requests_total{method,outcome}` and
     /// `request_duration_seconds{method}`), resolved once; index: the method's position in
     /// `Method::ALL`. A family lookup per request hashes the labels under a lock on the
@@ -201,6 +203,12 @@ impl Metrics {
             "Webhook deliveries, by hook and outcome",
             webhooks.clone(),
         );
+        let push_sends = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "push_sends",
+            "Web Push notifications sent, by outcome (crate::push::sender)",
+            push_sends.clone(),
+        );
         let per_method = flynn_protocol::Method::ALL
             .iter()
             .map(|m| {
@@ -237,6 +245,7 @@ impl Metrics {
             auth_failures,
             queue_depth,
             webhooks,
+            push_sends,
         }
     }
 
@@ -302,6 +311,13 @@ impl Metrics {
                 hook: hook.to_owned(),
                 outcome,
             })
+            .inc();
+    }
+
+    /// A Web Push send ended with `outcome` (one of `crate::push::sender::Outcome`'s names).
+    pub fn push_send(&self, outcome: &'static str) {
+        self.push_sends
+            .get_or_create(&OutcomeLabel { outcome })
             .inc();
     }
 

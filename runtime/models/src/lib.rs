@@ -40,7 +40,7 @@ pub use embedded::{
     MAX_DELAY_MS, MAX_LONG_WORDS, PNG_1X1_BASE64, WORDS_PER_CHUNK,
 };
 pub use error::ProviderError;
-pub use http::{retry_after, web_client};
+pub use http::{retry_after, web_client, web_client_builder};
 pub use openai::{OPENAI_DEFAULT_BASE_URL, OPENAI_DEFAULT_CONTEXT_WINDOW, OpenAiProvider};
 pub use provider::{CollectedResponse, EventReceiver, Provider, collect};
 pub use registry::{ANTHROPIC_KEY_ENV, ModelTiers, build_provider};

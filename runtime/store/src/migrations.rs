@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "webhook delivery ids (replay protection)",
         steps: &[Step::Sql(V4_WEBHOOK_DELIVERIES)],
     },
+    Migration {
+        version: 5,
+        name: "web push subscriptions",
+        steps: &[Step::Sql(V5_PUSH_SUBSCRIPTIONS)],
+    },
 ];
 
 const V4_WEBHOOK_DELIVERIES: &str = r#"
@@ -66,6 +71,26 @@ CREATE TABLE webhook_deliveries (
     PRIMARY KEY (hook, delivery_id)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (hook, seen_at_ms);
+"#;
+
+const V5_PUSH_SUBSCRIPTIONS: &str = r#"
+-- One row per browser Web Push subscription (see push.rs): the push service URL the browser
+-- handed out, its public key and auth secret (RFC 8291), and the session whose finished turns
+-- it is notified of. The endpoint is the key: a browser re-registering it updates the row.
+CREATE TABLE push_subscriptions (
+    endpoint         TEXT PRIMARY KEY NOT NULL,
+    session_id       TEXT NOT NULL,
+    p256dh           TEXT NOT NULL,
+    auth             TEXT NOT NULL,
+    expiration_ms    INTEGER,
+    created_at_ms    INTEGER NOT NULL,
+    updated_at_ms    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX push_subscriptions_by_session ON push_subscriptions (session_id);
+-- A deleted session takes its subscriptions with it.
+CREATE TRIGGER push_subscriptions_follow_sessions AFTER DELETE ON sessions BEGIN
+    DELETE FROM push_subscriptions WHERE session_id = OLD.id;
+END;
 "#;
 
 const V3_IDEMPOTENCY: &str = r#"

@@ -161,6 +161,17 @@ pub fn web_client(
     user_agent: &str,
     connect_timeout: std::time::Duration,
 ) -> Result<reqwest::Client, ProviderError> {
+    web_client_builder(user_agent, connect_timeout)?
+        .build()
+        .map_err(|error| ProviderError::config(format!("could not build the HTTP client: {error}")))
+}
+
+/// The builder of [`web_client`], for a caller that needs more (Web Push: no redirects, a
+/// resolver that refuses private addresses).
+pub fn web_client_builder(
+    user_agent: &str,
+    connect_timeout: std::time::Duration,
+) -> Result<reqwest::ClientBuilder, ProviderError> {
     // Plain http as the "base": without a CA bundle the client still builds, and an https call
     // then fails verification with a clear error instead of the gateway failing to start.
     let settings = HttpSettings {
@@ -169,15 +180,13 @@ pub fn web_client(
         timeouts: Timeouts::default(),
         ca_file: None,
     };
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config(&settings)?)
         .http1_only()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .no_proxy()
-        .user_agent(user_agent)
-        .build()
-        .map_err(|error| ProviderError::config(format!("could not build the HTTP client: {error}")))
+        .user_agent(user_agent))
 }
 
 #[cfg(test)]

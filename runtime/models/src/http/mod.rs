@@ -6,8 +6,8 @@ mod client;
 mod errors;
 mod stream;
 
-pub use client::web_client;
 pub(crate) use client::{HttpSettings, base_string, build_client, normalize_base_url};
+pub use client::{web_client, web_client_builder};
 pub(crate) use errors::excerpt;
 pub use errors::retry_after;
 pub(crate) use stream::{Flow, SseHandler, run_sse_call};
