@@ -29,7 +29,7 @@ pub fn keep_env_secrets(secrets: BTreeMap<String, String>) {
 }
 
 /// A secret variable: the copy kept at start, else the live environment.
-fn env_secret(name: &str) -> Option<String> {
+pub(crate) fn env_secret(name: &str) -> Option<String> {
     KEPT_ENV
         .get()
         .and_then(|kept| kept.get(name).cloned())
@@ -70,6 +70,8 @@ pub struct Config {
     pub presence: PresenceConfig,
     pub canvas: CanvasConfig,
     pub logging: LoggingConfig,
+    /// `[channels.<name>]`: Teams, Google Chat, BlueBubbles, Gmail push (`crate::channels`).
+    pub channels: crate::channels::ChannelsConfig,
     /// `[models]`: `default_tier` and `[models.tiers.<name>]` (embedded, openai, anthropic).
     pub models: flynn_models::ModelsConfig,
     /// `[tools]`: workspace, `shell.exec` policy, file tools.
@@ -593,6 +595,7 @@ impl Config {
                     .iter()
                     .filter_map(|t| t.token_env.as_deref()),
             )
+            .chain(self.channels.secret_env_names())
             .collect();
         present
             .into_iter()
@@ -605,6 +608,7 @@ impl Config {
 
     /// Checks what the types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.channels.validate().map_err(ConfigError::Invalid)?;
         let s = &self.server;
         if s.token.as_deref().is_some_and(|t| t.len() < 8) {
             return Err(ConfigError::Invalid(

@@ -119,6 +119,8 @@ pub struct Gateway {
     pub approvals: Approvals,
     /// The TLS acceptor when `[server.tls]` is set (re-read by `config.reload`).
     pub tls: crate::tls::Tls,
+    /// Chat channels' caches: signing keys, reply tokens, wrong pairing codes.
+    pub channels: crate::channels::ChannelState,
     models: RwLock<Arc<ModelTiers>>,
     ops: RwLock<flynn_ops::Ops>,
     tools: RwLock<Arc<ToolRegistry>>,
@@ -151,6 +153,7 @@ impl Gateway {
             lanes: Lanes::default(),
             nodes: NodeRegistry::default(),
             approvals: Approvals::default(),
+            channels: crate::channels::ChannelState::default(),
             models: RwLock::new(Arc::new(models)),
             tools: RwLock::new(Arc::new(tools)),
             self_ref: OnceLock::new(),

@@ -108,6 +108,8 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
     let health = health
         .or(crate::metrics::route(gateway.clone()))
         .unify()
+        .or(crate::channels::routes::routes(gateway.clone()))
+        .unify()
         .boxed();
     let server = &gateway.config().server;
     let dashboard = crate::dashboard::routes(server.dashboard, server.dashboard_dir.clone());

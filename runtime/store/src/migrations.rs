@@ -49,7 +49,34 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "idempotency keys of agent.send",
         steps: &[Step::Sql(V3_IDEMPOTENCY)],
     },
+    Migration {
+        version: 4,
+        name: "chat channels: paired senders and delivered ids",
+        steps: &[Step::Sql(V4_CHANNELS)],
+    },
 ];
+
+const V4_CHANNELS: &str = r#"
+-- Senders of chat channels (see channels.rs): paired once they redeemed a pairing code; asked
+-- when they were last told to send one (so an unknown sender is asked once, not every message).
+CREATE TABLE channel_senders (
+    channel       TEXT NOT NULL,
+    sender_id     TEXT NOT NULL,
+    sender_name   TEXT,
+    paired_at_ms  INTEGER,
+    asked_at_ms   INTEGER,
+    PRIMARY KEY (channel, sender_id)
+) STRICT;
+-- Platform message/activity ids already accepted, so a redelivery does nothing; kept until
+-- expires_at_ms.
+CREATE TABLE channel_deliveries (
+    channel       TEXT NOT NULL,
+    delivery_id   TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (channel, delivery_id)
+) STRICT;
+CREATE INDEX channel_deliveries_by_expiry ON channel_deliveries (expires_at_ms);
+"#;
 
 const V3_IDEMPOTENCY: &str = r#"
 -- One row per agent.send idempotencyKey of a session (see idempotency.rs): the fingerprint of
