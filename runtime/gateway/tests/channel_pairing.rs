@@ -71,7 +71,7 @@ async fn an_unknown_sender_pairs_with_a_code_and_then_reaches_the_agent() {
     assert_eq!((status, body["outcome"].clone()), (200, json!("gated")));
     reply_containing(&fake, who, "pairing code").await;
     let (_, body) = post(&url, &[], &webhook("p-2", who, "Hello? Anyone?")).await;
-    assert_eq!(body["outcome"], "gated");
+    assert_eq!(body["outcome"], "ignored");
 
     let wrong = post(&url, &[], &webhook("p-3", who, "ZZZZ2222")).await.1;
     assert_eq!(wrong["outcome"], "gated");

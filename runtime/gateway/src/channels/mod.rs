@@ -19,6 +19,7 @@ pub mod dedupe;
 pub mod gmail;
 pub mod google_chat;
 pub mod jwt;
+pub mod oauth;
 pub mod pairing;
 pub mod routes;
 pub mod teams;
@@ -134,8 +135,10 @@ pub enum Accepted {
     Duplicate,
     /// The message is a turn of the agent; its answer goes through the replier.
     Turn,
-    /// The sender is not (yet) allowed: it was answered by the pairing gate, or ignored.
+    /// The sender is not (yet) allowed: the pairing gate answers it (through the replier).
     Gated,
+    /// The sender is not allowed and gets no answer (asked before, or not on an allow-list).
+    Ignored,
 }
 
 /// The shared flow after a platform module parsed a message: dedupe, presence, pairing gate,
@@ -182,7 +185,7 @@ pub async fn accept(
             tokio::spawn(reply(text));
             return Ok(Accepted::Gated);
         }
-        pairing::Gate::Ignore => return Ok(Accepted::Gated),
+        pairing::Gate::Ignore => return Ok(Accepted::Ignored),
     }
     let session_id = format!("{channel}:{}", message.conversation);
     let started = start_turn_from(

@@ -122,6 +122,7 @@ pub fn accepted(outcome: Accepted) -> warp::reply::Response {
         Accepted::Duplicate => "duplicate",
         Accepted::Turn => "turn",
         Accepted::Gated => "gated",
+        Accepted::Ignored => "ignored",
     };
     warp::reply::json(&serde_json::json!({ "ok": true, "outcome": outcome })).into_response()
 }
