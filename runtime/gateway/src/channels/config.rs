@@ -107,6 +107,9 @@ pub struct GoogleChatConfig {
     pub service_account_key_env: Option<String>,
     /// Base URL of the Chat API.
     pub api_url: String,
+    /// Google's OAuth token endpoint, where the service account trades a signed assertion for
+    /// a Chat API token.
+    pub oauth_url: String,
     /// How long the event's HTTP answer waits for the turn (the platform allows 30 s).
     pub sync_reply_secs: u64,
     /// Senders (`user.name`, e.g. `users/123`, or `user.email`) that skip pairing.
@@ -124,6 +127,7 @@ impl Default for GoogleChatConfig {
             verification_token_env: None,
             service_account_key_env: None,
             api_url: "https://chat.googleapis.com".to_owned(),
+            oauth_url: "https://oauth2.googleapis.com/token".to_owned(),
             sync_reply_secs: 25,
             allow: Vec::new(),
         }
