@@ -252,3 +252,66 @@ impl ChannelsConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Config {
+        toml::from_str(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn an_enabled_channel_needs_its_keys() {
+        for (text, names) in [
+            (
+                "[channels.teams]\nenabled = true\n",
+                "app_id and app_password_env",
+            ),
+            ("[channels.google_chat]\nenabled = true\n", "audience"),
+            (
+                "[channels.bluebubbles]\nenabled = true\n",
+                "server_url and password_env",
+            ),
+            (
+                "[channels.gmail]\nenabled = true\naudience = \"a\"\n",
+                "service_account and allow",
+            ),
+        ] {
+            let error = parse(text).validate().err().map(|e| e.to_string());
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(names)),
+                "{text}: {error:?}"
+            );
+        }
+        assert!(
+            Config::default().validate().is_ok(),
+            "all channels are off by default"
+        );
+    }
+
+    #[test]
+    fn channel_secrets_are_taken_out_of_the_environment() {
+        let c = parse(
+            "[channels.teams]\napp_password_env = \"TEAMS_SECRET\"\n\
+             [channels.bluebubbles]\npassword_env = \"BB_PASSWORD\"\n\
+             [channels.google_chat]\nservice_account_key_env = \"CHAT_KEY\"\n",
+        );
+        let present = ["TEAMS_SECRET", "BB_PASSWORD", "CHAT_KEY", "PATH"];
+        let names: Vec<String> = c.secret_env_names(present).into_iter().collect();
+        assert_eq!(names, ["BB_PASSWORD", "CHAT_KEY", "TEAMS_SECRET"]);
+    }
+
+    #[test]
+    fn config_get_shows_no_channel_secret() {
+        let c = parse(
+            "[channels.bluebubbles]\npassword_env = \"BB_PASSWORD\"\nserver_url = \"http://mac:1234\"\n",
+        );
+        let shown = c.redacted();
+        assert_eq!(
+            shown["channels"]["bluebubbles"]["server_url"],
+            "http://mac:1234"
+        );
+        assert_eq!(shown["channels"]["bluebubbles"]["password_env"], "***");
+    }
+}
