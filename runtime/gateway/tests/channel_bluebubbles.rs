@@ -219,3 +219,25 @@ async fn a_disabled_channel_is_404_naming_the_key() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_password_is_not_retried() {
+    let fake = FakePlatform::start().await;
+    fake.script(SEND, vec![Answer::status(401)]);
+    fake.serve(SEND, Answer::ok(json!({ "status": 200 })));
+    let gw = gateway(&fake, "").await;
+    let url = events_url(&gw, "bb-server-password");
+    post(&url, &[], &webhook("msg-1", "+15550001", "first", false)).await;
+    fake.wait_for(SEND, 1).await;
+    // The next message's answer is the second call: the 401 was not retried.
+    post(&url, &[], &webhook("msg-2", "+15550001", "second", false)).await;
+    let sent = fake.wait_for(SEND, 2).await;
+    assert!(
+        sent[1].json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("second"),
+        "{:?}",
+        sent[1]
+    );
+}

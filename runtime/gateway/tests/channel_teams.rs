@@ -250,3 +250,24 @@ async fn the_bots_own_activities_and_other_types_are_ignored() {
     );
     assert_eq!(posted[0].json()["recipient"]["id"], "29:2other");
 }
+
+#[tokio::test]
+async fn a_refused_bot_token_is_renewed_once() {
+    let (fake, gw) = setup().await;
+    fake.script(ACTIVITIES, vec![Answer::status(401)]);
+    let token = sign(&claims(&fake), PLATFORM_KEY);
+    let (_, body) = post(
+        &gw.http("/teams/events"),
+        &bearer(&token),
+        &activity(&fake, "act-1", "hello"),
+    )
+    .await;
+    assert_eq!(body["outcome"], "turn");
+    let posted = fake.wait_for(ACTIVITIES, 2).await;
+    assert_eq!(posted.len(), 2);
+    assert_eq!(
+        fake.received(TOKEN).len(),
+        2,
+        "the cached token was dropped after the 401 and a new one fetched"
+    );
+}

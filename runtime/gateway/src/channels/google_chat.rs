@@ -17,7 +17,7 @@
 //!   account (`service_account_key_env`: the JSON key) gets by a signed JWT assertion.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -286,7 +286,7 @@ pub async fn send(
     let config = gateway.config();
     let chat = &config.channels.google_chat;
     let http = gateway.channels.http().map_err(|e| e.to_string())?;
-    let token = gateway.channels.chat_token.get(gateway, &http).await?;
+    let token = app_token(gateway, &http).await?;
     let mut url = reqwest::Url::parse(chat.api_url.trim_end_matches('/'))
         .map_err(|_| "channels.google_chat.api_url is not a URL".to_owned())?;
     {
@@ -335,44 +335,31 @@ struct ServiceAccountKey {
     private_key_id: Option<String>,
 }
 
-/// The Chat API token of the app's service account, cached until shortly before it expires.
-#[derive(Default)]
-pub struct TokenCache {
-    cached: tokio::sync::Mutex<Option<(String, Instant)>>,
-}
-
-impl TokenCache {
-    async fn get(&self, gateway: &Gateway, http: &reqwest::Client) -> Result<String, String> {
-        let mut cached = self.cached.lock().await;
-        if let Some((token, until)) = cached.as_ref()
-            && Instant::now() < *until
-        {
-            return Ok(token.clone());
-        }
-        let config = gateway.config();
-        let chat = &config.channels.google_chat;
-        let key = secret(
-            chat.service_account_key_env.as_deref(),
-            "channels.google_chat.service_account_key_env",
-        )
-        .map_err(|e| e.to_string())?;
-        let key: ServiceAccountKey = serde_json::from_str(&key).map_err(|_| {
-            "channels.google_chat.service_account_key_env does not hold a service account JSON key (client_email, private_key)".to_owned()
-        })?;
-        let assertion = assertion(&key, &chat.oauth_url)?;
-        let form = form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
-            .append_pair("assertion", &assertion)
-            .finish();
-        let token = oauth::token(http, &chat.oauth_url, form, "Google Chat token").await?;
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600).saturating_sub(60));
-        *cached = Some((token.access_token.clone(), Instant::now() + lifetime));
-        Ok(token.access_token)
-    }
-
-    async fn forget(&self) {
-        *self.cached.lock().await = None;
-    }
+/// The Chat API token of the app's service account (cached in `ChannelState::chat_token`).
+async fn app_token(gateway: &Gateway, http: &reqwest::Client) -> Result<String, String> {
+    let config = gateway.config();
+    let chat = &config.channels.google_chat;
+    let key = secret(
+        chat.service_account_key_env.as_deref(),
+        "channels.google_chat.service_account_key_env",
+    )
+    .map_err(|e| e.to_string())?;
+    let key: ServiceAccountKey = serde_json::from_str(&key).map_err(|_| {
+        "channels.google_chat.service_account_key_env does not hold a service account JSON key (client_email, private_key)".to_owned()
+    })?;
+    let credentials = format!("{} {}", chat.oauth_url, key.client_email);
+    gateway
+        .channels
+        .chat_token
+        .get(credentials, async {
+            let assertion = assertion(&key, &chat.oauth_url)?;
+            let form = form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
+                .append_pair("assertion", &assertion)
+                .finish();
+            oauth::token(http, &chat.oauth_url, form, "Google Chat token").await
+        })
+        .await
 }
 
 /// The signed JWT a service account presents to the token endpoint (RFC 7523).

@@ -76,8 +76,8 @@ pub struct ChannelState {
     pub teams_keys: jwt::JwksCache,
     pub chat_keys: jwt::JwksCache,
     pub gmail_keys: jwt::JwksCache,
-    pub teams_token: teams::TokenCache,
-    pub chat_token: google_chat::TokenCache,
+    pub teams_token: oauth::TokenCache,
+    pub chat_token: oauth::TokenCache,
     pub wrong_codes: pairing::WrongCodes,
 }
 

@@ -15,7 +15,6 @@
 //!   activity is ever called.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -75,25 +74,7 @@ pub async fn handle(gateway: &Arc<Gateway>, callback: Callback) -> HandledResult
     if !teams.enabled {
         return Err(ChannelError::Disabled(Channel::Teams.config_key()));
     }
-    let token = bearer(&callback.headers).ok_or(JwtError::Missing)?;
-    let http = gateway
-        .channels
-        .http()
-        .map_err(|e| ChannelError::Unavailable(e.to_string()))?;
-    let claims = gateway
-        .channels
-        .teams_keys
-        .verify(
-            &http,
-            KeySource::OpenIdMetadata(&teams.openid_metadata_url),
-            token,
-            &Expect {
-                issuers: &[teams.issuer.as_str()],
-                audience: &teams.app_id,
-                leeway_secs: LEEWAY_SECS,
-            },
-        )
-        .await?;
+    let claims = authenticate(gateway, teams, &callback.headers).await?;
     let activity: Activity = parse(&callback.body, "Bot Framework activity")?;
     let service_url = activity.service_url.clone().unwrap_or_default();
     if let Some(claimed) = claims.get("serviceurl").and_then(|v| v.as_str())
@@ -164,6 +145,30 @@ pub async fn handle(gateway: &Arc<Gateway>, callback: Callback) -> HandledResult
     Ok(accepted(outcome))
 }
 
+/// Checks the activity's bearer JWT; returns its claims.
+async fn authenticate(
+    gateway: &Gateway,
+    teams: &super::config::TeamsConfig,
+    headers: &http::HeaderMap,
+) -> Result<serde_json::Value, ChannelError> {
+    let token = bearer(headers).ok_or(JwtError::Missing)?;
+    let http = gateway
+        .channels
+        .http()
+        .map_err(|e| ChannelError::Unavailable(e.to_string()))?;
+    let expect = Expect {
+        issuers: &[teams.issuer.as_str()],
+        audience: &teams.app_id,
+        leeway_secs: LEEWAY_SECS,
+    };
+    let source = KeySource::OpenIdMetadata(&teams.openid_metadata_url);
+    Ok(gateway
+        .channels
+        .teams_keys
+        .verify(&http, source, token, &expect)
+        .await?)
+}
+
 /// The text without `<at>name</at>` mentions (of the bot, in channels and group chats).
 pub fn strip_mentions(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -222,7 +227,7 @@ async fn send(gateway: &Gateway, to: &ReplyTo, text: &str) -> Result<(), String>
     })
     .to_string();
     for attempt in 0..2 {
-        let token = gateway.channels.teams_token.get(gateway, &http).await?;
+        let token = bot_token(gateway, &http).await?;
         let response = outbound::send_with_retry(
             "Bot Framework activity reply",
             RetryPolicy::default(),
@@ -245,42 +250,29 @@ async fn send(gateway: &Gateway, to: &ReplyTo, text: &str) -> Result<(), String>
     Err("the Bot Framework refused the bot's token twice; check channels.teams.app_id and app_password_env".into())
 }
 
-/// The bot's client-credentials token, cached until shortly before it expires.
-#[derive(Default)]
-pub struct TokenCache {
-    cached: tokio::sync::Mutex<Option<(String, Instant)>>,
-}
-
-impl TokenCache {
-    async fn get(&self, gateway: &Gateway, http: &reqwest::Client) -> Result<String, String> {
-        let mut cached = self.cached.lock().await;
-        if let Some((token, until)) = cached.as_ref()
-            && Instant::now() < *until
-        {
-            return Ok(token.clone());
-        }
-        let config = gateway.config();
-        let teams = &config.channels.teams;
-        let password = secret(
-            teams.app_password_env.as_deref(),
-            "channels.teams.app_password_env",
-        )
-        .map_err(|e| e.to_string())?;
-        let form = form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "client_credentials")
-            .append_pair("client_id", &teams.app_id)
-            .append_pair("client_secret", &password)
-            .append_pair("scope", &teams.oauth_scope)
-            .finish();
-        let token = oauth::token(http, &teams.oauth_url, form, "Bot Framework token").await?;
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600).saturating_sub(60));
-        *cached = Some((token.access_token.clone(), Instant::now() + lifetime));
-        Ok(token.access_token)
-    }
-
-    async fn forget(&self) {
-        *self.cached.lock().await = None;
-    }
+/// The bot's client-credentials token (cached in `ChannelState::teams_token`).
+async fn bot_token(gateway: &Gateway, http: &reqwest::Client) -> Result<String, String> {
+    let config = gateway.config();
+    let teams = &config.channels.teams;
+    let credentials = format!("{} {}", teams.oauth_url, teams.app_id);
+    gateway
+        .channels
+        .teams_token
+        .get(credentials, async {
+            let password = secret(
+                teams.app_password_env.as_deref(),
+                "channels.teams.app_password_env",
+            )
+            .map_err(|e| e.to_string())?;
+            let form = form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "client_credentials")
+                .append_pair("client_id", &teams.app_id)
+                .append_pair("client_secret", &password)
+                .append_pair("scope", &teams.oauth_scope)
+                .finish();
+            oauth::token(http, &teams.oauth_url, form, "Bot Framework token").await
+        })
+        .await
 }
 
 #[cfg(test)]
