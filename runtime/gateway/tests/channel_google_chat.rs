@@ -242,6 +242,10 @@ async fn redeliveries_bots_and_other_events_get_an_empty_answer() {
     let mut bot = event("m-bot", "users/999", "beep");
     bot["user"]["type"] = json!("BOT");
     assert_eq!(post(&url, &bearer(&token), &bot).await.1, json!({}));
+    let mut odd = event("m-odd", "users/111", "hi");
+    odd["space"]["name"] = json!("spaces/../../v1/other");
+    let (status, answer) = post(&url, &bearer(&token), &odd).await;
+    assert_eq!(status, 400, "{answer}");
     let added = json!({ "type": "ADDED_TO_SPACE", "space": { "name": "spaces/AAAA" }, "user": { "name": "users/111" } });
     assert_eq!(post(&url, &bearer(&token), &added).await.1, json!({}));
     let mut ws = gw.client().await;

@@ -115,6 +115,11 @@ pub async fn handle(gateway: &Arc<Gateway>, callback: Callback) -> HandledResult
         .space
         .or_else(|| message.space.clone())
         .ok_or_else(|| ChannelError::BadRequest("the event names no `space`".into()))?;
+    if !is_space_name(&space.name) {
+        return Err(ChannelError::BadRequest(
+            "`space.name` is not a Chat space name (`spaces/<id>`)".into(),
+        ));
+    }
     let text = message
         .argument_text
         .as_deref()
@@ -164,6 +169,16 @@ pub async fn handle(gateway: &Arc<Gateway>, callback: Callback) -> HandledResult
         Some(text) => Ok(warp::reply::json(&json!({ "text": text })).into_response()),
         None => Ok(no_message()),
     }
+}
+
+/// `spaces/<id>` with an id of letters, digits, `-` and `_` (it becomes part of API paths).
+fn is_space_name(name: &str) -> bool {
+    name.strip_prefix("spaces/").is_some_and(|id| {
+        !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 /// `{}`: Chat posts nothing.
@@ -294,7 +309,7 @@ pub async fn send(
             .path_segments_mut()
             .map_err(|_| "channels.google_chat.api_url cannot take a path".to_owned())?;
         path.pop_if_empty().push("v1");
-        path.extend(space.split('/'));
+        path.extend(space.split('/')); // `spaces/<id>`, checked by `is_space_name`
         path.push("messages");
     }
     let mut body = json!({ "text": text });
