@@ -157,6 +157,26 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Forgets a recorded delivery (its message was not taken after all), so a redelivery is
+    /// processed.
+    pub async fn forget_delivery(
+        &self,
+        channel: &str,
+        delivery_id: &str,
+    ) -> Result<(), StoreError> {
+        let (channel, delivery_id) = (channel.to_owned(), delivery_id.to_owned());
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM channel_deliveries WHERE channel = ?1 AND delivery_id = ?2",
+            )?
+            .execute(params![channel, delivery_id])?;
+            Ok(())
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +196,8 @@ mod tests {
         assert!(!s.first_delivery("teams", "a1", 50, 150).await.unwrap());
         assert!(s.first_delivery("gmail", "a1", 50, 150).await.unwrap());
         assert!(s.first_delivery("teams", "a1", 100, 200).await.unwrap());
+        s.forget_delivery("teams", "a1").await.unwrap();
+        assert!(s.first_delivery("teams", "a1", 110, 200).await.unwrap());
     }
 
     #[tokio::test]

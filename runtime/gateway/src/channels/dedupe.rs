@@ -28,3 +28,16 @@ pub async fn first_delivery(
         .first_delivery(channel.name(), delivery_id, now, now.saturating_add(ttl_ms))
         .await
 }
+
+/// Forgets an accepted id whose message was not taken after all (answered 503), so the
+/// platform's retry is processed.
+pub async fn forget(
+    gateway: &Gateway,
+    channel: Channel,
+    delivery_id: &str,
+) -> Result<(), flynn_store::StoreError> {
+    gateway
+        .store
+        .forget_delivery(channel.name(), delivery_id)
+        .await
+}

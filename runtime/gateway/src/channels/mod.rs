@@ -151,10 +151,7 @@ pub async fn accept(
     reply: Replier,
 ) -> Result<Accepted, ChannelError> {
     let channel = message.channel.name();
-    let unavailable = |e: flynn_store::StoreError| {
-        tracing::warn!(channel, error = %e, "channel callback: store failure");
-        ChannelError::Unavailable("the gateway could not record the message; retry later".into())
-    };
+    let unavailable = |e| store_unavailable(channel, e);
     if !dedupe::first_delivery(gateway, message.channel, &message.delivery_id)
         .await
         .map_err(unavailable)?
@@ -162,7 +159,33 @@ pub async fn accept(
         tracing::debug!(channel, "redelivery ignored");
         return Ok(Accepted::Duplicate);
     }
-    let gate = pairing::gate(gateway, &message, allow, pairing)
+    let outcome = gate_and_start(gateway, &message, allow, pairing, reply).await;
+    if let Err(ChannelError::Unavailable(_)) = &outcome {
+        // The platform retries a 503: its redelivery must not be taken for a duplicate.
+        if let Err(e) = dedupe::forget(gateway, message.channel, &message.delivery_id).await {
+            tracing::warn!(channel, error = %e, "could not forget a delivery that was not taken");
+        }
+    }
+    outcome
+}
+
+/// A store failure: 503, so the platform retries.
+fn store_unavailable(channel: &str, error: flynn_store::StoreError) -> ChannelError {
+    tracing::warn!(channel, %error, "channel callback: store failure");
+    ChannelError::Unavailable("the gateway could not record the message; retry later".into())
+}
+
+/// After dedupe: presence, the pairing gate, and the turn.
+async fn gate_and_start(
+    gateway: &Arc<Gateway>,
+    message: &ChannelMessage,
+    allow: &[String],
+    pairing: bool,
+    reply: Replier,
+) -> Result<Accepted, ChannelError> {
+    let channel = message.channel.name();
+    let unavailable = |e| store_unavailable(channel, e);
+    let gate = pairing::gate(gateway, message, allow, pairing)
         .await
         .map_err(unavailable)?;
     if gate != pairing::Gate::Pass {
