@@ -50,9 +50,8 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
 
 /// What a platform module answers.
 pub type HandledResult = Result<warp::reply::Response, ChannelError>;
-type Handled = HandledResult;
 type Handler =
-    fn(Arc<Gateway>, Callback) -> std::pin::Pin<Box<dyn Future<Output = Handled> + Send>>;
+    fn(Arc<Gateway>, Callback) -> std::pin::Pin<Box<dyn Future<Output = HandledResult> + Send>>;
 
 fn route(
     gateway: Arc<Gateway>,
