@@ -246,3 +246,22 @@ test("every x-http request example and other-status example validates against it
   }
   assert.equal(failures.length, 0, failures.join("\n"));
 });
+
+// Endpoints that take a body (the chat channel callbacks) have a request example that validates
+// against the request schema, and an example for every error status, valid against the shared
+// error body schema.
+test("every x-http request and error example validates against its schema", () => {
+  const failures = [];
+  const errorBody = validator(ajv, spec["x-http"].channelErrorBody);
+  for (const e of spec["x-http"].endpoints) {
+    if (e.request) {
+      const err = validator(ajv, e.request.schema)(e.request.example);
+      if (err) failures.push(`${e.method} ${e.path}: request\n${err}`);
+    }
+    for (const x of e.errors ?? []) {
+      const err = errorBody(x.example);
+      if (err) failures.push(`${e.method} ${e.path}: ${x.status}\n${err}`);
+    }
+  }
+  assert.equal(failures.length, 0, failures.join("\n"));
+});

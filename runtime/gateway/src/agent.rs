@@ -104,6 +104,7 @@ async fn persist_user(
         .await
         .map_err(store_err)?;
     let (frontend, user_id) = split_session_id(session_id);
+    let user_id = message.presence_sender.as_deref().unwrap_or(user_id);
     if let Err(e) = gw
         .store
         .record_presence(frontend, user_id, message.sender_name.as_deref(), now)

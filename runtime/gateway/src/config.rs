@@ -72,6 +72,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// `[push]`: Web Push for the web chat (`crate::push`).
     pub push: crate::push::PushConfig,
+    /// `[channels.<name>]`: Teams, Google Chat, BlueBubbles, Gmail push (`crate::channels`).
+    pub channels: crate::channels::ChannelsConfig,
     /// `[models]`: `default_tier` and `[models.tiers.<name>]` (embedded, openai, anthropic).
     pub models: flynn_models::ModelsConfig,
     /// `[tools]`: workspace, `shell.exec` policy, file tools.
@@ -621,6 +623,7 @@ impl Config {
                     .flat_map(crate::webhooks::WebhookConfig::secret_env_names),
             )
             .chain(self.push.vapid_private_key_env.as_deref())
+            .chain(self.channels.secret_env_names())
             .collect();
         present
             .into_iter()
@@ -633,6 +636,7 @@ impl Config {
 
     /// Checks what the types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.channels.validate().map_err(ConfigError::Invalid)?;
         let s = &self.server;
         if s.token.as_deref().is_some_and(|t| t.len() < 8) {
             return Err(ConfigError::Invalid(

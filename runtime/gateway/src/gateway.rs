@@ -121,6 +121,8 @@ pub struct Gateway {
     pub push: crate::push::Push,
     /// The TLS acceptor when `[server.tls]` is set (re-read by `config.reload`).
     pub tls: crate::tls::Tls,
+    /// Chat channels' caches: signing keys, reply tokens, wrong pairing codes.
+    pub channels: crate::channels::ChannelState,
     models: RwLock<Arc<ModelTiers>>,
     ops: RwLock<flynn_ops::Ops>,
     tools: RwLock<Arc<ToolRegistry>>,
@@ -154,6 +156,7 @@ impl Gateway {
             nodes: NodeRegistry::default(),
             approvals: Approvals::default(),
             push: crate::push::Push::default(),
+            channels: crate::channels::ChannelState::default(),
             models: RwLock::new(Arc::new(models)),
             tools: RwLock::new(Arc::new(tools)),
             self_ref: OnceLock::new(),

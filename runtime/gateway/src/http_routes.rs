@@ -145,6 +145,8 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
         .unify()
         .or(crate::push::routes::routes(gateway.clone()))
         .unify()
+        .or(crate::channels::routes::routes(gateway.clone()))
+        .unify()
         .boxed();
     let server = &gateway.config().server;
     let dashboard = crate::dashboard::routes(server.dashboard, server.dashboard_dir.clone());

@@ -62,6 +62,17 @@ pub async fn start_turn(
     message: InboundMessage,
     events: Arc<dyn InboundEvents>,
 ) -> Result<StartedTurn, RpcError> {
+    start_turn_from(gateway, message, None, events).await
+}
+
+/// [`start_turn`] for a message whose sender is not the session's user part (a chat channel's
+/// conversation with several people): presence counts it for `presence_sender`.
+pub async fn start_turn_from(
+    gateway: &Arc<Gateway>,
+    message: InboundMessage,
+    presence_sender: Option<String>,
+    events: Arc<dyn InboundEvents>,
+) -> Result<StartedTurn, RpcError> {
     crate::handlers::sessions::validate_session_id(&message.session_id, "sessionId")?;
     if message.text.trim().is_empty() {
         return Err(RpcError::invalid(
@@ -82,6 +93,7 @@ pub async fn start_turn(
             attachments: Vec::new(),
             may_use_tools: message.may_use_tools,
             sender_name: message.sender_name,
+            presence_sender,
         },
         requester: Requester {
             events: EventEmitter::new(RequestId::String(String::new()), Arc::new(Sink(events))),

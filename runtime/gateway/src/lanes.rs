@@ -38,6 +38,9 @@ pub struct UserMessage {
     pub may_use_tools: bool,
     /// Who sent it (a token's name, a Tailscale login), shown in presence; never a secret.
     pub sender_name: Option<String>,
+    /// The sender's id in presence when it is not the session's user part (a chat channel's
+    /// sender in a group conversation); `None`: the session's user part.
+    pub presence_sender: Option<String>,
 }
 
 pub type Reply = Result<AgentSendResult, RpcError>;

@@ -11,6 +11,7 @@ pub mod admission;
 pub mod agent;
 pub mod approvals;
 pub mod auth;
+pub mod channels;
 pub mod config;
 pub mod connection;
 pub mod dashboard;

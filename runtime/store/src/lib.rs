@@ -13,6 +13,7 @@
 mod analytics;
 mod audit;
 mod canvas;
+mod channels;
 mod clock;
 mod error;
 mod idempotency;
@@ -36,6 +37,7 @@ pub use analytics::{
 };
 pub use audit::AuditEntry;
 pub use canvas::{CanvasArtifact, CanvasPut};
+pub use channels::PairedSender;
 pub use clock::{DAY_MS, MAX_MS, MIN_MS, utc_day};
 pub use error::StoreError;
 pub use idempotency::IdempotencyRecord;

@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "web push subscriptions",
         steps: &[Step::Sql(V5_PUSH_SUBSCRIPTIONS)],
     },
+    Migration {
+        version: 6,
+        name: "chat channels: paired senders and delivered ids",
+        steps: &[Step::Sql(V6_CHANNELS)],
+    },
 ];
 
 const V4_WEBHOOK_DELIVERIES: &str = r#"
@@ -91,6 +96,28 @@ CREATE INDEX push_subscriptions_by_session ON push_subscriptions (session_id);
 CREATE TRIGGER push_subscriptions_follow_sessions AFTER DELETE ON sessions BEGIN
     DELETE FROM push_subscriptions WHERE session_id = OLD.id;
 END;
+"#;
+
+const V6_CHANNELS: &str = r#"
+-- Senders of chat channels (see channels.rs): paired once they redeemed a pairing code; asked
+-- when they were last told to send one (so an unknown sender is asked once, not every message).
+CREATE TABLE channel_senders (
+    channel       TEXT NOT NULL,
+    sender_id     TEXT NOT NULL,
+    sender_name   TEXT,
+    paired_at_ms  INTEGER,
+    asked_at_ms   INTEGER,
+    PRIMARY KEY (channel, sender_id)
+) STRICT;
+-- Platform message/activity ids already accepted, so a redelivery does nothing; kept until
+-- expires_at_ms.
+CREATE TABLE channel_deliveries (
+    channel       TEXT NOT NULL,
+    delivery_id   TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (channel, delivery_id)
+) STRICT;
+CREATE INDEX channel_deliveries_by_expiry ON channel_deliveries (expires_at_ms);
 "#;
 
 const V3_IDEMPOTENCY: &str = r#"

@@ -128,7 +128,9 @@ async fn an_old_database_upgrades_in_place() {
     }
     let store = Store::open(&path).unwrap();
     let versions = store.call(|c| applied_versions(c)).await.unwrap();
-    assert_eq!(versions, (1..=latest_version()).collect::<Vec<_>>());
+    // Every later migration is applied too (their number grows as branches add them).
+    let all: Vec<u32> = (1..=latest_version()).collect();
+    assert_eq!(versions, all);
     let history = store.history("telegram:1", None).await.unwrap();
     assert_eq!(history.len(), 2);
     let a = store.session_analytics(0, 10).await.unwrap();

@@ -587,6 +587,8 @@ export interface PresenceEntry {
   lastSeenAt: number;
   /** Messages received from the sender. */
   messageCount: number;
+  /** `true` when the sender redeemed a pairing code on this chat channel (decision chat-channels); absent for senders that did not pair (allow-listed, WebSocket clients, senders still asked for a code). */
+  paired?: boolean;
   /** Sender id on that channel. */
   senderId: string;
   /** Display name of the sender, when the channel provides one. */

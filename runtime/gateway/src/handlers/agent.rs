@@ -202,6 +202,7 @@ pub async fn send(
                 .scopes()
                 .contains(flynn_protocol::types::Scope::Operator),
             sender_name: call.connection.identity.principal().map(str::to_owned),
+            presence_sender: None,
         },
         requester: Requester {
             events: call.events.clone(),

@@ -34,11 +34,22 @@ pub async fn presence(
         .presence(p.channel.as_deref(), PRESENCE_SCAN)
         .await
         .map_err(store_error)?;
+    // Senders paired on a chat channel are marked (crate::channels::pairing).
+    let paired: std::collections::HashSet<(String, String)> = gw
+        .store
+        .paired_senders(p.channel.as_deref())
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|s| (s.channel, s.sender_id))
+        .collect();
     let entries: Vec<PresenceEntry> = records
         .into_iter()
         .map(|r| {
             let online = now.saturating_sub(r.last_seen_ms) <= threshold_ms;
+            let is_paired = paired.contains(&(r.channel.clone(), r.sender_id.clone()));
             PresenceEntry {
+                paired: is_paired.then_some(true),
                 channel: r.channel,
                 sender_id: r.sender_id,
                 sender_name: r.sender_name,

@@ -9,7 +9,7 @@ mod config_methods;
 mod insights;
 mod nodes;
 mod operations;
-mod pairing;
+pub(crate) mod pairing;
 pub(crate) mod sessions;
 mod system;
 mod tools;
