@@ -1,4 +1,4 @@
-//! Helpers shared by the issue-7 method tests (nodes, canvas, presence, analytics, operations):
+//! Helpers shared by the method tests of nodes, canvas, presence, analytics and operations:
 //! reply checks, clock helpers that wait for a condition instead of sleeping a fixed time, and
 //! fake operator tools.
 #![allow(dead_code)]
