@@ -29,6 +29,11 @@ pub enum RustGenError {
         "the spec declares no scopes (x-scopes): every method needs an x-scope for the dispatcher to enforce"
     )]
     Scopes,
+    #[error(
+        "the spec lacks x-http.auth.browserSubprotocol (protocol, tokenPrefix): the WebSocket \
+         subprotocol constants are generated from it"
+    )]
+    BrowserSubprotocol,
 }
 
 /// Generates the Rust source (formatted with prettyplease).
@@ -48,7 +53,7 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
         return Err(RustGenError::Scopes);
     }
     let types = type_space(spec)?;
-    let constants = constants(spec);
+    let constants = constants(spec)?;
     let error_code = error_code(spec);
     let method_enum = method_enum(spec);
     let handler = handler_trait(spec);
@@ -165,7 +170,13 @@ fn method_doc(m: &Method) -> String {
     text
 }
 
-fn constants(spec: &Spec) -> TokenStream {
+fn constants(spec: &Spec) -> Result<TokenStream, RustGenError> {
+    let subprotocol = spec
+        .browser_subprotocol
+        .as_ref()
+        .ok_or(RustGenError::BrowserSubprotocol)?;
+    let protocol = &subprotocol.protocol;
+    let token_prefix = &subprotocol.token_prefix;
     let version = &spec.version;
     let protocol_version = Literal::i64_unsuffixed(spec.protocol_version);
     let method_consts = spec.methods.iter().map(|m| {
@@ -184,11 +195,18 @@ fn constants(spec: &Spec) -> TokenStream {
     });
     let event_names = spec.events.iter().map(|e| &e.name);
     let event_count = Literal::usize_unsuffixed(spec.events.len());
-    quote! {
+    Ok(quote! {
         /// `info.version` of the spec this code was generated from.
         pub const SPEC_VERSION: &str = #version;
         /// `x-protocol-version`: the integer protocol version negotiated by `node.register`.
         pub const PROTOCOL_VERSION: i64 = #protocol_version;
+        /// `x-http.auth.browserSubprotocol.protocol`: the WebSocket subprotocol every client
+        /// offers and the gateway selects.
+        pub const SUBPROTOCOL: &str = #protocol;
+        /// `x-http.auth.browserSubprotocol.tokenPrefix`: the prefix of the subprotocol entry that
+        /// carries a bearer token for clients that cannot set headers (browsers), followed by the
+        /// token in base64url without padding.
+        pub const BEARER_SUBPROTOCOL_PREFIX: &str = #token_prefix;
 
         /// Wire names of every method.
         pub mod methods {
@@ -203,7 +221,7 @@ fn constants(spec: &Spec) -> TokenStream {
             /// Every event name, in spec order.
             pub const ALL: [&str; #event_count] = [#(#event_names),*];
         }
-    }
+    })
 }
 
 fn error_code(spec: &Spec) -> TokenStream {

@@ -41,6 +41,18 @@ pub struct Spec {
     pub scopes: Vec<ScopeDef>,
     /// `components.schemas`, by name.
     pub schemas: BTreeMap<String, Value>,
+    /// `x-http.auth.browserSubprotocol`: how browsers offer a token. Required for generating
+    /// code; optional for diffing (older and synthetic specs lack it).
+    pub browser_subprotocol: Option<BrowserSubprotocol>,
+}
+
+/// The WebSocket subprotocol entries of `x-http.auth.browserSubprotocol`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSubprotocol {
+    /// `protocol`: the subprotocol every client offers and the gateway selects (`flynn.v1`).
+    pub protocol: String,
+    /// `tokenPrefix`: the prefix of the entry that carries a token (`flynn.bearer.`).
+    pub token_prefix: String,
 }
 
 /// One scope of the root `x-scopes` list.
@@ -228,6 +240,7 @@ impl Spec {
             methods.push(method);
         }
         check_refs(&raw, &schemas)?;
+        let browser_subprotocol = parse_browser_subprotocol(&raw)?;
 
         Ok(Spec {
             raw,
@@ -239,6 +252,7 @@ impl Spec {
             errors,
             scopes,
             schemas,
+            browser_subprotocol,
         })
     }
 
@@ -266,6 +280,22 @@ impl Spec {
             + self.events.iter().map(|e| e.examples.len()).sum::<usize>()
             + wire
     }
+}
+
+fn parse_browser_subprotocol(raw: &Value) -> Result<Option<BrowserSubprotocol>, SpecError> {
+    const AT: &str = "x-http.auth.browserSubprotocol";
+    let section = &raw["x-http"]["auth"]["browserSubprotocol"];
+    if section.is_null() {
+        return Ok(None);
+    }
+    let protocol = str_field(section, "protocol")
+        .ok_or_else(|| broken(format!("{AT}.protocol"), "missing or not a string"))?;
+    let token_prefix = str_field(section, "tokenPrefix")
+        .ok_or_else(|| broken(format!("{AT}.tokenPrefix"), "missing or not a string"))?;
+    Ok(Some(BrowserSubprotocol {
+        protocol,
+        token_prefix,
+    }))
 }
 
 fn parse_errors(raw: &Value) -> Result<Vec<ErrorDef>, SpecError> {
