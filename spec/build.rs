@@ -8,8 +8,8 @@ fn main() -> ExitCode {
     let spec_path = PathBuf::from("flynn.openrpc.json");
     let generated = std::fs::read_to_string(&spec_path)
         .map_err(|e| format!("cannot read {}: {e}", spec_path.display()))
-        .and_then(|text| flynn_codegen::Spec::from_json(&text).map_err(|e| e.to_string()))
-        .and_then(|spec| flynn_codegen::rust::generate(&spec).map_err(|e| e.to_string()));
+        .and_then(|text| flynn_codegen_lib::Spec::from_json(&text).map_err(|e| e.to_string()))
+        .and_then(|spec| flynn_codegen_lib::rust::generate(&spec).map_err(|e| e.to_string()));
     let out_dir = match std::env::var("OUT_DIR") {
         Ok(dir) => PathBuf::from(dir),
         Err(e) => {

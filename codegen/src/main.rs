@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use flynn_codegen::{Spec, diff, rust, summary, typescript};
+use flynn_codegen_lib::{Spec, diff, rust, summary, typescript};
 
 const REPO_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 

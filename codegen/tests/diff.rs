@@ -1,7 +1,7 @@
 //! `diff` on crafted spec pairs: each mutation of a small base spec is classified as expected.
 
-use flynn_codegen::Spec;
-use flynn_codegen::diff::{Severity, diff, is_breaking};
+use flynn_codegen_lib::Spec;
+use flynn_codegen_lib::diff::{Severity, diff, is_breaking};
 use serde_json::{Value, json};
 
 fn base() -> Value {

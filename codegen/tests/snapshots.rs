@@ -1,7 +1,7 @@
 //! Snapshots of everything generated from the real spec: every protocol change is reviewed as a
 //! diff of these files (`cargo insta review`).
 
-use flynn_codegen::{Spec, rust, summary, typescript};
+use flynn_codegen_lib::{Spec, rust, summary, typescript};
 
 fn spec() -> Spec {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/flynn.openrpc.json");

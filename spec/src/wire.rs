@@ -18,53 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{ErrorCode, Event, Method};
 
+mod ids;
+mod request;
 mod well_formed;
 
-/// A request id: integer or string, echoed unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(untagged)]
-pub enum RequestId {
-    Number(i64),
-    String(String),
-}
-
-// By hand rather than `#[serde(untagged)]`: untagged buffers every id into an intermediate
-// value before trying the variants, on every request.
-impl<'de> Deserialize<'de> for RequestId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Id;
-        impl serde::de::Visitor<'_> for Id {
-            type Value = RequestId;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an integer (within i64) or a string")
-            }
-            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<RequestId, E> {
-                Ok(RequestId::Number(n))
-            }
-            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<RequestId, E> {
-                i64::try_from(n)
-                    .map(RequestId::Number)
-                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(n), &self))
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RequestId, E> {
-                Ok(RequestId::String(s.to_owned()))
-            }
-            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<RequestId, E> {
-                Ok(RequestId::String(s))
-            }
-        }
-        deserializer.deserialize_any(Id)
-    }
-}
-
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Number(n) => write!(f, "{n}"),
-            Self::String(s) => write!(f, "{s:?}"),
-        }
-    }
-}
+pub use ids::RequestId;
+pub use request::Request;
 
 /// A protocol error: `{code, message, data?}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
@@ -473,22 +432,6 @@ pub fn finish<'a, T: Serialize + 'a>(
             encode_reply(&id, jsonrpc, &future.await?)
         })),
     }
-}
-
-/// A parsed request frame, ready for `crate::dispatch`; `params` borrows from the frame's text.
-#[derive(Debug)]
-pub struct Request<'a> {
-    pub id: RequestId,
-    /// The frame carried `"jsonrpc": "2.0"`; the reply carries it too.
-    pub jsonrpc: bool,
-    pub method: Method,
-    /// The params object, or `None` when absent, `null` or `[]` (what JSON-RPC libraries send
-    /// for a call without params).
-    pub params: Option<&'a RawValue>,
-    /// A JSON-RPC 2.0 notification (`"jsonrpc": "2.0"` and no `id`): it runs, but nothing is
-    /// sent back, neither its reply nor its events; `id` is then a placeholder that never
-    /// reaches the wire.
-    pub notification: bool,
 }
 
 /// A frame that cannot be dispatched, with the reply it gets.

@@ -16,11 +16,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::wire::{ClientError, EventFrame, PendingCall, RequestId, RpcError, Transport};
 
-/// The subprotocol every Flynn WebSocket offers; the gateway selects it.
-pub const SUBPROTOCOL: &str = "flynn.v1";
-/// Prefix of the subprotocol entry that carries a bearer token for clients that cannot set
-/// headers (browsers): `flynn.bearer.<base64url(token), no padding>`.
-pub const BEARER_SUBPROTOCOL_PREFIX: &str = "flynn.bearer.";
+/// The subprotocol constants, generated from the spec's `x-http.auth.browserSubprotocol`.
+pub use crate::{BEARER_SUBPROTOCOL_PREFIX, SUBPROTOCOL};
 
 /// The `Sec-WebSocket-Protocol` entry carrying `token`.
 pub fn bearer_subprotocol(token: &str) -> String {

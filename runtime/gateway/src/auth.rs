@@ -15,10 +15,9 @@ use flynn_protocol::Scopes;
 
 use crate::config::{ServerConfig, SessionFilter};
 
-/// The subprotocol the gateway selects when a client offers it.
-pub const SUBPROTOCOL: &str = "flynn.v1";
-/// Prefix of the subprotocol entry carrying `base64url(token)` (no padding).
-pub const BEARER_PREFIX: &str = "flynn.bearer.";
+/// The subprotocol the gateway selects when a client offers it, and the prefix of the entry
+/// carrying `base64url(token)` (no padding): generated from `x-http.auth.browserSubprotocol`.
+pub use flynn_protocol::{BEARER_SUBPROTOCOL_PREFIX as BEARER_PREFIX, SUBPROTOCOL};
 /// The header Tailscale Serve sets.
 pub const TAILSCALE_LOGIN_HEADER: &str = "tailscale-user-login";
 

@@ -12,10 +12,10 @@
 //! totalMessages / totalSessions, days without messages omitted, each top list capped at
 //! `topLimit`, highest first).
 
-mod issue7;
+mod method_checks;
 mod support;
 
-use issue7::{assert_invalid, call_ok, now_ms, stop};
+use method_checks::{assert_invalid, call_ok, now_ms, stop};
 use serde_json::{Value, json};
 use support::{TestGateway, Ws};
 

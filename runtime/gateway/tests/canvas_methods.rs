@@ -6,10 +6,10 @@
 //! "gates-and-not-found" and "agent-send-new-session": an unknown artifact is -2 on
 //! `params.artifactId`, an unknown session is SessionNotFound).
 
-mod issue7;
+mod method_checks;
 mod support;
 
-use issue7::{assert_code, assert_invalid, call_ok, now_ms, restart, stop, wait_past};
+use method_checks::{assert_code, assert_invalid, call_ok, now_ms, restart, stop, wait_past};
 use serde_json::{Value, json};
 use support::{TestGateway, Ws};
 

@@ -7,10 +7,10 @@
 //! "gates-and-not-found": a closed gate or a node method before `node.register` is -2 with
 //! `error.data.path` `method`) and the protocol document's Node Methods.
 
-mod issue7;
+mod method_checks;
 mod support;
 
-use issue7::{
+use method_checks::{
     assert_invalid, call_ok, close, connection_id, now_ms, ok, poll_until, restart, stop, wait_past,
 };
 use serde_json::{Value, json};

@@ -14,13 +14,15 @@
 //! spec/flynn.openrpc.json (unknown backend / dependency / source: -2 naming the param) and the
 //! protocol document.
 
-mod issue7;
+mod method_checks;
 mod support;
 
 use std::sync::Once;
 
-use issue7::fake_tools::{FakeTools, cat, cat_err, fixture, show_args, strings};
-use issue7::{assert_code, assert_invalid, call_ok, now_ms, poll_until, stop, toml_str};
+use method_checks::fake_tools::{
+    FakeTools, OpsBinaries, cat, cat_err, fixture, show_args, strings,
+};
+use method_checks::{assert_code, assert_invalid, call_ok, now_ms, poll_until, stop, toml_str};
 use serde_json::{Value, json};
 use support::{TestGateway, Ws};
 

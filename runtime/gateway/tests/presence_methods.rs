@@ -12,10 +12,10 @@
 //! `lastSeenAt` descending, filters combine with AND, `summary` counts every sender matching
 //! `channel` regardless of `status` and `limit`).
 
-mod issue7;
+mod method_checks;
 mod support;
 
-use issue7::{assert_invalid, call_ok, now_ms, stop, wait_past};
+use method_checks::{assert_invalid, call_ok, now_ms, stop, wait_past};
 use serde_json::{Value, json};
 use support::{TestGateway, Ws};
 

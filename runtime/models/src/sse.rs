@@ -1,7 +1,14 @@
-//! Incremental Server-Sent Events decoder (the WHATWG event-stream format both APIs use).
+//! Server-Sent Events from a model API's response body (the WHATWG event-stream format both APIs
+//! use), decoded by the `sse-stream` crate.
 //!
-//! Bytes arrive in arbitrary pieces: a line, a CRLF pair or a UTF-8 character may be split across
-//! chunks, so the decoder keeps the partial line and only decodes complete lines.
+//! Two things the crate does not do happen here, on the raw bytes before it parses them
+//! ([`LineGuard`]): a line longer than [`MAX_LINE_BYTES`] ends the stream as broken instead of
+//! being buffered without bound, and the non-standard `error:` line some OpenAI-compatible
+//! servers (llama.cpp) report failures with becomes an `error` event instead of an ignored field.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, future};
+use sse_stream::SseByteStream;
 
 use crate::error::ProviderError;
 
@@ -17,107 +24,111 @@ pub(crate) struct SseEvent {
 /// A line longer than this is treated as a broken stream rather than buffered without bound.
 const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
-#[derive(Debug, Default)]
-pub(crate) struct SseDecoder {
-    line: Vec<u8>,
-    skip_lf: bool,
-    event: Option<String>,
-    data: String,
-    has_data: bool,
+/// Decodes a body's chunks (whose read errors are already [`ProviderError`]s, kept as they are)
+/// into the events that carry data; blocks with only `event:`/`id:`/`retry:` fields are skipped.
+pub(crate) fn decode<S>(chunks: S) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send
+where
+    S: Stream<Item = Result<Bytes, ProviderError>> + Send,
+{
+    let mut guard = LineGuard::default();
+    let guarded = chunks.map(move |chunk| chunk.and_then(|bytes| guard.filter(&bytes)));
+    SseByteStream::new(guarded).filter_map(|item| {
+        future::ready(match item {
+            Ok(block) => block.data.map(|data| {
+                Ok(SseEvent {
+                    event: block.event,
+                    data,
+                })
+            }),
+            Err(error) => Some(Err(decode_error(error))),
+        })
+    })
 }
 
-impl SseDecoder {
-    /// Feeds bytes, appending every completed event to `out`.
-    pub(crate) fn feed(
-        &mut self,
-        bytes: &[u8],
-        out: &mut Vec<SseEvent>,
-    ) -> Result<(), ProviderError> {
-        for &byte in bytes {
-            if self.skip_lf {
-                self.skip_lf = false;
-                if byte == b'\n' {
-                    continue;
-                }
-            }
-            match byte {
-                b'\r' => {
-                    self.end_line(out)?;
-                    self.skip_lf = true;
-                }
-                b'\n' => self.end_line(out)?,
-                _ => {
-                    if self.line.len() >= MAX_LINE_BYTES {
-                        return Err(ProviderError::Decode {
-                            detail: format!("an event-stream line exceeded {MAX_LINE_BYTES} bytes"),
-                        });
-                    }
-                    self.line.push(byte);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn end_line(&mut self, out: &mut Vec<SseEvent>) -> Result<(), ProviderError> {
-        let bytes = std::mem::take(&mut self.line);
-        let line = String::from_utf8(bytes).map_err(|error| ProviderError::Decode {
+fn decode_error(error: sse_stream::Error) -> ProviderError {
+    match error {
+        sse_stream::Error::Body(source) => match source.downcast::<ProviderError>() {
+            Ok(error) => *error,
+            Err(other) => ProviderError::StreamCut {
+                detail: other.to_string(),
+            },
+        },
+        sse_stream::Error::Utf8Parse(error) => ProviderError::Decode {
             detail: format!("the event stream is not UTF-8: {error}"),
-        })?;
-        if line.is_empty() {
-            if self.has_data {
-                let mut data = std::mem::take(&mut self.data);
-                if data.ends_with('\n') {
-                    data.pop();
-                }
-                out.push(SseEvent {
-                    event: self.event.take(),
-                    data,
+        },
+        other => ProviderError::Decode {
+            detail: format!("the event stream is malformed: {other}"),
+        },
+    }
+}
+
+/// The `error:` line prefix (llama.cpp) and what it is rewritten to.
+const ERROR_FIELD: &[u8] = b"error:";
+const ERROR_AS_EVENT: &[u8] = b"event: error\ndata:";
+
+/// Watches line boundaries in the raw bytes: bounds each line's length and rewrites a line
+/// starting with `error:` to an `event: error` + `data:` pair. A line start that may still become
+/// `error:` is held back until it is decided, so a prefix split across chunks is recognised.
+#[derive(Debug, Default)]
+struct LineGuard {
+    /// Bytes of the current line so far (held ones included).
+    line_len: usize,
+    /// The current line's bytes while they are all a proper prefix of [`ERROR_FIELD`].
+    held: Vec<u8>,
+}
+
+impl LineGuard {
+    fn filter(&mut self, chunk: &[u8]) -> Result<Bytes, ProviderError> {
+        let mut out = Vec::with_capacity(chunk.len() + self.held.len());
+        for &byte in chunk {
+            if byte == b'\r' || byte == b'\n' {
+                out.append(&mut self.held);
+                out.push(byte);
+                self.line_len = 0;
+                continue;
+            }
+            self.line_len += 1;
+            if self.line_len > MAX_LINE_BYTES {
+                return Err(ProviderError::Decode {
+                    detail: format!("an event-stream line exceeded {MAX_LINE_BYTES} bytes"),
                 });
             }
-            self.event = None;
-            self.has_data = false;
-            return Ok(());
-        }
-        if line.starts_with(':') {
-            return Ok(()); // comment / keep-alive
-        }
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_str(), ""),
-        };
-        match field {
-            "event" => self.event = Some(value.to_owned()),
-            "data" => self.push_data(value),
-            // Not in the SSE spec, but some OpenAI-compatible servers (llama.cpp) report failures
-            // as an `error:` line; keep it as an `error` event instead of silently dropping it.
-            "error" => {
-                self.event = Some("error".to_owned());
-                self.push_data(value);
+            let still_matching = self.held.len() + 1 == self.line_len;
+            if still_matching && ERROR_FIELD.get(self.held.len()) == Some(&byte) {
+                self.held.push(byte);
+                if self.held.len() == ERROR_FIELD.len() {
+                    self.held.clear();
+                    out.extend_from_slice(ERROR_AS_EVENT);
+                }
+                continue;
             }
-            _ => {} // id, retry and unknown fields do not matter for a one-shot stream
+            out.append(&mut self.held);
+            out.push(byte);
         }
-        Ok(())
-    }
-
-    fn push_data(&mut self, value: &str) {
-        self.data.push_str(value);
-        self.data.push('\n');
-        self.has_data = true;
+        Ok(Bytes::from(out))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
+
     use super::*;
 
+    fn decode_all(chunks: Vec<Bytes>) -> Vec<Result<SseEvent, ProviderError>> {
+        let stream = futures_util::stream::iter(chunks.into_iter().map(Ok));
+        decode(stream)
+            .collect::<Vec<_>>()
+            .now_or_never()
+            .expect("an in-memory stream never waits")
+    }
+
     fn decode_in_pieces(input: &[u8], piece: usize) -> Vec<SseEvent> {
-        let mut decoder = SseDecoder::default();
-        let mut out = Vec::new();
-        for chunk in input.chunks(piece) {
-            decoder.feed(chunk, &mut out).unwrap();
-        }
-        out
+        let chunks = input.chunks(piece).map(Bytes::copy_from_slice).collect();
+        decode_all(chunks)
+            .into_iter()
+            .map(|event| event.unwrap())
+            .collect()
     }
 
     #[test]
@@ -158,9 +169,11 @@ mod tests {
     #[test]
     fn incomplete_event_is_not_dispatched_and_invalid_utf8_is_an_error() {
         assert!(decode_in_pieces(b"data: partial\n", 3).is_empty());
-        let mut decoder = SseDecoder::default();
-        let error = decoder.feed(b"data: \xff\n", &mut Vec::new()).unwrap_err();
-        assert!(matches!(error, ProviderError::Decode { .. }));
+        let results = decode_all(vec![Bytes::from_static(b"data: \xff\n")]);
+        assert!(matches!(
+            results.as_slice(),
+            [Err(ProviderError::Decode { .. })]
+        ));
     }
 
     #[test]
@@ -168,5 +181,51 @@ mod tests {
         let events = decode_in_pieces(b"error: {\"message\":\"boom\"}\n\n", 4);
         assert_eq!(events[0].event.as_deref(), Some("error"));
         assert_eq!(events[0].data, "{\"message\":\"boom\"}");
+    }
+
+    #[test]
+    fn error_lines_are_recognised_whatever_the_chunking_and_lookalikes_are_kept() {
+        let input = "data: a\n\nerr: ignored\ndata: errors\n\nerror:{\"message\":\"boom\"}\r\n\r\n";
+        let expected = vec![
+            SseEvent {
+                event: None,
+                data: "a".into(),
+            },
+            SseEvent {
+                event: None,
+                data: "errors".into(),
+            },
+            SseEvent {
+                event: Some("error".into()),
+                data: "{\"message\":\"boom\"}".into(),
+            },
+        ];
+        for piece in 1..input.len() {
+            assert_eq!(
+                decode_in_pieces(input.as_bytes(), piece),
+                expected,
+                "piece {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn read_errors_pass_through_unchanged_and_overlong_lines_are_refused() {
+        let cut = ProviderError::StreamCut {
+            detail: "connection reset".into(),
+        };
+        let stream = futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"data: a\n\n")),
+            Err(cut.clone()),
+        ]);
+        let results = decode(stream).collect::<Vec<_>>().now_or_never().unwrap();
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[1], Err(cut));
+
+        let mut guard = LineGuard::default();
+        let line = vec![b'x'; MAX_LINE_BYTES];
+        assert!(guard.filter(&line).is_ok());
+        let error = guard.filter(b"x").unwrap_err();
+        assert!(matches!(error, ProviderError::Decode { .. }));
     }
 }

@@ -2,8 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use chrono::DateTime;
 
 /// Milliseconds since the Unix epoch now (0 if the clock is before 1970).
 pub fn now_ms() -> u64 {
@@ -16,6 +15,6 @@ pub fn now_ms() -> u64 {
 /// Parses an RFC 3339 timestamp with up to nanosecond precision (as `docker logs --timestamps`
 /// prints) into epoch milliseconds.
 pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
-    let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
-    u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+    let parsed = DateTime::parse_from_rfc3339(text).ok()?;
+    u64::try_from(parsed.timestamp_millis()).ok()
 }

@@ -1,7 +1,6 @@
 //! Time helpers: the API speaks epoch milliseconds; analytics groups by UTC calendar day.
 
-use time::OffsetDateTime;
-use time::macros::format_description;
+use chrono::{DateTime, Utc};
 
 use crate::StoreError;
 
@@ -19,10 +18,9 @@ pub fn utc_day(ms: i64) -> Result<String, StoreError> {
     if !(MIN_MS..=MAX_MS).contains(&ms) {
         return Err(StoreError::InvalidTimestamp(ms));
     }
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map_err(|_| StoreError::InvalidTimestamp(ms))?;
-    at.format(format_description!("[year]-[month]-[day]"))
-        .map_err(|_| StoreError::InvalidTimestamp(ms))
+    let at = DateTime::from_timestamp_millis(ms).ok_or(StoreError::InvalidTimestamp(ms))?;
+    // `%Y` pads to four digits, so year 0 is `0000` and the day strings sort as text.
+    Ok(at.format("%Y-%m-%d").to_string())
 }
 
 /// The first UTC midnight at or after `ms` (clamped to the supported range).
@@ -34,6 +32,5 @@ pub(crate) fn next_midnight(ms: i64) -> i64 {
 
 /// Wall-clock now, only for bookkeeping the caller does not see (migration records).
 pub(crate) fn epoch_ms_now() -> i64 {
-    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
-    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+    Utc::now().timestamp_millis()
 }

@@ -67,9 +67,10 @@ impl ToolsConfig {
 /// Patterns in `allow` and `deny` are matched against each simple command of the command line
 /// (the line is split at unquoted `;`, `&`, `&&`, `|`, `||`, `(`, `)` and newlines) and, for
 /// `deny`, against the whole line too. A pattern containing `*` (any run of characters, spaces
-/// and `/` included) or `?` (one character) is a glob that must match the whole simple command;
-/// any other pattern is a prefix that must end at a word boundary (`git` matches `git status`
-/// but not `gitk`). Runs of unquoted whitespace count as one space.
+/// and `/` included) or `?` (one ASCII character, or one byte of a longer UTF-8 one) is a glob
+/// that must match the whole simple command; any other pattern is a prefix that must end at a
+/// word boundary (`git` matches `git status` but not `gitk`). Runs of unquoted whitespace count
+/// as one space.
 ///
 /// `deny` wins over `allow`. With a non-empty `allow`, every simple command must match it and
 /// command substitution (`$(..)`, backquotes, `<(..)`, `>(..)`) is refused because it cannot be
@@ -109,14 +110,49 @@ pub struct ShellConfig {
 
 impl ShellConfig {
     /// Whether commands get the gateway's variable `name`: `pass_env` matches it and
-    /// `hide_env` does not.
+    /// `hide_env` does not. To check many names, compile once with [`ShellConfig::env_filter`].
     pub fn passes_env(&self, name: &str) -> bool {
-        self.pass_env.iter().any(|p| crate::policy::glob(p, name)) && !self.hides_env(name)
+        self.env_filter().passes(name)
     }
 
     /// Whether `hide_env` matches the variable `name`.
     pub fn hides_env(&self, name: &str) -> bool {
-        self.hide_env.iter().any(|p| crate::policy::glob(p, name))
+        self.env_filter().hides(name)
+    }
+
+    /// `pass_env` and `hide_env` compiled once, for checking a whole environment.
+    pub fn env_filter(&self) -> EnvFilter {
+        let compile = |key: &str, patterns: &[String]| {
+            crate::glob::set(patterns.iter().map(String::as_str))
+                .inspect_err(|error| {
+                    tracing::error!(key, %error, "tools.shell.{key} does not compile; no variable is passed to commands");
+                })
+                .ok()
+        };
+        EnvFilter {
+            pass: compile("pass_env", &self.pass_env),
+            hide: compile("hide_env", &self.hide_env),
+        }
+    }
+}
+
+/// The compiled `pass_env` / `hide_env` globs. A list globset could not compile (never expected:
+/// see [`crate::glob::matcher`]) fails closed: nothing passes, everything is hidden.
+#[derive(Debug, Clone)]
+pub struct EnvFilter {
+    pass: Option<globset::GlobSet>,
+    hide: Option<globset::GlobSet>,
+}
+
+impl EnvFilter {
+    /// Whether a command gets the variable `name`.
+    pub fn passes(&self, name: &str) -> bool {
+        self.pass.as_ref().is_some_and(|set| set.is_match(name)) && !self.hides(name)
+    }
+
+    /// Whether `hide_env` matches `name`.
+    pub fn hides(&self, name: &str) -> bool {
+        self.hide.as_ref().is_none_or(|set| set.is_match(name))
     }
 }
 

@@ -25,6 +25,7 @@
 mod config;
 mod error;
 mod files;
+mod glob;
 mod limits;
 mod policy;
 mod process;
@@ -34,7 +35,7 @@ mod tool;
 mod workspace;
 
 pub use config::{
-    DEFAULT_MAX_CONCURRENT_RUNS_PER_SESSION, DEFAULT_PASS_ENV, FilesConfig, ShellConfig,
+    DEFAULT_MAX_CONCURRENT_RUNS_PER_SESSION, DEFAULT_PASS_ENV, EnvFilter, FilesConfig, ShellConfig,
     ToolsConfig,
 };
 pub use error::ToolError;

@@ -22,8 +22,8 @@ impl CommandPolicy {
     pub(crate) fn check(&self, command: &str) -> Result<(), String> {
         let line = split(command);
         for pattern in &self.deny {
-            let hit = pattern.matches(&line.whole)
-                || line.commands.iter().any(|command| pattern.matches(command));
+            let hit = pattern.denies(&line.whole)
+                || line.commands.iter().any(|command| pattern.denies(command));
             if hit {
                 return Err(format!(
                     "the command matches the deny pattern `{}` of tools.shell.deny, so it was not run; \
@@ -44,7 +44,7 @@ impl CommandPolicy {
             );
         }
         for command in &line.commands {
-            if !self.allow.iter().any(|pattern| pattern.matches(command)) {
+            if !self.allow.iter().any(|pattern| pattern.allows(command)) {
                 let allowed: Vec<&str> = self.allow.iter().map(|p| p.raw.as_str()).collect();
                 return Err(format!(
                     "`{command}` matches no pattern of tools.shell.allow ({}), so the command was \
@@ -61,70 +61,57 @@ impl CommandPolicy {
 #[derive(Debug, Clone)]
 struct Pattern {
     raw: String,
-    glob: Option<Vec<char>>,
-    prefix: String,
+    kind: PatternKind,
+}
+
+#[derive(Debug, Clone)]
+enum PatternKind {
+    Glob(globset::GlobMatcher),
+    Prefix(String),
+    /// A glob globset could not compile (see [`crate::glob::matcher`]): the policy treats it as
+    /// matching for `deny` and as not matching for `allow`, so it can only refuse more.
+    Broken,
 }
 
 impl Pattern {
     fn new(raw: &str) -> Self {
         let normalised = collapse_whitespace(raw.trim());
-        let glob = normalised
-            .contains(['*', '?'])
-            .then(|| normalised.chars().collect());
+        let kind = if normalised.contains(['*', '?']) {
+            match crate::glob::matcher(&normalised) {
+                Ok(matcher) => PatternKind::Glob(matcher),
+                Err(error) => {
+                    tracing::error!(pattern = raw, %error, "a tools.shell pattern does not compile; it refuses every command it is checked against");
+                    PatternKind::Broken
+                }
+            }
+        } else {
+            PatternKind::Prefix(normalised)
+        };
         Self {
             raw: raw.to_owned(),
-            glob,
-            prefix: normalised,
+            kind,
         }
     }
 
-    fn matches(&self, command: &str) -> bool {
-        match &self.glob {
-            Some(glob) => {
-                let text: Vec<char> = command.chars().collect();
-                glob_match(glob, &text)
-            }
-            None => match command.strip_prefix(self.prefix.as_str()) {
-                Some(rest) => !self.prefix.is_empty() && (rest.is_empty() || rest.starts_with(' ')),
+    /// Whether the pattern matches; `None` for a [`PatternKind::Broken`] one.
+    fn matches(&self, command: &str) -> Option<bool> {
+        match &self.kind {
+            PatternKind::Glob(matcher) => Some(matcher.is_match(command)),
+            PatternKind::Prefix(prefix) => Some(match command.strip_prefix(prefix.as_str()) {
+                Some(rest) => !prefix.is_empty() && (rest.is_empty() || rest.starts_with(' ')),
                 None => false,
-            },
+            }),
+            PatternKind::Broken => None,
         }
     }
-}
 
-/// Whole-string glob match of a pattern given as text (used for `hide_env` names).
-pub(crate) fn glob(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    glob_match(&pattern, &text)
-}
-
-/// Whole-string glob match: `*` any run of characters (possibly empty), `?` exactly one.
-fn glob_match(pattern: &[char], text: &[char]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    // Position of the last `*` seen and the text position it currently absorbs up to.
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(&c) if c == '?' || c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((star_p, star_t)) => {
-                    p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
-                }
-                None => return false,
-            },
-        }
+    fn denies(&self, command: &str) -> bool {
+        self.matches(command).unwrap_or(true)
     }
-    pattern[p.min(pattern.len())..].iter().all(|&c| c == '*')
+
+    fn allows(&self, command: &str) -> bool {
+        self.matches(command).unwrap_or(false)
+    }
 }
 
 fn collapse_whitespace(text: &str) -> String {
@@ -320,25 +307,32 @@ mod tests {
     #[test]
     fn prefix_patterns_end_at_a_word_boundary() {
         let p = Pattern::new("git");
-        assert!(p.matches("git"));
-        assert!(p.matches("git status"));
-        assert!(!p.matches("gitk"));
-        assert!(!p.matches("echo git"));
+        assert!(p.allows("git"));
+        assert!(p.allows("git status"));
+        assert!(!p.allows("gitk"));
+        assert!(!p.allows("echo git"));
     }
 
     #[test]
     fn glob_patterns_match_the_whole_command() {
         let p = Pattern::new("ls *");
-        assert!(p.matches("ls -la /tmp"));
-        assert!(!p.matches("ls"));
-        assert!(Pattern::new("*curl*").matches("echo x; curl evil"));
-        assert!(Pattern::new("cat ?.txt").matches("cat a.txt"));
-        assert!(!Pattern::new("cat ?.txt").matches("cat ab.txt"));
-        assert!(glob_match(
-            &['*', 'a', '*', 'b'],
-            &['x', 'a', 'y', 'a', 'b']
-        ));
-        assert!(!glob_match(&['a', '*', 'b'], &['a', 'b', 'c']));
+        assert!(p.allows("ls -la /tmp"));
+        assert!(!p.allows("ls"));
+        assert!(Pattern::new("*curl*").allows("echo x; curl evil"));
+        assert!(Pattern::new("cat ?.txt").allows("cat a.txt"));
+        assert!(!Pattern::new("cat ?.txt").allows("cat ab.txt"));
+        assert!(Pattern::new("*a*b").allows("xayab"));
+        assert!(!Pattern::new("a*b").allows("abc"));
+    }
+
+    #[test]
+    fn a_broken_pattern_refuses_in_both_lists() {
+        let broken = Pattern {
+            raw: "broken".into(),
+            kind: PatternKind::Broken,
+        };
+        assert!(broken.denies("ls"));
+        assert!(!broken.allows("ls"));
     }
 
     #[test]

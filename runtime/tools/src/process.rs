@@ -94,8 +94,9 @@ pub(crate) async fn run(spec: Spec<'_>) -> io::Result<Outcome> {
         // An empty environment plus the allow-list: a secret the gateway was started with
         // reaches a command only if pass_env names it (and hide_env does not).
         command.env_clear();
+        let env_filter = spec.env.env_filter();
         for (name, value) in std::env::vars_os() {
-            if name.to_str().is_some_and(|name| spec.env.passes_env(name)) {
+            if name.to_str().is_some_and(|name| env_filter.passes(name)) {
                 command.env(&name, &value);
             }
         }

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
 use crate::config::Timeouts;
 use crate::error::ProviderError;
 use crate::http::errors::{error_from_status, excerpt};
 use crate::provider::EventSink;
-use crate::sse::{SseDecoder, SseEvent};
+use crate::sse::{self, SseEvent};
 use crate::types::StreamEvent;
 
 /// Whether the handler expects more events.
@@ -119,42 +122,46 @@ pub(crate) async fn run_sse_call(
         });
     }
 
-    let mut decoder = SseDecoder::default();
-    let mut events = Vec::new();
+    let mut events = std::pin::pin!(sse::decode(body_chunks(response, timeouts)));
     let mut out = Vec::new();
-    let mut first = true;
-    loop {
+    while let Some(event) = events.next().await {
+        let flow = handler.on_event(event?, &mut out)?;
+        for item in out.drain(..) {
+            sink.send(item).await?;
+        }
+        if flow == Flow::Done {
+            return Ok(());
+        }
+    }
+    handler.on_eof(&mut out)?;
+    for event in out.drain(..) {
+        sink.send(event).await?;
+    }
+    Ok(())
+}
+
+/// The body's chunks, each awaited under the first-byte timeout (the first) or the idle timeout
+/// (the rest): a keep-alive comment resets the idle timer as any other bytes do.
+fn body_chunks(
+    response: reqwest::Response,
+    timeouts: Timeouts,
+) -> impl Stream<Item = Result<Bytes, ProviderError>> + Send {
+    futures_util::stream::try_unfold((response, true), move |(mut response, first)| async move {
         let (wait, phase) = if first {
-            (first_byte, "waiting for the first chunk of the stream")
+            (
+                timeouts.first_byte(),
+                "waiting for the first chunk of the stream",
+            )
         } else {
             (timeouts.idle(), "waiting for the next chunk of the stream")
         };
-        let chunk = match tokio::time::timeout(wait, response.chunk()).await {
-            Err(_) => return Err(ProviderError::Timeout { phase, after: wait }),
-            Ok(Err(error)) => {
-                return Err(ProviderError::StreamCut {
-                    detail: error_chain(&error),
-                });
-            }
-            Ok(Ok(None)) => {
-                handler.on_eof(&mut out)?;
-                for event in out.drain(..) {
-                    sink.send(event).await?;
-                }
-                return Ok(());
-            }
-            Ok(Ok(Some(chunk))) => chunk,
-        };
-        first = false;
-        decoder.feed(&chunk, &mut events)?;
-        for event in events.drain(..) {
-            let flow = handler.on_event(event, &mut out)?;
-            for item in out.drain(..) {
-                sink.send(item).await?;
-            }
-            if flow == Flow::Done {
-                return Ok(());
-            }
+        match tokio::time::timeout(wait, response.chunk()).await {
+            Err(_) => Err(ProviderError::Timeout { phase, after: wait }),
+            Ok(Err(error)) => Err(ProviderError::StreamCut {
+                detail: error_chain(&error),
+            }),
+            Ok(Ok(None)) => Ok(None),
+            Ok(Ok(Some(chunk))) => Ok(Some((chunk, (response, false)))),
         }
-    }
+    })
 }

@@ -1,0 +1,552 @@
+//! The parsed spec: the parts of `spec/flynn.openrpc.json` that generation reads, checked against
+//! the conventions written down in `spec/README.md` so that a malformed spec fails with a message
+//! naming the method and field instead of producing odd code.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+use crate::names;
+
+/// Why a spec document could not be used for generation.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("the spec is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("spec convention broken at {at}: {problem}")]
+    Convention { at: String, problem: String },
+}
+
+fn broken(at: impl Into<String>, problem: impl Into<String>) -> SpecError {
+    SpecError::Convention {
+        at: at.into(),
+        problem: problem.into(),
+    }
+}
+
+/// A whole spec document.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The document as JSON, kept for `rpc.discover` and for diffing.
+    pub raw: Value,
+    pub title: String,
+    /// `info.version`: the spec's semantic version.
+    pub version: String,
+    /// `x-protocol-version`: the integer negotiated by `node.register`.
+    pub protocol_version: i64,
+    pub methods: Vec<Method>,
+    pub events: Vec<Event>,
+    pub errors: Vec<ErrorDef>,
+    /// `x-scopes`: the permissions a credential may hold, in spec order.
+    pub scopes: Vec<ScopeDef>,
+    /// `components.schemas`, by name.
+    pub schemas: BTreeMap<String, Value>,
+    /// `x-http.auth.browserSubprotocol`: how browsers offer a token. Required for generating
+    /// code; optional for diffing (older and synthetic specs lack it).
+    pub browser_subprotocol: Option<BrowserSubprotocol>,
+}
+
+/// The WebSocket subprotocol entries of `x-http.auth.browserSubprotocol`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSubprotocol {
+    /// `protocol`: the subprotocol every client offers and the gateway selects (`flynn.v1`).
+    pub protocol: String,
+    /// `tokenPrefix`: the prefix of the entry that carries a token (`flynn.bearer.`).
+    pub token_prefix: String,
+}
+
+/// One scope of the root `x-scopes` list.
+#[derive(Debug, Clone)]
+pub struct ScopeDef {
+    pub name: String,
+    pub description: String,
+}
+
+/// One method of the spec.
+#[derive(Debug, Clone)]
+pub struct Method {
+    /// Wire name, e.g. `sessions.list`.
+    pub name: String,
+    pub summary: String,
+    pub description: String,
+    pub tag: String,
+    /// `x-scope`: the scope a credential must hold to call the method.
+    pub scope: String,
+    pub params: Vec<Param>,
+    /// Name of the result schema in `components.schemas`.
+    pub result: String,
+    /// Names of the errors (keys of `components.errors`) the method can return.
+    pub errors: Vec<String>,
+    /// Names of the events the method may emit.
+    pub events: Vec<String>,
+    /// True for methods that this project adds beyond the protocol document (`x-extension`).
+    pub extension: bool,
+    pub examples: Vec<Value>,
+}
+
+/// One by-name parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub description: String,
+    pub required: bool,
+    pub schema: Value,
+}
+
+/// One server-pushed event type, declared in the root `x-events` extension.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub name: String,
+    pub description: String,
+    /// Name of the data schema in `components.schemas`.
+    pub data: String,
+    pub extension: bool,
+    pub examples: Vec<Value>,
+}
+
+/// One named error code of `components.errors`.
+#[derive(Debug, Clone)]
+pub struct ErrorDef {
+    pub name: String,
+    pub code: i64,
+    pub message: String,
+    pub description: String,
+    /// True for codes this project adds beyond the protocol document's table (`x-extension`
+    /// in `x-errors`).
+    pub extension: bool,
+}
+
+impl Method {
+    /// Rust/TypeScript type name of the synthesized params object, e.g. `SessionsListParams`.
+    pub fn params_type(&self) -> String {
+        format!("{}Params", names::pascal(&self.name))
+    }
+
+    /// The JSON schema of the params object, built from the by-name params. Params are closed:
+    /// an unknown field is an error naming that field, which catches `session` / `sessionId`
+    /// style mistakes instead of silently ignoring them.
+    pub fn params_schema(&self) -> Value {
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        for param in &self.params {
+            let mut schema = param.schema.clone();
+            if let Some(obj) = schema.as_object_mut()
+                && !param.description.is_empty()
+                && !obj.contains_key("$ref")
+            {
+                obj.entry("description")
+                    .or_insert_with(|| Value::String(param.description.clone()));
+            }
+            properties.insert(param.name.clone(), schema);
+            if param.required {
+                required.push(Value::String(param.name.clone()));
+            }
+        }
+        json!({
+            "type": "object",
+            "description": format!("Params of `{}`.", self.name),
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        })
+    }
+
+    /// True when every param is optional, so the params may be omitted on the wire.
+    pub fn params_optional(&self) -> bool {
+        self.params.iter().all(|p| !p.required)
+    }
+}
+
+fn str_field(obj: &Value, key: &str) -> Option<String> {
+    obj.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The schema name behind `{"$ref": "#/components/schemas/Name"}`.
+pub fn schema_ref_name(schema: &Value) -> Option<&str> {
+    schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+}
+
+impl Spec {
+    /// Parses and checks a spec document.
+    pub fn from_json(text: &str) -> Result<Self, SpecError> {
+        let raw: Value = serde_json::from_str(text)?;
+        Self::from_value(raw)
+    }
+
+    pub fn from_value(raw: Value) -> Result<Self, SpecError> {
+        let title =
+            str_field(&raw["info"], "title").ok_or_else(|| broken("info.title", "missing"))?;
+        let version =
+            str_field(&raw["info"], "version").ok_or_else(|| broken("info.version", "missing"))?;
+        let protocol_version = raw["x-protocol-version"]
+            .as_i64()
+            .ok_or_else(|| broken("x-protocol-version", "missing or not an integer"))?;
+
+        let schemas: BTreeMap<String, Value> = raw["components"]["schemas"]
+            .as_object()
+            .ok_or_else(|| broken("components.schemas", "missing"))?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+
+        let errors = parse_errors(&raw)?;
+        let scopes = parse_scopes(&raw)?;
+        let scope_names: BTreeSet<&str> = scopes.iter().map(|s| s.name.as_str()).collect();
+        let events = parse_events(&raw, &schemas)?;
+        let event_names: BTreeSet<&str> = events.iter().map(|e| e.name.as_str()).collect();
+        let error_names: BTreeSet<&str> = errors.iter().map(|e| e.name.as_str()).collect();
+
+        let mut methods = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (index, m) in raw["methods"]
+            .as_array()
+            .ok_or_else(|| broken("methods", "missing"))?
+            .iter()
+            .enumerate()
+        {
+            let method = parse_method(index, m, &schemas, &event_names, &error_names)?;
+            if scopes.is_empty() && method.scope.is_empty() {
+                // A document from before scopes.
+            } else if method.scope.is_empty() {
+                return Err(broken(
+                    format!("methods[{index}] ({}).x-scope", method.name),
+                    "missing: every method declares the scope it needs (decision scopes)",
+                ));
+            } else if !scope_names.contains(method.scope.as_str()) {
+                return Err(broken(
+                    format!("methods[{index}] ({}).x-scope", method.name),
+                    format!(
+                        "`{}` is not one of the scopes in x-scopes ({})",
+                        method.scope,
+                        scope_names.iter().copied().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            if !seen.insert(method.name.clone()) {
+                return Err(broken(
+                    format!("methods[{index}]"),
+                    format!("duplicate method `{}`", method.name),
+                ));
+            }
+            if schemas.contains_key(&method.params_type()) {
+                return Err(broken(
+                    format!("components.schemas.{}", method.params_type()),
+                    "this name is reserved for the synthesized params of a method",
+                ));
+            }
+            methods.push(method);
+        }
+        check_refs(&raw, &schemas)?;
+        let browser_subprotocol = parse_browser_subprotocol(&raw)?;
+
+        Ok(Spec {
+            raw,
+            title,
+            version,
+            protocol_version,
+            methods,
+            events,
+            errors,
+            scopes,
+            schemas,
+            browser_subprotocol,
+        })
+    }
+
+    pub fn method(&self, name: &str) -> Option<&Method> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+
+    pub fn event(&self, name: &str) -> Option<&Event> {
+        self.events.iter().find(|e| e.name == name)
+    }
+
+    /// Methods of the protocol document, i.e. neither extensions nor `rpc.discover`.
+    pub fn document_methods(&self) -> impl Iterator<Item = &Method> {
+        self.methods
+            .iter()
+            .filter(|m| !m.extension && m.name != "rpc.discover")
+    }
+
+    /// Count of examples: method examples, event examples and wire examples.
+    pub fn example_count(&self) -> usize {
+        let wire = self.raw["x-wire"]["examples"]
+            .as_array()
+            .map_or(0, Vec::len);
+        self.methods.iter().map(|m| m.examples.len()).sum::<usize>()
+            + self.events.iter().map(|e| e.examples.len()).sum::<usize>()
+            + wire
+    }
+}
+
+fn parse_browser_subprotocol(raw: &Value) -> Result<Option<BrowserSubprotocol>, SpecError> {
+    const AT: &str = "x-http.auth.browserSubprotocol";
+    let section = &raw["x-http"]["auth"]["browserSubprotocol"];
+    if section.is_null() {
+        return Ok(None);
+    }
+    let protocol = str_field(section, "protocol")
+        .ok_or_else(|| broken(format!("{AT}.protocol"), "missing or not a string"))?;
+    let token_prefix = str_field(section, "tokenPrefix")
+        .ok_or_else(|| broken(format!("{AT}.tokenPrefix"), "missing or not a string"))?;
+    Ok(Some(BrowserSubprotocol {
+        protocol,
+        token_prefix,
+    }))
+}
+
+fn parse_errors(raw: &Value) -> Result<Vec<ErrorDef>, SpecError> {
+    let mut errors = Vec::new();
+    for (name, e) in raw["components"]["errors"]
+        .as_object()
+        .ok_or_else(|| broken("components.errors", "missing"))?
+    {
+        let at = format!("components.errors.{name}");
+        if !names::is_pascal(name) {
+            return Err(broken(at, "error names are PascalCase"));
+        }
+        errors.push(ErrorDef {
+            name: name.clone(),
+            code: e["code"]
+                .as_i64()
+                .ok_or_else(|| broken(&at, "code missing or not an integer"))?,
+            message: str_field(e, "message").ok_or_else(|| broken(&at, "message missing"))?,
+            // The meta-schema allows only code/message/data on error objects, so descriptions
+            // live in the root `x-errors` map under the same key.
+            description: str_field(&raw["x-errors"][name], "x-description")
+                .or_else(|| str_field(e, "x-description"))
+                .unwrap_or_default(),
+            extension: raw["x-errors"][name]["x-extension"]
+                .as_bool()
+                .unwrap_or(false),
+        });
+    }
+    errors.sort_by_key(|e| e.code);
+    Ok(errors)
+}
+
+fn parse_events(raw: &Value, schemas: &BTreeMap<String, Value>) -> Result<Vec<Event>, SpecError> {
+    let mut events = Vec::new();
+    for (index, e) in raw["x-events"]
+        .as_array()
+        .ok_or_else(|| {
+            broken(
+                "x-events",
+                "missing: events are declared in the root x-events list",
+            )
+        })?
+        .iter()
+        .enumerate()
+    {
+        let at = format!("x-events[{index}]");
+        let name = str_field(e, "name").ok_or_else(|| broken(&at, "name missing"))?;
+        let data = schema_ref_name(&e["data"])
+            .ok_or_else(|| {
+                broken(
+                    format!("{at} ({name}).data"),
+                    "must be a $ref to components.schemas",
+                )
+            })?
+            .to_owned();
+        if !schemas.contains_key(&data) {
+            return Err(broken(
+                format!("{at} ({name}).data"),
+                format!("unknown schema `{data}`"),
+            ));
+        }
+        events.push(Event {
+            name,
+            description: str_field(e, "description").unwrap_or_default(),
+            data,
+            extension: e["x-extension"].as_bool().unwrap_or(false),
+            examples: e["examples"].as_array().cloned().unwrap_or_default(),
+        });
+    }
+    Ok(events)
+}
+
+/// The root `x-scopes` list: names unique, lower-case words. A document without it is from
+/// before scopes (released 1.1.0): its methods then carry none, and only diffing reads it;
+/// generation requires scopes.
+fn parse_scopes(raw: &Value) -> Result<Vec<ScopeDef>, SpecError> {
+    let Some(list) = raw.get("x-scopes") else {
+        return Ok(Vec::new());
+    };
+    let list = list.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
+        broken(
+            "x-scopes",
+            "empty or not a list: list the scopes methods declare",
+        )
+    })?;
+    let mut scopes: Vec<ScopeDef> = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let name = str_field(s, "name")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase()))
+            .ok_or_else(|| broken(format!("x-scopes[{i}].name"), "a lower-case word"))?;
+        if scopes.iter().any(|d| d.name == name) {
+            return Err(broken(
+                format!("x-scopes[{i}]"),
+                format!("duplicate scope `{name}`"),
+            ));
+        }
+        scopes.push(ScopeDef {
+            description: str_field(s, "description").unwrap_or_default(),
+            name,
+        });
+    }
+    if scopes.len() > 8 {
+        return Err(broken(
+            "x-scopes",
+            "at most 8 scopes (a credential's set is one byte)",
+        ));
+    }
+    Ok(scopes)
+}
+
+fn parse_method(
+    index: usize,
+    m: &Value,
+    schemas: &BTreeMap<String, Value>,
+    event_names: &BTreeSet<&str>,
+    error_names: &BTreeSet<&str>,
+) -> Result<Method, SpecError> {
+    let name =
+        str_field(m, "name").ok_or_else(|| broken(format!("methods[{index}]"), "name missing"))?;
+    let at = format!("methods[{index}] ({name})");
+    if m.get("paramStructure").and_then(Value::as_str) != Some("by-name") {
+        return Err(broken(&at, "paramStructure must be \"by-name\""));
+    }
+    let mut params = Vec::new();
+    for (pi, p) in m["params"]
+        .as_array()
+        .ok_or_else(|| broken(&at, "params missing (use [] for none)"))?
+        .iter()
+        .enumerate()
+    {
+        let pname = str_field(p, "name")
+            .ok_or_else(|| broken(format!("{at}.params[{pi}]"), "name missing"))?;
+        params.push(Param {
+            description: str_field(p, "description").unwrap_or_default(),
+            required: p["required"].as_bool().unwrap_or(false),
+            schema: p
+                .get("schema")
+                .cloned()
+                .ok_or_else(|| broken(format!("{at}.params.{pname}"), "schema missing"))?,
+            name: pname,
+        });
+    }
+    let result = schema_ref_name(&m["result"]["schema"])
+        .ok_or_else(|| {
+            broken(
+                format!("{at}.result"),
+                "schema must be a $ref to components.schemas",
+            )
+        })?
+        .to_owned();
+    if !schemas.contains_key(&result) {
+        return Err(broken(
+            format!("{at}.result"),
+            format!("unknown schema `{result}`"),
+        ));
+    }
+    let mut errors = Vec::new();
+    for e in m["errors"].as_array().into_iter().flatten() {
+        let ename = e
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/components/errors/"))
+            .ok_or_else(|| {
+                broken(
+                    format!("{at}.errors"),
+                    "each error is a $ref to components.errors",
+                )
+            })?;
+        if !error_names.contains(ename) {
+            return Err(broken(
+                format!("{at}.errors"),
+                format!("unknown error `{ename}`"),
+            ));
+        }
+        errors.push(ename.to_owned());
+    }
+    let mut events = Vec::new();
+    for e in m["x-events"].as_array().into_iter().flatten() {
+        let ename = e
+            .as_str()
+            .ok_or_else(|| broken(format!("{at}.x-events"), "event names are strings"))?;
+        if !event_names.contains(ename) {
+            return Err(broken(
+                format!("{at}.x-events"),
+                format!("unknown event `{ename}`"),
+            ));
+        }
+        events.push(ename.to_owned());
+    }
+    let tag = m["tags"][0]["name"].as_str().unwrap_or("misc").to_owned();
+    // Checked against `x-scopes` by the caller: missing is an error once the document has
+    // scopes.
+    let scope = str_field(m, "x-scope").unwrap_or_default();
+    Ok(Method {
+        scope,
+        summary: str_field(m, "summary").unwrap_or_default(),
+        description: str_field(m, "description").unwrap_or_default(),
+        tag,
+        params,
+        result,
+        errors,
+        events,
+        extension: m["x-extension"].as_bool().unwrap_or(false),
+        examples: m["examples"].as_array().cloned().unwrap_or_default(),
+        name,
+    })
+}
+
+/// Every `$ref` in the document points at an existing schema (or error) of the document.
+fn check_refs(raw: &Value, schemas: &BTreeMap<String, Value>) -> Result<(), SpecError> {
+    fn walk(
+        v: &Value,
+        path: &mut Vec<String>,
+        schemas: &BTreeMap<String, Value>,
+        raw: &Value,
+    ) -> Result<(), SpecError> {
+        match v {
+            Value::Object(map) => {
+                if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+                    let ok = match r.strip_prefix("#/components/schemas/") {
+                        Some(name) => schemas.contains_key(name),
+                        None => r
+                            .strip_prefix("#/components/errors/")
+                            .is_some_and(|n| raw["components"]["errors"].get(n).is_some()),
+                    };
+                    // x-wire and x-http hold validation-only schemas with their own refs.
+                    let in_validation_only =
+                        path.first().is_some_and(|p| p == "x-wire" || p == "x-http");
+                    if !ok && !in_validation_only {
+                        return Err(broken(
+                            path.join("."),
+                            format!("$ref `{r}` does not resolve"),
+                        ));
+                    }
+                }
+                for (k, child) in map {
+                    path.push(k.clone());
+                    walk(child, path, schemas, raw)?;
+                    path.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    path.push(i.to_string());
+                    walk(child, path, schemas, raw)?;
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    walk(raw, &mut Vec::new(), schemas, raw)
+}

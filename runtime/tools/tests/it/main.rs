@@ -1,0 +1,9 @@
+//! The integration tests of flynn-tools, in one binary: one module per area, `common` shared by
+//! them. One binary instead of one per file links the crate and its dependencies once, which is
+//! most of the build time and of the disk space the tests take.
+
+mod common;
+
+mod files;
+mod registry;
+mod shell;
