@@ -22,6 +22,7 @@ pub mod migrations;
 mod nodes;
 mod pairing;
 mod presence;
+mod recent;
 mod sessions;
 mod store;
 pub mod terms;
