@@ -10,8 +10,39 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
+use crate::history::HistorySpec;
 use crate::raw_server::RawOptions;
-use crate::{BenchError, gateway_server, raw_server};
+use crate::{BenchError, gateway_server, history, raw_server};
+
+/// How the gateway child is set up beyond its defaults.
+#[derive(Debug, Clone, Default)]
+pub struct GatewaySetup {
+    /// Sessions filled with history before the gateway starts.
+    pub history: Option<HistorySpec>,
+    /// `server.max_connections` (for the large idle scenario).
+    pub max_connections: Option<usize>,
+}
+
+impl GatewaySetup {
+    /// The `flynn-bench serve` arguments that carry this setup.
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(h) = &self.history {
+            args.extend([
+                "--history-prefix".to_owned(),
+                h.prefix.clone(),
+                "--history-sessions".to_owned(),
+                h.sessions.to_string(),
+                "--history-messages".to_owned(),
+                h.messages.to_string(),
+            ]);
+        }
+        if let Some(max) = self.max_connections {
+            args.extend(["--max-connections".to_owned(), max.to_string()]);
+        }
+        args
+    }
+}
 
 /// Which server a child runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +76,7 @@ impl ServerProcess {
         kind: ServerKind,
         core: Option<usize>,
         raw: RawOptions,
+        setup: &GatewaySetup,
     ) -> Result<Self, BenchError> {
         let exe = std::env::current_exe()
             .map_err(|e| BenchError::io("cannot find the bench's own executable", e))?;
@@ -61,8 +93,11 @@ impl ServerProcess {
             .arg(kind.name())
             .arg("--write-buffer")
             .arg(raw.write_buffer.to_string())
+            .arg("--read-buffer")
+            .arg(raw.read_buffer.to_string())
             .arg("--reply")
             .arg(raw.reply.name())
+            .args(setup.args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -82,7 +117,8 @@ impl ServerProcess {
             .take()
             .ok_or_else(|| BenchError::Child("no stdout pipe to the server".into()))?;
         let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        // Filling history first may take a while.
+        let line = tokio::time::timeout(Duration::from_secs(600), lines.next_line())
             .await
             .map_err(|_| BenchError::Timeout(format!("the {} server's start", kind.name())))?
             .map_err(|e| BenchError::io("cannot read the server's stdout", e))?
@@ -124,7 +160,11 @@ impl ServerProcess {
 }
 
 /// The body of `flynn-bench serve KIND`: start, announce the address, serve until stdin closes.
-pub async fn serve(kind: ServerKind, raw: RawOptions) -> Result<(), BenchError> {
+pub async fn serve(
+    kind: ServerKind,
+    raw: RawOptions,
+    setup: GatewaySetup,
+) -> Result<(), BenchError> {
     match kind {
         ServerKind::Raw => {
             let server = raw_server::RawServer::start(raw).await?;
@@ -135,7 +175,12 @@ pub async fn serve(kind: ServerKind, raw: RawOptions) -> Result<(), BenchError> 
         ServerKind::Gateway => {
             let dir = ScratchDir::new()
                 .map_err(|e| BenchError::io("cannot create a temp data dir", e))?;
-            let running = gateway_server::start(&dir.0).await?;
+            // As the daemon would: descriptors up to the hard limit, for the large idle run.
+            flynn_gateway::admission::raise_descriptor_limit();
+            if let Some(spec) = &setup.history {
+                history::fill(&gateway_server::db_path(&dir.0), spec).await?;
+            }
+            let running = gateway_server::start(&dir.0, setup.max_connections).await?;
             announce(running.addr);
             wait_for_stdin_eof().await;
             running.shutdown().await;

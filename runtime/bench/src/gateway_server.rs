@@ -17,9 +17,19 @@ pub fn config(data_dir: &Path) -> Config {
     config
 }
 
-/// Starts the gateway on 127.0.0.1 and a free port, storing in `data_dir`.
-pub async fn start(data_dir: &Path) -> Result<Running, BenchError> {
-    Ok(flynn_gateway::start(config(data_dir), None).await?)
+/// Starts the gateway on 127.0.0.1 and a free port, storing in `data_dir`, with
+/// `server.max_connections` set when given.
+pub async fn start(data_dir: &Path, max_connections: Option<usize>) -> Result<Running, BenchError> {
+    let mut config = config(data_dir);
+    if let Some(max) = max_connections {
+        config.server.max_connections = max;
+    }
+    Ok(flynn_gateway::start(config, None).await?)
+}
+
+/// The database file the gateway opens in `data_dir`.
+pub fn db_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("flynn.sqlite")
 }
 
 /// How many WebSocket connections the bench's gateway accepts.

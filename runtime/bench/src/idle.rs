@@ -114,7 +114,7 @@ pub async fn run(
 
 /// Waits until `wanted` holders have reported ready (`seen` already have), failing on the first
 /// holder that could not connect.
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     ready_rx: &mut mpsc::Receiver<Result<(), BenchError>>,
     wanted: usize,
     mut seen: usize,
@@ -148,7 +148,7 @@ async fn open(addr: SocketAddr) -> Result<Ws, BenchError> {
 }
 
 /// Keeps the connection open (answering pings by reading) until released.
-async fn hold(ws: Ws, mut release: watch::Receiver<bool>) {
+pub(crate) async fn hold(ws: Ws, mut release: watch::Receiver<bool>) {
     let mut ws = ws;
     loop {
         tokio::select! {

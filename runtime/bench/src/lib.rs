@@ -10,15 +10,19 @@
 //! - [`procfs`], [`pin`]: reading a process's memory/CPU, pinning to cores.
 //! - [`suite`]: the runs side by side and their tables.
 
+pub mod agent_suite;
 pub mod child;
 pub mod client;
 mod error;
 pub mod gateway_server;
+pub mod history;
 pub mod idle;
+pub mod idle_large;
 pub mod load;
 pub mod pin;
 pub mod procfs;
 pub mod raw_server;
 pub mod suite;
+pub mod turns;
 
 pub use error::BenchError;

@@ -217,7 +217,7 @@ pub async fn run_watched(
     })
 }
 
-fn cpu_times(pids: &[u32]) -> Result<Vec<Duration>, BenchError> {
+pub(crate) fn cpu_times(pids: &[u32]) -> Result<Vec<Duration>, BenchError> {
     let mut times = pids
         .iter()
         .map(|pid| crate::procfs::cpu_time(*pid))

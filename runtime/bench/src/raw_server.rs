@@ -57,6 +57,8 @@ impl RawReply {
 pub struct RawOptions {
     /// tungstenite's `write_buffer_size`.
     pub write_buffer: usize,
+    /// tungstenite's `read_buffer_size`.
+    pub read_buffer: usize,
     pub reply: RawReply,
 }
 
@@ -64,9 +66,16 @@ impl Default for RawOptions {
     fn default() -> Self {
         Self {
             write_buffer: gateway_write_buffer(),
+            read_buffer: gateway_read_buffer(),
             reply: RawReply::Gateway,
         }
     }
+}
+
+/// The gateway's own `read_buffer_size`.
+pub fn gateway_read_buffer() -> usize {
+    let max_frame_bytes = flynn_gateway::Config::default().server.max_frame_bytes;
+    flynn_gateway::server::websocket_config(max_frame_bytes).read_buffer_size
 }
 
 /// The gateway's own `write_buffer_size`.
@@ -148,7 +157,8 @@ impl Drop for Counted {
 
 async fn connection(stream: TcpStream, state: Arc<State>) {
     let config = flynn_gateway::server::websocket_config(state.max_frame_bytes)
-        .write_buffer_size(state.options.write_buffer);
+        .write_buffer_size(state.options.write_buffer)
+        .read_buffer_size(state.options.read_buffer);
     let ws = match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
         Ok(ws) => ws,
         Err(e) => {
@@ -288,6 +298,7 @@ mod tests {
             max_frame_bytes: 1024,
             options: RawOptions {
                 write_buffer: 0,
+                read_buffer: 2048,
                 reply,
             },
         }

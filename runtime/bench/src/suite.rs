@@ -55,8 +55,13 @@ impl Target {
         match settings.attach {
             Some((addr, pid)) => Ok(Self::Attached { kind, addr, pid }),
             None => Ok(Self::Child(Box::new(
-                ServerProcess::spawn(kind, settings.pinning.map(|p| p.server_core), settings.raw)
-                    .await?,
+                ServerProcess::spawn(
+                    kind,
+                    settings.pinning.map(|p| p.server_core),
+                    settings.raw,
+                    &Default::default(),
+                )
+                .await?,
             ))),
         }
     }
@@ -129,14 +134,15 @@ pub fn print_machine(settings: &Settings) {
         None => println!("pinning: none (servers and load generator share all cores)"),
     }
     println!(
-        "raw server: reply {} ({}), write_buffer_size {} bytes",
+        "raw server: reply {} ({}), write_buffer_size {} bytes, read_buffer_size {} bytes",
         settings.raw.reply.name(),
         match settings.raw.reply {
             crate::raw_server::RawReply::Gateway => "the same members as the gateway's reply",
             crate::raw_server::RawReply::Minimal =>
                 "the protocol document's version, uptime, connections only",
         },
-        settings.raw.write_buffer
+        settings.raw.write_buffer,
+        settings.raw.read_buffer
     );
 }
 

@@ -370,25 +370,23 @@ pub fn turn_may_use_tools(messages: &[UserMessage]) -> bool {
     messages.iter().all(|m| m.may_use_tools)
 }
 
-fn trim_to_window(request: &mut ChatRequest, mut history_len: usize, window: u64) {
+/// Linear in the history: the request is estimated once and each dropped message's own
+/// estimate subtracted, and the dropped messages leave in one `drain`.
+fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64) {
     let budget = (window as f64 * PROMPT_SHARE) as u64;
+    let mut estimate = flynn_models::estimate_request_tokens(request);
     let mut dropped = 0;
-    while history_len > 0 && flynn_models::estimate_request_tokens(request) > budget {
-        request.messages.remove(0);
-        history_len -= 1;
+    while dropped < history_len && estimate > budget {
+        estimate = estimate.saturating_sub(flynn_models::estimate_message_tokens(
+            &request.messages[dropped],
+        ));
         dropped += 1;
     }
     // A conversation must start with a user message for some APIs.
-    while history_len > 0
-        && request
-            .messages
-            .first()
-            .is_some_and(|m| m.role != flynn_models::Role::User)
-    {
-        request.messages.remove(0);
-        history_len -= 1;
+    while dropped < history_len && request.messages[dropped].role != flynn_models::Role::User {
         dropped += 1;
     }
+    request.messages.drain(..dropped);
     if dropped > 0 {
         tracing::debug!(
             dropped,

@@ -296,6 +296,10 @@ enum Ended {
     Stalled,
 }
 
+/// Events already queued that make a write worth doing without first letting producers add
+/// more (see the coalescing in `serve`).
+const COALESCE_ENOUGH: usize = 16;
+
 /// How long one write may make no progress before the peer is given up.
 const WRITE_STALL: Duration = Duration::from_secs(10);
 /// How long in-flight requests may run on after shutdown begins.
@@ -447,6 +451,14 @@ async fn serve(
                 events_ready.set(state.events.ready.notified());
                 if state.slow.load(Ordering::Acquire) {
                     close!(1008, "slow consumer: events were not read fast enough");
+                }
+                // Coalescing: a run emits one event per model chunk and this task would wake
+                // (and write) once per event. One scheduler round first lets the tasks that
+                // are ready now (this connection's run among them) queue what they have, so
+                // events that are ready together leave in one write. No timer: with nothing
+                // else ready the round ends at once and a lone event is not held back.
+                if state.events.queued.load(Ordering::Acquire) < COALESCE_ENOUGH {
+                    tokio::task::yield_now().await;
                 }
             }
             Some(reply) = inflight.next(), if !inflight.is_empty() => {

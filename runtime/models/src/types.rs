@@ -183,24 +183,60 @@ pub fn estimate_tokens(text: &str) -> u64 {
 pub fn estimate_request_tokens(request: &ChatRequest) -> u64 {
     let mut total = request.system.as_deref().map_or(0, estimate_tokens);
     for message in &request.messages {
-        // A few tokens of per-message framing, as the chat templates add.
-        total += 4 + estimate_tokens(&message.content);
-        total += message.images.len() as u64 * IMAGE_TOKEN_ESTIMATE;
-        for call in &message.tool_calls {
-            total += estimate_tokens(&call.name) + estimate_tokens(&call.arguments.to_string());
-        }
+        total += estimate_message_tokens(message);
     }
     for tool in &request.tools {
         total += estimate_tokens(&tool.name)
             + estimate_tokens(&tool.description)
-            + estimate_tokens(&tool.input_schema.to_string());
+            + estimate_json_tokens(&tool.input_schema);
     }
     total
+}
+
+/// One message's share of [`estimate_request_tokens`]: removing the message from a request
+/// lowers the request's estimate by exactly this much (so trimming need not re-estimate).
+pub fn estimate_message_tokens(message: &ChatMessage) -> u64 {
+    // A few tokens of per-message framing, as the chat templates add.
+    let mut total = 4 + estimate_tokens(&message.content);
+    total += message.images.len() as u64 * IMAGE_TOKEN_ESTIMATE;
+    for call in &message.tool_calls {
+        total += estimate_tokens(&call.name) + estimate_json_tokens(&call.arguments);
+    }
+    total
+}
+
+/// [`estimate_tokens`] of a JSON value's compact text, counted as it is written rather than
+/// built into a `String` (tool schemas are estimated on every request).
+fn estimate_json_tokens(value: &serde_json::Value) -> u64 {
+    /// Counts the characters written to it: every UTF-8 byte that does not continue one.
+    struct CharCount(u64);
+    impl std::io::Write for CharCount {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.iter().filter(|b| (**b & 0xC0) != 0x80).count() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = CharCount(0);
+    // Writing to a counter cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0.div_ceil(4)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_estimate_matches_the_text_estimate() {
+        let value = serde_json::json!({"type": "object", "é": ["ü", 1, null]});
+        assert_eq!(
+            estimate_json_tokens(&value),
+            estimate_tokens(&value.to_string())
+        );
+    }
 
     #[test]
     fn estimate_rounds_up_per_four_chars() {

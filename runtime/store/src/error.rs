@@ -83,6 +83,14 @@ pub enum StoreError {
         "a store job returned with an open transaction; it was rolled back: commit it in the job"
     )]
     TransactionLeftOpen,
+
+    /// The write was committed but making it durable (syncing the WAL to disk) failed: it may
+    /// be lost on a power failure or crash.
+    #[error(
+        "the write may not be durable: syncing the database log failed ({0}); check the disk \
+         (space, errors in the kernel log) and send it again"
+    )]
+    Sync(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

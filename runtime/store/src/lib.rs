@@ -3,8 +3,9 @@
 //! [`Store`] is a cheap, cloneable handle to two dedicated OS threads: a writer that owns the
 //! read-write rusqlite connection and a reader with a query-only one for analytics. Every
 //! async method sends a job to one of them and awaits its reply, so tokio's workers never
-//! block on SQLite. Each write commits before its method returns `Ok` (WAL,
-//! `synchronous=FULL`), so a kill -9 loses nothing that was acknowledged.
+//! block on SQLite. Each write commits, and is synced to disk, before its method returns `Ok`
+//! (WAL; the writer thread syncs the WAL once for every job waiting at that moment: group
+//! commit, see `worker.rs`), so neither a kill -9 nor a power loss loses anything acknowledged.
 //!
 //! Conventions: timestamps are `i64` epoch milliseconds passed in by the caller; JSON blobs
 //! are `String`s of JSON text, checked to parse on write; writes that belong to a session
@@ -24,6 +25,7 @@ mod nodes;
 mod pairing;
 mod presence;
 mod push;
+mod recent;
 mod sessions;
 mod store;
 pub mod terms;

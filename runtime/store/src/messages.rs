@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::utc_day;
 use crate::error::check_json_opt;
-use crate::{Store, StoreError, sessions, terms};
+use crate::{Store, StoreError, recent, sessions, terms};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -79,6 +79,35 @@ pub struct MessageRecord {
     pub created_at_ms: i64,
 }
 
+/// The stored form of a message just appended with `id`.
+fn record(id: i64, msg: NewMessage) -> MessageRecord {
+    MessageRecord {
+        id,
+        session_id: msg.session_id,
+        role: msg.role,
+        content: msg.content,
+        attachments: msg.attachments,
+        created_at_ms: msg.created_at_ms,
+    }
+}
+
+/// The last `limit` messages of a session from SQLite (all when negative), oldest first.
+fn read_history(
+    conn: &Connection,
+    session_id: &str,
+    limit: i64,
+) -> Result<Vec<MessageRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, session_id, role, content, attachments, created_at_ms FROM (
+             SELECT * FROM messages WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2
+         ) ORDER BY id ASC",
+    )?;
+    let rows = stmt
+        .query_map(params![session_id, limit], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     let role: String = row.get(2)?;
     let role = role.parse::<Role>().map_err(|e| {
@@ -137,10 +166,12 @@ impl Store {
     /// and last activity, and records topic terms of user messages. Committed before `Ok`.
     pub async fn append_message(&self, msg: NewMessage) -> Result<i64, StoreError> {
         check_json_opt("attachments", msg.attachments.as_deref())?;
+        let recent = self.recent.clone();
         self.call(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let id = append_in(&tx, &msg)?;
             tx.commit()?;
+            recent.appended([record(id, msg)]);
             Ok(id)
         })
         .await
@@ -152,6 +183,7 @@ impl Store {
         for msg in &msgs {
             check_json_opt("attachments", msg.attachments.as_deref())?;
         }
+        let recent = self.recent.clone();
         self.call(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ids = msgs
@@ -159,31 +191,37 @@ impl Store {
                 .map(|m| append_in(&tx, m))
                 .collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
+            recent.appended(ids.iter().zip(msgs).map(|(id, m)| record(*id, m)));
             Ok(ids)
         })
         .await
     }
 
     /// The last `limit` messages of the session (all when `None`), oldest first, in append
-    /// order. Empty for an unknown session.
+    /// order. Empty for an unknown session. Up to [`recent::TAIL`] messages of recently active
+    /// sessions come from memory (see `recent.rs`): a turn does not re-read its history.
     pub async fn history(
         &self,
         session_id: &str,
         limit: Option<u32>,
     ) -> Result<Vec<MessageRecord>, StoreError> {
         let session_id = session_id.to_owned();
-        // SQLite reads a negative LIMIT as "no limit".
-        let limit = limit.map_or(-1, i64::from);
+        let recent = self.recent.clone();
+        let wanted = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
         self.call(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, session_id, role, content, attachments, created_at_ms FROM (
-                     SELECT * FROM messages WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2
-                 ) ORDER BY id ASC",
-            )?;
-            let rows = stmt
-                .query_map(params![session_id, limit], from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            let cacheable = wanted.filter(|&l| l <= recent::TAIL);
+            if let Some(l) = cacheable {
+                if let Some(rows) = recent.get(&session_id, l) {
+                    return Ok(rows);
+                }
+                // Read the whole tail once; later turns are served from memory.
+                let rows = read_history(conn, &session_id, recent::TAIL as i64)?;
+                recent.fill(&session_id, &rows);
+                let skip = rows.len().saturating_sub(l);
+                return Ok(rows.into_iter().skip(skip).collect());
+            }
+            // SQLite reads a negative LIMIT as "no limit".
+            read_history(conn, &session_id, limit.map_or(-1, i64::from))
         })
         .await
     }

@@ -87,8 +87,12 @@ impl Store {
     pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
         let id = id.to_owned();
         self.call(move |conn| {
+            // Cached: every agent turn reads its session (config, queue policy) several times.
             let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1");
-            Ok(conn.query_row(&sql, [&id], from_row).optional()?)
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_row([&id], from_row)
+                .optional()?)
         })
         .await
     }
@@ -149,8 +153,13 @@ impl Store {
     /// cascades, one transaction). Returns whether it existed.
     pub async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.call(move |conn| Ok(conn.execute("DELETE FROM sessions WHERE id = ?1", [&id])? == 1))
-            .await
+        let recent = self.recent.clone();
+        self.call(move |conn| {
+            let deleted = conn.execute("DELETE FROM sessions WHERE id = ?1", [&id])? == 1;
+            recent.forget(&id);
+            Ok(deleted)
+        })
+        .await
     }
 
     /// Replaces the session's config overrides (JSON text; `None` clears them). Returns whether

@@ -11,7 +11,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
 use crate::migrations;
-use crate::worker::Worker;
+use crate::recent::RecentMessages;
+use crate::worker::{Durability, Worker, wal_path};
 
 /// How long a statement waits for another connection's lock before failing with SQLITE_BUSY.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +24,8 @@ pub struct Store {
     writer: Worker,
     reader: Worker,
     path: Arc<Path>,
+    /// The last messages of recently active sessions (touched only on the writer thread).
+    pub(crate) recent: Arc<RecentMessages>,
 }
 
 impl std::fmt::Debug for Store {
@@ -36,12 +39,18 @@ impl Store {
     /// then starts the worker threads. This blocks the calling thread for the open and the
     /// migrations: call it before starting the runtime, or use [`Store::open_async`] in one.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let writer = Worker::spawn("flynn-store-writer", open_writer(path)?)?;
-        let reader = Worker::spawn("flynn-store-reader", open_reader(path)?)?;
+        let (conn, durability) = open_writer(path)?;
+        let writer = Worker::spawn("flynn-store-writer", conn, durability)?;
+        let reader = Worker::spawn(
+            "flynn-store-reader",
+            open_reader(path)?,
+            Durability::PerCommit,
+        )?;
         Ok(Store {
             writer,
             reader,
             path: Arc::from(path),
+            recent: Arc::default(),
         })
     }
 
@@ -51,11 +60,15 @@ impl Store {
         let owned: PathBuf = path.to_path_buf();
         let writer = Worker::start("flynn-store-writer", move || open_writer(&owned)).await?;
         let owned: PathBuf = path.to_path_buf();
-        let reader = Worker::start("flynn-store-reader", move || open_reader(&owned)).await?;
+        let reader = Worker::start("flynn-store-reader", move || {
+            Ok((open_reader(&owned)?, Durability::PerCommit))
+        })
+        .await?;
         Ok(Store {
             writer,
             reader,
             path: Arc::from(path),
+            recent: Arc::default(),
         })
     }
 
@@ -118,8 +131,10 @@ impl Store {
     }
 }
 
-/// Opens the read-write connection and brings the schema up to date.
-fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+/// Opens the read-write connection and brings the schema up to date. In WAL mode its commits
+/// then stop syncing one by one: the writer thread syncs the WAL once per batch of jobs before
+/// answering them (group commit, see `worker.rs`), so an acknowledged write is still durable.
+fn open_writer(path: &Path) -> Result<(Connection, Durability), StoreError> {
     // The reader must see the writer's database, so it has to be a file both can open.
     if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
         return Err(StoreError::Io {
@@ -138,10 +153,18 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         })?;
     }
     let mut conn = Connection::open_with_flags(path, flags())?;
-    configure(&conn)?;
+    let wal = configure(&conn)?;
     let applied = migrations::migrate_to(&mut conn, migrations::latest_version())?;
     tracing::info!(path = %path.display(), ?applied, "store opened");
-    Ok(conn)
+    let durability = if wal {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Durability::GroupCommit {
+            wal: wal_path(path),
+        }
+    } else {
+        Durability::PerCommit
+    };
+    Ok((conn, durability))
 }
 
 /// Opens the query-only connection (after the writer created and migrated the file).
@@ -161,16 +184,19 @@ fn flags() -> OpenFlags {
 
 /// Per-connection settings: WAL (readers never block the writer, commits append to the log),
 /// `synchronous=FULL` (fsync at every commit: an acknowledged write survives power loss, not
-/// only a crash), foreign keys (cascading deletes), and a busy timeout for other connections.
-fn configure(conn: &Connection) -> Result<(), StoreError> {
+/// only a crash; the writer relaxes it once it syncs batches itself), foreign keys (cascading
+/// deletes), and a busy timeout for other connections. Returns whether the database is in
+/// WAL mode.
+fn configure(conn: &Connection) -> Result<bool, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
+    let wal = mode.eq_ignore_ascii_case("wal");
+    if !wal {
         tracing::warn!(%mode, "the filesystem refused WAL mode; using the mode SQLite chose");
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     // Room for every statement the store prepares with `prepare_cached`.
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(())
+    Ok(wal)
 }

@@ -6,6 +6,7 @@ mod common;
 
 mod analytics;
 mod durability;
+mod group_commit;
 mod idempotency;
 mod push;
 mod records;
