@@ -234,7 +234,7 @@ test("every x-http request example and other-status example validates against it
   for (const e of spec["x-http"].endpoints) {
     const bodies = [];
     if (e.request) bodies.push(["request", e.request]);
-    for (const r of e.otherResponses ?? []) bodies.push([`response ${r.status}`, r]);
+    for (const r of e.responses ?? []) bodies.push([`response ${r.status}`, r]);
     for (const [what, b] of bodies) {
       if (!b.schema || !("example" in b)) {
         failures.push(`${e.method} ${e.path}: ${what} has no schema and example`);
