@@ -241,6 +241,9 @@ fn main() -> ExitCode {
         );
     }
 
+    // The connection caps, not a login shell's soft limit (often 1,024), bound the clients.
+    flynn_gateway::admission::raise_descriptor_limit();
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

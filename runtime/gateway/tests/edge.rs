@@ -369,6 +369,33 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// The soft and hard "Max open files" of a process, from /proc.
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_owned(), fields[4].to_owned())
+}
+
+#[tokio::test]
+async fn the_daemon_raises_its_soft_descriptor_limit_to_the_hard_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gw =
+        process::GatewayProcess::spawn_with_soft_fd_limit(&dir.path().join("data"), &[], 256).await;
+    let (soft, hard) = open_files_limits(gw.pid());
+    assert_ne!(
+        hard, "256",
+        "the test needs a hard limit above 256 to show anything"
+    );
+    assert_eq!(
+        soft, hard,
+        "connections are bounded by the caps, not a soft limit of 256"
+    );
+}
+
 #[tokio::test]
 async fn out_of_descriptors_the_gateway_neither_spins_nor_floods_the_log() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -60,6 +60,17 @@ impl GatewayProcess {
         Self::start(command, 0, data_dir, args, envs).await
     }
 
+    /// Like `spawn`, with only the soft open-descriptor limit lowered to `limit` (the hard limit
+    /// stays), as a login shell's default of 1,024 would.
+    pub async fn spawn_with_soft_fd_limit(data_dir: &Path, args: &[&str], limit: u32) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -Sn {limit} && exec \"$0\" \"$@\""))
+            .arg(binary());
+        Self::start(command, 0, data_dir, args, &[]).await
+    }
+
     async fn start(
         mut command: Command,
         port: u16,
