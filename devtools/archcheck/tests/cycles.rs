@@ -68,14 +68,6 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[
             "webhooks::template",
         ],
     ),
-    // conformance: each pair shares types that belong in a module of their own.
-    ("conformance/src/lib.rs", &["routes", "spec"]),
-    ("conformance/src/lib.rs", &["serve", "serve::player"]),
-    (
-        "conformance/src/lib.rs",
-        &["transcript", "transcript::parse"],
-    ),
-    ("conformance/src/lib.rs", &["validate", "validate_http"]),
 ];
 
 fn workspace_root() -> PathBuf {
