@@ -12,26 +12,16 @@ use flynn_archcheck::{Cycle, module_cycles};
 /// Import cycles that exist today, per crate root: each is the sorted list of the modules of one
 /// strongly connected component. Shrink this list; never grow it.
 const KNOWN_CYCLES: &[(&str, &[&str])] = &[
-    // The gateway's one big circle: transport, handlers, lanes, the agent loop and the HTTP
-    // features (webhooks, push, channels) all reach each other through `Gateway`, which reads
-    // `crate::StartError` and the config back (issue 12 describes the layering that breaks it).
+    // The gateway's core circle: `Gateway` holds the lanes and the node registry (`handlers`),
+    // the handlers, the connection loop, the lanes and the agent loop all take `&Gateway`, and
+    // the turn machinery around the lanes (`runs`, `run_registry`, the Web Push sent when a
+    // turn ends unwatched) reads their types back. Breaking it is the planned restructure of
+    // handlers/connection/lanes/agent (issue 12); what it used to pull in through `crate`,
+    // `config` and shared types (HTTP features, channels, leaf helpers) no longer joins it.
     (
         "runtime/gateway/src/lib.rs",
         &[
-            "crate",
             "agent",
-            "auth",
-            "channels",
-            "channels::bluebubbles",
-            "channels::dedupe",
-            "channels::gmail",
-            "channels::google_chat",
-            "channels::jwt",
-            "channels::oauth",
-            "channels::pairing",
-            "channels::routes",
-            "channels::teams",
-            "config",
             "connection",
             "gateway",
             "handlers",
@@ -45,28 +35,39 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[
             "handlers::sessions",
             "handlers::system",
             "handlers::tools",
-            "hosts",
-            "http_routes",
-            "inbound",
-            "inbox",
             "lanes",
-            "metrics",
-            "push",
-            "push::client",
-            "push::routes",
             "push::sender",
-            "push::subscriptions",
-            "push::vapid",
             "run_registry",
             "runs",
-            "server",
-            "session_config",
-            "tls",
-            "webhooks::config",
-            "webhooks::route",
-            "webhooks::signature",
-            "webhooks::template",
         ],
+    ),
+    // Smaller circles that were hidden inside the big one; each pair shares a type or helper
+    // that belongs in a module of its own.
+    (
+        "runtime/gateway/src/lib.rs",
+        &["channels", "channels::dedupe", "channels::pairing"],
+    ),
+    (
+        "runtime/gateway/src/lib.rs",
+        &[
+            "channels::bluebubbles",
+            "channels::gmail",
+            "channels::google_chat",
+            "channels::routes",
+            "channels::teams",
+        ],
+    ),
+    (
+        "runtime/gateway/src/lib.rs",
+        &["config", "webhooks::config"],
+    ),
+    (
+        "runtime/gateway/src/lib.rs",
+        &["http_routes", "push::routes", "webhooks::route"],
+    ),
+    (
+        "runtime/gateway/src/lib.rs",
+        &["push", "push::client", "push::subscriptions", "push::vapid"],
     ),
 ];
 

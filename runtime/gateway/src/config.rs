@@ -447,8 +447,8 @@ pub struct AgentConfig {
 
 impl AgentConfig {
     /// The gateway-wide bound of kept turns.
-    pub fn kept_cap(&self) -> crate::runs::KeptCap {
-        crate::runs::KeptCap {
+    pub fn kept_cap(&self) -> crate::kept_cap::KeptCap {
+        crate::kept_cap::KeptCap {
             max_turns: self.runs_kept_max,
             max_bytes: self.runs_kept_max_bytes,
         }

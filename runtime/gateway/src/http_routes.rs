@@ -139,7 +139,7 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
 
     // Operator and integration routes (`crate::metrics`, ...), each checking its own auth.
     let health = health
-        .or(crate::metrics::route(gateway.clone()))
+        .or(metrics_route(gateway.clone()))
         .unify()
         .or(crate::webhooks::route(gateway.clone()))
         .unify()
@@ -158,4 +158,28 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
         Some(dashboard) => health.or(dashboard).unify().or(not_found).unify().boxed(),
         None => health.or(not_found).unify().boxed(),
     }
+}
+
+/// `GET /metrics`, behind the token like `/api/*` (when `server.token` is set and
+/// `server.auth_http`).
+fn metrics_route(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    warp::get()
+        .and(warp::path("metrics"))
+        .and(warp::path::end())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<Peer>())
+        .map(move |headers: http::HeaderMap, peer: Option<Peer>| {
+            if let Err(denied) = check_http_auth(&gateway, &headers, peer) {
+                return *denied;
+            }
+            let text = crate::metrics::get()
+                .render(gateway.connections.count(), &gateway.lanes.queue_depths());
+            warp::reply::with_header(
+                text,
+                http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )
+            .into_response()
+        })
+        .boxed()
 }

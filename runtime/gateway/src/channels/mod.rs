@@ -22,17 +22,19 @@ pub mod jwt;
 pub mod oauth;
 pub mod pairing;
 pub mod routes;
+pub mod state;
 pub mod teams;
+pub mod wrong_codes;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub use config::ChannelsConfig;
+pub use state::ChannelState;
 
 use crate::gateway::{Gateway, now_ms};
 use crate::inbox::{Discard, InboundMessage, start_turn_from};
-use crate::outbound::{self, OutboundError};
 
 /// Largest callback body accepted, in bytes (platform events are a few KiB).
 pub const MAX_EVENT_BYTES: u64 = 256 * 1024;
@@ -66,29 +68,6 @@ impl Channel {
             Channel::BlueBubbles => "bluebubbles",
             Channel::Gmail => "gmail",
         }
-    }
-}
-
-/// Caches the channels keep between callbacks.
-#[derive(Default)]
-pub struct ChannelState {
-    http: OnceLock<reqwest::Client>,
-    pub teams_keys: jwt::JwksCache,
-    pub chat_keys: jwt::JwksCache,
-    pub gmail_keys: jwt::JwksCache,
-    pub teams_token: oauth::TokenCache,
-    pub chat_token: oauth::TokenCache,
-    pub wrong_codes: pairing::WrongCodes,
-}
-
-impl ChannelState {
-    /// The outbound client, built on first use.
-    pub fn http(&self) -> Result<reqwest::Client, OutboundError> {
-        if let Some(client) = self.http.get() {
-            return Ok(client.clone());
-        }
-        let client = outbound::client()?;
-        Ok(self.http.get_or_init(|| client).clone())
     }
 }
 
@@ -248,22 +227,6 @@ pub fn cut(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-/// Reads a response body, refusing more than `max` bytes.
-pub async fn read_bounded(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|_| "the response was cut".to_owned())?
-    {
-        if body.len() + chunk.len() > max {
-            return Err(format!("the response is larger than {max} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// Whether `sender` is on an allow-list (case-insensitive: ids and addresses).

@@ -98,7 +98,7 @@ impl SubscribeBody {
                 "sessionId is missing; name the session whose answers this browser should be notified of",
             )
         })?;
-        crate::handlers::sessions::validate_session_id(&session_id, "sessionId")
+        crate::session_id::validate_session_id(&session_id, "sessionId")
             .map_err(|e| invalid("sessionId", e.message))?;
         let expiration_ms = match self.expiration_time {
             None => None,
