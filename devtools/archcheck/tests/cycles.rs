@@ -41,34 +41,6 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[
             "runs",
         ],
     ),
-    // Smaller circles that were hidden inside the big one; each pair shares a type or helper
-    // that belongs in a module of its own.
-    (
-        "runtime/gateway/src/lib.rs",
-        &["channels", "channels::dedupe", "channels::pairing"],
-    ),
-    (
-        "runtime/gateway/src/lib.rs",
-        &[
-            "channels::bluebubbles",
-            "channels::gmail",
-            "channels::google_chat",
-            "channels::routes",
-            "channels::teams",
-        ],
-    ),
-    (
-        "runtime/gateway/src/lib.rs",
-        &["config", "webhooks::config"],
-    ),
-    (
-        "runtime/gateway/src/lib.rs",
-        &["http_routes", "push::routes", "webhooks::route"],
-    ),
-    (
-        "runtime/gateway/src/lib.rs",
-        &["push", "push::client", "push::subscriptions", "push::vapid"],
-    ),
 ];
 
 fn workspace_root() -> PathBuf {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use flynn_store::StoreError;
 
+use super::message::{ChannelMessage, allowed};
 pub use super::wrong_codes::{MAX_TRACKED_SENDERS, WrongCodes};
-use super::{ChannelMessage, allowed};
 use crate::gateway::{Gateway, now_ms};
 use crate::handlers::pairing::CODE_LENGTH;
 

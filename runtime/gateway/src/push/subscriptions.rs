@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use base64::Engine;
 use serde::Deserialize;
 
-use super::BASE64URL;
+use super::encoding::BASE64URL;
 
 /// The longest endpoint URL accepted, in bytes (push services use a few hundred).
 pub const MAX_ENDPOINT_LEN: usize = 2048;

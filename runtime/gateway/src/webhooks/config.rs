@@ -145,7 +145,7 @@ impl WebhookConfig {
         self.secret_env_names()
             .into_iter()
             .map(|var| {
-                let value = crate::config::env_secret(var)
+                let value = crate::env_secrets::env_secret(var)
                     .ok_or_else(|| format!("the environment variable {var} is not set"))?;
                 key_from_secret(self.scheme, value.trim())
                     .map_err(|why| format!("the environment variable {var} {why}"))
