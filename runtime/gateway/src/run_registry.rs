@@ -19,8 +19,8 @@ use flynn_protocol::wire::EventEmitter;
 use tokio::sync::oneshot;
 
 pub use crate::kept_cap::KeptCap;
-use crate::lanes::{ActiveRun, Reply};
-use crate::runs::final_event;
+use crate::lanes::ActiveRun;
+use crate::runs::{Reply, final_event};
 
 /// A repeated send waiting for the turn of its key to start.
 struct Joiner {

@@ -18,6 +18,7 @@ pub struct Callback {
 
 /// What a platform module answers.
 pub type HandledResult = Result<warp::reply::Response, ChannelError>;
+
 /// `{"ok":true,"outcome":..}` with 200.
 pub fn accepted(outcome: Accepted) -> warp::reply::Response {
     let outcome = match outcome {
