@@ -13,6 +13,7 @@
 pub mod coverage;
 pub mod coverage_exceptions;
 pub mod coverage_http;
+mod holes;
 pub mod http_client;
 pub mod http_step;
 pub mod path;
@@ -22,6 +23,7 @@ pub mod report;
 pub mod routes;
 pub mod run;
 pub mod run_http;
+pub mod schema;
 pub mod serve;
 pub mod spec;
 pub mod transcript;

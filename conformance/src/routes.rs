@@ -16,10 +16,10 @@
 //! 5. Any other status the route does not declare is a violation.
 
 use jsonschema::Validator;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::path::JsonPath;
-use crate::spec::{Spec, SpecError, Violation, compile_schema, run_validator};
+use crate::schema::{SpecError, Violation, compile_schema, run_validator};
 
 /// The `x-http` lists that declare routes, in the order they are searched.
 const ROUTE_LISTS: &[&str] = &["endpoints", "authExceptions", "protectedExtras"];
@@ -159,12 +159,14 @@ impl HttpSpec {
     }
 
     /// Holds an answer to the spec (the rules in the module documentation). `route` is `None`
-    /// for a request the transcript marks as knowingly undeclared.
+    /// for a request the transcript marks as knowingly undeclared. `check_error_body` holds an
+    /// undeclared error body (`{"error": ...}`) to the RPC error table (rule 4); callers use
+    /// [`crate::spec::Spec::check_http_response`], which passes the spec's.
     pub fn check_response(
         &self,
-        spec: &Spec,
         route: Option<&Route>,
         answer: &Answer<'_>,
+        check_error_body: impl FnOnce(&Value) -> Vec<Violation>,
     ) -> Vec<Violation> {
         if let Some(declared) = route.and_then(|r| r.response(answer.status)) {
             let Some(body) = &declared.body else {
@@ -196,7 +198,7 @@ impl HttpSpec {
             });
         }
         if answer.status >= 400 {
-            return check_json_body(answer, |value| check_error_body(spec, value));
+            return check_json_body(answer, check_error_body);
         }
         let message = match route {
             Some(r) => format!(
@@ -324,25 +326,6 @@ fn check_json_body(
     out
 }
 
-/// `{"error": {...}}` held to the ErrorFrame schema's `error` and the spec's error codes (the
-/// body "shaped like an ErrorFrame's error" of `x-http.auth.failures.http`).
-fn check_error_body(spec: &Spec, body: &Value) -> Vec<Violation> {
-    let Some(error) = body.get("error") else {
-        return vec![Violation {
-            path: "body".into(),
-            message: "an HTTP error without a declared schema must be `{\"error\": {\"code\", \"message\"}}`, like an ErrorFrame's error".into(),
-        }];
-    };
-    spec.check_server_frame(&json!({"id": null, "error": error}), None)
-        .into_iter()
-        .filter(|v| v.path.starts_with("error"))
-        .map(|v| Violation {
-            path: format!("body.{}", v.path),
-            message: v.message,
-        })
-        .collect()
-}
-
 type Compile<'a> = dyn Fn(&str, &Value) -> Result<Validator, SpecError> + 'a;
 
 fn read_route(list: &str, entry: &Value, compile: &Compile<'_>) -> Result<Route, SpecError> {
@@ -413,7 +396,10 @@ fn read_route(list: &str, entry: &Value, compile: &Compile<'_>) -> Result<Route,
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::spec::Spec;
 
     fn spec() -> Spec {
         Spec::load().unwrap()
@@ -458,16 +444,16 @@ mod tests {
             "application/json",
             r#"{"status":"ok","version":"1","uptime":3}"#,
         );
-        assert!(s.http.check_response(&s, health, &ok).is_empty());
+        assert!(s.check_http_response(health, &ok).is_empty());
         let bad = answer(
             200,
             "application/json",
             r#"{"status":"ok","version":"1","uptime":"soon"}"#,
         );
-        let v = s.http.check_response(&s, health, &bad);
+        let v = s.check_http_response(health, &bad);
         assert_eq!(v[0].path, "body.uptime", "{v:?}");
         let not_json = answer(200, "text/plain", "ok");
-        let v = s.http.check_response(&s, health, &not_json);
+        let v = s.check_http_response(health, &not_json);
         assert!(
             v.iter().any(|v| v.path == "headers[\"content-type\"]"),
             "{v:?}"
@@ -477,17 +463,12 @@ mod tests {
         let metrics = s.http.find("GET", "/metrics");
         let text = "text/plain; version=0.0.4; charset=UTF-8";
         assert!(
-            s.http
-                .check_response(&s, metrics, &answer(200, text, "# EOF\n"))
+            s.check_http_response(metrics, &answer(200, text, "# EOF\n"))
                 .is_empty()
         );
-        let v = s
-            .http
-            .check_response(&s, metrics, &answer(200, text, "x 1\n"));
+        let v = s.check_http_response(metrics, &answer(200, text, "x 1\n"));
         assert_eq!(v[0].path, "text", "{v:?}");
-        let v = s
-            .http
-            .check_response(&s, metrics, &answer(200, "text/plain", "# EOF\n"));
+        let v = s.check_http_response(metrics, &answer(200, "text/plain", "# EOF\n"));
         assert!(v[0].message.contains("version=0.0.4"), "{v:?}");
     }
 
@@ -497,26 +478,22 @@ mod tests {
         let health = s.http.find("GET", "/health");
         let json = "application/json";
         let denied = answer(401, json, r#"{"error":{"code":-4,"message":"no"}}"#);
-        assert!(s.http.check_response(&s, health, &denied).is_empty());
-        let v = s.http.check_response(
-            &s,
+        assert!(s.check_http_response(health, &denied).is_empty());
+        let v = s.check_http_response(
             health,
             &answer(401, json, r#"{"error":{"code":7,"message":"no"}}"#),
         );
         assert_eq!(v[0].path, "body.error.code", "{v:?}");
         let missing = answer(404, json, r#"{"error":{"code":-3,"message":"no"}}"#);
-        assert!(s.http.check_response(&s, None, &missing).is_empty());
-        let v = s.http.check_response(
-            &s,
+        assert!(s.check_http_response(None, &missing).is_empty());
+        let v = s.check_http_response(
             None,
             &answer(404, json, r#"{"error":{"code":99,"message":"no"}}"#),
         );
         assert_eq!(v[0].path, "body.error.code", "{v:?}");
-        let v = s
-            .http
-            .check_response(&s, None, &answer(500, json, r#"{"oops":1}"#));
+        let v = s.check_http_response(None, &answer(500, json, r#"{"oops":1}"#));
         assert_eq!(v[0].path, "body", "{v:?}");
-        let v = s.http.check_response(&s, health, &answer(204, json, ""));
+        let v = s.check_http_response(health, &answer(204, json, ""));
         assert!(v[0].message.contains("declares no 204 response"), "{v:?}");
     }
 

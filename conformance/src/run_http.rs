@@ -160,7 +160,7 @@ fn check_answer(
     };
     // A route the spec does not declare was reported above; its answer has no rules to add.
     if route.is_some() || step.undeclared {
-        for v in spec.http.check_response(spec, route, &checked) {
+        for v in spec.check_http_response(route, &checked) {
             failures.push(fail(FailureKind::Spec, v.message).at(v.path));
         }
     }

@@ -11,41 +11,13 @@
 
 use std::collections::BTreeMap;
 
-use jsonschema::{Draft, Validator};
+use jsonschema::Validator;
 use serde_json::{Map, Value, json};
 
 use crate::path::JsonPath;
-use crate::routes::HttpSpec;
-
-/// Why the spec could not be turned into validators (a broken spec document).
-#[derive(Debug, thiserror::Error)]
-pub enum SpecError {
-    #[error("the embedded spec is not JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("the spec has no `{0}`; is spec/flynn.openrpc.json an OpenRPC document?")]
-    Missing(String),
-    #[error("the schema for {what} does not compile: {message}")]
-    Schema { what: String, message: String },
-}
-
-/// One place where a frame breaks the spec.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// Dotted from the frame root (`result.uptime`).
-    pub path: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = if self.path.is_empty() {
-            "(frame)"
-        } else {
-            &self.path
-        };
-        write!(f, "{at}: {}", self.message)
-    }
-}
+use crate::routes::{Answer, HttpSpec, Route};
+pub use crate::schema::{SpecError, Violation};
+use crate::schema::{compile_schema, run_validator};
 
 /// A method as the suite needs it.
 pub struct MethodSpec {
@@ -388,6 +360,35 @@ impl Spec {
             message: "a server frame needs `result`, `error` or `event`".into(),
         }]
     }
+    /// Holds an HTTP answer to `x-http` (see [`HttpSpec::check_response`]), an undeclared error
+    /// body to the RPC error table.
+    pub fn check_http_response(
+        &self,
+        route: Option<&Route>,
+        answer: &Answer<'_>,
+    ) -> Vec<Violation> {
+        self.http
+            .check_response(route, answer, |body| self.check_http_error_body(body))
+    }
+
+    /// `{"error": {...}}` held to the ErrorFrame schema's `error` and the spec's error codes (the
+    /// body "shaped like an ErrorFrame's error" of `x-http.auth.failures.http`).
+    fn check_http_error_body(&self, body: &Value) -> Vec<Violation> {
+        let Some(error) = body.get("error") else {
+            return vec![Violation {
+                path: "body".into(),
+                message: "an HTTP error without a declared schema must be `{\"error\": {\"code\", \"message\"}}`, like an ErrorFrame's error".into(),
+            }];
+        };
+        self.check_server_frame(&json!({"id": null, "error": error}), None)
+            .into_iter()
+            .filter(|v| v.path.starts_with("error"))
+            .map(|v| Violation {
+                path: format!("body.{}", v.path),
+                message: v.message,
+            })
+            .collect()
+    }
 }
 
 fn list_or_none(items: &[String]) -> String {
@@ -396,40 +397,6 @@ fn list_or_none(items: &[String]) -> String {
     } else {
         items.join(", ")
     }
-}
-
-/// Compiles `schema` with the spec's `components` beside it, so `#/components/...` resolves.
-pub(crate) fn compile_schema(
-    what: &str,
-    schema: Value,
-    components: &Value,
-) -> Result<Validator, SpecError> {
-    let root = json!({
-        "allOf": [schema],
-        "components": components,
-    });
-    jsonschema::options()
-        .with_draft(Draft::Draft7)
-        .should_validate_formats(true)
-        .build(&root)
-        .map_err(|e| SpecError::Schema {
-            what: what.to_owned(),
-            message: e.to_string(),
-        })
-}
-
-pub(crate) fn run_validator(
-    validator: &Validator,
-    instance: &Value,
-    at: &JsonPath,
-) -> Vec<Violation> {
-    validator
-        .iter_errors(instance)
-        .map(|e| Violation {
-            path: at.join_pointer(e.instance_path().as_str()).to_string(),
-            message: e.to_string(),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::coverage::known_tag;
+use crate::holes::outside_holes;
 use crate::path::JsonPath;
 use crate::pattern::{Captures, Pattern, concretize};
 use crate::report::{Failure, FailureKind, Report, TranscriptReport};
@@ -40,27 +41,6 @@ struct ConnState {
     requests: HashMap<String, Option<String>>,
     replied: HashSet<String>,
     closed: bool,
-}
-
-pub(crate) fn outside_holes(violations: Vec<Violation>, holes: &[String]) -> Vec<Violation> {
-    violations
-        .into_iter()
-        .filter(|v| {
-            !holes.iter().any(|h| {
-                is_under(&v.path, h)
-                    // A hole may stand for a required member: the schema then reports its parent.
-                    || (v.message.contains("is a required property") && is_under(h, &v.path))
-            })
-        })
-        .collect()
-}
-
-/// Whether `path` is `base` or below it.
-fn is_under(path: &str, base: &str) -> bool {
-    path == base
-        || base.is_empty()
-        || (path.starts_with(base)
-            && matches!(path.as_bytes().get(base.len()), Some(b'.') | Some(b'[')))
 }
 
 /// Checks one transcript; an empty list means it is valid.

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
+use crate::holes::outside_holes;
 use crate::http_step::{BodyExpectation, HttpBody, HttpStep};
 use crate::path::JsonPath;
 use crate::pattern::{Captures, concretize};
@@ -15,7 +16,6 @@ use crate::report::{Failure, FailureKind};
 use crate::routes::{Answer, Route};
 use crate::run_http::declared_route;
 use crate::spec::Spec;
-use crate::validate::outside_holes;
 
 /// Checks one `http` step at transcript line `line`. `captured` holds the capture names of
 /// earlier lines (this step's are added); `examples` their example values.
@@ -150,8 +150,7 @@ fn check_expected_answer(
         body: body.as_deref().unwrap_or_default().as_bytes(),
     };
     let violations = spec
-        .http
-        .check_response(spec, route, &answer)
+        .check_http_response(route, &answer)
         .into_iter()
         // Expected objects are open: what they leave out is not checked here (the check of
         // `run` holds the real answer to every required member); nor is an unstated body.

@@ -15,14 +15,14 @@
 //! a mixed one they are passed over (the fake gateway serves no HTTP routes).
 
 mod player;
+mod types;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -33,6 +33,8 @@ use crate::spec::Spec;
 use crate::transcript::Transcript;
 
 use player::Player;
+pub use types::ServeOptions;
+use types::{Accepted, Handshake};
 
 /// Why serving could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,45 +44,6 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// How to serve.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    pub listen: SocketAddr,
-    /// The token the client must present (header or `flynn.bearer.` subprotocol).
-    pub token: Option<String>,
-    /// How long a frame from the client may take.
-    pub timeout: Duration,
-    /// How long to wait for a client to connect for the next transcript.
-    pub idle_timeout: Duration,
-    /// How long to keep listening after a transcript's last step for frames nobody expects.
-    pub linger: Duration,
-}
-
-impl ServeOptions {
-    pub fn new(listen: SocketAddr) -> Self {
-        Self {
-            listen,
-            token: None,
-            timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            linger: Duration::from_millis(200),
-        }
-    }
-}
-
-/// What the client's handshake carried.
-#[derive(Debug, Clone, Default)]
-struct Handshake {
-    path: String,
-    headers: Vec<(String, String)>,
-    subprotocols: Vec<String>,
-}
-
-struct Accepted {
-    ws: WebSocketStream<TcpStream>,
-    handshake: Handshake,
 }
 
 /// A bound server.

@@ -22,7 +22,7 @@ use crate::transcript::{Outgoing, StepKind, Transcript};
 use crate::wirecheck::{ConnectionRules, id_key};
 use crate::ws;
 
-use super::{Accepted, ServeOptions};
+use super::types::{Accepted, ServeOptions};
 
 type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
 

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::pattern::{Pattern, PatternError};
 
-use super::{AuthNeed, DEFAULT_CONN, GatewayNeeds, Header, Outgoing, Step, StepKind};
+use super::model::{AuthNeed, DEFAULT_CONN, GatewayNeeds, Header, Outgoing, Step, StepKind};
 
 fn allowed(map: &Map<String, Value>, keys: &[&str]) -> Result<(), String> {
     match map.keys().find(|k| !keys.contains(&k.as_str())) {

@@ -12,26 +12,18 @@ use flynn_archcheck::{Cycle, module_cycles};
 /// Import cycles that exist today, per crate root: each is the sorted list of the modules of one
 /// strongly connected component. Shrink this list; never grow it.
 const KNOWN_CYCLES: &[(&str, &[&str])] = &[
-    // The gateway's one big circle: transport, handlers, lanes, the agent loop and the HTTP
-    // features (webhooks, push, channels) all reach each other through `Gateway`, which reads
-    // `crate::StartError` and the config back (issue 12 describes the layering that breaks it).
+    // The gateway's core circle: `Gateway` holds the lanes and the node registry (`handlers`);
+    // the handlers, the connection loop, the lanes and the agent loop all take `&Gateway`; the
+    // turn machinery around the lanes reads their types back (`run_registry` keeps
+    // `lanes::ActiveRun`s; `push::sender`, the Web Push sent when a turn ends unwatched, is
+    // called by the lanes and reads the config, the store and the push state from `&Gateway`).
+    // Breaking it is the planned restructure of handlers/connection/lanes/agent (issue 12).
+    // What it used to pull in through `crate`, `config` and shared types (the HTTP features,
+    // channels, webhooks, push routes, leaf helpers: 48 modules then) no longer joins it.
     (
         "runtime/gateway/src/lib.rs",
         &[
-            "crate",
             "agent",
-            "auth",
-            "channels",
-            "channels::bluebubbles",
-            "channels::dedupe",
-            "channels::gmail",
-            "channels::google_chat",
-            "channels::jwt",
-            "channels::oauth",
-            "channels::pairing",
-            "channels::routes",
-            "channels::teams",
-            "config",
             "connection",
             "gateway",
             "handlers",
@@ -45,37 +37,11 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[
             "handlers::sessions",
             "handlers::system",
             "handlers::tools",
-            "hosts",
-            "http_routes",
-            "inbound",
-            "inbox",
             "lanes",
-            "metrics",
-            "push",
-            "push::client",
-            "push::routes",
             "push::sender",
-            "push::subscriptions",
-            "push::vapid",
             "run_registry",
-            "runs",
-            "server",
-            "session_config",
-            "tls",
-            "webhooks::config",
-            "webhooks::route",
-            "webhooks::signature",
-            "webhooks::template",
         ],
     ),
-    // conformance: each pair shares types that belong in a module of their own.
-    ("conformance/src/lib.rs", &["routes", "spec"]),
-    ("conformance/src/lib.rs", &["serve", "serve::player"]),
-    (
-        "conformance/src/lib.rs",
-        &["transcript", "transcript::parse"],
-    ),
-    ("conformance/src/lib.rs", &["validate", "validate_http"]),
 ];
 
 fn workspace_root() -> PathBuf {

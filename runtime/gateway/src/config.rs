@@ -10,31 +10,13 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use crate::env_secrets::env_secret;
+pub use crate::env_secrets::keep_env_secrets;
+use crate::env_secrets::kept_env;
+
 /// Environment variable holding `server.token` (overrides the file, so the secret can stay out
 /// of it).
 pub const TOKEN_ENV: &str = "FLYNN_SERVER_TOKEN";
-
-/// Secrets the daemon read from its environment at start and then removed from it (so the
-/// tools it runs cannot read them from `/proc/<pid>/environ`), by variable name. Set once by
-/// `main` through [`keep_env_secrets`]; [`Config::with_env`], also on `config.reload`, reads
-/// them here. Unset (library use, in-process tests): the live environment is read as before.
-static KEPT_ENV: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
-
-/// Keeps `secrets` (variable name to value) for [`Config::with_env`]; only the first call
-/// counts.
-pub fn keep_env_secrets(secrets: BTreeMap<String, String>) {
-    if KEPT_ENV.set(secrets).is_err() {
-        tracing::warn!("the environment's secrets were already kept; ignoring a second copy");
-    }
-}
-
-/// A secret variable: the copy kept at start, else the live environment.
-pub(crate) fn env_secret(name: &str) -> Option<String> {
-    KEPT_ENV
-        .get()
-        .and_then(|kept| kept.get(name).cloned())
-        .or_else(|| std::env::var(name).ok())
-}
 
 /// The variable a model tier's API key is read from: `api_key_env`, else Anthropic's default.
 fn api_key_env_name(tier: &flynn_models::ProviderConfig) -> Option<&str> {
@@ -447,8 +429,8 @@ pub struct AgentConfig {
 
 impl AgentConfig {
     /// The gateway-wide bound of kept turns.
-    pub fn kept_cap(&self) -> crate::runs::KeptCap {
-        crate::runs::KeptCap {
+    pub fn kept_cap(&self) -> crate::kept_cap::KeptCap {
+        crate::kept_cap::KeptCap {
             max_turns: self.runs_kept_max,
             max_bytes: self.runs_kept_max_bytes,
         }
@@ -576,7 +558,7 @@ impl Config {
         // The providers read `api_key_env` from the live environment, which no longer holds
         // the keys the daemon removed at start: hand them the kept copies (shown as *** by
         // config.get, like the token). A key written in the file wins, as before.
-        if let Some(kept) = KEPT_ENV.get() {
+        if let Some(kept) = kept_env() {
             for tier in self.models.tiers.values_mut() {
                 if tier
                     .api_key

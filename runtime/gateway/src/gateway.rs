@@ -122,7 +122,7 @@ pub struct Gateway {
     /// The TLS acceptor when `[server.tls]` is set (re-read by `config.reload`).
     pub tls: crate::tls::Tls,
     /// Chat channels' caches: signing keys, reply tokens, wrong pairing codes.
-    pub channels: crate::channels::ChannelState,
+    pub channels: crate::channels::state::ChannelState,
     models: RwLock<Arc<ModelTiers>>,
     ops: RwLock<flynn_ops::Ops>,
     tools: RwLock<Arc<ToolRegistry>>,
@@ -135,14 +135,15 @@ impl Gateway {
         config: Config,
         config_path: Option<PathBuf>,
         store: Store,
-    ) -> Result<Arc<Self>, crate::StartError> {
-        let models = ModelTiers::build(&config.models).map_err(crate::StartError::Models)?;
+    ) -> Result<Arc<Self>, crate::start_error::StartError> {
+        let models =
+            ModelTiers::build(&config.models).map_err(crate::start_error::StartError::Models)?;
         let tools = ToolRegistry::with_defaults(&config.tools);
         let ops = flynn_ops::Ops::new(
             ops_config(&config),
             crate::logging::buffer(config.ops.log_buffer_lines),
         )
-        .map_err(|e| crate::StartError::Ops(e.0))?;
+        .map_err(|e| crate::start_error::StartError::Ops(e.0))?;
         let inbound = crate::inbound::InboundBudget::new(
             config.server.max_inbound_bytes,
             config.server.inbound_free_bytes_per_connection,
@@ -156,7 +157,7 @@ impl Gateway {
             nodes: NodeRegistry::default(),
             approvals: Approvals::default(),
             push: crate::push::Push::default(),
-            channels: crate::channels::ChannelState::default(),
+            channels: crate::channels::state::ChannelState::default(),
             models: RwLock::new(Arc::new(models)),
             tools: RwLock::new(Arc::new(tools)),
             self_ref: OnceLock::new(),

@@ -11,8 +11,6 @@
 
 use std::net::IpAddr;
 
-use crate::config::ServerConfig;
-
 /// One `server.allowed_hosts` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPattern {
@@ -131,14 +129,15 @@ pub struct AllowedHosts {
 }
 
 impl AllowedHosts {
-    /// The allow-list for a gateway bound to `config.bind` on `bound_port` (the real port, which
-    /// differs from `config.port` when that is 0).
-    pub fn new(config: &ServerConfig, bound_port: u16) -> Self {
+    /// The allow-list for a gateway bound to `bind` (`server.bind`) on `bound_port` (the real
+    /// port, which differs from `server.port` when that is 0), plus `allowed_hosts`
+    /// (`server.allowed_hosts`; entries that do not parse are skipped, config validation rejects
+    /// them). Takes the values rather than the config so this module stays below `config`.
+    pub fn new(bind: IpAddr, allowed_hosts: &[String], bound_port: u16) -> Self {
         Self {
-            bind: config.bind.to_canonical(),
+            bind: bind.to_canonical(),
             port: bound_port,
-            extra: config
-                .allowed_hosts
+            extra: allowed_hosts
                 .iter()
                 .filter_map(|h| HostPattern::parse(h))
                 .collect(),
@@ -203,12 +202,9 @@ mod tests {
     use super::*;
 
     fn allowed(bind: &str, port: u16, extra: &[&str]) -> AllowedHosts {
-        let config = ServerConfig {
-            bind: bind.parse().unwrap_or(IpAddr::from([127, 0, 0, 1])),
-            allowed_hosts: extra.iter().map(|s| (*s).to_owned()).collect(),
-            ..ServerConfig::default()
-        };
-        AllowedHosts::new(&config, port)
+        let bind = bind.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        AllowedHosts::new(bind, &extra, port)
     }
 
     #[test]

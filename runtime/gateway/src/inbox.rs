@@ -73,7 +73,7 @@ pub async fn start_turn_from(
     presence_sender: Option<String>,
     events: Arc<dyn InboundEvents>,
 ) -> Result<StartedTurn, RpcError> {
-    crate::handlers::sessions::validate_session_id(&message.session_id, "sessionId")?;
+    crate::session_id::validate_session_id(&message.session_id, "sessionId")?;
     if message.text.trim().is_empty() {
         return Err(RpcError::invalid(
             "message",

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Overflow, QueueMode, QueuePolicy};
 use crate::gateway::Gateway;
+pub use crate::runs::Reply;
 use crate::session_config::{wire_mode, wire_overflow};
 
 /// An inbound user message.
@@ -42,8 +43,6 @@ pub struct UserMessage {
     /// sender in a group conversation); `None`: the session's user part.
     pub presence_sender: Option<String>,
 }
-
-pub type Reply = Result<AgentSendResult, RpcError>;
 
 /// Who waits for a turn's outcome.
 pub struct Requester {
@@ -265,7 +264,7 @@ struct Lane {
 pub struct Lanes {
     lanes: Mutex<HashMap<String, Arc<Lane>>>,
     /// Running and recently finished turns, and idempotency keys in flight.
-    pub runs: crate::runs::Runs,
+    pub runs: crate::run_registry::Runs,
 }
 
 fn rejection(code: &str, lane: &str, policy: &QueuePolicy, dropped: u64) -> QueueRejection {

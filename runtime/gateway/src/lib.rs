@@ -15,12 +15,15 @@ pub mod channels;
 pub mod config;
 pub mod connection;
 pub mod dashboard;
+pub mod env_secrets;
 pub mod gateway;
 pub mod handlers;
 pub mod hosts;
+pub mod http_auth;
 pub mod http_routes;
 pub mod inbound;
 pub mod inbox;
+pub mod kept_cap;
 pub mod lanes;
 pub mod logging;
 pub mod metrics;
@@ -30,6 +33,8 @@ pub mod run_registry;
 pub mod runs;
 pub mod server;
 pub mod session_config;
+pub mod session_id;
+mod start_error;
 pub mod tls;
 pub mod webhooks;
 
@@ -43,29 +48,7 @@ use tokio::task::JoinHandle;
 
 pub use config::Config;
 pub use gateway::Gateway;
-
-/// Why the daemon could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    #[error("cannot open the store at {path}: {source}")]
-    Store {
-        path: PathBuf,
-        source: flynn_store::StoreError,
-    },
-    #[error("the models configuration is not usable: {0}")]
-    Models(flynn_models::ProviderError),
-    #[error("the ops configuration is not usable: {0}")]
-    Ops(String),
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    #[error("cannot listen on {addr}: {source} (is another gateway running? pick another --port)")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-}
+pub use start_error::StartError;
 
 /// A running gateway.
 pub struct Running {

@@ -18,7 +18,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::config::QueueMode;
-use crate::gateway::Gateway;
 
 /// The content type of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -321,11 +320,12 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the gauges read from `gateway` now.
-    pub fn render(&self, gateway: &Gateway) -> String {
+    /// The text exposition, with the gauges set from what the caller read from the gateway
+    /// now: the open `connections` and each lane's queue mode and depth (`Lanes::queue_depths`).
+    /// Values rather than `&Gateway`, so this module stays a leaf that everything may use.
+    pub fn render(&self, connections: usize, depths: &[(QueueMode, usize)]) -> String {
         self.connections
-            .set(i64::try_from(gateway.connections.count()).unwrap_or(i64::MAX));
-        let depths = gateway.lanes.queue_depths();
+            .set(i64::try_from(connections).unwrap_or(i64::MAX));
         for (mode, name) in MODES {
             let depth: usize = depths
                 .iter()
@@ -342,34 +342,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// `GET /metrics`, behind the token like `/api/*` (when `server.token` is set and
-/// `server.auth_http`).
-pub fn route(
-    gateway: std::sync::Arc<Gateway>,
-) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-    use warp::Filter;
-    use warp::reply::Reply;
-    warp::get()
-        .and(warp::path("metrics"))
-        .and(warp::path::end())
-        .and(warp::header::headers_cloned())
-        .and(warp::ext::optional::<crate::http_routes::Peer>())
-        .map(
-            move |headers: http::HeaderMap, peer: Option<crate::http_routes::Peer>| {
-                if let Err(denied) = crate::http_routes::check_http_auth(&gateway, &headers, peer) {
-                    return *denied;
-                }
-                warp::reply::with_header(
-                    get().render(&gateway),
-                    http::header::CONTENT_TYPE,
-                    CONTENT_TYPE,
-                )
-                .into_response()
-            },
-        )
-        .boxed()
 }
 
 #[cfg(test)]

@@ -115,3 +115,19 @@ fn describe(error: &reqwest::Error) -> String {
         None => kind.to_owned(),
     }
 }
+
+/// Reads a response body, refusing more than `max` bytes.
+pub async fn read_bounded(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|_| "the response was cut".to_owned())?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the response is larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

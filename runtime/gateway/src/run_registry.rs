@@ -18,17 +18,9 @@ use std::sync::{Arc, Mutex};
 use flynn_protocol::wire::EventEmitter;
 use tokio::sync::oneshot;
 
-use crate::lanes::{ActiveRun, Reply};
-use crate::runs::final_event;
-
-/// The gateway-wide bound of kept turns (`[agent]` config).
-#[derive(Debug, Clone, Copy)]
-pub struct KeptCap {
-    /// Most turns kept, running ones included (running ones are never dropped).
-    pub max_turns: usize,
-    /// Most bytes of kept event data over all kept turns.
-    pub max_bytes: usize,
-}
+pub use crate::kept_cap::KeptCap;
+use crate::lanes::ActiveRun;
+use crate::runs::{Reply, final_event};
 
 /// A repeated send waiting for the turn of its key to start.
 struct Joiner {

@@ -28,8 +28,9 @@ use flynn_protocol::wire::{EventEmitter, EventSink, RequestId, RpcError, RunTag}
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::lanes::Reply;
-pub use crate::run_registry::{Claim, KeptCap, Runs};
+/// What a turn's requester gets: the `agent.send` result or its error. Defined here (and
+/// re-exported by `lanes`) so that the kept-events log does not reach the lanes.
+pub type Reply = Result<AgentSendResult, RpcError>;
 
 /// Bounds of the kept events of one turn (`[agent]` config).
 #[derive(Debug, Clone, Copy)]

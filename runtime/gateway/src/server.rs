@@ -153,7 +153,8 @@ async fn serve_http<S>(
             async move {
                 let _busy = busy;
                 let config = gateway.config();
-                let hosts = AllowedHosts::new(&config.server, bound_port);
+                let hosts =
+                    AllowedHosts::new(config.server.bind, &config.server.allowed_hosts, bound_port);
                 if let Err(refused) = check_host(&hosts, &request, peer) {
                     return Ok::<_, Infallible>(*refused);
                 }

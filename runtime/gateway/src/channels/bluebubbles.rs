@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::routes::{Callback, accepted, ignored, parse, secret, token_matches};
+use super::callback::{Callback, accepted, ignored, parse, secret, token_matches};
 use super::{Channel, ChannelError, ChannelMessage, Replier};
 use crate::gateway::Gateway;
 use crate::outbound::{self, RetryPolicy};
@@ -55,7 +55,7 @@ pub struct Chat {
     pub display_name: Option<String>,
 }
 
-pub async fn handle(gateway: &Arc<Gateway>, callback: Callback) -> super::routes::HandledResult {
+pub async fn handle(gateway: &Arc<Gateway>, callback: Callback) -> super::callback::HandledResult {
     let config = gateway.config();
     let bb = &config.channels.bluebubbles;
     if !bb.enabled {

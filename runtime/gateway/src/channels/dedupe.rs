@@ -8,7 +8,7 @@
 
 use crate::gateway::{Gateway, now_ms};
 
-use super::Channel;
+use super::message::Channel;
 
 /// `true` the first time `delivery_id` is seen on `channel` within the dedupe window.
 pub async fn first_delivery(

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::Deserialize;
 
+use super::callback::{Callback, HandledResult, accepted, ignored, parse};
 use super::jwt::{Expect, JwtError, KeySource, bearer};
-use super::routes::{Callback, HandledResult, accepted, ignored, parse};
 use super::{Channel, ChannelError, ChannelMessage, Replier};
 use crate::gateway::Gateway;
 

@@ -24,9 +24,9 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use warp::reply::Reply;
 
+use super::callback::{Callback, HandledResult, parse, secret, token_matches};
 use super::config::{ChatAudienceType, GoogleChatConfig};
 use super::jwt::{Expect, JwtError, KeySource, bearer};
-use super::routes::{Callback, HandledResult, parse, secret, token_matches};
 use super::{Accepted, Channel, ChannelError, ChannelMessage, Replier, oauth};
 use crate::gateway::Gateway;
 use crate::outbound::{self, RetryPolicy};

@@ -202,7 +202,7 @@ pub async fn fetch_json(http: &reqwest::Client, url: &str) -> Result<Value, JwtE
             response.status()
         )));
     }
-    let body = super::read_bounded(response, MAX_DOCUMENT_BYTES)
+    let body = outbound::read_bounded(response, MAX_DOCUMENT_BYTES)
         .await
         .map_err(JwtError::KeysUnavailable)?;
     serde_json::from_slice(&body)

@@ -14,83 +14,35 @@
 //! warp filters and their JSON errors), one module per platform.
 
 pub mod bluebubbles;
+pub mod callback;
 pub mod config;
 pub mod dedupe;
 pub mod gmail;
 pub mod google_chat;
 pub mod jwt;
+pub mod message;
 pub mod oauth;
 pub mod pairing;
 pub mod routes;
+pub mod state;
 pub mod teams;
+pub mod wrong_codes;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub use config::ChannelsConfig;
+pub use message::{Channel, ChannelMessage, allowed};
+pub use state::ChannelState;
 
 use crate::gateway::{Gateway, now_ms};
 use crate::inbox::{Discard, InboundMessage, start_turn_from};
-use crate::outbound::{self, OutboundError};
 
 /// Largest callback body accepted, in bytes (platform events are a few KiB).
 pub const MAX_EVENT_BYTES: u64 = 256 * 1024;
 /// Longest message text handed to the agent, in bytes; longer text is cut at a char boundary.
 pub const MAX_TEXT_BYTES: usize = 16 * 1024;
-
-/// The channels, named as in session ids, presence and `pairing.generate {channel}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    Teams,
-    GoogleChat,
-    BlueBubbles,
-    Gmail,
-}
-
-impl Channel {
-    pub fn name(self) -> &'static str {
-        match self {
-            Channel::Teams => "teams",
-            Channel::GoogleChat => "googlechat",
-            Channel::BlueBubbles => "bluebubbles",
-            Channel::Gmail => "gmail",
-        }
-    }
-
-    /// The `[channels.<key>]` table.
-    pub fn config_key(self) -> &'static str {
-        match self {
-            Channel::Teams => "teams",
-            Channel::GoogleChat => "google_chat",
-            Channel::BlueBubbles => "bluebubbles",
-            Channel::Gmail => "gmail",
-        }
-    }
-}
-
-/// Caches the channels keep between callbacks.
-#[derive(Default)]
-pub struct ChannelState {
-    http: OnceLock<reqwest::Client>,
-    pub teams_keys: jwt::JwksCache,
-    pub chat_keys: jwt::JwksCache,
-    pub gmail_keys: jwt::JwksCache,
-    pub teams_token: oauth::TokenCache,
-    pub chat_token: oauth::TokenCache,
-    pub wrong_codes: pairing::WrongCodes,
-}
-
-impl ChannelState {
-    /// The outbound client, built on first use.
-    pub fn http(&self) -> Result<reqwest::Client, OutboundError> {
-        if let Some(client) = self.http.get() {
-            return Ok(client.clone());
-        }
-        let client = outbound::client()?;
-        Ok(self.http.get_or_init(|| client).clone())
-    }
-}
 
 /// Why a callback was refused; each maps to an HTTP status (see [`routes`]).
 #[derive(Debug, thiserror::Error)]
@@ -109,20 +61,6 @@ pub enum ChannelError {
     Unavailable(String),
     #[error("the request body is larger than {MAX_EVENT_BYTES} bytes")]
     TooLarge,
-}
-
-/// A message from a platform, after authentication and parsing.
-#[derive(Debug, Clone)]
-pub struct ChannelMessage {
-    pub channel: Channel,
-    /// The platform's id of this delivery (message or activity id).
-    pub delivery_id: String,
-    /// Who sent it (the id pairing and allow-lists use).
-    pub sender_id: String,
-    pub sender_name: Option<String>,
-    /// The conversation: the session is `<channel>:<conversation>`.
-    pub conversation: String,
-    pub text: String,
 }
 
 /// Sends a text back through the platform (errors are logged there, never raised).
@@ -248,25 +186,4 @@ pub fn cut(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-/// Reads a response body, refusing more than `max` bytes.
-pub async fn read_bounded(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|_| "the response was cut".to_owned())?
-    {
-        if body.len() + chunk.len() > max {
-            return Err(format!("the response is larger than {max} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Whether `sender` is on an allow-list (case-insensitive: ids and addresses).
-pub fn allowed(allow: &[String], sender: &str) -> bool {
-    allow.iter().any(|a| a.trim().eq_ignore_ascii_case(sender))
 }

@@ -43,7 +43,7 @@ pub async fn token(
             "{what}: the token endpoint answered HTTP {status}; check the channel's credentials"
         ));
     }
-    let body = super::read_bounded(response, MAX_TOKEN_RESPONSE_BYTES).await?;
+    let body = outbound::read_bounded(response, MAX_TOKEN_RESPONSE_BYTES).await?;
     serde_json::from_slice(&body)
         .map_err(|_| format!("{what}: the token response is not JSON with an access_token"))
 }

@@ -13,16 +13,10 @@ use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Reply;
 
+use super::callback::{Callback, HandledResult};
 use super::jwt::JwtError;
-use super::{Accepted, ChannelError, MAX_EVENT_BYTES};
+use super::{ChannelError, MAX_EVENT_BYTES};
 use crate::gateway::Gateway;
-
-/// A callback as the platform modules get it.
-pub struct Callback {
-    pub headers: http::HeaderMap,
-    pub query: HashMap<String, String>,
-    pub body: Bytes,
-}
 
 /// All four routes.
 pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
@@ -48,8 +42,6 @@ pub fn routes(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::reply:
         .boxed()
 }
 
-/// What a platform module answers.
-pub type HandledResult = Result<warp::reply::Response, ChannelError>;
 type Handler =
     fn(Arc<Gateway>, Callback) -> std::pin::Pin<Box<dyn Future<Output = HandledResult> + Send>>;
 
@@ -115,23 +107,6 @@ where
     Ok(Bytes::from(collected))
 }
 
-/// `{"ok":true,"outcome":..}` with 200.
-pub fn accepted(outcome: Accepted) -> warp::reply::Response {
-    let outcome = match outcome {
-        Accepted::Duplicate => "duplicate",
-        Accepted::Turn => "turn",
-        Accepted::Gated => "gated",
-        Accepted::Ignored => "ignored",
-    };
-    warp::reply::json(&serde_json::json!({ "ok": true, "outcome": outcome })).into_response()
-}
-
-/// `{"ok":true,"outcome":"ignored"}`: not a message for the agent (the bot's own, another
-/// event type).
-pub fn ignored() -> warp::reply::Response {
-    warp::reply::json(&serde_json::json!({ "ok": true, "outcome": "ignored" })).into_response()
-}
-
 fn error_response(route: &str, error: &ChannelError) -> warp::reply::Response {
     let (status, code) = match error {
         ChannelError::Disabled(_) => (StatusCode::NOT_FOUND, -3),
@@ -151,29 +126,4 @@ fn error_response(route: &str, error: &ChannelError) -> warp::reply::Response {
     }
     let body = serde_json::json!({ "error": { "code": code, "message": error.to_string() } });
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
-}
-
-/// Parses a JSON body into the platform's payload type, naming what was wrong.
-pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ChannelError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ChannelError::BadRequest(format!("the body is not a valid {what}: {e}")))
-}
-
-/// Compares a presented shared token with the expected one in constant time.
-pub fn token_matches(presented: Option<&str>, expected: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    presented.is_some_and(|p| {
-        !expected.is_empty() && bool::from(p.as_bytes().ct_eq(expected.as_bytes()))
-    })
-}
-
-/// A secret named by a `*_env` key, or 503 naming the variable to set.
-pub fn secret(env: Option<&str>, key: &str) -> Result<String, ChannelError> {
-    env.and_then(crate::config::env_secret)
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| {
-            ChannelError::Unavailable(format!(
-                "the secret of `{key}` is not set: put it in the environment variable that key names and restart"
-            ))
-        })
 }

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::callback::{Callback, HandledResult, accepted, ignored, parse, secret};
 use super::jwt::{Expect, JwtError, KeySource, bearer};
-use super::routes::{Callback, HandledResult, accepted, ignored, parse, secret};
 use super::{Channel, ChannelError, ChannelMessage, Replier, oauth};
 use crate::gateway::Gateway;
 use crate::outbound::{self, RetryPolicy};

@@ -279,7 +279,7 @@ async fn claim_key(
     key: &str,
     fingerprint: &str,
 ) -> Result<Answered, RpcError> {
-    use crate::runs::Claim;
+    use crate::run_registry::Claim;
     match gw
         .lanes
         .runs

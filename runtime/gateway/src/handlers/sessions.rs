@@ -19,22 +19,7 @@ use super::store_error;
 use crate::connection::ConnectionState;
 use crate::gateway::{Gateway, now_ms};
 use crate::session_config::StoredSessionConfig;
-
-/// Longest accepted session id.
-const MAX_SESSION_ID: usize = 256;
-
-/// Checks a client-supplied session id; `field` names it in the error.
-pub fn validate_session_id(id: &str, field: &str) -> Result<(), RpcError> {
-    if id.is_empty() || id.len() > MAX_SESSION_ID || id.chars().any(char::is_control) {
-        return Err(RpcError::invalid(
-            format!("params.{field}"),
-            format!(
-                "`{field}` must be 1-{MAX_SESSION_ID} characters without control characters, e.g. `telegram:123456`"
-            ),
-        ));
-    }
-    Ok(())
-}
+pub use crate::session_id::validate_session_id;
 
 /// Fails with code 1 unless the session is stored or live in this process.
 pub async fn require_session(gw: &Gateway, session_id: &str) -> Result<(), RpcError> {

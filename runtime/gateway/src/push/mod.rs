@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod config;
+pub mod encoding;
 pub mod routes;
 pub mod sender;
 pub mod subscriptions;
@@ -22,19 +23,10 @@ pub mod vapid;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-
 pub use config::PushConfig;
+pub use encoding::BASE64URL;
 pub use sender::turn_finished;
 pub use vapid::{KeyOrigin, VapidError, VapidKey};
-
-/// base64url as browsers write it (no padding), also accepting padded input.
-pub const BASE64URL: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// The gateway's push state: the VAPID key once loaded and the HTTP client once built.
 #[derive(Default)]

@@ -20,7 +20,7 @@ use warp::reply::{Reply, Response};
 use super::subscriptions::{self, SubscribeBody, UnsubscribeBody};
 use crate::auth::Identity;
 use crate::gateway::Gateway;
-use crate::http_routes::{Peer, http_identity};
+use crate::http_auth::{Peer, http_identity};
 
 /// The largest request body (a subscription is a few hundred bytes).
 pub const MAX_BODY_BYTES: usize = 8 * 1024;

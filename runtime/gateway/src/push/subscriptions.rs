@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use base64::Engine;
 use serde::Deserialize;
 
-use super::BASE64URL;
+use super::encoding::BASE64URL;
 
 /// The longest endpoint URL accepted, in bytes (push services use a few hundred).
 pub const MAX_ENDPOINT_LEN: usize = 2048;
@@ -98,7 +98,7 @@ impl SubscribeBody {
                 "sessionId is missing; name the session whose answers this browser should be notified of",
             )
         })?;
-        crate::handlers::sessions::validate_session_id(&session_id, "sessionId")
+        crate::session_id::validate_session_id(&session_id, "sessionId")
             .map_err(|e| invalid("sessionId", e.message))?;
         let expiration_ms = match self.expiration_time {
             None => None,

@@ -16,7 +16,7 @@ use p256::ecdsa::signature::Signer;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use rand::RngCore;
 
-use super::BASE64URL;
+use super::encoding::BASE64URL;
 
 /// How long a VAPID JWT is valid; RFC 8292 allows at most 24 hours from the request.
 pub const JWT_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
@@ -166,7 +166,7 @@ impl VapidKey {
 pub async fn load(origin: &KeyOrigin) -> Result<VapidKey, VapidError> {
     match origin {
         KeyOrigin::Environment(name) => {
-            let text = crate::config::env_secret(name)
+            let text = crate::env_secrets::env_secret(name)
                 .filter(|t| !t.trim().is_empty())
                 .ok_or_else(|| VapidError::MissingEnv(name.clone()))?;
             VapidKey::parse(&text, &format!("the variable `{name}`"))

@@ -145,7 +145,7 @@ impl WebhookConfig {
         self.secret_env_names()
             .into_iter()
             .map(|var| {
-                let value = crate::config::env_secret(var)
+                let value = crate::env_secrets::env_secret(var)
                     .ok_or_else(|| format!("the environment variable {var} is not set"))?;
                 key_from_secret(self.scheme, value.trim())
                     .map_err(|why| format!("the environment variable {var} {why}"))
@@ -230,7 +230,7 @@ pub fn validate(hooks: &BTreeMap<String, WebhookConfig>) -> Result<(), String> {
             return Err(format!("{at}.secret_env: a variable name is empty"));
         }
         let session = hook.base_session(name);
-        if let Err(e) = crate::handlers::sessions::validate_session_id(&session, "session") {
+        if let Err(e) = crate::session_id::validate_session_id(&session, "session") {
             return Err(format!("{at}.session: {}", e.message));
         }
         if let Some(pointer) = &hook.session_pointer

@@ -25,7 +25,7 @@ use super::config::WebhookConfig;
 use super::signature::{self, SignatureError};
 use super::template::{self, SessionError, Template};
 use crate::gateway::{Gateway, now_ms};
-use crate::http_routes::Peer;
+use crate::http_auth::Peer;
 use crate::inbox::{self, InboundMessage};
 
 /// How long a delivery's body may take to arrive once its head has.
@@ -204,7 +204,7 @@ fn check_unsigned(gateway: &Gateway, request: &Request) -> Result<(), Box<Answer
             )));
         }
     }
-    crate::http_routes::require_http_scope(gateway, &request.headers, request.peer, Scope::Chat)
+    crate::http_auth::require_http_scope(gateway, &request.headers, request.peer, Scope::Chat)
         .map_err(|denied| Box::new((*denied, "unauthorized")))
 }
 

@@ -138,7 +138,7 @@ pub fn session_for(
         return Err(SessionError::Invalid);
     }
     let session = format!("{base}:{value}");
-    crate::handlers::sessions::validate_session_id(&session, "sessionId")
+    crate::session_id::validate_session_id(&session, "sessionId")
         .map_err(|_| SessionError::Invalid)?;
     Ok(session)
 }
