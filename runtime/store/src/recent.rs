@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::MessageRecord;
+use crate::message_record::MessageRecord;
 
 /// Messages kept per session: the largest `history` limit served from memory.
 pub const TAIL: usize = 256;
@@ -149,7 +149,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Role;
+    use crate::message_record::Role;
 
     fn message(id: i64, session: &str, content: &str) -> MessageRecord {
         MessageRecord {
