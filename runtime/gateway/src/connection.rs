@@ -533,10 +533,22 @@ async fn answer_close(ws: &mut Socket) {
 }
 
 /// Reads what the peer still sends until the closing handshake ends (bounded): closing the
-/// socket with unread bytes would reset the connection and could destroy the close frame.
+/// socket with unread bytes would reset the connection, and a reset can destroy the close frame
+/// before the peer reads it. When tungstenite stops reading early (an error after the close,
+/// such as a frame it refuses), the rest is read raw after a FIN (a lingering close), so the
+/// socket is dropped with nothing unread whenever the peer ends within the bound.
 async fn drain_after_close(ws: &mut Socket) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = tokio::time::timeout(CLOSE_ANSWER, async {
         while let Some(Ok(_)) = ws.next().await {}
+        let stream = ws.get_mut();
+        let _ = stream.shutdown().await;
+        let mut discard = [0u8; 2048];
+        while let Ok(n) = stream.read(&mut discard).await {
+            if n == 0 {
+                break;
+            }
+        }
     })
     .await;
 }
