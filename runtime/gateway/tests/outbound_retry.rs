@@ -92,3 +92,27 @@ async fn the_last_5xx_is_returned_and_cuts_exhaust_with_a_clear_error() {
     );
     assert!(!error.contains("127.0.0.1"), "no URL in the error: {error}");
 }
+
+#[tokio::test]
+async fn a_redirect_is_returned_not_followed() {
+    // The target a redirect names must never be called: an API or key URL the operator chose
+    // cannot send the gateway to another host (its own network, say).
+    let (target, reached) = scripted(vec![Some(OK)]).await;
+    let redirect: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        .into_boxed_str(),
+    );
+    let (url, _) = scripted(vec![Some(redirect)]).await;
+    let http = client().unwrap();
+    let response = send_with_retry("test call", quick(), || http.post(&url).body("x"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 307);
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "the redirect target was called"
+    );
+}

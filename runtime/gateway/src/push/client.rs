@@ -2,8 +2,8 @@
 //! (`flynn_models::web_client_builder`, as `crate::outbound::client`), plus two guards, since the
 //! URL comes from whoever registered the subscription:
 //!
-//! - no redirects: a push service answers 201 itself; a redirect would let an endpoint send the
-//!   gateway anywhere;
+//! - no redirects (the shared builder's, tested here too): a push service answers 201 itself; a
+//!   redirect would let an endpoint send the gateway anywhere;
 //! - a resolver that drops the private and local addresses a name resolves to (at connect time,
 //!   so a name re-pointed after registration is caught too), loopback admitted only with
 //!   `push.allow_insecure_loopback`. IP literals never reach a resolver: the endpoint check
@@ -54,7 +54,6 @@ pub fn build(allow_loopback: Arc<AtomicBool>) -> Result<reqwest::Client, Outboun
         Duration::from_secs(10),
     )
     .map_err(|e| OutboundError::Client(e.to_string()))?
-    .redirect(reqwest::redirect::Policy::none())
     .dns_resolver(GuardedResolver { allow_loopback })
     .build()
     .map_err(|e| OutboundError::Client(e.to_string()))

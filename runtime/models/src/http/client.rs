@@ -155,8 +155,10 @@ pub(crate) fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, P
 
 /// A client for HTTP calls that are not model calls (chat platform APIs, Web Push services,
 /// JWKS documents): the same TLS as the providers (rustls with `ring`, the OS trust store),
-/// HTTP/1.1, a connect timeout, and no proxy (the gateway's callers name hosts it reaches
-/// directly; a proxy from the environment must not break a loopback test server).
+/// HTTP/1.1, a connect timeout, no proxy (the gateway's callers name hosts it reaches
+/// directly; a proxy from the environment must not break a loopback test server), and no
+/// redirects (a URL the operator configured, or one taken from a validated token, must not send
+/// the gateway on to another host; a 3xx is returned to the caller).
 pub fn web_client(
     user_agent: &str,
     connect_timeout: std::time::Duration,
@@ -166,8 +168,8 @@ pub fn web_client(
         .map_err(|error| ProviderError::config(format!("could not build the HTTP client: {error}")))
 }
 
-/// The builder of [`web_client`], for a caller that needs more (Web Push: no redirects, a
-/// resolver that refuses private addresses).
+/// The builder of [`web_client`], for a caller that needs more (Web Push: a resolver that
+/// refuses private addresses).
 pub fn web_client_builder(
     user_agent: &str,
     connect_timeout: std::time::Duration,
@@ -186,6 +188,7 @@ pub fn web_client_builder(
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(user_agent))
 }
 
