@@ -1,10 +1,8 @@
 //! The gateway's shared state: configuration (reloadable), the store, live connections and
 //! sessions. Handlers get it as `&Gateway`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Instant;
 
 use flynn_store::Store;
@@ -16,86 +14,10 @@ use flynn_tools::ToolRegistry;
 use crate::approvals::Approvals;
 use crate::auth::FailureLimiter;
 use crate::config::{Config, QueuePolicy};
-use crate::connection::ConnectionState;
+use crate::connection::Connections;
 use crate::handlers::NodeRegistry;
 use crate::lanes::Lanes;
 use crate::session_config::StoredSessionConfig;
-
-/// Live WebSocket connections.
-#[derive(Default)]
-pub struct Connections {
-    count: AtomicUsize,
-    by_id: Mutex<HashMap<String, Arc<ConnectionState>>>,
-}
-
-/// A reserved connection slot; released on drop.
-pub struct ConnectionSlot {
-    gateway_connections: Arc<Connections>,
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.gateway_connections
-            .count
-            .fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Connections {
-    /// Number of open WebSocket connections.
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::Acquire)
-    }
-
-    pub fn register(&self, connection: Arc<ConnectionState>) {
-        if let Ok(mut map) = self.by_id.lock() {
-            map.insert(connection.id.clone(), connection);
-        }
-    }
-
-    pub fn unregister(&self, id: &str) {
-        if let Ok(mut map) = self.by_id.lock() {
-            map.remove(id);
-        }
-    }
-
-    /// A snapshot of the live connections.
-    pub fn all(&self) -> Vec<Arc<ConnectionState>> {
-        self.by_id
-            .lock()
-            .map(|map| map.values().cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
-/// Reserving from an `Arc<Connections>` so the slot can outlive the borrow.
-pub trait Reserve {
-    fn reserve(&self, max: usize) -> Option<ConnectionSlot>;
-}
-
-impl Reserve for Arc<Connections> {
-    fn reserve(&self, max: usize) -> Option<ConnectionSlot> {
-        let mut current = self.count.load(Ordering::Acquire);
-        loop {
-            if current >= max {
-                return None;
-            }
-            match self.count.compare_exchange(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    return Some(ConnectionSlot {
-                        gateway_connections: self.clone(),
-                    });
-                }
-                Err(now) => current = now,
-            }
-        }
-    }
-}
 
 /// Everything the handlers share.
 pub struct Gateway {
@@ -294,4 +216,21 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The transport's view of the gateway: requests go to the handlers (`impl Handler for
+/// Gateway`), and a closed connection releases what it held.
+impl crate::connection::ConnectionService for Gateway {
+    fn dispatch<'s>(
+        &'s self,
+        call: flynn_protocol::wire::Call<crate::connection::ConnectionState>,
+        method: flynn_protocol::Method,
+        params: Option<&serde_json::value::RawValue>,
+    ) -> flynn_protocol::wire::Dispatched<'s> {
+        flynn_protocol::dispatch(self, call, method, params)
+    }
+
+    async fn on_disconnect(&self, connection: &crate::connection::ConnectionState) {
+        crate::handlers::on_disconnect(self, connection).await;
+    }
 }

@@ -24,8 +24,9 @@ use tracing::{debug, info, warn};
 
 use crate::admission::{AcceptBackoff, Pending};
 use crate::auth::{self, AuthError};
-use crate::connection;
-use crate::gateway::{Gateway, Reserve};
+use crate::config::ServerConfig;
+use crate::connection::{self, ConnectionSlot, Reserve};
+use crate::gateway::Gateway;
 use crate::hosts::AllowedHosts;
 use crate::http_routes;
 use crate::tls::Transport;
@@ -122,22 +123,9 @@ async fn serve_http<S>(
     S::Future: Send,
 {
     let server = gateway.config().server.clone();
-    // With `[server.tls]`, TLS first (bounded by the handshake time); plain HTTP gets a 400.
-    let stream = match gateway.tls.current() {
-        None => Transport::Plain(stream),
-        Some(acceptor) => {
-            let handshake = Duration::from_millis(server.handshake_timeout_ms);
-            tokio::select! {
-                accepted = crate::tls::accept(acceptor, stream, handshake) => match accepted {
-                    Ok(stream) => stream,
-                    Err(why) => {
-                        debug!(%peer, %why, "connection closed before TLS was established");
-                        return;
-                    }
-                },
-                _ = pending.evicted() => return,
-            }
-        }
+    let handshake = Duration::from_millis(server.handshake_timeout_ms);
+    let Some(stream) = secure(&gateway, stream, peer, handshake, &pending).await else {
+        return;
     };
     let activity = Arc::new(Activity::default());
     let io = TokioIo::new(WatchedStream {
@@ -146,27 +134,18 @@ async fn serve_http<S>(
     });
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            let gateway = gateway.clone();
-            let mut warp_service = warp_service.clone();
+        hyper::service::service_fn(move |request: Request<Incoming>| {
             let busy = activity.begin();
+            let answer = answer(
+                gateway.clone(),
+                warp_service.clone(),
+                request,
+                peer,
+                bound_port,
+            );
             async move {
                 let _busy = busy;
-                let config = gateway.config();
-                let hosts =
-                    AllowedHosts::new(config.server.bind, &config.server.allowed_hosts, bound_port);
-                if let Err(refused) = check_host(&hosts, &request, peer) {
-                    return Ok::<_, Infallible>(*refused);
-                }
-                if is_websocket_upgrade(&request) && request.uri().path() == "/" {
-                    return Ok(upgrade(gateway, &hosts, request, peer));
-                }
-                request.extensions_mut().insert(http_routes::Peer(peer));
-                let response = match warp_service.call(request).await {
-                    Ok(response) => response.map(|b| b.map_err(|e| e.into()).boxed()),
-                    Err(never) => match never {},
-                };
-                Ok(response)
+                answer.await
             }
         })
     };
@@ -180,7 +159,6 @@ async fn serve_http<S>(
         .with_upgrades();
     tokio::pin!(connection);
     let accepted = tokio::time::Instant::now();
-    let handshake = Duration::from_millis(server.handshake_timeout_ms);
     let idle = Duration::from_millis(server.idle_timeout_ms);
     loop {
         let deadline = activity.deadline(accepted, handshake, idle);
@@ -204,6 +182,62 @@ async fn serve_http<S>(
             }
         }
     }
+}
+
+/// With `[server.tls]`, TLS first (bounded by the handshake time); plain HTTP gets a 400.
+/// `None` when the connection ended before TLS was established.
+async fn secure(
+    gateway: &Gateway,
+    stream: TcpStream,
+    peer: SocketAddr,
+    handshake: Duration,
+    pending: &Pending,
+) -> Option<Transport> {
+    let Some(acceptor) = gateway.tls.current() else {
+        return Some(Transport::Plain(stream));
+    };
+    tokio::select! {
+        accepted = crate::tls::accept(acceptor, stream, handshake) => match accepted {
+            Ok(stream) => Some(stream),
+            Err(why) => {
+                debug!(%peer, %why, "connection closed before TLS was established");
+                None
+            }
+        },
+        _ = pending.evicted() => None,
+    }
+}
+
+/// One HTTP request: the host is checked, a WebSocket upgrade on `/` is answered here, and
+/// everything else goes to the warp routes.
+async fn answer<S>(
+    gateway: Arc<Gateway>,
+    mut warp_service: S,
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+    bound_port: u16,
+) -> Result<Response<Body>, Infallible>
+where
+    S: tower_service::Service<
+            Request<Incoming>,
+            Response = warp::reply::Response,
+            Error = Infallible,
+        >,
+{
+    let config = gateway.config();
+    let hosts = AllowedHosts::new(config.server.bind, &config.server.allowed_hosts, bound_port);
+    if let Err(refused) = check_host(&hosts, &request, peer) {
+        return Ok(*refused);
+    }
+    if is_websocket_upgrade(&request) && request.uri().path() == "/" {
+        return Ok(upgrade(gateway, &hosts, request, peer));
+    }
+    request.extensions_mut().insert(http_routes::Peer(peer));
+    let response = match warp_service.call(request).await {
+        Ok(response) => response.map(|b| b.map_err(|e| e.into()).boxed()),
+        Err(never) => match never {},
+    };
+    Ok(response)
 }
 
 /// Largest request head (request line and headers) read from a client.
@@ -416,19 +450,58 @@ fn upgrade(
 ) -> Response<Body> {
     let config = gateway.config();
     let server = &config.server;
-    // Browsers send `Origin`; a page from elsewhere must not drive a local gateway. Clients that
-    // are not browsers send none and pass. Checked against the allow-list, never against the
-    // request's own Host (which a rebinding attacker controls).
+    let key = match check_handshake(hosts, &server.allowed_origins, &request, peer) {
+        Ok(key) => key,
+        Err(refused) => return *refused,
+    };
+    let admission = match admit(&gateway, server, &request, peer) {
+        Ok(admission) => admission,
+        Err(refused) => return *refused,
+    };
+    let offered = auth::offered_subprotocols(request.headers());
+    let mut response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(
+            header::SEC_WEBSOCKET_ACCEPT,
+            derive_accept_key(key.as_bytes()),
+        );
+    if offered.iter().any(|p| p == auth::SUBPROTOCOL) {
+        // Never echo the bearer entry: only the protocol name.
+        response = response.header(header::SEC_WEBSOCKET_PROTOCOL, auth::SUBPROTOCOL);
+    }
+    let max_frame = server.max_frame_bytes;
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(websocket(gateway, on_upgrade, peer, admission, max_frame));
+    response
+        .body(full(""))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// The upgrade request's own checks: its origin (browsers send one; a page from elsewhere must
+/// not drive a local gateway), its key, version 13, and the subprotocol offer. The key, or the
+/// answer refusing the upgrade.
+fn check_handshake(
+    hosts: &AllowedHosts,
+    allowed_origins: &[String],
+    request: &Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<header::HeaderValue, Box<Response<Body>>> {
+    // Clients that are not browsers send no `Origin` and pass. Checked against the allow-list,
+    // never against the request's own Host (which a rebinding attacker controls).
     if let Some(origin) = request.headers().get(header::ORIGIN) {
         let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
-        if !hosts.allows_origin(&origin, &server.allowed_origins) {
+        if !hosts.allows_origin(&origin, allowed_origins) {
             let e = AuthError::Origin(origin);
             warn!(%peer, error = %e, "websocket refused");
-            return json_error(StatusCode::FORBIDDEN, e.code().code(), &e.to_string());
+            let refused = json_error(StatusCode::FORBIDDEN, e.code().code(), &e.to_string());
+            return Err(Box::new(refused));
         }
     }
     let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
-        return json_error(StatusCode::BAD_REQUEST, -2, "missing Sec-WebSocket-Key");
+        let refused = json_error(StatusCode::BAD_REQUEST, -2, "missing Sec-WebSocket-Key");
+        return Err(Box::new(refused));
     };
     if request
         .headers()
@@ -446,91 +519,101 @@ fn upgrade(
             header::SEC_WEBSOCKET_VERSION,
             header::HeaderValue::from_static("13"),
         );
-        return response;
+        return Err(Box::new(response));
     }
     if let Err(message) = auth::check_subprotocol_offer(request.headers()) {
-        return json_error(StatusCode::BAD_REQUEST, -2, &message);
+        return Err(Box::new(json_error(StatusCode::BAD_REQUEST, -2, &message)));
     }
-    let auth = auth::authenticate(server, &gateway.limiter, request.headers(), peer);
-    if auth.is_err() {
-        crate::metrics::get().auth_failure("websocket");
-    }
-    if let Err(AuthError::RateLimited(wait)) = &auth {
-        let e = AuthError::RateLimited(*wait);
-        return json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            e.code().code(),
-            &e.to_string(),
-        );
-    }
-    // Only authenticated connections take a slot: refused ones must not crowd out real clients.
-    let slot = match &auth {
-        Ok(_) => match gateway.connections.reserve(server.max_connections) {
-            Some(slot) => Some(slot),
-            None => {
-                return json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    5,
-                    "the gateway is at server.max_connections; retry later",
+    Ok(key)
+}
+
+/// What an upgraded connection becomes.
+enum Admission {
+    /// Served, in the slot reserved for it.
+    Authenticated(auth::Identity, ConnectionSlot),
+    /// Told why (an error frame), then closed with 1008.
+    Refused(AuthError),
+}
+
+/// Authenticates the upgrade request. Rate-limited addresses and a full gateway are answered
+/// over HTTP (429, 503); other failures upgrade, to be told why on the WebSocket.
+fn admit(
+    gateway: &Gateway,
+    server: &ServerConfig,
+    request: &Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Admission, Box<Response<Body>>> {
+    let identity = match auth::authenticate(server, &gateway.limiter, request.headers(), peer) {
+        Ok(identity) => identity,
+        Err(e) => {
+            crate::metrics::get().auth_failure("websocket");
+            if let AuthError::RateLimited(_) = e {
+                let refused = json_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    e.code().code(),
+                    &e.to_string(),
                 );
+                return Err(Box::new(refused));
             }
-        },
-        Err(_) => None,
+            return Ok(Admission::Refused(e));
+        }
     };
-    let offered = auth::offered_subprotocols(request.headers());
-    let mut response = Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "websocket")
-        .header(
-            header::SEC_WEBSOCKET_ACCEPT,
-            derive_accept_key(key.as_bytes()),
-        );
-    if offered.iter().any(|p| p == auth::SUBPROTOCOL) {
-        // Never echo the bearer entry: only the protocol name.
-        response = response.header(header::SEC_WEBSOCKET_PROTOCOL, auth::SUBPROTOCOL);
+    // Only authenticated connections take a slot: refused ones must not crowd out real clients.
+    match gateway.connections.reserve(server.max_connections) {
+        Some(slot) => Ok(Admission::Authenticated(identity, slot)),
+        None => Err(Box::new(json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            5,
+            "the gateway is at server.max_connections; retry later",
+        ))),
     }
-    let max_frame = server.max_frame_bytes;
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
-                debug!(%peer, error = %e, "upgrade failed");
-                return;
-            }
-        };
-        // Back to the plain TCP stream: hyper's `Upgraded` reaches it through a boxed trait
-        // object and a rewind buffer on every read and write. Bytes hyper read past the
-        // handshake (a client that sent its first frame at once) are handed to tungstenite.
-        let parts = match upgraded.downcast::<TokioIo<WatchedStream>>() {
-            Ok(parts) => parts,
-            Err(_) => {
-                warn!(%peer, "upgraded connection is not a TCP stream; closing it");
-                return;
-            }
-        };
-        // Copied out and released at once: even when empty, the `Bytes` would keep hyper's whole
-        // read buffer (several KiB) alive for as long as the connection lasts.
-        let early = (!parts.read_buf.is_empty()).then(|| parts.read_buf.to_vec());
-        drop(parts.read_buf);
-        let stream = gateway.inbound.stream(parts.io.into_inner().inner);
-        let config = Some(websocket_config(max_frame));
-        // Boxed: the stream is moved through several async layers, each of which would keep a
-        // slot for it in its future (BENCHMARKS.md, finding 3).
-        let ws = Box::new(match early {
-            None => WebSocketStream::from_raw_socket(stream, Role::Server, config).await,
-            Some(early) => {
-                WebSocketStream::from_partially_read(stream, early, Role::Server, config).await
-            }
-        });
-        match (auth, slot) {
-            (Ok(identity), Some(slot)) => connection::run(gateway, ws, peer, identity, slot).await,
-            (Err(e), _) => connection::refuse(ws, peer, e).await,
-            (Ok(_), None) => {}
+}
+
+/// An upgraded connection, once hyper hands it over: served, or refused on the WebSocket.
+async fn websocket(
+    gateway: Arc<Gateway>,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    peer: SocketAddr,
+    admission: Admission,
+    max_frame: usize,
+) {
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(e) => {
+            debug!(%peer, error = %e, "upgrade failed");
+            return;
+        }
+    };
+    // Back to the plain TCP stream: hyper's `Upgraded` reaches it through a boxed trait
+    // object and a rewind buffer on every read and write. Bytes hyper read past the
+    // handshake (a client that sent its first frame at once) are handed to tungstenite.
+    let parts = match upgraded.downcast::<TokioIo<WatchedStream>>() {
+        Ok(parts) => parts,
+        Err(_) => {
+            warn!(%peer, "upgraded connection is not a TCP stream; closing it");
+            return;
+        }
+    };
+    // Copied out and released at once: even when empty, the `Bytes` would keep hyper's whole
+    // read buffer (several KiB) alive for as long as the connection lasts.
+    let early = (!parts.read_buf.is_empty()).then(|| parts.read_buf.to_vec());
+    drop(parts.read_buf);
+    let stream = gateway.inbound.stream(parts.io.into_inner().inner);
+    let config = Some(websocket_config(max_frame));
+    // Boxed: the stream is moved through several async layers, each of which would keep a
+    // slot for it in its future (BENCHMARKS.md, finding 3).
+    let ws = Box::new(match early {
+        None => WebSocketStream::from_raw_socket(stream, Role::Server, config).await,
+        Some(early) => {
+            WebSocketStream::from_partially_read(stream, early, Role::Server, config).await
         }
     });
-    response
-        .body(full(""))
-        .unwrap_or_else(|_| Response::new(full("")))
+    match admission {
+        Admission::Authenticated(identity, slot) => {
+            let settings =
+                connection::Settings::new(&gateway.config().server, gateway.shutdown.clone());
+            connection::run(gateway, ws, peer, identity, slot, settings).await;
+        }
+        Admission::Refused(e) => connection::refuse(ws, peer, e).await,
+    }
 }
