@@ -21,6 +21,8 @@ pub mod registry;
 mod serve;
 pub mod service;
 pub mod state;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::net::SocketAddr;
