@@ -3,7 +3,7 @@
 //! transcripts' requests and decode every frame it is played; and a client that sends a wrong
 //! param is reported with the param's path.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

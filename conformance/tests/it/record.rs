@@ -2,7 +2,7 @@
 //! played loosely) is written as a transcript whose volatile values are matchers; that
 //! transcript validates and replays strictly against a fresh gateway.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! configured consistently (every header's TOML is a part of `gateway.toml`, so one gateway
 //! runs them all).
 
-mod support;
+use crate::support;
 
 use flynn_conformance::coverage::{Coverage, Exceptions};
 use flynn_conformance::spec::Spec;

@@ -3,7 +3,7 @@
 //! credentials work, and the HTTP transcripts, which hold for both) against a gateway with one. Only the gateway bugs listed in
 //! `support::KNOWN_BUGS` are tolerated; any other failure fails the test with the report.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

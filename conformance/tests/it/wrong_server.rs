@@ -4,7 +4,7 @@
 //! fails the `http` steps: a wrong status, a body that breaks the x-http schema, a route the
 //! spec does not declare.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 
