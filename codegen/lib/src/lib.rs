@@ -13,6 +13,7 @@
 
 pub mod diff;
 pub mod names;
+pub mod refs;
 pub mod rust;
 pub mod spec;
 pub mod summary;

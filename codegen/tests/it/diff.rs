@@ -1,7 +1,7 @@
 //! `diff` on crafted spec pairs: each mutation of a small base spec is classified as expected.
 
-use flynn_codegen_lib::Spec;
 use flynn_codegen_lib::diff::{Severity, diff, is_breaking};
+use flynn_codegen_lib::{Spec, rust};
 use serde_json::{Value, json};
 
 fn base() -> Value {
@@ -351,4 +351,86 @@ fn changing_a_scope_is_breaking_and_declaring_one_is_compatible() {
         error.contains("x-scope") && error.contains("missing"),
         "{error}"
     );
+}
+
+/// `base()` with its methods tagged and the tags declared in `components.tags`.
+fn tagged() -> Value {
+    let mut spec = base();
+    spec["methods"][0]["tags"] = json!([{"name": "sessions"}]);
+    spec["methods"][1]["tags"] = json!([{"name": "system"}]);
+    spec["components"]["tags"] = json!({
+        "sessions": {"name": "sessions", "description": "Sessions."},
+        "system": {"name": "system", "description": "The gateway itself."}
+    });
+    spec
+}
+
+fn refusal(spec: Value) -> String {
+    Spec::from_value(spec)
+        .map(|_| ())
+        .expect_err("the spec is refused")
+        .to_string()
+}
+
+#[test]
+fn moving_a_method_to_another_tag_is_compatible() {
+    let old = Spec::from_value(tagged()).expect("tagged parses");
+    let mut new = tagged();
+    new["methods"][1]["tags"] = json!([{"name": "sessions"}]);
+    obj(&mut new["components"]["tags"]).remove("system");
+    let new = Spec::from_value(new).expect("retagged parses");
+    let changes = diff(&old, &new);
+    assert!(!is_breaking(&changes), "{changes:?}");
+    assert!(
+        changes.iter().any(|c| c
+            .to_string()
+            .contains("system.info: tag changed from `system` to `sessions`")),
+        "{changes:?}"
+    );
+}
+
+#[test]
+fn tags_are_declared_described_and_used() {
+    let spec = Spec::from_value(tagged()).expect("tagged parses");
+    let names: Vec<&str> = spec.tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["sessions", "system"]);
+    assert_eq!(spec.tag_methods("system").count(), 1);
+
+    let mut undeclared = tagged();
+    undeclared["methods"][1]["tags"] = json!([{"name": "insights"}]);
+    let error = refusal(undeclared);
+    assert!(
+        error.contains("system.info") && error.contains("`insights` is not declared"),
+        "{error}"
+    );
+
+    let mut unused = tagged();
+    unused["components"]["tags"]["canvas"] = json!({"name": "canvas", "description": "Canvas."});
+    let error = refusal(unused);
+    assert!(
+        error.contains("components.tags.canvas") && error.contains("no method"),
+        "{error}"
+    );
+
+    let mut undescribed = tagged();
+    obj(&mut undescribed["components"]["tags"]["system"]).remove("description");
+    let error = refusal(undescribed);
+    assert!(
+        error.contains("components.tags.system.description"),
+        "{error}"
+    );
+
+    let mut misnamed = tagged();
+    misnamed["components"]["tags"]["system"]["name"] = json!("System");
+    assert!(refusal(misnamed).contains("components.tags.system.name"));
+}
+
+/// Generation needs the tags (one handler trait per tag); a document without them, like the
+/// released 1.1.0, is still read for diffing.
+#[test]
+fn generation_requires_declared_tags() {
+    let untagged = Spec::from_value(base()).expect("a spec without tags parses for diffing");
+    assert!(untagged.tags.is_empty());
+    let error = rust::generate(&untagged).expect_err("no tags").to_string();
+    assert!(error.contains("components.tags"), "{error}");
 }

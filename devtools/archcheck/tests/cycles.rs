@@ -12,31 +12,25 @@ use flynn_archcheck::{Cycle, module_cycles};
 /// Import cycles that exist today, per crate root: each is the sorted list of the modules of one
 /// strongly connected component. Shrink this list; never grow it.
 const KNOWN_CYCLES: &[(&str, &[&str])] = &[
-    // The gateway's core circle: `Gateway` holds the lanes and the node registry (`handlers`);
-    // the handlers, the connection loop, the lanes and the agent loop all take `&Gateway`; the
-    // turn machinery around the lanes reads their types back (`run_registry` keeps
+    // The gateway's core circle: `Gateway` holds the lanes and the node registry
+    // (`handlers::nodes`); the connection loop, the lanes, the agent loop and the node methods
+    // all take `&Gateway`, and the connection loop calls `handlers::on_disconnect`; the turn
+    // machinery around the lanes reads their types back (`run_registry` keeps
     // `lanes::ActiveRun`s; `push::sender`, the Web Push sent when a turn ends unwatched, is
     // called by the lanes and reads the config, the store and the push state from `&Gateway`).
-    // Breaking it is the planned restructure of handlers/connection/lanes/agent (issue 12).
-    // What it used to pull in through `crate`, `config` and shared types (the HTTP features,
-    // channels, webhooks, push routes, leaf helpers: 48 modules then) no longer joins it.
+    // The other handler modules left it when each became the impl of its tag's generated trait
+    // (`dispatch` reaches them through the trait, so no module names them) and `store_error`
+    // got a module of its own; breaking the rest is the planned restructure of
+    // connection/lanes/agent (issue 12). What it used to pull in through `crate`, `config` and
+    // shared types (the HTTP features, channels, webhooks, push routes, leaf helpers: 48 modules
+    // then) no longer joins it.
     (
         "runtime/gateway/src/lib.rs",
         &[
             "agent",
             "connection",
             "gateway",
-            "handlers",
-            "handlers::agent",
-            "handlers::canvas",
-            "handlers::config_methods",
-            "handlers::insights",
             "handlers::nodes",
-            "handlers::operations",
-            "handlers::pairing",
-            "handlers::sessions",
-            "handlers::system",
-            "handlers::tools",
             "lanes",
             "push::sender",
             "run_registry",

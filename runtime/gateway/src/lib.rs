@@ -4,7 +4,8 @@
 //! - [`server`]: the listener (hyper), WebSocket upgrades and HTTP routing.
 //! - [`auth`]: tokens, Tailscale identity, origin checks, failure rate limits.
 //! - [`connection`]: one WebSocket connection's read/dispatch/write loop.
-//! - [`handlers`]: the protocol's methods (`impl Handler for Gateway`).
+//! - [`handlers`]: the protocol's methods, one module per spec tag (`handlers/<tag>.rs` implements
+//!   the generated `flynn_protocol::<Tag>Methods` for `Gateway`).
 //! - [`gateway`]: shared state.
 
 pub mod admission;

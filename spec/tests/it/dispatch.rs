@@ -7,7 +7,7 @@ use flynn_protocol::types::*;
 use flynn_protocol::wire::{
     self, Call, Dispatched, EventEmitter, EventSink, Reply, RequestId, RpcError,
 };
-use flynn_protocol::{Handler, Method, Scopes, dispatch};
+use flynn_protocol::{HandlerBase, Method, Scopes, dispatch};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -21,25 +21,30 @@ impl EventSink for NoEvents {
     fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: Value) {}
 }
 
+impl HandlerBase for Reject {
+    type Connection = ();
+    fn granted_scopes(&self, _: &()) -> Scopes {
+        self.0
+    }
+    fn session_allowed(&self, _: &(), _: &str) -> bool {
+        true
+    }
+}
+
 macro_rules! reject_all {
-    ($(($f:ident, $name:literal, $params:ident, $result:ident)),*) => {
-        impl Handler for Reject {
-            type Connection = ();
-            fn granted_scopes(&self, _: &()) -> Scopes {
-                self.0
+    ($(($trait_:ident, $tag:literal, [$(($f:ident, $name:literal, $params:ident, $result:ident)),*])),*) => {
+        $(
+            impl flynn_protocol::$trait_ for Reject {
+                $(
+                    fn $f(&self, _: Call<()>, _: $params) -> Reply<'_, $result> {
+                        Reply::ready(Err(RpcError::internal(concat!("test handler: ", $tag, " ", $name))))
+                    }
+                )*
             }
-            fn session_allowed(&self, _: &(), _: &str) -> bool {
-                true
-            }
-            $(
-                fn $f(&self, _: Call<()>, _: $params) -> Reply<'_, $result> {
-                    Reply::ready(Err(RpcError::internal(concat!("test handler: ", $name))))
-                }
-            )*
-        }
+        )*
     };
 }
-flynn_protocol::for_each_method!(reject_all);
+flynn_protocol::for_each_tag!(reject_all);
 
 /// Runs one frame through parsing and dispatch, returning the reply text.
 fn handle(frame: &str) -> String {
@@ -282,6 +287,58 @@ fn dispatch_enforces_each_methods_scope() {
                 assert_eq!(frame["data"]["method"], method.name());
             }
         }
+    }
+}
+
+/// `dispatch` routes each method to the trait of its tag (the test handler's message names the
+/// trait's tag), `Method::tag` is the spec's tag, and `for_each_tag!` lists every method once.
+#[test]
+fn dispatch_routes_each_method_to_its_tags_trait() {
+    let spec = spec();
+    let mut routed = 0;
+    for method in Method::ALL {
+        let declared = spec["methods"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["name"] == method.name()))
+            .and_then(|m| m["tags"][0]["name"].as_str())
+            .unwrap_or_else(|| panic!("{} has a tag", method.name()));
+        assert_eq!(method.tag(), declared, "{}", method.name());
+        let reply = handle(&json!({"id": 1, "method": method.name()}).to_string());
+        let want = format!("test handler: {declared} {}", method.name());
+        // Methods with required params stop at -2 before the handler; the others reach it.
+        if !reply.contains("\"code\":-2") {
+            assert!(reply.contains(&want), "{}: {reply}", method.name());
+            routed += 1;
+        }
+    }
+    assert!(
+        routed >= 20,
+        "only {routed} methods reached a handler without params"
+    );
+    macro_rules! count_methods {
+        ($(($trait_:ident, $tag:literal, [$(($f:ident, $name:literal, $params:ident, $result:ident)),*])),*) => {
+            [$($((stringify!($trait_), $tag, $name)),*),*]
+        };
+    }
+    let listed = flynn_protocol::for_each_tag!(count_methods);
+    assert_eq!(
+        listed.len(),
+        Method::ALL.len(),
+        "for_each_tag! lists every method once"
+    );
+    let distinct: std::collections::HashSet<&str> = listed.iter().map(|(_, _, n)| *n).collect();
+    assert_eq!(
+        distinct.len(),
+        listed.len(),
+        "for_each_tag! lists no method twice"
+    );
+    for (trait_, tag, name) in listed {
+        let method = Method::from_name(name).unwrap_or_else(|| panic!("{name} is a method"));
+        assert_eq!(method.tag(), tag, "{name} listed under {trait_}");
+        assert!(
+            trait_.to_lowercase() == format!("{tag}methods"),
+            "{trait_} is the trait of {tag}"
+        );
     }
 }
 

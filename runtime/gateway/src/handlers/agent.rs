@@ -1,14 +1,13 @@
-//! `agent.send`, `agent.cancel`, `agent.setToolUseCallback`, `agent.approveTool` and
-//! `system.contextUsage`.
+//! `agent.send`, `agent.cancel`, `agent.attach`, `agent.setToolUseCallback` and
+//! `agent.approveTool`: `impl AgentMethods for Gateway` (at the end) routes each to its function.
 
+use flynn_protocol::AgentMethods;
 use flynn_protocol::types::{
     AgentApproveToolParams, AgentApproveToolResult, AgentAttachParams, AgentAttachResult,
     AgentCancelParams, AgentCancelResult, AgentSendParams, AgentSendResult,
-    AgentSetToolUseCallbackParams, AgentSetToolUseCallbackResult, DoneEventData,
-    SessionContextUsage, SystemContextUsageParams, SystemContextUsageResult, TokenUsage,
+    AgentSetToolUseCallbackParams, AgentSetToolUseCallbackResult, DoneEventData, TokenUsage,
 };
-use flynn_protocol::wire::{Call, RpcError};
-use flynn_store::SessionQuery;
+use flynn_protocol::wire::{Call, Reply, RpcError};
 use tokio::sync::oneshot;
 
 use super::sessions::validate_session_id;
@@ -510,31 +509,40 @@ pub fn approve_tool(
     })
 }
 
-/// Sessions reported by `system.contextUsage`: the most recently active ones.
-const CONTEXT_USAGE_SESSIONS: u32 = 500;
-
-pub async fn context_usage(
-    gw: &Gateway,
-    _: Call<ConnectionState>,
-    _: SystemContextUsageParams,
-) -> Result<SystemContextUsageResult, RpcError> {
-    let (records, _) = gw
-        .store
-        .list_sessions(SessionQuery {
-            frontend: None,
-            only_ids: None,
-            limit: CONTEXT_USAGE_SESSIONS,
-            offset: 0,
-        })
-        .await
-        .map_err(store_error)?;
-    let mut sessions = Vec::with_capacity(records.len());
-    for r in records {
-        let budget = crate::agent::session_budget(gw, &r.id, r.config.as_deref()).await?;
-        sessions.push(SessionContextUsage {
-            session_id: r.id,
-            budget,
-        });
+impl AgentMethods for Gateway {
+    fn agent_send(
+        &self,
+        call: Call<ConnectionState>,
+        params: AgentSendParams,
+    ) -> Reply<'_, AgentSendResult> {
+        Reply::later(send(self, call, params))
     }
-    Ok(SystemContextUsageResult { sessions })
+    fn agent_cancel(
+        &self,
+        call: Call<ConnectionState>,
+        params: AgentCancelParams,
+    ) -> Reply<'_, AgentCancelResult> {
+        Reply::later(cancel(self, call, params))
+    }
+    fn agent_attach(
+        &self,
+        call: Call<ConnectionState>,
+        params: AgentAttachParams,
+    ) -> Reply<'_, AgentAttachResult> {
+        Reply::later(attach(self, call, params))
+    }
+    fn agent_set_tool_use_callback(
+        &self,
+        call: Call<ConnectionState>,
+        params: AgentSetToolUseCallbackParams,
+    ) -> Reply<'_, AgentSetToolUseCallbackResult> {
+        Reply::ready(set_tool_use_callback(self, call, params))
+    }
+    fn agent_approve_tool(
+        &self,
+        call: Call<ConnectionState>,
+        params: AgentApproveToolParams,
+    ) -> Reply<'_, AgentApproveToolResult> {
+        Reply::ready(approve_tool(self, call, params))
+    }
 }

@@ -1,5 +1,5 @@
-//! Companion nodes: `node.*`, and the operator views `system.capabilities`, `system.location`,
-//! `system.nodes`.
+//! Companion nodes: `node.*`, and the operator views `system.location` and `system.nodes`;
+//! `impl NodesMethods for Gateway` (at the end) routes each to its function.
 //!
 //! A registration belongs to the connection that made it and disappears when it closes; the
 //! node's last-known location, status and push token are persisted by node id, so they survive
@@ -9,16 +9,16 @@ use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU64;
 use std::sync::Mutex;
 
+use flynn_protocol::NodesMethods;
 use flynn_protocol::types::{
-    GatewayLimits, NodeCapabilities, NodeCapabilitiesGetParams, NodeCapabilitiesGetResult,
-    NodeLocation, NodeLocationEntry, NodeLocationGetParams, NodeLocationGetResult,
-    NodeLocationSetParams, NodeLocationSetResult, NodePolicy, NodeProtocol, NodePushTokenSetParams,
-    NodePushTokenSetResult, NodeRef, NodeRegisterParams, NodeRegisterResult, NodeSnapshot,
-    NodeStatus, NodeStatusSetParams, NodeStatusSetResult, ProtocolVersionInfo, PushProvider,
-    PushTokenPreview, QueueMode, SystemCapabilitiesParams, SystemCapabilitiesResult,
-    SystemLocationParams, SystemLocationResult, SystemNodesParams, SystemNodesResult,
+    NodeCapabilities, NodeCapabilitiesGetParams, NodeCapabilitiesGetResult, NodeLocation,
+    NodeLocationEntry, NodeLocationGetParams, NodeLocationGetResult, NodeLocationSetParams,
+    NodeLocationSetResult, NodeProtocol, NodePushTokenSetParams, NodePushTokenSetResult, NodeRef,
+    NodeRegisterParams, NodeRegisterResult, NodeSnapshot, NodeStatus, NodeStatusSetParams,
+    NodeStatusSetResult, PushProvider, PushTokenPreview, SystemLocationParams,
+    SystemLocationResult, SystemNodesParams, SystemNodesResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
 use serde::{Deserialize, Serialize};
 
 use super::store_error;
@@ -59,7 +59,7 @@ struct RegistryState {
 
 impl NodeRegistry {
     /// The registration the connection holds now.
-    fn get(&self, connection_id: &str) -> Option<Registration> {
+    pub(super) fn get(&self, connection_id: &str) -> Option<Registration> {
         let state = self.inner.lock().ok()?;
         let node_id = state.by_connection.get(connection_id)?;
         state.by_node.get(node_id).map(|e| e.registration.clone())
@@ -168,7 +168,7 @@ fn push_gate(gw: &Gateway) -> Result<(), RpcError> {
     }
 }
 
-fn nz(v: u64) -> NonZeroU64 {
+pub(super) fn nz(v: u64) -> NonZeroU64 {
     NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN)
 }
 
@@ -477,48 +477,6 @@ pub async fn push_token_set(
         token_preview: token_preview(&token),
     })
 }
-
-pub fn capabilities(
-    gw: &Gateway,
-    call: Call<ConnectionState>,
-    _: SystemCapabilitiesParams,
-) -> Result<SystemCapabilitiesResult, RpcError> {
-    let config = gw.config();
-    let nodes = &config.server.nodes;
-    let me = gw.nodes.get(&call.connection.id);
-    let server = &config.server;
-    Ok(SystemCapabilitiesResult {
-        protocol: ProtocolVersionInfo {
-            version: nz(flynn_protocol::PROTOCOL_VERSION.max(1) as u64),
-            spec_version: Some(flynn_protocol::SPEC_VERSION.to_owned()),
-        },
-        nodes: NodePolicy {
-            enabled: nodes.enabled,
-            location_enabled: nodes.enabled && nodes.location.enabled,
-            push_enabled: nodes.enabled && nodes.push.enabled,
-            allowed_roles: nodes.allowed_roles.clone(),
-            registered: me.is_some(),
-            role: me.as_ref().map(|r| r.role.clone()),
-            node_id: me.as_ref().map(|r| r.node_id.clone()),
-        },
-        feature_gates: nodes.feature_gates.clone().into_iter().collect(),
-        scopes: call.connection.identity.scopes().iter().collect(),
-        limits: Some(GatewayLimits {
-            max_frame_bytes: nz(server.max_frame_bytes as u64),
-            max_connections: nz(server.max_connections as u64),
-            outbound_buffer_frames: nz(server.outbound_buffer_frames as u64),
-            ping_interval_ms: nz(server.ping_interval_ms),
-        }),
-        queue_modes: vec![
-            QueueMode::Followup,
-            QueueMode::Collect,
-            QueueMode::Steer,
-            QueueMode::SteerBacklog,
-            QueueMode::Interrupt,
-        ],
-    })
-}
-
 pub async fn location(
     gw: &Gateway,
     _: Call<ConnectionState>,
@@ -604,6 +562,65 @@ pub async fn nodes(
         });
     }
     Ok(SystemNodesResult { nodes })
+}
+
+impl NodesMethods for Gateway {
+    fn node_register(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodeRegisterParams,
+    ) -> Reply<'_, NodeRegisterResult> {
+        Reply::ready(register(self, call, params))
+    }
+    fn node_capabilities_get(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodeCapabilitiesGetParams,
+    ) -> Reply<'_, NodeCapabilitiesGetResult> {
+        Reply::ready(capabilities_get(self, call, params))
+    }
+    fn node_location_set(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodeLocationSetParams,
+    ) -> Reply<'_, NodeLocationSetResult> {
+        Reply::later(location_set(self, call, params))
+    }
+    fn node_location_get(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodeLocationGetParams,
+    ) -> Reply<'_, NodeLocationGetResult> {
+        Reply::later(location_get(self, call, params))
+    }
+    fn node_status_set(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodeStatusSetParams,
+    ) -> Reply<'_, NodeStatusSetResult> {
+        Reply::later(status_set(self, call, params))
+    }
+    fn node_push_token_set(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodePushTokenSetParams,
+    ) -> Reply<'_, NodePushTokenSetResult> {
+        Reply::later(push_token_set(self, call, params))
+    }
+    fn system_location(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemLocationParams,
+    ) -> Reply<'_, SystemLocationResult> {
+        Reply::later(location(self, call, params))
+    }
+    fn system_nodes(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemNodesParams,
+    ) -> Reply<'_, SystemNodesResult> {
+        Reply::later(nodes(self, call, params))
+    }
 }
 
 #[cfg(test)]

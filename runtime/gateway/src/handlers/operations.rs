@@ -3,6 +3,7 @@
 //! shaped like the protocol document; they are converted to the generated types here.
 
 use flynn_ops::{ControlAction, OpsError};
+use flynn_protocol::OperationsMethods;
 use flynn_protocol::types::{
     self, SystemDockerDependenciesParams, SystemDockerDependenciesResult,
     SystemDockerDependencyControlParams, SystemDockerDependencyControlResult,
@@ -11,7 +12,7 @@ use flynn_protocol::types::{
     SystemObservabilitySourcesParams, SystemObservabilitySourcesResult, SystemServiceLogsParams,
     SystemServiceLogsResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -155,4 +156,56 @@ pub async fn service_logs(
         .await
         .map_err(ops_error)?;
     convert(result)
+}
+
+impl OperationsMethods for Gateway {
+    fn system_local_backends(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemLocalBackendsParams,
+    ) -> Reply<'_, SystemLocalBackendsResult> {
+        Reply::later(local_backends(self, call, params))
+    }
+    fn system_docker_dependencies(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemDockerDependenciesParams,
+    ) -> Reply<'_, SystemDockerDependenciesResult> {
+        Reply::later(docker_dependencies(self, call, params))
+    }
+    fn system_docker_dependency_control(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemDockerDependencyControlParams,
+    ) -> Reply<'_, SystemDockerDependencyControlResult> {
+        Reply::later(docker_dependency_control(self, call, params))
+    }
+    fn system_local_backend_control(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemLocalBackendControlParams,
+    ) -> Reply<'_, SystemLocalBackendControlResult> {
+        Reply::later(local_backend_control(self, call, params))
+    }
+    fn system_observability_sources(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemObservabilitySourcesParams,
+    ) -> Reply<'_, SystemObservabilitySourcesResult> {
+        Reply::later(observability_sources(self, call, params))
+    }
+    fn system_observability_series(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemObservabilitySeriesParams,
+    ) -> Reply<'_, SystemObservabilitySeriesResult> {
+        Reply::later(observability_series(self, call, params))
+    }
+    fn system_service_logs(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemServiceLogsParams,
+    ) -> Reply<'_, SystemServiceLogsResult> {
+        Reply::later(service_logs(self, call, params))
+    }
 }

@@ -7,12 +7,13 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, TimeZone, Utc};
+use flynn_protocol::SessionsMethods;
 use flynn_protocol::types::{
     HistoryMessage, HistoryRole, SessionConfig, SessionElevation, SessionSummary,
     SessionsCreateParams, SessionsCreateResult, SessionsDeleteParams, SessionsDeleteResult,
     SessionsGetParams, SessionsGetResult, SessionsListParams, SessionsListResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
 use flynn_store::{Role, SessionQuery, SessionRecord, split_session_id};
 
 use super::store_error;
@@ -354,4 +355,35 @@ pub async fn delete(
         }
     }
     Ok(SessionsDeleteResult { success: true })
+}
+
+impl SessionsMethods for Gateway {
+    fn sessions_list(
+        &self,
+        call: Call<ConnectionState>,
+        params: SessionsListParams,
+    ) -> Reply<'_, SessionsListResult> {
+        Reply::later(list(self, call, params))
+    }
+    fn sessions_get(
+        &self,
+        call: Call<ConnectionState>,
+        params: SessionsGetParams,
+    ) -> Reply<'_, SessionsGetResult> {
+        Reply::later(get(self, call, params))
+    }
+    fn sessions_create(
+        &self,
+        call: Call<ConnectionState>,
+        params: SessionsCreateParams,
+    ) -> Reply<'_, SessionsCreateResult> {
+        Reply::later(create(self, call, params))
+    }
+    fn sessions_delete(
+        &self,
+        call: Call<ConnectionState>,
+        params: SessionsDeleteParams,
+    ) -> Reply<'_, SessionsDeleteResult> {
+        Reply::later(delete(self, call, params))
+    }
 }

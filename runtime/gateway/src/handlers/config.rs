@@ -1,10 +1,11 @@
 //! `config.get` (secrets as `***`) and `config.reload` (validate first; a bad file keeps the
 //! running configuration and says what is wrong).
 
+use flynn_protocol::ConfigMethods;
 use flynn_protocol::types::{
     ConfigGetParams, ConfigGetResult, ConfigReloadParams, ConfigReloadResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
 
 use crate::config::Config;
 use crate::connection::ConnectionState;
@@ -55,4 +56,21 @@ pub async fn reload(
     })?;
     tracing::info!("configuration reloaded");
     Ok(ConfigReloadResult { success: true })
+}
+
+impl ConfigMethods for Gateway {
+    fn config_get(
+        &self,
+        call: Call<ConnectionState>,
+        params: ConfigGetParams,
+    ) -> Reply<'_, ConfigGetResult> {
+        Reply::ready(get(self, call, params))
+    }
+    fn config_reload(
+        &self,
+        call: Call<ConnectionState>,
+        params: ConfigReloadParams,
+    ) -> Reply<'_, ConfigReloadResult> {
+        Reply::later(reload(self, call, params))
+    }
 }
