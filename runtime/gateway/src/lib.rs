@@ -8,8 +8,7 @@
 //! - [`gateway`]: shared state.
 
 pub mod admission;
-pub mod agent;
-pub mod approvals;
+pub mod agent_hooks;
 pub mod auth;
 pub mod channels;
 pub mod config;
@@ -23,17 +22,13 @@ pub mod http_auth;
 pub mod http_routes;
 pub mod inbound;
 pub mod inbox;
-pub mod kept_cap;
-pub mod lanes;
 pub mod logging;
 pub mod metrics;
 pub mod outbound;
 pub mod push;
-pub mod run_registry;
-pub mod runs;
 pub mod server;
-pub mod session_config;
 pub mod session_id;
+pub mod snapshot;
 mod start_error;
 pub mod tls;
 pub mod webhooks;
