@@ -29,6 +29,7 @@ pub mod deps;
 pub mod kept_cap;
 mod lane;
 pub mod lanes;
+mod prompt;
 pub mod run;
 pub mod run_registry;
 pub mod runs;

@@ -15,23 +15,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flynn_models::{
-    ChatMessage, ChatRequest, ImagePart, Provider, ProviderError, StreamEvent, ToolCall, ToolSpec,
-};
+use flynn_models::{ChatMessage, ChatRequest, Provider, ProviderError, StreamEvent, ToolCall};
 use flynn_protocol::ErrorCode;
 use flynn_protocol::types::{
     AttachmentEventData, ContentEventData, ToolApprovalEventData, ToolEndEventData, ToolResult,
     ToolStartEventData,
 };
 use flynn_protocol::wire::RpcError;
-use flynn_store::{NewMessage, Role, ToolRun, split_session_id};
+use flynn_store::{NewMessage, Role, ToolRun};
 use flynn_tools::{ToolContext, ToolError, ToolOutput};
 use serde_json::{Map, Value};
 
-use crate::context::{HISTORY_MESSAGES, context_warning, store_err};
+use crate::context::{context_warning, store_err};
 use crate::deps::{Deps, Settings, now_ms};
 use crate::run::{ActiveRun, StopReason, Turn, TurnOutput, UserMessage};
-use crate::session_config::{StoredSessionConfig, wire_mode, wire_overflow};
+use crate::session_config::{wire_mode, wire_overflow};
 
 /// Why a turn ended without an answer.
 enum Halt {
@@ -91,97 +89,22 @@ async fn run_steps(deps: &Deps, turn: &Turn) -> Result<TurnOutput, Halt> {
     persist(&cx, &request, totals, finished).await
 }
 
-/// The prompt: the stored history (after the compaction summary), the dropped-overflow note,
-/// the turn's messages (stored as they are added), the tools the requesters may use and the
-/// system prompt, trimmed to the model's window.
+/// The prompt step ([`crate::prompt::build`]), with what the other steps share.
 async fn prompt<'a>(
     deps: &'a Deps,
     settings: Arc<Settings>,
     turn: &'a Turn,
 ) -> Result<(TurnCx<'a>, ChatRequest), Halt> {
-    let session_id = turn.session_id.as_str();
-    deps.store
-        .ensure_session(session_id, now_ms())
-        .await
-        .map_err(store_err)?;
-    let record = deps.store.session(session_id).await.map_err(store_err)?;
-    let overrides = StoredSessionConfig::parse(record.as_ref().and_then(|r| r.config.as_deref()));
-    let provider = settings.provider(overrides.model_tier.as_deref());
-    let history = deps
-        .store
-        .history(session_id, Some(HISTORY_MESSAGES))
-        .await
-        .map_err(store_err)?;
-    let compacted_through = overrides
-        .compaction
-        .as_ref()
-        .map_or(i64::MIN, |c| c.through_message_id);
-    let mut messages: Vec<ChatMessage> = history
-        .into_iter()
-        .filter(|m| m.id > compacted_through)
-        .filter_map(|m| match m.role {
-            Role::User => Some(ChatMessage::user(m.content)),
-            Role::Assistant => Some(ChatMessage::assistant(m.content, Vec::new())),
-            // Tool output and system notes are shown in history but not replayed to the model:
-            // providers require tool results to follow their own tool calls.
-            Role::Tool | Role::System => None,
-        })
-        .collect();
-    let history_len = messages.len();
-    if !turn.overflow_summaries.is_empty() {
-        messages.push(ChatMessage::user(format!(
-            "(While you were busy, these messages were dropped because the queue was full:\n- {})",
-            turn.overflow_summaries.join("\n- ")
-        )));
-    }
-    for message in &turn.messages {
-        persist_user(deps, session_id, message).await?;
-        messages.push(ChatMessage {
-            images: images(message, provider.accepts_images()),
-            ..ChatMessage::user(message.text.clone())
-        });
-    }
-    // Tools only for requesters holding `operator` (decision scopes): a chat-only token must
-    // not reach a shell through the model.
-    let may_use_tools = turn_may_use_tools(&turn.messages);
-    let tools: Vec<ToolSpec> = if may_use_tools {
-        settings
-            .tools
-            .list()
-            .into_iter()
-            .map(|t| ToolSpec {
-                name: t.name,
-                description: t.description,
-                input_schema: t.input_schema,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let system_prompt = &settings.agent.system_prompt;
-    let mut request = ChatRequest {
-        model: provider.model().to_owned(),
-        system: Some(match &overrides.compaction {
-            Some(c) => format!(
-                "{system_prompt}\n\nSummary of the earlier conversation:\n{}",
-                c.summary
-            ),
-            None => system_prompt.clone(),
-        }),
-        messages,
-        tools,
-        max_output_tokens: None,
-    };
-    trim_to_window(&mut request, history_len, provider.context_window());
+    let built = crate::prompt::build(deps, &settings, turn).await?;
     let cx = TurnCx {
         deps,
         settings,
-        session_id,
+        session_id: &turn.session_id,
         run: &turn.run,
-        provider,
-        may_use_tools,
+        provider: built.provider,
+        may_use_tools: built.may_use_tools,
     };
-    Ok((cx, request))
+    Ok((cx, built.request))
 }
 
 /// One model call and the tool calls it asks for. True when the model gave its final answer
@@ -231,7 +154,7 @@ async fn push_steered(
     steered: Vec<UserMessage>,
 ) -> Result<(), Halt> {
     for message in steered {
-        persist_user(cx.deps, cx.session_id, &message).await?;
+        crate::prompt::persist_user(cx.deps, cx.session_id, &message).await?;
         request.messages.push(ChatMessage::user(message.text));
     }
     Ok(())
@@ -316,55 +239,6 @@ async fn stopped(deps: &Deps, session_id: &str, run: &ActiveRun) -> RpcError {
     }
 }
 
-fn images(message: &UserMessage, accepts_images: bool) -> Vec<ImagePart> {
-    if !accepts_images {
-        return Vec::new();
-    }
-    message
-        .attachments
-        .iter()
-        .filter(|a| a.mime_type.starts_with("image/"))
-        .map(|a| ImagePart {
-            mime_type: a.mime_type.clone(),
-            data_base64: a.data.clone(),
-        })
-        .collect()
-}
-
-async fn persist_user(deps: &Deps, session_id: &str, message: &UserMessage) -> Result<(), Halt> {
-    let now = now_ms();
-    let attachments = (!message.attachments.is_empty())
-        .then(|| {
-            // Keep what the message carried, minus the payload: history shows that a file came.
-            let meta: Vec<Value> = message
-                .attachments
-                .iter()
-                .map(|a| serde_json::json!({ "mimeType": a.mime_type, "filename": a.filename, "bytes": a.data.len() * 3 / 4 }))
-                .collect();
-            Value::Array(meta).to_string()
-        });
-    deps.store
-        .append_message(NewMessage {
-            session_id: session_id.to_owned(),
-            role: Role::User,
-            content: message.text.clone(),
-            attachments,
-            created_at_ms: now,
-        })
-        .await
-        .map_err(store_err)?;
-    let (frontend, user_id) = split_session_id(session_id);
-    let user_id = message.presence_sender.as_deref().unwrap_or(user_id);
-    if let Err(e) = deps
-        .store
-        .record_presence(frontend, user_id, message.sender_name.as_deref(), now)
-        .await
-    {
-        tracing::warn!(error = %e, "could not record presence");
-    }
-    Ok(())
-}
-
 fn to_object(v: &Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m.clone(),
@@ -376,47 +250,9 @@ fn to_object(v: &Value) -> Map<String, Value> {
     }
 }
 
-/// Share of the model's window the prompt may fill; the rest is left for the answer.
-const PROMPT_SHARE: f64 = 0.85;
-
 /// What a tool call of a turn gets when its requester may not use tools.
 const NO_TOOLS_FOR_REQUESTER: &str =
     "refused: the requester of this turn does not hold the `operator` scope, which tool calls need";
-
-/// Whether a turn may call tools: every message it answers comes from a requester holding the
-/// `operator` scope.
-pub fn turn_may_use_tools(messages: &[UserMessage]) -> bool {
-    messages.iter().all(|m| m.may_use_tools)
-}
-
-/// Drops the oldest history messages (never the current turn's) until the prompt's estimate
-/// fits the model's window. The full history stays in the store; the `context_warning`
-/// checkpoint keeps what the model no longer sees.
-///
-/// Linear in the history: the request is estimated once and each dropped message's own
-/// estimate subtracted, and the dropped messages leave in one `drain`.
-fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64) {
-    let budget = (window as f64 * PROMPT_SHARE) as u64;
-    let mut estimate = flynn_models::estimate_request_tokens(request);
-    let mut dropped = 0;
-    while dropped < history_len && estimate > budget {
-        estimate = estimate.saturating_sub(flynn_models::estimate_message_tokens(
-            &request.messages[dropped],
-        ));
-        dropped += 1;
-    }
-    // A conversation must start with a user message for some APIs.
-    while dropped < history_len && request.messages[dropped].role != flynn_models::Role::User {
-        dropped += 1;
-    }
-    request.messages.drain(..dropped);
-    if dropped > 0 {
-        tracing::debug!(
-            dropped,
-            "older history left out of the prompt to fit the context window"
-        );
-    }
-}
 
 fn provider_error(e: &ProviderError) -> RpcError {
     RpcError::internal(format!("the model provider failed: {e}"))

@@ -2,10 +2,8 @@
 //! store, live connections, the agent's lanes. Handlers get it as `&Gateway`; work that
 //! outlives a call clones the parts it needs (the store, the lanes), never the gateway.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use flynn_agent::approvals::Approvals;
@@ -19,94 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::agent_hooks::GatewayHooks;
 use crate::auth::FailureLimiter;
 use crate::config::{Config, QueuePolicy};
-use crate::connection::ConnectionState;
-use crate::handlers::NodeRegistry;
+pub use crate::connections::{ConnectionSlot, Connections, Reserve};
+use crate::node_registry::NodeRegistry;
 use crate::push::sender::Notifier;
 use crate::snapshot::{ConfigSnapshot, SharedConfig, SnapshotError};
 use crate::start_error::StartError;
-
-/// Live WebSocket connections.
-#[derive(Default)]
-pub struct Connections {
-    count: AtomicUsize,
-    by_id: Mutex<HashMap<String, Arc<ConnectionState>>>,
-}
-
-/// A reserved connection slot; released on drop.
-pub struct ConnectionSlot {
-    gateway_connections: Arc<Connections>,
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.gateway_connections
-            .count
-            .fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Connections {
-    /// Number of open WebSocket connections.
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::Acquire)
-    }
-
-    pub fn register(&self, connection: Arc<ConnectionState>) {
-        if let Ok(mut map) = self.by_id.lock() {
-            map.insert(connection.id.clone(), connection);
-        }
-    }
-
-    pub fn unregister(&self, id: &str) {
-        if let Ok(mut map) = self.by_id.lock() {
-            map.remove(id);
-        }
-    }
-
-    /// A snapshot of the live connections.
-    pub fn all(&self) -> Vec<Arc<ConnectionState>> {
-        self.by_id
-            .lock()
-            .map(|map| map.values().cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
-/// Reserving from an `Arc<Connections>` so the slot can outlive the borrow.
-pub trait Reserve {
-    fn reserve(&self, max: usize) -> Option<ConnectionSlot>;
-}
-
-impl Reserve for Arc<Connections> {
-    fn reserve(&self, max: usize) -> Option<ConnectionSlot> {
-        let mut current = self.count.load(Ordering::Acquire);
-        loop {
-            if current >= max {
-                return None;
-            }
-            match self.count.compare_exchange(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    return Some(ConnectionSlot {
-                        gateway_connections: self.clone(),
-                    });
-                }
-                Err(now) => current = now,
-            }
-        }
-    }
-}
-
-/// A session is watched while a WebSocket connection is attached to it (no Web Push then).
-impl crate::push::sender::Watchers for Connections {
-    fn watched(&self, session_id: &str) -> bool {
-        self.all().iter().any(|c| c.session_id() == session_id)
-    }
-}
 
 /// Everything the handlers share.
 pub struct Gateway {
@@ -237,6 +152,15 @@ impl Gateway {
         self.tls.set(tls);
         self.snapshot.swap(snapshot);
         Ok(())
+    }
+
+    /// A connection closed: its node is marked disconnected and its tool-approval settings
+    /// are dropped (a closed client cannot answer).
+    pub fn connection_closed(&self, connection_id: &str) {
+        self.approvals.connection_closed(connection_id);
+        if let Some(node) = self.nodes.disconnect(connection_id) {
+            tracing::info!(%node, "node connection closed");
+        }
     }
 
     pub fn uptime_seconds(&self) -> u64 {

@@ -6,6 +6,7 @@
 mod agent;
 mod canvas;
 mod config_methods;
+mod errors;
 mod insights;
 mod nodes;
 mod operations;
@@ -17,20 +18,14 @@ mod tools;
 use flynn_protocol::Handler;
 use flynn_protocol::types;
 use flynn_protocol::wire::Call;
-use flynn_protocol::wire::{Reply, RpcError};
+use flynn_protocol::wire::Reply;
 
 use crate::connection::ConnectionState;
 use crate::gateway::Gateway;
 
-pub use nodes::{NodeRegistry, on_disconnect};
-
-/// Maps a storage failure to an internal error that says what failed.
-pub(crate) fn store_error(e: flynn_store::StoreError) -> RpcError {
-    tracing::error!(error = %e, "store failure");
-    RpcError::internal(format!(
-        "storage failed: {e}; check the gateway's data directory and logs"
-    ))
-}
+/// In a module of its own so that the group modules (`super::store_error`) do not reach this
+/// routing module, which reaches them all.
+pub(crate) use errors::store_error;
 
 impl Handler for Gateway {
     type Connection = ConnectionState;

@@ -350,7 +350,7 @@ pub async fn delete(
     // Connections attached to it go back to their own default session.
     for connection in gw.connections.all() {
         if connection.session_id() == p.session_id {
-            connection.attach(&format!("ws:{}", connection.id));
+            connection.attach(&format!("ws:{}", connection.id()));
         }
     }
     Ok(SessionsDeleteResult { success: true })
