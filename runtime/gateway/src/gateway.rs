@@ -66,12 +66,12 @@ impl Gateway {
             config.server.inbound_free_bytes_per_connection,
             std::time::Duration::from_millis(config.server.inbound_wait_timeout_ms),
         );
-        let tls = crate::tls::Tls::new(&config.server.tls)?;
         let snapshot =
             SharedConfig::new(ConfigSnapshot::build(config, None).map_err(|e| match e {
                 SnapshotError::Models(e) => StartError::Models(e),
                 SnapshotError::Ops(e) => StartError::Ops(e),
             })?);
+        let tls = crate::tls::Tls::new(&snapshot.config().server.tls)?;
         let connections = Arc::<Connections>::default();
         let approvals = Arc::<Approvals>::default();
         let push = Arc::<crate::push::Push>::default();
