@@ -177,6 +177,21 @@ impl ConnectionState {
     }
 }
 
+/// The gateway's view of a live connection (`crate::connections`).
+impl crate::connections::Live for ConnectionState {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn session_id(&self) -> String {
+        ConnectionState::session_id(self)
+    }
+
+    fn attach(&self, session_id: &str) {
+        ConnectionState::attach(self, session_id);
+    }
+}
+
 impl EventSink for ConnectionState {
     fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: Value) {
         self.push_event(id, jsonrpc, event, data, None);
@@ -279,7 +294,7 @@ pub async fn run(
     let close = serve(&gateway, ws, &state, &config.server).await;
     state.events.close();
     gateway.connections.unregister(&id);
-    crate::handlers::on_disconnect(&gateway, &state).await;
+    gateway.connection_closed(&state.id);
     match close {
         Ended::Closed(code) => debug!(connection = %id, code, "closed by the gateway"),
         other => debug!(connection = %id, ?other, "disconnected"),

@@ -158,7 +158,7 @@ pub async fn context_usage(
         .map_err(store_error)?;
     let mut sessions = Vec::with_capacity(records.len());
     for r in records {
-        let budget = crate::agent::session_budget(gw, &r.id, r.config.as_deref()).await?;
+        let budget = gw.lanes.session_budget(&r.id, r.config.as_deref()).await?;
         sessions.push(SessionContextUsage {
             session_id: r.id,
             budget,

@@ -25,7 +25,6 @@ use flynn_protocol::HandlerBase;
 use crate::connection::ConnectionState;
 use crate::gateway::Gateway;
 
-pub use nodes::{NodeRegistry, on_disconnect};
 pub(crate) use store_error::store_error;
 
 impl HandlerBase for Gateway {

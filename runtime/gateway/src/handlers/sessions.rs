@@ -19,8 +19,8 @@ use flynn_store::{Role, SessionQuery, SessionRecord, split_session_id};
 use super::store_error;
 use crate::connection::ConnectionState;
 use crate::gateway::{Gateway, now_ms};
-use crate::session_config::StoredSessionConfig;
 pub use crate::session_id::validate_session_id;
+use flynn_agent::session_config::StoredSessionConfig;
 
 /// Fails with code 1 unless the session is stored or live in this process.
 pub async fn require_session(gw: &Gateway, session_id: &str) -> Result<(), RpcError> {
@@ -80,7 +80,7 @@ pub fn summary_config(gw: &Gateway, session_id: &str, stored: Option<&str>) -> S
             .model_tier
             .clone()
             .unwrap_or_else(|| "default".to_owned()),
-        queue: crate::session_config::to_wire_queue(&policy),
+        queue: flynn_agent::session_config::to_wire_queue(&policy),
         elevation: SessionElevation {
             active: false,
             until_ms: None,
@@ -351,7 +351,7 @@ pub async fn delete(
     // Connections attached to it go back to their own default session.
     for connection in gw.connections.all() {
         if connection.session_id() == p.session_id {
-            connection.attach(&format!("ws:{}", connection.id));
+            connection.attach(&format!("ws:{}", connection.id()));
         }
     }
     Ok(SessionsDeleteResult { success: true })

@@ -19,7 +19,7 @@ use flynn_protocol::wire::EventEmitter;
 use tokio::sync::oneshot;
 
 pub use crate::kept_cap::KeptCap;
-use crate::lanes::ActiveRun;
+use crate::run::ActiveRun;
 use crate::runs::{Reply, final_event};
 
 /// A repeated send waiting for the turn of its key to start.

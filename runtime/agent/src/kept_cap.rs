@@ -1,6 +1,6 @@
 //! The gateway-wide bound of the turns kept for `agent.attach` (see [`crate::run_registry`]).
 //! Its own module because the config builds it ([`crate::config::AgentConfig::kept_cap`]) and
-//! the config must not reach the run registry (and through it the lanes and the gateway).
+//! the config must not reach the run registry (and through it the runs).
 
 /// The gateway-wide bound of kept turns (`[agent]` config).
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,6 @@
 //! Kept events of turns and idempotency keys (decision resumable-runs).
 //!
-//! Every turn ([`crate::lanes::ActiveRun`]) numbers its events with `runSeq` from 1 and keeps
+//! Every turn ([`crate::run::ActiveRun`]) numbers its events with `runSeq` from 1 and keeps
 //! them in a [`RunLog`] while it runs and `agent.run_grace_secs` after it ends, so that
 //! `agent.attach` (and a repeated `agent.send` with the same `idempotencyKey`) can replay them
 //! and then follow the turn live.
@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 /// What a turn's requester gets: the `agent.send` result or its error. Defined here (and
-/// re-exported by `lanes`) so that the kept-events log does not reach the lanes.
+/// re-exported by `run` and `lanes`) so that the kept-events log does not reach the runs.
 pub type Reply = Result<AgentSendResult, RpcError>;
 
 /// Bounds of the kept events of one turn (`[agent]` config).
