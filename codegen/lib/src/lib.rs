@@ -4,6 +4,8 @@
 //! - [`rust`] writes the Rust included by the `flynn-protocol` crate at build time.
 //! - [`typescript`] writes the TypeScript client's generated module.
 //! - [`summary`] renders a readable protocol summary (snapshot-tested).
+//! - [`validators`] writes each method's params schema into the generated crate (one source
+//!   for the wire runtime's params checks and conformance's).
 //! - [`diff`] classifies the changes between two versions of the spec.
 //!
 //! The `flynn-codegen` command (package `flynn-codegen` in `codegen/`) wraps these functions; it
@@ -17,5 +19,6 @@ pub mod rust;
 pub mod spec;
 pub mod summary;
 pub mod typescript;
+pub mod validators;
 
 pub use spec::{Spec, SpecError};

@@ -63,6 +63,7 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
     let client = client(spec);
     let enumerators = enumerators(spec);
     let scopes = scopes(spec);
+    let params_schemas = crate::validators::params_schemas(spec);
     Ok(quote! {
         /// Every schema of the spec, and one `<Method>Params` object per method.
         #[allow(clippy::all, clippy::pedantic, missing_docs, unused_imports, irrefutable_let_patterns)]
@@ -79,6 +80,7 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
         #event_enum
         #client
         #enumerators
+        #params_schemas
     })
 }
 
@@ -543,21 +545,32 @@ fn scopes(spec: &Spec) -> TokenStream {
 }
 
 fn event_emitters(spec: &Spec) -> TokenStream {
+    let decls = spec.events.iter().map(|e| {
+        let f = format_ident!("{}", names::snake(&e.name));
+        let data = format_ident!("{}", e.data);
+        let d = doc(&format!("Emits `{}`: {}", e.name, e.description));
+        quote! {
+            #d
+            fn #f(&self, data: &types::#data);
+        }
+    });
     let fns = spec.events.iter().map(|e| {
         let f = format_ident!("{}", names::snake(&e.name));
         let data = format_ident!("{}", e.data);
         let konst = format_ident!("{}", names::shouty(&e.name));
-        let d = doc(&format!("Emits `{}`: {}", e.name, e.description));
         quote! {
-            #d
-            pub fn #f(&self, data: &types::#data) {
+            fn #f(&self, data: &types::#data) {
                 self.emit(events::#konst, data)
             }
         }
     });
+    // A trait: the emitter is defined in `flynn-wire`, so this crate cannot add inherent methods.
     quote! {
-        /// Typed emitters, one per event type.
-        impl crate::wire::EventEmitter {
+        /// Typed emitters, one per event type (`use flynn_protocol::EmitEvents as _;`).
+        pub trait EmitEvents {
+            #(#decls)*
+        }
+        impl EmitEvents for crate::wire::EventEmitter {
             #(#fns)*
         }
     }

@@ -12,13 +12,13 @@ use std::time::Duration;
 use flynn_models::{
     ChatMessage, ChatRequest, ImagePart, Provider, ProviderError, StreamEvent, ToolSpec,
 };
-use flynn_protocol::ErrorCode;
 use flynn_protocol::types::{
     AttachmentEventData, ContentEventData, ContextBudget, ContextWarningActions,
     ContextWarningEventData, ToolApprovalEventData, ToolEndEventData, ToolResult,
     ToolStartEventData,
 };
 use flynn_protocol::wire::RpcError;
+use flynn_protocol::{EmitEvents as _, ErrorCode};
 use flynn_store::{NewMessage, Role, ToolRun, split_session_id};
 use flynn_tools::{ToolContext, ToolOutput};
 use serde_json::{Map, Value};

@@ -18,9 +18,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use flynn_protocol::ErrorCode;
 use flynn_protocol::types::{AgentSendResult, ContentEventData, ErrorEventData, QueueRejection};
 use flynn_protocol::wire::{EventEmitter, RpcError};
+use flynn_protocol::{EmitEvents as _, ErrorCode};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 

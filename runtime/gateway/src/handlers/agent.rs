@@ -1,6 +1,7 @@
 //! `agent.send`, `agent.cancel`, `agent.setToolUseCallback`, `agent.approveTool` and
 //! `system.contextUsage`.
 
+use flynn_protocol::EmitEvents as _;
 use flynn_protocol::types::{
     AgentApproveToolParams, AgentApproveToolResult, AgentAttachParams, AgentAttachResult,
     AgentCancelParams, AgentCancelResult, AgentSendParams, AgentSendResult,
