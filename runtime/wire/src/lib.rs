@@ -29,8 +29,8 @@ pub use client::{ClientError, EventFrame, PendingCall, Streaming, Transport, to_
 pub use error::RpcError;
 pub use events::{EventEmitter, EventSink, RunTag, event_frame, run_event_frame};
 pub use ids::RequestId;
-pub use params::{ParamsValidators, decode_params};
+pub use params::decode_params;
 pub use parse::{MAX_BATCH_REQUESTS, Rejected, batch_entries, parse_request, parse_request_slow};
-pub use protocol::{WireCode, WireEvent, WireMethod, codes};
+pub use protocol::{ParamsValidators, WireCode, WireEvent, WireMethod, codes};
 pub use replies::{Dispatched, Reply, ReplyFuture, encode_reply, error_reply, finish};
 pub use request::Request;

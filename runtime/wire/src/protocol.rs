@@ -7,9 +7,9 @@
 //! request, ...) are constants here; `flynn-protocol` checks at compile time that each equals
 //! the spec's value, so the spec stays the only truth.
 
-use serde_json::Value;
+use std::collections::HashMap;
 
-use crate::params::ParamsValidators;
+use serde_json::Value;
 
 /// The spec's methods, as the generated `Method` enum.
 pub trait WireMethod: Copy + std::fmt::Debug + Send + Sync + 'static {
@@ -30,6 +30,53 @@ pub trait WireMethod: Copy + std::fmt::Debug + Send + Sync + 'static {
     /// Every method's params schema, compiled once (a static of the implementing crate, built
     /// with [`ParamsValidators::compile`]).
     fn params_validators() -> &'static ParamsValidators;
+}
+
+/// Every method's params schema ([`WireMethod::params_schema`]), compiled once. The generated
+/// crate keeps one in a static ([`WireMethod::params_validators`]).
+#[derive(Debug)]
+pub struct ParamsValidators {
+    by_name: HashMap<&'static str, jsonschema::Validator>,
+    failures: Vec<String>,
+}
+
+impl ParamsValidators {
+    /// Compiles the params schema of every method of `M`; `components` is the spec's
+    /// `components` object, where the schemas' `$ref`s point.
+    pub fn compile<M: WireMethod>(components: &Value) -> Self {
+        let mut by_name = HashMap::new();
+        let mut failures = Vec::new();
+        for &method in M::all() {
+            let schema = serde_json::from_str::<Value>(method.params_schema())
+                .map_err(|e| e.to_string())
+                .and_then(|mut schema| {
+                    // Refs (`#/components/schemas/...`) resolve against this root.
+                    if let Some(object) = schema.as_object_mut() {
+                        object.insert("components".to_owned(), components.clone());
+                    }
+                    jsonschema::draft7::new(&schema).map_err(|e| e.to_string())
+                });
+            match schema {
+                Ok(validator) => {
+                    by_name.insert(method.name(), validator);
+                }
+                Err(e) => failures.push(format!("{}: {e}", method.name())),
+            }
+        }
+        Self { by_name, failures }
+    }
+
+    /// The compiled params schema of `method`; `None` only when it failed to compile (see
+    /// [`Self::failures`]).
+    pub fn get<M: WireMethod>(&self, method: M) -> Option<&jsonschema::Validator> {
+        self.by_name.get(method.name())
+    }
+
+    /// The methods whose params schema did not compile, with the reason (a test holds this
+    /// empty for the spec).
+    pub fn failures(&self) -> &[String] {
+        &self.failures
+    }
 }
 
 /// The spec's events, as the generated `Event` enum: decodes a received event frame.

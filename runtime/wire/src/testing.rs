@@ -3,8 +3,7 @@
 
 use std::sync::OnceLock;
 
-use crate::params::ParamsValidators;
-use crate::protocol::WireMethod;
+use crate::protocol::{ParamsValidators, WireMethod};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TestMethod {
