@@ -328,7 +328,10 @@ async fn control_refuses_an_action_the_unit_does_not_offer_now() {
     // Action names are the generated enum's: an unknown one never reaches ops (the gateway's
     // params check answers -2 naming `params.action`; operations_methods tests that reply).
     assert!("reload".parse::<ControlAction>().is_err());
-    assert_eq!("update".parse::<ControlAction>().ok(), Some(ControlAction::Update));
+    assert_eq!(
+        "update".parse::<ControlAction>().ok(),
+        Some(ControlAction::Update)
+    );
 }
 
 #[tokio::test]

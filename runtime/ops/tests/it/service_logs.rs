@@ -364,7 +364,10 @@ async fn daemon_logs_come_from_the_tracing_layer() {
     assert_eq!(
         lines,
         vec![
-            (LogLevel::Info.as_str(), r#"request served user=bob path="/a b""#),
+            (
+                LogLevel::Info.as_str(),
+                r#"request served user=bob path="/a b""#
+            ),
             (LogLevel::Error.as_str(), "upstream failed token=***"),
             (LogLevel::Warn.as_str(), "retrying attempt=2"),
         ]
