@@ -95,4 +95,34 @@ mod tests {
             );
         }
     }
+
+    /// The string enums' `JsonSchema` (feature `schemars`) is the spec's schema, not the
+    /// `true` schema a failed read would give.
+    #[cfg(feature = "schemars")]
+    #[test]
+    fn string_enums_carry_the_specs_schema() {
+        use schemars::JsonSchema;
+        let spec: Value = serde_json::from_str(crate::SPEC_JSON).unwrap();
+        let schemas = &spec["components"]["schemas"];
+        let mut generator = schemars::SchemaGenerator::default();
+        let read = [
+            (
+                "QueueMode",
+                crate::types::QueueMode::json_schema(&mut generator),
+            ),
+            (
+                "QueueOverflow",
+                crate::types::QueueOverflow::json_schema(&mut generator),
+            ),
+            (
+                "ControlAction",
+                crate::types::ControlAction::json_schema(&mut generator),
+            ),
+            ("Scope", crate::types::Scope::json_schema(&mut generator)),
+        ];
+        for (name, schema) in read {
+            assert_eq!(schema.as_value(), &schemas[name], "{name}");
+            assert!(schema.as_value()["enum"].is_array(), "{name}");
+        }
+    }
 }

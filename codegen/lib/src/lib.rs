@@ -6,6 +6,8 @@
 //! - [`summary`] renders a readable protocol summary (snapshot-tested).
 //! - [`validators`] writes each method's params schema into the generated crate (one source
 //!   for the wire runtime's params checks and conformance's).
+//! - [`json_schema`] writes `schemars::JsonSchema` for the spec's string enums (feature
+//!   `schemars` of the generated crate).
 //! - [`diff`] classifies the changes between two versions of the spec.
 //!
 //! The `flynn-codegen` command (package `flynn-codegen` in `codegen/`) wraps these functions; it
@@ -14,6 +16,7 @@
 //! there too (`cargo test -p flynn-codegen`).
 
 pub mod diff;
+pub mod json_schema;
 pub mod names;
 pub mod rust;
 pub mod spec;

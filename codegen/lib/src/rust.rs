@@ -64,6 +64,7 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
     let enumerators = enumerators(spec);
     let scopes = scopes(spec);
     let params_schemas = crate::validators::params_schemas(spec);
+    let enum_schemas = crate::json_schema::string_enum_schemas(spec);
     Ok(quote! {
         /// Every schema of the spec, and one `<Method>Params` object per method.
         #[allow(clippy::all, clippy::pedantic, missing_docs, unused_imports, irrefutable_let_patterns)]
@@ -81,6 +82,7 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
         #client
         #enumerators
         #params_schemas
+        #enum_schemas
     })
 }
 

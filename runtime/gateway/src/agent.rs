@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::gateway::{Gateway, now_ms};
 use crate::lanes::{ActiveRun, StopReason, Turn, TurnOutput, UserMessage};
-use crate::session_config::{StoredSessionConfig, wire_mode, wire_overflow};
+use crate::session_config::StoredSessionConfig;
 
 /// Messages of history sent to the model.
 const HISTORY_MESSAGES: u32 = 200;
@@ -46,8 +46,8 @@ async fn stopped(gw: &Gateway, session_id: &str, run: &ActiveRun) -> RpcError {
             .with_data(serde_json::json!({ "queue": {
                 "code": "superseded",
                 "laneId": session_id,
-                "mode": wire_mode(policy.mode),
-                "overflow": wire_overflow(policy.overflow),
+                "mode": policy.mode,
+                "overflow": policy.overflow,
                 "droppedCount": run.interrupt_dropped(),
             }}))
         }

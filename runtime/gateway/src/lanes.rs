@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Overflow, QueueMode, QueuePolicy};
 use crate::gateway::Gateway;
 pub use crate::runs::Reply;
-use crate::session_config::{wire_mode, wire_overflow};
 
 /// An inbound user message.
 #[derive(Debug, Clone)]
@@ -271,8 +270,8 @@ fn rejection(code: &str, lane: &str, policy: &QueuePolicy, dropped: u64) -> Queu
     QueueRejection {
         code: code.to_owned(),
         lane_id: lane.to_owned(),
-        mode: wire_mode(policy.mode),
-        overflow: wire_overflow(policy.overflow),
+        mode: policy.mode,
+        overflow: policy.overflow,
         dropped_count: dropped,
     }
 }
