@@ -9,24 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::kept_cap::KeptCap;
 
-/// Queue modes of a session lane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum QueueMode {
-    Followup,
-    Collect,
-    Steer,
-    SteerBacklog,
-    Interrupt,
-}
-
-/// What happens when a lane's queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Overflow {
-    DropOld,
-    DropNew,
-}
+/// Queue modes of a session lane and what happens when a lane's queue is full: the protocol's
+/// enums (the config file spells them as the wire does).
+pub use flynn_protocol::types::{QueueMode, QueueOverflow as Overflow};
 
 /// Queue policy of a lane (`[queue]`, `[queue.channels.<frontend>]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use flynn_protocol::EmitEvents as _;
 use flynn_protocol::ErrorCode;
 use flynn_protocol::types::{ErrorEventData, QueueRejection};
 use flynn_protocol::wire::RpcError;
@@ -14,7 +15,6 @@ use crate::config::{Overflow, QueueMode, QueuePolicy};
 use crate::deps::Deps;
 use crate::run::{ActiveRun, Pending, Requester, UserMessage};
 use crate::run_registry::Runs;
-use crate::session_config::{wire_mode, wire_overflow};
 
 #[derive(Default)]
 pub(crate) struct LaneState {
@@ -63,8 +63,8 @@ pub(crate) fn rejection(
     QueueRejection {
         code: code.to_owned(),
         lane_id: lane.to_owned(),
-        mode: wire_mode(policy.mode),
-        overflow: wire_overflow(policy.overflow),
+        mode: policy.mode,
+        overflow: policy.overflow,
         dropped_count: dropped,
     }
 }

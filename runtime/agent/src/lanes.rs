@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use flynn_protocol::EmitEvents as _;
 use flynn_protocol::ErrorCode;
 use flynn_protocol::types::{ContentEventData, ContextBudget};
 use flynn_protocol::wire::RpcError;

@@ -22,9 +22,9 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use flynn_protocol::ErrorCode;
 use flynn_protocol::types::AgentSendResult;
 use flynn_protocol::wire::{EventEmitter, EventSink, RequestId, RpcError, RunTag};
+use flynn_protocol::{EmitEvents as _, ErrorCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
 

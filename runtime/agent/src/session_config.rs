@@ -51,28 +51,11 @@ impl StoredSessionConfig {
     }
 }
 
-pub fn wire_mode(mode: QueueMode) -> types::QueueMode {
-    match mode {
-        QueueMode::Followup => types::QueueMode::Followup,
-        QueueMode::Collect => types::QueueMode::Collect,
-        QueueMode::Steer => types::QueueMode::Steer,
-        QueueMode::SteerBacklog => types::QueueMode::SteerBacklog,
-        QueueMode::Interrupt => types::QueueMode::Interrupt,
-    }
-}
-
-pub fn wire_overflow(overflow: Overflow) -> types::QueueOverflow {
-    match overflow {
-        Overflow::DropOld => types::QueueOverflow::DropOld,
-        Overflow::DropNew => types::QueueOverflow::DropNew,
-    }
-}
-
 pub fn to_wire_queue(p: &QueuePolicy) -> types::QueueConfig {
     types::QueueConfig {
-        mode: wire_mode(p.mode),
+        mode: p.mode,
         cap: std::num::NonZeroU64::new(u64::from(p.cap)).unwrap_or(std::num::NonZeroU64::MIN),
-        overflow: wire_overflow(p.overflow),
+        overflow: p.overflow,
         debounce_ms: p.debounce_ms,
         summarize_overflow: p.summarize_overflow,
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flynn_models::{ChatMessage, ChatRequest, Provider, ProviderError, StreamEvent, ToolCall};
+use flynn_protocol::EmitEvents as _;
 use flynn_protocol::ErrorCode;
 use flynn_protocol::types::{
     AttachmentEventData, ContentEventData, ToolApprovalEventData, ToolEndEventData, ToolResult,
@@ -29,7 +30,6 @@ use serde_json::{Map, Value};
 use crate::context::{context_warning, store_err};
 use crate::deps::{Deps, Settings, now_ms};
 use crate::run::{ActiveRun, StopReason, Turn, TurnOutput, UserMessage};
-use crate::session_config::{wire_mode, wire_overflow};
 
 /// Why a turn ended without an answer.
 enum Halt {
@@ -223,8 +223,8 @@ async fn stopped(deps: &Deps, session_id: &str, run: &ActiveRun) -> RpcError {
             .with_data(serde_json::json!({ "queue": {
                 "code": "superseded",
                 "laneId": session_id,
-                "mode": wire_mode(policy.mode),
-                "overflow": wire_overflow(policy.overflow),
+                "mode": policy.mode,
+                "overflow": policy.overflow,
                 "droppedCount": run.interrupt_dropped(),
             }}))
         }

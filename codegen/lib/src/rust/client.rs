@@ -8,21 +8,32 @@ use crate::names;
 use crate::spec::Spec;
 
 pub(super) fn event_emitters(spec: &Spec) -> TokenStream {
+    let decls = spec.events.iter().map(|e| {
+        let f = format_ident!("{}", names::snake(&e.name));
+        let data = format_ident!("{}", e.data);
+        let d = doc(&format!("Emits `{}`: {}", e.name, e.description));
+        quote! {
+            #d
+            fn #f(&self, data: &types::#data);
+        }
+    });
     let fns = spec.events.iter().map(|e| {
         let f = format_ident!("{}", names::snake(&e.name));
         let data = format_ident!("{}", e.data);
         let konst = format_ident!("{}", names::shouty(&e.name));
-        let d = doc(&format!("Emits `{}`: {}", e.name, e.description));
         quote! {
-            #d
-            pub fn #f(&self, data: &types::#data) {
+            fn #f(&self, data: &types::#data) {
                 self.emit(events::#konst, data)
             }
         }
     });
+    // A trait: the emitter is defined in `flynn-wire`, so this crate cannot add inherent methods.
     quote! {
-        /// Typed emitters, one per event type.
-        impl crate::wire::EventEmitter {
+        /// Typed emitters, one per event type (`use flynn_protocol::EmitEvents as _;`).
+        pub trait EmitEvents {
+            #(#decls)*
+        }
+        impl EmitEvents for crate::wire::EventEmitter {
             #(#fns)*
         }
     }

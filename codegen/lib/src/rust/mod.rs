@@ -80,6 +80,8 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
     let client = client::client(spec);
     let enumerators = handler::enumerators(spec);
     let scopes = codes::scopes(spec);
+    let params_schemas = crate::validators::params_schemas(spec);
+    let enum_schemas = crate::json_schema::string_enum_schemas(spec);
     Ok(quote! {
         /// Every schema of the spec, and one `<Method>Params` object per method.
         #[allow(clippy::all, clippy::pedantic, missing_docs, unused_imports, irrefutable_let_patterns)]
@@ -96,6 +98,8 @@ fn generate_tokens(spec: &Spec) -> Result<TokenStream, RustGenError> {
         #event_enum
         #client
         #enumerators
+        #params_schemas
+        #enum_schemas
     })
 }
 

@@ -2,6 +2,7 @@
 //! `agent.approveTool`: `impl AgentMethods for Gateway` (at the end) routes each to its function.
 
 use flynn_protocol::AgentMethods;
+use flynn_protocol::EmitEvents as _;
 use flynn_protocol::types::{
     AgentApproveToolParams, AgentApproveToolResult, AgentAttachParams, AgentAttachResult,
     AgentCancelParams, AgentCancelResult, AgentSendParams, AgentSendResult,

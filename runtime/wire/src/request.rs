@@ -1,17 +1,17 @@
-//! A parsed request frame (what `super::parse_request` returns and `crate::dispatch` takes).
+//! A parsed request frame (what `crate::parse_request` returns and the generated `dispatch` takes).
 
 use serde_json::value::RawValue;
 
-use super::ids::RequestId;
-use crate::Method;
+use crate::ids::RequestId;
 
-/// A parsed request frame, ready for `crate::dispatch`; `params` borrows from the frame's text.
+/// A parsed request frame, ready for the generated `dispatch`; `params` borrows from the frame's
+/// text. `M` is the generated `Method`.
 #[derive(Debug)]
-pub struct Request<'a> {
+pub struct Request<'a, M> {
     pub id: RequestId,
     /// The frame carried `"jsonrpc": "2.0"`; the reply carries it too.
     pub jsonrpc: bool,
-    pub method: Method,
+    pub method: M,
     /// The params object, or `None` when absent, `null` or `[]` (what JSON-RPC libraries send
     /// for a call without params).
     pub params: Option<&'a RawValue>,

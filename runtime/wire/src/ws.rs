@@ -1,4 +1,4 @@
-//! A tokio-tungstenite [`Transport`] for the generated [`crate::Client`]: one connection,
+//! A tokio-tungstenite [`Transport`] for the generated `Client`: one connection,
 //! requests multiplexed by id, events routed to the request they belong to.
 
 use std::collections::HashMap;
@@ -14,15 +14,26 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::wire::{ClientError, EventFrame, PendingCall, RequestId, RpcError, Transport};
+use std::marker::PhantomData;
 
-/// The subprotocol constants, generated from the spec's `x-http.auth.browserSubprotocol`.
-pub use crate::{BEARER_SUBPROTOCOL_PREFIX, SUBPROTOCOL};
+use crate::client::{ClientError, EventFrame, PendingCall, Transport};
+use crate::error::RpcError;
+use crate::ids::RequestId;
+
+/// The subprotocol names a transport offers: the generated crate's `SUBPROTOCOL` and
+/// `BEARER_SUBPROTOCOL_PREFIX`, from the spec's `x-http.auth.browserSubprotocol`.
+pub trait WsProtocol: Send + Sync + 'static {
+    /// The subprotocol every client offers.
+    const SUBPROTOCOL: &'static str;
+    /// The prefix of the subprotocol entry that carries a token (base64url, no padding).
+    const BEARER_SUBPROTOCOL_PREFIX: &'static str;
+}
 
 /// The `Sec-WebSocket-Protocol` entry carrying `token`.
-pub fn bearer_subprotocol(token: &str) -> String {
+pub fn bearer_subprotocol<P: WsProtocol>(token: &str) -> String {
     format!(
-        "{BEARER_SUBPROTOCOL_PREFIX}{}",
+        "{}{}",
+        P::BEARER_SUBPROTOCOL_PREFIX,
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
     )
 }
@@ -45,15 +56,17 @@ struct Slot {
 
 type Slots = Arc<Mutex<HashMap<RequestId, Slot>>>;
 
-/// A connected WebSocket transport. Dropping it closes the connection.
-pub struct WsTransport {
+/// A connected WebSocket transport offering `P`'s subprotocol. Dropping it closes the
+/// connection.
+pub struct WsTransport<P> {
     outbound: mpsc::UnboundedSender<Message>,
     slots: Slots,
     next_id: AtomicI64,
     open: Arc<AtomicBool>,
+    protocol: PhantomData<fn() -> P>,
 }
 
-impl std::fmt::Debug for WsTransport {
+impl<P> std::fmt::Debug for WsTransport<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WsTransport").finish_non_exhaustive()
     }
@@ -63,15 +76,15 @@ fn transport_err(e: impl std::fmt::Display) -> ClientError {
     ClientError::Transport(e.to_string())
 }
 
-impl WsTransport {
+impl<P: WsProtocol> WsTransport<P> {
     /// Connects to `url` (`ws://127.0.0.1:18800/`).
     pub async fn connect(url: &str, options: ConnectOptions) -> Result<Self, ClientError> {
         let mut request = url.into_client_request().map_err(transport_err)?;
         let headers = request.headers_mut();
-        let mut protocols = vec![SUBPROTOCOL.to_owned()];
+        let mut protocols = vec![P::SUBPROTOCOL.to_owned()];
         if let Some(token) = &options.token {
             if options.token_as_subprotocol {
-                protocols.push(bearer_subprotocol(token));
+                protocols.push(bearer_subprotocol::<P>(token));
             } else {
                 headers.insert(
                     "authorization",
@@ -124,6 +137,7 @@ impl WsTransport {
             slots,
             next_id: AtomicI64::new(1),
             open,
+            protocol: PhantomData,
         })
     }
 
@@ -178,7 +192,7 @@ fn route(slots: &Slots, text: &str) {
     let _ = slot.reply.send(reply);
 }
 
-impl Transport for WsTransport {
+impl<P: WsProtocol> Transport for WsTransport<P> {
     async fn start(&self, method: &'static str, params: Value) -> Result<PendingCall, ClientError> {
         let id = RequestId::Number(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -198,7 +212,7 @@ impl Transport for WsTransport {
     }
 }
 
-impl Drop for WsTransport {
+impl<P> Drop for WsTransport<P> {
     fn drop(&mut self) {
         let _ = self.outbound.send(Message::Close(None));
     }
@@ -212,21 +226,28 @@ impl Drop for WsTransport {
 /// received are dropped by `runSeq`. The caller sees one stream, each event once, then the
 /// reply. Other calls that were in flight fail with `Closed` (they are never sent twice); later
 /// calls use a new connection.
-#[derive(Clone)]
-pub struct ResumingWsTransport {
-    inner: Arc<Resuming>,
+pub struct ResumingWsTransport<P> {
+    inner: Arc<Resuming<P>>,
 }
 
-struct Resuming {
+impl<P> Clone for ResumingWsTransport<P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Resuming<P> {
     url: String,
     options: ConnectOptions,
-    current: tokio::sync::Mutex<Option<Arc<WsTransport>>>,
+    current: tokio::sync::Mutex<Option<Arc<WsTransport<P>>>>,
     /// Connection attempts per reconnect before a call gives up.
     max_attempts: u32,
     keys: AtomicU64,
 }
 
-impl std::fmt::Debug for ResumingWsTransport {
+impl<P> std::fmt::Debug for ResumingWsTransport<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResumingWsTransport")
             .field("url", &self.inner.url)
@@ -258,10 +279,10 @@ impl Resume {
     }
 }
 
-impl ResumingWsTransport {
+impl<P: WsProtocol> ResumingWsTransport<P> {
     /// Connects to `url`; reconnects with the same options when the connection drops.
     pub async fn connect(url: &str, options: ConnectOptions) -> Result<Self, ClientError> {
-        let first = WsTransport::connect(url, options.clone()).await?;
+        let first = WsTransport::<P>::connect(url, options.clone()).await?;
         Ok(Self {
             inner: Arc::new(Resuming {
                 url: url.to_owned(),
@@ -282,16 +303,16 @@ impl ResumingWsTransport {
     }
 }
 
-impl Resuming {
+impl<P: WsProtocol> Resuming<P> {
     /// The open connection, or a new one.
-    async fn transport(&self) -> Result<Arc<WsTransport>, ClientError> {
+    async fn transport(&self) -> Result<Arc<WsTransport<P>>, ClientError> {
         let mut current = self.current.lock().await;
         if let Some(t) = current.as_ref().filter(|t| t.is_open()) {
             return Ok(t.clone());
         }
         let mut last = ClientError::Closed;
         for attempt in 0..self.max_attempts {
-            match WsTransport::connect(&self.url, self.options.clone()).await {
+            match WsTransport::<P>::connect(&self.url, self.options.clone()).await {
                 Ok(t) => {
                     let t = Arc::new(t);
                     *current = Some(t.clone());
@@ -311,7 +332,7 @@ fn object(params: &mut Value) -> Result<&mut serde_json::Map<String, Value>, Cli
         .ok_or_else(|| ClientError::Transport("agent params must be an object".to_owned()))
 }
 
-impl Transport for ResumingWsTransport {
+impl<P: WsProtocol> Transport for ResumingWsTransport<P> {
     async fn start(
         &self,
         method: &'static str,

@@ -8,11 +8,12 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Request, RequestId};
-use crate::Method;
+use crate::ids::RequestId;
+use crate::protocol::WireMethod;
+use crate::request::Request;
 
 /// A valid request read in one pass, or `None` when the careful path must look at it.
-pub(super) fn parse(text: &str) -> Option<Request<'_>> {
+pub(super) fn parse<M: WireMethod>(text: &str) -> Option<Request<'_, M>> {
     // The derived struct would also read an array as its members in order; arrays are the
     // careful path's to refuse.
     if !text
@@ -24,7 +25,7 @@ pub(super) fn parse(text: &str) -> Option<Request<'_>> {
     // Unknown or repeated members, an escaped method name (not borrowable) and a bad id fail
     // here and go the careful way.
     let frame: WellFormed<'_> = serde_json::from_str(text).ok()?;
-    let method = Method::from_name(frame.method)?;
+    let method = M::from_name(frame.method)?;
     let params = match frame.params {
         Some(raw) if !raw.get().starts_with('{') => return None,
         params => params,
@@ -65,6 +66,11 @@ fn jsonrpc_marker<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<b
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::TestMethod as Method;
+
+    fn parse(text: &str) -> Option<Request<'_, Method>> {
+        super::parse(text)
+    }
 
     #[test]
     fn plain_requests_take_the_fast_path() {
