@@ -134,23 +134,11 @@ impl Spec {
                 .as_str()
                 .ok_or_else(|| SpecError::Missing("methods[].name".into()))?
                 .to_owned();
-            let mut properties = Map::new();
-            let mut required = Vec::new();
-            for param in array(method, "params")? {
-                let pname = get(param, "name")?
-                    .as_str()
-                    .ok_or_else(|| SpecError::Missing(format!("{name} params[].name")))?;
-                properties.insert(pname.to_owned(), get(param, "schema")?.clone());
-                if param.get("required").and_then(Value::as_bool) == Some(true) {
-                    required.push(Value::from(pname));
-                }
-            }
-            let params_schema = json!({
-                "type": "object",
-                "properties": properties,
-                "required": required,
-                "additionalProperties": false,
-            });
+            // The params schema the generated crate carries (the one its params types and the
+            // gateway's params checks come from), not one rebuilt here.
+            let params_schema: Value = flynn_protocol::Method::from_name(&name)
+                .ok_or_else(|| SpecError::Missing(format!("{name} in the generated Method")))
+                .and_then(|m| Ok(serde_json::from_str(m.params_schema())?))?;
             let result_schema = get(get(method, "result")?, "schema")?.clone();
             let method_events = method
                 .get("x-events")

@@ -8,7 +8,7 @@ import { spec, pascal, SPEC_DIR } from "./helpers.mjs";
 
 const schemas = spec.components.schemas;
 const REF = "#/components/schemas/";
-const TAGS = new Set(["system", "sessions", "agent", "node", "canvas", "tools", "config", "pairing", "rpc"]);
+const TAGS = new Set(["system", "insights", "operations", "nodes", "sessions", "agent", "canvas", "tools", "config", "pairing", "rpc"]);
 const PRIMITIVES = new Set(["string", "integer", "number", "boolean"]);
 const FORBIDDEN = ["allOf", "anyOf", "oneOf", "not", "if", "then", "else", "patternProperties", "dependencies", "const"];
 
@@ -196,6 +196,17 @@ test("error components: code, message, optional data $ref (OpenRPC error objects
   }
 });
 
+test("tags: declared in components.tags with a description, each used by a method", () => {
+  const declared = spec.components.tags ?? {};
+  assert.deepEqual(new Set(Object.keys(declared)), TAGS, "components.tags declares exactly the method groups");
+  for (const [key, tag] of Object.entries(declared)) {
+    assert.equal(tag.name, key, `components.tags.${key}.name`);
+    assert.match(key, /^[a-z]+$/, `tag ${key}: a lower-case word (it names a Rust trait and module)`);
+    assert.ok(tag.description?.length > 20, `components.tags.${key} has a description`);
+    assert.ok(spec.methods.some((m) => m.tags[0].name === key), `tag ${key} is used by no method`);
+  }
+});
+
 test("root metadata: versions, decisions", () => {
   assert.equal(spec.info.title, "Flynn gateway protocol");
   assert.match(spec.info.version, /^\d+\.\d+\.\d+$/);
@@ -222,6 +233,7 @@ test("root metadata: versions, decisions", () => {
     "pairing-codes",
     "info-capabilities-additions",
     "protocol-version",
+    "method-tags",
   ])
     assert.ok(ids.includes(id), `decision ${id} present`);
 });

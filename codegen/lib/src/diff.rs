@@ -326,6 +326,16 @@ pub fn diff(old: &Spec, new: &Spec) -> Vec<Change> {
                         format!("no longer emits `{e}`"),
                     );
                 }
+                if m.tag != n.tag {
+                    d.push(
+                        Severity::Compatible,
+                        &m.name,
+                        format!(
+                            "tag changed from `{}` to `{}` (a group, not on the wire: decision method-tags)",
+                            m.tag, n.tag
+                        ),
+                    );
+                }
             }
         }
     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::names;
+use crate::{names, refs};
 
 /// Why a spec document could not be used for generation.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,10 @@ pub struct Spec {
     pub errors: Vec<ErrorDef>,
     /// `x-scopes`: the permissions a credential may hold, in spec order.
     pub scopes: Vec<ScopeDef>,
+    /// `components.tags`: the method groups, by name. Every method names one; the generated
+    /// Rust has one handler trait per tag. Empty for documents from before tags were declared
+    /// (released 1.1.0), which only diffing reads.
+    pub tags: Vec<TagDef>,
     /// `components.schemas`, by name.
     pub schemas: BTreeMap<String, Value>,
     /// `x-http.auth.browserSubprotocol`: how browsers offer a token. Required for generating
@@ -62,6 +66,14 @@ pub struct ScopeDef {
     pub description: String,
 }
 
+/// One method group of `components.tags`.
+#[derive(Debug, Clone)]
+pub struct TagDef {
+    /// A lower-case word: it names the handler trait (`<Tag>Methods`) and the gateway module.
+    pub name: String,
+    pub description: String,
+}
+
 /// One method of the spec.
 #[derive(Debug, Clone)]
 pub struct Method {
@@ -69,6 +81,7 @@ pub struct Method {
     pub name: String,
     pub summary: String,
     pub description: String,
+    /// The method's group: the name of its one tag (`misc` when a pre-tags document has none).
     pub tag: String,
     /// `x-scope`: the scope a credential must hold to call the method.
     pub scope: String,
@@ -194,6 +207,7 @@ impl Spec {
 
         let errors = parse_errors(&raw)?;
         let scopes = parse_scopes(&raw)?;
+        let tags = parse_tags(&raw)?;
         let scope_names: BTreeSet<&str> = scopes.iter().map(|s| s.name.as_str()).collect();
         let events = parse_events(&raw, &schemas)?;
         let event_names: BTreeSet<&str> = events.iter().map(|e| e.name.as_str()).collect();
@@ -225,6 +239,19 @@ impl Spec {
                     ),
                 ));
             }
+            if !tags.is_empty() && !tags.iter().any(|t| t.name == method.tag) {
+                return Err(broken(
+                    format!("methods[{index}] ({}).tags", method.name),
+                    format!(
+                        "`{}` is not declared in components.tags ({}): declare it with a description",
+                        method.tag,
+                        tags.iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
             if !seen.insert(method.name.clone()) {
                 return Err(broken(
                     format!("methods[{index}]"),
@@ -239,7 +266,18 @@ impl Spec {
             }
             methods.push(method);
         }
-        check_refs(&raw, &schemas)?;
+        if let Some(unused) = tags
+            .iter()
+            .find(|t| !methods.iter().any(|m| m.tag == t.name))
+        {
+            return Err(broken(
+                format!("components.tags.{}", unused.name),
+                "no method has this tag: remove it or tag the methods that belong to it",
+            ));
+        }
+        if let Some((at, r)) = refs::unresolved_ref(&raw, &schemas) {
+            return Err(broken(at, format!("$ref `{r}` does not resolve")));
+        }
         let browser_subprotocol = parse_browser_subprotocol(&raw)?;
 
         Ok(Spec {
@@ -251,6 +289,7 @@ impl Spec {
             events,
             errors,
             scopes,
+            tags,
             schemas,
             browser_subprotocol,
         })
@@ -258,6 +297,11 @@ impl Spec {
 
     pub fn method(&self, name: &str) -> Option<&Method> {
         self.methods.iter().find(|m| m.name == name)
+    }
+
+    /// The methods of one tag, in spec order.
+    pub fn tag_methods<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = &'a Method> + 'a {
+        self.methods.iter().filter(move |m| m.tag == tag)
     }
 
     pub fn event(&self, name: &str) -> Option<&Event> {
@@ -406,6 +450,47 @@ fn parse_scopes(raw: &Value) -> Result<Vec<ScopeDef>, SpecError> {
     Ok(scopes)
 }
 
+/// `components.tags`: a map from each tag's name to `{name, description}`, names lower-case
+/// words (they name generated traits), descriptions required. Absent in documents from before
+/// tags were declared (released 1.1.0); generation requires it.
+fn parse_tags(raw: &Value) -> Result<Vec<TagDef>, SpecError> {
+    let Some(map) = raw["components"].get("tags") else {
+        return Ok(Vec::new());
+    };
+    let map = map.as_object().ok_or_else(|| {
+        broken(
+            "components.tags",
+            "not an object: map each tag name to {name, description}",
+        )
+    })?;
+    let mut tags = Vec::new();
+    for (key, tag) in map {
+        let at = format!("components.tags.{key}");
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(broken(at, "tag names are lower-case words"));
+        }
+        if tag["name"].as_str() != Some(key) {
+            return Err(broken(
+                format!("{at}.name"),
+                format!("must be `{key}`, the key"),
+            ));
+        }
+        let description = str_field(tag, "description")
+            .filter(|d| !d.trim().is_empty())
+            .ok_or_else(|| {
+                broken(
+                    format!("{at}.description"),
+                    "missing: say what the group is",
+                )
+            })?;
+        tags.push(TagDef {
+            name: key.clone(),
+            description,
+        });
+    }
+    Ok(tags)
+}
+
 fn parse_method(
     index: usize,
     m: &Value,
@@ -502,51 +587,4 @@ fn parse_method(
         examples: m["examples"].as_array().cloned().unwrap_or_default(),
         name,
     })
-}
-
-/// Every `$ref` in the document points at an existing schema (or error) of the document.
-fn check_refs(raw: &Value, schemas: &BTreeMap<String, Value>) -> Result<(), SpecError> {
-    fn walk(
-        v: &Value,
-        path: &mut Vec<String>,
-        schemas: &BTreeMap<String, Value>,
-        raw: &Value,
-    ) -> Result<(), SpecError> {
-        match v {
-            Value::Object(map) => {
-                if let Some(r) = map.get("$ref").and_then(Value::as_str) {
-                    let ok = match r.strip_prefix("#/components/schemas/") {
-                        Some(name) => schemas.contains_key(name),
-                        None => r
-                            .strip_prefix("#/components/errors/")
-                            .is_some_and(|n| raw["components"]["errors"].get(n).is_some()),
-                    };
-                    // x-wire and x-http hold validation-only schemas with their own refs.
-                    let in_validation_only =
-                        path.first().is_some_and(|p| p == "x-wire" || p == "x-http");
-                    if !ok && !in_validation_only {
-                        return Err(broken(
-                            path.join("."),
-                            format!("$ref `{r}` does not resolve"),
-                        ));
-                    }
-                }
-                for (k, child) in map {
-                    path.push(k.clone());
-                    walk(child, path, schemas, raw)?;
-                    path.pop();
-                }
-            }
-            Value::Array(items) => {
-                for (i, child) in items.iter().enumerate() {
-                    path.push(i.to_string());
-                    walk(child, path, schemas, raw)?;
-                    path.pop();
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-    walk(raw, &mut Vec::new(), schemas, raw)
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::gateway::Gateway;
-use crate::lanes::{Pending, Reply, Requester, UserMessage};
+use flynn_agent::lanes::{Pending, Reply, Requester, UserMessage};
 
 /// A message that arrived over HTTP and becomes a turn.
 #[derive(Debug, Clone)]
@@ -102,7 +102,7 @@ pub async fn start_turn_from(
             key: None,
         },
     };
-    gateway.lanes.submit(gateway, &session_id, policy, pending);
+    gateway.lanes.submit(&session_id, policy, pending);
     Ok(StartedTurn {
         session_id,
         reply: answer,

@@ -4,16 +4,26 @@
 //! - [`server`]: the listener (hyper), WebSocket upgrades and HTTP routing.
 //! - [`auth`]: tokens, Tailscale identity, origin checks, failure rate limits.
 //! - [`connection`]: one WebSocket connection's read/dispatch/write loop.
-//! - [`handlers`]: the protocol's methods (`impl Handler for Gateway`).
-//! - [`gateway`]: shared state.
+//! - [`handlers`]: the protocol's methods, one module per spec tag (`handlers/<tag>.rs` implements
+//!   the generated `flynn_protocol::<Tag>Methods` for `Gateway`).
+//! - [`gateway`]: shared state; [`snapshot`]: the configuration and what is built from it (model
+//!   tiers, tools, ops views, the agent's settings), one `ArcSwap`ped snapshot;
+//!   [`connections`]: the live connections (a narrow view of them); [`node_registry`]: nodes.
+//! - The agent (session lanes, turns, approvals, kept runs, session settings, context budget)
+//!   is the crate `flynn_agent`: the gateway gives it the store, the settings snapshot and its
+//!   [`agent_hooks`] (metrics, Web Push when a turn ends unwatched), and holds its `Lanes`.
+//!   [`inbox`] turns HTTP messages (webhooks, chat channels) into its turns.
+//!
+//! The modules import each other without cycles (`cargo test -p flynn-archcheck`): the shared
+//! state reaches neither the connection loop nor the handlers, which both reach it.
 
 pub mod admission;
-pub mod agent;
-pub mod approvals;
+pub mod agent_hooks;
 pub mod auth;
 pub mod channels;
 pub mod config;
 pub mod connection;
+pub mod connections;
 pub mod dashboard;
 pub mod env_secrets;
 pub mod gateway;
@@ -23,17 +33,14 @@ pub mod http_auth;
 pub mod http_routes;
 pub mod inbound;
 pub mod inbox;
-pub mod kept_cap;
-pub mod lanes;
 pub mod logging;
 pub mod metrics;
+pub mod node_registry;
 pub mod outbound;
 pub mod push;
-pub mod run_registry;
-pub mod runs;
 pub mod server;
-pub mod session_config;
 pub mod session_id;
+pub mod snapshot;
 mod start_error;
 pub mod tls;
 pub mod webhooks;

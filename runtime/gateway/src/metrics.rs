@@ -1,11 +1,11 @@
 //! Operator metrics: `GET /metrics` in the Prometheus text format (prometheus-client).
 //!
 //! One registry per process, like the log buffer: counters are bumped where things happen
-//! (requests in `connection`, turns in `lanes`, tools in `agent`, auth failures at the edge,
-//! webhook deliveries in `webhooks`, Web Push sends in `push`); gauges (connections, queue depth)
-//! are read from the gateway when scraped. Every label takes values from a bounded set: method
-//! names, event names, tool names of the registry (`unknown` for others), configured webhook
-//! names, fixed outcomes.
+//! (requests in `connection`, turns and tool runs in `agent_hooks`, the agent's hooks, auth
+//! failures at the edge, webhook deliveries in `webhooks`, Web Push sends in `push`); gauges
+//! (connections, queue depth) are read from the gateway when scraped. Every label takes values
+//! from a bounded set: method names, event names, tool names of the registry (`unknown` for
+//! others), configured webhook names, fixed outcomes.
 
 use std::sync::OnceLock;
 use std::time::Duration;

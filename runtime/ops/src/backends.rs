@@ -11,20 +11,22 @@ use crate::config::{BackendProvider, LocalBackendConfig};
 use crate::error::OpsError;
 use crate::ops::{Ops, describe};
 use crate::systemd::{self, backend_from_properties, parse_show, unavailable_backend};
-use crate::views::{ControlAction, LocalBackend, LocalBackendControlResult, LocalBackendsResult};
+use flynn_protocol::types::{
+    ControlAction, LocalBackendStatus, SystemLocalBackendControlResult, SystemLocalBackendsResult,
+};
 
 impl Ops {
     /// `system.localBackends`: one entry per configured backend, in config order. Never fails:
     /// a backend whose status cannot be read is listed with `activeState: "unavailable"` and
     /// the reason in `error`.
-    pub async fn local_backends(&self) -> LocalBackendsResult {
+    pub async fn local_backends(&self) -> SystemLocalBackendsResult {
         let statuses = self
             .inner
             .config
             .local_backends
             .iter()
             .map(|backend| self.backend_status(backend));
-        LocalBackendsResult {
+        SystemLocalBackendsResult {
             backends: join_all(statuses).await,
         }
     }
@@ -37,7 +39,7 @@ impl Ops {
         &self,
         id: &str,
         action: ControlAction,
-    ) -> Result<LocalBackendControlResult, OpsError> {
+    ) -> Result<SystemLocalBackendControlResult, OpsError> {
         let backends = &self.inner.config.local_backends;
         let Some(backend) = backends.iter().find(|b| b.id() == id) else {
             return Err(OpsError::UnknownBackend {
@@ -65,7 +67,7 @@ impl Ops {
             })?;
         tracing::info!(backend = id, %action, "local backend control done");
         let after = self.backend_status(backend).await;
-        Ok(LocalBackendControlResult {
+        Ok(SystemLocalBackendControlResult {
             backend: id.to_owned(),
             action,
             status: systemd::short_state(&after),
@@ -73,7 +75,7 @@ impl Ops {
         })
     }
 
-    pub(crate) async fn backend_status(&self, backend: &LocalBackendConfig) -> LocalBackend {
+    pub(crate) async fn backend_status(&self, backend: &LocalBackendConfig) -> LocalBackendStatus {
         let invocation = Invocation::new(&self.inner.config.binaries.systemctl)
             .args(systemd::show_args(backend.unit()));
         match self.inner.runner.run(&invocation).await {

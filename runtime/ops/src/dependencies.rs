@@ -13,14 +13,15 @@ use crate::compose::{self, ComposeService};
 use crate::docker::{self, ComposeContainer, MISSING, container_for, dependency_view, parse_ps};
 use crate::error::OpsError;
 use crate::ops::{Ops, describe};
-use crate::views::{
-    ControlAction, DockerDependenciesResult, DockerDependency, DockerDependencyControlResult,
+use flynn_protocol::types::{
+    ControlAction, DockerDependencyStatus, SystemDockerDependenciesResult,
+    SystemDockerDependencyControlResult,
 };
 
 /// A dependency's view plus the container behind it (for the sampler and the logs).
 #[derive(Debug, Clone)]
 pub(crate) struct DependencySnapshot {
-    pub(crate) view: DockerDependency,
+    pub(crate) view: DockerDependencyStatus,
     pub(crate) container: Option<ComposeContainer>,
 }
 
@@ -30,9 +31,9 @@ impl Ops {
     /// No compose file configured: an empty list. Docker missing or failing: every service is
     /// listed with `state: "unavailable"` and the reason in `error`. Fails only when the
     /// configured compose file cannot be read or parsed.
-    pub async fn docker_dependencies(&self) -> Result<DockerDependenciesResult, OpsError> {
+    pub async fn docker_dependencies(&self) -> Result<SystemDockerDependenciesResult, OpsError> {
         let snapshots = self.dependency_snapshots().await?;
-        Ok(DockerDependenciesResult {
+        Ok(SystemDockerDependenciesResult {
             dependencies: snapshots.into_iter().map(|s| s.view).collect(),
         })
     }
@@ -44,7 +45,7 @@ impl Ops {
         &self,
         id: &str,
         action: ControlAction,
-    ) -> Result<DockerDependencyControlResult, OpsError> {
+    ) -> Result<SystemDockerDependencyControlResult, OpsError> {
         let services = self.compose_services().await?;
         let Some(service) = services.iter().find(|s| s.id == id) else {
             return Err(OpsError::UnknownDependency {
@@ -72,7 +73,7 @@ impl Ops {
             })?;
         tracing::info!(dependency = id, %action, "docker dependency control done");
         let after = self.dependency_snapshot(service).await;
-        Ok(DockerDependencyControlResult {
+        Ok(SystemDockerDependencyControlResult {
             dependency: id.to_owned(),
             action,
             status: docker::short_state(&after.view),
@@ -157,7 +158,7 @@ impl Ops {
     async fn run_dependency_action(
         &self,
         service: &ComposeService,
-        current: &DockerDependency,
+        current: &DockerDependencyStatus,
         action: ControlAction,
     ) -> Result<String, String> {
         let Some(base) = self.compose_invocation() else {

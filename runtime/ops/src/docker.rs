@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use crate::compose::ComposeService;
-use crate::views::{ControlAction, DockerDependency, DockerDependencyState};
+use flynn_protocol::types::{ControlAction, DockerDependencyState, DockerDependencyStatus};
 
 /// `state` of a service that has no container.
 pub const MISSING: &str = "missing";
@@ -113,7 +113,7 @@ pub fn available_actions(state: &str) -> Vec<ControlAction> {
 pub fn dependency_view(
     service: &ComposeService,
     container: Option<&ComposeContainer>,
-) -> DockerDependency {
+) -> DockerDependencyStatus {
     match container {
         Some(container) => {
             let state = if container.state.is_empty() {
@@ -132,7 +132,7 @@ pub fn dependency_view(
                 container.status.clone()
             };
             let name = container.container_name();
-            DockerDependency {
+            DockerDependencyStatus {
                 id: service.id.clone(),
                 name: service.name.clone(),
                 service: service.service.clone(),
@@ -145,7 +145,7 @@ pub fn dependency_view(
                 error: None,
             }
         }
-        None => DockerDependency {
+        None => DockerDependencyStatus {
             id: service.id.clone(),
             name: service.name.clone(),
             service: service.service.clone(),
@@ -161,9 +161,9 @@ pub fn dependency_view(
 }
 
 /// The view of a service when docker failed: still listed, with the reason.
-pub fn unavailable_view(service: &ComposeService, error: &str) -> DockerDependency {
+pub fn unavailable_view(service: &ComposeService, error: &str) -> DockerDependencyStatus {
     let first_line = error.lines().next().unwrap_or_default();
-    DockerDependency {
+    DockerDependencyStatus {
         id: service.id.clone(),
         name: service.name.clone(),
         service: service.service.clone(),
@@ -178,7 +178,7 @@ pub fn unavailable_view(service: &ComposeService, error: &str) -> DockerDependen
 }
 
 /// The short state after a control action: `running (healthy)`, `exited`.
-pub fn short_state(dependency: &DockerDependency) -> DockerDependencyState {
+pub fn short_state(dependency: &DockerDependencyStatus) -> DockerDependencyState {
     let status_text = match dependency.health.as_str() {
         "none" | "unknown" | "" => dependency.state.clone(),
         health => format!("{} ({health})", dependency.state),

@@ -2,7 +2,7 @@
 //! what would have been valid.
 
 use crate::compose::ComposeFileError;
-use crate::views::ControlAction;
+use flynn_protocol::types::ControlAction;
 
 /// Why an operator method could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,7 +113,7 @@ fn list_actions(actions: &[ControlAction]) -> String {
     } else {
         actions
             .iter()
-            .map(|a| a.as_str())
+            .map(ControlAction::to_string)
             .collect::<Vec<_>>()
             .join(", ")
     }

@@ -15,7 +15,7 @@
 //! | `system.observabilitySeries` | [`Ops::observability_series`] |
 //! | `system.serviceLogs` | [`Ops::service_logs`] |
 //!
-//! Results serialize (camelCase) to the protocol document's JSON. External tools are run
+//! Results are the protocol's generated types (`flynn_protocol::types`), returned as they are. External tools are run
 //! without a shell, with a deadline, and killed (their whole process group) when it passes.
 
 mod backends;
@@ -25,6 +25,7 @@ pub mod config;
 mod dependencies;
 pub mod docker;
 mod error;
+pub mod level;
 pub mod log_buffer;
 pub mod logs;
 pub mod masking;
@@ -34,7 +35,6 @@ mod sampler;
 mod service_logs;
 pub mod systemd;
 pub mod time;
-pub mod views;
 
 /// The daemon's own name: reserved as a local backend id (its source is `systemd:flynn`).
 pub const DAEMON_NAME: &str = "flynn";
@@ -44,16 +44,10 @@ pub use config::{
     BackendProvider, BinariesConfig, DockerConfig, LocalBackendConfig, OpsConfig, OpsConfigError,
 };
 pub use error::OpsError;
+pub use level::LogLevel;
 pub use log_buffer::{LogBuffer, LogBufferLayer, LogRecord};
 pub use masking::mask_secrets;
 pub use observability::{DAEMON_SOURCE_ID, SeriesStore};
 pub use ops::Ops;
 pub use sampler::{SERIES_BUCKET_SECONDS, SERIES_WINDOW_MINUTES};
 pub use service_logs::{LOG_LINES, LOG_SINCE_SECONDS};
-pub use views::{
-    ControlAction, DockerDependenciesResult, DockerDependency, DockerDependencyControlResult,
-    DockerDependencyState, LocalBackend, LocalBackendControlResult, LocalBackendState,
-    LocalBackendsResult, LogLevel, ObservabilityPoint, ObservabilitySeries,
-    ObservabilitySeriesResult, ObservabilitySource, ObservabilitySourcesResult, ServiceLogLine,
-    ServiceLogsResult, UnknownAction,
-};

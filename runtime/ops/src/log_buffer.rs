@@ -14,8 +14,8 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
+use crate::level::LogLevel;
 use crate::time::now_ms;
-use crate::views::LogLevel;
 
 /// One captured line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,9 +16,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
+use crate::level::LogLevel;
 use crate::masking::mask_secrets;
 use crate::time::parse_rfc3339_ms;
-use crate::views::{LogLevel, ServiceLogLine};
+use flynn_protocol::types::ServiceLogLine;
 
 /// A line before masking and cutting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +224,7 @@ pub fn finish(
             };
             ServiceLogLine {
                 ts: line.ts,
-                level: line.level,
+                level: line.level.as_str().to_owned(),
                 text,
             }
         })

@@ -45,7 +45,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::views::ObservabilityPoint;
+use flynn_protocol::types::ObservabilityPoint;
 
 /// The daemon's own source id.
 pub const DAEMON_SOURCE_ID: &str = "systemd:flynn";
@@ -190,15 +190,15 @@ impl SeriesStore {
         let restart_count = ring.tracker.observe(observation);
         let point = ObservabilityPoint {
             ts: observation.ts,
-            state_code: observation.state_code,
-            health_code: observation.health_code,
+            state_code: u64::from(observation.state_code),
+            health_code: u64::from(observation.health_code),
             error_count: observation.error_count,
             restart_count,
         };
         if ring.points.len() >= self.capacity {
             ring.points.pop_front();
         }
-        ring.points.push_back(point);
+        ring.points.push_back(point.clone());
         point
     }
 
@@ -206,7 +206,7 @@ impl SeriesStore {
     pub fn points(&self, source_id: &str) -> Vec<ObservabilityPoint> {
         self.lock()
             .get(source_id)
-            .map(|ring| ring.points.iter().copied().collect())
+            .map(|ring| ring.points.iter().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -248,7 +248,7 @@ pub fn bucket_points(
                 existing.error_count = existing.error_count.saturating_add(point.error_count);
             }
             None => {
-                buckets.insert(key, *point);
+                buckets.insert(key, point.clone());
             }
         }
     }

@@ -3,6 +3,7 @@
 //! [`crate::observability`].
 
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::command::Invocation;
 use crate::dependencies::DependencySnapshot;
 use crate::docker::{MISSING, UNAVAILABLE, uptime_bounds};
 use crate::error::OpsError;
+use crate::level::LogLevel;
 use crate::logs::{RawLine, merge_streams, parse_docker_logs, parse_journal};
 use crate::observability::{
     DAEMON_SOURCE_ID, DOCKER_PREFIX, Observation, SYSTEMD_PREFIX, bucket_points,
@@ -21,9 +23,9 @@ use crate::observability::{
 };
 use crate::ops::Ops;
 use crate::time::now_ms;
-use crate::views::{
-    LocalBackend, LogLevel, ObservabilitySeries, ObservabilitySeriesResult, ObservabilitySource,
-    ObservabilitySourcesResult,
+use flynn_protocol::types::{
+    LocalBackendStatus, ObservabilitySeries, ObservabilitySource, SystemObservabilitySeriesResult,
+    SystemObservabilitySourcesResult,
 };
 
 /// Default and bounds of `windowMinutes`.
@@ -37,7 +39,7 @@ impl Ops {
     /// `system.observabilitySources`: the daemon, each local backend, each docker dependency,
     /// with their current status. Never fails: a compose file that cannot be read only drops
     /// the docker sources (and is logged).
-    pub async fn observability_sources(&self) -> ObservabilitySourcesResult {
+    pub async fn observability_sources(&self) -> SystemObservabilitySourcesResult {
         let (backends, dependencies) =
             tokio::join!(self.local_backends(), self.dependency_snapshots());
         let mut sources = vec![daemon_source()];
@@ -46,7 +48,7 @@ impl Ops {
             Ok(snapshots) => sources.extend(snapshots.iter().map(dependency_source)),
             Err(err) => tracing::warn!(error = %err, "docker sources left out"),
         }
-        ObservabilitySourcesResult { sources }
+        SystemObservabilitySourcesResult { sources }
     }
 
     /// Takes one sample of every source at `now_ms` and appends it to each source's ring.
@@ -164,7 +166,7 @@ impl Ops {
         bucket_seconds: Option<u32>,
         source_ids: Option<&[String]>,
         now_ms: u64,
-    ) -> Result<ObservabilitySeriesResult, OpsError> {
+    ) -> Result<SystemObservabilitySeriesResult, OpsError> {
         let window = in_range("windowMinutes", window_minutes, SERIES_WINDOW_MINUTES)?;
         let bucket = in_range("bucketSeconds", bucket_seconds, SERIES_BUCKET_SECONDS)?;
         let known = self.known_source_ids().await;
@@ -193,10 +195,11 @@ impl Ops {
                 source_id,
             })
             .collect();
-        Ok(ObservabilitySeriesResult {
+        Ok(SystemObservabilitySeriesResult {
             generated_at: now_ms,
-            window_minutes: window,
-            bucket_seconds: bucket,
+            // `in_range` keeps both at 1 or more.
+            window_minutes: NonZeroU64::new(u64::from(window)).unwrap_or(NonZeroU64::MIN),
+            bucket_seconds: NonZeroU64::new(u64::from(bucket)).unwrap_or(NonZeroU64::MIN),
             series,
         })
     }
@@ -309,7 +312,7 @@ fn daemon_source() -> ObservabilitySource {
     }
 }
 
-fn backend_source(backend: &LocalBackend) -> ObservabilitySource {
+fn backend_source(backend: &LocalBackendStatus) -> ObservabilitySource {
     let status = if backend.load_state != "loaded" {
         "unknown"
     } else {

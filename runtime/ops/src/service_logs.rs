@@ -13,7 +13,7 @@ use crate::logs::{RawLine, finish, merge_streams, parse_docker_logs, parse_journ
 use crate::observability::{DAEMON_SOURCE_ID, DOCKER_PREFIX, SYSTEMD_PREFIX};
 use crate::ops::{Ops, describe};
 use crate::time::now_ms;
-use crate::views::ServiceLogsResult;
+use flynn_protocol::types::SystemServiceLogsResult;
 
 /// Default and bounds of `lines`.
 pub const LOG_LINES: (u32, u32, u32) = (200, 1, 5000);
@@ -28,7 +28,7 @@ impl Ops {
         source_id: &str,
         lines: Option<u32>,
         since_seconds: Option<u64>,
-    ) -> Result<ServiceLogsResult, OpsError> {
+    ) -> Result<SystemServiceLogsResult, OpsError> {
         let (default, min, max) = LOG_LINES;
         let limit = lines.unwrap_or(default);
         if !(min..=max).contains(&limit) {
@@ -61,7 +61,7 @@ impl Ops {
         let max_chars = self.inner.config.max_log_line_chars;
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let (lines, redacted, truncated) = finish(raw, limit, max_chars);
-        Ok(ServiceLogsResult {
+        Ok(SystemServiceLogsResult {
             source_id: source_id.to_owned(),
             fetched_at,
             redacted,

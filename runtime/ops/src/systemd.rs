@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{BackendProvider, LocalBackendConfig};
-use crate::views::{ControlAction, LocalBackend, LocalBackendState};
+use flynn_protocol::types::{ControlAction, LocalBackendState, LocalBackendStatus};
 
 /// The properties asked of `systemctl --user show`.
 pub const SHOW_PROPERTIES: &str =
@@ -120,19 +120,19 @@ pub fn status_text(props: &UnitProperties) -> String {
 pub fn backend_from_properties(
     config: &LocalBackendConfig,
     props: &UnitProperties,
-) -> LocalBackend {
+) -> LocalBackendStatus {
     let load_state = props.get("LoadState").unwrap_or("unknown").to_owned();
     let active_state = props.get("ActiveState").unwrap_or("unknown").to_owned();
     let sub_state = props.get("SubState").unwrap_or("unknown").to_owned();
     let available_actions = available_actions(config.provider, &load_state, &active_state);
-    LocalBackend {
+    LocalBackendStatus {
         id: config.id().to_owned(),
         provider: config.provider.as_str().to_owned(),
         name: config.name().to_owned(),
         unit: config.unit().to_owned(),
         configured: true,
         status_text: status_text(props),
-        pid: props.main_pid(),
+        pid: props.main_pid().map(u64::from),
         unit_file_state: props.non_empty("UnitFileState"),
         description: props.non_empty("Description"),
         result: props.non_empty("Result"),
@@ -145,9 +145,9 @@ pub fn backend_from_properties(
 }
 
 /// The entry of a backend whose status could not be read: still listed, with the reason.
-pub fn unavailable_backend(config: &LocalBackendConfig, error: String) -> LocalBackend {
+pub fn unavailable_backend(config: &LocalBackendConfig, error: String) -> LocalBackendStatus {
     let first_line = error.lines().next().unwrap_or_default();
-    LocalBackend {
+    LocalBackendStatus {
         id: config.id().to_owned(),
         provider: config.provider.as_str().to_owned(),
         name: config.name().to_owned(),
@@ -167,7 +167,7 @@ pub fn unavailable_backend(config: &LocalBackendConfig, error: String) -> LocalB
 }
 
 /// The short state reported after a control action.
-pub fn short_state(backend: &LocalBackend) -> LocalBackendState {
+pub fn short_state(backend: &LocalBackendStatus) -> LocalBackendState {
     LocalBackendState {
         id: backend.id.clone(),
         active_state: backend.active_state.clone(),

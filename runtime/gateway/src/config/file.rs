@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::sections::{
-    AgentConfig, CanvasConfig, LoggingConfig, PairingConfig, PresenceConfig, QueueConfig,
-    QueuePolicy, StorageConfig,
-};
+use super::sections::{CanvasConfig, LoggingConfig, PairingConfig, PresenceConfig, StorageConfig};
 use super::server::ServerConfig;
+use super::{AgentConfig, QueueConfig, QueuePolicy};
 use crate::env_secrets::{env_secret, kept_env};
 
 /// Environment variable holding `server.token` (overrides the file, so the secret can stay out
@@ -157,10 +155,7 @@ impl Config {
 
     /// The queue policy of a channel (frontend), before per-session overrides.
     pub fn queue_policy_for(&self, frontend: &str) -> QueuePolicy {
-        match self.queue.channels.get(frontend) {
-            Some(channel) => channel.over(&self.queue.default),
-            None => self.queue.default.clone(),
-        }
+        self.queue.policy_for(frontend)
     }
 
     /// The data directory: configured, else the XDG data home.

@@ -5,7 +5,7 @@
 //!
 //! - `file`: the root table, loading, environment overrides for secrets.
 //! - `server`: `[server]`.
-//! - `sections`: the other sections the gateway defines (queue, agent, logging, ...).
+//! - `sections`: the other sections the gateway defines (storage, pairing, logging, ...).
 //! - `validate`: what the types cannot check, and the exposure check at start.
 //! - `redact`: the configuration with its secrets hidden, for `config.get`.
 
@@ -19,9 +19,12 @@ mod validate;
 
 pub use crate::env_secrets::keep_env_secrets;
 pub use file::{Config, ConfigError, TOKEN_ENV};
+/// The `[queue]` and `[agent]` sections belong to the agent (`flynn_agent::config`).
+pub use flynn_agent::config::{
+    AgentConfig, Overflow, QueueConfig, QueueMode, QueuePolicy, QueuePolicyOverride,
+};
 pub use redact::is_secret_key;
 pub use sections::{
-    AgentConfig, CanvasConfig, LogFormat, LoggingConfig, Overflow, PairingConfig, PresenceConfig,
-    QueueConfig, QueueMode, QueuePolicy, QueuePolicyOverride, StorageConfig,
+    CanvasConfig, LogFormat, LoggingConfig, PairingConfig, PresenceConfig, StorageConfig,
 };
 pub use server::{NamedToken, NodesConfig, ServerConfig, SessionFilter, Switch, TlsConfig};

@@ -5,10 +5,10 @@
 //!
 //! The transport knows the rest of the gateway only through [`ConnectionService`] (run one
 //! request for a connection; hear that a connection is gone) and the connection registry
-//! ([`Connections`]). One job per module:
+//! ([`Connections`], in `crate::connections`, which sees a connection only as a
+//! `crate::connections::Live`). One job per module:
 //!
 //! - [`state`]: per-connection state shared with handlers and runs, and its event queue.
-//! - [`registry`]: the live connections and the slots that cap them.
 //! - [`service`]: the interface to the rest of the gateway.
 //! - `serve`: the read/dispatch/write loop, a small state machine.
 //! - `dispatch`: one incoming frame (a request, a batch, a control frame).
@@ -17,7 +17,6 @@
 
 mod close;
 mod dispatch;
-pub mod registry;
 mod serve;
 pub mod service;
 pub mod state;
@@ -35,8 +34,8 @@ use tracing::debug;
 use crate::auth::Identity;
 use crate::config::ServerConfig;
 
+pub use crate::connections::{ConnectionSlot, Connections, Reserve};
 pub use close::{Socket, refuse};
-pub use registry::{ConnectionSlot, Connections, Reserve};
 pub use service::ConnectionService;
 pub use state::{ConnectionState, EventQueue, Outbound};
 

@@ -231,6 +231,21 @@ impl ConnectionState {
     }
 }
 
+/// The registry's view of a live connection (`crate::connections`).
+impl crate::connections::Live for ConnectionState {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn session_id(&self) -> String {
+        ConnectionState::session_id(self)
+    }
+
+    fn attach(&self, session_id: &str) {
+        ConnectionState::attach(self, session_id);
+    }
+}
+
 impl EventSink for ConnectionState {
     fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: Value) {
         self.push_event(id, jsonrpc, event, data, None);

@@ -1,22 +1,22 @@
-//! `agent.send`, `agent.cancel`, `agent.setToolUseCallback`, `agent.approveTool` and
-//! `system.contextUsage`.
+//! `agent.send`, `agent.cancel`, `agent.attach`, `agent.setToolUseCallback` and
+//! `agent.approveTool`: `impl AgentMethods for Gateway` (at the end) routes each to its function.
 
+use flynn_protocol::AgentMethods;
+use flynn_protocol::EmitEvents as _;
 use flynn_protocol::types::{
     AgentApproveToolParams, AgentApproveToolResult, AgentAttachParams, AgentAttachResult,
     AgentCancelParams, AgentCancelResult, AgentSendParams, AgentSendResult,
-    AgentSetToolUseCallbackParams, AgentSetToolUseCallbackResult, DoneEventData,
-    SessionContextUsage, SystemContextUsageParams, SystemContextUsageResult, TokenUsage,
+    AgentSetToolUseCallbackParams, AgentSetToolUseCallbackResult, DoneEventData, TokenUsage,
 };
-use flynn_protocol::wire::{Call, RpcError};
-use flynn_store::SessionQuery;
+use flynn_protocol::wire::{Call, Reply, RpcError};
 use tokio::sync::oneshot;
 
 use super::sessions::validate_session_id;
 use super::store_error;
 use crate::connection::ConnectionState;
 use crate::gateway::{Gateway, now_ms};
-use crate::lanes::{Pending, Requester, UserMessage};
-use crate::session_config::{Command, StoredSessionConfig, describe, parse_command};
+use flynn_agent::lanes::{Pending, Requester, UserMessage};
+use flynn_agent::session_config::{Command, StoredSessionConfig, describe, parse_command};
 
 /// Largest message text accepted, in bytes (attachments are bounded by the frame limit).
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -165,9 +165,6 @@ pub async fn send(
         let command = command.map_err(|e| RpcError::invalid("params.message", e))?;
         return run_command(gw, &call, &session_id, command).await;
     }
-    let Some(owner) = gw.arc() else {
-        return Err(RpcError::internal("the gateway is shutting down"));
-    };
     let policy = gw.queue_policy(&session_id).await.unwrap_or_else(|| {
         gw.config()
             .queue_policy_for(flynn_store::split_session_id(&session_id).0)
@@ -182,7 +179,7 @@ pub async fn send(
         ));
     }
     if let Some(key) = &key {
-        let fingerprint = crate::runs::fingerprint(&p.message, &p.attachments);
+        let fingerprint = flynn_agent::runs::fingerprint(&p.message, &p.attachments);
         if let Some(answer) = claim_key(gw, &call, &session_id, key, &fingerprint).await? {
             return answer;
         }
@@ -211,7 +208,7 @@ pub async fn send(
             key,
         },
     };
-    gw.lanes.submit(&owner, &session_id, policy, pending);
+    gw.lanes.submit(&session_id, policy, pending);
     match answer.await {
         Ok(Ok(mut result)) => {
             result.session_id = Some(session_id);
@@ -242,7 +239,7 @@ fn key_mismatch(key: &str) -> RpcError {
 
 /// Waits for the reply of a repeat that joined a turn or a waiting key.
 async fn joined(
-    answer: oneshot::Receiver<crate::lanes::Reply>,
+    answer: oneshot::Receiver<flynn_agent::lanes::Reply>,
     session_id: &str,
 ) -> Result<AgentSendResult, RpcError> {
     match answer.await {
@@ -259,7 +256,7 @@ async fn joined(
 }
 
 /// A stored reply given again to a repeated key.
-fn replayed(reply: crate::lanes::Reply, session_id: &str) -> crate::lanes::Reply {
+fn replayed(reply: flynn_agent::lanes::Reply, session_id: &str) -> flynn_agent::lanes::Reply {
     reply.map(|r| AgentSendResult {
         replayed: Some(true),
         session_id: Some(session_id.to_owned()),
@@ -279,7 +276,7 @@ async fn claim_key(
     key: &str,
     fingerprint: &str,
 ) -> Result<Answered, RpcError> {
-    use crate::run_registry::Claim;
+    use flynn_agent::run_registry::Claim;
     match gw
         .lanes
         .runs
@@ -294,7 +291,7 @@ async fn claim_key(
             let answer = run
                 .log()
                 .attach(call.events.clone(), 0, true)
-                .map_err(crate::runs::AttachError::into_rpc)?;
+                .map_err(flynn_agent::runs::AttachError::into_rpc)?;
             let reply = joined(answer, session_id).await;
             Ok(Some(if ended {
                 replayed(reply, session_id)
@@ -323,11 +320,11 @@ async fn claim_key(
                 }
                 Some(record) => {
                     let reply = match record.outcome.as_deref() {
-                        Some(text) => replayed(crate::runs::decode_outcome(text), session_id),
-                        None => Err(crate::runs::interrupted(key)),
+                        Some(text) => replayed(flynn_agent::runs::decode_outcome(text), session_id),
+                        None => Err(flynn_agent::runs::interrupted(key)),
                     };
                     gw.lanes.runs.release_key(session_id, key, &reply);
-                    crate::runs::final_event(&call.events, &reply);
+                    flynn_agent::runs::final_event(&call.events, &reply);
                     Ok(Some(reply))
                 }
                 None => {
@@ -362,12 +359,10 @@ fn keep_outcome(
     gw: &Gateway,
     session_id: &str,
     key: &str,
-    answer: oneshot::Receiver<crate::lanes::Reply>,
-) -> oneshot::Receiver<crate::lanes::Reply> {
+    answer: oneshot::Receiver<flynn_agent::lanes::Reply>,
+) -> oneshot::Receiver<flynn_agent::lanes::Reply> {
     let (tx, rx) = oneshot::channel();
-    let Some(gw) = gw.arc() else {
-        return answer;
-    };
+    let (store, runs) = (gw.store.clone(), gw.lanes.runs.clone());
     let (session_id, key) = (session_id.to_owned(), key.to_owned());
     tokio::spawn(async move {
         let reply = answer.await.unwrap_or_else(|_| {
@@ -380,19 +375,18 @@ fn keep_outcome(
             .ok()
             .and_then(|r| r.run_id.clone())
             .unwrap_or_default();
-        if let Err(e) = gw
-            .store
+        if let Err(e) = store
             .finish_idempotency_key(
                 &session_id,
                 &key,
                 &run_id,
-                crate::runs::encode_outcome(&reply),
+                flynn_agent::runs::encode_outcome(&reply),
             )
             .await
         {
             tracing::warn!(error = %e, session = %session_id, "could not store the reply of an idempotencyKey");
         }
-        gw.lanes.runs.release_key(&session_id, &key, &reply);
+        runs.release_key(&session_id, &key, &reply);
         let _ = tx.send(reply);
     });
     rx
@@ -418,8 +412,12 @@ pub async fn attach(
                 .await
                 .map_err(store_error)?
         {
-            let lost = match record.outcome.as_deref().map(crate::runs::decode_outcome) {
-                None => Some(crate::runs::interrupted(&record.key)),
+            let lost = match record
+                .outcome
+                .as_deref()
+                .map(flynn_agent::runs::decode_outcome)
+            {
+                None => Some(flynn_agent::runs::interrupted(&record.key)),
                 Some(Err(e)) if e.code == flynn_protocol::ErrorCode::RequestCancelled.code() => {
                     Some(e)
                 }
@@ -427,8 +425,8 @@ pub async fn attach(
             };
             if let Some(e) = lost {
                 // Like the turn's own end: an `error` event, then the error reply.
-                let reply: crate::lanes::Reply = Err(e.clone());
-                crate::runs::final_event(&call.events, &reply);
+                let reply: flynn_agent::lanes::Reply = Err(e.clone());
+                flynn_agent::runs::final_event(&call.events, &reply);
                 return Err(e);
             }
         }
@@ -454,7 +452,7 @@ pub async fn attach(
     let answer = run
         .log()
         .attach(call.events.clone(), p.after_seq, false)
-        .map_err(crate::runs::AttachError::into_rpc)?;
+        .map_err(flynn_agent::runs::AttachError::into_rpc)?;
     match answer.await {
         Ok(Ok(r)) => Ok(AgentAttachResult {
             content: r.content,
@@ -510,31 +508,40 @@ pub fn approve_tool(
     })
 }
 
-/// Sessions reported by `system.contextUsage`: the most recently active ones.
-const CONTEXT_USAGE_SESSIONS: u32 = 500;
-
-pub async fn context_usage(
-    gw: &Gateway,
-    _: Call<ConnectionState>,
-    _: SystemContextUsageParams,
-) -> Result<SystemContextUsageResult, RpcError> {
-    let (records, _) = gw
-        .store
-        .list_sessions(SessionQuery {
-            frontend: None,
-            only_ids: None,
-            limit: CONTEXT_USAGE_SESSIONS,
-            offset: 0,
-        })
-        .await
-        .map_err(store_error)?;
-    let mut sessions = Vec::with_capacity(records.len());
-    for r in records {
-        let budget = crate::agent::session_budget(gw, &r.id, r.config.as_deref()).await?;
-        sessions.push(SessionContextUsage {
-            session_id: r.id,
-            budget,
-        });
+impl AgentMethods for Gateway {
+    fn agent_send(
+        &self,
+        call: Call<ConnectionState>,
+        params: AgentSendParams,
+    ) -> Reply<'_, AgentSendResult> {
+        Reply::later(send(self, call, params))
     }
-    Ok(SystemContextUsageResult { sessions })
+    fn agent_cancel(
+        &self,
+        call: Call<ConnectionState>,
+        params: AgentCancelParams,
+    ) -> Reply<'_, AgentCancelResult> {
+        Reply::later(cancel(self, call, params))
+    }
+    fn agent_attach(
+        &self,
+        call: Call<ConnectionState>,
+        params: AgentAttachParams,
+    ) -> Reply<'_, AgentAttachResult> {
+        Reply::later(attach(self, call, params))
+    }
+    fn agent_set_tool_use_callback(
+        &self,
+        call: Call<ConnectionState>,
+        params: AgentSetToolUseCallbackParams,
+    ) -> Reply<'_, AgentSetToolUseCallbackResult> {
+        Reply::ready(set_tool_use_callback(self, call, params))
+    }
+    fn agent_approve_tool(
+        &self,
+        call: Call<ConnectionState>,
+        params: AgentApproveToolParams,
+    ) -> Reply<'_, AgentApproveToolResult> {
+        Reply::ready(approve_tool(self, call, params))
+    }
 }

@@ -1,12 +1,13 @@
 //! `canvas.*`: session-scoped artifacts persisted in the store. `put` is an upsert that keeps
 //! `createdAt` and bumps `updatedAt`; lists are newest first; sizes are bounded by `[canvas]`.
 
+use flynn_protocol::CanvasMethods;
 use flynn_protocol::types::{
     self, CanvasClearParams, CanvasClearResult, CanvasDeleteParams, CanvasDeleteResult,
     CanvasGetParams, CanvasGetResult, CanvasListParams, CanvasListResult, CanvasPutParams,
     CanvasPutResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
 use serde_json::{Map, Value};
 
 use super::sessions::require_session;
@@ -181,4 +182,42 @@ pub async fn clear(
         .await
         .map_err(store_error)?;
     Ok(CanvasClearResult { deleted })
+}
+
+impl CanvasMethods for Gateway {
+    fn canvas_put(
+        &self,
+        call: Call<ConnectionState>,
+        params: CanvasPutParams,
+    ) -> Reply<'_, CanvasPutResult> {
+        Reply::later(put(self, call, params))
+    }
+    fn canvas_get(
+        &self,
+        call: Call<ConnectionState>,
+        params: CanvasGetParams,
+    ) -> Reply<'_, CanvasGetResult> {
+        Reply::later(get(self, call, params))
+    }
+    fn canvas_list(
+        &self,
+        call: Call<ConnectionState>,
+        params: CanvasListParams,
+    ) -> Reply<'_, CanvasListResult> {
+        Reply::later(list(self, call, params))
+    }
+    fn canvas_delete(
+        &self,
+        call: Call<ConnectionState>,
+        params: CanvasDeleteParams,
+    ) -> Reply<'_, CanvasDeleteResult> {
+        Reply::later(delete(self, call, params))
+    }
+    fn canvas_clear(
+        &self,
+        call: Call<ConnectionState>,
+        params: CanvasClearParams,
+    ) -> Reply<'_, CanvasClearResult> {
+        Reply::later(clear(self, call, params))
+    }
 }

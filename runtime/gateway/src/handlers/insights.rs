@@ -1,13 +1,17 @@
-//! `system.presence` (senders seen, online/offline from an inactivity threshold) and
-//! `system.sessionAnalytics` (aggregates from the stored history).
+//! `system.presence` (senders seen, online/offline from an inactivity threshold),
+//! `system.sessionAnalytics` (aggregates from the stored history) and `system.contextUsage`
+//! (the context budget of every live session): `impl InsightsMethods for Gateway` (at the end)
+//! routes each to its function.
 
+use flynn_protocol::InsightsMethods;
 use flynn_protocol::types::{
     PresenceEntry, PresenceStatus, PresenceSummary, SessionAnalyticsDay,
     SessionAnalyticsTopSession, SessionAnalyticsTopTool, SessionAnalyticsTopTopic,
-    SystemPresenceParams, SystemPresenceResult, SystemSessionAnalyticsParams,
-    SystemSessionAnalyticsResult,
+    SessionContextUsage, SystemContextUsageParams, SystemContextUsageResult, SystemPresenceParams,
+    SystemPresenceResult, SystemSessionAnalyticsParams, SystemSessionAnalyticsResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
+use flynn_store::SessionQuery;
 
 use super::store_error;
 use crate::connection::ConnectionState;
@@ -132,4 +136,57 @@ pub async fn session_analytics(
         total_sessions: a.total_sessions,
         total_messages: a.total_messages,
     })
+}
+
+/// Sessions reported by `system.contextUsage`: the most recently active ones.
+const CONTEXT_USAGE_SESSIONS: u32 = 500;
+
+pub async fn context_usage(
+    gw: &Gateway,
+    _: Call<ConnectionState>,
+    _: SystemContextUsageParams,
+) -> Result<SystemContextUsageResult, RpcError> {
+    let (records, _) = gw
+        .store
+        .list_sessions(SessionQuery {
+            frontend: None,
+            only_ids: None,
+            limit: CONTEXT_USAGE_SESSIONS,
+            offset: 0,
+        })
+        .await
+        .map_err(store_error)?;
+    let mut sessions = Vec::with_capacity(records.len());
+    for r in records {
+        let budget = gw.lanes.session_budget(&r.id, r.config.as_deref()).await?;
+        sessions.push(SessionContextUsage {
+            session_id: r.id,
+            budget,
+        });
+    }
+    Ok(SystemContextUsageResult { sessions })
+}
+
+impl InsightsMethods for Gateway {
+    fn system_presence(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemPresenceParams,
+    ) -> Reply<'_, SystemPresenceResult> {
+        Reply::later(presence(self, call, params))
+    }
+    fn system_session_analytics(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemSessionAnalyticsParams,
+    ) -> Reply<'_, SystemSessionAnalyticsResult> {
+        Reply::later(session_analytics(self, call, params))
+    }
+    fn system_context_usage(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemContextUsageParams,
+    ) -> Reply<'_, SystemContextUsageResult> {
+        Reply::later(context_usage(self, call, params))
+    }
 }

@@ -1,5 +1,5 @@
-//! Companion nodes: `node.*`, and the operator views `system.capabilities`, `system.location`,
-//! `system.nodes`.
+//! Companion nodes: `node.*`, and the operator views `system.location` and `system.nodes`;
+//! `impl NodesMethods for Gateway` (at the end) routes each to its function.
 //!
 //! A registration belongs to the connection that made it and disappears when it closes; the
 //! node's last-known location, status and push token are persisted by node id, so they survive
@@ -7,128 +7,23 @@
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU64;
-use std::sync::Mutex;
 
+use flynn_protocol::NodesMethods;
 use flynn_protocol::types::{
-    GatewayLimits, NodeCapabilities, NodeCapabilitiesGetParams, NodeCapabilitiesGetResult,
-    NodeLocation, NodeLocationEntry, NodeLocationGetParams, NodeLocationGetResult,
-    NodeLocationSetParams, NodeLocationSetResult, NodePolicy, NodeProtocol, NodePushTokenSetParams,
-    NodePushTokenSetResult, NodeRef, NodeRegisterParams, NodeRegisterResult, NodeSnapshot,
-    NodeStatus, NodeStatusSetParams, NodeStatusSetResult, ProtocolVersionInfo, PushProvider,
-    PushTokenPreview, QueueMode, SystemCapabilitiesParams, SystemCapabilitiesResult,
-    SystemLocationParams, SystemLocationResult, SystemNodesParams, SystemNodesResult,
+    NodeCapabilities, NodeCapabilitiesGetParams, NodeCapabilitiesGetResult, NodeLocation,
+    NodeLocationEntry, NodeLocationGetParams, NodeLocationGetResult, NodeLocationSetParams,
+    NodeLocationSetResult, NodeProtocol, NodePushTokenSetParams, NodePushTokenSetResult, NodeRef,
+    NodeRegisterParams, NodeRegisterResult, NodeSnapshot, NodeStatus, NodeStatusSetParams,
+    NodeStatusSetResult, PushProvider, PushTokenPreview, SystemLocationParams,
+    SystemLocationResult, SystemNodesParams, SystemNodesResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
 use serde::{Deserialize, Serialize};
 
 use super::store_error;
 use crate::connection::ConnectionState;
 use crate::gateway::{Gateway, now_ms};
-
-/// A live registration.
-#[derive(Debug, Clone)]
-pub struct Registration {
-    pub node_id: String,
-    pub role: String,
-    pub connection_id: String,
-    pub negotiated_version: u64,
-    pub client_version: u64,
-    pub declared: Vec<String>,
-    pub enabled: Vec<String>,
-    pub registered_at_ms: i64,
-}
-
-/// A node known since start, and whether its connection is still open.
-#[derive(Debug, Clone)]
-struct NodeEntry {
-    registration: Registration,
-    connected: bool,
-}
-
-/// Registrations by node id, with an index of which connection holds which node.
-#[derive(Default)]
-pub struct NodeRegistry {
-    inner: Mutex<RegistryState>,
-}
-
-#[derive(Default)]
-struct RegistryState {
-    by_node: HashMap<String, NodeEntry>,
-    by_connection: HashMap<String, String>,
-}
-
-impl NodeRegistry {
-    /// The registration the connection holds now.
-    fn get(&self, connection_id: &str) -> Option<Registration> {
-        let state = self.inner.lock().ok()?;
-        let node_id = state.by_connection.get(connection_id)?;
-        state.by_node.get(node_id).map(|e| e.registration.clone())
-    }
-
-    /// Registers; an earlier registration of the same connection is replaced, and a node id
-    /// held by another connection is taken over (that connection is no longer a node).
-    fn insert(&self, registration: Registration) {
-        let Ok(mut state) = self.inner.lock() else {
-            return;
-        };
-        if let Some(previous) = state.by_connection.remove(&registration.connection_id) {
-            state.by_node.remove(&previous);
-        }
-        let holder = state
-            .by_node
-            .get(&registration.node_id)
-            .map(|e| e.registration.connection_id.clone());
-        if let Some(holder) = holder {
-            state.by_connection.remove(&holder);
-        }
-        state.by_connection.insert(
-            registration.connection_id.clone(),
-            registration.node_id.clone(),
-        );
-        state.by_node.insert(
-            registration.node_id.clone(),
-            NodeEntry {
-                registration,
-                connected: true,
-            },
-        );
-    }
-
-    /// The connection closed: its node stays known, as disconnected.
-    fn disconnect(&self, connection_id: &str) -> Option<String> {
-        let mut state = self.inner.lock().ok()?;
-        let node_id = state.by_connection.remove(connection_id)?;
-        if let Some(entry) = state.by_node.get_mut(&node_id) {
-            entry.connected = false;
-        }
-        Some(node_id)
-    }
-
-    /// Every node since start, newest registration first.
-    fn all(&self) -> Vec<NodeEntry> {
-        let mut all: Vec<NodeEntry> = self
-            .inner
-            .lock()
-            .map(|s| s.by_node.values().cloned().collect())
-            .unwrap_or_default();
-        all.sort_by(|a, b| {
-            b.registration
-                .registered_at_ms
-                .cmp(&a.registration.registered_at_ms)
-                .then_with(|| a.registration.node_id.cmp(&b.registration.node_id))
-        });
-        all
-    }
-}
-
-/// Called when a connection closes: its node is marked disconnected and its tool-approval
-/// settings are dropped.
-pub async fn on_disconnect(gw: &Gateway, connection: &ConnectionState) {
-    gw.approvals.connection_closed(&connection.id);
-    if let Some(node) = gw.nodes.disconnect(&connection.id) {
-        tracing::info!(%node, "node connection closed");
-    }
-}
+use crate::node_registry::{NodeEntry, Registration};
 
 /// InvalidRequest on `method` for a closed gate, naming the config key that opens it.
 fn gate_closed(what: &str, key: &str) -> RpcError {
@@ -168,7 +63,7 @@ fn push_gate(gw: &Gateway) -> Result<(), RpcError> {
     }
 }
 
-fn nz(v: u64) -> NonZeroU64 {
+pub(super) fn nz(v: u64) -> NonZeroU64 {
     NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN)
 }
 
@@ -477,48 +372,6 @@ pub async fn push_token_set(
         token_preview: token_preview(&token),
     })
 }
-
-pub fn capabilities(
-    gw: &Gateway,
-    call: Call<ConnectionState>,
-    _: SystemCapabilitiesParams,
-) -> Result<SystemCapabilitiesResult, RpcError> {
-    let config = gw.config();
-    let nodes = &config.server.nodes;
-    let me = gw.nodes.get(&call.connection.id);
-    let server = &config.server;
-    Ok(SystemCapabilitiesResult {
-        protocol: ProtocolVersionInfo {
-            version: nz(flynn_protocol::PROTOCOL_VERSION.max(1) as u64),
-            spec_version: Some(flynn_protocol::SPEC_VERSION.to_owned()),
-        },
-        nodes: NodePolicy {
-            enabled: nodes.enabled,
-            location_enabled: nodes.enabled && nodes.location.enabled,
-            push_enabled: nodes.enabled && nodes.push.enabled,
-            allowed_roles: nodes.allowed_roles.clone(),
-            registered: me.is_some(),
-            role: me.as_ref().map(|r| r.role.clone()),
-            node_id: me.as_ref().map(|r| r.node_id.clone()),
-        },
-        feature_gates: nodes.feature_gates.clone().into_iter().collect(),
-        scopes: call.connection.identity.scopes().iter().collect(),
-        limits: Some(GatewayLimits {
-            max_frame_bytes: nz(server.max_frame_bytes as u64),
-            max_connections: nz(server.max_connections as u64),
-            outbound_buffer_frames: nz(server.outbound_buffer_frames as u64),
-            ping_interval_ms: nz(server.ping_interval_ms),
-        }),
-        queue_modes: vec![
-            QueueMode::Followup,
-            QueueMode::Collect,
-            QueueMode::Steer,
-            QueueMode::SteerBacklog,
-            QueueMode::Interrupt,
-        ],
-    })
-}
-
 pub async fn location(
     gw: &Gateway,
     _: Call<ConnectionState>,
@@ -604,6 +457,65 @@ pub async fn nodes(
         });
     }
     Ok(SystemNodesResult { nodes })
+}
+
+impl NodesMethods for Gateway {
+    fn node_register(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodeRegisterParams,
+    ) -> Reply<'_, NodeRegisterResult> {
+        Reply::ready(register(self, call, params))
+    }
+    fn node_capabilities_get(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodeCapabilitiesGetParams,
+    ) -> Reply<'_, NodeCapabilitiesGetResult> {
+        Reply::ready(capabilities_get(self, call, params))
+    }
+    fn node_location_set(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodeLocationSetParams,
+    ) -> Reply<'_, NodeLocationSetResult> {
+        Reply::later(location_set(self, call, params))
+    }
+    fn node_location_get(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodeLocationGetParams,
+    ) -> Reply<'_, NodeLocationGetResult> {
+        Reply::later(location_get(self, call, params))
+    }
+    fn node_status_set(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodeStatusSetParams,
+    ) -> Reply<'_, NodeStatusSetResult> {
+        Reply::later(status_set(self, call, params))
+    }
+    fn node_push_token_set(
+        &self,
+        call: Call<ConnectionState>,
+        params: NodePushTokenSetParams,
+    ) -> Reply<'_, NodePushTokenSetResult> {
+        Reply::later(push_token_set(self, call, params))
+    }
+    fn system_location(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemLocationParams,
+    ) -> Reply<'_, SystemLocationResult> {
+        Reply::later(location(self, call, params))
+    }
+    fn system_nodes(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemNodesParams,
+    ) -> Reply<'_, SystemNodesResult> {
+        Reply::later(nodes(self, call, params))
+    }
 }
 
 #[cfg(test)]

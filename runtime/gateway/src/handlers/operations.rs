@@ -1,29 +1,21 @@
 //! Operator methods, answered by `flynn-ops`: local backends (systemd --user), docker-compose
-//! dependencies, observability sources and series, service logs. The ops crate returns views
-//! shaped like the protocol document; they are converted to the generated types here.
+//! dependencies, observability sources and series, service logs. The ops crate returns the
+//! generated result types.
 
-use flynn_ops::{ControlAction, OpsError};
+use flynn_ops::OpsError;
+use flynn_protocol::OperationsMethods;
 use flynn_protocol::types::{
-    self, SystemDockerDependenciesParams, SystemDockerDependenciesResult,
+    SystemDockerDependenciesParams, SystemDockerDependenciesResult,
     SystemDockerDependencyControlParams, SystemDockerDependencyControlResult,
     SystemLocalBackendControlParams, SystemLocalBackendControlResult, SystemLocalBackendsParams,
     SystemLocalBackendsResult, SystemObservabilitySeriesParams, SystemObservabilitySeriesResult,
     SystemObservabilitySourcesParams, SystemObservabilitySourcesResult, SystemServiceLogsParams,
     SystemServiceLogsResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use flynn_protocol::wire::{Call, Reply, RpcError};
 
 use crate::connection::ConnectionState;
 use crate::gateway::{Gateway, now_ms};
-
-/// Converts an ops view into the generated type of the same JSON shape.
-fn convert<T: Serialize, R: DeserializeOwned>(view: T) -> Result<R, RpcError> {
-    serde_json::to_value(view)
-        .and_then(serde_json::from_value)
-        .map_err(|e| RpcError::internal(format!("an operator view does not match the spec: {e}")))
-}
 
 /// `source_param` names the param holding source ids (`sourceId` or `sourceIds`).
 fn ops_error_for(e: OpsError, source_param: &str) -> RpcError {
@@ -49,15 +41,6 @@ fn ops_error(e: OpsError) -> RpcError {
     }
 }
 
-fn action(a: types::ControlAction) -> ControlAction {
-    match a {
-        types::ControlAction::Start => ControlAction::Start,
-        types::ControlAction::Restart => ControlAction::Restart,
-        types::ControlAction::Stop => ControlAction::Stop,
-        types::ControlAction::Update => ControlAction::Update,
-    }
-}
-
 fn small(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
@@ -67,7 +50,7 @@ pub async fn local_backends(
     _: Call<ConnectionState>,
     _: SystemLocalBackendsParams,
 ) -> Result<SystemLocalBackendsResult, RpcError> {
-    let mut result: SystemLocalBackendsResult = convert(gw.ops().local_backends().await)?;
+    let mut result = gw.ops().local_backends().await;
     let config = gw.config();
     for backend in &mut result.backends {
         backend.configured = config
@@ -84,12 +67,10 @@ pub async fn local_backend_control(
     _: Call<ConnectionState>,
     p: SystemLocalBackendControlParams,
 ) -> Result<SystemLocalBackendControlResult, RpcError> {
-    let result = gw
-        .ops()
-        .local_backend_control(&p.backend, action(p.action))
+    gw.ops()
+        .local_backend_control(&p.backend, p.action)
         .await
-        .map_err(ops_error)?;
-    convert(result)
+        .map_err(ops_error)
 }
 
 pub async fn docker_dependencies(
@@ -97,7 +78,7 @@ pub async fn docker_dependencies(
     _: Call<ConnectionState>,
     _: SystemDockerDependenciesParams,
 ) -> Result<SystemDockerDependenciesResult, RpcError> {
-    convert(gw.ops().docker_dependencies().await.map_err(ops_error)?)
+    gw.ops().docker_dependencies().await.map_err(ops_error)
 }
 
 pub async fn docker_dependency_control(
@@ -105,12 +86,10 @@ pub async fn docker_dependency_control(
     _: Call<ConnectionState>,
     p: SystemDockerDependencyControlParams,
 ) -> Result<SystemDockerDependencyControlResult, RpcError> {
-    let result = gw
-        .ops()
-        .docker_dependency_control(&p.dependency, action(p.action))
+    gw.ops()
+        .docker_dependency_control(&p.dependency, p.action)
         .await
-        .map_err(ops_error)?;
-    convert(result)
+        .map_err(ops_error)
 }
 
 pub async fn observability_sources(
@@ -118,7 +97,7 @@ pub async fn observability_sources(
     _: Call<ConnectionState>,
     _: SystemObservabilitySourcesParams,
 ) -> Result<SystemObservabilitySourcesResult, RpcError> {
-    convert(gw.ops().observability_sources().await)
+    Ok(gw.ops().observability_sources().await)
 }
 
 pub async fn observability_series(
@@ -127,8 +106,7 @@ pub async fn observability_series(
     p: SystemObservabilitySeriesParams,
 ) -> Result<SystemObservabilitySeriesResult, RpcError> {
     let ids = (!p.source_ids.is_empty()).then_some(p.source_ids.as_slice());
-    let result = gw
-        .ops()
+    gw.ops()
         .observability_series(
             Some(small(p.window_minutes.get())),
             Some(small(p.bucket_seconds.get())),
@@ -136,8 +114,7 @@ pub async fn observability_series(
             now_ms().max(0) as u64,
         )
         .await
-        .map_err(|e| ops_error_for(e, "sourceIds"))?;
-    convert(result)
+        .map_err(|e| ops_error_for(e, "sourceIds"))
 }
 
 pub async fn service_logs(
@@ -145,14 +122,64 @@ pub async fn service_logs(
     _: Call<ConnectionState>,
     p: SystemServiceLogsParams,
 ) -> Result<SystemServiceLogsResult, RpcError> {
-    let result = gw
-        .ops()
+    gw.ops()
         .service_logs(
             &p.source_id,
             Some(small(p.lines.get())),
             p.since_seconds.map(|s| s.get()),
         )
         .await
-        .map_err(ops_error)?;
-    convert(result)
+        .map_err(ops_error)
+}
+
+impl OperationsMethods for Gateway {
+    fn system_local_backends(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemLocalBackendsParams,
+    ) -> Reply<'_, SystemLocalBackendsResult> {
+        Reply::later(local_backends(self, call, params))
+    }
+    fn system_docker_dependencies(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemDockerDependenciesParams,
+    ) -> Reply<'_, SystemDockerDependenciesResult> {
+        Reply::later(docker_dependencies(self, call, params))
+    }
+    fn system_docker_dependency_control(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemDockerDependencyControlParams,
+    ) -> Reply<'_, SystemDockerDependencyControlResult> {
+        Reply::later(docker_dependency_control(self, call, params))
+    }
+    fn system_local_backend_control(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemLocalBackendControlParams,
+    ) -> Reply<'_, SystemLocalBackendControlResult> {
+        Reply::later(local_backend_control(self, call, params))
+    }
+    fn system_observability_sources(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemObservabilitySourcesParams,
+    ) -> Reply<'_, SystemObservabilitySourcesResult> {
+        Reply::later(observability_sources(self, call, params))
+    }
+    fn system_observability_series(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemObservabilitySeriesParams,
+    ) -> Reply<'_, SystemObservabilitySeriesResult> {
+        Reply::later(observability_series(self, call, params))
+    }
+    fn system_service_logs(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemServiceLogsParams,
+    ) -> Reply<'_, SystemServiceLogsResult> {
+        Reply::later(service_logs(self, call, params))
+    }
 }

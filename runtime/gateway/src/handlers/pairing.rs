@@ -3,10 +3,11 @@
 //! are persisted, and expire after `pairing.ttl_seconds`.
 
 use chrono::{TimeZone, Utc};
+use flynn_protocol::PairingMethods;
 use flynn_protocol::types::{
     PairingCode, PairingGenerateParams, PairingGenerateResult, PairingListParams, PairingListResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
 use flynn_store::StoreError;
 use rand::Rng;
 
@@ -97,6 +98,23 @@ pub async fn list(
         })
         .collect::<Result<_, RpcError>>()?;
     Ok(PairingListResult { codes })
+}
+
+impl PairingMethods for Gateway {
+    fn pairing_generate(
+        &self,
+        call: Call<ConnectionState>,
+        params: PairingGenerateParams,
+    ) -> Reply<'_, PairingGenerateResult> {
+        Reply::later(generate(self, call, params))
+    }
+    fn pairing_list(
+        &self,
+        call: Call<ConnectionState>,
+        params: PairingListParams,
+    ) -> Reply<'_, PairingListResult> {
+        Reply::later(list(self, call, params))
+    }
 }
 
 #[cfg(test)]

@@ -7,19 +7,20 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, TimeZone, Utc};
+use flynn_protocol::SessionsMethods;
 use flynn_protocol::types::{
     HistoryMessage, HistoryRole, SessionConfig, SessionElevation, SessionSummary,
     SessionsCreateParams, SessionsCreateResult, SessionsDeleteParams, SessionsDeleteResult,
     SessionsGetParams, SessionsGetResult, SessionsListParams, SessionsListResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
 use flynn_store::{Role, SessionQuery, SessionRecord, split_session_id};
 
 use super::store_error;
 use crate::connection::ConnectionState;
 use crate::gateway::{Gateway, now_ms};
-use crate::session_config::StoredSessionConfig;
 pub use crate::session_id::validate_session_id;
+use flynn_agent::session_config::StoredSessionConfig;
 
 /// Fails with code 1 unless the session is stored or live in this process.
 pub async fn require_session(gw: &Gateway, session_id: &str) -> Result<(), RpcError> {
@@ -79,7 +80,7 @@ pub fn summary_config(gw: &Gateway, session_id: &str, stored: Option<&str>) -> S
             .model_tier
             .clone()
             .unwrap_or_else(|| "default".to_owned()),
-        queue: crate::session_config::to_wire_queue(&policy),
+        queue: flynn_agent::session_config::to_wire_queue(&policy),
         elevation: SessionElevation {
             active: false,
             until_ms: None,
@@ -350,8 +351,39 @@ pub async fn delete(
     // Connections attached to it go back to their own default session.
     for connection in gw.connections.all() {
         if connection.session_id() == p.session_id {
-            connection.attach(&format!("ws:{}", connection.id));
+            connection.attach(&format!("ws:{}", connection.id()));
         }
     }
     Ok(SessionsDeleteResult { success: true })
+}
+
+impl SessionsMethods for Gateway {
+    fn sessions_list(
+        &self,
+        call: Call<ConnectionState>,
+        params: SessionsListParams,
+    ) -> Reply<'_, SessionsListResult> {
+        Reply::later(list(self, call, params))
+    }
+    fn sessions_get(
+        &self,
+        call: Call<ConnectionState>,
+        params: SessionsGetParams,
+    ) -> Reply<'_, SessionsGetResult> {
+        Reply::later(get(self, call, params))
+    }
+    fn sessions_create(
+        &self,
+        call: Call<ConnectionState>,
+        params: SessionsCreateParams,
+    ) -> Reply<'_, SessionsCreateResult> {
+        Reply::later(create(self, call, params))
+    }
+    fn sessions_delete(
+        &self,
+        call: Call<ConnectionState>,
+        params: SessionsDeleteParams,
+    ) -> Reply<'_, SessionsDeleteResult> {
+        Reply::later(delete(self, call, params))
+    }
 }

@@ -1,11 +1,15 @@
-//! `system.info`, `system.disconnect`, `rpc.discover`.
+//! `system.info`, `system.disconnect` and `system.capabilities`: `impl SystemMethods for Gateway`
+//! (at the end) routes each to its function.
 
+use flynn_protocol::SystemMethods;
 use flynn_protocol::types::{
-    RpcDiscoverParams, RpcDiscoverResult, SystemDisconnectParams, SystemDisconnectResult,
-    SystemInfoParams, SystemInfoResult,
+    GatewayLimits, NodePolicy, ProtocolVersionInfo, QueueMode, SystemCapabilitiesParams,
+    SystemCapabilitiesResult, SystemDisconnectParams, SystemDisconnectResult, SystemInfoParams,
+    SystemInfoResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
 
+use super::nodes::nz;
 use crate::connection::ConnectionState;
 use crate::gateway::Gateway;
 
@@ -35,12 +39,67 @@ pub fn disconnect(
     Ok(SystemDisconnectResult { success: true })
 }
 
-/// The spec document itself.
-pub fn discover(
-    _: &Gateway,
-    _: Call<ConnectionState>,
-    _: RpcDiscoverParams,
-) -> Result<RpcDiscoverResult, RpcError> {
-    serde_json::from_str(flynn_protocol::SPEC_JSON)
-        .map_err(|e| RpcError::internal(format!("the embedded spec does not parse: {e}")))
+pub fn capabilities(
+    gw: &Gateway,
+    call: Call<ConnectionState>,
+    _: SystemCapabilitiesParams,
+) -> Result<SystemCapabilitiesResult, RpcError> {
+    let config = gw.config();
+    let nodes = &config.server.nodes;
+    let me = gw.nodes.get(&call.connection.id);
+    let server = &config.server;
+    Ok(SystemCapabilitiesResult {
+        protocol: ProtocolVersionInfo {
+            version: nz(flynn_protocol::PROTOCOL_VERSION.max(1) as u64),
+            spec_version: Some(flynn_protocol::SPEC_VERSION.to_owned()),
+        },
+        nodes: NodePolicy {
+            enabled: nodes.enabled,
+            location_enabled: nodes.enabled && nodes.location.enabled,
+            push_enabled: nodes.enabled && nodes.push.enabled,
+            allowed_roles: nodes.allowed_roles.clone(),
+            registered: me.is_some(),
+            role: me.as_ref().map(|r| r.role.clone()),
+            node_id: me.as_ref().map(|r| r.node_id.clone()),
+        },
+        feature_gates: nodes.feature_gates.clone().into_iter().collect(),
+        scopes: call.connection.identity.scopes().iter().collect(),
+        limits: Some(GatewayLimits {
+            max_frame_bytes: nz(server.max_frame_bytes as u64),
+            max_connections: nz(server.max_connections as u64),
+            outbound_buffer_frames: nz(server.outbound_buffer_frames as u64),
+            ping_interval_ms: nz(server.ping_interval_ms),
+        }),
+        queue_modes: vec![
+            QueueMode::Followup,
+            QueueMode::Collect,
+            QueueMode::Steer,
+            QueueMode::SteerBacklog,
+            QueueMode::Interrupt,
+        ],
+    })
+}
+
+impl SystemMethods for Gateway {
+    fn system_info(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemInfoParams,
+    ) -> Reply<'_, SystemInfoResult> {
+        Reply::ready(info(self, call, params))
+    }
+    fn system_disconnect(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemDisconnectParams,
+    ) -> Reply<'_, SystemDisconnectResult> {
+        Reply::ready(disconnect(self, call, params))
+    }
+    fn system_capabilities(
+        &self,
+        call: Call<ConnectionState>,
+        params: SystemCapabilitiesParams,
+    ) -> Reply<'_, SystemCapabilitiesResult> {
+        Reply::ready(capabilities(self, call, params))
+    }
 }

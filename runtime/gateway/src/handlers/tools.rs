@@ -1,10 +1,11 @@
 //! `tools.list` and `tools.execute` (direct execution, under the same policy as the agent's).
 
 use flynn_protocol::ErrorCode;
+use flynn_protocol::ToolsMethods;
 use flynn_protocol::types::{
     ToolDescriptor, ToolsExecuteParams, ToolsExecuteResult, ToolsListParams, ToolsListResult,
 };
-use flynn_protocol::wire::{Call, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError};
 use flynn_tools::{ToolContext, ToolError};
 
 use super::sessions::validate_session_id;
@@ -91,5 +92,22 @@ pub async fn execute(
             output: String::new(),
             error: Some(other.to_string()),
         }),
+    }
+}
+
+impl ToolsMethods for Gateway {
+    fn tools_list(
+        &self,
+        call: Call<ConnectionState>,
+        params: ToolsListParams,
+    ) -> Reply<'_, ToolsListResult> {
+        Reply::ready(list(self, call, params))
+    }
+    fn tools_execute(
+        &self,
+        call: Call<ConnectionState>,
+        params: ToolsExecuteParams,
+    ) -> Reply<'_, ToolsExecuteResult> {
+        Reply::later(execute(self, call, params))
     }
 }

@@ -25,7 +25,6 @@ use std::sync::{Arc, OnceLock};
 
 pub use config::PushConfig;
 pub use encoding::BASE64URL;
-pub use sender::turn_finished;
 pub use vapid::{KeyOrigin, VapidError, VapidKey};
 
 /// The gateway's push state: the VAPID key once loaded and the HTTP client once built.

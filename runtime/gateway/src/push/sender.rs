@@ -14,10 +14,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use flynn_store::Store;
+
+use super::Push;
 use super::subscriptions;
 use super::vapid::VapidKey;
-use crate::gateway::Gateway;
 use crate::outbound::{self, RetryPolicy};
+use crate::snapshot::SharedConfig;
 
 /// The most plaintext one push message carries: 4096 bytes of body less the 86-byte header,
 /// the 16-byte tag and 1 byte of padding delimiter.
@@ -82,83 +85,89 @@ pub fn payload(session_id: &str, run_id: &str, answer: &str) -> Vec<u8> {
     }
 }
 
-/// The turn of `session_id` ended with `answer`: notifies its subscriptions in the background
-/// when push is on and no connection is attached to the session.
-pub fn turn_finished(gateway: &Gateway, session_id: &str, run_id: &str, answer: &str) {
-    if !gateway.config().push.enabled {
-        return;
-    }
-    if gateway
-        .connections
-        .all()
-        .iter()
-        .any(|c| c.session_id() == session_id)
-    {
-        return;
-    }
-    let Some(gateway) = gateway.arc() else { return };
-    let session_id = session_id.to_owned();
-    let payload = payload(&session_id, run_id, answer);
-    tokio::spawn(async move {
-        notify_session(&gateway, &session_id, payload).await;
-    });
+/// Whether a WebSocket connection follows a session (then no notification is sent).
+pub trait Watchers: Send + Sync + 'static {
+    fn watched(&self, session_id: &str) -> bool;
 }
 
-async fn notify_session(gateway: &Arc<Gateway>, session_id: &str, payload: Vec<u8>) {
-    let subscriptions = match gateway
-        .store
-        .push_subscriptions_of_session(session_id)
-        .await
-    {
-        Ok(s) if s.is_empty() => return,
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the session's push subscriptions");
+/// What sending needs: the configuration, the store (subscriptions), the push state (VAPID
+/// key, client) and who is watching.
+#[derive(Clone)]
+pub struct Notifier {
+    pub config: SharedConfig,
+    pub store: Store,
+    pub push: Arc<Push>,
+    pub watchers: Arc<dyn Watchers>,
+}
+
+impl Notifier {
+    /// The turn of `session_id` ended with `answer`: notifies its subscriptions in the
+    /// background when push is on and no connection is attached to the session.
+    pub fn turn_finished(&self, session_id: &str, run_id: &str, answer: &str) {
+        if !self.config.config().push.enabled {
             return;
         }
-    };
-    let key = match gateway.push.vapid_key(&gateway.config()).await {
-        Ok((_, key)) => key,
-        Err(e) => {
-            tracing::warn!(error = %e, "no Web Push sent: the VAPID key is not usable");
+        if self.watchers.watched(session_id) {
             return;
         }
-    };
-    let client = match gateway
-        .push
-        .client(gateway.config().push.allow_insecure_loopback)
-    {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::warn!(error = %e, "no Web Push sent");
-            return;
-        }
-    };
-    for subscription in subscriptions {
-        let outcome = send_one(gateway, &client, &key, &subscription, &payload).await;
-        crate::metrics::get().push_send(outcome.name());
-        if matches!(outcome, Outcome::Gone | Outcome::Expired)
-            && let Err(e) = gateway
-                .store
-                .delete_push_subscription(&subscription.endpoint)
-                .await
-        {
-            tracing::warn!(error = %e, "could not delete a gone push subscription");
+        let notifier = self.clone();
+        let session_id = session_id.to_owned();
+        let payload = payload(&session_id, run_id, answer);
+        tokio::spawn(async move {
+            notifier.notify_session(&session_id, payload).await;
+        });
+    }
+
+    async fn notify_session(&self, session_id: &str, payload: Vec<u8>) {
+        let subscriptions = match self.store.push_subscriptions_of_session(session_id).await {
+            Ok(s) if s.is_empty() => return,
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the session's push subscriptions");
+                return;
+            }
+        };
+        let config = self.config.config();
+        let key = match self.push.vapid_key(&config).await {
+            Ok((_, key)) => key,
+            Err(e) => {
+                tracing::warn!(error = %e, "no Web Push sent: the VAPID key is not usable");
+                return;
+            }
+        };
+        let client = match self.push.client(config.push.allow_insecure_loopback) {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(error = %e, "no Web Push sent");
+                return;
+            }
+        };
+        for subscription in subscriptions {
+            let outcome = send_one(&self.config, &client, &key, &subscription, &payload).await;
+            crate::metrics::get().push_send(outcome.name());
+            if matches!(outcome, Outcome::Gone | Outcome::Expired)
+                && let Err(e) = self
+                    .store
+                    .delete_push_subscription(&subscription.endpoint)
+                    .await
+            {
+                tracing::warn!(error = %e, "could not delete a gone push subscription");
+            }
         }
     }
 }
 
 async fn send_one(
-    gateway: &Gateway,
+    config: &SharedConfig,
     client: &reqwest::Client,
     key: &VapidKey,
     subscription: &flynn_store::PushSubscriptionRecord,
     payload: &[u8],
 ) -> Outcome {
-    let config = gateway.config();
+    let config = config.config();
     if subscription
         .expiration_ms
-        .is_some_and(|at| at <= crate::gateway::now_ms())
+        .is_some_and(|at| at <= flynn_agent::deps::now_ms())
     {
         return Outcome::Expired;
     }

@@ -4,7 +4,7 @@
 //
 // The binary: $FLYNN_GATEWAY_BIN (the Rust wrapper test transport_node_client.rs sets it), else
 // target/debug/flynn-gateway of this workspace (`cargo build -p flynn-gateway` first).
-// Run: `npm ci && npm test` in this folder, or `cargo test -p flynn-gateway --test transport_node_client`.
+// Run: `npm ci && npm test` in this folder, or `cargo test -p flynn-gateway --test it transport_node_client`.
 'use strict';
 
 const { test, after } = require('node:test');

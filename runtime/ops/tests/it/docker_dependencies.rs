@@ -5,7 +5,8 @@ use crate::common::{
     FakeTools, OpsFakes, assert_matches_spec, cat, cat_err, fixture, ops, strings,
 };
 use flynn_ops::compose::{self, ComposeService};
-use flynn_ops::{ControlAction, OpsConfig, OpsError};
+use flynn_ops::{OpsConfig, OpsError};
+use flynn_protocol::types::ControlAction;
 use serde_json::json;
 
 fn compose_file() -> String {

@@ -8,15 +8,16 @@ use crate::common::{
 };
 use flynn_ops::observability::{Observation, bucket_points};
 use flynn_ops::{
-    BackendProvider, DAEMON_SOURCE_ID, LocalBackendConfig, LogBuffer, LogLevel, LogRecord,
-    ObservabilityPoint, Ops, OpsConfig, OpsError, SeriesStore,
+    BackendProvider, DAEMON_SOURCE_ID, LocalBackendConfig, LogBuffer, LogLevel, LogRecord, Ops,
+    OpsConfig, OpsError, SeriesStore,
 };
+use flynn_protocol::types::ObservabilityPoint;
 use serde_json::json;
 
 /// A multiple of 30 s, so 30 s buckets start at it.
 const T0: u64 = 1_795_318_980_000;
 
-fn point(ts: u64, state_code: u8, error_count: u64) -> ObservabilityPoint {
+fn point(ts: u64, state_code: u64, error_count: u64) -> ObservabilityPoint {
     ObservabilityPoint {
         ts,
         state_code,
@@ -317,7 +318,7 @@ async fn restarts_are_counted_from_pid_changes_and_returns_to_running() {
         ops.sample(T0 + i * 30_000).await;
     }
     let points = ops.series_store().points("systemd:ollama");
-    let seen: Vec<(u8, u64)> = points
+    let seen: Vec<(u64, u64)> = points
         .iter()
         .map(|p| (p.state_code, p.restart_count))
         .collect();
@@ -495,6 +496,6 @@ async fn the_sampler_task_samples_until_shutdown() {
         .await
         .expect("the sampler stops on shutdown")
         .unwrap();
-    let point = ops.series_store().points(DAEMON_SOURCE_ID)[0];
+    let point = &ops.series_store().points(DAEMON_SOURCE_ID)[0];
     assert_eq!((point.state_code, point.health_code), (3, 2));
 }

@@ -1,13 +1,14 @@
 //! The result types against the protocol: every example result of the seven methods in the
-//! project's OpenRPC document (copied from the protocol document) must read into our type and
-//! serialize back to exactly the same JSON.
+//! project's OpenRPC document must read into the generated type ops returns and serialize back
+//! to exactly the same JSON.
 
 use std::path::Path;
 
 use crate::common::assert_matches_spec;
-use flynn_ops::{
-    DockerDependenciesResult, DockerDependencyControlResult, LocalBackendControlResult,
-    LocalBackendsResult, ObservabilitySeriesResult, ObservabilitySourcesResult, ServiceLogsResult,
+use flynn_protocol::types::{
+    SystemDockerDependenciesResult, SystemDockerDependencyControlResult,
+    SystemLocalBackendControlResult, SystemLocalBackendsResult, SystemObservabilitySeriesResult,
+    SystemObservabilitySourcesResult, SystemServiceLogsResult,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -47,13 +48,13 @@ fn round_trip<T: DeserializeOwned + Serialize>(method: &str) -> usize {
 
 #[test]
 fn every_example_result_round_trips() {
-    let count = round_trip::<LocalBackendsResult>("system.localBackends")
-        + round_trip::<LocalBackendControlResult>("system.localBackendControl")
-        + round_trip::<DockerDependenciesResult>("system.dockerDependencies")
-        + round_trip::<DockerDependencyControlResult>("system.dockerDependencyControl")
-        + round_trip::<ObservabilitySourcesResult>("system.observabilitySources")
-        + round_trip::<ObservabilitySeriesResult>("system.observabilitySeries")
-        + round_trip::<ServiceLogsResult>("system.serviceLogs");
+    let count = round_trip::<SystemLocalBackendsResult>("system.localBackends")
+        + round_trip::<SystemLocalBackendControlResult>("system.localBackendControl")
+        + round_trip::<SystemDockerDependenciesResult>("system.dockerDependencies")
+        + round_trip::<SystemDockerDependencyControlResult>("system.dockerDependencyControl")
+        + round_trip::<SystemObservabilitySourcesResult>("system.observabilitySources")
+        + round_trip::<SystemObservabilitySeriesResult>("system.observabilitySeries")
+        + round_trip::<SystemServiceLogsResult>("system.serviceLogs");
     assert!(count >= 7);
 }
 

@@ -6,8 +6,8 @@ use crate::common::{
 };
 use flynn_ops::{
     BackendProvider, LocalBackendConfig, LogBuffer, LogLevel, LogRecord, Ops, OpsConfig, OpsError,
-    ServiceLogLine,
 };
+use flynn_protocol::types::ServiceLogLine;
 use serde_json::json;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -25,7 +25,7 @@ fn journal_config(tools: &FakeTools) -> OpsConfig {
 fn line(ts: u64, level: LogLevel, text: &str) -> ServiceLogLine {
     ServiceLogLine {
         ts,
-        level,
+        level: level.as_str().to_owned(),
         text: text.to_owned(),
     }
 }
@@ -249,7 +249,7 @@ async fn docker_logs_merge_both_streams_by_time() {
         .unwrap();
     assert!(result.truncated);
     assert_eq!(result.lines.len(), 2);
-    assert_eq!(result.lines[1].level, LogLevel::Error);
+    assert_eq!(result.lines[1].level, LogLevel::Error.as_str());
     assert_eq!(
         tools.calls("docker").last().unwrap(),
         &strings(&[
@@ -356,17 +356,20 @@ async fn daemon_logs_come_from_the_tracing_layer() {
     });
     let ops = Ops::new(OpsConfig::default(), buffer.clone()).unwrap();
     let result = ops.service_logs("systemd:flynn", None, None).await.unwrap();
-    let lines: Vec<(LogLevel, &str)> = result
+    let lines: Vec<(&str, &str)> = result
         .lines
         .iter()
-        .map(|l| (l.level, l.text.as_str()))
+        .map(|l| (l.level.as_str(), l.text.as_str()))
         .collect();
     assert_eq!(
         lines,
         vec![
-            (LogLevel::Info, r#"request served user=bob path="/a b""#),
-            (LogLevel::Error, "upstream failed token=***"),
-            (LogLevel::Warn, "retrying attempt=2"),
+            (
+                LogLevel::Info.as_str(),
+                r#"request served user=bob path="/a b""#
+            ),
+            (LogLevel::Error.as_str(), "upstream failed token=***"),
+            (LogLevel::Warn.as_str(), "retrying attempt=2"),
         ]
     );
     assert!(result.redacted);

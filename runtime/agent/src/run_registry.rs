@@ -1,0 +1,401 @@
+//! The turns the gateway keeps for `agent.attach` and the `idempotencyKey`s in flight
+//! (decision resumable-runs); the kept events of one turn are in [`crate::runs::RunLog`].
+//!
+//! Gateway-wide bound ([`KeptCap`], `agent.runs_kept_max` / `agent.runs_kept_max_bytes`): each
+//! time a turn starts or ends, while more turns are kept than `max_turns`, or their kept event
+//! data exceeds `max_bytes`, the finished turn that ended first is forgotten (as if its grace
+//! period had passed). Running turns are never forgotten, so they alone may exceed the cap; they
+//! are bounded by one per session and by the per-turn limits. Kept memory is therefore at most
+//! `runs_kept_max_bytes` plus the running turns' events.
+//!
+//! A forgotten turn's `idempotencyKey` is answered from the store, but only once its reply is
+//! stored: until then the key stays bound to the turn here, so a repeat never sees the store's
+//! "not ended yet" record (which means interrupted) for a turn that did end.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use flynn_protocol::wire::EventEmitter;
+use tokio::sync::oneshot;
+
+pub use crate::kept_cap::KeptCap;
+use crate::run::ActiveRun;
+use crate::runs::{Reply, final_event};
+
+/// A repeated send waiting for the turn of its key to start.
+struct Joiner {
+    events: EventEmitter,
+    reply: oneshot::Sender<Reply>,
+}
+
+enum KeyState {
+    /// Claimed; the turn has not started (or the store is being asked).
+    Waiting(Vec<Joiner>),
+    /// Bound to its turn (kept with the turn, then only in the store).
+    Run(Arc<ActiveRun>),
+}
+
+struct KeyEntry {
+    fingerprint: String,
+    state: KeyState,
+    /// The turn's reply is in the store: the entry may go with its turn.
+    stored: bool,
+}
+
+impl KeyEntry {
+    fn bound_to(&self, run_id: &str) -> bool {
+        matches!(&self.state, KeyState::Run(r) if &**r.run_id() == run_id)
+    }
+}
+
+/// What [`Runs::claim_key`] found.
+pub enum Claim {
+    /// Nobody holds the key in memory: the caller holds it now, and must look in the store.
+    New,
+    /// The key names another message.
+    Mismatch,
+    /// The key's turn has not started yet: wait for the reply (events come with it).
+    Waiting(oneshot::Receiver<Reply>),
+    /// The key's turn runs or is kept: attach to it.
+    Run(Arc<ActiveRun>),
+}
+
+#[derive(Default)]
+struct RunsState {
+    runs: HashMap<Arc<str>, Arc<ActiveRun>>,
+    /// Start order of `runs`, to find a session's latest.
+    order: u64,
+    started: HashMap<Arc<str>, u64>,
+    /// The finished turns of `runs`, in the order they ended (the cap drops from the front).
+    ended: VecDeque<Arc<str>>,
+    keys: HashMap<(String, String), KeyEntry>,
+}
+
+impl RunsState {
+    /// Forgets a kept turn, with the keys bound to it whose reply is stored.
+    fn forget(&mut self, run_id: &str) {
+        self.runs.remove(run_id);
+        self.started.remove(run_id);
+        self.ended.retain(|id| &**id != run_id);
+        self.keys.retain(|_, k| !(k.bound_to(run_id) && k.stored));
+    }
+
+    /// Forgets the finished turns that ended first until the kept ones fit `cap`.
+    fn enforce(&mut self, cap: KeptCap) -> Vec<Arc<str>> {
+        let mut bytes: usize = self.runs.values().map(|r| r.log().kept_bytes()).sum();
+        let mut dropped = Vec::new();
+        while self.runs.len() > cap.max_turns || bytes > cap.max_bytes {
+            // Only running turns left: they are never dropped.
+            let Some(oldest) = self.ended.pop_front() else {
+                break;
+            };
+            if let Some(run) = self.runs.get(&oldest) {
+                bytes = bytes.saturating_sub(run.log().kept_bytes());
+            }
+            self.forget(&oldest);
+            dropped.push(oldest);
+        }
+        dropped
+    }
+}
+
+/// Turns that are running or kept after they ended, and the idempotency keys in flight.
+#[derive(Default)]
+pub struct Runs {
+    state: Mutex<RunsState>,
+}
+
+impl Runs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RunsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps a turn that starts; finished turns beyond `cap` are forgotten.
+    pub fn insert(&self, run: Arc<ActiveRun>, cap: KeptCap) {
+        let mut s = self.lock();
+        s.order += 1;
+        let order = s.order;
+        s.started.insert(run.run_id().clone(), order);
+        s.runs.insert(run.run_id().clone(), run);
+        log_dropped(&s.enforce(cap), cap);
+    }
+
+    /// A kept turn ended: it is now the newest finished one, and the oldest beyond `cap` go.
+    pub fn ended(&self, run_id: &str, cap: KeptCap) {
+        let mut s = self.lock();
+        if let Some((id, _)) = s.runs.get_key_value(run_id) {
+            let id = id.clone();
+            s.ended.push_back(id);
+        }
+        log_dropped(&s.enforce(cap), cap);
+    }
+
+    /// Forgets a turn after its grace period, with the keys bound to it (the store keeps them).
+    pub fn expire(&self, run_id: &str) {
+        self.lock().forget(run_id);
+    }
+
+    pub fn get(&self, run_id: &str) -> Option<Arc<ActiveRun>> {
+        self.lock().runs.get(run_id).cloned()
+    }
+
+    /// The session's running turn.
+    pub fn running(&self, session_id: &str) -> Option<Arc<str>> {
+        let s = self.lock();
+        s.runs
+            .values()
+            .find(|r| r.session_id() == session_id && !r.log().finished())
+            .map(|r| r.run_id().clone())
+    }
+
+    /// The session's running turn, else its latest kept one.
+    pub fn latest(&self, session_id: &str) -> Option<Arc<ActiveRun>> {
+        let s = self.lock();
+        s.runs
+            .values()
+            .filter(|r| r.session_id() == session_id)
+            .max_by_key(|r| {
+                (
+                    !r.log().finished(),
+                    s.started.get(r.run_id()).copied().unwrap_or(0),
+                )
+            })
+            .cloned()
+    }
+
+    /// The kept turns of a session, oldest first (for error messages).
+    pub fn kept_ids(&self, session_id: &str) -> Vec<String> {
+        let s = self.lock();
+        let mut ids: Vec<(u64, String)> = s
+            .runs
+            .values()
+            .filter(|r| r.session_id() == session_id)
+            .map(|r| {
+                (
+                    s.started.get(r.run_id()).copied().unwrap_or(0),
+                    r.run_id().to_string(),
+                )
+            })
+            .collect();
+        ids.sort();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// How many turns are kept, running ones included.
+    pub fn kept_count(&self) -> usize {
+        self.lock().runs.len()
+    }
+
+    /// Forgets the keys of a deleted session that are no longer waiting for their turn.
+    pub fn forget_session(&self, session_id: &str) {
+        self.lock()
+            .keys
+            .retain(|(s, _), k| s != session_id || matches!(k.state, KeyState::Waiting(_)));
+    }
+
+    /// Claims `key` of `session_id` for a message with `fingerprint`, or says who holds it.
+    pub fn claim_key(
+        &self,
+        session_id: &str,
+        key: &str,
+        fingerprint: &str,
+        events: &EventEmitter,
+    ) -> Claim {
+        let mut s = self.lock();
+        let id = (session_id.to_owned(), key.to_owned());
+        match s.keys.get_mut(&id) {
+            None => {
+                s.keys.insert(
+                    id,
+                    KeyEntry {
+                        fingerprint: fingerprint.to_owned(),
+                        state: KeyState::Waiting(Vec::new()),
+                        stored: false,
+                    },
+                );
+                Claim::New
+            }
+            Some(entry) if entry.fingerprint != fingerprint => Claim::Mismatch,
+            Some(entry) => match &mut entry.state {
+                KeyState::Run(run) => Claim::Run(run.clone()),
+                KeyState::Waiting(joiners) => {
+                    let (tx, rx) = oneshot::channel();
+                    joiners.push(Joiner {
+                        events: events.clone(),
+                        reply: tx,
+                    });
+                    Claim::Waiting(rx)
+                }
+            },
+        }
+    }
+
+    /// The turn answering `key` started: its waiting repeats follow it from its first event.
+    pub fn bind_key(&self, session_id: &str, key: &str, run: &Arc<ActiveRun>) {
+        let mut s = self.lock();
+        let Some(entry) = s.keys.get_mut(&(session_id.to_owned(), key.to_owned())) else {
+            return;
+        };
+        let before = std::mem::replace(&mut entry.state, KeyState::Run(run.clone()));
+        if let KeyState::Waiting(joiners) = before {
+            for j in joiners {
+                if let Ok(rx) = run.log().attach(j.events, 0, true) {
+                    tokio::spawn(async move {
+                        if let Ok(reply) = rx.await {
+                            let _ = j.reply.send(reply);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// The key's request got `reply` (it is in the store now): repeats still waiting (its turn
+    /// never started, or the store answered) get it with its final event; a key bound to a turn
+    /// stays while the turn is kept (or goes now, when the turn already was forgotten).
+    pub fn release_key(&self, session_id: &str, key: &str, reply: &Reply) {
+        let mut s = self.lock();
+        let id = (session_id.to_owned(), key.to_owned());
+        let RunsState { runs, keys, .. } = &mut *s;
+        match keys.get_mut(&id) {
+            None => return,
+            Some(entry) => {
+                if let KeyState::Run(run) = &entry.state {
+                    entry.stored = true;
+                    if !runs.contains_key(run.run_id()) {
+                        keys.remove(&id);
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some(KeyEntry {
+            state: KeyState::Waiting(joiners),
+            ..
+        }) = keys.remove(&id)
+        {
+            for j in joiners {
+                final_event(&j.events, reply);
+                let _ = j.reply.send(reply.clone());
+            }
+        }
+    }
+}
+
+fn log_dropped(dropped: &[Arc<str>], cap: KeptCap) {
+    if !dropped.is_empty() {
+        tracing::debug!(
+            dropped = ?dropped,
+            runs_kept_max = cap.max_turns,
+            runs_kept_max_bytes = cap.max_bytes,
+            "finished turns forgotten before their grace period ended (agent.runs_kept_max / runs_kept_max_bytes)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::RunLimits;
+    use flynn_protocol::wire::{RequestId, RpcError};
+
+    const LIMITS: RunLimits = RunLimits {
+        max_events: 100,
+        max_bytes: 1 << 20,
+    };
+    const ROOMY: KeptCap = KeptCap {
+        max_turns: 100,
+        max_bytes: usize::MAX,
+    };
+
+    fn run(session: &str) -> Arc<ActiveRun> {
+        Arc::new(ActiveRun::new(session, LIMITS, Vec::new()))
+    }
+
+    fn finish(runs: &Runs, r: &Arc<ActiveRun>, cap: KeptCap) {
+        r.log().finish(
+            "error",
+            serde_json::json!({}),
+            &[],
+            Err(RpcError::internal("end")),
+        );
+        runs.ended(r.run_id(), cap);
+    }
+
+    fn emitter() -> EventEmitter {
+        struct Nowhere;
+        impl flynn_protocol::wire::EventSink for Nowhere {
+            fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: serde_json::Value) {}
+        }
+        EventEmitter::new(RequestId::Number(1), Arc::new(Nowhere))
+    }
+
+    #[test]
+    fn the_cap_forgets_the_turn_that_ended_first_never_a_running_one() {
+        let runs = Runs::default();
+        let cap = KeptCap {
+            max_turns: 2,
+            max_bytes: usize::MAX,
+        };
+        let (a, b) = (run("ws:a"), run("ws:b"));
+        runs.insert(a.clone(), cap);
+        runs.insert(b.clone(), cap);
+        // B started after A but ends first: it is the oldest finished turn.
+        finish(&runs, &b, cap);
+        finish(&runs, &a, cap);
+        let c = run("ws:c");
+        runs.insert(c.clone(), cap);
+        assert!(
+            runs.get(b.run_id()).is_none(),
+            "B ended first and goes first"
+        );
+        assert!(runs.get(a.run_id()).is_some());
+        assert_eq!(runs.kept_count(), 2);
+        // Only running turns left beyond the cap: none of them is dropped.
+        let d = run("ws:d");
+        runs.insert(d.clone(), cap);
+        let e = run("ws:e");
+        runs.insert(e.clone(), cap);
+        assert!(runs.get(a.run_id()).is_none());
+        for r in [&c, &d, &e] {
+            assert!(runs.get(r.run_id()).is_some(), "running turns stay");
+        }
+        assert_eq!(runs.running("ws:d").as_deref(), Some(&**d.run_id()));
+    }
+
+    #[test]
+    fn a_forgotten_turns_key_stays_bound_until_its_reply_is_stored() {
+        let runs = Runs::default();
+        let a = run("ws:a");
+        runs.insert(a.clone(), ROOMY);
+        assert!(matches!(
+            runs.claim_key("ws:a", "k", "fp", &emitter()),
+            Claim::New
+        ));
+        runs.bind_key("ws:a", "k", &a);
+        // The turn ends and the cap forgets it at once; its reply is not stored yet.
+        finish(
+            &runs,
+            &a,
+            KeptCap {
+                max_turns: 0,
+                max_bytes: usize::MAX,
+            },
+        );
+        assert!(runs.get(a.run_id()).is_none());
+        assert!(
+            matches!(runs.claim_key("ws:a", "k", "fp", &emitter()), Claim::Run(r) if r.run_id() == a.run_id()),
+            "until stored, a repeat still finds the turn (not the store's unfinished record)"
+        );
+        runs.release_key("ws:a", "k", &Err(RpcError::internal("end")));
+        assert!(
+            matches!(runs.claim_key("ws:a", "k", "fp", &emitter()), Claim::New),
+            "once stored, the store answers the key"
+        );
+        // The same key on another session is another key.
+        assert!(matches!(
+            runs.claim_key("ws:b", "k", "other", &emitter()),
+            Claim::New
+        ));
+    }
+}

@@ -1,0 +1,326 @@
+//! `agent.cancel` over real WebSockets: queued requests are rejected, the active run is cancelled
+//! and the abort reaches what the run is waiting on: the embedded model's stream, a `shell.exec`
+//! process group, and an OpenAI-compatible provider's HTTP stream (a local SSE server).
+
+use crate::support;
+use crate::support::agent as agent_support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use agent_support::*;
+use serde_json::json;
+use support::TestGateway;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const FAST: &str = "[queue]\ndebounce_ms = 0\n";
+
+/// An error outcome cancelled by the client: error event code 4, then error response code 4.
+fn assert_cancelled(o: &Outcome) {
+    assert_eq!(o.error()["code"], json!(4), "{}", o.reply.value);
+    assert_eq!(event_code(o), 4, "{:?}", o.event_values());
+    assert!(
+        o.first("done").is_none(),
+        "a cancelled run has no done event"
+    );
+}
+
+#[tokio::test]
+async fn agent_cancel_rejects_queued_requests_and_cancels_the_active_run() {
+    let gw = TestGateway::start(FAST).await;
+    let s = "ws:cancel";
+    let mut a = Conn::connect(&gw, "a").await;
+    let mut b = Conn::connect(&gw, "b").await;
+    let mut c = Conn::connect(&gw, "c").await;
+    let mut d = Conn::connect(&gw, "d").await;
+
+    let held = hold(&mut a, s).await;
+    let q1 = b.send(s, "queued one").await;
+    b.barrier(s).await;
+    let q2 = c.send(s, "queued two").await;
+    c.barrier(s).await;
+
+    let r = d.ok("agent.cancel", json!({ "sessionId": s })).await;
+    assert_eq!(r, json!({ "cancelled": true, "rejected": 2 }));
+    let oa = a.outcome(held.id).await;
+    let o1 = b.outcome(q1).await;
+    let o2 = c.outcome(q2).await;
+    assert_cancelled(&oa);
+    assert_cancelled(&o1);
+    assert_cancelled(&o2);
+    assert!(
+        o1.named("content").is_empty() && o2.named("content").is_empty(),
+        "queued requests never ran"
+    );
+    let h = history(&mut d, s).await;
+    assert!(!h.iter().any(|(_, c)| c.starts_with("queued")), "{h:?}");
+
+    // Idempotent and harmless on an idle or unknown session.
+    assert_eq!(
+        d.ok("agent.cancel", json!({ "sessionId": s })).await,
+        json!({ "cancelled": false, "rejected": 0 })
+    );
+    assert_eq!(
+        d.ok("agent.cancel", json!({ "sessionId": "ws:never-used" }))
+            .await,
+        json!({ "cancelled": false, "rejected": 0 })
+    );
+    // The lane is free again.
+    let after = b.send(s, "after the cancel").await;
+    assert_eq!(
+        b.outcome(after).await.content(),
+        "You said: after the cancel"
+    );
+
+    // Spec (agent.cancel): each rejected queued request gets code 4 and `data.queue.code`
+    // `cancelled`; droppedCount counts the requests this one decision dropped.
+    for o in [&o1, &o2] {
+        let q = event_queue(o);
+        assert_eq!(
+            q,
+            json!({ "code": "cancelled", "laneId": s, "mode": "followup", "overflow": "drop_old", "droppedCount": 2 }),
+            "{:?}",
+            o.event_values()
+        );
+        assert_eq!(reply_queue(o), q);
+    }
+}
+
+#[tokio::test]
+async fn cancel_during_a_model_stream_ends_the_run_promptly() {
+    let gw = TestGateway::start(FAST).await;
+    let s = "ws:cancel-stream";
+    let mut a = Conn::connect(&gw, "a").await;
+    let mut d = Conn::connect(&gw, "d").await;
+
+    // 30 chunks 400 ms apart: about 12 s if nothing stops it.
+    let id = a.send(s, "[[delay:400]] [[long:90]]").await;
+    let first = a.event(id, "content").await;
+    let r = d.ok("agent.cancel", json!({ "sessionId": s })).await;
+    assert_eq!(r, json!({ "cancelled": true, "rejected": 0 }));
+    let o = a.outcome(id).await;
+    assert_cancelled(&o);
+    let took = o.reply.at.duration_since(first.at);
+    assert!(
+        took < Duration::from_secs(2),
+        "the run took {took:?} to end after the cancel"
+    );
+    let chunks = o.named("content").len();
+    assert!(
+        chunks < 6,
+        "{chunks} content chunks arrived: the stream went on after the cancel"
+    );
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // A zombie (`Z`) is dead; it only waits for its parent to reap it.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some('Z' | 'X') | None)
+        }
+        Err(_) => false,
+    }
+}
+
+async fn read_pid(path: &std::path::Path) -> u32 {
+    let mut pid = None;
+    let found = eventually(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        pid = text.trim().parse::<u32>().ok();
+        std::future::ready(pid.is_some())
+    })
+    .await;
+    assert!(found, "{} was not written", path.display());
+    pid.unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_during_a_long_shell_exec_kills_its_whole_process_group() {
+    let gw = TestGateway::start(FAST).await;
+    let s = "ws:cancel-shell";
+    let mut a = Conn::connect(&gw, "a").await;
+    let mut d = Conn::connect(&gw, "d").await;
+    let workspace = gw.data_dir().join("workspace");
+
+    let command = "echo $$ > shell.pid; sleep 30 & echo $! > sleep.pid; wait";
+    let message = format!("[[tool:shell.exec {}]]", json!({ "command": command }));
+    let id = a.send(s, &message).await;
+    a.event(id, "tool_start").await;
+    let shell = read_pid(&workspace.join("shell.pid")).await;
+    let sleeper = read_pid(&workspace.join("sleep.pid")).await;
+    assert!(
+        pid_alive(shell) && pid_alive(sleeper),
+        "precondition: the command is running"
+    );
+
+    let cancelled_at = Instant::now();
+    let r = d.ok("agent.cancel", json!({ "sessionId": s })).await;
+    assert_eq!(r["cancelled"], json!(true));
+    let o = a.outcome(id).await;
+    assert_cancelled(&o);
+    let took = o.reply.at.duration_since(cancelled_at);
+    assert!(
+        took < Duration::from_secs(5),
+        "the run took {took:?} to end after the cancel"
+    );
+    let gone = eventually(Duration::from_secs(5), || {
+        std::future::ready(!pid_alive(shell) && !pid_alive(sleeper))
+    })
+    .await;
+    assert!(
+        gone,
+        "after the cancel, shell {shell} alive: {}, background sleep {sleeper} alive: {}",
+        pid_alive(shell),
+        pid_alive(sleeper)
+    );
+}
+
+/// A chat-completions server that streams one SSE chunk every 100 ms for a minute and reports
+/// when the client closes the connection.
+struct SlowSse {
+    addr: SocketAddr,
+    closed: oneshot::Receiver<Instant>,
+    requested: oneshot::Receiver<String>,
+}
+
+fn http_chunk(payload: &str) -> Vec<u8> {
+    format!("{:x}\r\n{payload}\r\n", payload.len()).into_bytes()
+}
+
+fn sse_delta(text: &str) -> String {
+    let chunk = json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "slow-test",
+        "choices": [{ "index": 0, "delta": { "role": "assistant", "content": text }, "finish_reason": null }]
+    });
+    format!("data: {chunk}\n\n")
+}
+
+async fn slow_sse_server() -> SlowSse {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the SSE server");
+    let addr = listener.local_addr().expect("local addr");
+    let (closed_tx, closed) = oneshot::channel();
+    let (requested_tx, requested) = oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
+        let (mut rd, mut wr) = socket.into_split();
+        // The request: headers, then Content-Length bytes of body.
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 8192];
+        let header_end = loop {
+            let n = rd.read(&mut tmp).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&tmp[..n]);
+            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < header_end + length {
+            let n = rd.read(&mut tmp).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        }
+        let _ = requested_tx.send(head.lines().next().unwrap_or_default().to_owned());
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        if wr.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let writer = async move {
+            for i in 0..600 {
+                let text = if i == 0 {
+                    "Hello ".to_owned()
+                } else {
+                    format!("word{i} ")
+                };
+                if wr.write_all(&http_chunk(&sse_delta(&text))).await.is_err() {
+                    return;
+                }
+                let _ = wr.flush().await;
+                // Pacing of the fake model, not synchronisation.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            std::future::pending::<()>().await;
+        };
+        // The client closing its side (EOF or reset) is what the test waits for.
+        let reader = async move {
+            loop {
+                match rd.read(&mut tmp).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+        };
+        tokio::select! {
+            () = writer => {}
+            () = reader => { let _ = closed_tx.send(Instant::now()); }
+        }
+    });
+    SlowSse {
+        addr,
+        closed,
+        requested,
+    }
+}
+
+#[tokio::test]
+async fn cancel_aborts_the_openai_compatible_http_stream() {
+    let server = slow_sse_server().await;
+    let config = format!(
+        "{FAST}\n[models]\ndefault_tier = \"default\"\n\n[models.tiers.default]\nkind = \"openai\"\nmodel = \"slow-test\"\nbase_url = \"http://{}/v1\"\n",
+        server.addr
+    );
+    let gw = TestGateway::start(&config).await;
+    let s = "ws:cancel-openai";
+    let mut a = Conn::connect(&gw, "a").await;
+    let mut d = Conn::connect(&gw, "d").await;
+
+    let id = a.send(s, "stream slowly please").await;
+    let first = a.event(id, "content").await;
+    assert_eq!(first.data()["text"], json!("Hello "));
+    let line = server.requested.await.expect("the provider sent a request");
+    assert!(
+        line.starts_with("POST ") && line.contains("/chat/completions"),
+        "{line}"
+    );
+
+    let cancelled_at = Instant::now();
+    assert_eq!(
+        d.ok("agent.cancel", json!({ "sessionId": s })).await["cancelled"],
+        json!(true)
+    );
+    let o = a.outcome(id).await;
+    assert_cancelled(&o);
+    let closed = tokio::time::timeout(Duration::from_secs(5), server.closed)
+        .await
+        .expect("the provider's HTTP connection must close after the cancel")
+        .expect("the SSE server reports the close");
+    let took = closed.duration_since(cancelled_at);
+    assert!(
+        took < Duration::from_secs(3),
+        "the HTTP stream closed {took:?} after the cancel"
+    );
+}

@@ -1,0 +1,838 @@
+//! The edge, as an attacker and a careless client see it: which hosts and origins are served
+//! (DNS rebinding), connections that never finish a request, the failure limiter, the auth
+//! header's scheme, closing handshakes (RFC 6455) and the inbound memory budget. Real daemon,
+//! raw sockets.
+
+use crate::support;
+use crate::support::process;
+use crate::support::raw_http;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use raw_http::http_get;
+use serde_json::{Value, json};
+use support::TestGateway;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const TOKEN: &str = "edge-test-token-123";
+
+/// Writes `request` on a fresh connection and reads the whole response (the server closes).
+async fn raw_request(addr: SocketAddr, request: &str) -> raw_http::HttpReply {
+    let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    let mut bytes = Vec::new();
+    // A 101 leaves the socket open: read the head only then.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if text.starts_with("HTTP/1.1 101") && text.contains("\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    raw_http::parse_response_bytes(&bytes)
+}
+
+fn upgrade_request(host: &str, origin: Option<&str>, extra: &str) -> String {
+    let origin = origin
+        .map(|o| format!("Origin: {o}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{origin}{extra}\r\n"
+    )
+}
+
+/// Whether the server has closed `stream` (EOF or reset) within `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let ended = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    ended.is_ok()
+}
+
+async fn health_ok(gw: &TestGateway) {
+    let reply = http_get(gw.addr, "/health", &[]).await;
+    assert_eq!(reply.status, 200, "a normal client gets through: {reply:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who may connect
+
+#[tokio::test]
+async fn dns_rebinding_host_is_refused_on_upgrades_and_http() {
+    let gw = TestGateway::start("").await;
+    let port = gw.addr.port();
+    let evil = format!("evil.example:{port}");
+    let reply = raw_request(
+        gw.addr,
+        &upgrade_request(&evil, Some(&format!("http://{evil}")), ""),
+    )
+    .await;
+    assert_eq!(reply.status, 421, "rebinding upgrade refused: {reply:?}");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(message.contains("server.allowed_hosts"), "{message}");
+
+    let reply = raw_request(
+        gw.addr,
+        &format!("GET /health HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(
+        reply.status, 421,
+        "every HTTP request checks Host: {reply:?}"
+    );
+
+    // An absolute-form URI names the host too.
+    let reply = raw_request(
+        gw.addr,
+        &format!(
+            "GET http://{evil}/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 421, "absolute-form authority: {reply:?}");
+
+    // The loopback names with the bound port are served.
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let reply = raw_request(
+            gw.addr,
+            &upgrade_request(&host, Some(&format!("http://{host}")), ""),
+        )
+        .await;
+        assert_eq!(reply.status, 101, "{host}: {reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn origin_is_checked_against_the_allow_list_not_the_request_host() {
+    let gw = TestGateway::start("").await;
+    let port = gw.addr.port();
+    let host = format!("127.0.0.1:{port}");
+    for origin in [
+        format!("http://evil.example:{port}"),
+        "http://localhost:3000".to_owned(),
+        "null".to_owned(),
+    ] {
+        let reply = raw_request(gw.addr, &upgrade_request(&host, Some(&origin), "")).await;
+        assert_eq!(reply.status, 403, "{origin}: {reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn configured_hosts_are_served() {
+    let gw = TestGateway::start(
+        "allowed_hosts = [\"gw.example.ts.net\"]\nallowed_origins = [\"https://app.example\"]",
+    )
+    .await;
+    let reply = raw_request(
+        gw.addr,
+        &upgrade_request("gw.example.ts.net", Some("https://gw.example.ts.net"), ""),
+    )
+    .await;
+    assert_eq!(reply.status, 101, "{reply:?}");
+    let port = gw.addr.port();
+    let reply = raw_request(
+        gw.addr,
+        &upgrade_request(
+            &format!("127.0.0.1:{port}"),
+            Some("https://app.example"),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 101, "{reply:?}");
+}
+
+#[tokio::test]
+async fn the_right_token_passes_after_many_failures_and_missing_tokens_are_not_counted() {
+    let gw = TestGateway::start(&format!(
+        "token = \"{TOKEN}\"\nauth_failures_per_minute = 2"
+    ))
+    .await;
+    // Tokenless calls are answered 401, never 429, however many.
+    for _ in 0..5 {
+        let reply = http_get(gw.addr, "/health", &[]).await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+    }
+    let wrong = [("Authorization", "Bearer wrong-token-000")];
+    assert_eq!(http_get(gw.addr, "/health", &wrong).await.status, 401);
+    assert_eq!(http_get(gw.addr, "/health", &wrong).await.status, 401);
+    assert_eq!(http_get(gw.addr, "/health", &wrong).await.status, 429);
+    let bearer = format!("Bearer {TOKEN}");
+    let right = [("Authorization", bearer.as_str())];
+    assert_eq!(
+        http_get(gw.addr, "/health", &right).await.status,
+        200,
+        "the owner is never locked out"
+    );
+    let ws = support::Ws::connect(&gw.url(), &right).await;
+    assert!(ws.is_ok(), "websocket with the right token after failures");
+}
+
+#[tokio::test]
+async fn the_auth_scheme_is_case_insensitive() {
+    let gw = TestGateway::start(&format!("token = \"{TOKEN}\"")).await;
+    for scheme in ["BEARER", "bearer", "Bearer", "bEaReR"] {
+        let value = format!("{scheme} {TOKEN}");
+        let reply = http_get(gw.addr, "/health", &[("Authorization", &value)]).await;
+        assert_eq!(reply.status, 200, "{scheme}: {reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_bearer_offer_without_the_protocol_name_is_refused() {
+    use base64::Engine as _;
+    let gw = TestGateway::start(&format!("token = \"{TOKEN}\"")).await;
+    let entry = format!(
+        "flynn.bearer.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(TOKEN)
+    );
+    let host = format!("127.0.0.1:{}", gw.addr.port());
+    let reply = raw_request(
+        gw.addr,
+        &upgrade_request(&host, None, &format!("Sec-WebSocket-Protocol: {entry}\r\n")),
+    )
+    .await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(reply.body.contains("flynn.v1"), "{reply:?}");
+    let reply = raw_request(
+        gw.addr,
+        &upgrade_request(
+            &host,
+            None,
+            &format!("Sec-WebSocket-Protocol: flynn.v1, {entry}\r\n"),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 101, "{reply:?}");
+    assert_eq!(reply.header("sec-websocket-protocol"), Some("flynn.v1"));
+}
+
+#[tokio::test]
+async fn an_ipv4_mapped_loopback_peer_is_loopback() {
+    // Bound to `::`, an IPv4 client on 127.0.0.1 appears as ::ffff:127.0.0.1; Tailscale
+    // identity is trusted from loopback peers only.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Ok(gw) = tokio::time::timeout(
+        Duration::from_secs(10),
+        TestGateway::start_in(
+            dir,
+            &format!("bind = \"::\"\ntoken = \"{TOKEN}\"\ntailscale_identity = true"),
+        ),
+    )
+    .await
+    else {
+        panic!("gateway on :: starts");
+    };
+    let v4 = SocketAddr::from(([127, 0, 0, 1], gw.addr.port()));
+    let reply = http_get(
+        v4,
+        "/health",
+        &[("Tailscale-User-Login", "alice@example.com")],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "mapped loopback is loopback: {reply:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections that never finish
+
+#[tokio::test]
+async fn slowloris_is_cut_at_the_header_read_timeout() {
+    let gw = TestGateway::start("header_read_timeout_ms = 800").await;
+    let mut slow = TcpStream::connect(gw.addr).await.expect("connect");
+    let started = tokio::time::Instant::now();
+    let request = format!(
+        "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Slow: ",
+        gw.addr.port()
+    );
+    slow.write_all(request.as_bytes()).await.expect("write");
+    let mut cut = false;
+    for _ in 0..40 {
+        if slow.write_all(b"a").await.is_err() {
+            cut = true;
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(200), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                cut = true;
+                break;
+            }
+            // The server may answer 408 before closing.
+            Ok(Ok(_)) => {}
+            Err(_) => {}
+        }
+        health_ok(&gw).await;
+    }
+    assert!(cut, "a one-byte-at-a-time client is still open after 8 s");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let gw = TestGateway::start("idle_timeout_ms = 500").await;
+    let mut idle = TcpStream::connect(gw.addr).await.expect("connect");
+    let request = format!(
+        "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+        gw.addr.port()
+    );
+    idle.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = [0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf))
+        .await
+        .expect("response")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(4)).await,
+        "an idle keep-alive connection is never closed"
+    );
+}
+
+#[tokio::test]
+async fn connections_that_never_send_are_closed_after_the_handshake_timeout() {
+    let gw = TestGateway::start("handshake_timeout_ms = 500").await;
+    let mut silent = TcpStream::connect(gw.addr).await.expect("connect");
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(4)).await,
+        "a connection that sends nothing is held"
+    );
+}
+
+#[tokio::test]
+async fn half_open_upgrades_cannot_starve_a_real_client() {
+    let gw = TestGateway::start("max_unauthenticated_connections = 32").await;
+    let host = format!("127.0.0.1:{}", gw.addr.port());
+    let mut attackers = Vec::new();
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+        // Half an upgrade request, never finished.
+        let _ = s
+            .write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websock").as_bytes())
+            .await;
+        attackers.push(s);
+    }
+    health_ok(&gw).await;
+    let mut ws = gw.client().await;
+    let info = ws.call("system.info", json!({})).await;
+    assert!(info["result"]["version"].is_string(), "{info}");
+    // The oldest were closed to make room.
+    let mut closed = 0;
+    for s in attackers.iter_mut().take(100) {
+        if closed_within(s, Duration::from_millis(50)).await {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 90,
+        "only {closed} of the 100 oldest half-open connections were closed"
+    );
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    let after_name = &stat[stat.rfind(')').expect("stat has a name") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: f64 =
+        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// The soft and hard "Max open files" of a process, from /proc.
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_owned(), fields[4].to_owned())
+}
+
+#[tokio::test]
+async fn the_daemon_raises_its_soft_descriptor_limit_to_the_hard_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gw =
+        process::GatewayProcess::spawn_with_soft_fd_limit(&dir.path().join("data"), &[], 256).await;
+    let (soft, hard) = open_files_limits(gw.pid());
+    assert_ne!(
+        hard, "256",
+        "the test needs a hard limit above 256 to show anything"
+    );
+    assert_eq!(
+        soft, hard,
+        "connections are bounded by the caps, not a soft limit of 256"
+    );
+}
+
+#[tokio::test]
+async fn out_of_descriptors_the_gateway_neither_spins_nor_floods_the_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("flynn.toml");
+    std::fs::write(
+        &config,
+        "[server]\nmax_unauthenticated_connections = 1000\nhandshake_timeout_ms = 1500\n",
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    let gw = process::GatewayProcess::spawn_with_fd_limit(
+        &dir.path().join("data"),
+        &["--config", &config],
+        &[],
+        64,
+    )
+    .await;
+    let cpu_before = cpu_seconds(gw.pid());
+    // More connections than the process has descriptors: the rest wait in the listen backlog
+    // while accept fails with EMFILE.
+    let mut held = Vec::new();
+    for _ in 0..150 {
+        if let Ok(s) = TcpStream::connect(gw.addr).await {
+            held.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = cpu_seconds(gw.pid()) - cpu_before;
+    let log = gw.stderr_text();
+    let warnings = log.matches("accept failed").count();
+    assert!(warnings >= 1, "the descriptor shortage is reported:\n{log}");
+    assert!(warnings <= 2, "{warnings} accept warnings in 3 s:\n{log}");
+    assert!(cpu < 1.0, "the accept loop spins: {cpu:.2} s of CPU in 3 s");
+    drop(held);
+    // Once the holders are gone (or timed out) a normal client gets through.
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut s = match TcpStream::connect(gw.addr).await {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        let request = format!(
+            "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            gw.addr.port()
+        );
+        let _ = s.write_all(request.as_bytes()).await;
+        let mut bytes = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut bytes)).await;
+        if bytes.starts_with(b"HTTP/1.1 200") {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ok,
+        "health answers after the shortage:\n{}",
+        gw.stderr_text()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// RFC 6455 closing handshakes
+
+/// A raw WebSocket: the handshake by hand, then frames as bytes.
+struct RawWs {
+    stream: TcpStream,
+}
+
+impl RawWs {
+    async fn connect(gw: &TestGateway) -> Self {
+        let mut stream = TcpStream::connect(gw.addr).await.expect("connect");
+        let host = format!("127.0.0.1:{}", gw.addr.port());
+        stream
+            .write_all(upgrade_request(&host, None, "").as_bytes())
+            .await
+            .expect("write handshake");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+                .await
+                .expect("handshake response")
+                .expect("read");
+            assert!(n == 1, "connection closed during the handshake");
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        Self { stream }
+    }
+
+    /// Sends one masked frame with the given first byte (FIN, RSV, opcode).
+    async fn frame(&mut self, first: u8, payload: &[u8]) {
+        let mut out = vec![first];
+        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&out).await.expect("write frame");
+    }
+
+    /// Reads server frames until a close frame; returns its code (None when the TCP connection
+    /// ended without one).
+    async fn close_code(&mut self) -> Option<u16> {
+        let mut bytes = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match self.stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                }
+                if find_close(&bytes).is_some() {
+                    return;
+                }
+            }
+        })
+        .await;
+        find_close(&bytes)
+    }
+}
+
+/// The code of the first close frame in a run of unmasked server frames.
+fn find_close(bytes: &[u8]) -> Option<u16> {
+    let mut at = 0;
+    while at + 2 <= bytes.len() {
+        let opcode = bytes[at] & 0x0f;
+        let (len, header) = match bytes[at + 1] & 0x7f {
+            126 if at + 4 <= bytes.len() => (
+                u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize,
+                4,
+            ),
+            127 if at + 10 <= bytes.len() => {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&bytes[at + 2..at + 10]);
+                (u64::from_be_bytes(n) as usize, 10)
+            }
+            126 | 127 => return None,
+            n => (n as usize, 2),
+        };
+        let start = at + header;
+        if start + len > bytes.len() {
+            return None;
+        }
+        if opcode == 0x8 && len >= 2 {
+            return Some(u16::from_be_bytes([bytes[start], bytes[start + 1]]));
+        }
+        at = start + len;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered() {
+    let gw = TestGateway::start("").await;
+    let mut ws = RawWs::connect(&gw).await;
+    ws.frame(0x88, &[0x03, 0xe8, b'b', b'y', b'e']).await;
+    assert_eq!(ws.close_code().await, Some(1000), "the close is echoed");
+    assert!(closed_within(&mut ws.stream, Duration::from_secs(4)).await);
+}
+
+#[tokio::test]
+async fn protocol_errors_close_with_1002() {
+    let gw = TestGateway::start("").await;
+    // RSV1 set without an extension.
+    let mut ws = RawWs::connect(&gw).await;
+    ws.frame(0xc1, b"{}").await;
+    assert_eq!(ws.close_code().await, Some(1002));
+    // A continuation with nothing to continue.
+    let mut ws = RawWs::connect(&gw).await;
+    ws.frame(0x80, b"x").await;
+    assert_eq!(ws.close_code().await, Some(1002));
+    // A reserved opcode.
+    let mut ws = RawWs::connect(&gw).await;
+    ws.frame(0x83, b"x").await;
+    assert_eq!(ws.close_code().await, Some(1002));
+}
+
+#[tokio::test]
+async fn invalid_utf8_closes_with_1007() {
+    let gw = TestGateway::start("").await;
+    let mut ws = RawWs::connect(&gw).await;
+    ws.frame(0x81, &[b'{', 0xff, 0xfe, b'}']).await;
+    assert_eq!(ws.close_code().await, Some(1007));
+}
+
+#[tokio::test]
+async fn oversize_frames_close_with_1009() {
+    let gw = TestGateway::start("max_frame_bytes = 2048").await;
+    let mut ws = RawWs::connect(&gw).await;
+    ws.frame(0x81, &vec![b' '; 4096]).await;
+    assert_eq!(ws.close_code().await, Some(1009));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound memory
+
+#[tokio::test]
+async fn large_messages_share_a_bounded_inbound_budget() {
+    // Budget 1.5 MiB, frames up to 1 MiB: one half-sent large frame holds most of it; a second
+    // connection's large frame waits, then is closed with 1013; the first one completes.
+    let gw = TestGateway::start(
+        "max_frame_bytes = 1048576\nmax_inbound_bytes = 1572864\ninbound_wait_timeout_ms = 700",
+    )
+    .await;
+    let frame_of = |n: usize| {
+        let text = format!(
+            "{{\"id\":1,\"method\":\"system.info\",\"params\":{{\"pad\":\"{}\"}}}}",
+            "x".repeat(n)
+        );
+        text.into_bytes()
+    };
+    let big = frame_of(1_000_000);
+    let mask = [0u8; 4];
+    let header = |len: usize| {
+        let mut h = vec![0x81, 0x80 | 127];
+        h.extend_from_slice(&(len as u64).to_be_bytes());
+        h.extend_from_slice(&mask);
+        h
+    };
+    let mut first = RawWs::connect(&gw).await;
+    first
+        .stream
+        .write_all(&header(big.len()))
+        .await
+        .expect("header");
+    first
+        .stream
+        .write_all(&big[..900_000])
+        .await
+        .expect("first part");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut second = RawWs::connect(&gw).await;
+    second
+        .stream
+        .write_all(&header(big.len()))
+        .await
+        .expect("header");
+    // The second sender is pushed back; write what fits, in the background.
+    let second_body = big.clone();
+    let (mut second_read, mut second_write) = second.stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = second_write.write_all(&second_body).await;
+    });
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match second_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+            if find_close(&bytes).is_some() {
+                return;
+            }
+        }
+    })
+    .await;
+    writer.abort();
+    assert_eq!(
+        find_close(&bytes),
+        Some(1013),
+        "the second large frame waits, then 1013"
+    );
+
+    // The first frame completes and is answered (an unknown param: -2).
+    first.stream.write_all(&big[900_000..]).await.expect("rest");
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match first.stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+            if String::from_utf8_lossy(&reply).contains("\"error\"") {
+                return;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.contains("pad"),
+        "the first frame is answered: {text:?}"
+    );
+    health_ok(&gw).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON-RPC 2.0 clients, unchanged
+
+#[tokio::test]
+async fn empty_positional_params_mean_no_params() {
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    ws.send_text(r#"{"jsonrpc":"2.0","id":1,"method":"system.info","params":[]}"#)
+        .await;
+    let reply = ws.next_frame().await.expect("reply");
+    assert_eq!(reply["id"], 1);
+    assert!(reply["result"]["version"].is_string(), "{reply}");
+    // Non-empty positional params are still refused, naming the member.
+    ws.send_text(r#"{"jsonrpc":"2.0","id":2,"method":"system.info","params":[1]}"#)
+        .await;
+    let reply = ws.next_frame().await.expect("reply");
+    assert_eq!(reply["error"]["code"], -2, "{reply}");
+}
+
+#[tokio::test]
+async fn notifications_run_and_nothing_is_sent_back() {
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    // A notification that starts a turn: it runs (the session gets the messages), but neither
+    // its events nor its reply are sent.
+    ws.send_text(
+        r#"{"jsonrpc":"2.0","method":"agent.send","params":{"sessionId":"edge:note","message":"hi"}}"#,
+    )
+    .await;
+    // Notifications that cannot run are not answered either.
+    ws.send_text(r#"{"jsonrpc":"2.0","method":"no.such.method"}"#)
+        .await;
+    ws.send_text(r#"{"jsonrpc":"2.0","method":"system.info","params":[1]}"#)
+        .await;
+    // A frame that is not a request object is answered, id null.
+    ws.send_text(r#"{"jsonrpc":"2.0","method":7}"#).await;
+    let reply = ws.next_frame().await.expect("reply");
+    assert_eq!(reply["id"], Value::Null, "{reply}");
+    assert_eq!(reply["error"]["code"], -2, "{reply}");
+    // Wait for the turn to be stored, then check nothing else ever arrived.
+    let mut stored = false;
+    for _ in 0..50 {
+        let id = ws
+            .request("sessions.get", json!({ "sessionId": "edge:note" }))
+            .await;
+        let frame = ws.next_frame().await.expect("frame");
+        assert_eq!(frame["id"], id, "only replies to requests arrive: {frame}");
+        assert!(frame.get("event").is_none(), "{frame}");
+        let count = frame["result"]["history"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
+        if count >= 2 {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored, "the notification's turn ran");
+}
+
+#[tokio::test]
+async fn batches_are_answered_with_one_array() {
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    ws.send_text(
+        r#"[{"jsonrpc":"2.0","id":1,"method":"system.info"},
+            {"jsonrpc":"2.0","method":"system.info"},
+            {"jsonrpc":"2.0","id":2,"method":"nope"},
+            {"jsonrpc":"2.0","id":3,"method":"agent.send","params":{"sessionId":"edge:batch","message":"hello"}},
+            5]"#,
+    )
+    .await;
+    // The batched turn's events flow as events, before the array.
+    let mut events = 0;
+    let replies = loop {
+        let frame = ws.next_frame().await.expect("frame");
+        if frame.is_array() {
+            break frame;
+        }
+        assert_eq!(frame["id"], 3, "only the batched turn's events: {frame}");
+        assert!(frame["event"].is_string(), "{frame}");
+        events += 1;
+    };
+    assert!(events >= 2, "content and done events before the array");
+    let replies = replies.as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        replies.len(),
+        4,
+        "no reply for the notification: {replies:?}"
+    );
+    let by_id = |id: Value| replies.iter().find(|r| r["id"] == id).cloned();
+    assert!(by_id(json!(1)).is_some_and(|r| r["result"]["version"].is_string()));
+    assert_eq!(
+        by_id(json!(2)).map(|r| r["error"]["code"].clone()),
+        Some(json!(-3))
+    );
+    assert!(by_id(json!(3)).is_some_and(|r| r["result"]["content"].is_string()));
+    assert_eq!(
+        by_id(Value::Null).map(|r| r["error"]["code"].clone()),
+        Some(json!(-2))
+    );
+
+    // An empty batch is one error; a batch of notifications gets nothing.
+    ws.send_text("[]").await;
+    let reply = ws.next_frame().await.expect("reply");
+    assert_eq!(reply["error"]["code"], -2, "{reply}");
+    assert_eq!(reply["id"], Value::Null);
+    ws.send_text(r#"[{"jsonrpc":"2.0","method":"system.info"}]"#)
+        .await;
+    let info = ws.call("system.info", json!({})).await;
+    assert!(
+        info["result"].is_object(),
+        "the next frame is this reply: {info}"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_members_are_refused() {
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    for (frame, path) in [
+        (
+            r#"{"id":1,"method":"system.info","method":"sessions.list"}"#,
+            "method",
+        ),
+        (
+            r#"{"id":2,"method":"system.info","params":{},"params":{}}"#,
+            "params",
+        ),
+        (r#"{"id":3,"id":4,"method":"system.info"}"#, "id"),
+    ] {
+        ws.send_text(frame).await;
+        let reply = ws.next_frame().await.expect("reply");
+        assert_eq!(reply["error"]["code"], -2, "{frame}: {reply}");
+        assert_eq!(reply["error"]["data"]["path"], path, "{frame}: {reply}");
+    }
+}

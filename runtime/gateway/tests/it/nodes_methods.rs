@@ -1,0 +1,841 @@
+//! Companion nodes over a real WebSocket against the in-process daemon and its SQLite store:
+//! `node.register` (roles, protocol negotiation, feature gates), `node.capabilities.get`,
+//! `node.location.set/get`, `node.status.set`, `node.push_token.set`, and the operator views
+//! `system.capabilities`, `system.nodes`, `system.location`.
+//!
+//! Expected behaviour: issue 7, spec/flynn.openrpc.json (method descriptions and the x-decision
+//! "gates-and-not-found": a closed gate or a node method before `node.register` is -2 with
+//! `error.data.path` `method`) and the protocol document's Node Methods.
+
+use crate::method_checks;
+use crate::support;
+
+use method_checks::{
+    assert_invalid, call_ok, close, connection_id, now_ms, ok, poll_until, restart, stop, wait_past,
+};
+use serde_json::{Value, json};
+use support::{TestGateway, Ws};
+
+/// Every node feature on, three protocol versions, two roles, one closed gate.
+const ALL_ON: &str = r#"
+[server.nodes]
+enabled = true
+allowed_roles = ["companion", "menubar"]
+protocol_versions = [1, 2, 3]
+
+[server.nodes.location]
+enabled = true
+
+[server.nodes.push]
+enabled = true
+
+[server.nodes.feature_gates]
+"ui.canvas" = true
+notifications = false
+location = true
+"#;
+
+/// The full push token used by the tests; no reply may ever contain it.
+const TOKEN: &str = "fcm_abcdefghijklmnopqrstuvwxyz123456";
+
+async fn register(ws: &mut Ws, node_id: &str) -> Value {
+    call_ok(
+        ws,
+        "node.register",
+        json!({"nodeId": node_id, "role": "companion", "protocolVersion": 3}),
+    )
+    .await
+}
+
+fn sorted(v: &Value) -> Vec<String> {
+    let mut items: Vec<String> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().expect("strings").to_owned())
+        .collect();
+    items.sort();
+    items
+}
+
+/// The `system.nodes` entries of `node_id`.
+fn entries<'a>(nodes: &'a Value, node_id: &str) -> Vec<&'a Value> {
+    nodes["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("system.nodes has `nodes`: {nodes}"))
+        .iter()
+        .filter(|n| n["nodeId"] == json!(node_id))
+        .collect()
+}
+
+#[tokio::test]
+async fn register_checks_the_role_negotiates_and_filters_capabilities_by_gate() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut ws = gw.client().await;
+
+    let before = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
+    assert_eq!(
+        before,
+        json!({"registered": false, "capabilities": {"declared": [], "enabled": []}}),
+        "an unregistered connection gets registered false, no node or protocol"
+    );
+    let caps = call_ok(&mut ws, "system.capabilities", json!({})).await;
+    assert_eq!(caps["protocol"]["version"], json!(1), "{caps}");
+    assert_eq!(
+        caps["nodes"],
+        json!({"enabled": true, "locationEnabled": true, "pushEnabled": true,
+               "allowedRoles": ["companion", "menubar"], "registered": false}),
+        "{caps}"
+    );
+    assert_eq!(
+        caps["featureGates"],
+        json!({"ui.canvas": true, "notifications": false, "location": true})
+    );
+
+    let reply = ws
+        .call(
+            "node.register",
+            json!({"nodeId": "desk", "role": "admin", "protocolVersion": 1}),
+        )
+        .await;
+    assert_invalid(&reply, "params.role", "a role outside allowed_roles");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("companion") && message.contains("menubar"),
+        "the error lists the allowed roles: {message}"
+    );
+    let reply = ws
+        .call(
+            "node.register",
+            json!({"nodeId": "desk", "role": "companion", "protocolVersion": 0}),
+        )
+        .await;
+    assert_invalid(&reply, "params.protocolVersion", "protocolVersion 0");
+    let still = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
+    assert_eq!(
+        still["registered"],
+        json!(false),
+        "failed registrations leave no trace"
+    );
+
+    // Server speaks 1..3, the node up to 2: 2 is the highest common version.
+    let registered = call_ok(
+        &mut ws,
+        "node.register",
+        json!({"nodeId": "desk", "role": "companion", "protocolVersion": 2,
+               "capabilities": ["ui.canvas", "notifications", "camera"]}),
+    )
+    .await;
+    assert_eq!(registered["registered"], json!(true));
+    assert_eq!(
+        registered["node"],
+        json!({"id": "desk", "role": "companion"})
+    );
+    assert_eq!(
+        registered["protocol"],
+        json!({"serverVersion": 3, "clientVersion": 2, "negotiatedVersion": 2})
+    );
+    assert_eq!(
+        sorted(&registered["capabilities"]["declared"]),
+        ["camera", "notifications", "ui.canvas"],
+        "every declared capability is kept, unknown ones included"
+    );
+    assert_eq!(
+        registered["capabilities"]["enabled"],
+        json!(["ui.canvas"]),
+        "only capabilities whose gate is open are enabled (notifications is closed, camera unknown)"
+    );
+
+    let after = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
+    assert_eq!(after["registered"], json!(true));
+    assert_eq!(after["node"], registered["node"]);
+    assert_eq!(after["protocol"], registered["protocol"]);
+    assert_eq!(
+        sorted(&after["capabilities"]["declared"]),
+        sorted(&registered["capabilities"]["declared"])
+    );
+    assert_eq!(after["capabilities"]["enabled"], json!(["ui.canvas"]));
+    let caps = call_ok(&mut ws, "system.capabilities", json!({})).await;
+    assert_eq!(caps["nodes"]["registered"], json!(true), "{caps}");
+    assert_eq!(caps["nodes"]["nodeId"], json!("desk"));
+    assert_eq!(caps["nodes"]["role"], json!("companion"));
+
+    // Registering again replaces the registration; a newer client gets the server's highest.
+    let again = call_ok(
+        &mut ws,
+        "node.register",
+        json!({"nodeId": "desk", "role": "menubar", "protocolVersion": 7}),
+    )
+    .await;
+    assert_eq!(
+        again["protocol"],
+        json!({"serverVersion": 3, "clientVersion": 7, "negotiatedVersion": 3})
+    );
+    let now = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
+    assert_eq!(now["node"], json!({"id": "desk", "role": "menubar"}));
+    assert_eq!(now["capabilities"], json!({"declared": [], "enabled": []}));
+    stop(gw, [ws]).await;
+}
+
+/// The protocol document's node.register reply echoes `capabilities` in the client's order
+/// (`["ui.canvas", "notifications"]`, not sorted). A repeated capability is listed once, where it
+/// first appeared; `enabled` follows the same order. node.capabilities.get and system.nodes
+/// report the registration the same way.
+#[tokio::test]
+async fn register_keeps_the_clients_capability_order() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut ws = gw.client().await;
+    let registered = call_ok(
+        &mut ws,
+        "node.register",
+        json!({"nodeId": "desk", "role": "companion", "protocolVersion": 1,
+               "capabilities": ["ui.canvas", "notifications", "camera", "location", "notifications"]}),
+    )
+    .await;
+    let want = json!({
+        "declared": ["ui.canvas", "notifications", "camera", "location"],
+        "enabled": ["ui.canvas", "location"]
+    });
+    assert_eq!(
+        registered["capabilities"], want,
+        "declared in the client's order, duplicates once: {registered}"
+    );
+    let got = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
+    assert_eq!(got["capabilities"], want, "node.capabilities.get: {got}");
+    let nodes = call_ok(&mut ws, "system.nodes", json!({})).await;
+    assert_eq!(
+        entries(&nodes, "desk")[0]["capabilities"],
+        want,
+        "system.nodes: {nodes}"
+    );
+
+    // The document's own example, verbatim.
+    let example = call_ok(
+        &mut ws,
+        "node.register",
+        json!({"nodeId": "companion-desktop", "role": "companion", "protocolVersion": 1,
+               "capabilities": ["ui.canvas", "notifications"]}),
+    )
+    .await;
+    assert_eq!(
+        example["capabilities"]["declared"],
+        json!(["ui.canvas", "notifications"]),
+        "{example}"
+    );
+    stop(gw, [ws]).await;
+}
+
+#[tokio::test]
+async fn no_common_protocol_version_is_invalid_request_on_protocol_version() {
+    let gw =
+        TestGateway::start("[server.nodes]\nenabled = true\nprotocol_versions = [2, 3]\n").await;
+    let mut ws = gw.client().await;
+    let reply = ws
+        .call(
+            "node.register",
+            json!({"nodeId": "old-phone", "role": "companion", "protocolVersion": 1}),
+        )
+        .await;
+    assert_invalid(&reply, "params.protocolVersion", "no common version");
+    let caps = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
+    assert_eq!(caps["registered"], json!(false));
+    let ok_reply = call_ok(
+        &mut ws,
+        "node.register",
+        json!({"nodeId": "old-phone", "role": "companion", "protocolVersion": 2}),
+    )
+    .await;
+    assert_eq!(ok_reply["protocol"]["negotiatedVersion"], json!(2));
+    stop(gw, [ws]).await;
+}
+
+#[tokio::test]
+async fn closed_node_gate_refuses_register_on_method_naming_the_config_key() {
+    let gw = TestGateway::start("[server.nodes]\nenabled = false\n").await;
+    let mut ws = gw.client().await;
+    let reply = ws
+        .call(
+            "node.register",
+            json!({"nodeId": "desk", "role": "companion", "protocolVersion": 1}),
+        )
+        .await;
+    assert_invalid(&reply, "method", "node.register with node support disabled");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.nodes.enabled"),
+        "the message names the switch: {reply}"
+    );
+    // system.capabilities works without node support; the operator views are empty.
+    let caps = call_ok(&mut ws, "system.capabilities", json!({})).await;
+    assert_eq!(caps["nodes"]["enabled"], json!(false), "{caps}");
+    assert_eq!(caps["nodes"]["registered"], json!(false), "{caps}");
+    assert_eq!(
+        call_ok(&mut ws, "system.nodes", json!({})).await,
+        json!({"nodes": []})
+    );
+    assert_eq!(
+        call_ok(&mut ws, "system.location", json!({})).await,
+        json!({"locations": []})
+    );
+    // Spec: "error.data.expected naming the config key".
+    assert!(
+        reply["error"]["data"]["expected"]
+            .as_str()
+            .is_some_and(|e| e.contains("server.nodes.enabled")),
+        "error.data.expected names the config key (spec node.register): {reply}"
+    );
+    stop(gw, [ws]).await;
+}
+
+#[tokio::test]
+async fn closed_node_gate_refuses_capabilities_get_on_method() {
+    let gw = TestGateway::start("[server.nodes]\nenabled = false\n").await;
+    let mut ws = gw.client().await;
+    let reply = ws.call("node.capabilities.get", json!({})).await;
+    assert_invalid(
+        &reply,
+        "method",
+        "node.capabilities.get with node support disabled (spec: requires server.nodes.enabled)",
+    );
+    stop(gw, [ws]).await;
+}
+
+#[tokio::test]
+async fn node_methods_before_register_are_invalid_request_on_method() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut ws = gw.client().await;
+    let calls = [
+        (
+            "node.location.set",
+            json!({"latitude": 1.0, "longitude": 2.0}),
+        ),
+        ("node.location.get", json!({})),
+        ("node.status.set", json!({"platform": "macos"})),
+        (
+            "node.push_token.set",
+            json!({"provider": "fcm", "token": TOKEN}),
+        ),
+    ];
+    for (method, params) in calls {
+        let reply = ws.call(method, params).await;
+        assert_invalid(&reply, "method", &format!("{method} before node.register"));
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("node.register"),
+            "{method}: the message says to register first: {reply}"
+        );
+    }
+    stop(gw, [ws]).await;
+}
+
+#[tokio::test]
+async fn location_and_push_switches_gate_their_methods() {
+    let gw = TestGateway::start(
+        "[server.nodes]\nenabled = true\n[server.nodes.location]\nenabled = false\n[server.nodes.push]\nenabled = false\n",
+    )
+    .await;
+    let mut ws = gw.client().await;
+    register(&mut ws, "phone").await;
+    let caps = call_ok(&mut ws, "system.capabilities", json!({})).await;
+    assert_eq!(caps["nodes"]["locationEnabled"], json!(false), "{caps}");
+    assert_eq!(caps["nodes"]["pushEnabled"], json!(false), "{caps}");
+
+    let reply = ws
+        .call(
+            "node.location.set",
+            json!({"latitude": 1.0, "longitude": 2.0}),
+        )
+        .await;
+    assert_invalid(&reply, "method", "node.location.set with locations off");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.nodes.location.enabled"),
+        "{reply}"
+    );
+    let reply = ws
+        .call(
+            "node.push_token.set",
+            json!({"provider": "fcm", "token": TOKEN}),
+        )
+        .await;
+    assert_invalid(&reply, "method", "node.push_token.set with push off");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.nodes.push.enabled"),
+        "{reply}"
+    );
+    // node.status.set has no switch of its own.
+    let status = call_ok(&mut ws, "node.status.set", json!({"platform": "linux"})).await;
+    assert_eq!(status["updated"], json!(true));
+
+    // Spec node.location.get: "Requires server.nodes.enabled and server.nodes.location.enabled;
+    // a closed gate is InvalidRequest on `method`."
+    let reply = ws.call("node.location.get", json!({})).await;
+    assert_invalid(&reply, "method", "node.location.get with locations off");
+    stop(gw, [ws]).await;
+}
+
+#[tokio::test]
+async fn location_status_and_push_token_are_stored_and_tokens_only_shown_masked() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut node = gw.client().await;
+    let mut operator = gw.client().await;
+    let mut frames: Vec<String> = Vec::new();
+    let node_conn = connection_id(&mut node).await;
+    let registered = call_ok(
+        &mut node,
+        "node.register",
+        json!({"nodeId": "companion-phone", "role": "companion", "protocolVersion": 1,
+               "capabilities": ["ui.canvas", "location"]}),
+    )
+    .await;
+    frames.push(registered.to_string());
+
+    // No location yet: `location` is absent.
+    let empty = call_ok(&mut node, "node.location.get", json!({})).await;
+    assert_eq!(
+        empty,
+        json!({"node": {"id": "companion-phone", "role": "companion"}})
+    );
+
+    // Out-of-range values name their param.
+    for (params, path) in [
+        (
+            json!({"latitude": 91.0, "longitude": 0.0}),
+            "params.latitude",
+        ),
+        (
+            json!({"latitude": 0.0, "longitude": -180.5}),
+            "params.longitude",
+        ),
+        (json!({"longitude": 0.0}), "params.latitude"),
+    ] {
+        let reply = node.call("node.location.set", params.clone()).await;
+        assert_invalid(&reply, path, &format!("node.location.set {params}"));
+    }
+
+    let t0 = now_ms();
+    let set = call_ok(
+        &mut node,
+        "node.location.set",
+        json!({"latitude": 37.7749, "longitude": -122.4194, "accuracyMeters": 12.4,
+               "source": "gps", "capturedAt": 1_763_241_200_000_u64}),
+    )
+    .await;
+    let t1 = now_ms();
+    assert_eq!(set["updated"], json!(true));
+    assert_eq!(
+        set["node"],
+        json!({"id": "companion-phone", "role": "companion"})
+    );
+    let location = set["location"].clone();
+    let received = location["receivedAt"].as_u64().expect("receivedAt ms");
+    assert!(
+        (t0..=t1).contains(&received),
+        "receivedAt {received} is the receive time in epoch ms ({t0}..{t1})"
+    );
+    assert_eq!(
+        location,
+        json!({"latitude": 37.7749, "longitude": -122.4194, "accuracyMeters": 12.4,
+               "source": "gps", "capturedAt": 1_763_241_200_000_u64, "receivedAt": received})
+    );
+    let got = call_ok(&mut node, "node.location.get", json!({})).await;
+    assert_eq!(got["location"], location);
+
+    // capturedAt defaults to the receive time.
+    let second = call_ok(
+        &mut node,
+        "node.location.set",
+        json!({"latitude": -33.8688, "longitude": 151.2093}),
+    )
+    .await;
+    assert_eq!(
+        second["location"]["capturedAt"],
+        second["location"]["receivedAt"]
+    );
+    let location = second["location"].clone();
+    assert!(location.get("accuracyMeters").is_none(), "{location}");
+
+    // Status: the reply echoes it with receivedAt; a later report replaces the whole status.
+    let reply = node
+        .call(
+            "node.status.set",
+            json!({"platform": "ios", "batteryPct": 100.5}),
+        )
+        .await;
+    assert_invalid(&reply, "params.batteryPct", "batteryPct above 100");
+    let status = call_ok(
+        &mut node,
+        "node.status.set",
+        json!({"platform": "macos", "appVersion": "0.3.1", "deviceName": "MacBook Pro",
+               "statusText": "Idle", "batteryPct": 64, "powerSource": "battery"}),
+    )
+    .await;
+    assert_eq!(status["updated"], json!(true));
+    assert_eq!(status["status"]["deviceName"], json!("MacBook Pro"));
+    assert_eq!(status["status"]["batteryPct"], json!(64.0));
+    let status = call_ok(
+        &mut node,
+        "node.status.set",
+        json!({"platform": "macos", "statusText": "Busy"}),
+    )
+    .await;
+    let status = status["status"].clone();
+    assert!(status["receivedAt"].as_u64().is_some(), "{status}");
+    assert!(
+        status.get("batteryPct").is_none() && status.get("deviceName").is_none(),
+        "omitted optional fields are cleared: {status}"
+    );
+
+    // Push token: stored, answered and listed only as a preview.
+    let reply = node
+        .call(
+            "node.push_token.set",
+            json!({"provider": "fcm", "token": "short"}),
+        )
+        .await;
+    assert_invalid(&reply, "params.token", "a token under 8 characters");
+    let reply = node
+        .call(
+            "node.push_token.set",
+            json!({"provider": "gcm", "token": TOKEN}),
+        )
+        .await;
+    assert_invalid(&reply, "params.provider", "an unknown push provider");
+    let push = call_ok(
+        &mut node,
+        "node.push_token.set",
+        json!({"provider": "fcm", "token": TOKEN}),
+    )
+    .await;
+    frames.push(push.to_string());
+    assert_eq!(push["updated"], json!(true));
+    assert_eq!(push["provider"], json!("fcm"));
+    let preview = push["tokenPreview"]
+        .as_str()
+        .expect("tokenPreview")
+        .to_owned();
+    assert!(
+        preview.starts_with("fcm_") && preview.ends_with("3456") && preview.len() < 16,
+        "the preview shows the first and last 4 characters only: {preview}"
+    );
+
+    let nodes = call_ok(&mut operator, "system.nodes", json!({})).await;
+    frames.push(nodes.to_string());
+    let listed = entries(&nodes, "companion-phone");
+    assert_eq!(listed.len(), 1, "{nodes}");
+    let snapshot = listed[0];
+    assert_eq!(snapshot["role"], json!("companion"));
+    assert_eq!(snapshot["connectionId"], json!(node_conn));
+    assert_eq!(snapshot["connected"], json!(true));
+    assert_eq!(snapshot["protocolVersion"], json!(1));
+    assert_eq!(
+        snapshot["capabilities"],
+        json!({"declared": ["ui.canvas", "location"], "enabled": ["ui.canvas", "location"]}),
+        "in the order the node declared them"
+    );
+    assert!(
+        snapshot["registeredAt"]
+            .as_u64()
+            .is_some_and(|t| t <= now_ms())
+    );
+    assert_eq!(snapshot["location"], location);
+    assert_eq!(snapshot["status"], status);
+    assert_eq!(snapshot["pushToken"]["provider"], json!("fcm"));
+    assert_eq!(snapshot["pushToken"]["tokenPreview"], json!(preview));
+    assert!(snapshot["pushToken"]["updatedAt"].as_u64().is_some());
+
+    let located = call_ok(&mut operator, "system.location", json!({})).await;
+    frames.push(located.to_string());
+    assert_eq!(
+        located,
+        json!({"locations": [{"nodeId": "companion-phone", "role": "companion",
+                              "connected": true, "location": location}]})
+    );
+    frames.push(
+        call_ok(&mut node, "node.capabilities.get", json!({}))
+            .await
+            .to_string(),
+    );
+    frames.push(
+        call_ok(&mut operator, "system.capabilities", json!({}))
+            .await
+            .to_string(),
+    );
+
+    for frame in &frames {
+        assert!(
+            !frame.contains(TOKEN) && !frame.contains("abcdefghijklmnop"),
+            "the full push token must never be returned: {frame}"
+        );
+    }
+    stop(gw, [node, operator]).await;
+}
+
+#[tokio::test]
+async fn push_token_preview_is_first_four_and_last_four_around_three_dots() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut ws = gw.client().await;
+    register(&mut ws, "companion-phone").await;
+    let push = call_ok(
+        &mut ws,
+        "node.push_token.set",
+        json!({"provider": "fcm", "token": TOKEN}),
+    )
+    .await;
+    // Spec PushTokenPreview.tokenPreview: "its first 4 and last 4 characters around `...`";
+    // the spec's example shows "fcm_...3456".
+    assert_eq!(push["tokenPreview"], json!("fcm_...3456"), "{push}");
+    stop(gw, [ws]).await;
+}
+
+#[tokio::test]
+async fn registration_belongs_to_its_connection_and_ends_when_it_closes() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut node = gw.client().await;
+    let mut operator = gw.client().await;
+    let node_conn = connection_id(&mut node).await;
+    register(&mut node, "phone-1").await;
+
+    let nodes = call_ok(&mut operator, "system.nodes", json!({})).await;
+    let listed = entries(&nodes, "phone-1");
+    assert_eq!(listed.len(), 1, "{nodes}");
+    assert_eq!(listed[0]["connectionId"], json!(node_conn));
+    assert_eq!(listed[0]["connected"], json!(true));
+    // The operator connection is not a node.
+    let caps = call_ok(&mut operator, "node.capabilities.get", json!({})).await;
+    assert_eq!(caps["registered"], json!(false));
+
+    close(node).await;
+    let nodes = poll_until(
+        &mut operator,
+        "system.nodes",
+        json!({}),
+        "phone-1 no longer connected after its connection closed",
+        |r| {
+            entries(r, "phone-1")
+                .iter()
+                .all(|n| n["connected"] == json!(false))
+        },
+    )
+    .await;
+
+    // The id is free again: another connection registers it and is the live node.
+    let mut again = gw.client().await;
+    let again_conn = connection_id(&mut again).await;
+    register(&mut again, "phone-1").await;
+    let live = call_ok(&mut operator, "system.nodes", json!({})).await;
+    let connected: Vec<&Value> = entries(&live, "phone-1")
+        .into_iter()
+        .filter(|n| n["connected"] == json!(true))
+        .collect();
+    assert_eq!(connected.len(), 1, "{live}");
+    assert_eq!(connected[0]["connectionId"], json!(again_conn));
+
+    // Spec system.nodes: "Lists every node registered since the gateway started (disconnected
+    // ones included, with `connected: false`)".
+    let gone = entries(&nodes, "phone-1");
+    assert_eq!(
+        gone.len(),
+        1,
+        "after the close, system.nodes still lists phone-1 with connected false: {nodes}"
+    );
+    assert_eq!(gone[0]["connected"], json!(false), "{nodes}");
+    assert_eq!(gone[0]["connectionId"], json!(node_conn), "{nodes}");
+    stop(gw, [operator, again]).await;
+}
+
+#[tokio::test]
+async fn a_node_id_registered_on_another_connection_is_taken_over() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut first = gw.client().await;
+    let mut second = gw.client().await;
+    register(&mut first, "desk").await;
+    let second_conn = connection_id(&mut second).await;
+    register(&mut second, "desk").await;
+
+    // Spec node.register: "an id already held by another open connection is taken over (the
+    // older connection stays open but is no longer a node)".
+    let nodes = call_ok(&mut second, "system.nodes", json!({})).await;
+    let live: Vec<&Value> = entries(&nodes, "desk")
+        .into_iter()
+        .filter(|n| n["connected"] == json!(true))
+        .collect();
+    assert_eq!(live.len(), 1, "one live registration of `desk`: {nodes}");
+    assert_eq!(live[0]["connectionId"], json!(second_conn), "{nodes}");
+    let old = call_ok(&mut first, "node.capabilities.get", json!({})).await;
+    assert_eq!(
+        old["registered"],
+        json!(false),
+        "the older connection is no longer a node: {old}"
+    );
+    let info = call_ok(&mut first, "system.info", json!({})).await;
+    assert!(
+        info["version"].is_string(),
+        "the older connection stays open"
+    );
+    stop(gw, [first, second]).await;
+}
+
+#[tokio::test]
+async fn last_known_location_and_status_survive_a_restart() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut ws = gw.client().await;
+    register(&mut ws, "laptop").await;
+    let location = call_ok(
+        &mut ws,
+        "node.location.set",
+        json!({"latitude": 48.8566, "longitude": 2.3522, "accuracyMeters": 30.0, "source": "wifi"}),
+    )
+    .await["location"]
+        .clone();
+    let status = call_ok(
+        &mut ws,
+        "node.status.set",
+        json!({"platform": "linux", "statusText": "Compiling", "powerSource": "ac"}),
+    )
+    .await["status"]
+        .clone();
+    close(ws).await;
+
+    let gw = restart(gw, ALL_ON).await;
+    let mut ws = gw.client().await;
+    // Before re-registering, the stored location is visible to operators.
+    let located = call_ok(&mut ws, "system.location", json!({})).await;
+    assert_eq!(
+        located,
+        json!({"locations": [{"nodeId": "laptop", "role": "companion", "connected": false,
+                              "location": location}]}),
+        "the stored location of a node that is not connected"
+    );
+    register(&mut ws, "laptop").await;
+    let got = call_ok(&mut ws, "node.location.get", json!({})).await;
+    assert_eq!(
+        got["location"], location,
+        "the location stored before the restart"
+    );
+    let nodes = call_ok(&mut ws, "system.nodes", json!({})).await;
+    let listed = entries(&nodes, "laptop");
+    assert_eq!(listed.len(), 1, "{nodes}");
+    assert_eq!(listed[0]["status"], status, "{nodes}");
+    assert_eq!(listed[0]["location"], location, "{nodes}");
+    stop(gw, [ws]).await;
+}
+
+#[tokio::test]
+async fn system_location_keeps_disconnected_nodes_and_lists_the_latest_first() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut a = gw.client().await;
+    let mut b = gw.client().await;
+    let mut operator = gw.client().await;
+    register(&mut a, "a-node").await;
+    let first = call_ok(
+        &mut a,
+        "node.location.set",
+        json!({"latitude": 1.0, "longitude": 1.0}),
+    )
+    .await;
+    wait_past(first["location"]["receivedAt"].as_u64().unwrap()).await;
+    register(&mut b, "b-node").await;
+    call_ok(
+        &mut b,
+        "node.location.set",
+        json!({"latitude": 2.0, "longitude": 2.0}),
+    )
+    .await;
+    close(a).await;
+
+    let located = poll_until(
+        &mut operator,
+        "system.location",
+        json!({}),
+        "a-node reported as disconnected",
+        |r| {
+            r["locations"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|e| e["nodeId"] == json!("a-node") && e["connected"] == json!(false))
+            })
+        },
+    )
+    .await;
+    let by_id = |id: &str| -> Value {
+        located["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["nodeId"] == json!(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} listed: {located}"))
+    };
+    assert_eq!(by_id("a-node")["location"]["latitude"], json!(1.0));
+    assert_eq!(by_id("b-node")["connected"], json!(true));
+
+    // Spec system.location: "most recently received first".
+    let order: Vec<&Value> = located["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["nodeId"])
+        .collect();
+    assert_eq!(
+        order,
+        [&json!("b-node"), &json!("a-node")],
+        "most recently received first: {located}"
+    );
+    stop(gw, [b, operator]).await;
+}
+
+#[tokio::test]
+async fn system_nodes_lists_the_newest_registration_first() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut a = gw.client().await;
+    let mut z = gw.client().await;
+    register(&mut a, "a-node").await;
+    let nodes = call_ok(&mut a, "system.nodes", json!({})).await;
+    let registered_at = entries(&nodes, "a-node")[0]["registeredAt"]
+        .as_u64()
+        .unwrap();
+    wait_past(registered_at).await;
+    register(&mut z, "z-node").await;
+    let nodes = call_ok(&mut a, "system.nodes", json!({})).await;
+    let order: Vec<&Value> = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| &n["nodeId"])
+        .collect();
+    assert_eq!(
+        order,
+        [&json!("z-node"), &json!("a-node")],
+        "spec system.nodes: newest registration first: {nodes}"
+    );
+    stop(gw, [a, z]).await;
+}
+
+#[tokio::test]
+async fn system_location_is_empty_when_location_support_is_disabled() {
+    let gw = TestGateway::start(ALL_ON).await;
+    let mut ws = gw.client().await;
+    register(&mut ws, "phone").await;
+    call_ok(
+        &mut ws,
+        "node.location.set",
+        json!({"latitude": 10.0, "longitude": 20.0}),
+    )
+    .await;
+    close(ws).await;
+    let gw = restart(gw, "[server.nodes.location]\nenabled = false\n").await;
+    let mut ws = gw.client().await;
+    let located = ws.call("system.location", json!({})).await;
+    // Spec system.location: "Returns an empty list when node or location support is disabled."
+    assert_eq!(ok(&located), &json!({"locations": []}), "{located}");
+    stop(gw, [ws]).await;
+}
