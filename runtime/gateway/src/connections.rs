@@ -25,14 +25,19 @@ pub struct Connections {
 
 /// A reserved connection slot; released on drop.
 pub struct ConnectionSlot {
-    gateway_connections: Arc<Connections>,
+    registry: Arc<Connections>,
+}
+
+impl ConnectionSlot {
+    /// The registry the slot was reserved from.
+    pub fn registry(&self) -> &Connections {
+        &self.registry
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.gateway_connections
-            .count
-            .fetch_sub(1, Ordering::AcqRel);
+        self.registry.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -83,7 +88,7 @@ impl Reserve for Arc<Connections> {
             ) {
                 Ok(_) => {
                     return Some(ConnectionSlot {
-                        gateway_connections: self.clone(),
+                        registry: self.clone(),
                     });
                 }
                 Err(now) => current = now,

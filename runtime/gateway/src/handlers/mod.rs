@@ -38,3 +38,20 @@ impl HandlerBase for Gateway {
         connection.identity.session_allowed(session_id) || connection.owns_session(session_id)
     }
 }
+
+/// The transport's view of the gateway: requests go to the generated `dispatch` (routing to the
+/// tag traits above), and a closed connection releases what it held.
+impl crate::connection::ConnectionService for Gateway {
+    fn dispatch<'s>(
+        &'s self,
+        call: flynn_protocol::wire::Call<ConnectionState>,
+        method: flynn_protocol::Method,
+        params: Option<&serde_json::value::RawValue>,
+    ) -> flynn_protocol::wire::Dispatched<'s> {
+        flynn_protocol::dispatch(self, call, method, params)
+    }
+
+    async fn on_disconnect(&self, connection: &ConnectionState) {
+        self.connection_closed(&connection.id);
+    }
+}

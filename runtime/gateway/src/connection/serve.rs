@@ -1,0 +1,230 @@
+//! The connection's loop, a small state machine. Each round waits for one thing (shutdown, the
+//! drain deadline, queued events, a finished request, incoming frames, the ping timer) and
+//! handles it, then writes everything else that is ready and flushes once. Every step returns
+//! `ControlFlow`: `Break` ends the connection, with why.
+
+use std::ops::ControlFlow::{self, Break, Continue};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::close::{Socket, failure_close};
+use super::dispatch::{Incoming, Inflight, incoming};
+use super::service::ConnectionService;
+use super::state::ConnectionState;
+use super::writer::{Ended, SLOW_CONSUMER, Writer};
+
+/// Events already queued that make a write worth doing without first letting producers add
+/// more (see [`Serving::on_events`]).
+const COALESCE_ENOUGH: usize = 16;
+/// How long in-flight requests may run on after shutdown begins.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// Frames handled in one round (the first and those already buffered) before writing.
+const READ_BURST: usize = 64;
+/// Pings in a row the peer may leave unanswered; at the next tick it is given up (1008).
+const PINGS_UNANSWERED: u32 = 2;
+const SHUTTING_DOWN: &str = "gateway shutting down";
+
+/// What a round of the loop woke for.
+enum Wake {
+    Shutdown,
+    DrainDeadline,
+    Events,
+    /// A request finished: its reply (`None` for a notification).
+    Reply(Option<String>),
+    Message(Option<Result<Message, WsError>>),
+    Ping,
+}
+
+/// The loop's state between rounds.
+struct Serving<'c, S> {
+    service: &'c S,
+    state: &'c Arc<ConnectionState>,
+    writer: Writer<'c>,
+    /// Requests whose handlers are still running, inside the connection's task.
+    inflight: FuturesUnordered<Inflight<'c>>,
+    unanswered_pings: u32,
+    /// Shutdown began: the connection stops reading, lets in-flight requests finish (bounded
+    /// by `DRAIN_LIMIT`) so each gets its terminal reply, then closes with 1001.
+    draining: bool,
+}
+
+/// Serves one connection until it ends.
+pub(super) async fn serve<S: ConnectionService>(
+    service: &S,
+    ws: Socket,
+    state: &Arc<ConnectionState>,
+    ping_every: Duration,
+    shutdown: CancellationToken,
+) -> Ended {
+    let mut serving = Serving {
+        service,
+        state,
+        writer: Writer::new(ws, state),
+        inflight: FuturesUnordered::new(),
+        unanswered_pings: 0,
+        draining: false,
+    };
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Futures the loop waits on in every round are made once, not per round: each would
+    // register with (and then leave) its notifier's waiter list, under a lock, every time.
+    let shutdown = shutdown.cancelled_owned();
+    tokio::pin!(shutdown);
+    let events_ready = state.events.ready.notified();
+    tokio::pin!(events_ready);
+    let drain_deadline = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(drain_deadline);
+    loop {
+        if let Break(ended) = serving.before_wait().await {
+            return ended;
+        }
+        let draining = serving.draining;
+        let wake = tokio::select! {
+            biased;
+            _ = &mut shutdown, if !draining => Wake::Shutdown,
+            _ = &mut drain_deadline, if draining => Wake::DrainDeadline,
+            _ = &mut events_ready => {
+                events_ready.set(state.events.ready.notified());
+                Wake::Events
+            }
+            Some(reply) = serving.inflight.next(), if !serving.inflight.is_empty() => {
+                Wake::Reply(reply)
+            }
+            message = serving.writer.socket().next(), if !draining => Wake::Message(message),
+            _ = ping.tick() => Wake::Ping,
+        };
+        if let Wake::Shutdown = wake {
+            drain_deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + DRAIN_LIMIT);
+        }
+        if let Break(ended) = serving.on_wake(wake).await {
+            return ended;
+        }
+        if let Break(ended) = serving.write_ready().await {
+            return ended;
+        }
+    }
+}
+
+impl<'c, S: ConnectionService> Serving<'c, S> {
+    /// Ends the connection before waiting when it fell behind its events (1008), or when it is
+    /// draining and nothing is left in flight (its events out, then 1001).
+    async fn before_wait(&mut self) -> ControlFlow<Ended> {
+        if self.state.is_slow() {
+            return Break(self.writer.close(1008, SLOW_CONSUMER.into()).await);
+        }
+        if self.draining && self.inflight.is_empty() {
+            self.writer.feed_events().await?;
+            self.writer.flush_before_close().await;
+            return Break(self.writer.close(1001, SHUTTING_DOWN.into()).await);
+        }
+        Continue(())
+    }
+
+    async fn on_wake(&mut self, wake: Wake) -> ControlFlow<Ended> {
+        match wake {
+            Wake::Shutdown => {
+                self.draining = true;
+                Continue(())
+            }
+            Wake::DrainDeadline => Break(self.writer.close(1001, SHUTTING_DOWN.into()).await),
+            // The events themselves are written with everything else that is ready.
+            Wake::Events => self.on_events().await,
+            Wake::Reply(Some(text)) => self.writer.reply(text).await,
+            Wake::Reply(None) => Continue(()),
+            Wake::Message(message) => self.on_messages(message).await,
+            Wake::Ping => self.on_ping().await,
+        }
+    }
+
+    /// Events were queued. Coalescing: a run emits one event per model chunk and this task
+    /// would wake (and write) once per event. One scheduler round first lets the tasks that are
+    /// ready now (this connection's run among them) queue what they have, so events that are
+    /// ready together leave in one write. No timer: with nothing else ready the round ends at
+    /// once and a lone event is not held back.
+    async fn on_events(&mut self) -> ControlFlow<Ended> {
+        if self.state.is_slow() {
+            return Break(self.writer.close(1008, SLOW_CONSUMER.into()).await);
+        }
+        if self.state.events.len() < COALESCE_ENOUGH {
+            tokio::task::yield_now().await;
+        }
+        Continue(())
+    }
+
+    /// This message and every frame already buffered (up to `READ_BURST`), before writing
+    /// anything.
+    async fn on_messages(&mut self, first: Option<Result<Message, WsError>>) -> ControlFlow<Ended> {
+        let mut next = Some(first);
+        let mut budget = READ_BURST;
+        while let Some(message) = next.take() {
+            self.on_message(message).await?;
+            budget -= 1;
+            if budget > 0 {
+                next = self.writer.socket().next().now_or_never();
+            }
+        }
+        Continue(())
+    }
+
+    /// One incoming message: answered at once, or its handler left running in `inflight`.
+    async fn on_message(
+        &mut self,
+        message: Option<Result<Message, WsError>>,
+    ) -> ControlFlow<Ended> {
+        let message = match message {
+            None => return Break(Ended::PeerClosed),
+            Some(Err(error)) => return Break(self.read_failed(error).await),
+            Some(Ok(message)) => message,
+        };
+        if matches!(message, Message::Text(_) | Message::Binary(_)) {
+            self.writer.socket().get_mut().message_done();
+        }
+        match incoming(self.service, self.state, message, &mut self.inflight) {
+            Incoming::Reply(text) => self.writer.reply(text).await,
+            Incoming::Pong => {
+                self.unanswered_pings = 0;
+                Continue(())
+            }
+            Incoming::Close => Break(self.writer.answer_close().await),
+            Incoming::Nothing => Continue(()),
+        }
+    }
+
+    /// A read failed: RFC 6455 section 7.1.7, fail the connection with the code that says why
+    /// (when there is one; otherwise the connection is simply gone).
+    async fn read_failed(&mut self, error: WsError) -> Ended {
+        debug!(error = %error, "websocket read failed");
+        match failure_close(&error) {
+            Some((code, reason)) => self.writer.close(code, reason).await,
+            None => Ended::Broken,
+        }
+    }
+
+    async fn on_ping(&mut self) -> ControlFlow<Ended> {
+        if self.unanswered_pings >= PINGS_UNANSWERED {
+            return Break(self.writer.close(1008, "no pong to two pings".into()).await);
+        }
+        self.unanswered_pings += 1;
+        self.writer.feed(Message::Ping(Default::default())).await
+    }
+
+    /// Everything else that is ready goes into the same flush. Events first: a request's
+    /// events are queued before its reply completes, and must reach the wire before it.
+    async fn write_ready(&mut self) -> ControlFlow<Ended> {
+        self.writer.feed_events().await?;
+        while let Some(Some(reply)) = self.inflight.next().now_or_never() {
+            if let Some(text) = reply {
+                self.writer.reply(text).await?;
+            }
+        }
+        self.writer.flush().await
+    }
+}

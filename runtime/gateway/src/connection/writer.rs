@@ -1,0 +1,182 @@
+//! Writing to a connection. Frames are fed into the sink and flushed once per wakeup, not once
+//! per frame: a flush per frame costs several times the throughput. Events are numbered with
+//! the connection's `seq` as they are written, and a request's events go out ahead of its
+//! reply.
+//!
+//! Every write returns `ControlFlow`: `Break` carries why the connection ended (the peer is
+//! gone, stopped reading, or the connection was closed on the way).
+
+use std::ops::ControlFlow::{self, Break, Continue};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt};
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::close::{Socket, answer_close, close_socket};
+use super::state::ConnectionState;
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub(super) enum Ended {
+    PeerClosed,
+    Closed(u16),
+    Broken,
+    /// The peer stopped reading: a write made no progress for `WRITE_STALL`.
+    Stalled,
+}
+
+/// How long one write may make no progress before the peer is given up.
+const WRITE_STALL: Duration = Duration::from_secs(10);
+
+/// The close reason for a connection whose events overflowed its queue.
+pub(super) const SLOW_CONSUMER: &str = "slow consumer: events were not read fast enough";
+
+/// The writing side of a connection's socket (the loop reads from the same, unsplit socket:
+/// see [`Writer::socket`]).
+pub(super) struct Writer<'c> {
+    ws: Socket,
+    state: &'c ConnectionState,
+    /// The number of the last event written.
+    seq: u64,
+}
+
+/// One write that may have to wait.
+#[derive(Clone, Copy)]
+enum Write {
+    /// Room in the sink for one more frame.
+    Room,
+    Flush,
+}
+
+impl Write {
+    fn poll(self, ws: &mut Socket, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        match self {
+            Write::Room => ws.poll_ready_unpin(cx),
+            Write::Flush => ws.poll_flush_unpin(cx),
+        }
+    }
+}
+
+impl<'c> Writer<'c> {
+    pub(super) fn new(ws: Socket, state: &'c ConnectionState) -> Self {
+        Self { ws, state, seq: 0 }
+    }
+
+    /// The socket, for reading. One socket for both directions, unsplit (a split would put it
+    /// behind a lock): the loop reads from it only while it waits, never during a write.
+    pub(super) fn socket(&mut self) -> &mut Socket {
+        &mut self.ws
+    }
+
+    /// Writes a message without flushing: waits for room (rarely), then hands it to tungstenite.
+    pub(super) async fn feed(&mut self, message: Message) -> ControlFlow<Ended> {
+        self.write(Write::Room).await?;
+        if self.ws.start_send_unpin(message).is_err() {
+            return Break(Ended::Broken);
+        }
+        Continue(())
+    }
+
+    /// Writes every event already queued. Called before each reply: a request's events are
+    /// queued before its reply completes, so this keeps them ahead of it on the wire.
+    pub(super) async fn feed_events(&mut self) -> ControlFlow<Ended> {
+        while let Some(out) = self.state.events.try_pop() {
+            self.seq += 1;
+            self.feed(Message::text(out.encode(self.seq))).await?;
+        }
+        Continue(())
+    }
+
+    /// Writes a reply: its events first, then the reply, then a close the handler asked for
+    /// (`system.disconnect`).
+    pub(super) async fn reply(&mut self, text: String) -> ControlFlow<Ended> {
+        self.feed_events().await?;
+        self.feed(Message::text(text)).await?;
+        match self.state.take_close_request() {
+            None => Continue(()),
+            Some((code, reason)) => {
+                self.flush_before_close().await;
+                Break(self.close(code, reason).await)
+            }
+        }
+    }
+
+    /// Sends what was fed.
+    pub(super) async fn flush(&mut self) -> ControlFlow<Ended> {
+        self.write(Write::Flush).await
+    }
+
+    /// Writes out what is buffered before a close, bounded by `WRITE_STALL`.
+    pub(super) async fn flush_before_close(&mut self) {
+        let _ = Box::pin(tokio::time::timeout(WRITE_STALL, self.ws.flush())).await;
+    }
+
+    /// Sends a close frame, waits (bounded) for the peer's answer: the connection has ended.
+    /// The rare paths (closing, waiting on a blocked write) run in boxed futures: inline, their
+    /// timers would widen every idle connection's future (BENCHMARKS.md, finding 3).
+    pub(super) async fn close(&mut self, code: u16, reason: String) -> Ended {
+        Box::pin(close_socket(&mut self.ws, code, reason)).await;
+        Ended::Closed(code)
+    }
+
+    /// The peer sent a close frame: sends tungstenite's answer; the connection has ended.
+    pub(super) async fn answer_close(&mut self) -> Ended {
+        Box::pin(answer_close(&mut self.ws)).await;
+        Ended::PeerClosed
+    }
+
+    /// Runs one write (a wait for room, or a flush). Most writes complete at once and pay for
+    /// nothing more; one that has to wait is guarded (see [`Writer::wait`]).
+    async fn write(&mut self, write: Write) -> ControlFlow<Ended> {
+        match std::future::poll_fn(|cx| write.poll(&mut self.ws, cx)).now_or_never() {
+            Some(Ok(())) => Continue(()),
+            Some(Err(_)) => Break(Ended::Broken),
+            None => self.wait(write).await,
+        }
+    }
+
+    /// A write that has to wait. A peer that stops reading fills the socket and would park this
+    /// task in the write, so the write gives way when the connection is flagged as a slow
+    /// consumer (close 1008), and a write that makes no progress for `WRITE_STALL` drops it.
+    async fn wait(&mut self, write: Write) -> ControlFlow<Ended> {
+        let ws = &mut self.ws;
+        let blocked = std::future::poll_fn(|cx| write.poll(ws, cx));
+        let waited = Box::pin(wait_for_write(blocked, &self.state.wake)).await;
+        match waited {
+            Waited::Written => Continue(()),
+            Waited::Broken => Break(Ended::Broken),
+            Waited::Stalled => Break(Ended::Stalled),
+            Waited::SlowConsumer => Break(self.close(1008, SLOW_CONSUMER.into()).await),
+        }
+    }
+}
+
+/// How a write that could not complete at once ended.
+enum Waited {
+    Written,
+    Broken,
+    /// No progress for `WRITE_STALL`: the peer stopped reading.
+    Stalled,
+    /// The connection was flagged as a slow consumer meanwhile.
+    SlowConsumer,
+}
+
+/// Waits for a blocked write. The wait gives way when the connection is flagged as a slow
+/// consumer (`wake` is only notified then), and a write that makes no progress for
+/// `WRITE_STALL` is given up.
+async fn wait_for_write<W>(write: W, wake: &Notify) -> Waited
+where
+    W: Future<Output = Result<(), WsError>>,
+{
+    tokio::select! {
+        biased;
+        written = tokio::time::timeout(WRITE_STALL, write) => match written {
+            Ok(Ok(())) => Waited::Written,
+            Ok(Err(_)) => Waited::Broken,
+            Err(_) => Waited::Stalled,
+        },
+        _ = wake.notified() => Waited::SlowConsumer,
+    }
+}
