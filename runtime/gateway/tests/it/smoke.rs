@@ -2,10 +2,17 @@
 //! a session, one agent turn that runs a tool, the session found again, a pairing code, the
 //! configuration without secrets, and the two commonest mistakes answered with their error
 //! codes. The areas have their own detailed tests; this one fails first when the daemon as a
-//! whole does not come up.
+//! whole does not come up. Well-formed calls go through the generated Rust client (so every
+//! reply also decodes into the spec's types); the agent turn, whose events are checked frame by
+//! frame, and the mistakes, which the typed client cannot make, go over a raw WebSocket.
+
+use std::num::NonZeroU64;
 
 use crate::support;
 
+use flynn_protocol::Client;
+use flynn_protocol::types;
+use flynn_protocol::ws_client::{ConnectOptions, WsTransport};
 use serde_json::{Value, json};
 use support::TestGateway;
 
@@ -21,17 +28,24 @@ fn result<'a>(reply: &'a Value, what: &str) -> &'a Value {
 async fn smoke() {
     let gw = TestGateway::start("").await;
     let mut ws = gw.client().await;
-
-    let info = ws.call("system.info", json!({})).await;
-    assert!(
-        result(&info, "system.info")["connectionId"].is_string(),
-        "{info}"
+    let client = Client::new(
+        WsTransport::connect(&gw.url(), ConnectOptions::default())
+            .await
+            .expect("the generated client connects"),
     );
 
-    let created = ws
-        .call("sessions.create", json!({"sessionId": "telegram:1"}))
-        .await;
-    result(&created, "sessions.create");
+    let info = client
+        .system_info(types::SystemInfoParams {})
+        .await
+        .expect("system.info");
+    assert!(info.connection_id.is_some(), "{info:?}");
+
+    client
+        .sessions_create(types::SessionsCreateParams {
+            session_id: Some("telegram:1".into()),
+        })
+        .await
+        .expect("sessions.create");
 
     // The embedded model runs the tool the message names, then answers.
     let id = ws
@@ -53,28 +67,40 @@ async fn smoke() {
         );
     }
 
-    let listed = ws
-        .call("sessions.list", json!({"includePersisted": true}))
-        .await;
+    let listed = client
+        .sessions_list(types::SessionsListParams {
+            include_persisted: true,
+            ..Default::default()
+        })
+        .await
+        .expect("sessions.list");
     assert!(
-        result(&listed, "sessions.list")
-            .to_string()
-            .contains("telegram:1"),
-        "sessions.list lacks telegram:1: {listed}"
+        listed.sessions.iter().any(|s| s.id == "telegram:1"),
+        "sessions.list lacks telegram:1: {listed:?}"
     );
-    let got = ws
-        .call("sessions.get", json!({"sessionId": "telegram:1"}))
-        .await;
-    result(&got, "sessions.get");
+    let got = client
+        .sessions_get(types::SessionsGetParams {
+            session_id: "telegram:1".into(),
+            history_limit: NonZeroU64::new(200).expect("200 is not zero"),
+        })
+        .await
+        .expect("sessions.get");
+    assert_eq!(got.id, "telegram:1", "{got:?}");
 
-    let capabilities = ws.call("system.capabilities", json!({})).await;
-    result(&capabilities, "system.capabilities");
-    let pairing = ws
-        .call("pairing.generate", json!({"channel": "telegram"}))
-        .await;
-    result(&pairing, "pairing.generate");
-    let config = ws.call("config.get", json!({})).await;
-    result(&config, "config.get");
+    client
+        .system_capabilities(types::SystemCapabilitiesParams {})
+        .await
+        .expect("system.capabilities");
+    client
+        .pairing_generate(types::PairingGenerateParams {
+            channel: "telegram".into(),
+        })
+        .await
+        .expect("pairing.generate");
+    client
+        .config_get(types::ConfigGetParams {})
+        .await
+        .expect("config.get");
 
     let unknown = ws.call("nope", json!({})).await;
     assert_eq!(
