@@ -4,7 +4,7 @@
 //! it declares, builds the module graph from what each module names (`use` trees, paths in code
 //! and types, `crate::`/`super::`/`self::` paths inside macro invocations) and returns its
 //! import cycles, each with one concrete cycle and the reference behind every step. The test in
-//! `tests/cycles.rs` runs it over every crate of the workspace: `cargo test -p flynn-archcheck`.
+//! `tests/it/cycles.rs` runs it over every crate of the workspace: `cargo test -p flynn-archcheck`.
 //!
 //! It parses with `syn` instead of asking the compiler (`cargo modules` needs a nightly-built
 //! rust-analyzer), which is enough for this question: which file modules name which. Not seen:
