@@ -77,22 +77,68 @@ fn images(message: &UserMessage, accepts_images: bool) -> Vec<ImagePart> {
         .collect()
 }
 
+/// What the store keeps of a message's attachments: what it carried, minus the payload
+/// (history shows that a file came).
+fn attachments_meta(message: &UserMessage) -> Option<String> {
+    (!message.attachments.is_empty()).then(|| {
+        let meta: Vec<Value> = message
+            .attachments
+            .iter()
+            .map(|a| serde_json::json!({ "mimeType": a.mime_type, "filename": a.filename, "bytes": a.data.len() * 3 / 4 }))
+            .collect();
+        Value::Array(meta).to_string()
+    })
+}
+
+/// The store work of a turn's start in one job and one transaction (`Store::begin_turn`): the
+/// session created if missing, its record and history read, the turn's messages stored with
+/// their senders' presence. Returns the session's record and its history before the turn.
+async fn begin_turn(
+    gw: &Gateway,
+    session_id: &str,
+    messages: &[UserMessage],
+) -> Result<
+    (
+        Option<flynn_store::SessionRecord>,
+        Vec<flynn_store::MessageRecord>,
+    ),
+    RpcError,
+> {
+    let now = now_ms();
+    let (frontend, user_id) = split_session_id(session_id);
+    let messages = messages
+        .iter()
+        .map(|m| flynn_store::TurnMessage {
+            content: m.text.clone(),
+            attachments: attachments_meta(m),
+            created_at_ms: now,
+            presence: Some(flynn_store::PresenceUpdate {
+                channel: frontend.to_owned(),
+                sender_id: m.presence_sender.as_deref().unwrap_or(user_id).to_owned(),
+                sender_name: m.sender_name.clone(),
+            }),
+        })
+        .collect();
+    let context = gw
+        .store
+        .begin_turn(flynn_store::TurnStart {
+            session_id: session_id.to_owned(),
+            now_ms: now,
+            history_limit: HISTORY_MESSAGES,
+            messages,
+        })
+        .await
+        .map_err(store_err)?;
+    Ok((context.session, context.history))
+}
+
 async fn persist_user(
     gw: &Gateway,
     session_id: &str,
     message: &UserMessage,
 ) -> Result<(), RpcError> {
     let now = now_ms();
-    let attachments = (!message.attachments.is_empty())
-        .then(|| {
-            // Keep what the message carried, minus the payload: history shows that a file came.
-            let meta: Vec<Value> = message
-                .attachments
-                .iter()
-                .map(|a| serde_json::json!({ "mimeType": a.mime_type, "filename": a.filename, "bytes": a.data.len() * 3 / 4 }))
-                .collect();
-            Value::Array(meta).to_string()
-        });
+    let attachments = attachments_meta(message);
     gw.store
         .append_message(NewMessage {
             session_id: session_id.to_owned(),
@@ -131,19 +177,10 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
     let config = gw.config();
     let session_id = turn.session_id.clone();
     let run = turn.run.clone();
-    gw.store
-        .ensure_session(&session_id, now_ms())
-        .await
-        .map_err(store_err)?;
-    let record = gw.store.session(&session_id).await.map_err(store_err)?;
+    let (record, history) = begin_turn(gw, &session_id, &turn.messages).await?;
     let overrides = StoredSessionConfig::parse(record.as_ref().and_then(|r| r.config.as_deref()));
     let provider = gw.provider(overrides.model_tier.as_deref());
 
-    let history = gw
-        .store
-        .history(&session_id, Some(HISTORY_MESSAGES))
-        .await
-        .map_err(store_err)?;
     let compacted_through = overrides
         .compaction
         .as_ref()
@@ -166,8 +203,8 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
             turn.overflow_summaries.join("\n- ")
         )));
     }
+    // Stored by `begin_turn`.
     for message in &turn.messages {
-        persist_user(gw, &session_id, message).await?;
         messages.push(ChatMessage {
             images: images(message, provider.accepts_images()),
             ..ChatMessage::user(message.text.clone())
@@ -176,17 +213,11 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
     // Tools only for requesters holding `operator` (decision scopes): a chat-only token must
     // not reach a shell through the model.
     let may_use_tools = turn_may_use_tools(&turn.messages);
-    let tools: Vec<ToolSpec> = gw
-        .tools()
-        .list()
-        .into_iter()
-        .filter(|_| may_use_tools)
-        .map(|t| ToolSpec {
-            name: t.name,
-            description: t.description,
-            input_schema: t.input_schema,
-        })
-        .collect();
+    let (tools, tools_tokens) = if may_use_tools {
+        offered_tools(gw)
+    } else {
+        (Arc::from([]), 0)
+    };
     let mut request = ChatRequest {
         model: provider.model().to_owned(),
         system: Some(match &overrides.compaction {
@@ -200,7 +231,12 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
         tools,
         max_output_tokens: None,
     };
-    trim_to_window(&mut request, history_len, provider.context_window());
+    trim_to_window(
+        &mut request,
+        history_len,
+        provider.context_window(),
+        tools_tokens,
+    );
 
     let mut all_text = String::new();
     let (mut input_tokens, mut output_tokens) = (0u64, 0u64);
@@ -341,7 +377,7 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
         .await
         .map_err(store_err)?;
 
-    let estimated = flynn_models::estimate_request_tokens(&request);
+    let estimated = flynn_models::estimate_request_tokens_with_tools(&request, tools_tokens);
     if let Some(warning) =
         context_warning(gw, &session_id, estimated, provider.as_ref(), &run).await
     {
@@ -352,6 +388,32 @@ pub async fn run_turn(gw: &Arc<Gateway>, turn: Turn) -> Result<TurnOutput, RpcEr
         input_tokens,
         output_tokens,
     })
+}
+
+/// The tools offered to the model and their token estimate, made once per tool registry (it
+/// is replaced on a configuration reload) instead of on every turn: deriving, copying and
+/// estimating the tools' JSON Schemas was a fifth of a short turn's CPU.
+fn offered_tools(gw: &Gateway) -> (Arc<[ToolSpec]>, u64) {
+    type Offered = (Arc<[flynn_tools::ToolDescriptor]>, Arc<[ToolSpec]>, u64);
+    static LAST: std::sync::Mutex<Option<Offered>> = std::sync::Mutex::new(None);
+    let descriptors = gw.tools().descriptors();
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((made_from, specs, tokens)) = last.as_ref()
+        && Arc::ptr_eq(made_from, &descriptors)
+    {
+        return (specs.clone(), *tokens);
+    }
+    let specs: Arc<[ToolSpec]> = descriptors
+        .iter()
+        .map(|t| ToolSpec {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            input_schema: t.input_schema.clone(),
+        })
+        .collect();
+    let tokens = flynn_models::estimate_tools_tokens(&specs);
+    *last = Some((descriptors, specs.clone(), tokens));
+    (specs, tokens)
 }
 
 /// Share of the model's window the prompt may fill; the rest is left for the answer.
@@ -372,9 +434,9 @@ pub fn turn_may_use_tools(messages: &[UserMessage]) -> bool {
 
 /// Linear in the history: the request is estimated once and each dropped message's own
 /// estimate subtracted, and the dropped messages leave in one `drain`.
-fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64) {
+fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64, tools_tokens: u64) {
     let budget = (window as f64 * PROMPT_SHARE) as u64;
-    let mut estimate = flynn_models::estimate_request_tokens(request);
+    let mut estimate = flynn_models::estimate_request_tokens_with_tools(request, tools_tokens);
     let mut dropped = 0;
     while dropped < history_len && estimate > budget {
         estimate = estimate.saturating_sub(flynn_models::estimate_message_tokens(
@@ -678,7 +740,7 @@ async fn compact(
         model: provider.model().to_owned(),
         system: Some("Summarize this conversation in at most 200 words, keeping facts, decisions and open tasks.".to_owned()),
         messages: vec![ChatMessage::user(transcript[start..].to_owned())],
-        tools: Vec::new(),
+        tools: Arc::from([]),
         max_output_tokens: Some(400),
     };
     let response = flynn_models::collect(provider.stream(request, run.cancel.child_token()))

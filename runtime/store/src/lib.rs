@@ -31,6 +31,7 @@ mod sessions;
 mod store;
 pub mod terms;
 mod tool_runs;
+mod turns;
 mod webhook_deliveries;
 mod worker;
 
@@ -54,3 +55,4 @@ pub use rusqlite;
 pub use sessions::{SessionQuery, SessionRecord, UNKNOWN_FRONTEND, split_session_id};
 pub use store::{BUSY_TIMEOUT, Store};
 pub use tool_runs::{ToolRun, ToolRunRecord};
+pub use turns::{PresenceUpdate, TurnContext, TurnMessage, TurnStart};

@@ -85,7 +85,8 @@ pub fn payload(session_id: &str, run_id: &str, answer: &str) -> Vec<u8> {
 /// The turn of `session_id` ended with `answer`: notifies its subscriptions in the background
 /// when push is on and no connection is attached to the session.
 pub fn turn_finished(gateway: &Gateway, session_id: &str, run_id: &str, answer: &str) {
-    if !gateway.config().push.enabled {
+    // Known from memory that nobody subscribed: no scan of the connections, no task.
+    if !gateway.config().push.enabled || gateway.store.has_no_push_subscriptions() {
         return;
     }
     if gateway
