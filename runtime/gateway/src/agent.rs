@@ -100,7 +100,7 @@ async fn begin_turn(
 ) -> Result<
     (
         Option<flynn_store::SessionRecord>,
-        Vec<flynn_store::MessageRecord>,
+        Vec<flynn_store::HistoryMessage>,
     ),
     RpcError,
 > {

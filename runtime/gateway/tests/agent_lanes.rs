@@ -568,7 +568,35 @@ async fn debounce_holds_the_next_turn_until_the_queue_is_quiet() {
         waited >= debounce,
         "the queued turn started {waited:?} after the last message; debounceMs is {debounce:?}"
     );
-    assert!(oc.started_at() >= ob.terminal_at());
+    // c's turn after b's, proven by the stored order (see the FIFO test): arrival times on two
+    // connections may come in either order.
+    let stored = history(&mut c, s).await;
+    let users: Vec<&str> = stored
+        .iter()
+        .filter(|(r, _)| r == "user")
+        .map(|(_, text)| text.as_str())
+        .collect();
+    assert_eq!(
+        users,
+        [
+            "[[delay:100]] one two three four five six seven eight nine",
+            "after the quiet window",
+            "restarts the window"
+        ]
+    );
+    let roles: Vec<&str> = stored.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "user",
+            "assistant"
+        ],
+        "turns overlapped"
+    );
 }
 
 /// `config.queue` of `session` in `sessions.list` (persisted sessions).

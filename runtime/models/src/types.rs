@@ -188,7 +188,27 @@ pub fn estimate_tokens(text: &str) -> u64 {
 
 /// Rough token count of a whole request (system, messages, tool calls, tool specs, images).
 pub fn estimate_request_tokens(request: &ChatRequest) -> u64 {
-    estimate_request_tokens_with_tools(request, estimate_tools_tokens(&request.tools))
+    estimate_request_tokens_with_tools(request, estimate_shared_tools_tokens(&request.tools))
+}
+
+/// [`estimate_tools_tokens`] of a shared tool set, remembered for the last set seen: the agent
+/// offers the same `Arc` on every request, and estimating means writing out each JSON Schema.
+/// The memo holds the set itself, so its address cannot be reused by another set meanwhile.
+fn estimate_shared_tools_tokens(tools: &Arc<[ToolSpec]>) -> u64 {
+    type Memo = Option<(Arc<[ToolSpec]>, u64)>;
+    static LAST: std::sync::Mutex<Memo> = std::sync::Mutex::new(None);
+    if tools.is_empty() {
+        return 0;
+    }
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((seen, tokens)) = last.as_ref()
+        && Arc::ptr_eq(seen, tools)
+    {
+        return *tokens;
+    }
+    let tokens = estimate_tools_tokens(tools);
+    *last = Some((tools.clone(), tokens));
+    tokens
 }
 
 /// [`estimate_request_tokens`] given the [`estimate_tools_tokens`] of the request's tools, for

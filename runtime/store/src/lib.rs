@@ -55,4 +55,4 @@ pub use rusqlite;
 pub use sessions::{SessionQuery, SessionRecord, UNKNOWN_FRONTEND, split_session_id};
 pub use store::{BUSY_TIMEOUT, Store};
 pub use tool_runs::{ToolRun, ToolRunRecord};
-pub use turns::{PresenceUpdate, TurnContext, TurnMessage, TurnStart};
+pub use turns::{HistoryMessage, PresenceUpdate, TurnContext, TurnMessage, TurnStart};

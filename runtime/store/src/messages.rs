@@ -47,13 +47,24 @@ pub(crate) fn cached_history(
     session_id: &str,
     limit: usize,
 ) -> Result<Vec<MessageRecord>, StoreError> {
-    if let Some(rows) = recent.get(session_id, limit) {
+    cached_history_with(conn, recent, session_id, limit, MessageRecord::clone)
+}
+
+/// [`cached_history`], copying out only what `f` takes of each message.
+pub(crate) fn cached_history_with<T>(
+    conn: &Connection,
+    recent: &RecentMessages,
+    session_id: &str,
+    limit: usize,
+    mut f: impl FnMut(&MessageRecord) -> T,
+) -> Result<Vec<T>, StoreError> {
+    if let Some(rows) = recent.get_with(session_id, limit, &mut f) {
         return Ok(rows);
     }
     let rows = read_history(conn, session_id, recent::TAIL as i64)?;
     recent.fill(session_id, &rows);
     let skip = rows.len().saturating_sub(limit);
-    Ok(rows.into_iter().skip(skip).collect())
+    Ok(rows.iter().skip(skip).map(f).collect())
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {

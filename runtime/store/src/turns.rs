@@ -8,7 +8,7 @@ use rusqlite::params;
 
 use crate::error::check_json_opt;
 use crate::message_record::{MessageRecord, NewMessage, Role};
-use crate::messages::{append_in, cached_history, record};
+use crate::messages::{append_in, cached_history_with, record};
 use crate::recent::RecentMessages;
 use crate::sessions::{SessionRecord, ensure, read_session};
 use crate::worker::in_write_transaction;
@@ -50,7 +50,16 @@ pub struct TurnContext {
     /// The session's record before the turn's messages were appended.
     pub session: Option<SessionRecord>,
     /// The last `history_limit` messages before the turn's, oldest first.
-    pub history: Vec<MessageRecord>,
+    pub history: Vec<HistoryMessage>,
+}
+
+/// A message of a turn's history: what a prompt is made of (a [`MessageRecord`] without the
+/// session id and attachments, which a turn would copy only to drop them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryMessage {
+    pub id: i64,
+    pub role: Role,
+    pub content: String,
 }
 
 impl Store {
@@ -82,12 +91,22 @@ fn start_in(
     recent: &RecentMessages,
     start: TurnStart,
 ) -> Result<(TurnContext, Vec<MessageRecord>), StoreError> {
-    ensure(tx, &start.session_id, start.now_ms)?;
-    let session = read_session(tx, &start.session_id)?;
+    // Most turns continue a session: read it first, create it only when missing.
+    let session = match read_session(tx, &start.session_id)? {
+        Some(session) => Some(session),
+        None => {
+            ensure(tx, &start.session_id, start.now_ms)?;
+            read_session(tx, &start.session_id)?
+        }
+    };
     let limit = usize::try_from(start.history_limit)
         .unwrap_or(usize::MAX)
         .min(crate::recent::TAIL);
-    let history = cached_history(tx, recent, &start.session_id, limit)?;
+    let history = cached_history_with(tx, recent, &start.session_id, limit, |m| HistoryMessage {
+        id: m.id,
+        role: m.role,
+        content: m.content.clone(),
+    })?;
     let mut appended = Vec::with_capacity(start.messages.len());
     for m in start.messages {
         let message = NewMessage {
