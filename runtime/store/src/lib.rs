@@ -26,6 +26,7 @@ mod nodes;
 mod pairing;
 mod presence;
 mod push;
+mod push_state;
 mod recent;
 mod sessions;
 mod store;

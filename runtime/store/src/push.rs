@@ -2,10 +2,9 @@
 //! endpoint URL), following one session. The total is capped by the caller's limit, checked in
 //! the same transaction as the insert so concurrent registrations cannot overshoot it.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
+use crate::push_state::{MAYBE, NONE};
 use crate::{Store, StoreError};
 
 /// A stored subscription. `p256dh` and `auth` are the browser's base64url strings as received
@@ -173,35 +172,17 @@ impl Store {
     }
 }
 
-/// Whether any push subscription may be stored, so that the lookup every finished agent turn
-/// makes ([`Store::push_subscriptions_of_session`]) costs nothing on a gateway where nobody
-/// subscribed (it was a reader round trip and a re-prepared query, about 7 % of a turn's CPU).
-/// Conservative: "none" is only ever concluded on the writer thread, which runs every insert,
-/// and an insert marks "maybe" before it writes; deletes never lower it.
-#[derive(Debug, Default)]
-pub(crate) struct PushState(AtomicU8);
-
-const UNKNOWN: u8 = 0;
-const NONE: u8 = 1;
-const MAYBE: u8 = 2;
-
-impl PushState {
-    fn may_have_some(&self) {
-        self.0.store(MAYBE, Ordering::Release);
-    }
-}
-
 impl Store {
     /// Known from memory, without a job: no push subscription is stored. `false` when there
     /// may be some, or when nobody asked yet ([`Store::may_have_push_subscriptions`] finds out).
     pub fn has_no_push_subscriptions(&self) -> bool {
-        self.push_state.0.load(Ordering::Acquire) == NONE
+        self.push_state.get() == NONE
     }
 
-    /// `false` only when no push subscription is stored (see [`PushState`]); the first call
+    /// `false` only when no push subscription is stored (see `push_state.rs`); the first call
     /// counts them on the writer thread, later ones answer from memory.
     pub async fn may_have_push_subscriptions(&self) -> Result<bool, StoreError> {
-        match self.push_state.0.load(Ordering::Acquire) {
+        match self.push_state.get() {
             NONE => Ok(false),
             MAYBE => Ok(true),
             _ => {
@@ -212,13 +193,8 @@ impl Store {
                         .query_row([], |r| r.get(0))?;
                     let found = if any { MAYBE } else { NONE };
                     // An insert that ran first already said MAYBE: keep it.
-                    let _ = state.0.compare_exchange(
-                        UNKNOWN,
-                        found,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    );
-                    Ok(state.0.load(Ordering::Acquire) != NONE)
+                    state.learned(found);
+                    Ok(state.get() != NONE)
                 })
                 .await
             }

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
 use crate::migrations;
-use crate::push::PushState;
+use crate::push_state::PushState;
 use crate::recent::RecentMessages;
 use crate::worker::{Durability, Worker, wal_path};
 
