@@ -194,7 +194,7 @@ async fn compact(
         model: provider.model().to_owned(),
         system: Some("Summarize this conversation in at most 200 words, keeping facts, decisions and open tasks.".to_owned()),
         messages: vec![ChatMessage::user(transcript[start..].to_owned())],
-        tools: Vec::new(),
+        tools: std::sync::Arc::from([]),
         max_output_tokens: Some(400),
     };
     let response = flynn_models::collect(provider.stream(request, run.cancel.child_token()))

@@ -2,11 +2,15 @@
 //! messages dropped by overflow, the turn's messages (stored as they are added), the tools the
 //! requesters may use and the system prompt, trimmed to the model's window.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use flynn_models::{ChatMessage, ChatRequest, ImagePart, Provider, ToolSpec};
 use flynn_protocol::wire::RpcError;
-use flynn_store::{NewMessage, Role, split_session_id};
+use flynn_store::{
+    HistoryMessage, NewMessage, PresenceUpdate, Role, SessionRecord, TurnMessage, TurnStart,
+    split_session_id,
+};
+use flynn_tools::ToolDescriptor;
 use serde_json::Value;
 
 use crate::context::{HISTORY_MESSAGES, store_err};
@@ -21,6 +25,8 @@ pub(crate) struct Prompt {
     pub(crate) provider: Arc<dyn Provider>,
     /// Every message the turn answers comes from a requester holding `operator`.
     pub(crate) may_use_tools: bool,
+    /// The token estimate of the request's tools (made once per tool registry).
+    pub(crate) tools_tokens: u64,
 }
 
 /// The prompt: the stored history (after the compaction summary), the dropped-overflow note,
@@ -32,14 +38,10 @@ pub(crate) async fn build(
     turn: &Turn,
 ) -> Result<Prompt, RpcError> {
     let session_id = turn.session_id.as_str();
-    deps.store
-        .ensure_session(session_id, now_ms())
-        .await
-        .map_err(store_err)?;
-    let record = deps.store.session(session_id).await.map_err(store_err)?;
+    let (record, history) = begin_turn(deps, session_id, &turn.messages).await?;
     let overrides = StoredSessionConfig::parse(record.as_ref().and_then(|r| r.config.as_deref()));
     let provider = settings.provider(overrides.model_tier.as_deref());
-    let mut messages = history(deps, session_id, &overrides).await?;
+    let mut messages = replayed(history, &overrides);
     let history_len = messages.len();
     if !turn.overflow_summaries.is_empty() {
         messages.push(ChatMessage::user(format!(
@@ -47,8 +49,8 @@ pub(crate) async fn build(
             turn.overflow_summaries.join("\n- ")
         )));
     }
+    // Stored by `begin_turn`.
     for message in &turn.messages {
-        persist_user(deps, session_id, message).await?;
         messages.push(ChatMessage {
             images: images(message, provider.accepts_images()),
             ..ChatMessage::user(message.text.clone())
@@ -57,10 +59,10 @@ pub(crate) async fn build(
     // Tools only for requesters holding `operator` (decision scopes): a chat-only token must
     // not reach a shell through the model.
     let may_use_tools = turn_may_use_tools(&turn.messages);
-    let tools = if may_use_tools {
-        tool_specs(settings)
+    let (tools, tools_tokens) = if may_use_tools {
+        offered_tools(settings)
     } else {
-        Vec::new()
+        (Arc::from([]), 0)
     };
     let system_prompt = &settings.agent.system_prompt;
     let mut request = ChatRequest {
@@ -76,31 +78,64 @@ pub(crate) async fn build(
         tools,
         max_output_tokens: None,
     };
-    trim_to_window(&mut request, history_len, provider.context_window());
+    trim_to_window(
+        &mut request,
+        history_len,
+        provider.context_window(),
+        tools_tokens,
+    );
     Ok(Prompt {
         request,
         provider,
         may_use_tools,
+        tools_tokens,
     })
+}
+
+/// The store work of a turn's start in one job and one transaction (`Store::begin_turn`): the
+/// session created if missing, its record and history read, the turn's messages stored with
+/// their senders' presence. Returns the session's record and its history before the turn.
+async fn begin_turn(
+    deps: &Deps,
+    session_id: &str,
+    messages: &[UserMessage],
+) -> Result<(Option<SessionRecord>, Vec<HistoryMessage>), RpcError> {
+    let now = now_ms();
+    let (frontend, user_id) = split_session_id(session_id);
+    let messages = messages
+        .iter()
+        .map(|m| TurnMessage {
+            content: m.text.clone(),
+            attachments: attachments_meta(m),
+            created_at_ms: now,
+            presence: Some(PresenceUpdate {
+                channel: frontend.to_owned(),
+                sender_id: m.presence_sender.as_deref().unwrap_or(user_id).to_owned(),
+                sender_name: m.sender_name.clone(),
+            }),
+        })
+        .collect();
+    let context = deps
+        .store
+        .begin_turn(TurnStart {
+            session_id: session_id.to_owned(),
+            now_ms: now,
+            history_limit: HISTORY_MESSAGES,
+            messages,
+        })
+        .await
+        .map_err(store_err)?;
+    Ok((context.session, context.history))
 }
 
 /// The stored history the model sees: after the compaction summary, user and assistant
 /// messages only.
-async fn history(
-    deps: &Deps,
-    session_id: &str,
-    overrides: &StoredSessionConfig,
-) -> Result<Vec<ChatMessage>, RpcError> {
-    let history = deps
-        .store
-        .history(session_id, Some(HISTORY_MESSAGES))
-        .await
-        .map_err(store_err)?;
+fn replayed(history: Vec<HistoryMessage>, overrides: &StoredSessionConfig) -> Vec<ChatMessage> {
     let compacted_through = overrides
         .compaction
         .as_ref()
         .map_or(i64::MIN, |c| c.through_message_id);
-    Ok(history
+    history
         .into_iter()
         .filter(|m| m.id > compacted_through)
         .filter_map(|m| match m.role {
@@ -110,20 +145,33 @@ async fn history(
             // providers require tool results to follow their own tool calls.
             Role::Tool | Role::System => None,
         })
-        .collect())
+        .collect()
 }
 
-fn tool_specs(settings: &Settings) -> Vec<ToolSpec> {
-    settings
-        .tools
-        .list()
-        .into_iter()
+/// The tools offered to the model and their token estimate, made once per tool registry (it
+/// is replaced on a configuration reload) instead of on every turn: deriving, copying and
+/// estimating the tools' JSON Schemas was a fifth of a short turn's CPU.
+fn offered_tools(settings: &Settings) -> (Arc<[ToolSpec]>, u64) {
+    type Offered = (Arc<[ToolDescriptor]>, Arc<[ToolSpec]>, u64);
+    static LAST: Mutex<Option<Offered>> = Mutex::new(None);
+    let descriptors = settings.tools.descriptors();
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((made_from, specs, tokens)) = last.as_ref()
+        && Arc::ptr_eq(made_from, &descriptors)
+    {
+        return (specs.clone(), *tokens);
+    }
+    let specs: Arc<[ToolSpec]> = descriptors
+        .iter()
         .map(|t| ToolSpec {
-            name: t.name,
-            description: t.description,
-            input_schema: t.input_schema,
+            name: t.name.clone(),
+            description: t.description.clone(),
+            input_schema: t.input_schema.clone(),
         })
-        .collect()
+        .collect();
+    let tokens = flynn_models::estimate_tools_tokens(&specs);
+    *last = Some((descriptors, specs.clone(), tokens));
+    (specs, tokens)
 }
 
 fn images(message: &UserMessage, accepts_images: bool) -> Vec<ImagePart> {
@@ -141,22 +189,28 @@ fn images(message: &UserMessage, accepts_images: bool) -> Vec<ImagePart> {
         .collect()
 }
 
+/// What the store keeps of a message's attachments: what it carried, minus the payload
+/// (history shows that a file came).
+fn attachments_meta(message: &UserMessage) -> Option<String> {
+    (!message.attachments.is_empty()).then(|| {
+        let meta: Vec<Value> = message
+            .attachments
+            .iter()
+            .map(|a| serde_json::json!({ "mimeType": a.mime_type, "filename": a.filename, "bytes": a.data.len() * 3 / 4 }))
+            .collect();
+        Value::Array(meta).to_string()
+    })
+}
+
+/// Stores a message that joins a running turn (steering): one job, as `begin_turn` does for
+/// the turn's own messages.
 pub(crate) async fn persist_user(
     deps: &Deps,
     session_id: &str,
     message: &UserMessage,
 ) -> Result<(), RpcError> {
     let now = now_ms();
-    let attachments = (!message.attachments.is_empty())
-        .then(|| {
-            // Keep what the message carried, minus the payload: history shows that a file came.
-            let meta: Vec<Value> = message
-                .attachments
-                .iter()
-                .map(|a| serde_json::json!({ "mimeType": a.mime_type, "filename": a.filename, "bytes": a.data.len() * 3 / 4 }))
-                .collect();
-            Value::Array(meta).to_string()
-        });
+    let attachments = attachments_meta(message);
     deps.store
         .append_message(NewMessage {
             session_id: session_id.to_owned(),
@@ -194,9 +248,9 @@ pub fn turn_may_use_tools(messages: &[UserMessage]) -> bool {
 ///
 /// Linear in the history: the request is estimated once and each dropped message's own
 /// estimate subtracted, and the dropped messages leave in one `drain`.
-fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64) {
+fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64, tools_tokens: u64) {
     let budget = (window as f64 * PROMPT_SHARE) as u64;
-    let mut estimate = flynn_models::estimate_request_tokens(request);
+    let mut estimate = flynn_models::estimate_request_tokens_with_tools(request, tools_tokens);
     let mut dropped = 0;
     while dropped < history_len && estimate > budget {
         estimate = estimate.saturating_sub(flynn_models::estimate_message_tokens(

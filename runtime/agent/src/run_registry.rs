@@ -66,33 +66,62 @@ struct RunsState {
     /// Start order of `runs`, to find a session's latest.
     order: u64,
     started: HashMap<Arc<str>, u64>,
-    /// The finished turns of `runs`, in the order they ended (the cap drops from the front).
-    ended: VecDeque<Arc<str>>,
+    /// The finished turns of `runs`, in the order they ended (the cap drops from the front),
+    /// with their kept bytes (final once a turn ended).
+    ended: VecDeque<(Arc<str>, usize)>,
+    /// The sum of the kept bytes in `ended`, so the cap is checked without visiting (and
+    /// locking) every kept turn each time a turn starts or ends.
+    ended_bytes: usize,
+    /// The turns of `runs` that have not ended.
+    running: HashMap<Arc<str>, Arc<ActiveRun>>,
     keys: HashMap<(String, String), KeyEntry>,
 }
 
 impl RunsState {
     /// Forgets a kept turn, with the keys bound to it whose reply is stored.
     fn forget(&mut self, run_id: &str) {
-        self.runs.remove(run_id);
+        // Usually already forgotten by the cap when its grace period ends: nothing to scan.
+        if self.runs.remove(run_id).is_none() {
+            return;
+        }
         self.started.remove(run_id);
-        self.ended.retain(|id| &**id != run_id);
-        self.keys.retain(|_, k| !(k.bound_to(run_id) && k.stored));
+        self.running.remove(run_id);
+        if let Some(at) = self.ended.iter().position(|(id, _)| &**id == run_id)
+            && let Some((_, bytes)) = self.ended.remove(at)
+        {
+            self.ended_bytes -= bytes;
+        }
+        self.forget_keys(run_id);
+    }
+
+    fn forget_keys(&mut self, run_id: &str) {
+        if !self.keys.is_empty() {
+            self.keys.retain(|_, k| !(k.bound_to(run_id) && k.stored));
+        }
     }
 
     /// Forgets the finished turns that ended first until the kept ones fit `cap`.
     fn enforce(&mut self, cap: KeptCap) -> Vec<Arc<str>> {
-        let mut bytes: usize = self.runs.values().map(|r| r.log().kept_bytes()).sum();
         let mut dropped = Vec::new();
-        while self.runs.len() > cap.max_turns || bytes > cap.max_bytes {
+        // The running turns' bytes grow as they run: summed once, and only when needed.
+        let mut running_bytes: Option<usize> = None;
+        loop {
+            if self.runs.len() <= cap.max_turns {
+                let running = *running_bytes.get_or_insert_with(|| {
+                    self.running.values().map(|r| r.log().kept_bytes()).sum()
+                });
+                if self.ended_bytes.saturating_add(running) <= cap.max_bytes {
+                    break;
+                }
+            }
             // Only running turns left: they are never dropped.
-            let Some(oldest) = self.ended.pop_front() else {
+            let Some((oldest, bytes)) = self.ended.pop_front() else {
                 break;
             };
-            if let Some(run) = self.runs.get(&oldest) {
-                bytes = bytes.saturating_sub(run.log().kept_bytes());
-            }
-            self.forget(&oldest);
+            self.ended_bytes -= bytes;
+            self.runs.remove(&oldest);
+            self.started.remove(&oldest);
+            self.forget_keys(&oldest);
             dropped.push(oldest);
         }
         dropped
@@ -116,6 +145,7 @@ impl Runs {
         s.order += 1;
         let order = s.order;
         s.started.insert(run.run_id().clone(), order);
+        s.running.insert(run.run_id().clone(), run.clone());
         s.runs.insert(run.run_id().clone(), run);
         log_dropped(&s.enforce(cap), cap);
     }
@@ -123,9 +153,10 @@ impl Runs {
     /// A kept turn ended: it is now the newest finished one, and the oldest beyond `cap` go.
     pub fn ended(&self, run_id: &str, cap: KeptCap) {
         let mut s = self.lock();
-        if let Some((id, _)) = s.runs.get_key_value(run_id) {
-            let id = id.clone();
-            s.ended.push_back(id);
+        if let Some(run) = s.running.remove(run_id) {
+            let bytes = run.log().kept_bytes();
+            s.ended_bytes += bytes;
+            s.ended.push_back((run.run_id().clone(), bytes));
         }
         log_dropped(&s.enforce(cap), cap);
     }

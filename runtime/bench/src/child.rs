@@ -80,14 +80,19 @@ impl ServerProcess {
     ) -> Result<Self, BenchError> {
         let exe = std::env::current_exe()
             .map_err(|e| BenchError::io("cannot find the bench's own executable", e))?;
-        let mut command = match core {
-            Some(core) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(core.to_string()).arg(&exe);
-                c
-            }
-            None => Command::new(&exe),
-        };
+        // FLYNN_BENCH_SERVER_WRAPPER (e.g. "valgrind --tool=callgrind") runs the server under
+        // another program, for instruction-count profiles that the machine's load cannot skew.
+        let wrapper: Vec<String> = std::env::var("FLYNN_BENCH_SERVER_WRAPPER")
+            .map(|w| w.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let mut program: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(core) = core {
+            program.extend(["taskset".into(), "-c".into(), core.to_string().into()]);
+        }
+        program.extend(wrapper.into_iter().map(Into::into));
+        program.push(exe.into_os_string());
+        let mut command = Command::new(&program[0]);
+        command.args(&program[1..]);
         command
             .arg("serve")
             .arg(kind.name())

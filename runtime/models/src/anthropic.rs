@@ -537,7 +537,8 @@ mod tests {
                 name: "get_weather".into(),
                 description: "weather".into(),
                 input_schema: json!({"type":"object","properties":{"location":{"type":"string"}}}),
-            }],
+            }]
+            .into(),
             max_output_tokens: None,
         };
         let body = request_body(&request, "claude", 100, true);

@@ -494,7 +494,8 @@ mod tests {
                 name: "shell".into(),
                 description: "run".into(),
                 input_schema: Value::Null,
-            }],
+            }]
+            .into(),
             max_output_tokens: None,
         };
         let body = request_body(&request, "m", Some(10), true);

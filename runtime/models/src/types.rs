@@ -3,6 +3,8 @@
 //! The agent loop speaks only these types; each provider translates them to and from its own wire
 //! format, so swapping the embedded model for Ollama or Anthropic changes nothing upstream.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// One model call: the conversation so far and the tools the model may call.
@@ -16,8 +18,13 @@ pub struct ChatRequest {
     pub system: Option<String>,
     /// The conversation, oldest first.
     pub messages: Vec<ChatMessage>,
-    /// Tools the model may call; empty means none are offered.
-    pub tools: Vec<ToolSpec>,
+    /// Tools the model may call; empty means none are offered. Shared: the agent offers the
+    /// same tools on every call, and a request is cloned for each model call.
+    #[serde(
+        serialize_with = "shared::serialize",
+        deserialize_with = "shared::deserialize"
+    )]
+    pub tools: Arc<[ToolSpec]>,
     /// Upper bound on generated tokens; `None` uses the provider's configured default.
     pub max_output_tokens: Option<u32>,
 }
@@ -181,16 +188,67 @@ pub fn estimate_tokens(text: &str) -> u64 {
 
 /// Rough token count of a whole request (system, messages, tool calls, tool specs, images).
 pub fn estimate_request_tokens(request: &ChatRequest) -> u64 {
+    estimate_request_tokens_with_tools(request, estimate_shared_tools_tokens(&request.tools))
+}
+
+/// [`estimate_tools_tokens`] of a shared tool set, remembered for the last set seen: the agent
+/// offers the same `Arc` on every request, and estimating means writing out each JSON Schema.
+/// The memo holds the set itself, so its address cannot be reused by another set meanwhile.
+fn estimate_shared_tools_tokens(tools: &Arc<[ToolSpec]>) -> u64 {
+    type Memo = Option<(Arc<[ToolSpec]>, u64)>;
+    static LAST: std::sync::Mutex<Memo> = std::sync::Mutex::new(None);
+    if tools.is_empty() {
+        return 0;
+    }
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((seen, tokens)) = last.as_ref()
+        && Arc::ptr_eq(seen, tools)
+    {
+        return *tokens;
+    }
+    let tokens = estimate_tools_tokens(tools);
+    *last = Some((tools.clone(), tokens));
+    tokens
+}
+
+/// [`estimate_request_tokens`] given the [`estimate_tools_tokens`] of the request's tools, for
+/// callers that offer the same tools on every request and estimated them once.
+pub fn estimate_request_tokens_with_tools(request: &ChatRequest, tools_tokens: u64) -> u64 {
     let mut total = request.system.as_deref().map_or(0, estimate_tokens);
     for message in &request.messages {
         total += estimate_message_tokens(message);
     }
-    for tool in &request.tools {
-        total += estimate_tokens(&tool.name)
-            + estimate_tokens(&tool.description)
-            + estimate_json_tokens(&tool.input_schema);
+    total + tools_tokens
+}
+
+/// The tool specs' share of [`estimate_request_tokens`].
+pub fn estimate_tools_tokens(tools: &[ToolSpec]) -> u64 {
+    tools
+        .iter()
+        .map(|tool| {
+            estimate_tokens(&tool.name)
+                + estimate_tokens(&tool.description)
+                + estimate_json_tokens(&tool.input_schema)
+        })
+        .sum()
+}
+
+/// Serde for a shared slice without serde's `rc` feature (which would change how every crate
+/// of the workspace builds serde).
+mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &Arc<[T]>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().serialize(s)
     }
-    total
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<[T]>, D::Error> {
+        Vec::<T>::deserialize(d).map(Arc::from)
+    }
 }
 
 /// One message's share of [`estimate_request_tokens`]: removing the message from a request

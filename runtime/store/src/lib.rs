@@ -26,11 +26,13 @@ mod nodes;
 mod pairing;
 mod presence;
 mod push;
+mod push_state;
 mod recent;
 mod sessions;
 mod store;
 pub mod terms;
 mod tool_runs;
+mod turns;
 mod webhook_deliveries;
 mod worker;
 
@@ -54,3 +56,4 @@ pub use rusqlite;
 pub use sessions::{SessionQuery, SessionRecord, UNKNOWN_FRONTEND, split_session_id};
 pub use store::{BUSY_TIMEOUT, Store};
 pub use tool_runs::{ToolRun, ToolRunRecord};
+pub use turns::{HistoryMessage, PresenceUpdate, TurnContext, TurnMessage, TurnStart};

@@ -5,10 +5,12 @@ use rusqlite::{Connection, Row, params};
 use crate::clock::utc_day;
 use crate::error::check_json_opt;
 use crate::message_record::{MessageRecord, NewMessage, Role};
+use crate::recent::RecentMessages;
+use crate::worker::in_write_transaction;
 use crate::{Store, StoreError, recent, sessions, terms};
 
 /// The stored form of a message just appended with `id`.
-fn record(id: i64, msg: NewMessage) -> MessageRecord {
+pub(crate) fn record(id: i64, msg: NewMessage) -> MessageRecord {
     MessageRecord {
         id,
         session_id: msg.session_id,
@@ -36,6 +38,35 @@ fn read_history(
     Ok(rows)
 }
 
+/// The last `limit` (at most [`recent::TAIL`]) messages of a session, from memory when it
+/// holds them; otherwise the whole tail is read once and remembered, so later turns are served
+/// from memory. Runs on the writer thread (see `recent.rs`).
+pub(crate) fn cached_history(
+    conn: &Connection,
+    recent: &RecentMessages,
+    session_id: &str,
+    limit: usize,
+) -> Result<Vec<MessageRecord>, StoreError> {
+    cached_history_with(conn, recent, session_id, limit, MessageRecord::clone)
+}
+
+/// [`cached_history`], copying out only what `f` takes of each message.
+pub(crate) fn cached_history_with<T>(
+    conn: &Connection,
+    recent: &RecentMessages,
+    session_id: &str,
+    limit: usize,
+    mut f: impl FnMut(&MessageRecord) -> T,
+) -> Result<Vec<T>, StoreError> {
+    if let Some(rows) = recent.get_with(session_id, limit, &mut f) {
+        return Ok(rows);
+    }
+    let rows = read_history(conn, session_id, recent::TAIL as i64)?;
+    recent.fill(session_id, &rows);
+    let skip = rows.len().saturating_sub(limit);
+    Ok(rows.iter().skip(skip).map(f).collect())
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     let role: String = row.get(2)?;
     let role = role.parse::<Role>().map_err(|e| {
@@ -53,7 +84,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
 
 /// Appends one message inside the caller's transaction: creates the session if missing,
 /// bumps its counters and records the topic terms of user messages.
-fn append_in(conn: &Connection, msg: &NewMessage) -> Result<i64, StoreError> {
+pub(crate) fn append_in(conn: &Connection, msg: &NewMessage) -> Result<i64, StoreError> {
     let day = utc_day(msg.created_at_ms)?;
     sessions::ensure(conn, &msg.session_id, msg.created_at_ms)?;
     conn.prepare_cached(
@@ -96,9 +127,7 @@ impl Store {
         check_json_opt("attachments", msg.attachments.as_deref())?;
         let recent = self.recent.clone();
         self.call(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let id = append_in(&tx, &msg)?;
-            tx.commit()?;
+            let id = in_write_transaction(conn, |tx| append_in(tx, &msg))?;
             recent.appended([record(id, msg)]);
             Ok(id)
         })
@@ -113,12 +142,11 @@ impl Store {
         }
         let recent = self.recent.clone();
         self.call(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let ids = msgs
-                .iter()
-                .map(|m| append_in(&tx, m))
-                .collect::<Result<Vec<_>, _>>()?;
-            tx.commit()?;
+            let ids = in_write_transaction(conn, |tx| {
+                msgs.iter()
+                    .map(|m| append_in(tx, m))
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
             recent.appended(ids.iter().zip(msgs).map(|(id, m)| record(*id, m)));
             Ok(ids)
         })
@@ -136,20 +164,10 @@ impl Store {
         let session_id = session_id.to_owned();
         let recent = self.recent.clone();
         let wanted = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
-        self.call(move |conn| {
-            let cacheable = wanted.filter(|&l| l <= recent::TAIL);
-            if let Some(l) = cacheable {
-                if let Some(rows) = recent.get(&session_id, l) {
-                    return Ok(rows);
-                }
-                // Read the whole tail once; later turns are served from memory.
-                let rows = read_history(conn, &session_id, recent::TAIL as i64)?;
-                recent.fill(&session_id, &rows);
-                let skip = rows.len().saturating_sub(l);
-                return Ok(rows.into_iter().skip(skip).collect());
-            }
+        self.call(move |conn| match wanted.filter(|&l| l <= recent::TAIL) {
+            Some(l) => cached_history(conn, &recent, &session_id, l),
             // SQLite reads a negative LIMIT as "no limit".
-            read_history(conn, &session_id, limit.map_or(-1, i64::from))
+            None => read_history(conn, &session_id, limit.map_or(-1, i64::from)),
         })
         .await
     }

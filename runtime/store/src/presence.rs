@@ -28,6 +28,17 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<PresenceRecord> {
     })
 }
 
+/// Counts one message of `?2` on channel `?1` (name `?3`, at `?4`); see
+/// [`Store::record_presence`].
+pub(crate) const UPSERT_SQL: &str = "INSERT INTO presence
+         (channel, sender_id, sender_name, first_seen_ms, last_seen_ms, message_count)
+     VALUES (?1, ?2, ?3, ?4, ?4, 1)
+     ON CONFLICT (channel, sender_id) DO UPDATE SET
+         sender_name = COALESCE(excluded.sender_name, sender_name),
+         first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
+         last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
+         message_count = message_count + 1";
+
 impl Store {
     /// Counts one message from the sender at `at_ms`: first sighting creates the record;
     /// later ones add 1 to `message_count`, widen first/last seen (out-of-order times never move
@@ -42,17 +53,12 @@ impl Store {
         let (channel, sender_id) = (channel.to_owned(), sender_id.to_owned());
         let sender_name = sender_name.map(str::to_owned);
         self.call(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO presence
-                     (channel, sender_id, sender_name, first_seen_ms, last_seen_ms, message_count)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 1)
-                 ON CONFLICT (channel, sender_id) DO UPDATE SET
-                     sender_name = COALESCE(excluded.sender_name, sender_name),
-                     first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
-                     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
-                     message_count = message_count + 1",
-            )?
-            .execute(params![channel, sender_id, sender_name, at_ms])?;
+            conn.prepare_cached(UPSERT_SQL)?.execute(params![
+                channel,
+                sender_id,
+                sender_name,
+                at_ms
+            ])?;
             Ok(())
         })
         .await

@@ -4,6 +4,7 @@
 
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
+use crate::push_state::{MAYBE, NONE};
 use crate::{Store, StoreError};
 
 /// A stored subscription. `p256dh` and `auth` are the browser's base64url strings as received
@@ -55,7 +56,10 @@ impl Store {
         subscription: PushSubscriptionRecord,
         cap: u64,
     ) -> Result<PushUpsert, StoreError> {
+        let push_state = self.push_state.clone();
         self.call(move |conn| {
+            // Before the write, on the writer thread: see `PushState`.
+            push_state.may_have_some();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let known = tx
                 .query_row(
@@ -150,6 +154,9 @@ impl Store {
         &self,
         session_id: &str,
     ) -> Result<Vec<PushSubscriptionRecord>, StoreError> {
+        if !self.may_have_push_subscriptions().await? {
+            return Ok(Vec::new());
+        }
         let session_id = session_id.to_owned();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
@@ -162,5 +169,35 @@ impl Store {
             Ok(rows)
         })
         .await
+    }
+}
+
+impl Store {
+    /// Known from memory, without a job: no push subscription is stored. `false` when there
+    /// may be some, or when nobody asked yet ([`Store::may_have_push_subscriptions`] finds out).
+    pub fn has_no_push_subscriptions(&self) -> bool {
+        self.push_state.get() == NONE
+    }
+
+    /// `false` only when no push subscription is stored (see `push_state.rs`); the first call
+    /// counts them on the writer thread, later ones answer from memory.
+    pub async fn may_have_push_subscriptions(&self) -> Result<bool, StoreError> {
+        match self.push_state.get() {
+            NONE => Ok(false),
+            MAYBE => Ok(true),
+            _ => {
+                let state = self.push_state.clone();
+                self.call(move |conn| {
+                    let any: bool = conn
+                        .prepare_cached("SELECT EXISTS (SELECT 1 FROM push_subscriptions)")?
+                        .query_row([], |r| r.get(0))?;
+                    let found = if any { MAYBE } else { NONE };
+                    // An insert that ran first already said MAYBE: keep it.
+                    state.learned(found);
+                    Ok(state.get() != NONE)
+                })
+                .await
+            }
+        }
     }
 }

@@ -54,7 +54,18 @@ impl RecentMessages {
     }
 
     /// The last `limit` messages of the session, oldest first, when memory holds them.
+    #[cfg(test)]
     pub(crate) fn get(&self, session_id: &str, limit: usize) -> Option<Vec<MessageRecord>> {
+        self.get_with(session_id, limit, MessageRecord::clone)
+    }
+
+    /// [`RecentMessages::get`], copying out only what `f` takes of each message.
+    pub(crate) fn get_with<T>(
+        &self,
+        session_id: &str,
+        limit: usize,
+        f: impl FnMut(&MessageRecord) -> T,
+    ) -> Option<Vec<T>> {
         if limit > TAIL {
             return None;
         }
@@ -67,7 +78,7 @@ impl RecentMessages {
         }
         tail.last_used = now;
         let skip = tail.messages.len().saturating_sub(limit);
-        Some(tail.messages.iter().skip(skip).cloned().collect())
+        Some(tail.messages.iter().skip(skip).map(f).collect())
     }
 
     /// Remembers what SQLite returned for a `history` call asking for [`TAIL`] messages.

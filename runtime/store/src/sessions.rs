@@ -75,6 +75,20 @@ pub(crate) fn ensure(conn: &Connection, id: &str, now_ms: i64) -> Result<bool, S
     Ok(created == 1)
 }
 
+/// The session's record, read with the caller's connection.
+pub(crate) fn read_session(
+    conn: &Connection,
+    id: &str,
+) -> Result<Option<SessionRecord>, StoreError> {
+    // Cached: every agent turn reads its session (config, queue policy).
+    const SQL: &str = "SELECT id, frontend, user_id, created_at_ms, last_active_at_ms, \
+                       last_message_at_ms, message_count, config FROM sessions WHERE id = ?1";
+    Ok(conn
+        .prepare_cached(SQL)?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
 impl Store {
     /// Creates the session if missing; returns `true` when it was created. An existing session
     /// is left as it is (call [`Store::touch_session`] to mark a resume as activity).
@@ -86,15 +100,7 @@ impl Store {
     /// The session, if stored.
     pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
         let id = id.to_owned();
-        self.call(move |conn| {
-            // Cached: every agent turn reads its session (config, queue policy) several times.
-            let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1");
-            Ok(conn
-                .prepare_cached(&sql)?
-                .query_row([&id], from_row)
-                .optional()?)
-        })
-        .await
+        self.call(move |conn| read_session(conn, &id)).await
     }
 
     /// One page of sessions, most recently active first (ties by id), and the number of

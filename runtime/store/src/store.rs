@@ -11,6 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
 use crate::migrations;
+use crate::push_state::PushState;
 use crate::recent::RecentMessages;
 use crate::worker::{Durability, Worker, wal_path};
 
@@ -26,6 +27,8 @@ pub struct Store {
     path: Arc<Path>,
     /// The last messages of recently active sessions (touched only on the writer thread).
     pub(crate) recent: Arc<RecentMessages>,
+    /// Whether push subscriptions may exist (see `push.rs`).
+    pub(crate) push_state: Arc<PushState>,
 }
 
 impl std::fmt::Debug for Store {
@@ -51,6 +54,7 @@ impl Store {
             reader,
             path: Arc::from(path),
             recent: Arc::default(),
+            push_state: Arc::default(),
         })
     }
 
@@ -69,6 +73,7 @@ impl Store {
             reader,
             path: Arc::from(path),
             recent: Arc::default(),
+            push_state: Arc::default(),
         })
     }
 

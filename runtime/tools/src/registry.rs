@@ -18,6 +18,9 @@ use crate::{Tool, ToolContext, ToolDescriptor, ToolError, ToolOutput, ToolsConfi
 #[derive(Clone)]
 pub struct ToolRegistry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
+    /// The descriptors of `tools` in the same order, made once at registration: a descriptor
+    /// derives its JSON Schema, and the agent offers the tools on every model call.
+    descriptors: Arc<[ToolDescriptor]>,
     disabled: BTreeSet<String>,
     max_runs_per_session: usize,
     running: RunCounts,
@@ -27,6 +30,7 @@ impl Default for ToolRegistry {
     fn default() -> Self {
         Self {
             tools: BTreeMap::new(),
+            descriptors: Arc::from([]),
             disabled: BTreeSet::new(),
             max_runs_per_session: crate::DEFAULT_MAX_CONCURRENT_RUNS_PER_SESSION,
             running: RunCounts::default(),
@@ -91,9 +95,20 @@ impl ToolRegistry {
 
     /// Adds a tool, replacing one of the same name.
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        let name = tool.descriptor().name;
+        let descriptor = tool.descriptor();
+        let name = descriptor.name.clone();
         self.disabled.remove(&name);
-        self.tools.insert(name, tool);
+        self.tools.insert(name.clone(), tool);
+        let mut descriptors: Vec<ToolDescriptor> = self
+            .descriptors
+            .iter()
+            .filter(|d| d.name != name)
+            .cloned()
+            .collect();
+        // Sorted by name, as `tools` iterates.
+        let at = descriptors.partition_point(|d| d.name < name);
+        descriptors.insert(at, descriptor);
+        self.descriptors = descriptors.into();
     }
 
     /// Names of the available tools, sorted.
@@ -103,7 +118,12 @@ impl ToolRegistry {
 
     /// Descriptors of the available tools, sorted by name.
     pub fn list(&self) -> Vec<ToolDescriptor> {
-        self.tools.values().map(|tool| tool.descriptor()).collect()
+        self.descriptors.to_vec()
+    }
+
+    /// [`ToolRegistry::list`], shared: the same allocation until a tool is registered.
+    pub fn descriptors(&self) -> Arc<[ToolDescriptor]> {
+        self.descriptors.clone()
     }
 
     /// The tool of that name.

@@ -104,7 +104,8 @@ impl Notifier {
     /// The turn of `session_id` ended with `answer`: notifies its subscriptions in the
     /// background when push is on and no connection is attached to the session.
     pub fn turn_finished(&self, session_id: &str, run_id: &str, answer: &str) {
-        if !self.config.config().push.enabled {
+        // Known from memory that nobody subscribed: no scan of the connections, no task.
+        if !self.config.config().push.enabled || self.store.has_no_push_subscriptions() {
             return;
         }
         if self.watchers.watched(session_id) {

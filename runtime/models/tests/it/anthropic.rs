@@ -108,7 +108,8 @@ async fn tool_use_input_json_deltas_split_across_chunks() {
             name: "get_weather".into(),
             description: "Get the current weather in a given location".into(),
             input_schema: json!({"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}),
-        }],
+        }]
+        .into(),
         max_output_tokens: Some(1024),
     };
     let (events, error) =

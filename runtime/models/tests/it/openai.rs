@@ -123,7 +123,8 @@ async fn accumulates_tool_call_deltas_split_across_chunks() {
             name: "get_weather".into(),
             description: "Current weather".into(),
             input_schema: json!({"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}),
-        }],
+        }]
+        .into(),
         max_output_tokens: Some(256),
     };
     let (events, error) =

@@ -12,3 +12,4 @@ mod push;
 mod records;
 mod schema_worker;
 mod sessions_messages;
+mod turns;
