@@ -143,6 +143,25 @@ async fn config_reload_refuses_a_broken_file_and_keeps_the_running_config() {
         );
     }
 
+    // A file that parses and validates but whose ops section cannot be built is refused with
+    // that section named once (not reported as a models problem).
+    std::fs::write(
+        &gw.config_path,
+        format!(
+            "[storage]\ndata_dir = {:?}\n[server]\nport = 0\n[[ops.local_backends]]\nprovider = \"llamacpp\"\nmodels = [\"x\"]\n",
+            gw.data_dir()
+        ),
+    )
+    .expect("write config");
+    let reply = ws.call("config.reload", json!({})).await;
+    assert_eq!(reply["error"]["code"], 5, "bad ops section: {reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("ollama") && !message.contains("models section"),
+        "the error names the ops section's problem, not the models section: {message}"
+    );
+    assert_eq!(ttl(&ws.call("config.get", json!({})).await), 120);
+
     // A missing file is refused the same way.
     std::fs::remove_file(&gw.config_path).expect("remove config");
     let reply = ws.call("config.reload", json!({})).await;
