@@ -49,11 +49,9 @@ pub async fn reload(
     }
     new.check_exposure(old_server.bind)
         .map_err(|e| RpcError::internal(format!("{e}; the running configuration is unchanged")))?;
-    gw.set_config(new).map_err(|e| {
-        RpcError::internal(format!(
-            "the models section is not usable: {e}; the running configuration is unchanged"
-        ))
-    })?;
+    // The snapshot's error names the section (models or ops) that could not be built.
+    gw.set_config(new)
+        .map_err(|e| RpcError::internal(format!("{e}; the running configuration is unchanged")))?;
     tracing::info!("configuration reloaded");
     Ok(ConfigReloadResult { success: true })
 }
