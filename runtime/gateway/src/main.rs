@@ -180,20 +180,47 @@ fn main() -> ExitCode {
     let sealed = seal_environment(&file);
     let config = apply_env_and_flags(&cli, file);
     if let Some(Command::CheckConfig) = cli.command {
-        return match config
-            .validate()
-            .and_then(|()| config.check_exposure(config.server.bind))
-        {
-            Ok(()) => {
-                println!("configuration is valid");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("flynn-gateway: {e}");
-                ExitCode::from(2)
-            }
-        };
+        return check_config(&config);
     }
+    init_logging(&config);
+    log_sealing(sealed);
+
+    // The connection caps, not a login shell's soft limit (often 1,024), bound the clients.
+    flynn_gateway::admission::raise_descriptor_limit();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flynn-gateway: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config, cli.config.clone()))
+}
+
+/// `check-config`: validates the configuration and the exposure of its bind address.
+fn check_config(config: &Config) -> ExitCode {
+    match config
+        .validate()
+        .and_then(|()| config.check_exposure(config.server.bind))
+    {
+        Ok(()) => {
+            println!("configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flynn-gateway: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Installs the global subscriber: `RUST_LOG` or `[logging] level`, text or JSON on stderr,
+/// and the in-memory buffer behind `system.serviceLogs`.
+fn init_logging(config: &Config) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.logging.level));
     // The daemon's own recent lines feed `system.serviceLogs` (source systemd:flynn).
@@ -228,6 +255,10 @@ fn main() -> ExitCode {
         .with(json)
         .with(buffer.layer())
         .init();
+}
+
+/// Says (once logging is up) what [`seal_environment`] did.
+fn log_sealing(sealed: Sealed) {
     if !sealed.removed.is_empty() {
         tracing::info!(
             variables = %sealed.removed.join(", "),
@@ -240,40 +271,28 @@ fn main() -> ExitCode {
             "cannot make the process non-dumpable; commands run as the same user may read its memory"
         );
     }
+}
 
-    // The connection caps, not a login shell's soft limit (often 1,024), bound the clients.
-    flynn_gateway::admission::raise_descriptor_limit();
-
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+/// Starts the gateway and runs it until SIGINT or SIGTERM has shut it down.
+async fn serve(config: Config, config_path: Option<PathBuf>) -> ExitCode {
+    let running = match flynn_gateway::start(config, config_path).await {
+        Ok(running) => running,
         Err(e) => {
-            eprintln!("flynn-gateway: cannot start the async runtime: {e}");
+            eprintln!("flynn-gateway: {e}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let running = match flynn_gateway::start(config, cli.config.clone()).await {
-            Ok(running) => running,
-            Err(e) => {
-                eprintln!("flynn-gateway: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let gateway = running.gateway.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!(
-                "shutting down: cancelling runs, closing connections (1001), flushing the store"
-            );
-            gateway.shutdown_requested.notify_one();
-        });
-        running.wait().await;
-        tracing::info!("stopped");
-        ExitCode::SUCCESS
-    })
+    let gateway = running.gateway.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!(
+            "shutting down: cancelling runs, closing connections (1001), flushing the store"
+        );
+        gateway.shutdown_requested.notify_one();
+    });
+    running.wait().await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
 }
 
 async fn wait_for_signal() {

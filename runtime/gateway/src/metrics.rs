@@ -15,7 +15,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::config::QueueMode;
 
@@ -132,119 +132,112 @@ pub fn mode_name(mode: QueueMode) -> &'static str {
         .map_or("followup", |(_, name)| name)
 }
 
+/// Registers `metric` under `name` and returns a handle to it.
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// Registers a new, empty metric of type `M` under `name` and returns a handle to it.
+fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    register(registry, name, help, M::default())
+}
+
+/// Registers `requests_total{method,outcome}` and `request_duration_seconds{method}` and
+/// resolves the series of every method, in the order of `Method::ALL`.
+fn register_requests(registry: &mut Registry) -> Vec<MethodSeries> {
+    let requests: Family<MethodOutcome, Counter> = registered(
+        registry,
+        "requests",
+        "Requests answered, by method and outcome (ok or error)",
+    );
+    let request_seconds = register(
+        registry,
+        "request_duration_seconds",
+        "Time from a request's arrival to its reply, by method",
+        HistogramFamily::<MethodLabel>::new_with_constructor(latency_histogram),
+    );
+    flynn_protocol::Method::ALL
+        .iter()
+        .map(|m| {
+            let method = m.name();
+            // One statement per lookup: a family's guard held across a second lookup that
+            // inserts would deadlock on the family's lock.
+            let ok = requests
+                .get_or_create(&MethodOutcome {
+                    method,
+                    outcome: "ok",
+                })
+                .clone();
+            let error = requests
+                .get_or_create(&MethodOutcome {
+                    method,
+                    outcome: "error",
+                })
+                .clone();
+            let seconds = request_seconds
+                .get_or_create(&MethodLabel { method })
+                .clone();
+            MethodSeries { ok, error, seconds }
+        })
+        .collect()
+}
+
 impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::with_prefix("flynn");
-        let connections = Gauge::default();
-        registry.register(
-            "connections",
-            "Open WebSocket connections",
-            connections.clone(),
-        );
-        let requests = Family::<MethodOutcome, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests answered, by method and outcome (ok or error)",
-            requests.clone(),
-        );
-        let request_seconds =
-            HistogramFamily::<MethodLabel>::new_with_constructor(latency_histogram);
-        registry.register(
-            "request_duration_seconds",
-            "Time from a request's arrival to its reply, by method",
-            request_seconds.clone(),
-        );
-        let events = Family::<EventLabel, Counter>::default();
-        registry.register(
-            "events_sent",
-            "Event frames queued to WebSocket clients, by event",
-            events.clone(),
-        );
-        let turns = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
-            "agent_turns",
-            "Agent turns finished, by outcome (ok or error)",
-            turns.clone(),
-        );
-        let turn_seconds = turn_histogram();
-        registry.register(
-            "agent_turn_duration_seconds",
-            "Duration of agent turns",
-            turn_seconds.clone(),
-        );
-        let tokens = Family::<DirectionLabel, Counter>::default();
-        registry.register(
-            "model_tokens",
-            "Model tokens of finished turns, by direction (input or output)",
-            tokens.clone(),
-        );
-        let tool_runs = Family::<ToolOutcome, Counter>::default();
-        registry.register(
-            "tool_runs",
-            "Tool runs of agent turns, by tool and outcome (ok, failed or error)",
-            tool_runs.clone(),
-        );
-        let auth_failures = Family::<TransportLabel, Counter>::default();
-        registry.register(
-            "auth_failures",
-            "Refused credentials (missing, wrong or rate-limited), by transport",
-            auth_failures.clone(),
-        );
-        let queue_depth = Family::<ModeLabel, Gauge>::default();
-        registry.register(
-            "queue_depth",
-            "Messages waiting in session lanes, by the lane's queue mode",
-            queue_depth.clone(),
-        );
-        let webhooks = Family::<HookOutcome, Counter>::default();
-        registry.register(
-            "webhook_deliveries",
-            "Webhook deliveries, by hook and outcome",
-            webhooks.clone(),
-        );
-        let push_sends = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
-            "push_sends",
-            "Web Push notifications sent, by outcome (crate::push::sender)",
-            push_sends.clone(),
-        );
-        let per_method = flynn_protocol::Method::ALL
-            .iter()
-            .map(|m| {
-                let method = m.name();
-                // One statement per lookup: a family's guard held across a second lookup that
-                // inserts would deadlock on the family's lock.
-                let ok = requests
-                    .get_or_create(&MethodOutcome {
-                        method,
-                        outcome: "ok",
-                    })
-                    .clone();
-                let error = requests
-                    .get_or_create(&MethodOutcome {
-                        method,
-                        outcome: "error",
-                    })
-                    .clone();
-                let seconds = request_seconds
-                    .get_or_create(&MethodLabel { method })
-                    .clone();
-                MethodSeries { ok, error, seconds }
-            })
-            .collect();
+        // Registration order is the order of the exposition; field initializers run in the
+        // order written, and `registry` moves in last.
         Self {
-            per_method,
+            connections: registered(&mut registry, "connections", "Open WebSocket connections"),
+            per_method: register_requests(&mut registry),
+            events: registered(
+                &mut registry,
+                "events_sent",
+                "Event frames queued to WebSocket clients, by event",
+            ),
+            turns: registered(
+                &mut registry,
+                "agent_turns",
+                "Agent turns finished, by outcome (ok or error)",
+            ),
+            turn_seconds: register(
+                &mut registry,
+                "agent_turn_duration_seconds",
+                "Duration of agent turns",
+                turn_histogram(),
+            ),
+            tokens: registered(
+                &mut registry,
+                "model_tokens",
+                "Model tokens of finished turns, by direction (input or output)",
+            ),
+            tool_runs: registered(
+                &mut registry,
+                "tool_runs",
+                "Tool runs of agent turns, by tool and outcome (ok, failed or error)",
+            ),
+            auth_failures: registered(
+                &mut registry,
+                "auth_failures",
+                "Refused credentials (missing, wrong or rate-limited), by transport",
+            ),
+            queue_depth: registered(
+                &mut registry,
+                "queue_depth",
+                "Messages waiting in session lanes, by the lane's queue mode",
+            ),
+            webhooks: registered(
+                &mut registry,
+                "webhook_deliveries",
+                "Webhook deliveries, by hook and outcome",
+            ),
+            push_sends: registered(
+                &mut registry,
+                "push_sends",
+                "Web Push notifications sent, by outcome (crate::push::sender)",
+            ),
             registry,
-            connections,
-            events,
-            turns,
-            turn_seconds,
-            tokens,
-            tool_runs,
-            auth_failures,
-            queue_depth,
-            webhooks,
-            push_sends,
         }
     }
 

@@ -143,96 +143,133 @@ const LEADING_WORDS: &[&str] = &[
 ];
 
 fn split(command: &str) -> Line {
-    let chars: Vec<char> = command.chars().collect();
-    let mut line = Line::default();
-    let mut whole = String::new();
-    let mut current = String::new();
-    let mut quote = Quote::None;
+    let mut splitter = Splitter {
+        chars: command.chars().collect(),
+        line: Line::default(),
+        whole: String::new(),
+        current: String::new(),
+        quote: Quote::None,
+    };
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        match quote {
-            Quote::Single => {
-                current.push(c);
-                if c == '\'' {
-                    quote = Quote::None;
-                }
-            }
-            Quote::Double => match c {
-                '\\' => {
-                    current.push(c);
-                    if let Some(n) = next {
-                        current.push(n);
-                        i += 1;
-                    }
-                }
-                '"' => {
-                    current.push(c);
-                    quote = Quote::None;
-                }
-                '`' => {
-                    line.substitution = true;
-                    current.push(c);
-                }
-                '$' if next == Some('(') => {
-                    line.substitution = true;
-                    current.push(c);
-                }
-                _ => current.push(c),
-            },
-            Quote::None => match c {
-                '\\' => match next {
-                    // Line continuation: the shell removes both characters.
-                    Some('\n') => i += 1,
-                    Some(n) => {
-                        current.push(c);
-                        current.push(n);
-                        i += 1;
-                    }
-                    None => current.push(c),
-                },
-                '\'' => {
-                    current.push(c);
-                    quote = Quote::Single;
-                }
-                '"' => {
-                    current.push(c);
-                    quote = Quote::Double;
-                }
-                '`' => {
-                    line.substitution = true;
-                    current.push(c);
-                }
-                '$' | '<' | '>' if next == Some('(') => {
-                    line.substitution = true;
-                    current.push(c);
-                }
-                '#' if current.is_empty() || current.ends_with(' ') => {
-                    // A comment runs to the end of the line; the newline still separates.
-                    while i + 1 < chars.len() && chars[i + 1] != '\n' {
-                        i += 1;
-                    }
-                }
-                // Redirections such as `2>&1`, `<&3`, `&>file` and `>|file` are not separators.
-                '&' if current.ends_with(['<', '>']) || next == Some('>') => current.push(c),
-                '|' if current.ends_with('>') => current.push(c),
-                ';' | '&' | '|' | '(' | ')' | '\n' => {
-                    finish(&mut line, &mut whole, &mut current, c);
-                }
-                c if c.is_whitespace() => {
-                    if !current.is_empty() && !current.ends_with(' ') {
-                        current.push(' ');
-                    }
-                }
-                _ => current.push(c),
-            },
-        }
+    while i < splitter.chars.len() {
+        i = match splitter.quote {
+            Quote::Single => splitter.single_quoted(i),
+            Quote::Double => splitter.double_quoted(i),
+            Quote::None => splitter.unquoted(i),
+        };
         i += 1;
     }
+    let Splitter {
+        mut line,
+        mut whole,
+        mut current,
+        ..
+    } = splitter;
     finish(&mut line, &mut whole, &mut current, ' ');
     line.whole = whole.trim().to_owned();
     line
+}
+
+/// The state of [`split`] as it walks the characters of a command. Each step takes the
+/// character at `i` and returns the index of the last character it consumed.
+struct Splitter {
+    chars: Vec<char>,
+    line: Line,
+    whole: String,
+    current: String,
+    quote: Quote,
+}
+
+impl Splitter {
+    fn single_quoted(&mut self, i: usize) -> usize {
+        let c = self.chars[i];
+        self.current.push(c);
+        if c == '\'' {
+            self.quote = Quote::None;
+        }
+        i
+    }
+
+    fn double_quoted(&mut self, mut i: usize) -> usize {
+        let c = self.chars[i];
+        let next = self.chars.get(i + 1).copied();
+        match c {
+            '\\' => {
+                self.current.push(c);
+                if let Some(n) = next {
+                    self.current.push(n);
+                    i += 1;
+                }
+            }
+            '"' => {
+                self.current.push(c);
+                self.quote = Quote::None;
+            }
+            '`' => {
+                self.line.substitution = true;
+                self.current.push(c);
+            }
+            '$' if next == Some('(') => {
+                self.line.substitution = true;
+                self.current.push(c);
+            }
+            _ => self.current.push(c),
+        }
+        i
+    }
+
+    fn unquoted(&mut self, mut i: usize) -> usize {
+        let c = self.chars[i];
+        let next = self.chars.get(i + 1).copied();
+        let current = &mut self.current;
+        match c {
+            '\\' => match next {
+                // Line continuation: the shell removes both characters.
+                Some('\n') => i += 1,
+                Some(n) => {
+                    current.push(c);
+                    current.push(n);
+                    i += 1;
+                }
+                None => current.push(c),
+            },
+            '\'' => {
+                current.push(c);
+                self.quote = Quote::Single;
+            }
+            '"' => {
+                current.push(c);
+                self.quote = Quote::Double;
+            }
+            '`' => {
+                self.line.substitution = true;
+                current.push(c);
+            }
+            '$' | '<' | '>' if next == Some('(') => {
+                self.line.substitution = true;
+                current.push(c);
+            }
+            '#' if current.is_empty() || current.ends_with(' ') => {
+                // A comment runs to the end of the line; the newline still separates.
+                while i + 1 < self.chars.len() && self.chars[i + 1] != '\n' {
+                    i += 1;
+                }
+            }
+            // Redirections such as `2>&1`, `<&3`, `&>file` and `>|file` are not separators.
+            '&' if current.ends_with(['<', '>']) || next == Some('>') => current.push(c),
+            '|' if current.ends_with('>') => current.push(c),
+            ';' | '&' | '|' | '(' | ')' | '\n' => {
+                finish(&mut self.line, &mut self.whole, current, c);
+            }
+            c if c.is_whitespace() => {
+                if !current.is_empty() && !current.ends_with(' ') {
+                    current.push(' ');
+                }
+            }
+            _ => current.push(c),
+        }
+        i
+    }
 }
 
 /// Ends the simple command in `current`, recording it and the separator that ended it.

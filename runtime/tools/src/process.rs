@@ -16,7 +16,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -88,31 +88,7 @@ pub(crate) async fn run(spec: Spec<'_>) -> io::Result<Outcome> {
     // Close-on-exec, so that commands spawned concurrently by other calls do not inherit our
     // write end and hold the pipe open; dup2 onto stdout/stderr clears the flag in the child.
     let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-    let mut child = {
-        let stderr_end: OwnedFd = write_end.try_clone()?;
-        let mut command = Command::new(spec.shell);
-        // An empty environment plus the allow-list: a secret the gateway was started with
-        // reaches a command only if pass_env names it (and hide_env does not).
-        command.env_clear();
-        let env_filter = spec.env.env_filter();
-        for (name, value) in std::env::vars_os() {
-            if name.to_str().is_some_and(|name| env_filter.passes(name)) {
-                command.env(&name, &value);
-            }
-        }
-        command
-            .arg("-c")
-            .arg(spec.command)
-            .current_dir(spec.cwd)
-            .env("PWD", spec.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(write_end))
-            .stderr(Stdio::from(stderr_end))
-            .process_group(0);
-        command.spawn()?
-        // `command` drops here and with it our copies of the write end, so EOF on the read end
-        // means every process holding the pipe is gone.
-    };
+    let mut child = spawn(&spec, write_end)?;
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("the shell exited before its process id was read"))?;
@@ -153,16 +129,7 @@ pub(crate) async fn run(spec: Spec<'_>) -> io::Result<Outcome> {
     // From here on the group is either gone or meant to outlive the call.
     killer.armed = false;
 
-    let drain_deadline = Instant::now() + DRAIN_GRACE;
-    while !collector.eof {
-        tokio::select! {
-            _ = tokio::time::sleep_until(drain_deadline) => {
-                tracing::debug!(pid, "output pipe still open after the shell exited; stopped reading");
-                break;
-            }
-            read = reader.read(&mut buf) => collector.take(read, &buf),
-        }
-    }
+    drain(&mut reader, &mut collector, &mut buf, pid).await;
     let ending = killed.unwrap_or(Ending::Exited(status));
     Ok(Outcome {
         output: collector.output,
@@ -170,6 +137,48 @@ pub(crate) async fn run(spec: Spec<'_>) -> io::Result<Outcome> {
         ending,
         pid,
     })
+}
+
+/// Starts `shell -c command` in a process group of its own, stdout and stderr both into
+/// `write_end`, with the filtered environment.
+fn spawn(spec: &Spec<'_>, write_end: OwnedFd) -> io::Result<Child> {
+    let stderr_end: OwnedFd = write_end.try_clone()?;
+    let mut command = Command::new(spec.shell);
+    // An empty environment plus the allow-list: a secret the gateway was started with
+    // reaches a command only if pass_env names it (and hide_env does not).
+    command.env_clear();
+    let env_filter = spec.env.env_filter();
+    for (name, value) in std::env::vars_os() {
+        if name.to_str().is_some_and(|name| env_filter.passes(name)) {
+            command.env(&name, &value);
+        }
+    }
+    command
+        .arg("-c")
+        .arg(spec.command)
+        .current_dir(spec.cwd)
+        .env("PWD", spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(write_end))
+        .stderr(Stdio::from(stderr_end))
+        .process_group(0);
+    command.spawn()
+    // `command` drops here and with it our copies of the write end, so EOF on the read end
+    // means every process holding the pipe is gone.
+}
+
+/// Reads what is left in the pipe after the shell exited, for at most [`DRAIN_GRACE`].
+async fn drain(reader: &mut pipe::Receiver, collector: &mut Collector, buf: &mut [u8], pid: u32) {
+    let drain_deadline = Instant::now() + DRAIN_GRACE;
+    while !collector.eof {
+        tokio::select! {
+            _ = tokio::time::sleep_until(drain_deadline) => {
+                tracing::debug!(pid, "output pipe still open after the shell exited; stopped reading");
+                break;
+            }
+            read = reader.read(&mut *buf) => collector.take(read, buf),
+        }
+    }
 }
 
 /// Keeps the first `cap` bytes read and counts the rest as truncated.

@@ -1,6 +1,7 @@
 //! `shell.exec`: runs a command line with the configured shell inside the workspace, under the
 //! allow/deny policy, a timeout and an output cap (see [`crate::process`] for the mechanics).
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -72,6 +73,41 @@ impl ShellExec {
         };
         Ok(Duration::from_millis(ms))
     }
+
+    /// The error to report for how the command ended (`None` for success); a cancelled run is
+    /// the call's error.
+    fn ending_error(&self, ending: Ending, timeout: Duration) -> Result<Option<String>, ToolError> {
+        Ok(match ending {
+            Ending::Cancelled => return Err(ToolError::cancelled(SHELL_EXEC)),
+            Ending::TimedOut => Some(format!(
+                "timed out after {} ms and was killed with everything it started; ask for a longer \
+                 timeoutMs (at most {}) or make the command finish sooner",
+                timeout.as_millis(),
+                self.config.max_timeout_ms
+            )),
+            Ending::Exited(status) if status.success() => None,
+            Ending::Exited(status) => Some(process::describe_status(status)),
+        })
+    }
+}
+
+/// The workspace root (created if missing), or `cwd` inside it, which must be a directory.
+async fn working_dir(workspace: &Path, cwd: Option<&str>) -> Result<PathBuf, ToolError> {
+    let root = workspace::ensure_root(SHELL_EXEC, workspace).await?;
+    let Some(cwd) = cwd else {
+        return Ok(root);
+    };
+    let dir = workspace::resolve(SHELL_EXEC, &root, cwd, "cwd").await?;
+    if !tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) {
+        return Err(ToolError::invalid(
+            SHELL_EXEC,
+            "cwd",
+            format!(
+                "`{cwd}` is not a directory in the workspace; create it first or leave cwd out"
+            ),
+        ));
+    }
+    Ok(dir)
 }
 
 impl TypedTool for ShellExec {
@@ -114,23 +150,7 @@ impl TypedTool for ShellExec {
             .check(&input.command)
             .map_err(|reason| ToolError::denied(SHELL_EXEC, reason))?;
         let timeout = self.timeout(input.timeout_ms)?;
-        let root = workspace::ensure_root(SHELL_EXEC, &cx.workspace).await?;
-        let cwd = match input.cwd.as_deref() {
-            None => root.clone(),
-            Some(cwd) => {
-                let dir = workspace::resolve(SHELL_EXEC, &root, cwd, "cwd").await?;
-                if !tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) {
-                    return Err(ToolError::invalid(
-                        SHELL_EXEC,
-                        "cwd",
-                        format!(
-                            "`{cwd}` is not a directory in the workspace; create it first or leave cwd out"
-                        ),
-                    ));
-                }
-                dir
-            }
-        };
+        let cwd = working_dir(&cx.workspace, input.cwd.as_deref()).await?;
         if cx.cancel.is_cancelled() {
             return Err(ToolError::cancelled(SHELL_EXEC));
         }
@@ -166,17 +186,7 @@ impl TypedTool for ShellExec {
             truncated = outcome.truncated,
             "shell.exec finished"
         );
-        let error = match outcome.ending {
-            Ending::Cancelled => return Err(ToolError::cancelled(SHELL_EXEC)),
-            Ending::TimedOut => Some(format!(
-                "timed out after {} ms and was killed with everything it started; ask for a longer \
-                 timeoutMs (at most {}) or make the command finish sooner",
-                timeout.as_millis(),
-                self.config.max_timeout_ms
-            )),
-            Ending::Exited(status) if status.success() => None,
-            Ending::Exited(status) => Some(process::describe_status(status)),
-        };
+        let error = self.ending_error(outcome.ending, timeout)?;
         Ok(ToolOutput {
             success: error.is_none(),
             output: process::into_text(outcome.output, outcome.truncated),

@@ -21,6 +21,7 @@ use flynn_protocol::wire::{Call, Reply, RpcError};
 use serde::{Deserialize, Serialize};
 
 use super::store_error;
+use crate::config::NodesConfig;
 use crate::connection::ConnectionState;
 use crate::gateway::{Gateway, now_ms};
 use crate::node_registry::{NodeEntry, Registration};
@@ -102,6 +103,35 @@ pub fn register(
     let config = gw.config();
     let nodes = &config.server.nodes;
     nodes_gate(gw)?;
+    check_node_identity(nodes, &p)?;
+    let client_version = p.protocol_version.get();
+    let negotiated = negotiate_version(nodes, client_version)?;
+    let (declared, enabled) = node_capabilities(nodes, &p.capabilities);
+    let registration = Registration {
+        node_id: p.node_id.clone(),
+        role: p.role.clone(),
+        connection_id: call.connection.id.clone(),
+        negotiated_version: negotiated,
+        client_version,
+        declared: declared.clone(),
+        enabled: enabled.clone(),
+        registered_at_ms: now_ms(),
+    };
+    gw.nodes.insert(registration.clone());
+    Ok(NodeRegisterResult {
+        registered: true,
+        node: node_ref(&registration),
+        protocol: NodeProtocol {
+            server_version: nz(server_version(nodes)),
+            client_version: nz(client_version),
+            negotiated_version: nz(negotiated),
+        },
+        capabilities: NodeCapabilities { declared, enabled },
+    })
+}
+
+/// The node id is 1-128 characters and the role one of `server.nodes.allowed_roles`.
+fn check_node_identity(nodes: &NodesConfig, p: &NodeRegisterParams) -> Result<(), RpcError> {
     if p.node_id.trim().is_empty() || p.node_id.len() > 128 {
         return Err(invalid(
             "params.nodeId",
@@ -118,9 +148,12 @@ pub fn register(
             ),
         ));
     }
-    // The client speaks every version up to the one it sends; pick the highest we share.
-    let client_version = p.protocol_version.get();
-    let negotiated = nodes
+    Ok(())
+}
+
+/// The client speaks every version up to the one it sends; pick the highest we share.
+fn negotiate_version(nodes: &NodesConfig, client_version: u64) -> Result<u64, RpcError> {
+    nodes
         .protocol_versions
         .iter()
         .filter_map(|v| u64::try_from(*v).ok())
@@ -134,12 +167,14 @@ pub fn register(
                     nodes.protocol_versions
                 ),
             )
-        })?;
-    // The client's order, as the protocol document echoes it; a repeated capability once, where
-    // it first appeared.
-    let mut seen = HashSet::with_capacity(p.capabilities.len());
-    let declared: Vec<String> = p
-        .capabilities
+        })
+}
+
+/// The declared capabilities and those of them whose feature gate is on. The client's order,
+/// as the protocol document echoes it; a repeated capability once, where it first appeared.
+fn node_capabilities(nodes: &NodesConfig, capabilities: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut seen = HashSet::with_capacity(capabilities.len());
+    let declared: Vec<String> = capabilities
         .iter()
         .filter(|c| seen.insert(c.as_str()))
         .cloned()
@@ -155,34 +190,18 @@ pub fn register(
         })
         .cloned()
         .collect();
-    let registration = Registration {
-        node_id: p.node_id.clone(),
-        role: p.role.clone(),
-        connection_id: call.connection.id.clone(),
-        negotiated_version: negotiated,
-        client_version,
-        declared: declared.clone(),
-        enabled: enabled.clone(),
-        registered_at_ms: now_ms(),
-    };
-    gw.nodes.insert(registration.clone());
-    let server_version = nodes
+    (declared, enabled)
+}
+
+/// The highest protocol version this gateway speaks (at least 1).
+fn server_version(nodes: &NodesConfig) -> u64 {
+    nodes
         .protocol_versions
         .iter()
         .copied()
         .max()
         .unwrap_or(1)
-        .max(1) as u64;
-    Ok(NodeRegisterResult {
-        registered: true,
-        node: node_ref(&registration),
-        protocol: NodeProtocol {
-            server_version: nz(server_version),
-            client_version: nz(client_version),
-            negotiated_version: nz(negotiated),
-        },
-        capabilities: NodeCapabilities { declared, enabled },
-    })
+        .max(1) as u64
 }
 
 pub fn capabilities_get(

@@ -152,72 +152,84 @@ async fn list_all(gw: &Gateway, p: SessionsListParams) -> Result<SessionsListRes
     let limit = u32::try_from(p.limit.get()).unwrap_or(u32::MAX);
     let offset = u32::try_from(p.offset)
         .map_err(|_| RpcError::invalid("params.offset", "`offset` is too large"))?;
-    let live_unstored = |stored: &BTreeSet<&str>| -> Vec<SessionSummary> {
-        live_session_ids(gw)
-            .into_iter()
-            .filter(|id| {
-                p.frontend
-                    .as_deref()
-                    .is_none_or(|f| split_session_id(id).0 == f)
-            })
-            .filter(|id| !stored.contains(id.as_str()))
-            .map(|id| unstored_summary(gw, &id))
-            .collect()
-    };
     if p.include_persisted {
-        // Live sessions with nothing stored yet come first (they are the most recent), then
-        // the store's, newest activity first.
-        let probe: Vec<String> = live_session_ids(gw).into_iter().collect();
-        let (stored_live, _) = gw
-            .store
-            .list_sessions(SessionQuery {
-                frontend: None,
-                only_ids: Some(probe),
-                limit: u32::MAX,
-                offset: 0,
-            })
-            .await
-            .map_err(store_error)?;
-        let stored_ids: BTreeSet<&str> = stored_live.iter().map(|r| r.id.as_str()).collect();
-        let fresh = live_unstored(&stored_ids);
-        let fresh_count = fresh.len() as u64;
-        let skip_fresh = (offset as usize).min(fresh.len());
-        let mut sessions: Vec<SessionSummary> = fresh
-            .into_iter()
-            .skip(skip_fresh)
-            .take(limit as usize)
-            .collect();
-        let store_offset = offset.saturating_sub(fresh_count as u32);
-        let store_limit = limit.saturating_sub(sessions.len() as u32);
-        let (records, stored_total) = gw
-            .store
-            .list_sessions(SessionQuery {
-                frontend: p.frontend.clone(),
-                only_ids: None,
-                limit: store_limit,
-                offset: store_offset,
-            })
-            .await
-            .map_err(store_error)?;
-        sessions.extend(records.iter().map(|r| summary(gw, r)));
-        return Ok(SessionsListResult {
-            sessions,
-            total: stored_total + fresh_count,
-        });
+        list_live_and_persisted(gw, p.frontend, limit, offset).await
+    } else {
+        list_live(gw, p.frontend, limit, offset).await
     }
-    // Live sessions only: stored ones with their figures, plus live ones not stored yet.
-    let live: Vec<String> = live_session_ids(gw)
+}
+
+/// Live session ids, restricted to `frontend` when one is given.
+fn live_ids_of_frontend(gw: &Gateway, frontend: Option<&str>) -> Vec<String> {
+    live_session_ids(gw)
         .into_iter()
-        .filter(|id| {
-            p.frontend
-                .as_deref()
-                .is_none_or(|f| split_session_id(id).0 == f)
+        .filter(|id| frontend.is_none_or(|f| split_session_id(id).0 == f))
+        .collect()
+}
+
+/// Live sessions with nothing stored yet come first (they are the most recent), then the
+/// store's, newest activity first.
+async fn list_live_and_persisted(
+    gw: &Gateway,
+    frontend: Option<String>,
+    limit: u32,
+    offset: u32,
+) -> Result<SessionsListResult, RpcError> {
+    let probe: Vec<String> = live_session_ids(gw).into_iter().collect();
+    let (stored_live, _) = gw
+        .store
+        .list_sessions(SessionQuery {
+            frontend: None,
+            only_ids: Some(probe),
+            limit: u32::MAX,
+            offset: 0,
         })
+        .await
+        .map_err(store_error)?;
+    let stored_ids: BTreeSet<&str> = stored_live.iter().map(|r| r.id.as_str()).collect();
+    let fresh: Vec<SessionSummary> = live_ids_of_frontend(gw, frontend.as_deref())
+        .into_iter()
+        .filter(|id| !stored_ids.contains(id.as_str()))
+        .map(|id| unstored_summary(gw, &id))
         .collect();
+    let fresh_count = fresh.len() as u64;
+    let skip_fresh = (offset as usize).min(fresh.len());
+    let mut sessions: Vec<SessionSummary> = fresh
+        .into_iter()
+        .skip(skip_fresh)
+        .take(limit as usize)
+        .collect();
+    let store_offset = offset.saturating_sub(fresh_count as u32);
+    let store_limit = limit.saturating_sub(sessions.len() as u32);
+    let (records, stored_total) = gw
+        .store
+        .list_sessions(SessionQuery {
+            frontend,
+            only_ids: None,
+            limit: store_limit,
+            offset: store_offset,
+        })
+        .await
+        .map_err(store_error)?;
+    sessions.extend(records.iter().map(|r| summary(gw, r)));
+    Ok(SessionsListResult {
+        sessions,
+        total: stored_total + fresh_count,
+    })
+}
+
+/// Live sessions only: stored ones with their figures, plus live ones not stored yet.
+async fn list_live(
+    gw: &Gateway,
+    frontend: Option<String>,
+    limit: u32,
+    offset: u32,
+) -> Result<SessionsListResult, RpcError> {
+    let live = live_ids_of_frontend(gw, frontend.as_deref());
     let (records, _) = gw
         .store
         .list_sessions(SessionQuery {
-            frontend: p.frontend.clone(),
+            frontend,
             only_ids: Some(live.clone()),
             limit: u32::MAX,
             offset: 0,

@@ -163,77 +163,102 @@ where
             ),
         );
     }
-    let body: SubscribeBody = match read_json(body).await {
-        Ok(body) => body,
+    let subscription = match accepted_subscription(gateway, &config, identity, body).await {
+        Ok(subscription) => subscription,
         Err(denied) => return denied,
     };
-    let subscription = match body.check(config.push.allow_insecure_loopback) {
-        Ok(s) => s,
-        Err(e) => return invalid(e),
-    };
+    let session_id = subscription.session_id.clone();
+    let status =
+        match store_subscription(gateway, subscription, config.push.max_subscriptions).await {
+            Ok(status) => status,
+            Err(denied) => return denied,
+        };
+    match counts(gateway).await {
+        Ok(mut body) => {
+            body["created"] = (status == StatusCode::CREATED).into();
+            body["sessionId"] = session_id.into();
+            reply(status, body)
+        }
+        Err(denied) => denied,
+    }
+}
+
+/// The subscription in `body` once it is well formed, its session is the identity's to touch
+/// and the VAPID key is usable; else the response that refuses it.
+async fn accepted_subscription<S, B>(
+    gateway: &Gateway,
+    config: &crate::Config,
+    identity: &Identity,
+    body: S,
+) -> Result<subscriptions::Subscription, Response>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let body: SubscribeBody = read_json(body).await?;
+    let subscription = body
+        .check(config.push.allow_insecure_loopback)
+        .map_err(invalid)?;
     if !identity.session_allowed(&subscription.session_id) {
-        return error(
+        return Err(error(
             StatusCode::FORBIDDEN,
             RpcError::session_not_allowed(
                 "POST /webchat/push/subscriptions",
                 "sessionId",
                 &subscription.session_id,
             ),
-        );
+        ));
     }
     // A limited token may not take over another session's subscription by re-registering it.
-    if let Err(denied) = check_stored_session(
+    check_stored_session(
         gateway,
         identity,
         subscription.endpoint.as_str(),
         "POST /webchat/push/subscriptions",
     )
-    .await
-    {
-        return denied;
-    }
+    .await?;
     // A key problem is the operator's to fix; say so now rather than at the first turn.
-    if let Err(e) = gateway.push.vapid_key(&config).await {
-        return internal("the Web Push VAPID key is not usable", e);
+    if let Err(e) = gateway.push.vapid_key(config).await {
+        return Err(internal("the Web Push VAPID key is not usable", e));
     }
+    Ok(subscription)
+}
+
+/// Stores (or updates) the subscription under the cap: 201 when created, 200 when updated,
+/// else the response that refuses it.
+async fn store_subscription(
+    gateway: &Gateway,
+    subscription: subscriptions::Subscription,
+    cap: u64,
+) -> Result<StatusCode, Response> {
     let now = crate::gateway::now_ms();
     let record = flynn_store::PushSubscriptionRecord {
         endpoint: subscription.endpoint.to_string(),
-        session_id: subscription.session_id.clone(),
+        session_id: subscription.session_id,
         p256dh: subscription.p256dh,
         auth: subscription.auth,
         expiration_ms: subscription.expiration_ms,
         created_at_ms: now,
         updated_at_ms: now,
     };
-    let cap = config.push.max_subscriptions;
-    let outcome = match gateway.store.upsert_push_subscription(record, cap).await {
-        Ok(outcome) => outcome,
-        Err(e) => return internal("cannot store the push subscription", e),
-    };
-    let status = match outcome {
-        flynn_store::PushUpsert::Created => StatusCode::CREATED,
-        flynn_store::PushUpsert::Updated => StatusCode::OK,
-        flynn_store::PushUpsert::Full { count } => {
-            return error(
-                StatusCode::CONFLICT,
-                RpcError::new(
-                    ErrorCode::InvalidRequest,
-                    format!(
-                        "{count} push subscriptions are stored and push.max_subscriptions is {cap}; remove unused ones (DELETE /webchat/push/subscriptions) or raise the cap"
-                    ),
-                )
-                .with_data(json!({ "path": "endpoint", "count": count, "cap": cap })),
-            );
-        }
-    };
-    match counts(gateway).await {
-        Ok(mut body) => {
-            body["created"] = (status == StatusCode::CREATED).into();
-            body["sessionId"] = subscription.session_id.into();
-            reply(status, body)
-        }
-        Err(denied) => denied,
+    let outcome = gateway
+        .store
+        .upsert_push_subscription(record, cap)
+        .await
+        .map_err(|e| internal("cannot store the push subscription", e))?;
+    match outcome {
+        flynn_store::PushUpsert::Created => Ok(StatusCode::CREATED),
+        flynn_store::PushUpsert::Updated => Ok(StatusCode::OK),
+        flynn_store::PushUpsert::Full { count } => Err(error(
+            StatusCode::CONFLICT,
+            RpcError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "{count} push subscriptions are stored and push.max_subscriptions is {cap}; remove unused ones (DELETE /webchat/push/subscriptions) or raise the cap"
+                ),
+            )
+            .with_data(json!({ "path": "endpoint", "count": count, "cap": cap })),
+        )),
     }
 }
 

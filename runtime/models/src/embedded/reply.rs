@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::directives::{Directive, parse};
 use crate::error::ProviderError;
-use crate::types::{ChatRequest, Role, ToolCall, stop_reason};
+use crate::types::{ChatMessage, ChatRequest, Role, ToolCall, stop_reason};
 
 /// A 1x1 transparent PNG.
 pub const PNG_1X1_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
@@ -71,6 +71,44 @@ fn long_text(words: u32) -> String {
         .join(" ")
 }
 
+/// The directives of the last user message, gathered by kind.
+#[derive(Default)]
+struct Gathered {
+    fail: Option<String>,
+    delay: Duration,
+    tools: Vec<(String, serde_json::Value)>,
+    attachments: Vec<PlannedAttachment>,
+    long_words: u32,
+    echo: bool,
+}
+
+impl Gathered {
+    /// In message order: later `delay` and `fail` replace earlier ones, `long` words add up.
+    fn from_directives(directives: Vec<Directive>) -> Self {
+        let mut gathered = Self::default();
+        for directive in directives {
+            match directive {
+                Directive::Tool { name, arguments } => gathered.tools.push((name, arguments)),
+                Directive::Attach {
+                    mime_type,
+                    filename,
+                } => gathered.attachments.push(PlannedAttachment {
+                    data_base64: payload(&mime_type, filename.as_deref()),
+                    mime_type,
+                    filename,
+                }),
+                Directive::Long(words) => {
+                    gathered.long_words = gathered.long_words.saturating_add(words)
+                }
+                Directive::Delay(wait) => gathered.delay = wait,
+                Directive::Fail(message) => gathered.fail = Some(message),
+                Directive::Echo => gathered.echo = true,
+            }
+        }
+        gathered
+    }
+}
+
 /// Works out the answer to `request` from the directives of its last user message.
 pub(crate) fn plan(request: &ChatRequest) -> Result<Plan, ProviderError> {
     let Some(last_user) = request.messages.iter().rposition(|m| m.role == Role::User) else {
@@ -88,78 +126,13 @@ pub(crate) fn plan(request: &ChatRequest) -> Result<Plan, ProviderError> {
         status: 400,
         message: format!("embedded model: {message}"),
     })?;
-    let later = &request.messages[last_user + 1..];
-    let names: HashMap<&str, &str> = later
-        .iter()
-        .flat_map(|m| m.tool_calls.iter())
-        .map(|call| (call.id.as_str(), call.name.as_str()))
-        .collect();
-    let results: Vec<String> = later
-        .iter()
-        .filter(|m| m.role == Role::Tool)
-        .map(|m| {
-            let id = m.tool_call_id.as_deref().unwrap_or_default();
-            let name = names.get(id).copied().unwrap_or("tool");
-            format!("Tool {name} returned: {}", m.content.trim())
-        })
-        .collect();
-
-    let mut sentences = Vec::new();
-    if !user.images.is_empty() {
-        let count = user.images.len();
-        let kinds: Vec<&str> = user.images.iter().map(|i| i.mime_type.as_str()).collect();
-        let noun = if count == 1 { "image" } else { "images" };
-        sentences.push(format!("I received {count} {noun} ({}).", kinds.join(", ")));
-    }
-
-    let mut fail = None;
-    let mut delay = Duration::ZERO;
-    let mut tool_directives = Vec::new();
-    let mut attachments = Vec::new();
-    let mut long_words = 0u32;
-    let mut echo = false;
-    for directive in parsed.directives {
-        match directive {
-            Directive::Tool { name, arguments } => tool_directives.push((name, arguments)),
-            Directive::Attach {
-                mime_type,
-                filename,
-            } => attachments.push(PlannedAttachment {
-                data_base64: payload(&mime_type, filename.as_deref()),
-                mime_type,
-                filename,
-            }),
-            Directive::Long(words) => long_words = long_words.saturating_add(words),
-            Directive::Delay(wait) => delay = wait,
-            Directive::Fail(message) => fail = Some(message),
-            Directive::Echo => echo = true,
-        }
-    }
+    let results = tool_results(&request.messages[last_user + 1..]);
+    let mut sentences: Vec<String> = images_sentence(user).into_iter().collect();
+    let gathered = Gathered::from_directives(parsed.directives);
 
     // A tool turn: the model asks for the tools and waits for their results.
-    if results.is_empty() && !tool_directives.is_empty() {
-        let turn = request
-            .messages
-            .iter()
-            .filter(|m| m.role == Role::User)
-            .count();
-        let tool_calls = tool_directives
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, arguments))| ToolCall {
-                id: format!("call_emb_{turn}_{i}"),
-                name,
-                arguments,
-            })
-            .collect();
-        return Ok(Plan {
-            text: sentences.join(" "),
-            attachments: Vec::new(),
-            tool_calls,
-            fail,
-            delay,
-            stop_reason: stop_reason::TOOL_USE,
-        });
+    if results.is_empty() && !gathered.tools.is_empty() {
+        return Ok(tool_turn(request, sentences, gathered));
     }
 
     sentences.extend(results.iter().map(|r| {
@@ -170,18 +143,18 @@ pub(crate) fn plan(request: &ChatRequest) -> Result<Plan, ProviderError> {
         }
     }));
     let content_directives =
-        !tool_directives.is_empty() || !attachments.is_empty() || long_words > 0;
-    if echo || (!content_directives && results.is_empty()) {
+        !gathered.tools.is_empty() || !gathered.attachments.is_empty() || gathered.long_words > 0;
+    if gathered.echo || (!content_directives && results.is_empty()) {
         if parsed.text.is_empty() {
             sentences.push("You said nothing.".to_owned());
         } else {
             sentences.push(format!("You said: {}", parsed.text));
         }
     }
-    if long_words > 0 {
-        sentences.push(long_text(long_words));
+    if gathered.long_words > 0 {
+        sentences.push(long_text(gathered.long_words));
     }
-    for attachment in &attachments {
+    for attachment in &gathered.attachments {
         sentences.push(format!(
             "Attached {} ({}).",
             attachment.filename.as_deref().unwrap_or("a file"),
@@ -190,12 +163,68 @@ pub(crate) fn plan(request: &ChatRequest) -> Result<Plan, ProviderError> {
     }
     Ok(Plan {
         text: sentences.join(" "),
-        attachments,
+        attachments: gathered.attachments,
         tool_calls: Vec::new(),
-        fail,
-        delay,
+        fail: gathered.fail,
+        delay: gathered.delay,
         stop_reason: stop_reason::END_TURN,
     })
+}
+
+/// `Tool NAME returned: CONTENT` for each tool result after the last user message.
+fn tool_results(later: &[ChatMessage]) -> Vec<String> {
+    let names: HashMap<&str, &str> = later
+        .iter()
+        .flat_map(|m| m.tool_calls.iter())
+        .map(|call| (call.id.as_str(), call.name.as_str()))
+        .collect();
+    later
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .map(|m| {
+            let id = m.tool_call_id.as_deref().unwrap_or_default();
+            let name = names.get(id).copied().unwrap_or("tool");
+            format!("Tool {name} returned: {}", m.content.trim())
+        })
+        .collect()
+}
+
+/// `I received N image(s) (TYPES).` when the message has images.
+fn images_sentence(user: &ChatMessage) -> Option<String> {
+    if user.images.is_empty() {
+        return None;
+    }
+    let count = user.images.len();
+    let kinds: Vec<&str> = user.images.iter().map(|i| i.mime_type.as_str()).collect();
+    let noun = if count == 1 { "image" } else { "images" };
+    Some(format!("I received {count} {noun} ({}).", kinds.join(", ")))
+}
+
+/// The plan that calls the `[[tool:...]]` tools; ids count the request's user messages.
+fn tool_turn(request: &ChatRequest, sentences: Vec<String>, gathered: Gathered) -> Plan {
+    let turn = request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::User)
+        .count();
+    let tool_calls = gathered
+        .tools
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, arguments))| ToolCall {
+            id: format!("call_emb_{turn}_{i}"),
+            name,
+            arguments,
+        })
+        .collect();
+    Plan {
+        text: sentences.join(" "),
+        attachments: Vec::new(),
+        tool_calls,
+        fail: gathered.fail,
+        delay: gathered.delay,
+        stop_reason: stop_reason::TOOL_USE,
+    }
 }
 
 #[cfg(test)]
