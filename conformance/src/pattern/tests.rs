@@ -91,6 +91,19 @@ fn matchers() {
 }
 
 #[test]
+fn a_name_captured_again_must_hold_the_same_value() {
+    let p = Pattern::compile(&json!({"a": {"$capture": "n"}, "b": {"$capture": "n"}})).unwrap();
+    let mut caps = Captures::default();
+    assert!(match_value(&p, &json!({"a": 1, "b": 1}), &mut caps).is_empty());
+    let mut caps = Captures::default();
+    let diffs = match_value(&p, &json!({"a": 1, "b": 2}), &mut caps);
+    assert_eq!(diffs.len(), 1, "{diffs:?}");
+    assert_eq!(diffs[0].path, "b");
+    assert!(diffs[0].message.contains("was captured as 1"), "{diffs:?}");
+    assert_eq!(caps.get("n"), Some(&json!(1)));
+}
+
+#[test]
 fn captures_and_refs() {
     let mut caps = Captures::default();
     let p = Pattern::compile(&json!({"id": {"$capture": "s"}})).unwrap();
