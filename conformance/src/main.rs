@@ -3,7 +3,7 @@
 //! cover (`coverage`). See conformance/README.md.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,20 +203,11 @@ async fn execute(command: Command) -> Result<bool, String> {
             output,
             paths,
         } => {
-            let (spec, transcripts) = load(&paths)?;
             let mut options = ServeOptions::new(listen);
             options.token = token;
             options.timeout = Duration::from_millis(timeout_ms);
             options.idle_timeout = Duration::from_millis(idle_timeout_ms);
-            let server = Server::bind(options).await.map_err(|e| e.to_string())?;
-            if let Some(addr) = server.local_addr() {
-                eprintln!(
-                    "flynn-conformance: serving {} transcript(s) on ws://{addr}/ (connect to ws://{addr}/<name> to pick one)",
-                    transcripts.len()
-                );
-            }
-            let report = server.run(spec, transcripts).await;
-            emit(&report, &output)
+            serve(options, &output, &paths).await
         }
         Command::Record {
             listen,
@@ -226,30 +217,15 @@ async fn execute(command: Command) -> Result<bool, String> {
             description,
             out,
         } => {
-            let spec = Arc::new(Spec::load().map_err(|e| e.to_string())?);
-            let recorder = Recorder::bind(RecordOptions {
+            record(RecordOptions {
                 listen,
-                upstream: upstream.clone(),
-                out: out.clone(),
+                upstream,
+                out,
                 name,
                 description,
                 token,
             })
             .await
-            .map_err(|e| e.to_string())?;
-            if let Some(addr) = recorder.local_addr() {
-                eprintln!(
-                    "flynn-conformance: recording on ws://{addr}/ -> {upstream}; stop with Ctrl-C to write {}",
-                    out.display()
-                );
-            }
-            let report = recorder
-                .run(spec, stop_signal())
-                .await
-                .map_err(|e| e.to_string())?;
-            eprintln!("flynn-conformance: wrote {}", out.display());
-            eprint!("{}", report.to_text());
-            Ok(report.passed())
         }
         Command::Validate { output, paths } => {
             let (spec, transcripts) = load(&paths)?;
@@ -261,37 +237,80 @@ async fn execute(command: Command) -> Result<bool, String> {
             out,
             check,
             paths,
-        } => {
-            let (spec, transcripts) = load(&paths)?;
-            let exceptions = match exceptions {
-                Some(path) => Exceptions::load(&path).map_err(|e| e.to_string())?,
-                None => Exceptions::default(),
-            };
-            let coverage = Coverage::compute(&spec, &transcripts);
-            let markdown = coverage.to_markdown(&spec, &exceptions);
-            let gaps = coverage.gaps(&exceptions);
-            let mut ok = gaps.is_empty();
-            match &out {
-                Some(path) if check => {
-                    let current = std::fs::read_to_string(path).unwrap_or_default();
-                    if current != markdown {
-                        eprintln!(
-                            "flynn-conformance: {} is not up to date; run without --check to rewrite it",
-                            path.display()
-                        );
-                        ok = false;
-                    }
-                }
-                Some(path) => std::fs::write(path, &markdown)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-                None => print!("{markdown}"),
-            }
-            for gap in &gaps {
-                eprintln!("uncovered: {gap}");
-            }
-            Ok(ok || !check)
-        }
+        } => coverage(exceptions.as_deref(), out.as_deref(), check, &paths),
     }
+}
+
+/// `serve`: plays the transcripts to every client that connects.
+async fn serve(options: ServeOptions, output: &Output, paths: &[PathBuf]) -> Result<bool, String> {
+    let (spec, transcripts) = load(paths)?;
+    let server = Server::bind(options).await.map_err(|e| e.to_string())?;
+    if let Some(addr) = server.local_addr() {
+        eprintln!(
+            "flynn-conformance: serving {} transcript(s) on ws://{addr}/ (connect to ws://{addr}/<name> to pick one)",
+            transcripts.len()
+        );
+    }
+    let report = server.run(spec, transcripts).await;
+    emit(&report, output)
+}
+
+/// `record`: proxies until Ctrl-C or SIGTERM, then writes the transcript.
+async fn record(options: RecordOptions) -> Result<bool, String> {
+    let spec = Arc::new(Spec::load().map_err(|e| e.to_string())?);
+    let upstream = options.upstream.clone();
+    let out = options.out.clone();
+    let recorder = Recorder::bind(options).await.map_err(|e| e.to_string())?;
+    if let Some(addr) = recorder.local_addr() {
+        eprintln!(
+            "flynn-conformance: recording on ws://{addr}/ -> {upstream}; stop with Ctrl-C to write {}",
+            out.display()
+        );
+    }
+    let report = recorder
+        .run(spec, stop_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("flynn-conformance: wrote {}", out.display());
+    eprint!("{}", report.to_text());
+    Ok(report.passed())
+}
+
+/// `coverage`: writes (or with `check`, compares) the coverage table and names the gaps.
+fn coverage(
+    exceptions: Option<&Path>,
+    out: Option<&Path>,
+    check: bool,
+    paths: &[PathBuf],
+) -> Result<bool, String> {
+    let (spec, transcripts) = load(paths)?;
+    let exceptions = match exceptions {
+        Some(path) => Exceptions::load(path).map_err(|e| e.to_string())?,
+        None => Exceptions::default(),
+    };
+    let coverage = Coverage::compute(&spec, &transcripts);
+    let markdown = coverage.to_markdown(&spec, &exceptions);
+    let gaps = coverage.gaps(&exceptions);
+    let mut ok = gaps.is_empty();
+    match out {
+        Some(path) if check => {
+            let current = std::fs::read_to_string(path).unwrap_or_default();
+            if current != markdown {
+                eprintln!(
+                    "flynn-conformance: {} is not up to date; run without --check to rewrite it",
+                    path.display()
+                );
+                ok = false;
+            }
+        }
+        Some(path) => std::fs::write(path, &markdown)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => print!("{markdown}"),
+    }
+    for gap in &gaps {
+        eprintln!("uncovered: {gap}");
+    }
+    Ok(ok || !check)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -14,11 +14,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -188,29 +190,16 @@ struct Handshake {
     subprotocols: Vec<String>,
 }
 
-// tungstenite's handshake callback returns its (large) error response type.
-#[allow(clippy::result_large_err)]
-async fn proxy(
-    stream: TcpStream,
-    conn: String,
-    options: RecordOptions,
-    shared: Shared,
-    spec: Arc<Spec>,
-) {
-    let mut handshake = Handshake::default();
-    let callback = |request: &Request, mut response: Response| {
-        handshake.path = request.uri().path().to_owned();
-        for name in ["authorization", "origin"] {
+impl Handshake {
+    /// Notes what `request` carried and answers `flynn.v1` when the client offered it.
+    fn accept(&mut self, request: &Request, mut response: Response) -> Response {
+        self.path = request.uri().path().to_owned();
+        for (name, display) in [("authorization", "Authorization"), ("origin", "Origin")] {
             if let Some(v) = request.headers().get(name).and_then(|v| v.to_str().ok()) {
-                let display = if name == "authorization" {
-                    "Authorization"
-                } else {
-                    "Origin"
-                };
-                handshake.headers.push((display.to_owned(), v.to_owned()));
+                self.headers.push((display.to_owned(), v.to_owned()));
             }
         }
-        handshake.subprotocols = request
+        self.subprotocols = request
             .headers()
             .get_all("sec-websocket-protocol")
             .iter()
@@ -219,14 +208,72 @@ async fn proxy(
             .map(|p| p.trim().to_owned())
             .filter(|p| !p.is_empty())
             .collect();
-        if handshake.subprotocols.iter().any(|p| p == "flynn.v1") {
+        if self.subprotocols.iter().any(|p| p == "flynn.v1") {
             response.headers_mut().insert(
                 "sec-websocket-protocol",
                 HeaderValue::from_static("flynn.v1"),
             );
         }
-        Ok(response)
-    };
+        response
+    }
+
+    /// Whether the transcript needs a `connect` line for this handshake.
+    fn notable(&self) -> bool {
+        !self.headers.is_empty() || !self.subprotocols.is_empty() || self.path != "/"
+    }
+
+    fn carries_credentials(&self) -> bool {
+        self.headers.iter().any(|(k, _)| k == "Authorization")
+            || self
+                .subprotocols
+                .iter()
+                .any(|p| p.starts_with("flynn.bearer."))
+    }
+
+    /// The fields of the `connect` line (empty when the handshake is not notable), with the
+    /// token hidden.
+    fn connect_fields(&self, token: Option<&str>) -> Map<String, Value> {
+        let mut connect = Map::new();
+        if !self.notable() {
+            return connect;
+        }
+        if !self.headers.is_empty() {
+            let headers: Map<String, Value> = self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(ws::hide_token(v, token))))
+                .collect();
+            connect.insert("headers".into(), Value::Object(headers));
+        }
+        if !self.subprotocols.is_empty() {
+            let protocols: Vec<String> = self
+                .subprotocols
+                .iter()
+                .map(|p| ws::hide_token(p, token))
+                .collect();
+            connect.insert("subprotocols".into(), Value::from(protocols));
+        }
+        if self.path != "/" {
+            connect.insert("path".into(), Value::from(self.path.clone()));
+        }
+        connect
+    }
+}
+
+type ClientSink = SplitSink<WebSocketStream<TcpStream>, Message>;
+type ClientStream = SplitStream<WebSocketStream<TcpStream>>;
+
+async fn proxy(
+    stream: TcpStream,
+    conn: String,
+    options: RecordOptions,
+    shared: Shared,
+    spec: Arc<Spec>,
+) {
+    let mut handshake = Handshake::default();
+    // tungstenite's handshake callback returns its (large) error response type.
+    #[allow(clippy::result_large_err)]
+    let callback = |request: &Request, response: Response| Ok(handshake.accept(request, response));
     let client = match tokio_tungstenite::accept_hdr_async(stream, callback).await {
         Ok(ws) => ws,
         Err(e) => {
@@ -234,45 +281,11 @@ async fn proxy(
             return;
         }
     };
-    let token = options.token.as_deref();
-    let notable = !handshake.headers.is_empty()
-        || !handshake.subprotocols.is_empty()
-        || handshake.path != "/";
-    let mut connect = Map::new();
-    if notable {
-        if handshake.headers.iter().any(|(k, _)| k == "Authorization")
-            || handshake
-                .subprotocols
-                .iter()
-                .any(|p| p.starts_with("flynn.bearer."))
-        {
-            lock(&shared).credentials = true;
-        }
-        if !handshake.headers.is_empty() {
-            let headers: Map<String, Value> = handshake
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from(ws::hide_token(v, token))))
-                .collect();
-            connect.insert("headers".into(), Value::Object(headers));
-        }
-        if !handshake.subprotocols.is_empty() {
-            connect.insert(
-                "subprotocols".into(),
-                Value::from(
-                    handshake
-                        .subprotocols
-                        .iter()
-                        .map(|p| ws::hide_token(p, token))
-                        .collect::<Vec<_>>(),
-                ),
-            );
-        }
-        if handshake.path != "/" {
-            connect.insert("path".into(), Value::from(handshake.path.clone()));
-        }
+    if handshake.notable() && handshake.carries_credentials() {
+        lock(&shared).credentials = true;
     }
-    let (up_tx, mut up_rx) = mpsc::unbounded_channel();
+    let mut connect = handshake.connect_fields(options.token.as_deref());
+    let (up_tx, up_rx) = mpsc::unbounded_channel();
     let protocols =
         (!handshake.subprotocols.is_empty()).then_some(handshake.subprotocols.as_slice());
     let upstream = ws::connect(
@@ -284,7 +297,7 @@ async fn proxy(
         up_tx,
     )
     .await;
-    let (mut client_sink, mut client_stream) = client.split();
+    let (mut client_sink, client_stream) = client.split();
     let upstream = match upstream {
         Ok(u) => u,
         Err(e) => {
@@ -302,52 +315,44 @@ async fn proxy(
             return;
         }
     };
-    if notable {
+    if handshake.notable() {
         lock(&shared).lines.push(line("connect", &conn, connect));
     }
-    let mut rules = ConnectionRules::default();
-    let mut client_closed = false;
-    let mut server_closed = false;
+    let tap = Tap {
+        conn: &conn,
+        shared: &shared,
+        spec: &spec,
+        rules: ConnectionRules::default(),
+        client_closed: false,
+        server_closed: false,
+    };
+    relay(tap, client_sink, client_stream, &upstream, up_rx).await;
+}
+
+/// Forwards frames both ways until either side is gone or both have closed, recording each
+/// through `tap`.
+async fn relay(
+    mut tap: Tap<'_>,
+    mut client_sink: ClientSink,
+    mut client_stream: ClientStream,
+    upstream: &ws::ClientConn,
+    mut up_rx: mpsc::UnboundedReceiver<((), Incoming)>,
+) {
     loop {
         tokio::select! {
             message = client_stream.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     let text = text.as_str().to_owned();
-                    {
-                        let mut r = lock(&shared);
-                        let mut fields = Map::new();
-                        match serde_json::from_str::<Value>(&text) {
-                            Ok(frame) if frame.is_object() => {
-                                let issues = rules.check_client_frame(&spec, &frame);
-                                if !issues.is_empty() {
-                                    fields.insert("malformed".into(), Value::Bool(true));
-                                }
-                                let generalized = r.generalizer.client_frame(&frame);
-                                fields.insert("frame".into(), generalized);
-                            }
-                            _ => {
-                                rules.note_request_text(&text);
-                                fields.insert("raw".into(), Value::from(text.clone()));
-                            }
-                        }
-                        r.lines.push(line("send", &conn, fields));
-                    }
+                    tap.client_text(&text);
                     if !upstream.send_text(text) {
                         break;
                     }
                 }
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.map(|f| u16::from(f.code)).unwrap_or(1000);
-                    if !server_closed && !client_closed {
-                        let mut fields = Map::new();
-                        if code != 1000 {
-                            fields.insert("code".into(), Value::from(code));
-                        }
-                        lock(&shared).lines.push(line("close", &conn, fields));
-                    }
-                    client_closed = true;
+                    tap.client_close(code);
                     upstream.close(code);
-                    if server_closed {
+                    if tap.server_closed {
                         break;
                     }
                 }
@@ -356,52 +361,114 @@ async fn proxy(
             },
             incoming = up_rx.recv() => match incoming {
                 Some(((), Incoming::Text(text))) => {
-                    {
-                        let mut r = lock(&shared);
-                        match serde_json::from_str::<Value>(&text) {
-                            Ok(frame) => {
-                                for issue in rules.check_server_frame(&spec, &frame) {
-                                    let mut f = Failure::new(r.lines.len() + 2, issue.kind, issue.message)
-                                        .conn(&conn)
-                                        .received(frame.clone());
-                                    f.path = issue.path;
-                                    r.failures.push(f);
-                                }
-                                let generalized = r.generalizer.server_frame(&frame);
-                                let mut fields = Map::new();
-                                fields.insert("frame".into(), generalized);
-                                r.lines.push(line("expect", &conn, fields));
-                            }
-                            Err(e) => {
-                                let f = Failure::new(r.lines.len() + 2, FailureKind::Spec, format!("the gateway sent a frame that is not JSON ({e})"))
-                                    .conn(&conn)
-                                    .received(Value::from(text.clone()));
-                                r.failures.push(f);
-                            }
-                        }
-                    }
+                    tap.server_text(&text);
                     if client_sink.send(Message::text(text)).await.is_err() {
                         break;
                     }
                 }
                 Some(((), Incoming::Binary(_))) => {}
                 Some(((), Incoming::Closed { code, reason })) => {
-                    if !client_closed {
-                        let mut fields = Map::new();
-                        if let Some(code) = code {
-                            fields.insert("code".into(), Value::from(code));
-                        }
-                        lock(&shared).lines.push(line("expect-close", &conn, fields));
-                    }
-                    server_closed = true;
+                    tap.server_close(code);
                     let frame = code.map(|c| CloseFrame { code: CloseCode::from(c), reason: reason.into() });
                     let _ = client_sink.send(Message::Close(frame)).await;
-                    if client_closed {
+                    if tap.client_closed {
                         break;
                     }
                 }
                 None => break,
             },
         }
+    }
+}
+
+/// What one proxied connection adds to the recording: its lines, and the spec failures of the
+/// gateway's frames.
+struct Tap<'a> {
+    conn: &'a str,
+    shared: &'a Shared,
+    spec: &'a Spec,
+    rules: ConnectionRules,
+    client_closed: bool,
+    server_closed: bool,
+}
+
+impl Tap<'_> {
+    /// Records a text frame from the client as a `send` line (`raw` when it is not an object).
+    fn client_text(&mut self, text: &str) {
+        let mut r = lock(self.shared);
+        let mut fields = Map::new();
+        match serde_json::from_str::<Value>(text) {
+            Ok(frame) if frame.is_object() => {
+                let issues = self.rules.check_client_frame(self.spec, &frame);
+                if !issues.is_empty() {
+                    fields.insert("malformed".into(), Value::Bool(true));
+                }
+                let generalized = r.generalizer.client_frame(&frame);
+                fields.insert("frame".into(), generalized);
+            }
+            _ => {
+                self.rules.note_request_text(text);
+                fields.insert("raw".into(), Value::from(text.to_owned()));
+            }
+        }
+        r.lines.push(line("send", self.conn, fields));
+    }
+
+    /// Records the client's close as a `close` line unless a side closed already.
+    fn client_close(&mut self, code: u16) {
+        if !self.server_closed && !self.client_closed {
+            let mut fields = Map::new();
+            if code != 1000 {
+                fields.insert("code".into(), Value::from(code));
+            }
+            lock(self.shared)
+                .lines
+                .push(line("close", self.conn, fields));
+        }
+        self.client_closed = true;
+    }
+
+    /// Holds a gateway frame to the spec and records it as an `expect` line.
+    fn server_text(&mut self, text: &str) {
+        let mut r = lock(self.shared);
+        match serde_json::from_str::<Value>(text) {
+            Ok(frame) => {
+                for issue in self.rules.check_server_frame(self.spec, &frame) {
+                    let mut f = Failure::new(r.lines.len() + 2, issue.kind, issue.message)
+                        .conn(self.conn)
+                        .received(frame.clone());
+                    f.path = issue.path;
+                    r.failures.push(f);
+                }
+                let generalized = r.generalizer.server_frame(&frame);
+                let mut fields = Map::new();
+                fields.insert("frame".into(), generalized);
+                r.lines.push(line("expect", self.conn, fields));
+            }
+            Err(e) => {
+                let f = Failure::new(
+                    r.lines.len() + 2,
+                    FailureKind::Spec,
+                    format!("the gateway sent a frame that is not JSON ({e})"),
+                )
+                .conn(self.conn)
+                .received(Value::from(text.to_owned()));
+                r.failures.push(f);
+            }
+        }
+    }
+
+    /// Records the gateway's close as an `expect-close` line unless the client closed first.
+    fn server_close(&mut self, code: Option<u16>) {
+        if !self.client_closed {
+            let mut fields = Map::new();
+            if let Some(code) = code {
+                fields.insert("code".into(), Value::from(code));
+            }
+            lock(self.shared)
+                .lines
+                .push(line("expect-close", self.conn, fields));
+        }
+        self.server_closed = true;
     }
 }

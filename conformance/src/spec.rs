@@ -76,119 +76,23 @@ impl Spec {
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
         let doc: Value = serde_json::from_str(text)?;
         let components = get(&doc, "components")?.clone();
-        let compile = |what: &str, schema: Value| compile_schema(what, schema, &components);
         let wire = get(get(&doc, "x-wire")?, "schemas")?;
         let frame = |name: &str| -> Result<Validator, SpecError> {
-            compile(&format!("x-wire.schemas.{name}"), get(wire, name)?.clone())
+            compile_schema(
+                &format!("x-wire.schemas.{name}"),
+                get(wire, name)?.clone(),
+                &components,
+            )
         };
-
-        let mut errors = BTreeMap::new();
-        let x_errors = get(&doc, "x-errors")?;
         let component_errors = get(&components, "errors")?
             .as_object()
             .ok_or_else(|| SpecError::Missing("components.errors".into()))?;
-        for (name, error) in component_errors {
-            let code = get(error, "code")?
-                .as_i64()
-                .ok_or_else(|| SpecError::Missing(format!("components.errors.{name}.code")))?;
-            let data = match error.get("data") {
-                Some(schema) => Some(compile(&format!("error {name} data"), schema.clone())?),
-                None => None,
-            };
-            let scope = x_errors
-                .get(name)
-                .and_then(|e| e.get("scope"))
-                .and_then(Value::as_str)
-                .unwrap_or("method")
-                .to_owned();
-            errors.insert(
-                code,
-                ErrorSpec {
-                    code,
-                    name: name.clone(),
-                    scope,
-                    data,
-                },
-            );
-        }
-        let code_of_ref = |r: &Value| -> Option<i64> {
-            let name = r.get("$ref")?.as_str()?.rsplit('/').next()?;
-            component_errors.get(name)?.get("code")?.as_i64()
-        };
-
-        let mut events = BTreeMap::new();
-        for event in array(&doc, "x-events")? {
-            let name = get(event, "name")?
-                .as_str()
-                .ok_or_else(|| SpecError::Missing("x-events[].name".into()))?;
-            let schema = event.get("data").cloned().unwrap_or(json!({}));
-            events.insert(
-                name.to_owned(),
-                compile(&format!("event {name} data"), schema)?,
-            );
-        }
-
+        let errors = compile_errors(get(&doc, "x-errors")?, component_errors, &components)?;
+        let events = compile_events(&doc, &components)?;
         let mut methods = BTreeMap::new();
         for method in array(&doc, "methods")? {
-            let name = get(method, "name")?
-                .as_str()
-                .ok_or_else(|| SpecError::Missing("methods[].name".into()))?
-                .to_owned();
-            // The params schema the generated crate carries (the one its params types and the
-            // gateway's params checks come from), not one rebuilt here.
-            let params_schema: Value = flynn_protocol::Method::from_name(&name)
-                .ok_or_else(|| SpecError::Missing(format!("{name} in the generated Method")))
-                .and_then(|m| Ok(serde_json::from_str(m.params_schema())?))?;
-            let result_schema = get(get(method, "result")?, "schema")?.clone();
-            let method_events = method
-                .get("x-events")
-                .and_then(Value::as_array)
-                .map(|list| {
-                    list.iter()
-                        .filter_map(|e| e.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let method_errors = method
-                .get("errors")
-                .and_then(Value::as_array)
-                .map(|list| list.iter().filter_map(code_of_ref).collect())
-                .unwrap_or_default();
-            let example_params = method
-                .get("examples")
-                .and_then(Value::as_array)
-                .map(|list| {
-                    list.iter()
-                        .map(|example| {
-                            let mut object = Map::new();
-                            for p in example
-                                .get("params")
-                                .and_then(Value::as_array)
-                                .into_iter()
-                                .flatten()
-                            {
-                                if let (Some(n), Some(v)) =
-                                    (p.get("name").and_then(Value::as_str), p.get("value"))
-                                {
-                                    object.insert(n.to_owned(), v.clone());
-                                }
-                            }
-                            Value::Object(object)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            methods.insert(
-                name.clone(),
-                MethodSpec {
-                    params: compile(&format!("{name} params"), params_schema)?,
-                    result: compile(&format!("{name} result"), result_schema)?,
-                    name,
-                    events: method_events,
-                    errors: method_errors,
-                    example_params,
-                },
-            );
+            let method = compile_method(method, component_errors, &components)?;
+            methods.insert(method.name.clone(), method);
         }
         Ok(Spec {
             version: get(get(&doc, "info")?, "version")?
@@ -251,94 +155,17 @@ impl Spec {
                 message: "a server frame must be a JSON object".into(),
             }];
         };
-        let root = JsonPath::root();
+        let method = method.and_then(|m| self.methods.get(m));
         if let Some(event) = object.get("event") {
-            let mut out = run_validator(&self.event_frame, frame, &root);
-            let Some(name) = event.as_str() else {
-                return out;
-            };
-            match self.events.get(name) {
-                None => out.push(Violation {
-                    path: "event".into(),
-                    message: format!("`{name}` is not an event of the spec"),
-                }),
-                Some(validator) => {
-                    if let Some(data) = object.get("data") {
-                        out.extend(run_validator(validator, data, &root.key("data")));
-                    }
-                    if let Some(code) = (name == "error")
-                        .then(|| object.get("data").and_then(|d| d.get("code")))
-                        .flatten()
-                        .and_then(Value::as_i64)
-                        && !self.errors.contains_key(&code)
-                    {
-                        out.push(Violation {
-                            path: "data.code".into(),
-                            message: format!("{code} is not an error code of the spec"),
-                        });
-                    }
-                }
-            }
-            if let Some(m) = method.and_then(|m| self.methods.get(m))
-                && !m.events.iter().any(|e| e == name)
-            {
-                out.push(Violation {
-                    path: "event".into(),
-                    message: format!(
-                        "`{}` does not emit `{name}` (its x-events: {})",
-                        m.name,
-                        list_or_none(&m.events)
-                    ),
-                });
-            }
-            return out;
+            return self.check_event_frame(frame, object, event, method);
         }
         if let Some(error) = object.get("error") {
-            let mut out = run_validator(&self.error_frame, frame, &root);
-            if object.contains_key("result") {
-                out.push(Violation {
-                    path: "result".into(),
-                    message: "a reply has either `result` or `error`, not both".into(),
-                });
-            }
-            let Some(code) = error.get("code").and_then(Value::as_i64) else {
-                return out;
-            };
-            match self.errors.get(&code) {
-                None => out.push(Violation {
-                    path: "error.code".into(),
-                    message: format!("{code} is not an error code of the spec"),
-                }),
-                Some(spec) => {
-                    if let (Some(validator), Some(data)) = (&spec.data, error.get("data")) {
-                        out.extend(run_validator(
-                            validator,
-                            data,
-                            &root.key("error").key("data"),
-                        ));
-                    }
-                    if spec.scope == "method"
-                        && let Some(m) = method.and_then(|m| self.methods.get(m))
-                        && !m.errors.contains(&code)
-                    {
-                        out.push(Violation {
-                            path: "error.code".into(),
-                            message: format!(
-                                "`{}` does not list error {code} ({}) among its errors",
-                                m.name, spec.name
-                            ),
-                        });
-                    }
-                }
-            }
-            return out;
+            return self.check_error_frame(frame, object, error, method);
         }
-        if object.contains_key("result") {
+        if let Some(result) = object.get("result") {
+            let root = JsonPath::root();
             let mut out = run_validator(&self.response_frame, frame, &root);
-            if let (Some(m), Some(result)) = (
-                method.and_then(|m| self.methods.get(m)),
-                object.get("result"),
-            ) {
+            if let Some(m) = method {
                 out.extend(run_validator(&m.result, result, &root.key("result")));
             }
             return out;
@@ -348,6 +175,107 @@ impl Spec {
             message: "a server frame needs `result`, `error` or `event`".into(),
         }]
     }
+
+    /// An event frame: the frame schema, the event's data (an `error` event's code must be
+    /// known), and the event among the method's `x-events`.
+    fn check_event_frame(
+        &self,
+        frame: &Value,
+        object: &Map<String, Value>,
+        event: &Value,
+        method: Option<&MethodSpec>,
+    ) -> Vec<Violation> {
+        let root = JsonPath::root();
+        let mut out = run_validator(&self.event_frame, frame, &root);
+        let Some(name) = event.as_str() else {
+            return out;
+        };
+        match self.events.get(name) {
+            None => out.push(Violation {
+                path: "event".into(),
+                message: format!("`{name}` is not an event of the spec"),
+            }),
+            Some(validator) => {
+                if let Some(data) = object.get("data") {
+                    out.extend(run_validator(validator, data, &root.key("data")));
+                }
+                if let Some(code) = (name == "error")
+                    .then(|| object.get("data").and_then(|d| d.get("code")))
+                    .flatten()
+                    .and_then(Value::as_i64)
+                    && !self.errors.contains_key(&code)
+                {
+                    out.push(Violation {
+                        path: "data.code".into(),
+                        message: format!("{code} is not an error code of the spec"),
+                    });
+                }
+            }
+        }
+        if let Some(m) = method
+            && !m.events.iter().any(|e| e == name)
+        {
+            out.push(Violation {
+                path: "event".into(),
+                message: format!(
+                    "`{}` does not emit `{name}` (its x-events: {})",
+                    m.name,
+                    list_or_none(&m.events)
+                ),
+            });
+        }
+        out
+    }
+
+    /// An error reply: the frame schema, no `result` beside it, a known code with valid data,
+    /// and (for a method-scoped code) one the method lists.
+    fn check_error_frame(
+        &self,
+        frame: &Value,
+        object: &Map<String, Value>,
+        error: &Value,
+        method: Option<&MethodSpec>,
+    ) -> Vec<Violation> {
+        let root = JsonPath::root();
+        let mut out = run_validator(&self.error_frame, frame, &root);
+        if object.contains_key("result") {
+            out.push(Violation {
+                path: "result".into(),
+                message: "a reply has either `result` or `error`, not both".into(),
+            });
+        }
+        let Some(code) = error.get("code").and_then(Value::as_i64) else {
+            return out;
+        };
+        let Some(spec) = self.errors.get(&code) else {
+            out.push(Violation {
+                path: "error.code".into(),
+                message: format!("{code} is not an error code of the spec"),
+            });
+            return out;
+        };
+        if let (Some(validator), Some(data)) = (&spec.data, error.get("data")) {
+            out.extend(run_validator(
+                validator,
+                data,
+                &root.key("error").key("data"),
+            ));
+        }
+        if spec.scope == "method"
+            && let Some(m) = method
+            && !m.errors.contains(&code)
+        {
+            out.push(Violation {
+                path: "error.code".into(),
+                message: format!(
+                    "`{}` does not list error {code} ({}) among its errors",
+                    m.name, spec.name
+                ),
+            });
+        }
+        out
+    }
+
     /// Holds an HTTP answer to `x-http` (see [`HttpSpec::check_response`]), an undeclared error
     /// body to the RPC error table.
     pub fn check_http_response(
@@ -377,6 +305,133 @@ impl Spec {
             })
             .collect()
     }
+}
+
+/// `components.errors` by code, each with its `x-errors` scope (`method` when none is given).
+fn compile_errors(
+    x_errors: &Value,
+    component_errors: &Map<String, Value>,
+    components: &Value,
+) -> Result<BTreeMap<i64, ErrorSpec>, SpecError> {
+    let mut errors = BTreeMap::new();
+    for (name, error) in component_errors {
+        let code = get(error, "code")?
+            .as_i64()
+            .ok_or_else(|| SpecError::Missing(format!("components.errors.{name}.code")))?;
+        let data = match error.get("data") {
+            Some(schema) => Some(compile_schema(
+                &format!("error {name} data"),
+                schema.clone(),
+                components,
+            )?),
+            None => None,
+        };
+        let scope = x_errors
+            .get(name)
+            .and_then(|e| e.get("scope"))
+            .and_then(Value::as_str)
+            .unwrap_or("method")
+            .to_owned();
+        errors.insert(
+            code,
+            ErrorSpec {
+                code,
+                name: name.clone(),
+                scope,
+                data,
+            },
+        );
+    }
+    Ok(errors)
+}
+
+/// Each `x-events` entry's data validator by name (an event without `data` accepts any).
+fn compile_events(
+    doc: &Value,
+    components: &Value,
+) -> Result<BTreeMap<String, Validator>, SpecError> {
+    let mut events = BTreeMap::new();
+    for event in array(doc, "x-events")? {
+        let name = get(event, "name")?
+            .as_str()
+            .ok_or_else(|| SpecError::Missing("x-events[].name".into()))?;
+        let schema = event.get("data").cloned().unwrap_or(json!({}));
+        events.insert(
+            name.to_owned(),
+            compile_schema(&format!("event {name} data"), schema, components)?,
+        );
+    }
+    Ok(events)
+}
+
+/// One entry of `methods`: its params and result validators, events, error codes and example
+/// params.
+fn compile_method(
+    method: &Value,
+    component_errors: &Map<String, Value>,
+    components: &Value,
+) -> Result<MethodSpec, SpecError> {
+    let name = get(method, "name")?
+        .as_str()
+        .ok_or_else(|| SpecError::Missing("methods[].name".into()))?
+        .to_owned();
+    // The params schema the generated crate carries (the one its params types and the
+    // gateway's params checks come from), not one rebuilt here.
+    let params_schema: Value = flynn_protocol::Method::from_name(&name)
+        .ok_or_else(|| SpecError::Missing(format!("{name} in the generated Method")))
+        .and_then(|m| Ok(serde_json::from_str(m.params_schema())?))?;
+    let result_schema = get(get(method, "result")?, "schema")?.clone();
+    let events = method
+        .get("x-events")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|e| e.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let code_of_ref = |r: &Value| -> Option<i64> {
+        let name = r.get("$ref")?.as_str()?.rsplit('/').next()?;
+        component_errors.get(name)?.get("code")?.as_i64()
+    };
+    let errors = method
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(code_of_ref).collect())
+        .unwrap_or_default();
+    Ok(MethodSpec {
+        params: compile_schema(&format!("{name} params"), params_schema, components)?,
+        result: compile_schema(&format!("{name} result"), result_schema, components)?,
+        name,
+        events,
+        errors,
+        example_params: example_params(method),
+    })
+}
+
+/// Each of a method's `examples` as a params object.
+fn example_params(method: &Value) -> Vec<Value> {
+    let Some(examples) = method.get("examples").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    examples
+        .iter()
+        .map(|example| {
+            let mut object = Map::new();
+            for p in example
+                .get("params")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(n), Some(v)) = (p.get("name").and_then(Value::as_str), p.get("value"))
+                {
+                    object.insert(n.to_owned(), v.clone());
+                }
+            }
+            Value::Object(object)
+        })
+        .collect()
 }
 
 fn list_or_none(items: &[String]) -> String {

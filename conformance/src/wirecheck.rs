@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::report::FailureKind;
 use crate::spec::Spec;
@@ -114,53 +114,71 @@ impl ConnectionRules {
                 ),
             });
         }
+        let has_id = id.is_some_and(|i| !i.is_null());
         if is_event {
-            if let Some(seq) = object.get("seq").and_then(Value::as_u64) {
-                let expected = self.last_seq.map_or(1, |s| s + 1);
-                if seq != expected {
-                    out.push(WireIssue {
-                        kind: FailureKind::Order,
-                        path: Some("seq".into()),
-                        message: format!(
-                            "seq {seq} where {expected} was due (a per-connection counter from 1 without gaps)"
-                        ),
-                    });
-                }
-                self.last_seq = Some(seq);
+            out.extend(self.check_seq(object));
+            if has_id {
+                out.extend(self.check_event_order(request.is_some(), &key, &label));
             }
-            if id.is_some_and(|i| !i.is_null()) {
-                if request.is_none() {
-                    out.push(WireIssue {
-                        kind: FailureKind::Unexpected,
-                        path: Some("id".into()),
-                        message: format!("{label}, which this connection never sent"),
-                    });
-                } else if self.answered.contains(&key) {
-                    out.push(WireIssue {
-                        kind: FailureKind::Order,
-                        path: None,
-                        message: format!(
-                            "{label} arrived after the reply (events of a request come before its reply)"
-                        ),
-                    });
-                }
-            }
-        } else if id.is_some_and(|i| !i.is_null()) {
-            if request.is_none() {
-                out.push(WireIssue {
-                    kind: FailureKind::Unexpected,
-                    path: Some("id".into()),
-                    message: format!("{label}, which this connection never sent"),
-                });
-            } else if !self.answered.insert(key) {
-                out.push(WireIssue {
-                    kind: FailureKind::Unexpected,
-                    path: None,
-                    message: format!("a second {label} (every request gets exactly one reply)"),
-                });
-            }
+        } else if has_id {
+            out.extend(self.check_reply_order(request.is_some(), key, &label));
         }
         out
+    }
+
+    /// An event's `seq` continues the connection's counter (from 1, without gaps).
+    fn check_seq(&mut self, object: &Map<String, Value>) -> Option<WireIssue> {
+        let seq = object.get("seq").and_then(Value::as_u64)?;
+        let expected = self.last_seq.map_or(1, |s| s + 1);
+        self.last_seq = Some(seq);
+        (seq != expected).then(|| WireIssue {
+            kind: FailureKind::Order,
+            path: Some("seq".into()),
+            message: format!(
+                "seq {seq} where {expected} was due (a per-connection counter from 1 without gaps)"
+            ),
+        })
+    }
+
+    /// An event with an id belongs to a request this connection sent, and comes before its
+    /// reply.
+    fn check_event_order(&self, sent: bool, key: &str, label: &str) -> Option<WireIssue> {
+        if !sent {
+            Some(WireIssue {
+                kind: FailureKind::Unexpected,
+                path: Some("id".into()),
+                message: format!("{label}, which this connection never sent"),
+            })
+        } else if self.answered.contains(key) {
+            Some(WireIssue {
+                kind: FailureKind::Order,
+                path: None,
+                message: format!(
+                    "{label} arrived after the reply (events of a request come before its reply)"
+                ),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// A reply with an id answers a request this connection sent, once.
+    fn check_reply_order(&mut self, sent: bool, key: String, label: &str) -> Option<WireIssue> {
+        if !sent {
+            Some(WireIssue {
+                kind: FailureKind::Unexpected,
+                path: Some("id".into()),
+                message: format!("{label}, which this connection never sent"),
+            })
+        } else if !self.answered.insert(key) {
+            Some(WireIssue {
+                kind: FailureKind::Unexpected,
+                path: None,
+                message: format!("a second {label} (every request gets exactly one reply)"),
+            })
+        } else {
+            None
+        }
     }
 
     fn check_batch_reply(&mut self, spec: &Spec, replies: &[Value]) -> Vec<WireIssue> {

@@ -3,13 +3,17 @@
 //! can wait on every connection at once), and the token substitutions of `connect` lines.
 
 use base64::Engine as _;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Something that happened on a connection.
 #[derive(Debug, Clone)]
@@ -81,23 +85,7 @@ pub async fn connect<T: Clone + Send + 'static>(
         Some(p) => with_path(url, p),
         None => url.to_owned(),
     };
-    let mut request = target
-        .as_str()
-        .into_client_request()
-        .map_err(|e| ConnectError::Other(format!("bad URL {target}: {e}")))?;
-    let map = request.headers_mut();
-    for (name, value) in headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|e| ConnectError::Other(format!("bad header name {name:?}: {e}")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|e| ConnectError::Other(format!("bad value for header {name}: {e}")))?;
-        map.insert(name, value);
-    }
-    if let Some(protocols) = subprotocols.filter(|p| !p.is_empty()) {
-        let value = HeaderValue::from_str(&protocols.join(", "))
-            .map_err(|e| ConnectError::Other(format!("bad subprotocol list: {e}")))?;
-        map.insert("sec-websocket-protocol", value);
-    }
+    let request = handshake_request(&target, headers, subprotocols)?;
     let (stream, response) = match tokio_tungstenite::connect_async(request).await {
         Ok(ok) => ok,
         Err(WsError::Http(response)) => {
@@ -120,50 +108,91 @@ pub async fn connect<T: Clone + Send + 'static>(
         .get("sec-websocket-protocol")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (mut sink, mut source) = stream.split();
-    let (outbound, mut outbound_rx) = mpsc::unbounded_channel::<Message>();
-    tokio::spawn(async move {
-        while let Some(message) = outbound_rx.recv().await {
-            let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() || closing {
-                break;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        let mut closed = false;
-        while let Some(message) = source.next().await {
-            match message {
-                Ok(Message::Text(text)) if !closed => {
-                    let _ = events.send((tag.clone(), Incoming::Text(text.as_str().to_owned())));
-                }
-                Ok(Message::Binary(bytes)) if !closed => {
-                    let _ = events.send((tag.clone(), Incoming::Binary(bytes.len())));
-                }
-                Ok(Message::Close(frame)) if !closed => {
-                    closed = true;
-                    let (code, reason) = match frame {
-                        Some(f) => (Some(u16::from(f.code)), f.reason.as_str().to_owned()),
-                        None => (None, String::new()),
-                    };
-                    let _ = events.send((tag.clone(), Incoming::Closed { code, reason }));
-                    // Keep reading so tungstenite answers the close; nothing else follows.
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        if !closed {
-            let _ = events.send((
-                tag,
-                Incoming::Closed {
-                    code: None,
-                    reason: String::new(),
-                },
-            ));
-        }
-    });
+    let (sink, source) = stream.split();
+    let (outbound, outbound_rx) = mpsc::unbounded_channel::<Message>();
+    tokio::spawn(write_outbound(sink, outbound_rx));
+    tokio::spawn(read_incoming(source, tag, events));
     Ok(ClientConn { outbound, protocol })
+}
+
+type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The handshake request for `target` with `headers` and the offered `subprotocols`.
+fn handshake_request(
+    target: &str,
+    headers: &[(String, String)],
+    subprotocols: Option<&[String]>,
+) -> Result<Request, ConnectError> {
+    let mut request = target
+        .into_client_request()
+        .map_err(|e| ConnectError::Other(format!("bad URL {target}: {e}")))?;
+    let map = request.headers_mut();
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| ConnectError::Other(format!("bad header name {name:?}: {e}")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|e| ConnectError::Other(format!("bad value for header {name}: {e}")))?;
+        map.insert(name, value);
+    }
+    if let Some(protocols) = subprotocols.filter(|p| !p.is_empty()) {
+        let value = HeaderValue::from_str(&protocols.join(", "))
+            .map_err(|e| ConnectError::Other(format!("bad subprotocol list: {e}")))?;
+        map.insert("sec-websocket-protocol", value);
+    }
+    Ok(request)
+}
+
+/// Sends what [`ClientConn`] queues, until a close is sent or the connection is gone.
+async fn write_outbound(
+    mut sink: SplitSink<Stream, Message>,
+    mut outbound_rx: mpsc::UnboundedReceiver<Message>,
+) {
+    while let Some(message) = outbound_rx.recv().await {
+        let closing = matches!(message, Message::Close(_));
+        if sink.send(message).await.is_err() || closing {
+            break;
+        }
+    }
+}
+
+/// Delivers text, binary and the close to `events`; a connection that drops without a close
+/// frame is delivered as a close without a code.
+async fn read_incoming<T: Clone>(
+    mut source: SplitStream<Stream>,
+    tag: T,
+    events: mpsc::UnboundedSender<(T, Incoming)>,
+) {
+    let mut closed = false;
+    while let Some(message) = source.next().await {
+        match message {
+            Ok(Message::Text(text)) if !closed => {
+                let _ = events.send((tag.clone(), Incoming::Text(text.as_str().to_owned())));
+            }
+            Ok(Message::Binary(bytes)) if !closed => {
+                let _ = events.send((tag.clone(), Incoming::Binary(bytes.len())));
+            }
+            Ok(Message::Close(frame)) if !closed => {
+                closed = true;
+                let (code, reason) = match frame {
+                    Some(f) => (Some(u16::from(f.code)), f.reason.as_str().to_owned()),
+                    None => (None, String::new()),
+                };
+                let _ = events.send((tag.clone(), Incoming::Closed { code, reason }));
+                // Keep reading so tungstenite answers the close; nothing else follows.
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    if !closed {
+        let _ = events.send((
+            tag,
+            Incoming::Closed {
+                code: None,
+                reason: String::new(),
+            },
+        ));
+    }
 }
 
 /// `url` with its path (and query) replaced by `path`.

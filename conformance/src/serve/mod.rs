@@ -14,6 +14,7 @@
 //! `http` steps are not played: a transcript made of them only is reported as skipped, and in
 //! a mixed one they are passed over (the fake gateway serves no HTTP routes).
 
+mod client;
 mod player;
 mod types;
 

@@ -22,14 +22,12 @@ use crate::transcript::{Outgoing, StepKind, Transcript};
 use crate::wirecheck::{ConnectionRules, id_key};
 use crate::ws;
 
-use super::types::{Accepted, ServeOptions};
+use super::client::{
+    FromClient, describe_request, forward_client, normalize_request, presents_token,
+};
+use super::types::{Accepted, Handshake, ServeOptions};
 
 type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
-
-enum FromClient {
-    Text(String),
-    Close(Option<u16>),
-}
 
 struct ServedConn {
     sink: Sink,
@@ -143,90 +141,31 @@ impl<'a> Player<'a> {
                 headers,
                 subprotocols,
                 ..
-            } if s.conn_name() == name => Some((headers.clone(), subprotocols.clone())),
+            } if s.conn_name() == name => Some((headers, subprotocols)),
             _ => None,
         });
         let token = self.options.token.as_deref();
         match connect {
             Some((headers, subprotocols)) => {
-                for (k, v) in headers {
-                    let Some(expected) = ws::expand_token(&v, token) else {
-                        self.fail(
-                            name,
-                            FailureKind::Transcript,
-                            format!("header `{k}` needs ${{TOKEN}}: pass --token"),
-                        );
-                        continue;
-                    };
-                    let got = handshake
-                        .headers
-                        .iter()
-                        .find(|(h, _)| h.eq_ignore_ascii_case(&k))
-                        .map(|(_, v)| v.clone());
-                    if got.as_deref() != Some(expected.as_str()) {
-                        let f = self.fail(
-                            name,
-                            FailureKind::Connect,
-                            format!("the handshake's `{k}` header differs"),
-                        );
-                        f.expected = Some(Value::from(v.clone()));
-                        f.received = got.map(Value::from);
-                    }
-                }
+                self.check_headers(name, headers, &handshake, token);
                 if let Some(list) = subprotocols {
-                    let expected: Vec<String> = list
-                        .iter()
-                        .filter_map(|p| ws::expand_token(p, token))
-                        .collect();
-                    if expected != handshake.subprotocols {
-                        let f = self.fail(
-                            name,
-                            FailureKind::Connect,
-                            "the handshake offered other subprotocols",
-                        );
-                        f.expected = Some(Value::from(list));
-                        f.received = Some(Value::from(handshake.subprotocols.clone()));
-                    }
+                    self.check_subprotocols(name, list, &handshake, token);
                 }
             }
             None => {
-                if let Some(token) = token {
-                    let bearer = format!("Bearer {token}");
-                    let by_header = handshake
-                        .headers
-                        .iter()
-                        .any(|(h, v)| h.eq_ignore_ascii_case("authorization") && *v == bearer);
-                    let by_protocol = handshake
-                        .subprotocols
-                        .iter()
-                        .any(|p| *p == format!("flynn.bearer.{}", ws::base64url(token)));
-                    if !by_header && !by_protocol {
-                        self.fail(name, FailureKind::Connect, "the client did not present the token (`Authorization: Bearer` or the `flynn.bearer.` subprotocol)");
-                    }
+                if let Some(token) = token
+                    && !presents_token(&handshake, token)
+                {
+                    self.fail(name, FailureKind::Connect, "the client did not present the token (`Authorization: Bearer` or the `flynn.bearer.` subprotocol)");
                 }
             }
         }
-        let (sink, mut stream) = ws.split();
-        let tx = self.events_tx.clone();
-        let tag = name.to_owned();
-        tokio::spawn(async move {
-            while let Some(message) = stream.next().await {
-                match message {
-                    Ok(Message::Text(text)) => {
-                        let _ = tx.send((tag.clone(), FromClient::Text(text.as_str().to_owned())));
-                    }
-                    Ok(Message::Close(frame)) => {
-                        let _ = tx.send((
-                            tag.clone(),
-                            FromClient::Close(frame.map(|f| u16::from(f.code))),
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-            let _ = tx.send((tag, FromClient::Close(None)));
-        });
+        let (sink, stream) = ws.split();
+        tokio::spawn(forward_client(
+            stream,
+            self.events_tx.clone(),
+            name.to_owned(),
+        ));
         self.conns.insert(
             name.to_owned(),
             ServedConn {
@@ -238,6 +177,63 @@ impl<'a> Player<'a> {
                 closed: false,
             },
         );
+    }
+
+    /// The `connect` line's headers, each as the handshake must carry it.
+    fn check_headers(
+        &mut self,
+        name: &str,
+        headers: &[(String, String)],
+        handshake: &Handshake,
+        token: Option<&str>,
+    ) {
+        for (k, v) in headers {
+            let Some(expected) = ws::expand_token(v, token) else {
+                self.fail(
+                    name,
+                    FailureKind::Transcript,
+                    format!("header `{k}` needs ${{TOKEN}}: pass --token"),
+                );
+                continue;
+            };
+            let got = handshake
+                .headers
+                .iter()
+                .find(|(h, _)| h.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone());
+            if got.as_deref() != Some(expected.as_str()) {
+                let f = self.fail(
+                    name,
+                    FailureKind::Connect,
+                    format!("the handshake's `{k}` header differs"),
+                );
+                f.expected = Some(Value::from(v.clone()));
+                f.received = got.map(Value::from);
+            }
+        }
+    }
+
+    /// The `connect` line's subprotocols, exactly the ones the handshake offered.
+    fn check_subprotocols(
+        &mut self,
+        name: &str,
+        list: &[String],
+        handshake: &Handshake,
+        token: Option<&str>,
+    ) {
+        let expected: Vec<String> = list
+            .iter()
+            .filter_map(|p| ws::expand_token(p, token))
+            .collect();
+        if expected != handshake.subprotocols {
+            let f = self.fail(
+                name,
+                FailureKind::Connect,
+                "the handshake offered other subprotocols",
+            );
+            f.expected = Some(Value::from(list.to_vec()));
+            f.received = Some(Value::from(handshake.subprotocols.clone()));
+        }
     }
 
     /// Waits for the next client frame on `name` (other connections' frames are buffered).
@@ -295,80 +291,96 @@ impl<'a> Player<'a> {
             }
         };
         match expected {
-            Outgoing::Raw(raw) => {
-                if let Some(conn) = self.conns.get_mut(name) {
-                    conn.rules.note_request_text(&text);
-                }
-                if raw.trim() != text.trim() {
-                    let f = self.fail(
-                        name,
-                        FailureKind::Mismatch,
-                        "the client sent other text than the raw frame",
-                    );
-                    f.expected = Some(Value::from(raw.clone()));
-                    f.received = Some(Value::from(text));
-                }
-            }
+            Outgoing::Raw(raw) => self.receive_raw(name, raw, text),
             Outgoing::Frame { pattern, .. } => {
-                let actual: Value = match serde_json::from_str(&text) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        self.fail(
-                            name,
-                            FailureKind::Spec,
-                            format!("the client sent a frame that is not JSON ({e})"),
-                        )
-                        .received = Some(Value::from(text));
-                        return;
-                    }
-                };
-                let issues = match self.conns.get_mut(name) {
-                    Some(conn) => conn.rules.check_client_frame(self.spec, &actual),
-                    None => Vec::new(),
-                };
-                if !malformed {
-                    for issue in issues {
-                        let f = self.fail(name, issue.kind, format!("{what}: {}", issue.message));
-                        f.path = issue.path;
-                        f.received = Some(actual.clone());
-                    }
-                }
-                let expected_value = match substitute(pattern, &self.captures) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        self.fail(
-                            name,
-                            FailureKind::Transcript,
-                            format!("cannot build the expected frame: {e}"),
-                        );
-                        return;
-                    }
-                };
-                if let (Some(tid), Some(aid)) = (expected_value.get("id"), actual.get("id"))
-                    && let Some(conn) = self.conns.get_mut(name)
-                {
-                    conn.ids.insert(id_key(Some(tid)), aid.clone());
-                }
-                let exact = Pattern::exact(&normalize_request(&expected_value));
-                let mut scratch = Captures::default();
-                for d in match_value(&exact, &normalize_request(&actual), &mut scratch) {
-                    if d.path == "id"
-                        && actual
-                            .get("id")
-                            .is_some_and(|v| v.is_i64() || v.is_u64() || v.is_string())
-                    {
-                        continue;
-                    }
-                    let f = self.fail(
-                        name,
-                        FailureKind::Mismatch,
-                        format!("{what}: {}", d.message),
-                    );
-                    f.path = Some(d.path);
-                    f.expected = Some(d.expected);
-                    f.received = d.received;
-                }
+                self.receive_frame(name, &what, pattern, text, malformed);
             }
+        }
+    }
+
+    /// A raw `send` line: the client's text, trimmed, is the line's text.
+    fn receive_raw(&mut self, name: &str, raw: &str, text: String) {
+        if let Some(conn) = self.conns.get_mut(name) {
+            conn.rules.note_request_text(&text);
+        }
+        if raw.trim() != text.trim() {
+            let f = self.fail(
+                name,
+                FailureKind::Mismatch,
+                "the client sent other text than the raw frame",
+            );
+            f.expected = Some(Value::from(raw.to_owned()));
+            f.received = Some(Value::from(text));
+        }
+    }
+
+    /// A `send` frame: the client's frame holds to the spec (unless `malformed`) and equals
+    /// the expected one, its id aside; the client's id is remembered for the replies.
+    fn receive_frame(
+        &mut self,
+        name: &str,
+        what: &str,
+        pattern: &Pattern,
+        text: String,
+        malformed: bool,
+    ) {
+        let actual: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(
+                    name,
+                    FailureKind::Spec,
+                    format!("the client sent a frame that is not JSON ({e})"),
+                )
+                .received = Some(Value::from(text));
+                return;
+            }
+        };
+        let issues = match self.conns.get_mut(name) {
+            Some(conn) => conn.rules.check_client_frame(self.spec, &actual),
+            None => Vec::new(),
+        };
+        if !malformed {
+            for issue in issues {
+                let f = self.fail(name, issue.kind, format!("{what}: {}", issue.message));
+                f.path = issue.path;
+                f.received = Some(actual.clone());
+            }
+        }
+        let expected_value = match substitute(pattern, &self.captures) {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(
+                    name,
+                    FailureKind::Transcript,
+                    format!("cannot build the expected frame: {e}"),
+                );
+                return;
+            }
+        };
+        if let (Some(tid), Some(aid)) = (expected_value.get("id"), actual.get("id"))
+            && let Some(conn) = self.conns.get_mut(name)
+        {
+            conn.ids.insert(id_key(Some(tid)), aid.clone());
+        }
+        let exact = Pattern::exact(&normalize_request(&expected_value));
+        let mut scratch = Captures::default();
+        for d in match_value(&exact, &normalize_request(&actual), &mut scratch) {
+            if d.path == "id"
+                && actual
+                    .get("id")
+                    .is_some_and(|v| v.is_i64() || v.is_u64() || v.is_string())
+            {
+                continue;
+            }
+            let f = self.fail(
+                name,
+                FailureKind::Mismatch,
+                format!("{what}: {}", d.message),
+            );
+            f.path = Some(d.path);
+            f.expected = Some(d.expected);
+            f.received = d.received;
         }
     }
 
@@ -528,30 +540,4 @@ impl<'a> Player<'a> {
             }
         }
     }
-}
-
-fn describe_request(frame: &Value) -> String {
-    match (frame.get("method").and_then(Value::as_str), frame.get("id")) {
-        (Some(m), Some(id)) => format!("request {id} (`{m}`)"),
-        (Some(m), None) => format!("a `{m}` request"),
-        _ => "the frame".to_owned(),
-    }
-}
-
-/// Params absent, `null`, `[]` and `{}` mean the same (all become `{}`, so a difference inside
-/// params is reported at its own path).
-fn normalize_request(frame: &Value) -> Value {
-    let Value::Object(map) = frame else {
-        return frame.clone();
-    };
-    let mut out: Map<String, Value> = map.clone();
-    let no_params = match out.get("params") {
-        None | Some(Value::Null) => true,
-        Some(Value::Array(a)) => a.is_empty(),
-        _ => false,
-    };
-    if no_params && out.contains_key("method") {
-        out.insert("params".into(), Value::Object(Map::new()));
-    }
-    Value::Object(out)
 }

@@ -97,7 +97,20 @@ async fn the_generated_client_passes_served_transcripts() {
     ])
     .await;
 
-    let c = client(&base, "system").await;
+    play_system(&base).await;
+    play_agent_send(&base).await;
+    play_agent_tools(&base).await;
+    play_tool_approval_granted(&base).await;
+    play_canvas(&base).await;
+
+    let report = report.await.unwrap();
+    assert!(report.passed(), "{}", report.to_text());
+    assert_eq!(report.summary.passed, 5, "{}", report.to_text());
+}
+
+/// `system`: info, capabilities, config get and reload.
+async fn play_system(base: &str) {
+    let c = client(base, "system").await;
     let info = c.system_info(Default::default()).await.unwrap();
     assert_eq!(info.version, "0.1.0");
     let caps = c.system_capabilities(Default::default()).await.unwrap();
@@ -105,8 +118,11 @@ async fn the_generated_client_passes_served_transcripts() {
     c.config_get(Default::default()).await.unwrap();
     assert!(c.config_reload(Default::default()).await.unwrap().success);
     drop(c);
+}
 
-    let c = client(&base, "agent-send").await;
+/// `agent-send`: streamed sends (session alias, an image attachment), rejected params, session delete.
+async fn play_agent_send(base: &str) {
+    let c = client(base, "agent-send").await;
     let mut alias = send("Hello, Flynn!", "telegram:123456");
     alias.session = alias.session_id.take();
     let (_, text, result) = stream(c.agent_send_streaming(alias).await.unwrap()).await;
@@ -149,8 +165,11 @@ async fn the_generated_client_passes_served_transcripts() {
         .unwrap();
     assert!(deleted.success);
     drop(c);
+}
 
-    let c = client(&base, "agent-tools").await;
+/// `agent-tools`: a tool call and an attachment in the stream.
+async fn play_agent_tools(base: &str) {
+    let c = client(base, "agent-tools").await;
     let (names, _, result) = stream(
         c.agent_send_streaming(send(
             "Say hi [[tool:shell.exec {\"command\":\"echo hi\"}]]",
@@ -181,8 +200,11 @@ async fn the_generated_client_passes_served_transcripts() {
     .await
     .unwrap();
     drop(c);
+}
 
-    let c = client(&base, "tool-approval-granted").await;
+/// `tool-approval-granted`: the approval asked first, granted once (a second answer is not accepted).
+async fn play_tool_approval_granted(base: &str) {
+    let c = client(base, "tool-approval-granted").await;
     let on = c
         .agent_set_tool_use_callback(types::AgentSetToolUseCallbackParams {
             session_id: Some("telegram:123456".into()),
@@ -227,8 +249,11 @@ async fn the_generated_client_passes_served_transcripts() {
     .await
     .unwrap();
     drop(c);
+}
 
-    let c = client(&base, "canvas").await;
+/// `canvas`: put, get, list, delete and clear artifacts of a session.
+async fn play_canvas(base: &str) {
+    let c = client(base, "canvas").await;
     let session = "ws:abc123".to_owned();
     let missing = c
         .canvas_list(types::CanvasListParams {
@@ -246,29 +271,33 @@ async fn the_generated_client_passes_served_transcripts() {
     })
     .await
     .unwrap();
-    let put = |title: &str, id: &str| types::CanvasPutParams {
-        session_id: session.clone(),
-        artifact_id: id.into(),
-        type_: "note".into(),
-        title: Some(title.into()),
-        content: serde_json::from_value(serde_json::json!({"markdown": "## Notes"})).unwrap(),
-        metadata: serde_json::from_value(serde_json::json!({"lane": "analysis"})).unwrap(),
-    };
+    canvas_artifacts(&c, &session).await;
+    c.sessions_delete(types::SessionsDeleteParams {
+        session_id: session,
+    })
+    .await
+    .unwrap();
+    drop(c);
+}
+
+/// The artifact lifecycle of `canvas` in `session`: created, replaced, got, listed, deleted,
+/// and cleared.
+async fn canvas_artifacts(c: &Client<WsTransport>, session: &str) {
     assert!(
-        c.canvas_put(put("Draft Summary", "summary-card"))
+        c.canvas_put(note(session, "Draft Summary", "summary-card"))
             .await
             .unwrap()
             .created
     );
     assert!(
-        !c.canvas_put(put("Draft Summary v2", "summary-card"))
+        !c.canvas_put(note(session, "Draft Summary v2", "summary-card"))
             .await
             .unwrap()
             .created
     );
     let got = c
         .canvas_get(types::CanvasGetParams {
-            session_id: session.clone(),
+            session_id: session.to_owned(),
             artifact_id: "summary-card".into(),
         })
         .await
@@ -276,7 +305,7 @@ async fn the_generated_client_passes_served_transcripts() {
     assert_eq!(got.artifact.title.as_deref(), Some("Draft Summary v2"));
     assert_eq!(
         c.canvas_list(types::CanvasListParams {
-            session_id: session.clone(),
+            session_id: session.to_owned(),
             limit: std::num::NonZeroU64::new(20).unwrap()
         })
         .await
@@ -287,7 +316,7 @@ async fn the_generated_client_passes_served_transcripts() {
     );
     assert!(
         c.canvas_delete(types::CanvasDeleteParams {
-            session_id: session.clone(),
+            session_id: session.to_owned(),
             artifact_id: "summary-card".into()
         })
         .await
@@ -296,32 +325,36 @@ async fn the_generated_client_passes_served_transcripts() {
     );
     assert!(
         c.canvas_get(types::CanvasGetParams {
-            session_id: session.clone(),
+            session_id: session.to_owned(),
             artifact_id: "summary-card".into()
         })
         .await
         .is_err()
     );
-    c.canvas_put(put("Draft Summary", "a2")).await.unwrap();
+    c.canvas_put(note(session, "Draft Summary", "a2"))
+        .await
+        .unwrap();
     assert_eq!(
         c.canvas_clear(types::CanvasClearParams {
-            session_id: session.clone()
+            session_id: session.to_owned()
         })
         .await
         .unwrap()
         .deleted,
         1
     );
-    c.sessions_delete(types::SessionsDeleteParams {
-        session_id: session,
-    })
-    .await
-    .unwrap();
-    drop(c);
+}
 
-    let report = report.await.unwrap();
-    assert!(report.passed(), "{}", report.to_text());
-    assert_eq!(report.summary.passed, 5, "{}", report.to_text());
+/// A `note` artifact to put.
+fn note(session: &str, title: &str, id: &str) -> types::CanvasPutParams {
+    types::CanvasPutParams {
+        session_id: session.to_owned(),
+        artifact_id: id.into(),
+        type_: "note".into(),
+        title: Some(title.into()),
+        content: serde_json::from_value(serde_json::json!({"markdown": "## Notes"})).unwrap(),
+        metadata: serde_json::from_value(serde_json::json!({"lane": "analysis"})).unwrap(),
+    }
 }
 
 #[tokio::test]
