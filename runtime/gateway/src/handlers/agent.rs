@@ -4,8 +4,8 @@
 use flynn_protocol::AgentMethods;
 use flynn_protocol::EmitEvents as _;
 use flynn_protocol::types::{
-    AgentApproveToolParams, AgentApproveToolResult, AgentAttachParams, AgentAttachResult,
-    AgentCancelParams, AgentCancelResult, AgentSendParams, AgentSendResult,
+    self as types, AgentApproveToolParams, AgentApproveToolResult, AgentAttachParams,
+    AgentAttachResult, AgentCancelParams, AgentCancelResult, AgentSendParams, AgentSendResult,
     AgentSetToolUseCallbackParams, AgentSetToolUseCallbackResult, DoneEventData, TokenUsage,
 };
 use flynn_protocol::wire::{Call, Reply, RpcError};
@@ -141,26 +141,7 @@ pub async fn send(
     p: AgentSendParams,
 ) -> Result<AgentSendResult, RpcError> {
     let session_id = target_session(&call, p.session_id, p.session)?;
-    if p.message.len() > MAX_MESSAGE_BYTES {
-        return Err(RpcError::invalid(
-            "params.message",
-            format!("`message` is over {MAX_MESSAGE_BYTES} bytes"),
-        ));
-    }
-    if p.message.trim().is_empty() && p.attachments.is_empty() {
-        return Err(RpcError::invalid(
-            "params.message",
-            "`message` is empty; send text or an attachment",
-        ));
-    }
-    for (i, a) in p.attachments.iter().enumerate() {
-        if a.mime_type.trim().is_empty() || !a.mime_type.contains('/') {
-            return Err(RpcError::invalid(
-                format!("params.attachments[{i}].mimeType"),
-                "`mimeType` must look like `image/png`",
-            ));
-        }
-    }
+    check_message(&p.message, &p.attachments)?;
     if let Some(command) = parse_command(&p.message) {
         let command = command.map_err(|e| RpcError::invalid("params.message", e))?;
         return run_command(gw, &call, &session_id, command).await;
@@ -170,15 +151,8 @@ pub async fn send(
             .queue_policy_for(flynn_store::split_session_id(&session_id).0)
     });
     let key = p.idempotency_key;
-    if let Some(key) = &key
-        && (key.is_empty() || key.len() > MAX_KEY_BYTES)
-    {
-        return Err(RpcError::invalid(
-            "params.idempotencyKey",
-            format!("`idempotencyKey` must be 1 to {MAX_KEY_BYTES} bytes"),
-        ));
-    }
     if let Some(key) = &key {
+        check_key(key)?;
         let fingerprint = flynn_agent::runs::fingerprint(&p.message, &p.attachments);
         if let Some(answer) = claim_key(gw, &call, &session_id, key, &fingerprint).await? {
             return answer;
@@ -189,26 +163,15 @@ pub async fn send(
         None => answer,
         Some(key) => keep_outcome(gw, &session_id, key, answer),
     };
-    let pending = Pending {
-        message: UserMessage {
-            text: p.message,
-            attachments: p.attachments,
-            may_use_tools: call
-                .connection
-                .identity
-                .scopes()
-                .contains(flynn_protocol::types::Scope::Operator),
-            sender_name: call.connection.identity.principal().map(str::to_owned),
-            presence_sender: None,
-        },
-        requester: Requester {
-            events: call.events.clone(),
-            reply,
-            steered: false,
-            key,
-        },
+    let message = user_message(&call, p.message, p.attachments);
+    let requester = Requester {
+        events: call.events.clone(),
+        reply,
+        steered: false,
+        key,
     };
-    gw.lanes.submit(&session_id, policy, pending);
+    gw.lanes
+        .submit(&session_id, policy, Pending { message, requester });
     match answer.await {
         Ok(Ok(mut result)) => {
             result.session_id = Some(session_id);
@@ -218,6 +181,62 @@ pub async fn send(
         Err(_) => Err(RpcError::internal(
             "the run ended without a reply (the gateway is shutting down?)",
         )),
+    }
+}
+
+/// The message's own limits: its size, not empty (unless it carries attachments), and each
+/// attachment's MIME type shaped like one.
+fn check_message(message: &str, attachments: &[types::Attachment]) -> Result<(), RpcError> {
+    if message.len() > MAX_MESSAGE_BYTES {
+        return Err(RpcError::invalid(
+            "params.message",
+            format!("`message` is over {MAX_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    if message.trim().is_empty() && attachments.is_empty() {
+        return Err(RpcError::invalid(
+            "params.message",
+            "`message` is empty; send text or an attachment",
+        ));
+    }
+    for (i, a) in attachments.iter().enumerate() {
+        if a.mime_type.trim().is_empty() || !a.mime_type.contains('/') {
+            return Err(RpcError::invalid(
+                format!("params.attachments[{i}].mimeType"),
+                "`mimeType` must look like `image/png`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An idempotency key is 1 to `MAX_KEY_BYTES` bytes.
+fn check_key(key: &str) -> Result<(), RpcError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(RpcError::invalid(
+            "params.idempotencyKey",
+            format!("`idempotencyKey` must be 1 to {MAX_KEY_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// The message as the lane takes it: tools only for a requester holding `operator`, the
+/// sender named by the connection's principal.
+fn user_message(
+    call: &Call<ConnectionState>,
+    text: String,
+    attachments: Vec<types::Attachment>,
+) -> UserMessage {
+    let identity = &call.connection.identity;
+    UserMessage {
+        text,
+        attachments,
+        may_use_tools: identity
+            .scopes()
+            .contains(flynn_protocol::types::Scope::Operator),
+        sender_name: identity.principal().map(str::to_owned),
+        presence_sender: None,
     }
 }
 
@@ -299,56 +318,67 @@ async fn claim_key(
                 reply
             }))
         }
-        Claim::New => {
-            let stored = gw
-                .store
-                .idempotency_key(session_id, key, key_not_before(gw))
-                .await;
-            let stored = match stored {
-                Ok(stored) => stored,
-                Err(e) => {
-                    let e = store_error(e);
-                    gw.lanes.runs.release_key(session_id, key, &Err(e.clone()));
-                    return Err(e);
-                }
+        Claim::New => claim_new_key(gw, call, session_id, key, fingerprint).await,
+    }
+}
+
+/// A key no live run holds: answered from the store when a turn under it already ended
+/// (same fingerprint), refused when it was used for another message, else recorded for this
+/// turn (`Ok(None)`: go on and run it).
+async fn claim_new_key(
+    gw: &Gateway,
+    call: &Call<ConnectionState>,
+    session_id: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Answered, RpcError> {
+    let stored = gw
+        .store
+        .idempotency_key(session_id, key, key_not_before(gw))
+        .await;
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(e) => {
+            let e = store_error(e);
+            gw.lanes.runs.release_key(session_id, key, &Err(e.clone()));
+            return Err(e);
+        }
+    };
+    match stored {
+        Some(record) if record.fingerprint != fingerprint => {
+            let e = key_mismatch(key);
+            gw.lanes.runs.release_key(session_id, key, &Err(e.clone()));
+            Err(e)
+        }
+        Some(record) => {
+            let reply = match record.outcome.as_deref() {
+                Some(text) => replayed(flynn_agent::runs::decode_outcome(text), session_id),
+                None => Err(flynn_agent::runs::interrupted(key)),
             };
-            match stored {
-                Some(record) if record.fingerprint != fingerprint => {
-                    let e = key_mismatch(key);
-                    gw.lanes.runs.release_key(session_id, key, &Err(e.clone()));
-                    Err(e)
-                }
-                Some(record) => {
-                    let reply = match record.outcome.as_deref() {
-                        Some(text) => replayed(flynn_agent::runs::decode_outcome(text), session_id),
-                        None => Err(flynn_agent::runs::interrupted(key)),
-                    };
-                    gw.lanes.runs.release_key(session_id, key, &reply);
-                    flynn_agent::runs::final_event(&call.events, &reply);
-                    Ok(Some(reply))
-                }
-                None => {
-                    // Expired keys go as new ones come (one indexed delete), so the table holds
-                    // at most the keys of one TTL.
-                    if let Err(e) = gw.store.purge_idempotency_keys(key_not_before(gw)).await {
-                        tracing::warn!(error = %e, "could not purge expired idempotency keys");
-                    }
-                    let record = flynn_store::IdempotencyRecord {
-                        session_id: session_id.to_owned(),
-                        key: key.to_owned(),
-                        fingerprint: fingerprint.to_owned(),
-                        run_id: String::new(),
-                        outcome: None,
-                        created_at_ms: now_ms(),
-                    };
-                    if let Err(e) = gw.store.put_idempotency_key(record).await {
-                        let e = store_error(e);
-                        gw.lanes.runs.release_key(session_id, key, &Err(e.clone()));
-                        return Err(e);
-                    }
-                    Ok(None)
-                }
+            gw.lanes.runs.release_key(session_id, key, &reply);
+            flynn_agent::runs::final_event(&call.events, &reply);
+            Ok(Some(reply))
+        }
+        None => {
+            // Expired keys go as new ones come (one indexed delete), so the table holds
+            // at most the keys of one TTL.
+            if let Err(e) = gw.store.purge_idempotency_keys(key_not_before(gw)).await {
+                tracing::warn!(error = %e, "could not purge expired idempotency keys");
             }
+            let record = flynn_store::IdempotencyRecord {
+                session_id: session_id.to_owned(),
+                key: key.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+                run_id: String::new(),
+                outcome: None,
+                created_at_ms: now_ms(),
+            };
+            if let Err(e) = gw.store.put_idempotency_key(record).await {
+                let e = store_error(e);
+                gw.lanes.runs.release_key(session_id, key, &Err(e.clone()));
+                return Err(e);
+            }
+            Ok(None)
         }
     }
 }
