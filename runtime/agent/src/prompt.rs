@@ -25,8 +25,6 @@ pub(crate) struct Prompt {
     pub(crate) provider: Arc<dyn Provider>,
     /// Every message the turn answers comes from a requester holding `operator`.
     pub(crate) may_use_tools: bool,
-    /// The token estimate of the request's tools (made once per tool registry).
-    pub(crate) tools_tokens: u64,
 }
 
 /// The prompt: the stored history (after the compaction summary), the dropped-overflow note,
@@ -59,10 +57,10 @@ pub(crate) async fn build(
     // Tools only for requesters holding `operator` (decision scopes): a chat-only token must
     // not reach a shell through the model.
     let may_use_tools = turn_may_use_tools(&turn.messages);
-    let (tools, tools_tokens) = if may_use_tools {
+    let tools = if may_use_tools {
         offered_tools(settings)
     } else {
-        (Arc::from([]), 0)
+        Arc::from([])
     };
     let system_prompt = &settings.agent.system_prompt;
     let mut request = ChatRequest {
@@ -78,17 +76,11 @@ pub(crate) async fn build(
         tools,
         max_output_tokens: None,
     };
-    trim_to_window(
-        &mut request,
-        history_len,
-        provider.context_window(),
-        tools_tokens,
-    );
+    trim_to_window(&mut request, history_len, provider.context_window());
     Ok(Prompt {
         request,
         provider,
         may_use_tools,
-        tools_tokens,
     })
 }
 
@@ -148,18 +140,19 @@ fn replayed(history: Vec<HistoryMessage>, overrides: &StoredSessionConfig) -> Ve
         .collect()
 }
 
-/// The tools offered to the model and their token estimate, made once per tool registry (it
-/// is replaced on a configuration reload) instead of on every turn: deriving, copying and
-/// estimating the tools' JSON Schemas was a fifth of a short turn's CPU.
-fn offered_tools(settings: &Settings) -> (Arc<[ToolSpec]>, u64) {
-    type Offered = (Arc<[ToolDescriptor]>, Arc<[ToolSpec]>, u64);
+/// The tools offered to the model, made once per tool registry (it is replaced on a
+/// configuration reload) instead of on every turn, and shared by every request: deriving and
+/// copying the tools' JSON Schemas was a large part of a short turn's CPU, and the one shared
+/// `Arc` lets `flynn_models` estimate their tokens once too.
+fn offered_tools(settings: &Settings) -> Arc<[ToolSpec]> {
+    type Offered = (Arc<[ToolDescriptor]>, Arc<[ToolSpec]>);
     static LAST: Mutex<Option<Offered>> = Mutex::new(None);
     let descriptors = settings.tools.descriptors();
     let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((made_from, specs, tokens)) = last.as_ref()
+    if let Some((made_from, specs)) = last.as_ref()
         && Arc::ptr_eq(made_from, &descriptors)
     {
-        return (specs.clone(), *tokens);
+        return specs.clone();
     }
     let specs: Arc<[ToolSpec]> = descriptors
         .iter()
@@ -169,9 +162,8 @@ fn offered_tools(settings: &Settings) -> (Arc<[ToolSpec]>, u64) {
             input_schema: t.input_schema.clone(),
         })
         .collect();
-    let tokens = flynn_models::estimate_tools_tokens(&specs);
-    *last = Some((descriptors, specs.clone(), tokens));
-    (specs, tokens)
+    *last = Some((descriptors, specs.clone()));
+    specs
 }
 
 fn images(message: &UserMessage, accepts_images: bool) -> Vec<ImagePart> {
@@ -248,9 +240,9 @@ pub fn turn_may_use_tools(messages: &[UserMessage]) -> bool {
 ///
 /// Linear in the history: the request is estimated once and each dropped message's own
 /// estimate subtracted, and the dropped messages leave in one `drain`.
-fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64, tools_tokens: u64) {
+fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64) {
     let budget = (window as f64 * PROMPT_SHARE) as u64;
-    let mut estimate = flynn_models::estimate_request_tokens_with_tools(request, tools_tokens);
+    let mut estimate = flynn_models::estimate_request_tokens(request);
     let mut dropped = 0;
     while dropped < history_len && estimate > budget {
         estimate = estimate.saturating_sub(flynn_models::estimate_message_tokens(

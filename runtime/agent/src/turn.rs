@@ -54,8 +54,6 @@ struct TurnCx<'a> {
     provider: Arc<dyn Provider>,
     /// Every message the turn answers comes from a requester holding `operator`.
     may_use_tools: bool,
-    /// The token estimate of the request's tools (made once per tool registry).
-    tools_tokens: u64,
 }
 
 /// What the turn has produced so far.
@@ -105,7 +103,6 @@ async fn prompt<'a>(
         run: &turn.run,
         provider: built.provider,
         may_use_tools: built.may_use_tools,
-        tools_tokens: built.tools_tokens,
     };
     Ok((cx, built.request))
 }
@@ -195,7 +192,7 @@ async fn persist(
         })
         .await
         .map_err(store_err)?;
-    let estimated = flynn_models::estimate_request_tokens_with_tools(request, cx.tools_tokens);
+    let estimated = flynn_models::estimate_request_tokens(request);
     if let Some(warning) = context_warning(
         cx.deps,
         cx.session_id,

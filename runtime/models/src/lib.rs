@@ -47,6 +47,5 @@ pub use registry::{ANTHROPIC_KEY_ENV, ModelTiers, build_provider};
 pub use tokio_util::sync::CancellationToken;
 pub use types::{
     ChatMessage, ChatRequest, IMAGE_TOKEN_ESTIMATE, ImagePart, Role, StreamEvent, ToolCall,
-    ToolSpec, estimate_message_tokens, estimate_request_tokens, estimate_request_tokens_with_tools,
-    estimate_tokens, estimate_tools_tokens, stop_reason,
+    ToolSpec, estimate_message_tokens, estimate_request_tokens, estimate_tokens, stop_reason,
 };

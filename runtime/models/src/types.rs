@@ -211,9 +211,8 @@ fn estimate_shared_tools_tokens(tools: &Arc<[ToolSpec]>) -> u64 {
     tokens
 }
 
-/// [`estimate_request_tokens`] given the [`estimate_tools_tokens`] of the request's tools, for
-/// callers that offer the same tools on every request and estimated them once.
-pub fn estimate_request_tokens_with_tools(request: &ChatRequest, tools_tokens: u64) -> u64 {
+/// [`estimate_request_tokens`] given the [`estimate_tools_tokens`] of the request's tools.
+fn estimate_request_tokens_with_tools(request: &ChatRequest, tools_tokens: u64) -> u64 {
     let mut total = request.system.as_deref().map_or(0, estimate_tokens);
     for message in &request.messages {
         total += estimate_message_tokens(message);
@@ -222,7 +221,7 @@ pub fn estimate_request_tokens_with_tools(request: &ChatRequest, tools_tokens: u
 }
 
 /// The tool specs' share of [`estimate_request_tokens`].
-pub fn estimate_tools_tokens(tools: &[ToolSpec]) -> u64 {
+fn estimate_tools_tokens(tools: &[ToolSpec]) -> u64 {
     tools
         .iter()
         .map(|tool| {
