@@ -6,22 +6,19 @@
 //! Registration, capabilities, gates and the operator lists go through the generated typed
 //! client. Raw on purpose: params the types cannot carry (protocolVersion 0, out-of-range
 //! coordinates), the test that no reply ever carries the full push token (it reads the frames as
-//! sent, where a typed decode would drop unknown members), and the tests that close a node's
-//! socket and poll for its end. The gated calls before registration, the location/push switches,
-//! the restart and the `system.location` ordering tests still use the raw client: they can move
-//! to the typed one the same way.
+//! sent, where a typed decode would drop unknown members). A typed client's connection closes
+//! when it is dropped.
 //!
 //! Expected behaviour: issue 7, spec/flynn.openrpc.json (method descriptions and the x-decision
 //! "gates-and-not-found": a closed gate or a node method before `node.register` is -2 with
 //! `error.data.path` `method`) and the protocol document's Node Methods.
 
+use std::num::NonZeroU64;
+
 use crate::method_checks;
 use crate::support;
 
-use method_checks::{
-    assert_invalid, call_ok, close, connection_id, now_ms, ok, poll_until, restart, stop, wait_past,
-};
-use std::num::NonZeroU64;
+use method_checks::{assert_invalid, call_ok, connection_id, now_ms, restart, stop, wait_past};
 
 use flynn_protocol::types::{
     self, NodeCapabilities, NodeRef, NodeRegisterParams, NodeRegisterResult, NodeSnapshot,
@@ -29,7 +26,7 @@ use flynn_protocol::types::{
 };
 use flynn_protocol::wire::ClientError;
 use serde_json::{Value, json};
-use support::{TestClient, TestGateway, Ws, rpc_error};
+use support::{TestClient, TestGateway, rpc_error};
 
 /// Every node feature on, three protocol versions, two roles, one closed gate.
 const ALL_ON: &str = r#"
@@ -52,15 +49,6 @@ location = true
 
 /// The full push token used by the tests; no reply may ever contain it.
 const TOKEN: &str = "fcm_abcdefghijklmnopqrstuvwxyz123456";
-
-async fn register(ws: &mut Ws, node_id: &str) -> Value {
-    call_ok(
-        ws,
-        "node.register",
-        json!({"nodeId": node_id, "role": "companion", "protocolVersion": 3}),
-    )
-    .await
-}
 
 fn reg(node_id: &str, role: &str, version: u64, capabilities: &[&str]) -> NodeRegisterParams {
     NodeRegisterParams {
@@ -97,6 +85,81 @@ async fn system_nodes(client: &TestClient) -> SystemNodesResult {
         .system_nodes(types::SystemNodesParams {})
         .await
         .expect("system.nodes")
+}
+
+/// Calls `call` until `done` holds on its result (the server applies some changes, such as the
+/// clean-up after a connection closes, asynchronously). Fails after 10 s.
+async fn typed_poll_until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    what: &str,
+    mut call: impl FnMut() -> F,
+    mut done: impl FnMut(&T) -> bool,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let result = call().await;
+        if done(&result) {
+            return result;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: condition not reached within 10 s; last result: {result:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn system_location(client: &TestClient) -> types::SystemLocationResult {
+    client
+        .system_location(types::SystemLocationParams {})
+        .await
+        .expect("system.location")
+}
+
+async fn my_connection_id(client: &TestClient) -> String {
+    client
+        .system_info(types::SystemInfoParams {})
+        .await
+        .expect("system.info")
+        .connection_id
+        .expect("connectionId")
+}
+
+fn at(latitude: f64, longitude: f64) -> types::NodeLocationSetParams {
+    types::NodeLocationSetParams {
+        latitude,
+        longitude,
+        accuracy_meters: None,
+        captured_at: None,
+        source: None,
+    }
+}
+
+async fn set_location(
+    client: &TestClient,
+    params: types::NodeLocationSetParams,
+) -> types::NodeLocationSetResult {
+    client
+        .node_location_set(params.clone())
+        .await
+        .unwrap_or_else(|e| panic!("node.location.set {params:?}: {e}"))
+}
+
+fn status(platform: &str) -> types::NodeStatusSetParams {
+    types::NodeStatusSetParams {
+        platform: platform.to_owned(),
+        app_version: None,
+        battery_pct: None,
+        device_name: None,
+        power_source: None,
+        status_text: None,
+    }
+}
+
+fn push_token(provider: types::PushProvider) -> types::NodePushTokenSetParams {
+    types::NodePushTokenSetParams {
+        provider,
+        token: TOKEN.parse().expect("a valid push token"),
+    }
 }
 
 /// The `system.nodes` entries of `node_id` (typed).
@@ -385,21 +448,34 @@ async fn closed_node_gate_refuses_capabilities_get_on_method() {
 #[tokio::test]
 async fn node_methods_before_register_are_invalid_request_on_method() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut ws = gw.client().await;
-    let calls = [
+    let client = gw.typed_client().await;
+    let replies = [
         (
             "node.location.set",
-            json!({"latitude": 1.0, "longitude": 2.0}),
+            error_reply(client.node_location_set(at(1.0, 2.0)).await),
         ),
-        ("node.location.get", json!({})),
-        ("node.status.set", json!({"platform": "macos"})),
+        (
+            "node.location.get",
+            error_reply(
+                client
+                    .node_location_get(types::NodeLocationGetParams {})
+                    .await,
+            ),
+        ),
+        (
+            "node.status.set",
+            error_reply(client.node_status_set(status("macos")).await),
+        ),
         (
             "node.push_token.set",
-            json!({"provider": "fcm", "token": TOKEN}),
+            error_reply(
+                client
+                    .node_push_token_set(push_token(types::PushProvider::Fcm))
+                    .await,
+            ),
         ),
     ];
-    for (method, params) in calls {
-        let reply = ws.call(method, params).await;
+    for (method, reply) in replies {
         assert_invalid(&reply, "method", &format!("{method} before node.register"));
         assert!(
             reply["error"]["message"]
@@ -409,7 +485,7 @@ async fn node_methods_before_register_are_invalid_request_on_method() {
             "{method}: the message says to register first: {reply}"
         );
     }
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -418,18 +494,13 @@ async fn location_and_push_switches_gate_their_methods() {
         "[server.nodes]\nenabled = true\n[server.nodes.location]\nenabled = false\n[server.nodes.push]\nenabled = false\n",
     )
     .await;
-    let mut ws = gw.client().await;
-    register(&mut ws, "phone").await;
-    let caps = call_ok(&mut ws, "system.capabilities", json!({})).await;
-    assert_eq!(caps["nodes"]["locationEnabled"], json!(false), "{caps}");
-    assert_eq!(caps["nodes"]["pushEnabled"], json!(false), "{caps}");
+    let client = gw.typed_client().await;
+    register_typed(&client, reg("phone", "companion", 3, &[])).await;
+    let caps = system_caps(&client).await;
+    assert!(!caps.nodes.location_enabled, "{caps:?}");
+    assert!(!caps.nodes.push_enabled, "{caps:?}");
 
-    let reply = ws
-        .call(
-            "node.location.set",
-            json!({"latitude": 1.0, "longitude": 2.0}),
-        )
-        .await;
+    let reply = error_reply(client.node_location_set(at(1.0, 2.0)).await);
     assert_invalid(&reply, "method", "node.location.set with locations off");
     assert!(
         reply["error"]["message"]
@@ -438,12 +509,11 @@ async fn location_and_push_switches_gate_their_methods() {
             .contains("server.nodes.location.enabled"),
         "{reply}"
     );
-    let reply = ws
-        .call(
-            "node.push_token.set",
-            json!({"provider": "fcm", "token": TOKEN}),
-        )
-        .await;
+    let reply = error_reply(
+        client
+            .node_push_token_set(push_token(types::PushProvider::Fcm))
+            .await,
+    );
     assert_invalid(&reply, "method", "node.push_token.set with push off");
     assert!(
         reply["error"]["message"]
@@ -453,14 +523,21 @@ async fn location_and_push_switches_gate_their_methods() {
         "{reply}"
     );
     // node.status.set has no switch of its own.
-    let status = call_ok(&mut ws, "node.status.set", json!({"platform": "linux"})).await;
-    assert_eq!(status["updated"], json!(true));
+    let updated = client
+        .node_status_set(status("linux"))
+        .await
+        .expect("node.status.set");
+    assert!(updated.updated);
 
     // Spec node.location.get: "Requires server.nodes.enabled and server.nodes.location.enabled;
     // a closed gate is InvalidRequest on `method`."
-    let reply = ws.call("node.location.get", json!({})).await;
+    let reply = error_reply(
+        client
+            .node_location_get(types::NodeLocationGetParams {})
+            .await,
+    );
     assert_invalid(&reply, "method", "node.location.get with locations off");
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -681,57 +758,52 @@ async fn push_token_preview_is_first_four_and_last_four_around_three_dots() {
 #[tokio::test]
 async fn registration_belongs_to_its_connection_and_ends_when_it_closes() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut node = gw.client().await;
-    let mut operator = gw.client().await;
-    let node_conn = connection_id(&mut node).await;
-    register(&mut node, "phone-1").await;
+    let node = gw.typed_client().await;
+    let operator = gw.typed_client().await;
+    let node_conn = my_connection_id(&node).await;
+    register_typed(&node, reg("phone-1", "companion", 3, &[])).await;
 
-    let nodes = call_ok(&mut operator, "system.nodes", json!({})).await;
-    let listed = entries(&nodes, "phone-1");
-    assert_eq!(listed.len(), 1, "{nodes}");
-    assert_eq!(listed[0]["connectionId"], json!(node_conn));
-    assert_eq!(listed[0]["connected"], json!(true));
+    let nodes = system_nodes(&operator).await;
+    let listed = snapshots(&nodes, "phone-1");
+    assert_eq!(listed.len(), 1, "{nodes:?}");
+    assert_eq!(listed[0].connection_id, node_conn);
+    assert!(listed[0].connected);
     // The operator connection is not a node.
-    let caps = call_ok(&mut operator, "node.capabilities.get", json!({})).await;
-    assert_eq!(caps["registered"], json!(false));
+    let caps = node_caps(&operator).await;
+    assert!(!caps.registered);
 
-    close(node).await;
-    let nodes = poll_until(
-        &mut operator,
-        "system.nodes",
-        json!({}),
+    // Dropping the typed client closes its connection.
+    drop(node);
+    let nodes = typed_poll_until(
         "phone-1 no longer connected after its connection closed",
-        |r| {
-            entries(r, "phone-1")
-                .iter()
-                .all(|n| n["connected"] == json!(false))
-        },
+        || system_nodes(&operator),
+        |r| snapshots(r, "phone-1").iter().all(|n| !n.connected),
     )
     .await;
 
     // The id is free again: another connection registers it and is the live node.
-    let mut again = gw.client().await;
-    let again_conn = connection_id(&mut again).await;
-    register(&mut again, "phone-1").await;
-    let live = call_ok(&mut operator, "system.nodes", json!({})).await;
-    let connected: Vec<&Value> = entries(&live, "phone-1")
+    let again = gw.typed_client().await;
+    let again_conn = my_connection_id(&again).await;
+    register_typed(&again, reg("phone-1", "companion", 3, &[])).await;
+    let live = system_nodes(&operator).await;
+    let connected: Vec<&NodeSnapshot> = snapshots(&live, "phone-1")
         .into_iter()
-        .filter(|n| n["connected"] == json!(true))
+        .filter(|n| n.connected)
         .collect();
-    assert_eq!(connected.len(), 1, "{live}");
-    assert_eq!(connected[0]["connectionId"], json!(again_conn));
+    assert_eq!(connected.len(), 1, "{live:?}");
+    assert_eq!(connected[0].connection_id, again_conn);
 
     // Spec system.nodes: "Lists every node registered since the gateway started (disconnected
     // ones included, with `connected: false`)".
-    let gone = entries(&nodes, "phone-1");
+    let gone = snapshots(&nodes, "phone-1");
     assert_eq!(
         gone.len(),
         1,
-        "after the close, system.nodes still lists phone-1 with connected false: {nodes}"
+        "after the close, system.nodes still lists phone-1 with connected false: {nodes:?}"
     );
-    assert_eq!(gone[0]["connected"], json!(false), "{nodes}");
-    assert_eq!(gone[0]["connectionId"], json!(node_conn), "{nodes}");
-    stop(gw, [operator, again]).await;
+    assert!(!gone[0].connected, "{nodes:?}");
+    assert_eq!(gone[0].connection_id, node_conn, "{nodes:?}");
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -773,109 +845,108 @@ async fn a_node_id_registered_on_another_connection_is_taken_over() {
 #[tokio::test]
 async fn last_known_location_and_status_survive_a_restart() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut ws = gw.client().await;
-    register(&mut ws, "laptop").await;
-    let location = call_ok(
-        &mut ws,
-        "node.location.set",
-        json!({"latitude": 48.8566, "longitude": 2.3522, "accuracyMeters": 30.0, "source": "wifi"}),
+    let client = gw.typed_client().await;
+    register_typed(&client, reg("laptop", "companion", 3, &[])).await;
+    let location = set_location(
+        &client,
+        types::NodeLocationSetParams {
+            accuracy_meters: Some(30.0),
+            source: Some("wifi".into()),
+            ..at(48.8566, 2.3522)
+        },
     )
-    .await["location"]
-        .clone();
-    let status = call_ok(
-        &mut ws,
-        "node.status.set",
-        json!({"platform": "linux", "statusText": "Compiling", "powerSource": "ac"}),
-    )
-    .await["status"]
-        .clone();
-    close(ws).await;
+    .await
+    .location;
+    let stored_status = client
+        .node_status_set(types::NodeStatusSetParams {
+            status_text: Some("Compiling".into()),
+            power_source: Some("ac".into()),
+            ..status("linux")
+        })
+        .await
+        .expect("node.status.set")
+        .status;
+    drop(client);
 
     let gw = restart(gw, ALL_ON).await;
-    let mut ws = gw.client().await;
+    let client = gw.typed_client().await;
     // Before re-registering, the stored location is visible to operators.
-    let located = call_ok(&mut ws, "system.location", json!({})).await;
+    let located = system_location(&client).await;
     assert_eq!(
         located,
-        json!({"locations": [{"nodeId": "laptop", "role": "companion", "connected": false,
-                              "location": location}]}),
+        types::SystemLocationResult {
+            locations: vec![types::NodeLocationEntry {
+                node_id: "laptop".into(),
+                role: "companion".into(),
+                connected: false,
+                location: location.clone(),
+            }]
+        },
         "the stored location of a node that is not connected"
     );
-    register(&mut ws, "laptop").await;
-    let got = call_ok(&mut ws, "node.location.get", json!({})).await;
+    register_typed(&client, reg("laptop", "companion", 3, &[])).await;
+    let got = client
+        .node_location_get(types::NodeLocationGetParams {})
+        .await
+        .expect("node.location.get");
     assert_eq!(
-        got["location"], location,
+        got.location.as_ref(),
+        Some(&location),
         "the location stored before the restart"
     );
-    let nodes = call_ok(&mut ws, "system.nodes", json!({})).await;
-    let listed = entries(&nodes, "laptop");
-    assert_eq!(listed.len(), 1, "{nodes}");
-    assert_eq!(listed[0]["status"], status, "{nodes}");
-    assert_eq!(listed[0]["location"], location, "{nodes}");
-    stop(gw, [ws]).await;
+    let nodes = system_nodes(&client).await;
+    let listed = snapshots(&nodes, "laptop");
+    assert_eq!(listed.len(), 1, "{nodes:?}");
+    assert_eq!(listed[0].status.as_ref(), Some(&stored_status), "{nodes:?}");
+    assert_eq!(listed[0].location.as_ref(), Some(&location), "{nodes:?}");
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn system_location_keeps_disconnected_nodes_and_lists_the_latest_first() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut a = gw.client().await;
-    let mut b = gw.client().await;
-    let mut operator = gw.client().await;
-    register(&mut a, "a-node").await;
-    let first = call_ok(
-        &mut a,
-        "node.location.set",
-        json!({"latitude": 1.0, "longitude": 1.0}),
-    )
-    .await;
-    wait_past(first["location"]["receivedAt"].as_u64().unwrap()).await;
-    register(&mut b, "b-node").await;
-    call_ok(
-        &mut b,
-        "node.location.set",
-        json!({"latitude": 2.0, "longitude": 2.0}),
-    )
-    .await;
-    close(a).await;
+    let a = gw.typed_client().await;
+    let b = gw.typed_client().await;
+    let operator = gw.typed_client().await;
+    register_typed(&a, reg("a-node", "companion", 3, &[])).await;
+    let first = set_location(&a, at(1.0, 1.0)).await;
+    wait_past(first.location.received_at).await;
+    register_typed(&b, reg("b-node", "companion", 3, &[])).await;
+    set_location(&b, at(2.0, 2.0)).await;
+    drop(a);
 
-    let located = poll_until(
-        &mut operator,
-        "system.location",
-        json!({}),
+    let located = typed_poll_until(
         "a-node reported as disconnected",
+        || system_location(&operator),
         |r| {
-            r["locations"].as_array().is_some_and(|l| {
-                l.iter()
-                    .any(|e| e["nodeId"] == json!("a-node") && e["connected"] == json!(false))
-            })
+            r.locations
+                .iter()
+                .any(|e| e.node_id == "a-node" && !e.connected)
         },
     )
     .await;
-    let by_id = |id: &str| -> Value {
-        located["locations"]
-            .as_array()
-            .unwrap()
+    let by_id = |id: &str| -> &types::NodeLocationEntry {
+        located
+            .locations
             .iter()
-            .find(|e| e["nodeId"] == json!(id))
-            .cloned()
-            .unwrap_or_else(|| panic!("{id} listed: {located}"))
+            .find(|e| e.node_id == id)
+            .unwrap_or_else(|| panic!("{id} listed: {located:?}"))
     };
-    assert_eq!(by_id("a-node")["location"]["latitude"], json!(1.0));
-    assert_eq!(by_id("b-node")["connected"], json!(true));
+    assert_eq!(by_id("a-node").location.latitude, 1.0);
+    assert!(by_id("b-node").connected);
 
     // Spec system.location: "most recently received first".
-    let order: Vec<&Value> = located["locations"]
-        .as_array()
-        .unwrap()
+    let order: Vec<&str> = located
+        .locations
         .iter()
-        .map(|e| &e["nodeId"])
+        .map(|e| e.node_id.as_str())
         .collect();
     assert_eq!(
         order,
-        [&json!("b-node"), &json!("a-node")],
-        "most recently received first: {located}"
+        ["b-node", "a-node"],
+        "most recently received first: {located:?}"
     );
-    stop(gw, [b, operator]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -901,19 +972,18 @@ async fn system_nodes_lists_the_newest_registration_first() {
 #[tokio::test]
 async fn system_location_is_empty_when_location_support_is_disabled() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut ws = gw.client().await;
-    register(&mut ws, "phone").await;
-    call_ok(
-        &mut ws,
-        "node.location.set",
-        json!({"latitude": 10.0, "longitude": 20.0}),
-    )
-    .await;
-    close(ws).await;
+    let client = gw.typed_client().await;
+    register_typed(&client, reg("phone", "companion", 3, &[])).await;
+    set_location(&client, at(10.0, 20.0)).await;
+    drop(client);
     let gw = restart(gw, "[server.nodes.location]\nenabled = false\n").await;
-    let mut ws = gw.client().await;
-    let located = ws.call("system.location", json!({})).await;
+    let client = gw.typed_client().await;
+    let located = system_location(&client).await;
     // Spec system.location: "Returns an empty list when node or location support is disabled."
-    assert_eq!(ok(&located), &json!({"locations": []}), "{located}");
-    stop(gw, [ws]).await;
+    assert_eq!(
+        located,
+        types::SystemLocationResult { locations: vec![] },
+        "{located:?}"
+    );
+    gw.stop().await;
 }
