@@ -1,14 +1,28 @@
 //! Test helpers shared by more than one crate's tests (a dev-dependency only, never published).
 //!
+//! - `gateway` (feature `gateway`): the test gateway, a real daemon on a free 127.0.0.1 port
+//!   with its own temp directory; the raw WebSocket client, the generated typed client connected
+//!   to it in one call, and an in-process dispatch helper. Used by the gateway's integration
+//!   tests (`runtime/gateway/tests/it`) only; see the module for the dev-dependency cycle this
+//!   makes and why the gateway's unit tests cannot use it.
+//! - `model_server` (feature `model-server`): scripted fake model servers replaying a
+//!   provider's stream format and errors, for flynn-models' tests and the gateway's agent tests.
 //! - [`FakeTools`]: fake executables in a temp dir that record their arguments and run a shell
 //!   body, used by flynn-ops' tests and by the gateway's operator-method tests.
 //! - [`ops_fixture`], [`cat`], [`cat_err`]: the recorded outputs of the real tools kept in
 //!   `runtime/ops/tests/fixtures` (its README says where each comes from), as paths or as the
 //!   shell commands a fake prints them with.
 //!
+//! The features keep each user's build small: flynn-ops' tests, which use [`FakeTools`] only,
+//! compile neither the gateway nor tokio.
+//!
 //! Test code: it panics with a message instead of returning errors.
 
 mod fake_tools;
+#[cfg(feature = "gateway")]
+pub mod gateway;
+#[cfg(feature = "model-server")]
+pub mod model_server;
 
 pub use fake_tools::FakeTools;
 

@@ -139,8 +139,10 @@ pub struct ConnectionState {
 }
 
 impl ConnectionState {
-    /// A new connection's state, attached to its own `ws:<id>` session.
-    pub(super) fn new(id: String, peer: SocketAddr, identity: Identity, capacity: usize) -> Self {
+    /// A new connection's state, attached to its own `ws:<id>` session. Public for the
+    /// in-process dispatch of the tests (`flynn_test_support::gateway`), whose connections have
+    /// no socket.
+    pub fn new(id: String, peer: SocketAddr, identity: Identity, capacity: usize) -> Self {
         Self {
             session: Mutex::new(format!("ws:{id}")),
             id,

@@ -1,19 +1,17 @@
 //! `agent.cancel` over real WebSockets: queued requests are rejected, the active run is cancelled
 //! and the abort reaches what the run is waiting on: the embedded model's stream, a `shell.exec`
-//! process group, and an OpenAI-compatible provider's HTTP stream (a local SSE server).
+//! process group, and an OpenAI-compatible provider's HTTP stream (the fake model server of
+//! `flynn_test_support::model_server`).
 
 use crate::support;
 use crate::support::agent as agent_support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use agent_support::*;
+use flynn_test_support::model_server::{MockServer, Part, Script};
 use serde_json::json;
 use support::TestGateway;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 const FAST: &str = "[queue]\ndebounce_ms = 0\n";
 
@@ -180,18 +178,7 @@ async fn cancel_during_a_long_shell_exec_kills_its_whole_process_group() {
     );
 }
 
-/// A chat-completions server that streams one SSE chunk every 100 ms for a minute and reports
-/// when the client closes the connection.
-struct SlowSse {
-    addr: SocketAddr,
-    closed: oneshot::Receiver<Instant>,
-    requested: oneshot::Receiver<String>,
-}
-
-fn http_chunk(payload: &str) -> Vec<u8> {
-    format!("{:x}\r\n{payload}\r\n", payload.len()).into_bytes()
-}
-
+/// One chat-completions stream chunk (the OpenAI SSE format) carrying `text`.
 fn sse_delta(text: &str) -> String {
     let chunk = json!({
         "id": "chatcmpl-test",
@@ -203,95 +190,18 @@ fn sse_delta(text: &str) -> String {
     format!("data: {chunk}\n\n")
 }
 
-async fn slow_sse_server() -> SlowSse {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the SSE server");
-    let addr = listener.local_addr().expect("local addr");
-    let (closed_tx, closed) = oneshot::channel();
-    let (requested_tx, requested) = oneshot::channel();
-    tokio::spawn(async move {
-        let Ok((socket, _)) = listener.accept().await else {
-            return;
-        };
-        let (mut rd, mut wr) = socket.into_split();
-        // The request: headers, then Content-Length bytes of body.
-        let mut buf = Vec::new();
-        let mut tmp = [0u8; 8192];
-        let header_end = loop {
-            let n = rd.read(&mut tmp).await.unwrap_or(0);
-            if n == 0 {
-                return;
-            }
-            buf.extend_from_slice(&tmp[..n]);
-            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0);
-        while buf.len() < header_end + length {
-            let n = rd.read(&mut tmp).await.unwrap_or(0);
-            if n == 0 {
-                return;
-            }
-            buf.extend_from_slice(&tmp[..n]);
-        }
-        let _ = requested_tx.send(head.lines().next().unwrap_or_default().to_owned());
-        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
-        if wr.write_all(head.as_bytes()).await.is_err() {
-            return;
-        }
-        let writer = async move {
-            for i in 0..600 {
-                let text = if i == 0 {
-                    "Hello ".to_owned()
-                } else {
-                    format!("word{i} ")
-                };
-                if wr.write_all(&http_chunk(&sse_delta(&text))).await.is_err() {
-                    return;
-                }
-                let _ = wr.flush().await;
-                // Pacing of the fake model, not synchronisation.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            std::future::pending::<()>().await;
-        };
-        // The client closing its side (EOF or reset) is what the test waits for.
-        let reader = async move {
-            loop {
-                match rd.read(&mut tmp).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => continue,
-                }
-            }
-        };
-        tokio::select! {
-            () = writer => {}
-            () = reader => { let _ = closed_tx.send(Instant::now()); }
-        }
-    });
-    SlowSse {
-        addr,
-        closed,
-        requested,
-    }
-}
-
 #[tokio::test]
 async fn cancel_aborts_the_openai_compatible_http_stream() {
-    let server = slow_sse_server().await;
+    // A chat-completions server that streams one delta, then holds the stream open until the
+    // client closes it (which the server reports).
+    let mut server = MockServer::start(
+        "/v1",
+        vec![Script::sse_per_event(sse_delta("Hello ").as_bytes()).then(Part::Hold)],
+    )
+    .await;
     let config = format!(
-        "{FAST}\n[models]\ndefault_tier = \"default\"\n\n[models.tiers.default]\nkind = \"openai\"\nmodel = \"slow-test\"\nbase_url = \"http://{}/v1\"\n",
-        server.addr
+        "{FAST}\n[models]\ndefault_tier = \"default\"\n\n[models.tiers.default]\nkind = \"openai\"\nmodel = \"slow-test\"\nbase_url = \"{}\"\n",
+        server.base_url
     );
     let gw = TestGateway::start(&config).await;
     let s = "ws:cancel-openai";
@@ -301,10 +211,12 @@ async fn cancel_aborts_the_openai_compatible_http_stream() {
     let id = a.send(s, "stream slowly please").await;
     let first = a.event(id, "content").await;
     assert_eq!(first.data()["text"], json!("Hello "));
-    let line = server.requested.await.expect("the provider sent a request");
+    let request = server.request().await;
     assert!(
-        line.starts_with("POST ") && line.contains("/chat/completions"),
-        "{line}"
+        request.method == "POST" && request.path.contains("/chat/completions"),
+        "{} {}",
+        request.method,
+        request.path
     );
 
     let cancelled_at = Instant::now();
@@ -314,11 +226,10 @@ async fn cancel_aborts_the_openai_compatible_http_stream() {
     );
     let o = a.outcome(id).await;
     assert_cancelled(&o);
-    let closed = tokio::time::timeout(Duration::from_secs(5), server.closed)
+    tokio::time::timeout(Duration::from_secs(5), server.client_closed())
         .await
-        .expect("the provider's HTTP connection must close after the cancel")
-        .expect("the SSE server reports the close");
-    let took = closed.duration_since(cancelled_at);
+        .expect("the provider's HTTP connection must close after the cancel");
+    let took = cancelled_at.elapsed();
     assert!(
         took < Duration::from_secs(3),
         "the HTTP stream closed {took:?} after the cancel"

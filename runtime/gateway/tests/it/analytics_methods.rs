@@ -1,6 +1,8 @@
-//! `system.sessionAnalytics` over a real WebSocket: history seeded through `agent.send` (the
-//! embedded model answers each message, `[[tool:...]]` makes it call a tool), figures checked
-//! exactly against what was sent.
+//! `system.sessionAnalytics` handled in process (`TestGateway::in_process`: the gateway's own
+//! dispatch without a socket; the transport has its own tests) through the generated typed
+//! client: history seeded through `agent.send` (the embedded model answers each message,
+//! `[[tool:...]]` makes it call a tool), figures checked exactly against what was sent. The
+//! params the types cannot express stay raw.
 //!
 //! Each `agent.send` stores two messages (the user's and the answer); topics come from user
 //! messages only, with the documented rule of `flynn_store::terms` (lowercase, split on
@@ -15,9 +17,16 @@
 use crate::method_checks;
 use crate::support;
 
-use method_checks::{assert_invalid, call_ok, now_ms, stop};
-use serde_json::{Value, json};
-use support::{TestGateway, Ws};
+use std::num::NonZeroU64;
+
+use flynn_protocol::Event;
+use flynn_protocol::types::{
+    self, SessionAnalyticsDay, SessionAnalyticsTopTool, SessionAnalyticsTopTopic,
+    SystemSessionAnalyticsParams, SystemSessionAnalyticsResult,
+};
+use method_checks::{assert_invalid, now_ms};
+use serde_json::json;
+use support::{InProcessClient, TestGateway};
 
 const FAST_QUEUE: &str = "[queue]\ndebounce_ms = 0\n";
 const TOOL: &str = r#"[[tool:shell.exec {"command":"echo hi"}]]"#;
@@ -30,118 +39,158 @@ fn day(ms: u64) -> String {
         .to_string()
 }
 
-async fn send(ws: &mut Ws, session: &str, text: &str) -> Value {
-    let id = ws
-        .request("agent.send", json!({"sessionId": session, "message": text}))
-        .await;
-    let (events, reply) = ws.reply_to(id).await;
-    assert!(reply.get("error").is_none(), "agent.send {text}: {reply}");
-    if text.contains("[[tool:") {
-        let ends: Vec<&Value> = events
-            .iter()
-            .filter(|e| e["event"] == json!("tool_end"))
-            .collect();
-        assert_eq!(ends.len(), 1, "one tool call per directive: {events:?}");
-        assert_eq!(
-            ends[0]["data"]["result"]["success"],
-            json!(true),
-            "{events:?}"
+async fn send(client: &InProcessClient, session: &str, text: &str) -> types::AgentSendResult {
+    let mut call = client
+        .agent_send_streaming(types::AgentSendParams {
+            session_id: Some(session.to_owned()),
+            message: text.to_owned(),
+            attachments: Vec::new(),
+            idempotency_key: None,
+            session: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("agent.send {text}: {e}"));
+    let mut events = Vec::new();
+    while let Some(event) = call.next_event().await {
+        events.push(
+            event
+                .unwrap_or_else(|e| panic!("agent.send {text}: an event: {e}"))
+                .0,
         );
     }
-    reply["result"].clone()
+    let reply = call
+        .finish()
+        .await
+        .unwrap_or_else(|e| panic!("agent.send {text}: {e}"));
+    if text.contains("[[tool:") {
+        let ends: Vec<&types::ToolEndEventData> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ToolEnd(end) => Some(end),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ends.len(), 1, "one tool call per directive: {events:?}");
+        assert!(ends[0].result.success, "{events:?}");
+    }
+    reply
 }
 
 /// 7 sends (14 messages) over 3 sessions, 2 of them with a shell.exec call.
-async fn seed(ws: &mut Ws) {
+async fn seed(client: &InProcessClient) {
     for text in [
         "kubernetes cluster upgrade",
         "kubernetes pods crashing",
         "kubernetes ingress broken",
         "kubernetes nodes draining",
     ] {
-        send(ws, "telegram:100", text).await;
+        send(client, "telegram:100", text).await;
     }
-    send(ws, "telegram:200", "terraform state drift").await;
-    send(ws, "telegram:200", &format!("terraform plan {TOOL}")).await;
+    send(client, "telegram:200", "terraform state drift").await;
+    send(client, "telegram:200", &format!("terraform plan {TOOL}")).await;
     send(
-        ws,
+        client,
         "slack:300",
         &format!("kubernetes terraform migration {TOOL}"),
     )
     .await;
 }
 
-fn topic(name: &str, n: u64) -> Value {
-    json!({"topic": name, "occurrences": n})
+fn topic(name: &str, n: u64) -> SessionAnalyticsTopTopic {
+    SessionAnalyticsTopTopic {
+        topic: name.to_owned(),
+        occurrences: n,
+    }
+}
+
+fn days(n: u64) -> NonZeroU64 {
+    NonZeroU64::new(n).expect("days above 0")
+}
+
+async fn analytics(
+    client: &InProcessClient,
+    params: SystemSessionAnalyticsParams,
+) -> SystemSessionAnalyticsResult {
+    client
+        .system_session_analytics(params.clone())
+        .await
+        .unwrap_or_else(|e| panic!("system.sessionAnalytics {params:?}: {e}"))
 }
 
 #[tokio::test]
 async fn figures_match_the_seeded_history_exactly() {
     let gw = TestGateway::start(FAST_QUEUE).await;
-    let mut ws = gw.client().await;
-    let empty = call_ok(&mut ws, "system.sessionAnalytics", json!({})).await;
+    let client = gw.in_process();
+    let empty = analytics(&client, Default::default()).await;
     assert_eq!(
         empty,
-        json!({"daily": [], "topSessions": [], "topTools": [], "topTopics": [],
-               "averageMessagesPerSession": 0.0, "totalSessions": 0, "totalMessages": 0})
+        SystemSessionAnalyticsResult {
+            daily: vec![],
+            top_sessions: vec![],
+            top_tools: vec![],
+            top_topics: vec![],
+            average_messages_per_session: 0.0,
+            total_sessions: 0,
+            total_messages: 0,
+        }
     );
 
     let t0 = now_ms();
-    seed(&mut ws).await;
+    seed(&client).await;
     let t1 = now_ms();
-    let a = call_ok(&mut ws, "system.sessionAnalytics", json!({})).await;
+    let a = analytics(&client, Default::default()).await;
 
     if day(t0) == day(t1) {
         assert_eq!(
-            a["daily"],
-            json!([{"day": day(t1), "sessions": 3, "messages": 14}]),
-            "{a}"
+            a.daily,
+            [SessionAnalyticsDay {
+                day: day(t1),
+                sessions: 3,
+                messages: 14
+            }],
+            "{a:?}"
         );
     }
-    assert_eq!(a["totalSessions"], json!(3), "{a}");
-    assert_eq!(a["totalMessages"], json!(14), "{a}");
-    let average = a["averageMessagesPerSession"].as_f64().expect("a number");
+    assert_eq!(a.total_sessions, 3, "{a:?}");
+    assert_eq!(a.total_messages, 14, "{a:?}");
+    let average = a.average_messages_per_session;
     assert!(
         (average - 14.0 / 3.0).abs() < 0.005,
         "average 14/3, got {average}"
     );
 
-    let sessions = a["topSessions"].as_array().expect("topSessions");
-    let ranked: Vec<(&Value, &Value)> = sessions
+    let sessions = &a.top_sessions;
+    let ranked: Vec<(&str, u64)> = sessions
         .iter()
-        .map(|s| (&s["sessionId"], &s["messages"]))
+        .map(|s| (s.session_id.as_str(), s.messages))
         .collect();
     assert_eq!(
         ranked,
-        [
-            (&json!("telegram:100"), &json!(8)),
-            (&json!("telegram:200"), &json!(4)),
-            (&json!("slack:300"), &json!(2)),
-        ]
+        [("telegram:100", 8), ("telegram:200", 4), ("slack:300", 2)]
     );
     for s in sessions {
-        let last = s["lastActivity"].as_u64().expect("lastActivity");
+        let last = s.last_activity;
         assert!(
             t0 / 1000 <= last && last <= t1 / 1000,
-            "lastActivity is epoch SECONDS within the run ({}..{}): {s}",
+            "lastActivity is epoch SECONDS within the run ({}..{}): {s:?}",
             t0 / 1000,
             t1 / 1000
         );
     }
     // The sessions were written in order, so their last activity is ordered too.
-    let last: Vec<u64> = sessions
-        .iter()
-        .map(|s| s["lastActivity"].as_u64().unwrap())
-        .collect();
+    let last: Vec<u64> = sessions.iter().map(|s| s.last_activity).collect();
     assert!(last[0] <= last[1] && last[1] <= last[2], "{last:?}");
 
     assert_eq!(
-        a["topTools"],
-        json!([{"toolName": "shell.exec", "executions": 2}])
+        a.top_tools,
+        [SessionAnalyticsTopTool {
+            tool_name: "shell.exec".into(),
+            executions: 2
+        }]
     );
     assert_eq!(
-        a["topTopics"],
-        json!([
+        a.top_topics,
+        [
             topic("kubernetes", 5),
             topic("terraform", 3),
             topic("command", 2),
@@ -152,45 +201,54 @@ async fn figures_match_the_seeded_history_exactly() {
             topic("broken", 1),
             topic("cluster", 1),
             topic("crashing", 1),
-        ]),
+        ],
         "by occurrences, then alphabetically, capped at the default topLimit 10"
     );
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn top_limit_caps_every_list_but_not_the_totals() {
     let gw = TestGateway::start(FAST_QUEUE).await;
-    let mut ws = gw.client().await;
-    seed(&mut ws).await;
-    let a = call_ok(
-        &mut ws,
-        "system.sessionAnalytics",
-        json!({"days": 1, "topLimit": 1}),
+    let client = gw.in_process();
+    seed(&client).await;
+    let a = analytics(
+        &client,
+        SystemSessionAnalyticsParams {
+            days: days(1),
+            top_limit: days(1),
+        },
     )
     .await;
-    assert_eq!(a["topSessions"].as_array().unwrap().len(), 1, "{a}");
-    assert_eq!(a["topSessions"][0]["sessionId"], json!("telegram:100"));
-    assert_eq!(a["topTools"].as_array().unwrap().len(), 1);
-    assert_eq!(a["topTopics"], json!([topic("kubernetes", 5)]));
-    assert_eq!(a["totalSessions"], json!(3));
-    assert_eq!(a["totalMessages"], json!(14));
-    let two = call_ok(&mut ws, "system.sessionAnalytics", json!({"topLimit": 2})).await;
+    assert_eq!(a.top_sessions.len(), 1, "{a:?}");
+    assert_eq!(a.top_sessions[0].session_id, "telegram:100");
+    assert_eq!(a.top_tools.len(), 1);
+    assert_eq!(a.top_topics, [topic("kubernetes", 5)]);
+    assert_eq!(a.total_sessions, 3);
+    assert_eq!(a.total_messages, 14);
+    let two = analytics(
+        &client,
+        SystemSessionAnalyticsParams {
+            top_limit: days(2),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(
-        two["topTopics"],
-        json!([topic("kubernetes", 5), topic("terraform", 3)])
+        two.top_topics,
+        [topic("kubernetes", 5), topic("terraform", 3)]
     );
-    assert_eq!(two["topSessions"].as_array().unwrap().len(), 2);
-    stop(gw, [ws]).await;
+    assert_eq!(two.top_sessions.len(), 2);
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn days_bounds_the_window() {
     let gw = TestGateway::start(FAST_QUEUE).await;
-    let mut ws = gw.client().await;
-    send(&mut ws, "telegram:100", "kubernetes today").await;
+    let client = gw.in_process();
+    send(&client, "telegram:100", "kubernetes today").await;
     // A conversation 40 days ago, written into the gateway's store (the wire cannot backdate).
-    let store = &gw.running.as_ref().expect("running").gateway.store;
+    let store = &gw.gateway().store;
     let old = now_ms() as i64 - 40 * 86_400_000;
     for (role, text) in [
         (flynn_store::Role::User, "archived postgres question"),
@@ -208,51 +266,62 @@ async fn days_bounds_the_window() {
             .expect("seed an old message");
     }
 
-    let month = call_ok(&mut ws, "system.sessionAnalytics", json!({"days": 30})).await;
-    assert_eq!(month["totalSessions"], json!(1), "{month}");
-    assert_eq!(month["totalMessages"], json!(2));
-    assert_eq!(month["daily"].as_array().unwrap().len(), 1);
+    let month = analytics(
+        &client,
+        SystemSessionAnalyticsParams {
+            days: days(30),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(month.total_sessions, 1, "{month:?}");
+    assert_eq!(month.total_messages, 2);
+    assert_eq!(month.daily.len(), 1);
     assert!(
-        !month.to_string().contains("postgres"),
-        "40 days ago is outside 30 days: {month}"
+        !serde_json::to_string(&month)
+            .expect("the result serializes")
+            .contains("postgres"),
+        "40 days ago is outside 30 days: {month:?}"
     );
 
-    let longer = call_ok(&mut ws, "system.sessionAnalytics", json!({"days": 60})).await;
-    assert_eq!(longer["totalSessions"], json!(2), "{longer}");
-    assert_eq!(longer["totalMessages"], json!(4));
-    let days: Vec<&Value> = longer["daily"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| &d["day"])
-        .collect();
+    let longer = analytics(
+        &client,
+        SystemSessionAnalyticsParams {
+            days: days(60),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(longer.total_sessions, 2, "{longer:?}");
+    assert_eq!(longer.total_messages, 4);
+    let listed: Vec<&str> = longer.daily.iter().map(|d| d.day.as_str()).collect();
     assert_eq!(
-        days,
-        [&json!(day(old as u64)), &json!(day(now_ms()))],
+        listed,
+        [day(old as u64), day(now_ms())],
         "one entry per day with messages, oldest first, days without messages omitted"
     );
     assert_eq!(
-        longer["daily"][0],
-        json!({"day": day(old as u64), "sessions": 1, "messages": 2})
+        longer.daily[0],
+        SessionAnalyticsDay {
+            day: day(old as u64),
+            sessions: 1,
+            messages: 2
+        }
     );
-    let topics: Vec<&Value> = longer["topTopics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| &t["topic"])
-        .collect();
-    assert!(topics.contains(&&json!("postgres")), "{longer}");
+    let topics: Vec<&str> = longer.top_topics.iter().map(|t| t.topic.as_str()).collect();
+    assert!(topics.contains(&"postgres"), "{longer:?}");
     assert!(
-        (longer["averageMessagesPerSession"].as_f64().unwrap() - 2.0).abs() < 1e-9,
-        "{longer}"
+        (longer.average_messages_per_session - 2.0).abs() < 1e-9,
+        "{longer:?}"
     );
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
+/// Params the typed client cannot send, so raw; answered by the same dispatch the socket uses.
 #[tokio::test]
 async fn out_of_range_params_are_invalid_request() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
+    let client = gw.in_process();
     for (params, path) in [
         (json!({"days": 0}), "params.days"),
         (json!({"topLimit": 0}), "params.topLimit"),
@@ -262,8 +331,8 @@ async fn out_of_range_params_are_invalid_request() {
         (json!({"days": 366}), "params.days"),
         (json!({"topLimit": 101}), "params.topLimit"),
     ] {
-        let reply = ws.call("system.sessionAnalytics", params.clone()).await;
+        let reply = client.raw("system.sessionAnalytics", params.clone()).await;
         assert_invalid(&reply, path, &format!("system.sessionAnalytics {params}"));
     }
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }

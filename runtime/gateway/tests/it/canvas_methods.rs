@@ -2,58 +2,152 @@
 //! upsert semantics, get/list/delete/clear, size limits, unknown artifacts and sessions, and
 //! persistence across a restart.
 //!
+//! Well-formed calls go through the generated typed client. Raw on purpose: malformed params,
+//! the first put's exact reply (which members are absent is the point), and the pipelined puts
+//! (frames written together on one socket).
+//!
 //! Expected behaviour: issue 7, spec/flynn.openrpc.json `canvas.*` (and the x-decisions
 //! "gates-and-not-found" and "agent-send-new-session": an unknown artifact is -2 on
 //! `params.artifactId`, an unknown session is SessionNotFound).
 
+use std::num::NonZeroU64;
+
 use crate::method_checks;
 use crate::support;
 
+use flynn_protocol::types::{self, CanvasArtifact, CanvasListResult, CanvasPutResult};
+use flynn_protocol::wire::{ClientError, RpcError};
 use method_checks::{assert_code, assert_invalid, call_ok, now_ms, restart, stop, wait_past};
-use serde_json::{Value, json};
-use support::{TestGateway, Ws};
+use serde_json::{Map, Value, json};
+use support::{TestClient, TestGateway, Ws, rpc_error};
 
 const SESSION: &str = "ws:canvas-tests";
 
 /// Creates (persists) `session` so canvas calls address an existing session.
-async fn session(ws: &mut Ws, session: &str) {
-    call_ok(ws, "sessions.create", json!({"sessionId": session})).await;
+async fn session(client: &TestClient, session: &str) {
+    client
+        .sessions_create(types::SessionsCreateParams {
+            session_id: Some(session.to_owned()),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("sessions.create {session}: {e}"));
 }
 
-async fn put(ws: &mut Ws, session: &str, artifact: &str, content: Value) -> Value {
-    call_ok(
-        ws,
-        "canvas.put",
-        json!({"sessionId": session, "artifactId": artifact, "type": "note", "content": content}),
-    )
-    .await
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("a JSON object: {other}"),
+    }
 }
 
-fn ids(list: &Value) -> Vec<String> {
-    list["artifacts"]
-        .as_array()
-        .unwrap_or_else(|| panic!("canvas.list has `artifacts`: {list}"))
+fn put_params(session: &str, artifact: &str, content: Value) -> types::CanvasPutParams {
+    types::CanvasPutParams {
+        session_id: session.to_owned(),
+        artifact_id: artifact.to_owned(),
+        type_: "note".to_owned(),
+        title: None,
+        content: object(content),
+        metadata: Map::new(),
+    }
+}
+
+async fn try_put(
+    client: &TestClient,
+    params: types::CanvasPutParams,
+) -> Result<CanvasPutResult, ClientError> {
+    client.canvas_put(params).await
+}
+
+async fn put(
+    client: &TestClient,
+    session: &str,
+    artifact: &str,
+    content: Value,
+) -> CanvasPutResult {
+    try_put(client, put_params(session, artifact, content))
+        .await
+        .unwrap_or_else(|e| panic!("canvas.put {session} {artifact}: {e}"))
+}
+
+async fn get(
+    client: &TestClient,
+    session: &str,
+    artifact: &str,
+) -> Result<CanvasArtifact, ClientError> {
+    client
+        .canvas_get(types::CanvasGetParams {
+            session_id: session.to_owned(),
+            artifact_id: artifact.to_owned(),
+        })
+        .await
+        .map(|r| r.artifact)
+}
+
+async fn list_limited(client: &TestClient, session: &str, limit: u64) -> CanvasListResult {
+    client
+        .canvas_list(types::CanvasListParams {
+            session_id: session.to_owned(),
+            limit: NonZeroU64::new(limit).expect("a limit above 0"),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("canvas.list {session}: {e}"))
+}
+
+/// `canvas.list` with the spec's default limit (100).
+async fn list(client: &TestClient, session: &str) -> CanvasListResult {
+    list_limited(client, session, 100).await
+}
+
+async fn delete(client: &TestClient, session: &str, artifact: &str) -> types::CanvasDeleteResult {
+    client
+        .canvas_delete(types::CanvasDeleteParams {
+            session_id: session.to_owned(),
+            artifact_id: artifact.to_owned(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("canvas.delete {session} {artifact}: {e}"))
+}
+
+async fn clear(client: &TestClient, session: &str) -> types::CanvasClearResult {
+    client
+        .canvas_clear(types::CanvasClearParams {
+            session_id: session.to_owned(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("canvas.clear {session}: {e}"))
+}
+
+fn ids(list: &CanvasListResult) -> Vec<String> {
+    list.artifacts
         .iter()
-        .map(|a| a["artifactId"].as_str().expect("artifactId").to_owned())
+        .map(|a| a.artifact_id.clone())
         .collect()
+}
+
+/// Checks an InvalidRequest (-2) error naming `path`, with a message (the typed twin of
+/// `method_checks::assert_invalid`).
+fn assert_invalid_error(error: &RpcError, path: &str, what: &str) {
+    assert_invalid(&json!({ "error": error }), path, what);
 }
 
 #[tokio::test]
 async fn put_is_an_upsert_that_keeps_created_at_and_advances_updated_at() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
-    session(&mut ws, SESSION).await;
+    let client = gw.typed_client().await;
+    session(&client, SESSION).await;
 
+    // Raw: the exact reply, absent members included, is what this checks.
     let t0 = now_ms();
-    let first = call_ok(
-        &mut ws,
-        "canvas.put",
-        json!({"sessionId": SESSION, "artifactId": "summary-card", "type": "note",
-               "title": "Draft Summary", "content": {"markdown": "## Notes"},
-               "metadata": {"lane": "analysis"}}),
-    )
-    .await;
+    let first = client
+        .raw(
+            "canvas.put",
+            json!({"sessionId": SESSION, "artifactId": "summary-card", "type": "note",
+                   "title": "Draft Summary", "content": {"markdown": "## Notes"},
+                   "metadata": {"lane": "analysis"}}),
+        )
+        .await;
     let t1 = now_ms();
+    let first = method_checks::ok(&first);
     assert_eq!(first["created"], json!(true), "{first}");
     let artifact = &first["artifact"];
     let created_at = artifact["createdAt"].as_u64().expect("createdAt ms");
@@ -70,13 +164,14 @@ async fn put_is_an_upsert_that_keeps_created_at_and_advances_updated_at() {
     );
 
     wait_past(created_at).await;
-    let second = call_ok(
-        &mut ws,
-        "canvas.put",
-        json!({"sessionId": SESSION, "artifactId": "summary-card", "type": "markdown",
-               "content": {"markdown": "## Final"}}),
-    )
-    .await;
+    let second = client
+        .raw(
+            "canvas.put",
+            json!({"sessionId": SESSION, "artifactId": "summary-card", "type": "markdown",
+                   "content": {"markdown": "## Final"}}),
+        )
+        .await;
+    let second = method_checks::ok(&second);
     assert_eq!(second["created"], json!(false), "{second}");
     let replaced = &second["artifact"];
     assert_eq!(
@@ -92,143 +187,110 @@ async fn put_is_an_upsert_that_keeps_created_at_and_advances_updated_at() {
         replaced.get("title").is_none() && replaced.get("metadata").is_none(),
         "a put replaces title and metadata too: {replaced}"
     );
+    let replaced: CanvasArtifact =
+        serde_json::from_value(replaced.clone()).expect("the artifact decodes");
 
-    let got = call_ok(
-        &mut ws,
-        "canvas.get",
-        json!({"sessionId": SESSION, "artifactId": "summary-card"}),
-    )
-    .await;
-    assert_eq!(&got["artifact"], replaced);
-    let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": SESSION})).await;
-    assert_eq!(
-        list["artifacts"],
-        json!([replaced]),
-        "one artifact, not two"
-    );
-    stop(gw, [ws]).await;
+    let got = get(&client, SESSION, "summary-card")
+        .await
+        .expect("canvas.get");
+    assert_eq!(got, replaced);
+    let listed = list(&client, SESSION).await;
+    assert_eq!(listed.artifacts, [replaced], "one artifact, not two");
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn list_is_newest_first_and_delete_and_clear_remove_artifacts() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
-    session(&mut ws, SESSION).await;
-    session(&mut ws, "ws:other-canvas").await;
-    put(&mut ws, "ws:other-canvas", "elsewhere", json!({"n": 0})).await;
+    let client = gw.typed_client().await;
+    session(&client, SESSION).await;
+    session(&client, "ws:other-canvas").await;
+    put(&client, "ws:other-canvas", "elsewhere", json!({"n": 0})).await;
 
     let mut last = 0;
     for (i, id) in ["alpha", "beta", "gamma"].iter().enumerate() {
         wait_past(last).await;
-        let r = put(&mut ws, SESSION, id, json!({"n": i})).await;
-        last = r["artifact"]["updatedAt"].as_u64().unwrap();
+        let r = put(&client, SESSION, id, json!({"n": i})).await;
+        last = r.artifact.updated_at;
     }
-    let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": SESSION})).await;
+    let listed = list(&client, SESSION).await;
     assert_eq!(
-        ids(&list),
+        ids(&listed),
         ["gamma", "beta", "alpha"],
-        "newest first: {list}"
+        "newest first: {listed:?}"
     );
     // Touching the oldest makes it the newest.
     wait_past(last).await;
-    put(&mut ws, SESSION, "alpha", json!({"n": 10})).await;
-    let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": SESSION})).await;
+    put(&client, SESSION, "alpha", json!({"n": 10})).await;
+    let listed = list(&client, SESSION).await;
     assert_eq!(
-        ids(&list),
+        ids(&listed),
         ["alpha", "gamma", "beta"],
-        "by updatedAt: {list}"
+        "by updatedAt: {listed:?}"
     );
-    let limited = call_ok(
-        &mut ws,
-        "canvas.list",
-        json!({"sessionId": SESSION, "limit": 2}),
-    )
-    .await;
+    let limited = list_limited(&client, SESSION, 2).await;
     assert_eq!(ids(&limited), ["alpha", "gamma"]);
-    let reply = ws
-        .call("canvas.list", json!({"sessionId": SESSION, "limit": 0}))
+    // Malformed (the typed limit cannot be 0): raw.
+    let reply = client
+        .raw("canvas.list", json!({"sessionId": SESSION, "limit": 0}))
         .await;
     assert_invalid(&reply, "params.limit", "limit 0");
 
-    let deleted = call_ok(
-        &mut ws,
-        "canvas.delete",
-        json!({"sessionId": SESSION, "artifactId": "gamma"}),
-    )
-    .await;
-    assert_eq!(deleted, json!({"deleted": true}));
-    let again = call_ok(
-        &mut ws,
-        "canvas.delete",
-        json!({"sessionId": SESSION, "artifactId": "gamma"}),
-    )
-    .await;
-    assert_eq!(again, json!({"deleted": false}), "delete is idempotent");
-    let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": SESSION})).await;
-    assert_eq!(ids(&list), ["alpha", "beta"]);
+    let deleted = delete(&client, SESSION, "gamma").await;
+    assert_eq!(deleted, types::CanvasDeleteResult { deleted: true });
+    let again = delete(&client, SESSION, "gamma").await;
+    assert_eq!(
+        again,
+        types::CanvasDeleteResult { deleted: false },
+        "delete is idempotent"
+    );
+    let listed = list(&client, SESSION).await;
+    assert_eq!(ids(&listed), ["alpha", "beta"]);
 
-    let cleared = call_ok(&mut ws, "canvas.clear", json!({"sessionId": SESSION})).await;
-    assert_eq!(cleared, json!({"deleted": 2}));
-    let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": SESSION})).await;
-    assert_eq!(list, json!({"artifacts": []}));
-    let cleared = call_ok(&mut ws, "canvas.clear", json!({"sessionId": SESSION})).await;
-    assert_eq!(cleared, json!({"deleted": 0}));
+    let cleared = clear(&client, SESSION).await;
+    assert_eq!(cleared, types::CanvasClearResult { deleted: 2 });
+    let listed = list(&client, SESSION).await;
+    assert_eq!(listed, CanvasListResult { artifacts: vec![] });
+    let cleared = clear(&client, SESSION).await;
+    assert_eq!(cleared, types::CanvasClearResult { deleted: 0 });
     // Other sessions are untouched.
-    let other = call_ok(
-        &mut ws,
-        "canvas.list",
-        json!({"sessionId": "ws:other-canvas"}),
-    )
-    .await;
+    let other = list(&client, "ws:other-canvas").await;
     assert_eq!(ids(&other), ["elsewhere"]);
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn unknown_artifact_is_invalid_request_on_artifact_id() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
-    session(&mut ws, SESSION).await;
-    put(&mut ws, SESSION, "exists", json!({})).await;
-    let reply = ws
-        .call(
-            "canvas.get",
-            json!({"sessionId": SESSION, "artifactId": "missing"}),
-        )
-        .await;
-    assert_invalid(
-        &reply,
+    let client = gw.typed_client().await;
+    session(&client, SESSION).await;
+    put(&client, SESSION, "exists", json!({})).await;
+    let error = rpc_error(get(&client, SESSION, "missing").await);
+    assert_invalid_error(
+        &error,
         "params.artifactId",
         "canvas.get of an unknown artifact",
     );
     assert!(
-        reply["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("missing"),
-        "the message names the artifact: {reply}"
+        error.message.contains("missing"),
+        "the message names the artifact: {error:?}"
     );
     // The same artifact id in another session is another artifact.
-    session(&mut ws, "ws:canvas-elsewhere").await;
-    let reply = ws
-        .call(
-            "canvas.get",
-            json!({"sessionId": "ws:canvas-elsewhere", "artifactId": "exists"}),
-        )
-        .await;
-    assert_invalid(
-        &reply,
+    session(&client, "ws:canvas-elsewhere").await;
+    let error = rpc_error(get(&client, "ws:canvas-elsewhere", "exists").await);
+    assert_invalid_error(
+        &error,
         "params.artifactId",
         "an artifact of another session",
     );
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn malformed_put_params_name_the_offending_member() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
-    session(&mut ws, SESSION).await;
+    let client = gw.typed_client().await;
+    session(&client, SESSION).await;
     let cases = [
         (
             json!({"sessionId": SESSION, "artifactId": "a", "type": "note"}),
@@ -253,38 +315,37 @@ async fn malformed_put_params_name_the_offending_member() {
         ),
     ];
     for (params, path) in cases {
-        let reply = ws.call("canvas.put", params.clone()).await;
+        let reply = client.raw("canvas.put", params.clone()).await;
         assert_invalid(&reply, path, &format!("canvas.put {params}"));
     }
-    let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": SESSION})).await;
-    assert_eq!(list, json!({"artifacts": []}), "nothing was stored");
-    stop(gw, [ws]).await;
+    let listed = list(&client, SESSION).await;
+    assert_eq!(
+        listed,
+        CanvasListResult { artifacts: vec![] },
+        "nothing was stored"
+    );
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn artifact_size_limit_is_enforced_with_a_clear_error() {
     let gw = TestGateway::start("[canvas]\nmax_artifact_bytes = 100\n").await;
-    let mut ws = gw.client().await;
-    session(&mut ws, SESSION).await;
+    let client = gw.typed_client().await;
+    session(&client, SESSION).await;
     // `{"text":"…"}` is 11 bytes of JSON around the text; the type `note` counts 4.
     let at_limit = json!({"text": "x".repeat(85)});
     assert_eq!(at_limit.to_string().len() + "note".len(), 100);
-    let r = put(&mut ws, SESSION, "fits", at_limit).await;
-    assert_eq!(r["created"], json!(true));
+    let r = put(&client, SESSION, "fits", at_limit).await;
+    assert!(r.created);
 
     let over = json!({"text": "x".repeat(86)});
-    let reply = ws
-        .call(
-            "canvas.put",
-            json!({"sessionId": SESSION, "artifactId": "too-big", "type": "note", "content": over}),
-        )
-        .await;
-    assert_invalid(
-        &reply,
+    let error = rpc_error(try_put(&client, put_params(SESSION, "too-big", over)).await);
+    assert_invalid_error(
+        &error,
         "params.content",
         "an artifact over max_artifact_bytes",
     );
-    let message = reply["error"]["message"].as_str().unwrap();
+    let message = &error.message;
     assert!(
         message.contains("101")
             && message.contains("100")
@@ -292,56 +353,50 @@ async fn artifact_size_limit_is_enforced_with_a_clear_error() {
         "the error gives the size, the limit and the setting: {message}"
     );
     // Replacing an existing artifact with an oversize one is refused too and keeps the old one.
-    let reply = ws
-        .call(
-            "canvas.put",
-            json!({"sessionId": SESSION, "artifactId": "fits", "type": "note",
-                   "content": {"text": "y".repeat(500)}}),
+    let error = rpc_error(
+        try_put(
+            &client,
+            put_params(SESSION, "fits", json!({"text": "y".repeat(500)})),
         )
-        .await;
-    assert_invalid(&reply, "params.content", "an oversize replacement");
+        .await,
+    );
+    assert_invalid_error(&error, "params.content", "an oversize replacement");
     // The renderer hint is stored too, so it counts: a small content cannot carry a huge type.
-    let reply = ws
-        .call(
-            "canvas.put",
-            json!({"sessionId": SESSION, "artifactId": "big-type", "type": "t".repeat(5000),
-                   "content": {}}),
+    let error = rpc_error(
+        try_put(
+            &client,
+            types::CanvasPutParams {
+                type_: "t".repeat(5000),
+                ..put_params(SESSION, "big-type", json!({}))
+            },
         )
-        .await;
-    assert_invalid(&reply, "params.content", "a type over max_artifact_bytes");
-    let got = call_ok(
-        &mut ws,
-        "canvas.get",
-        json!({"sessionId": SESSION, "artifactId": "fits"}),
-    )
-    .await;
-    assert_eq!(got["artifact"]["content"]["text"], json!("x".repeat(85)));
-    let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": SESSION})).await;
-    assert_eq!(ids(&list), ["fits"]);
-    stop(gw, [ws]).await;
+        .await,
+    );
+    assert_invalid_error(&error, "params.content", "a type over max_artifact_bytes");
+    let got = get(&client, SESSION, "fits").await.expect("canvas.get");
+    assert_eq!(got.content["text"], json!("x".repeat(85)));
+    let listed = list(&client, SESSION).await;
+    assert_eq!(ids(&listed), ["fits"]);
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn artifact_count_per_session_is_limited() {
     let gw = TestGateway::start("[canvas]\nmax_artifacts_per_session = 3\n").await;
-    let mut ws = gw.client().await;
-    session(&mut ws, SESSION).await;
-    session(&mut ws, "ws:canvas-second").await;
+    let client = gw.typed_client().await;
+    session(&client, SESSION).await;
+    session(&client, "ws:canvas-second").await;
     for id in ["a1", "a2", "a3"] {
-        put(&mut ws, SESSION, id, json!({"id": id})).await;
+        put(&client, SESSION, id, json!({"id": id})).await;
     }
-    let reply = ws
-        .call(
-            "canvas.put",
-            json!({"sessionId": SESSION, "artifactId": "a4", "type": "note", "content": {}}),
-        )
-        .await;
+    let error = rpc_error(try_put(&client, put_params(SESSION, "a4", json!({}))).await);
+    let reply = json!({ "error": error });
     assert_code(
         &reply,
         -2,
         "a fourth artifact with max_artifacts_per_session = 3",
     );
-    let message = reply["error"]["message"].as_str().unwrap();
+    let message = &error.message;
     assert!(
         message.contains("max_artifacts_per_session") && message.contains('3'),
         "the error names the limit: {reply}"
@@ -353,111 +408,134 @@ async fn artifact_count_per_session_is_limited() {
         "{reply}"
     );
     // Replacing one of the three still works; another session has its own budget.
-    let r = put(&mut ws, SESSION, "a2", json!({"id": "a2", "v": 2})).await;
-    assert_eq!(r["created"], json!(false));
-    put(&mut ws, "ws:canvas-second", "b1", json!({})).await;
+    let r = put(&client, SESSION, "a2", json!({"id": "a2", "v": 2})).await;
+    assert!(!r.created);
+    put(&client, "ws:canvas-second", "b1", json!({})).await;
     // Deleting one makes room.
-    call_ok(
-        &mut ws,
-        "canvas.delete",
-        json!({"sessionId": SESSION, "artifactId": "a1"}),
-    )
-    .await;
-    let r = put(&mut ws, SESSION, "a4", json!({})).await;
-    assert_eq!(r["created"], json!(true));
-    let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": SESSION})).await;
-    let mut listed = ids(&list);
+    delete(&client, SESSION, "a1").await;
+    let r = put(&client, SESSION, "a4", json!({})).await;
+    assert!(r.created);
+    let listed = list(&client, SESSION).await;
+    let mut listed = ids(&listed);
     listed.sort();
     assert_eq!(listed, ["a2", "a3", "a4"]);
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn artifacts_survive_a_restart() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
-    session(&mut ws, SESSION).await;
-    let stored = call_ok(
-        &mut ws,
-        "canvas.put",
-        json!({"sessionId": SESSION, "artifactId": "table-1", "type": "table", "title": "Costs",
-               "content": {"rows": [["a", 1], ["b", 2]], "nested": {"ok": true}},
-               "metadata": {"source": "test", "n": 3.5}}),
+    let client = gw.typed_client().await;
+    session(&client, SESSION).await;
+    let stored = try_put(
+        &client,
+        types::CanvasPutParams {
+            type_: "table".into(),
+            title: Some("Costs".into()),
+            metadata: object(json!({"source": "test", "n": 3.5})),
+            ..put_params(
+                SESSION,
+                "table-1",
+                json!({"rows": [["a", 1], ["b", 2]], "nested": {"ok": true}}),
+            )
+        },
     )
-    .await["artifact"]
-        .clone();
-    drop(ws);
+    .await
+    .expect("canvas.put")
+    .artifact;
+    drop(client);
 
     let gw = restart(gw, "").await;
-    let mut ws = gw.client().await;
-    let got = call_ok(
-        &mut ws,
-        "canvas.get",
-        json!({"sessionId": SESSION, "artifactId": "table-1"}),
-    )
-    .await;
-    assert_eq!(got["artifact"], stored, "the same artifact after a restart");
-    let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": SESSION})).await;
-    assert_eq!(list["artifacts"], json!([stored]));
-    stop(gw, [ws]).await;
+    let client = gw.typed_client().await;
+    let got = get(&client, SESSION, "table-1").await.expect("canvas.get");
+    assert_eq!(got, stored, "the same artifact after a restart");
+    let listed = list(&client, SESSION).await;
+    assert_eq!(listed.artifacts, [stored]);
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn artifacts_are_deleted_with_their_session() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
-    session(&mut ws, "ws:doomed").await;
-    put(&mut ws, "ws:doomed", "card", json!({"x": 1})).await;
-    call_ok(
-        &mut ws,
-        "sessions.delete",
-        json!({"sessionId": "ws:doomed"}),
-    )
-    .await;
-    session(&mut ws, "ws:doomed").await;
-    let list = call_ok(&mut ws, "canvas.list", json!({"sessionId": "ws:doomed"})).await;
+    let client = gw.typed_client().await;
+    session(&client, "ws:doomed").await;
+    put(&client, "ws:doomed", "card", json!({"x": 1})).await;
+    client
+        .sessions_delete(types::SessionsDeleteParams {
+            session_id: "ws:doomed".into(),
+        })
+        .await
+        .expect("sessions.delete");
+    session(&client, "ws:doomed").await;
+    let listed = list(&client, "ws:doomed").await;
     assert_eq!(
-        list,
-        json!({"artifacts": []}),
+        listed,
+        CanvasListResult { artifacts: vec![] },
         "spec canvas.put: artifacts are deleted with their session"
     );
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn unknown_session_is_session_not_found() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
+    let client = gw.typed_client().await;
     // Spec canvas.*: "An unknown session (neither live nor persisted) is SessionNotFound."
-    let calls = [
+    const NOBODY: &str = "telegram:nobody";
+    let list_error = client
+        .canvas_list(types::CanvasListParams {
+            session_id: NOBODY.into(),
+            limit: NonZeroU64::new(100).expect("100 is not zero"),
+        })
+        .await
+        .map(drop);
+    let delete_error = client
+        .canvas_delete(types::CanvasDeleteParams {
+            session_id: NOBODY.into(),
+            artifact_id: "a".into(),
+        })
+        .await
+        .map(drop);
+    let clear_error = client
+        .canvas_clear(types::CanvasClearParams {
+            session_id: NOBODY.into(),
+        })
+        .await
+        .map(drop);
+    let results = [
         (
             "canvas.put",
-            json!({"sessionId": "telegram:nobody", "artifactId": "a", "type": "note", "content": {}}),
+            try_put(&client, put_params(NOBODY, "a", json!({})))
+                .await
+                .map(drop),
         ),
-        (
-            "canvas.get",
-            json!({"sessionId": "telegram:nobody", "artifactId": "a"}),
-        ),
-        ("canvas.list", json!({"sessionId": "telegram:nobody"})),
-        (
-            "canvas.delete",
-            json!({"sessionId": "telegram:nobody", "artifactId": "a"}),
-        ),
-        ("canvas.clear", json!({"sessionId": "telegram:nobody"})),
+        ("canvas.get", get(&client, NOBODY, "a").await.map(drop)),
+        ("canvas.list", list_error),
+        ("canvas.delete", delete_error),
+        ("canvas.clear", clear_error),
     ];
-    for (method, params) in calls {
-        let reply = ws.call(method, params).await;
+    for (method, result) in results {
+        let reply = json!({ "error": rpc_error(result) });
         assert_code(
             &reply,
             1,
             &format!("{method} on a session that does not exist"),
         );
     }
-    let reply = ws
-        .call("sessions.get", json!({"sessionId": "telegram:nobody"}))
-        .await;
-    assert_code(&reply, 1, "canvas calls must not create the session");
-    stop(gw, [ws]).await;
+    let error = rpc_error(
+        client
+            .sessions_get(types::SessionsGetParams {
+                session_id: NOBODY.into(),
+                history_limit: NonZeroU64::new(200).expect("200 is not zero"),
+            })
+            .await,
+    );
+    assert_code(
+        &json!({ "error": error }),
+        1,
+        "canvas calls must not create the session",
+    );
+    gw.stop().await;
 }
 
 /// Writes every frame before reading any reply (one WebSocket, one flush), so the daemon has
@@ -491,8 +569,13 @@ async fn pipelined_puts_cannot_exceed_the_per_session_cap_or_the_size_limit() {
     ))
     .await;
     let mut ws = gw.client().await;
-    session(&mut ws, SESSION).await;
-    session(&mut ws, "ws:canvas-neighbour").await;
+    call_ok(&mut ws, "sessions.create", json!({"sessionId": SESSION})).await;
+    call_ok(
+        &mut ws,
+        "sessions.create",
+        json!({"sessionId": "ws:canvas-neighbour"}),
+    )
+    .await;
 
     let mut requests = Vec::new();
     for i in 0..120 {
@@ -546,10 +629,16 @@ async fn pipelined_puts_cannot_exceed_the_per_session_cap_or_the_size_limit() {
         json!({"sessionId": SESSION, "limit": 1000}),
     )
     .await;
-    assert_eq!(ids(&list).len(), CAP, "{list}");
+    let listed: Vec<String> = list["artifacts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("canvas.list has `artifacts`: {list}"))
+        .iter()
+        .map(|a| a["artifactId"].as_str().expect("artifactId").to_owned())
+        .collect();
+    assert_eq!(listed.len(), CAP, "{list}");
 
     // Replacing a stored artifact at the cap still works, also when pipelined; a new one does not.
-    let first = ids(&list)[0].clone();
+    let first = listed[0].clone();
     let replies = pipelined(
         &mut ws,
         &[

@@ -3,20 +3,41 @@
 
 use crate::support;
 
-use serde_json::{Value, json};
-use support::{TestGateway, Ws};
+use flynn_protocol::types;
+use flynn_protocol::ws_client::ConnectOptions;
+use serde_json::Value;
+use support::{TestClient, TestGateway, rpc_error};
 
 const TOKEN: &str = "tok-SECRET-0123456789";
 const API_KEY: &str = "sk-SECRET-abcdefghij";
 
-async fn authed(gw: &TestGateway, token: &str) -> Ws {
-    Ws::connect(&gw.url(), &[("Authorization", &format!("Bearer {token}"))])
+async fn authed(gw: &TestGateway, token: &str) -> TestClient {
+    let options = ConnectOptions {
+        token: Some(token.to_owned()),
+        ..Default::default()
+    };
+    TestClient::connect(&gw.url(), options)
         .await
         .expect("authenticated connection")
 }
 
+/// `config.get`'s result (a JSON object, the redacted configuration file).
+async fn config(client: &TestClient) -> Value {
+    let result = client
+        .config_get(types::ConfigGetParams {})
+        .await
+        .expect("config.get");
+    Value::Object(result.0)
+}
+
+async fn reload(
+    client: &TestClient,
+) -> Result<types::ConfigReloadResult, flynn_protocol::wire::ClientError> {
+    client.config_reload(types::ConfigReloadParams {}).await
+}
+
 fn ttl(config: &Value) -> &Value {
-    &config["result"]["pairing"]["ttl_seconds"]
+    &config["pairing"]["ttl_seconds"]
 }
 
 #[tokio::test]
@@ -26,67 +47,64 @@ async fn config_get_masks_every_secret() {
          base_url = \"http://127.0.0.1:9/v1\"\napi_key = \"{API_KEY}\"\n"
     );
     let gw = TestGateway::start(&extra).await;
-    let mut ws = authed(&gw, TOKEN).await;
-    let reply = ws.call("config.get", json!({})).await;
+    let client = authed(&gw, TOKEN).await;
+    // An object: `config` decodes the result into the spec's type, a JSON object.
+    let reply = config(&client).await;
     let text = reply.to_string();
-    assert!(reply["result"].is_object(), "{reply}");
-    assert_eq!(reply["result"]["server"]["token"], "***", "{reply}");
+    assert_eq!(reply["server"]["token"], "***", "{reply}");
     assert_eq!(
-        reply["result"]["models"]["tiers"]["smart"]["api_key"], "***",
+        reply["models"]["tiers"]["smart"]["api_key"], "***",
         "{reply}"
     );
     assert!(!text.contains(TOKEN), "the token leaks: {text}");
     assert!(!text.contains(API_KEY), "the API key leaks: {text}");
     assert!(!text.contains("SECRET"), "part of a secret leaks: {text}");
     // Non-secret values are shown as configured.
-    assert_eq!(
-        reply["result"]["models"]["tiers"]["smart"]["model"],
-        "some-model"
-    );
-    assert_eq!(reply["result"]["server"]["tailscale_identity"], false);
+    assert_eq!(reply["models"]["tiers"]["smart"]["model"], "some-model");
+    assert_eq!(reply["server"]["tailscale_identity"], false);
 }
 
 #[tokio::test]
 async fn config_get_without_secrets_shows_them_absent() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
-    let reply = ws.call("config.get", json!({})).await;
-    assert_eq!(reply["result"]["server"]["token"], Value::Null, "{reply}");
-    assert_eq!(reply["result"]["pairing"]["ttl_seconds"], 300, "{reply}");
+    let client = gw.typed_client().await;
+    let reply = config(&client).await;
+    assert_eq!(reply["server"]["token"], Value::Null, "{reply}");
+    assert_eq!(reply["pairing"]["ttl_seconds"], 300, "{reply}");
 }
 
 #[tokio::test]
 async fn config_reload_applies_a_valid_change() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
-    assert_eq!(ttl(&ws.call("config.get", json!({})).await), 300);
+    let client = gw.typed_client().await;
+    assert_eq!(ttl(&config(&client).await), 300);
 
     gw.write_config("\n[pairing]\nttl_seconds = 77\n");
-    let reply = ws.call("config.reload", json!({})).await;
-    assert_eq!(reply["result"], json!({ "success": true }), "{reply}");
-    assert_eq!(ttl(&ws.call("config.get", json!({})).await), 77);
+    let reply = reload(&client).await.expect("config.reload");
+    assert_eq!(reply, types::ConfigReloadResult { success: true });
+    assert_eq!(ttl(&config(&client).await), 77);
 
-    // ... and used: a new pairing code lives 77 s.
-    let code = ws
-        .call("pairing.generate", json!({ "channel": "telegram" }))
-        .await;
-    let expires = chrono::DateTime::parse_from_rfc3339(
-        code["result"]["expiresAt"].as_str().expect("expiresAt"),
-    )
-    .expect("ISO-8601");
-    let left = expires
+    // ... and used: a new pairing code lives 77 s (`expiresAt` decoded as an ISO-8601 time).
+    let code = client
+        .pairing_generate(types::PairingGenerateParams {
+            channel: "telegram".into(),
+        })
+        .await
+        .expect("pairing.generate");
+    let left = code
+        .expires_at
         .signed_duration_since(chrono::Utc::now())
         .num_seconds();
     assert!(
         (70..=77).contains(&left),
-        "expires in ~77 s, got {left} s: {code}"
+        "expires in ~77 s, got {left} s: {code:?}"
     );
 }
 
 #[tokio::test]
 async fn config_reload_refuses_a_broken_file_and_keeps_the_running_config() {
     let gw = TestGateway::start("\n[pairing]\nttl_seconds = 120\n").await;
-    let mut ws = gw.client().await;
+    let client = gw.typed_client().await;
     let file_name = gw
         .config_path
         .file_name()
@@ -124,10 +142,10 @@ async fn config_reload_refuses_a_broken_file_and_keeps_the_running_config() {
     ];
     for (what, text, named) in &broken {
         std::fs::write(&gw.config_path, text).expect("write config");
-        let reply = ws.call("config.reload", json!({})).await;
-        assert_eq!(reply["error"]["code"], 5, "{what}: {reply}");
-        assert!(reply.get("result").is_none(), "{what}: {reply}");
-        let message = reply["error"]["message"].as_str().unwrap_or("");
+        // An error reply, not a result (`rpc_error` fails the test otherwise).
+        let error = rpc_error(reload(&client).await);
+        assert_eq!(error.code, 5, "{what}: {error:?}");
+        let message = error.message.as_str();
         assert!(
             message.contains(named),
             "{what}: the error names {named:?}: {message}"
@@ -136,11 +154,7 @@ async fn config_reload_refuses_a_broken_file_and_keeps_the_running_config() {
             message.contains("unchanged"),
             "{what}: the error says the running config is kept: {message}"
         );
-        assert_eq!(
-            ttl(&ws.call("config.get", json!({})).await),
-            120,
-            "{what}: old config kept"
-        );
+        assert_eq!(ttl(&config(&client).await), 120, "{what}: old config kept");
     }
 
     // A file that parses and validates but whose ops section cannot be built is refused with
@@ -153,47 +167,55 @@ async fn config_reload_refuses_a_broken_file_and_keeps_the_running_config() {
         ),
     )
     .expect("write config");
-    let reply = ws.call("config.reload", json!({})).await;
-    assert_eq!(reply["error"]["code"], 5, "bad ops section: {reply}");
-    let message = reply["error"]["message"].as_str().unwrap_or("");
+    let error = rpc_error(reload(&client).await);
+    assert_eq!(error.code, 5, "bad ops section: {error:?}");
+    let message = error.message.as_str();
     assert!(
         message.contains("ollama") && !message.contains("models section"),
         "the error names the ops section's problem, not the models section: {message}"
     );
-    assert_eq!(ttl(&ws.call("config.get", json!({})).await), 120);
+    assert_eq!(ttl(&config(&client).await), 120);
 
     // A missing file is refused the same way.
     std::fs::remove_file(&gw.config_path).expect("remove config");
-    let reply = ws.call("config.reload", json!({})).await;
-    assert_eq!(reply["error"]["code"], 5, "missing file: {reply}");
-    assert_eq!(ttl(&ws.call("config.get", json!({})).await), 120);
+    let error = rpc_error(reload(&client).await);
+    assert_eq!(error.code, 5, "missing file: {error:?}");
+    assert_eq!(ttl(&config(&client).await), 120);
 
     // The gateway keeps working, and a fixed file is applied.
     gw.write_config("\n[pairing]\nttl_seconds = 130\n");
-    let reply = ws.call("config.reload", json!({})).await;
-    assert_eq!(reply["result"]["success"], true, "{reply}");
-    assert_eq!(ttl(&ws.call("config.get", json!({})).await), 130);
+    let reply = reload(&client)
+        .await
+        .expect("config.reload of a fixed file");
+    assert!(reply.success, "{reply:?}");
+    assert_eq!(ttl(&config(&client).await), 130);
 }
 
 #[tokio::test]
 async fn config_reload_of_a_token_applies_to_new_connections() {
     let gw = TestGateway::start("").await;
-    let mut ws = gw.client().await;
+    let client = gw.typed_client().await;
     gw.write_config(&format!("token = \"{TOKEN}\"\n"));
-    let reply = ws.call("config.reload", json!({})).await;
-    assert_eq!(reply["result"]["success"], true, "{reply}");
-    let config = ws.call("config.get", json!({})).await;
-    assert_eq!(config["result"]["server"]["token"], "***", "{config}");
-    assert!(!config.to_string().contains(TOKEN));
+    let reply = reload(&client).await.expect("config.reload");
+    assert!(reply.success, "{reply:?}");
+    let redacted = config(&client).await;
+    assert_eq!(redacted["server"]["token"], "***", "{redacted}");
+    assert!(!redacted.to_string().contains(TOKEN));
 
-    // The open connection stays; new ones need the token.
-    let info = ws.call("system.info", json!({})).await;
-    assert!(info["result"]["version"].is_string(), "{info}");
+    // The open connection stays; new ones need the token (the refusal is the transport's: raw).
+    let info = client
+        .system_info(types::SystemInfoParams {})
+        .await
+        .expect("system.info on the open connection");
+    assert!(!info.version.is_empty(), "{info:?}");
     let mut anonymous = gw.client().await;
     let frame = anonymous.next_frame().await.expect("an error frame");
     assert_eq!(frame["error"]["code"], -4, "{frame}");
     assert_eq!(anonymous.close_code().await, Some(1008));
-    let mut with_token = authed(&gw, TOKEN).await;
-    let info = with_token.call("system.info", json!({})).await;
-    assert!(info["result"]["version"].is_string(), "{info}");
+    let with_token = authed(&gw, TOKEN).await;
+    let info = with_token
+        .system_info(types::SystemInfoParams {})
+        .await
+        .expect("system.info with the token");
+    assert!(!info.version.is_empty(), "{info:?}");
 }

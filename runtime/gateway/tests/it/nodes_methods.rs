@@ -3,18 +3,30 @@
 //! `node.location.set/get`, `node.status.set`, `node.push_token.set`, and the operator views
 //! `system.capabilities`, `system.nodes`, `system.location`.
 //!
+//! Registration, capabilities, gates and the operator lists go through the generated typed
+//! client. Raw on purpose: params the types cannot carry (protocolVersion 0, out-of-range
+//! coordinates), the test that no reply ever carries the full push token (it reads the frames as
+//! sent, where a typed decode would drop unknown members). A typed client's connection closes
+//! when it is dropped.
+//!
 //! Expected behaviour: issue 7, spec/flynn.openrpc.json (method descriptions and the x-decision
 //! "gates-and-not-found": a closed gate or a node method before `node.register` is -2 with
 //! `error.data.path` `method`) and the protocol document's Node Methods.
 
+use std::num::NonZeroU64;
+
 use crate::method_checks;
 use crate::support;
 
-use method_checks::{
-    assert_invalid, call_ok, close, connection_id, now_ms, ok, poll_until, restart, stop, wait_past,
+use method_checks::{assert_invalid, call_ok, connection_id, now_ms, restart, stop, wait_past};
+
+use flynn_protocol::types::{
+    self, NodeCapabilities, NodeRef, NodeRegisterParams, NodeRegisterResult, NodeSnapshot,
+    SystemNodesResult,
 };
+use flynn_protocol::wire::ClientError;
 use serde_json::{Value, json};
-use support::{TestGateway, Ws};
+use support::{TestClient, TestGateway, rpc_error};
 
 /// Every node feature on, three protocol versions, two roles, one closed gate.
 const ALL_ON: &str = r#"
@@ -38,24 +50,150 @@ location = true
 /// The full push token used by the tests; no reply may ever contain it.
 const TOKEN: &str = "fcm_abcdefghijklmnopqrstuvwxyz123456";
 
-async fn register(ws: &mut Ws, node_id: &str) -> Value {
-    call_ok(
-        ws,
-        "node.register",
-        json!({"nodeId": node_id, "role": "companion", "protocolVersion": 3}),
-    )
-    .await
+fn reg(node_id: &str, role: &str, version: u64, capabilities: &[&str]) -> NodeRegisterParams {
+    NodeRegisterParams {
+        node_id: node_id.to_owned(),
+        role: role.to_owned(),
+        protocol_version: NonZeroU64::new(version).expect("a version above 0"),
+        capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+    }
 }
 
-fn sorted(v: &Value) -> Vec<String> {
-    let mut items: Vec<String> = v
-        .as_array()
-        .unwrap_or_else(|| panic!("an array: {v}"))
+async fn register_typed(client: &TestClient, params: NodeRegisterParams) -> NodeRegisterResult {
+    client
+        .node_register(params.clone())
+        .await
+        .unwrap_or_else(|e| panic!("node.register {params:?}: {e}"))
+}
+
+async fn node_caps(client: &TestClient) -> types::NodeCapabilitiesGetResult {
+    client
+        .node_capabilities_get(types::NodeCapabilitiesGetParams {})
+        .await
+        .expect("node.capabilities.get")
+}
+
+async fn system_caps(client: &TestClient) -> types::SystemCapabilitiesResult {
+    client
+        .system_capabilities(types::SystemCapabilitiesParams {})
+        .await
+        .expect("system.capabilities")
+}
+
+async fn system_nodes(client: &TestClient) -> SystemNodesResult {
+    client
+        .system_nodes(types::SystemNodesParams {})
+        .await
+        .expect("system.nodes")
+}
+
+/// Calls `call` until `done` holds on its result (the server applies some changes, such as the
+/// clean-up after a connection closes, asynchronously). Fails after 10 s.
+async fn typed_poll_until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    what: &str,
+    mut call: impl FnMut() -> F,
+    mut done: impl FnMut(&T) -> bool,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let result = call().await;
+        if done(&result) {
+            return result;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: condition not reached within 10 s; last result: {result:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn system_location(client: &TestClient) -> types::SystemLocationResult {
+    client
+        .system_location(types::SystemLocationParams {})
+        .await
+        .expect("system.location")
+}
+
+async fn my_connection_id(client: &TestClient) -> String {
+    client
+        .system_info(types::SystemInfoParams {})
+        .await
+        .expect("system.info")
+        .connection_id
+        .expect("connectionId")
+}
+
+fn at(latitude: f64, longitude: f64) -> types::NodeLocationSetParams {
+    types::NodeLocationSetParams {
+        latitude,
+        longitude,
+        accuracy_meters: None,
+        captured_at: None,
+        source: None,
+    }
+}
+
+async fn set_location(
+    client: &TestClient,
+    params: types::NodeLocationSetParams,
+) -> types::NodeLocationSetResult {
+    client
+        .node_location_set(params.clone())
+        .await
+        .unwrap_or_else(|e| panic!("node.location.set {params:?}: {e}"))
+}
+
+fn status(platform: &str) -> types::NodeStatusSetParams {
+    types::NodeStatusSetParams {
+        platform: platform.to_owned(),
+        app_version: None,
+        battery_pct: None,
+        device_name: None,
+        power_source: None,
+        status_text: None,
+    }
+}
+
+fn push_token(provider: types::PushProvider) -> types::NodePushTokenSetParams {
+    types::NodePushTokenSetParams {
+        provider,
+        token: TOKEN.parse().expect("a valid push token"),
+    }
+}
+
+/// The `system.nodes` entries of `node_id` (typed).
+fn snapshots<'a>(nodes: &'a SystemNodesResult, node_id: &str) -> Vec<&'a NodeSnapshot> {
+    nodes
+        .nodes
         .iter()
-        .map(|s| s.as_str().expect("strings").to_owned())
-        .collect();
-    items.sort();
-    items
+        .filter(|n| n.node_id == node_id)
+        .collect()
+}
+
+fn node_ref(id: &str, role: &str) -> NodeRef {
+    NodeRef {
+        id: id.to_owned(),
+        role: role.to_owned(),
+    }
+}
+
+fn capabilities(declared: &[&str], enabled: &[&str]) -> NodeCapabilities {
+    let owned = |list: &[&str]| list.iter().map(|c| (*c).to_owned()).collect();
+    NodeCapabilities {
+        declared: owned(declared),
+        enabled: owned(enabled),
+    }
+}
+
+/// A typed call's error reply as the frame carries it, for `assert_invalid` / `assert_code`.
+fn error_reply<T: std::fmt::Debug>(result: Result<T, ClientError>) -> Value {
+    json!({ "error": rpc_error(result) })
+}
+
+/// The JSON form of a typed value (for comparisons with the spec's examples).
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("a typed value serializes")
 }
 
 /// The `system.nodes` entries of `node_id`.
@@ -71,112 +209,109 @@ fn entries<'a>(nodes: &'a Value, node_id: &str) -> Vec<&'a Value> {
 #[tokio::test]
 async fn register_checks_the_role_negotiates_and_filters_capabilities_by_gate() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut ws = gw.client().await;
+    let client = gw.typed_client().await;
 
-    let before = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
+    let before = node_caps(&client).await;
     assert_eq!(
         before,
-        json!({"registered": false, "capabilities": {"declared": [], "enabled": []}}),
+        types::NodeCapabilitiesGetResult {
+            registered: false,
+            capabilities: capabilities(&[], &[]),
+            node: None,
+            protocol: None,
+        },
         "an unregistered connection gets registered false, no node or protocol"
     );
-    let caps = call_ok(&mut ws, "system.capabilities", json!({})).await;
-    assert_eq!(caps["protocol"]["version"], json!(1), "{caps}");
+    let caps = system_caps(&client).await;
+    assert_eq!(caps.protocol.version.get(), 1, "{caps:?}");
     assert_eq!(
-        caps["nodes"],
+        to_json(&caps.nodes),
         json!({"enabled": true, "locationEnabled": true, "pushEnabled": true,
                "allowedRoles": ["companion", "menubar"], "registered": false}),
-        "{caps}"
+        "{caps:?}"
     );
     assert_eq!(
-        caps["featureGates"],
+        to_json(&caps.feature_gates),
         json!({"ui.canvas": true, "notifications": false, "location": true})
     );
 
-    let reply = ws
-        .call(
-            "node.register",
-            json!({"nodeId": "desk", "role": "admin", "protocolVersion": 1}),
-        )
-        .await;
+    let reply = error_reply(client.node_register(reg("desk", "admin", 1, &[])).await);
     assert_invalid(&reply, "params.role", "a role outside allowed_roles");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("companion") && message.contains("menubar"),
         "the error lists the allowed roles: {message}"
     );
-    let reply = ws
-        .call(
+    // protocolVersion 0 is not a typed value (NonZeroU64): raw on the same connection.
+    let reply = client
+        .raw(
             "node.register",
             json!({"nodeId": "desk", "role": "companion", "protocolVersion": 0}),
         )
         .await;
     assert_invalid(&reply, "params.protocolVersion", "protocolVersion 0");
-    let still = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
-    assert_eq!(
-        still["registered"],
-        json!(false),
-        "failed registrations leave no trace"
-    );
+    let still = node_caps(&client).await;
+    assert!(!still.registered, "failed registrations leave no trace");
 
     // Server speaks 1..3, the node up to 2: 2 is the highest common version.
-    let registered = call_ok(
-        &mut ws,
-        "node.register",
-        json!({"nodeId": "desk", "role": "companion", "protocolVersion": 2,
-               "capabilities": ["ui.canvas", "notifications", "camera"]}),
+    let registered = register_typed(
+        &client,
+        reg(
+            "desk",
+            "companion",
+            2,
+            &["ui.canvas", "notifications", "camera"],
+        ),
     )
     .await;
-    assert_eq!(registered["registered"], json!(true));
+    assert!(registered.registered);
+    assert_eq!(registered.node, node_ref("desk", "companion"));
     assert_eq!(
-        registered["node"],
-        json!({"id": "desk", "role": "companion"})
-    );
-    assert_eq!(
-        registered["protocol"],
+        to_json(&registered.protocol),
         json!({"serverVersion": 3, "clientVersion": 2, "negotiatedVersion": 2})
     );
+    let mut declared = registered.capabilities.declared.clone();
+    declared.sort();
     assert_eq!(
-        sorted(&registered["capabilities"]["declared"]),
+        declared,
         ["camera", "notifications", "ui.canvas"],
         "every declared capability is kept, unknown ones included"
     );
     assert_eq!(
-        registered["capabilities"]["enabled"],
-        json!(["ui.canvas"]),
+        registered.capabilities.enabled,
+        ["ui.canvas"],
         "only capabilities whose gate is open are enabled (notifications is closed, camera unknown)"
     );
 
-    let after = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
-    assert_eq!(after["registered"], json!(true));
-    assert_eq!(after["node"], registered["node"]);
-    assert_eq!(after["protocol"], registered["protocol"]);
-    assert_eq!(
-        sorted(&after["capabilities"]["declared"]),
-        sorted(&registered["capabilities"]["declared"])
-    );
-    assert_eq!(after["capabilities"]["enabled"], json!(["ui.canvas"]));
-    let caps = call_ok(&mut ws, "system.capabilities", json!({})).await;
-    assert_eq!(caps["nodes"]["registered"], json!(true), "{caps}");
-    assert_eq!(caps["nodes"]["nodeId"], json!("desk"));
-    assert_eq!(caps["nodes"]["role"], json!("companion"));
+    let after = node_caps(&client).await;
+    assert!(after.registered);
+    assert_eq!(after.node.as_ref(), Some(&registered.node));
+    assert_eq!(after.protocol.as_ref(), Some(&registered.protocol));
+    let mut after_declared = after.capabilities.declared.clone();
+    after_declared.sort();
+    assert_eq!(after_declared, declared);
+    assert_eq!(after.capabilities.enabled, ["ui.canvas"]);
+    let caps = system_caps(&client).await;
+    assert!(caps.nodes.registered, "{caps:?}");
+    assert_eq!(caps.nodes.node_id.as_deref(), Some("desk"));
+    assert_eq!(caps.nodes.role.as_deref(), Some("companion"));
 
     // Registering again replaces the registration; a newer client gets the server's highest.
-    let again = call_ok(
-        &mut ws,
-        "node.register",
-        json!({"nodeId": "desk", "role": "menubar", "protocolVersion": 7}),
-    )
-    .await;
+    let again = register_typed(&client, reg("desk", "menubar", 7, &[])).await;
     assert_eq!(
-        again["protocol"],
+        to_json(&again.protocol),
         json!({"serverVersion": 3, "clientVersion": 7, "negotiatedVersion": 3})
     );
-    let now = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
-    assert_eq!(now["node"], json!({"id": "desk", "role": "menubar"}));
-    assert_eq!(now["capabilities"], json!({"declared": [], "enabled": []}));
-    stop(gw, [ws]).await;
+    let now = node_caps(&client).await;
+    assert_eq!(now.node, Some(node_ref("desk", "menubar")));
+    assert_eq!(now.capabilities, capabilities(&[], &[]));
+    gw.stop().await;
 }
 
+/// The protocol document's node.register reply echoes `capabilities` in the client's order
+/// (`["ui.canvas", "notifications"]`, not sorted). A repeated capability is listed once, where it
+/// first appeared; `enabled` follows the same order. node.capabilities.get and system.nodes
+/// report the registration the same way.
 /// The protocol document's node.register reply echoes `capabilities` in the client's order
 /// (`["ui.canvas", "notifications"]`, not sorted). A repeated capability is listed once, where it
 /// first appeared; `enabled` follows the same order. node.capabilities.get and system.nodes
@@ -184,81 +319,82 @@ async fn register_checks_the_role_negotiates_and_filters_capabilities_by_gate() 
 #[tokio::test]
 async fn register_keeps_the_clients_capability_order() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut ws = gw.client().await;
-    let registered = call_ok(
-        &mut ws,
-        "node.register",
-        json!({"nodeId": "desk", "role": "companion", "protocolVersion": 1,
-               "capabilities": ["ui.canvas", "notifications", "camera", "location", "notifications"]}),
+    let client = gw.typed_client().await;
+    let registered = register_typed(
+        &client,
+        reg(
+            "desk",
+            "companion",
+            1,
+            &[
+                "ui.canvas",
+                "notifications",
+                "camera",
+                "location",
+                "notifications",
+            ],
+        ),
     )
     .await;
-    let want = json!({
-        "declared": ["ui.canvas", "notifications", "camera", "location"],
-        "enabled": ["ui.canvas", "location"]
-    });
-    assert_eq!(
-        registered["capabilities"], want,
-        "declared in the client's order, duplicates once: {registered}"
+    let want = capabilities(
+        &["ui.canvas", "notifications", "camera", "location"],
+        &["ui.canvas", "location"],
     );
-    let got = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
-    assert_eq!(got["capabilities"], want, "node.capabilities.get: {got}");
-    let nodes = call_ok(&mut ws, "system.nodes", json!({})).await;
     assert_eq!(
-        entries(&nodes, "desk")[0]["capabilities"],
+        registered.capabilities, want,
+        "declared in the client's order, duplicates once: {registered:?}"
+    );
+    let got = node_caps(&client).await;
+    assert_eq!(got.capabilities, want, "node.capabilities.get: {got:?}");
+    let nodes = system_nodes(&client).await;
+    assert_eq!(
+        snapshots(&nodes, "desk")[0].capabilities,
         want,
-        "system.nodes: {nodes}"
+        "system.nodes: {nodes:?}"
     );
 
     // The document's own example, verbatim.
-    let example = call_ok(
-        &mut ws,
-        "node.register",
-        json!({"nodeId": "companion-desktop", "role": "companion", "protocolVersion": 1,
-               "capabilities": ["ui.canvas", "notifications"]}),
+    let example = register_typed(
+        &client,
+        reg(
+            "companion-desktop",
+            "companion",
+            1,
+            &["ui.canvas", "notifications"],
+        ),
     )
     .await;
     assert_eq!(
-        example["capabilities"]["declared"],
-        json!(["ui.canvas", "notifications"]),
-        "{example}"
+        example.capabilities.declared,
+        ["ui.canvas", "notifications"],
+        "{example:?}"
     );
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn no_common_protocol_version_is_invalid_request_on_protocol_version() {
     let gw =
         TestGateway::start("[server.nodes]\nenabled = true\nprotocol_versions = [2, 3]\n").await;
-    let mut ws = gw.client().await;
-    let reply = ws
-        .call(
-            "node.register",
-            json!({"nodeId": "old-phone", "role": "companion", "protocolVersion": 1}),
-        )
-        .await;
+    let client = gw.typed_client().await;
+    let reply = error_reply(
+        client
+            .node_register(reg("old-phone", "companion", 1, &[]))
+            .await,
+    );
     assert_invalid(&reply, "params.protocolVersion", "no common version");
-    let caps = call_ok(&mut ws, "node.capabilities.get", json!({})).await;
-    assert_eq!(caps["registered"], json!(false));
-    let ok_reply = call_ok(
-        &mut ws,
-        "node.register",
-        json!({"nodeId": "old-phone", "role": "companion", "protocolVersion": 2}),
-    )
-    .await;
-    assert_eq!(ok_reply["protocol"]["negotiatedVersion"], json!(2));
-    stop(gw, [ws]).await;
+    let caps = node_caps(&client).await;
+    assert!(!caps.registered);
+    let ok_reply = register_typed(&client, reg("old-phone", "companion", 2, &[])).await;
+    assert_eq!(ok_reply.protocol.negotiated_version.get(), 2);
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn closed_node_gate_refuses_register_on_method_naming_the_config_key() {
     let gw = TestGateway::start("[server.nodes]\nenabled = false\n").await;
-    let mut ws = gw.client().await;
-    let reply = ws
-        .call(
-            "node.register",
-            json!({"nodeId": "desk", "role": "companion", "protocolVersion": 1}),
-        )
-        .await;
+    let client = gw.typed_client().await;
+    let reply = error_reply(client.node_register(reg("desk", "companion", 1, &[])).await);
     assert_invalid(&reply, "method", "node.register with node support disabled");
     assert!(
         reply["error"]["message"]
@@ -268,16 +404,19 @@ async fn closed_node_gate_refuses_register_on_method_naming_the_config_key() {
         "the message names the switch: {reply}"
     );
     // system.capabilities works without node support; the operator views are empty.
-    let caps = call_ok(&mut ws, "system.capabilities", json!({})).await;
-    assert_eq!(caps["nodes"]["enabled"], json!(false), "{caps}");
-    assert_eq!(caps["nodes"]["registered"], json!(false), "{caps}");
+    let caps = system_caps(&client).await;
+    assert!(!caps.nodes.enabled, "{caps:?}");
+    assert!(!caps.nodes.registered, "{caps:?}");
     assert_eq!(
-        call_ok(&mut ws, "system.nodes", json!({})).await,
-        json!({"nodes": []})
+        system_nodes(&client).await,
+        SystemNodesResult { nodes: vec![] }
     );
     assert_eq!(
-        call_ok(&mut ws, "system.location", json!({})).await,
-        json!({"locations": []})
+        client
+            .system_location(types::SystemLocationParams {})
+            .await
+            .expect("system.location"),
+        types::SystemLocationResult { locations: vec![] }
     );
     // Spec: "error.data.expected naming the config key".
     assert!(
@@ -286,40 +425,57 @@ async fn closed_node_gate_refuses_register_on_method_naming_the_config_key() {
             .is_some_and(|e| e.contains("server.nodes.enabled")),
         "error.data.expected names the config key (spec node.register): {reply}"
     );
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn closed_node_gate_refuses_capabilities_get_on_method() {
     let gw = TestGateway::start("[server.nodes]\nenabled = false\n").await;
-    let mut ws = gw.client().await;
-    let reply = ws.call("node.capabilities.get", json!({})).await;
+    let client = gw.typed_client().await;
+    let reply = error_reply(
+        client
+            .node_capabilities_get(types::NodeCapabilitiesGetParams {})
+            .await,
+    );
     assert_invalid(
         &reply,
         "method",
         "node.capabilities.get with node support disabled (spec: requires server.nodes.enabled)",
     );
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn node_methods_before_register_are_invalid_request_on_method() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut ws = gw.client().await;
-    let calls = [
+    let client = gw.typed_client().await;
+    let replies = [
         (
             "node.location.set",
-            json!({"latitude": 1.0, "longitude": 2.0}),
+            error_reply(client.node_location_set(at(1.0, 2.0)).await),
         ),
-        ("node.location.get", json!({})),
-        ("node.status.set", json!({"platform": "macos"})),
+        (
+            "node.location.get",
+            error_reply(
+                client
+                    .node_location_get(types::NodeLocationGetParams {})
+                    .await,
+            ),
+        ),
+        (
+            "node.status.set",
+            error_reply(client.node_status_set(status("macos")).await),
+        ),
         (
             "node.push_token.set",
-            json!({"provider": "fcm", "token": TOKEN}),
+            error_reply(
+                client
+                    .node_push_token_set(push_token(types::PushProvider::Fcm))
+                    .await,
+            ),
         ),
     ];
-    for (method, params) in calls {
-        let reply = ws.call(method, params).await;
+    for (method, reply) in replies {
         assert_invalid(&reply, "method", &format!("{method} before node.register"));
         assert!(
             reply["error"]["message"]
@@ -329,7 +485,7 @@ async fn node_methods_before_register_are_invalid_request_on_method() {
             "{method}: the message says to register first: {reply}"
         );
     }
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -338,18 +494,13 @@ async fn location_and_push_switches_gate_their_methods() {
         "[server.nodes]\nenabled = true\n[server.nodes.location]\nenabled = false\n[server.nodes.push]\nenabled = false\n",
     )
     .await;
-    let mut ws = gw.client().await;
-    register(&mut ws, "phone").await;
-    let caps = call_ok(&mut ws, "system.capabilities", json!({})).await;
-    assert_eq!(caps["nodes"]["locationEnabled"], json!(false), "{caps}");
-    assert_eq!(caps["nodes"]["pushEnabled"], json!(false), "{caps}");
+    let client = gw.typed_client().await;
+    register_typed(&client, reg("phone", "companion", 3, &[])).await;
+    let caps = system_caps(&client).await;
+    assert!(!caps.nodes.location_enabled, "{caps:?}");
+    assert!(!caps.nodes.push_enabled, "{caps:?}");
 
-    let reply = ws
-        .call(
-            "node.location.set",
-            json!({"latitude": 1.0, "longitude": 2.0}),
-        )
-        .await;
+    let reply = error_reply(client.node_location_set(at(1.0, 2.0)).await);
     assert_invalid(&reply, "method", "node.location.set with locations off");
     assert!(
         reply["error"]["message"]
@@ -358,12 +509,11 @@ async fn location_and_push_switches_gate_their_methods() {
             .contains("server.nodes.location.enabled"),
         "{reply}"
     );
-    let reply = ws
-        .call(
-            "node.push_token.set",
-            json!({"provider": "fcm", "token": TOKEN}),
-        )
-        .await;
+    let reply = error_reply(
+        client
+            .node_push_token_set(push_token(types::PushProvider::Fcm))
+            .await,
+    );
     assert_invalid(&reply, "method", "node.push_token.set with push off");
     assert!(
         reply["error"]["message"]
@@ -373,14 +523,21 @@ async fn location_and_push_switches_gate_their_methods() {
         "{reply}"
     );
     // node.status.set has no switch of its own.
-    let status = call_ok(&mut ws, "node.status.set", json!({"platform": "linux"})).await;
-    assert_eq!(status["updated"], json!(true));
+    let updated = client
+        .node_status_set(status("linux"))
+        .await
+        .expect("node.status.set");
+    assert!(updated.updated);
 
     // Spec node.location.get: "Requires server.nodes.enabled and server.nodes.location.enabled;
     // a closed gate is InvalidRequest on `method`."
-    let reply = ws.call("node.location.get", json!({})).await;
+    let reply = error_reply(
+        client
+            .node_location_get(types::NodeLocationGetParams {})
+            .await,
+    );
     assert_invalid(&reply, "method", "node.location.get with locations off");
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -583,259 +740,250 @@ async fn location_status_and_push_token_are_stored_and_tokens_only_shown_masked(
 #[tokio::test]
 async fn push_token_preview_is_first_four_and_last_four_around_three_dots() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut ws = gw.client().await;
-    register(&mut ws, "companion-phone").await;
-    let push = call_ok(
-        &mut ws,
-        "node.push_token.set",
-        json!({"provider": "fcm", "token": TOKEN}),
-    )
-    .await;
+    let client = gw.typed_client().await;
+    register_typed(&client, reg("companion-phone", "companion", 3, &[])).await;
+    let push = client
+        .node_push_token_set(types::NodePushTokenSetParams {
+            provider: types::PushProvider::Fcm,
+            token: TOKEN.parse().expect("a valid push token"),
+        })
+        .await
+        .expect("node.push_token.set");
     // Spec PushTokenPreview.tokenPreview: "its first 4 and last 4 characters around `...`";
     // the spec's example shows "fcm_...3456".
-    assert_eq!(push["tokenPreview"], json!("fcm_...3456"), "{push}");
-    stop(gw, [ws]).await;
+    assert_eq!(push.token_preview, "fcm_...3456", "{push:?}");
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn registration_belongs_to_its_connection_and_ends_when_it_closes() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut node = gw.client().await;
-    let mut operator = gw.client().await;
-    let node_conn = connection_id(&mut node).await;
-    register(&mut node, "phone-1").await;
+    let node = gw.typed_client().await;
+    let operator = gw.typed_client().await;
+    let node_conn = my_connection_id(&node).await;
+    register_typed(&node, reg("phone-1", "companion", 3, &[])).await;
 
-    let nodes = call_ok(&mut operator, "system.nodes", json!({})).await;
-    let listed = entries(&nodes, "phone-1");
-    assert_eq!(listed.len(), 1, "{nodes}");
-    assert_eq!(listed[0]["connectionId"], json!(node_conn));
-    assert_eq!(listed[0]["connected"], json!(true));
+    let nodes = system_nodes(&operator).await;
+    let listed = snapshots(&nodes, "phone-1");
+    assert_eq!(listed.len(), 1, "{nodes:?}");
+    assert_eq!(listed[0].connection_id, node_conn);
+    assert!(listed[0].connected);
     // The operator connection is not a node.
-    let caps = call_ok(&mut operator, "node.capabilities.get", json!({})).await;
-    assert_eq!(caps["registered"], json!(false));
+    let caps = node_caps(&operator).await;
+    assert!(!caps.registered);
 
-    close(node).await;
-    let nodes = poll_until(
-        &mut operator,
-        "system.nodes",
-        json!({}),
+    // Dropping the typed client closes its connection.
+    drop(node);
+    let nodes = typed_poll_until(
         "phone-1 no longer connected after its connection closed",
-        |r| {
-            entries(r, "phone-1")
-                .iter()
-                .all(|n| n["connected"] == json!(false))
-        },
+        || system_nodes(&operator),
+        |r| snapshots(r, "phone-1").iter().all(|n| !n.connected),
     )
     .await;
 
     // The id is free again: another connection registers it and is the live node.
-    let mut again = gw.client().await;
-    let again_conn = connection_id(&mut again).await;
-    register(&mut again, "phone-1").await;
-    let live = call_ok(&mut operator, "system.nodes", json!({})).await;
-    let connected: Vec<&Value> = entries(&live, "phone-1")
+    let again = gw.typed_client().await;
+    let again_conn = my_connection_id(&again).await;
+    register_typed(&again, reg("phone-1", "companion", 3, &[])).await;
+    let live = system_nodes(&operator).await;
+    let connected: Vec<&NodeSnapshot> = snapshots(&live, "phone-1")
         .into_iter()
-        .filter(|n| n["connected"] == json!(true))
+        .filter(|n| n.connected)
         .collect();
-    assert_eq!(connected.len(), 1, "{live}");
-    assert_eq!(connected[0]["connectionId"], json!(again_conn));
+    assert_eq!(connected.len(), 1, "{live:?}");
+    assert_eq!(connected[0].connection_id, again_conn);
 
     // Spec system.nodes: "Lists every node registered since the gateway started (disconnected
     // ones included, with `connected: false`)".
-    let gone = entries(&nodes, "phone-1");
+    let gone = snapshots(&nodes, "phone-1");
     assert_eq!(
         gone.len(),
         1,
-        "after the close, system.nodes still lists phone-1 with connected false: {nodes}"
+        "after the close, system.nodes still lists phone-1 with connected false: {nodes:?}"
     );
-    assert_eq!(gone[0]["connected"], json!(false), "{nodes}");
-    assert_eq!(gone[0]["connectionId"], json!(node_conn), "{nodes}");
-    stop(gw, [operator, again]).await;
+    assert!(!gone[0].connected, "{nodes:?}");
+    assert_eq!(gone[0].connection_id, node_conn, "{nodes:?}");
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn a_node_id_registered_on_another_connection_is_taken_over() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut first = gw.client().await;
-    let mut second = gw.client().await;
-    register(&mut first, "desk").await;
-    let second_conn = connection_id(&mut second).await;
-    register(&mut second, "desk").await;
+    let first = gw.typed_client().await;
+    let second = gw.typed_client().await;
+    register_typed(&first, reg("desk", "companion", 3, &[])).await;
+    let second_conn = second
+        .system_info(types::SystemInfoParams {})
+        .await
+        .expect("system.info")
+        .connection_id
+        .expect("connectionId");
+    register_typed(&second, reg("desk", "companion", 3, &[])).await;
 
     // Spec node.register: "an id already held by another open connection is taken over (the
     // older connection stays open but is no longer a node)".
-    let nodes = call_ok(&mut second, "system.nodes", json!({})).await;
-    let live: Vec<&Value> = entries(&nodes, "desk")
+    let nodes = system_nodes(&second).await;
+    let live: Vec<&NodeSnapshot> = snapshots(&nodes, "desk")
         .into_iter()
-        .filter(|n| n["connected"] == json!(true))
+        .filter(|n| n.connected)
         .collect();
-    assert_eq!(live.len(), 1, "one live registration of `desk`: {nodes}");
-    assert_eq!(live[0]["connectionId"], json!(second_conn), "{nodes}");
-    let old = call_ok(&mut first, "node.capabilities.get", json!({})).await;
-    assert_eq!(
-        old["registered"],
-        json!(false),
-        "the older connection is no longer a node: {old}"
-    );
-    let info = call_ok(&mut first, "system.info", json!({})).await;
+    assert_eq!(live.len(), 1, "one live registration of `desk`: {nodes:?}");
+    assert_eq!(live[0].connection_id, second_conn, "{nodes:?}");
+    let old = node_caps(&first).await;
     assert!(
-        info["version"].is_string(),
-        "the older connection stays open"
+        !old.registered,
+        "the older connection is no longer a node: {old:?}"
     );
-    stop(gw, [first, second]).await;
+    let info = first
+        .system_info(types::SystemInfoParams {})
+        .await
+        .expect("system.info on the older connection");
+    assert!(!info.version.is_empty(), "the older connection stays open");
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn last_known_location_and_status_survive_a_restart() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut ws = gw.client().await;
-    register(&mut ws, "laptop").await;
-    let location = call_ok(
-        &mut ws,
-        "node.location.set",
-        json!({"latitude": 48.8566, "longitude": 2.3522, "accuracyMeters": 30.0, "source": "wifi"}),
+    let client = gw.typed_client().await;
+    register_typed(&client, reg("laptop", "companion", 3, &[])).await;
+    let location = set_location(
+        &client,
+        types::NodeLocationSetParams {
+            accuracy_meters: Some(30.0),
+            source: Some("wifi".into()),
+            ..at(48.8566, 2.3522)
+        },
     )
-    .await["location"]
-        .clone();
-    let status = call_ok(
-        &mut ws,
-        "node.status.set",
-        json!({"platform": "linux", "statusText": "Compiling", "powerSource": "ac"}),
-    )
-    .await["status"]
-        .clone();
-    close(ws).await;
+    .await
+    .location;
+    let stored_status = client
+        .node_status_set(types::NodeStatusSetParams {
+            status_text: Some("Compiling".into()),
+            power_source: Some("ac".into()),
+            ..status("linux")
+        })
+        .await
+        .expect("node.status.set")
+        .status;
+    drop(client);
 
     let gw = restart(gw, ALL_ON).await;
-    let mut ws = gw.client().await;
+    let client = gw.typed_client().await;
     // Before re-registering, the stored location is visible to operators.
-    let located = call_ok(&mut ws, "system.location", json!({})).await;
+    let located = system_location(&client).await;
     assert_eq!(
         located,
-        json!({"locations": [{"nodeId": "laptop", "role": "companion", "connected": false,
-                              "location": location}]}),
+        types::SystemLocationResult {
+            locations: vec![types::NodeLocationEntry {
+                node_id: "laptop".into(),
+                role: "companion".into(),
+                connected: false,
+                location: location.clone(),
+            }]
+        },
         "the stored location of a node that is not connected"
     );
-    register(&mut ws, "laptop").await;
-    let got = call_ok(&mut ws, "node.location.get", json!({})).await;
+    register_typed(&client, reg("laptop", "companion", 3, &[])).await;
+    let got = client
+        .node_location_get(types::NodeLocationGetParams {})
+        .await
+        .expect("node.location.get");
     assert_eq!(
-        got["location"], location,
+        got.location.as_ref(),
+        Some(&location),
         "the location stored before the restart"
     );
-    let nodes = call_ok(&mut ws, "system.nodes", json!({})).await;
-    let listed = entries(&nodes, "laptop");
-    assert_eq!(listed.len(), 1, "{nodes}");
-    assert_eq!(listed[0]["status"], status, "{nodes}");
-    assert_eq!(listed[0]["location"], location, "{nodes}");
-    stop(gw, [ws]).await;
+    let nodes = system_nodes(&client).await;
+    let listed = snapshots(&nodes, "laptop");
+    assert_eq!(listed.len(), 1, "{nodes:?}");
+    assert_eq!(listed[0].status.as_ref(), Some(&stored_status), "{nodes:?}");
+    assert_eq!(listed[0].location.as_ref(), Some(&location), "{nodes:?}");
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn system_location_keeps_disconnected_nodes_and_lists_the_latest_first() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut a = gw.client().await;
-    let mut b = gw.client().await;
-    let mut operator = gw.client().await;
-    register(&mut a, "a-node").await;
-    let first = call_ok(
-        &mut a,
-        "node.location.set",
-        json!({"latitude": 1.0, "longitude": 1.0}),
-    )
-    .await;
-    wait_past(first["location"]["receivedAt"].as_u64().unwrap()).await;
-    register(&mut b, "b-node").await;
-    call_ok(
-        &mut b,
-        "node.location.set",
-        json!({"latitude": 2.0, "longitude": 2.0}),
-    )
-    .await;
-    close(a).await;
+    let a = gw.typed_client().await;
+    let b = gw.typed_client().await;
+    let operator = gw.typed_client().await;
+    register_typed(&a, reg("a-node", "companion", 3, &[])).await;
+    let first = set_location(&a, at(1.0, 1.0)).await;
+    wait_past(first.location.received_at).await;
+    register_typed(&b, reg("b-node", "companion", 3, &[])).await;
+    set_location(&b, at(2.0, 2.0)).await;
+    drop(a);
 
-    let located = poll_until(
-        &mut operator,
-        "system.location",
-        json!({}),
+    let located = typed_poll_until(
         "a-node reported as disconnected",
+        || system_location(&operator),
         |r| {
-            r["locations"].as_array().is_some_and(|l| {
-                l.iter()
-                    .any(|e| e["nodeId"] == json!("a-node") && e["connected"] == json!(false))
-            })
+            r.locations
+                .iter()
+                .any(|e| e.node_id == "a-node" && !e.connected)
         },
     )
     .await;
-    let by_id = |id: &str| -> Value {
-        located["locations"]
-            .as_array()
-            .unwrap()
+    let by_id = |id: &str| -> &types::NodeLocationEntry {
+        located
+            .locations
             .iter()
-            .find(|e| e["nodeId"] == json!(id))
-            .cloned()
-            .unwrap_or_else(|| panic!("{id} listed: {located}"))
+            .find(|e| e.node_id == id)
+            .unwrap_or_else(|| panic!("{id} listed: {located:?}"))
     };
-    assert_eq!(by_id("a-node")["location"]["latitude"], json!(1.0));
-    assert_eq!(by_id("b-node")["connected"], json!(true));
+    assert_eq!(by_id("a-node").location.latitude, 1.0);
+    assert!(by_id("b-node").connected);
 
     // Spec system.location: "most recently received first".
-    let order: Vec<&Value> = located["locations"]
-        .as_array()
-        .unwrap()
+    let order: Vec<&str> = located
+        .locations
         .iter()
-        .map(|e| &e["nodeId"])
+        .map(|e| e.node_id.as_str())
         .collect();
     assert_eq!(
         order,
-        [&json!("b-node"), &json!("a-node")],
-        "most recently received first: {located}"
+        ["b-node", "a-node"],
+        "most recently received first: {located:?}"
     );
-    stop(gw, [b, operator]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn system_nodes_lists_the_newest_registration_first() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut a = gw.client().await;
-    let mut z = gw.client().await;
-    register(&mut a, "a-node").await;
-    let nodes = call_ok(&mut a, "system.nodes", json!({})).await;
-    let registered_at = entries(&nodes, "a-node")[0]["registeredAt"]
-        .as_u64()
-        .unwrap();
+    let a = gw.typed_client().await;
+    let z = gw.typed_client().await;
+    register_typed(&a, reg("a-node", "companion", 3, &[])).await;
+    let nodes = system_nodes(&a).await;
+    let registered_at = snapshots(&nodes, "a-node")[0].registered_at;
     wait_past(registered_at).await;
-    register(&mut z, "z-node").await;
-    let nodes = call_ok(&mut a, "system.nodes", json!({})).await;
-    let order: Vec<&Value> = nodes["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| &n["nodeId"])
-        .collect();
+    register_typed(&z, reg("z-node", "companion", 3, &[])).await;
+    let nodes = system_nodes(&a).await;
+    let order: Vec<&str> = nodes.nodes.iter().map(|n| n.node_id.as_str()).collect();
     assert_eq!(
         order,
-        [&json!("z-node"), &json!("a-node")],
-        "spec system.nodes: newest registration first: {nodes}"
+        ["z-node", "a-node"],
+        "spec system.nodes: newest registration first: {nodes:?}"
     );
-    stop(gw, [a, z]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn system_location_is_empty_when_location_support_is_disabled() {
     let gw = TestGateway::start(ALL_ON).await;
-    let mut ws = gw.client().await;
-    register(&mut ws, "phone").await;
-    call_ok(
-        &mut ws,
-        "node.location.set",
-        json!({"latitude": 10.0, "longitude": 20.0}),
-    )
-    .await;
-    close(ws).await;
+    let client = gw.typed_client().await;
+    register_typed(&client, reg("phone", "companion", 3, &[])).await;
+    set_location(&client, at(10.0, 20.0)).await;
+    drop(client);
     let gw = restart(gw, "[server.nodes.location]\nenabled = false\n").await;
-    let mut ws = gw.client().await;
-    let located = ws.call("system.location", json!({})).await;
+    let client = gw.typed_client().await;
+    let located = system_location(&client).await;
     // Spec system.location: "Returns an empty list when node or location support is disabled."
-    assert_eq!(ok(&located), &json!({"locations": []}), "{located}");
-    stop(gw, [ws]).await;
+    assert_eq!(
+        located,
+        types::SystemLocationResult { locations: vec![] },
+        "{located:?}"
+    );
+    gw.stop().await;
 }

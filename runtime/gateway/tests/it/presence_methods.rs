@@ -1,7 +1,10 @@
-//! `system.presence` over a real WebSocket: senders are driven in through `agent.send` on
-//! channel sessions (`telegram:123` = channel `telegram`, sender `123`) and tracked in the
-//! SQLite store with first/last seen and message counts; online/offline comes from
-//! `[presence] online_threshold_seconds`.
+//! `system.presence` handled in process (`TestGateway::in_process`: the gateway's own dispatch,
+//! scope checks included, without a socket; the transport has its own tests): senders are
+//! driven in through `agent.send` on channel sessions (`telegram:123` = channel `telegram`,
+//! sender `123`) and tracked in the SQLite store with first/last seen and message counts;
+//! online/offline comes from `[presence] online_threshold_seconds`. The calls go through the
+//! generated typed client, so every reply also decodes into the spec's types; the params the
+//! types cannot express stay raw.
 //!
 //! Online/offline is checked without fixed sleeps: a threshold so large that every sender is
 //! online, a threshold of 0 after the clock has passed the last sighting (everything is then
@@ -12,37 +15,63 @@
 //! `lastSeenAt` descending, filters combine with AND, `summary` counts every sender matching
 //! `channel` regardless of `status` and `limit`).
 
+use std::num::NonZeroU64;
+
 use crate::method_checks;
 use crate::support;
 
-use method_checks::{assert_invalid, call_ok, now_ms, stop, wait_past};
-use serde_json::{Value, json};
-use support::{TestGateway, Ws};
+use flynn_gateway::auth::Identity;
+use flynn_protocol::Scopes;
+use flynn_protocol::types::{
+    self, PresenceEntry, PresenceStatus, PresenceSummary, SystemPresenceParams,
+    SystemPresenceResult,
+};
+use method_checks::{assert_invalid, now_ms, wait_past};
+use serde_json::json;
+use support::{InProcessClient, TestGateway, rpc_error};
 
 /// No debounce, so each `agent.send` runs at once.
 const FAST_QUEUE: &str = "[queue]\ndebounce_ms = 0\n";
 
-async fn send(ws: &mut Ws, session: &str, text: &str) {
-    call_ok(
-        ws,
-        "agent.send",
-        json!({"sessionId": session, "message": text}),
-    )
-    .await;
+async fn send(client: &InProcessClient, session: &str, text: &str) {
+    client
+        .agent_send(types::AgentSendParams {
+            session_id: Some(session.to_owned()),
+            message: text.to_owned(),
+            attachments: Vec::new(),
+            idempotency_key: None,
+            session: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("agent.send to {session}: {e}"));
+}
+
+/// `system.presence` with `params`.
+async fn presence(client: &InProcessClient, params: SystemPresenceParams) -> SystemPresenceResult {
+    client
+        .system_presence(params.clone())
+        .await
+        .unwrap_or_else(|e| panic!("system.presence {params:?}: {e}"))
+}
+
+fn limit(n: u64) -> NonZeroU64 {
+    NonZeroU64::new(n).expect("a limit above 0")
+}
+
+fn summary(total: u64, online: u64, offline: u64) -> PresenceSummary {
+    PresenceSummary {
+        total,
+        online,
+        offline,
+    }
 }
 
 /// `(channel, senderId)` of each entry, in order.
-fn who(result: &Value) -> Vec<(String, String)> {
-    result["presence"]
-        .as_array()
-        .unwrap_or_else(|| panic!("system.presence has `presence`: {result}"))
+fn who(result: &SystemPresenceResult) -> Vec<(String, String)> {
+    result
+        .presence
         .iter()
-        .map(|e| {
-            (
-                e["channel"].as_str().expect("channel").to_owned(),
-                e["senderId"].as_str().expect("senderId").to_owned(),
-            )
-        })
+        .map(|e| (e.channel.clone(), e.sender_id.clone()))
         .collect()
 }
 
@@ -50,18 +79,17 @@ fn pair(channel: &str, sender: &str) -> (String, String) {
     (channel.to_owned(), sender.to_owned())
 }
 
-fn entry<'a>(result: &'a Value, channel: &str, sender: &str) -> &'a Value {
-    result["presence"]
-        .as_array()
-        .unwrap()
+fn entry<'a>(result: &'a SystemPresenceResult, channel: &str, sender: &str) -> &'a PresenceEntry {
+    result
+        .presence
         .iter()
-        .find(|e| e["channel"] == json!(channel) && e["senderId"] == json!(sender))
-        .unwrap_or_else(|| panic!("{channel}:{sender} listed: {result}"))
+        .find(|e| e.channel == channel && e.sender_id == sender)
+        .unwrap_or_else(|| panic!("{channel}:{sender} listed: {result:?}"))
 }
 
 /// Sends from telegram:123 (twice), telegram:456 and slack:U42, each strictly later than the
 /// one before, and returns the time window they happened in.
-async fn drive_senders(ws: &mut Ws, gw: &TestGateway) -> (u64, u64) {
+async fn drive_senders(client: &InProcessClient, gw: &TestGateway) -> (u64, u64) {
     let t0 = now_ms();
     let mut last = t0;
     for (session, text) in [
@@ -71,7 +99,7 @@ async fn drive_senders(ws: &mut Ws, gw: &TestGateway) -> (u64, u64) {
         ("slack:U42", "hi from slack"),
     ] {
         wait_past(last).await;
-        send(ws, session, text).await;
+        send(client, session, text).await;
         let seen = latest_sighting(gw).await;
         assert!(seen > last, "each message is a later sighting");
         last = seen;
@@ -81,16 +109,20 @@ async fn drive_senders(ws: &mut Ws, gw: &TestGateway) -> (u64, u64) {
 
 /// The newest `lastSeenAt` stored (read through the gateway's own store).
 async fn latest_sighting(gw: &TestGateway) -> u64 {
-    let store = &gw.running.as_ref().expect("running").gateway.store;
-    let records = store.presence(None, 1).await.expect("presence query");
+    let records = gw
+        .gateway()
+        .store
+        .presence(None, 1)
+        .await
+        .expect("presence query");
     records.first().map_or(0, |r| r.last_seen_ms as u64)
 }
 
 /// Writes a sender last seen an hour ago straight into the gateway's store.
 async fn seed_old_sender(gw: &TestGateway) -> u64 {
-    let store = &gw.running.as_ref().expect("running").gateway.store;
     let an_hour_ago = now_ms() - 3_600_000;
-    store
+    gw.gateway()
+        .store
         .record_presence("telegram", "999", Some("old bob"), an_hour_ago as i64)
         .await
         .expect("seed presence");
@@ -100,15 +132,18 @@ async fn seed_old_sender(gw: &TestGateway) -> u64 {
 #[tokio::test]
 async fn senders_are_tracked_with_first_and_last_seen_and_counts() {
     let gw = TestGateway::start(FAST_QUEUE).await;
-    let mut ws = gw.client().await;
-    let empty = call_ok(&mut ws, "system.presence", json!({})).await;
+    let client = gw.in_process();
+    let empty = presence(&client, Default::default()).await;
     assert_eq!(
         empty,
-        json!({"presence": [], "summary": {"total": 0, "online": 0, "offline": 0}})
+        SystemPresenceResult {
+            presence: Vec::new(),
+            summary: summary(0, 0, 0)
+        }
     );
 
-    let (t0, t1) = drive_senders(&mut ws, &gw).await;
-    let all = call_ok(&mut ws, "system.presence", json!({})).await;
+    let (t0, t1) = drive_senders(&client, &gw).await;
+    let all = presence(&client, Default::default()).await;
     assert_eq!(
         who(&all),
         [
@@ -116,40 +151,37 @@ async fn senders_are_tracked_with_first_and_last_seen_and_counts() {
             pair("telegram", "456"),
             pair("telegram", "123")
         ],
-        "most recently seen first: {all}"
+        "most recently seen first: {all:?}"
     );
     let alice = entry(&all, "telegram", "123");
-    let first = alice["firstSeenAt"].as_u64().expect("firstSeenAt ms");
-    let last = alice["lastSeenAt"].as_u64().expect("lastSeenAt ms");
+    let first = alice.first_seen_at;
+    let last = alice.last_seen_at;
     assert!(
         t0 <= first && first < last && last <= t1,
         "{t0} <= {first} < {last} <= {t1}"
     );
-    assert_eq!(alice["messageCount"], json!(2));
-    assert_eq!(alice["status"], json!("online"));
+    assert_eq!(alice.message_count, 2);
+    assert_eq!(alice.status, "online");
     for (channel, sender) in [("telegram", "456"), ("slack", "U42")] {
         let e = entry(&all, channel, sender);
-        assert_eq!(e["messageCount"], json!(1), "{e}");
-        assert_eq!(e["firstSeenAt"], e["lastSeenAt"], "{e}");
-        assert_eq!(e["status"], json!("online"), "{e}");
-        assert!(e["lastSeenAt"].as_u64().unwrap() > last, "{e}");
+        assert_eq!(e.message_count, 1, "{e:?}");
+        assert_eq!(e.first_seen_at, e.last_seen_at, "{e:?}");
+        assert_eq!(e.status, "online", "{e:?}");
+        assert!(e.last_seen_at > last, "{e:?}");
     }
-    assert_eq!(
-        all["summary"],
-        json!({"total": 3, "online": 3, "offline": 0})
-    );
+    assert_eq!(all.summary, summary(3, 3, 0));
 
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
 async fn filters_combine_and_summary_ignores_status_and_limit() {
     let gw = TestGateway::start(FAST_QUEUE).await;
-    let mut ws = gw.client().await;
-    drive_senders(&mut ws, &gw).await;
+    let client = gw.in_process();
+    drive_senders(&client, &gw).await;
     let old_seen = seed_old_sender(&gw).await;
 
-    let all = call_ok(&mut ws, "system.presence", json!({})).await;
+    let all = presence(&client, Default::default()).await;
     assert_eq!(
         who(&all),
         [
@@ -160,19 +192,19 @@ async fn filters_combine_and_summary_ignores_status_and_limit() {
         ]
     );
     let bob = entry(&all, "telegram", "999");
-    assert_eq!(
-        bob["status"],
-        json!("offline"),
-        "seen an hour ago, threshold 300 s"
-    );
-    assert_eq!(bob["senderName"], json!("old bob"));
-    assert_eq!(bob["lastSeenAt"], json!(old_seen));
-    assert_eq!(
-        all["summary"],
-        json!({"total": 4, "online": 3, "offline": 1})
-    );
+    assert_eq!(bob.status, "offline", "seen an hour ago, threshold 300 s");
+    assert_eq!(bob.sender_name.as_deref(), Some("old bob"));
+    assert_eq!(bob.last_seen_at, old_seen);
+    assert_eq!(all.summary, summary(4, 3, 1));
 
-    let online = call_ok(&mut ws, "system.presence", json!({"status": "online"})).await;
+    let online = presence(
+        &client,
+        SystemPresenceParams {
+            status: Some(PresenceStatus::Online),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(
         who(&online),
         [
@@ -181,15 +213,26 @@ async fn filters_combine_and_summary_ignores_status_and_limit() {
             pair("telegram", "123")
         ]
     );
-    assert_eq!(
-        online["summary"], all["summary"],
-        "summary ignores `status`"
-    );
-    let offline = call_ok(&mut ws, "system.presence", json!({"status": "offline"})).await;
+    assert_eq!(online.summary, all.summary, "summary ignores `status`");
+    let offline = presence(
+        &client,
+        SystemPresenceParams {
+            status: Some(PresenceStatus::Offline),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(who(&offline), [pair("telegram", "999")]);
-    assert_eq!(offline["summary"], all["summary"]);
+    assert_eq!(offline.summary, all.summary);
 
-    let telegram = call_ok(&mut ws, "system.presence", json!({"channel": "telegram"})).await;
+    let telegram = presence(
+        &client,
+        SystemPresenceParams {
+            channel: Some("telegram".into()),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(
         who(&telegram),
         [
@@ -199,14 +242,17 @@ async fn filters_combine_and_summary_ignores_status_and_limit() {
         ]
     );
     assert_eq!(
-        telegram["summary"],
-        json!({"total": 3, "online": 2, "offline": 1}),
+        telegram.summary,
+        summary(3, 2, 1),
         "summary counts the senders of the channel"
     );
-    let both = call_ok(
-        &mut ws,
-        "system.presence",
-        json!({"channel": "telegram", "status": "online", "limit": 1}),
+    let both = presence(
+        &client,
+        SystemPresenceParams {
+            channel: Some("telegram".into()),
+            status: Some(PresenceStatus::Online),
+            limit: limit(1),
+        },
     )
     .await;
     assert_eq!(
@@ -215,23 +261,40 @@ async fn filters_combine_and_summary_ignores_status_and_limit() {
         "AND of the filters, then limit"
     );
     assert_eq!(
-        both["summary"], telegram["summary"],
+        both.summary, telegram.summary,
         "summary ignores status and limit"
     );
 
-    let limited = call_ok(&mut ws, "system.presence", json!({"limit": 2})).await;
+    let limited = presence(
+        &client,
+        SystemPresenceParams {
+            limit: limit(2),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(
         who(&limited),
         [pair("slack", "U42"), pair("telegram", "456")]
     );
-    assert_eq!(limited["summary"], all["summary"]);
-    let nobody = call_ok(&mut ws, "system.presence", json!({"channel": "discord"})).await;
+    assert_eq!(limited.summary, all.summary);
+    let nobody = presence(
+        &client,
+        SystemPresenceParams {
+            channel: Some("discord".into()),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(
         nobody,
-        json!({"presence": [], "summary": {"total": 0, "online": 0, "offline": 0}})
+        SystemPresenceResult {
+            presence: Vec::new(),
+            summary: summary(0, 0, 0)
+        }
     );
 
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -240,27 +303,26 @@ async fn threshold_zero_makes_every_earlier_sighting_offline() {
         "{FAST_QUEUE}[presence]\nonline_threshold_seconds = 0\n"
     ))
     .await;
-    let mut ws = gw.client().await;
-    drive_senders(&mut ws, &gw).await;
+    let client = gw.in_process();
+    drive_senders(&client, &gw).await;
     // Past the newest sighting, nothing is within a threshold of 0 s.
     wait_past(latest_sighting(&gw).await).await;
-    let all = call_ok(&mut ws, "system.presence", json!({})).await;
-    assert_eq!(
-        all["summary"],
-        json!({"total": 3, "online": 0, "offline": 3}),
-        "{all}"
-    );
+    let all = presence(&client, Default::default()).await;
+    assert_eq!(all.summary, summary(3, 0, 3), "{all:?}");
     assert!(
-        all["presence"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["status"] == json!("offline")),
-        "{all}"
+        all.presence.iter().all(|e| e.status == "offline"),
+        "{all:?}"
     );
-    let online = call_ok(&mut ws, "system.presence", json!({"status": "online"})).await;
-    assert_eq!(online["presence"], json!([]));
-    stop(gw, [ws]).await;
+    let online = presence(
+        &client,
+        SystemPresenceParams {
+            status: Some(PresenceStatus::Online),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(online.presence, []);
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -269,22 +331,23 @@ async fn a_large_threshold_keeps_old_senders_online() {
         "{FAST_QUEUE}[presence]\nonline_threshold_seconds = 86400\n"
     ))
     .await;
-    let mut ws = gw.client().await;
-    send(&mut ws, "telegram:123", "hello").await;
+    let client = gw.in_process();
+    send(&client, "telegram:123", "hello").await;
     seed_old_sender(&gw).await;
-    let all = call_ok(&mut ws, "system.presence", json!({})).await;
+    let all = presence(&client, Default::default()).await;
     assert_eq!(
-        all["summary"],
-        json!({"total": 2, "online": 2, "offline": 0}),
-        "an hour ago is within a day: {all}"
+        all.summary,
+        summary(2, 2, 0),
+        "an hour ago is within a day: {all:?}"
     );
-    stop(gw, [ws]).await;
+    gw.stop().await;
 }
 
+/// Params the typed client cannot send, so raw; answered by the same dispatch the socket uses.
 #[tokio::test]
 async fn out_of_range_params_are_invalid_request() {
     let gw = TestGateway::start(FAST_QUEUE).await;
-    let mut ws = gw.client().await;
+    let client = gw.in_process();
     for (params, path) in [
         (json!({"limit": 0}), "params.limit"),
         (json!({"status": "away"}), "params.status"),
@@ -293,8 +356,27 @@ async fn out_of_range_params_are_invalid_request() {
         // Spec: `limit` maximum 1000.
         (json!({"limit": 1001}), "params.limit"),
     ] {
-        let reply = ws.call("system.presence", params.clone()).await;
+        let reply = client.raw("system.presence", params.clone()).await;
         assert_invalid(&reply, path, &format!("system.presence {params}"));
     }
-    stop(gw, [ws]).await;
+    gw.stop().await;
+}
+
+/// The in-process connection carries its identity, so the dispatch's scope check applies: a
+/// token holding only `chat` may not read presence (ScopeRequired, naming the scope).
+#[tokio::test]
+async fn a_connection_without_the_read_scope_is_refused() {
+    let gw = TestGateway::start(FAST_QUEUE).await;
+    let chat_only = gw.in_process_as(Identity::Token {
+        name: "phone".into(),
+        scopes: Scopes::NONE.with(types::Scope::Chat),
+        sessions: None,
+    });
+    let error = rpc_error(chat_only.system_presence(Default::default()).await);
+    assert_eq!(error.code, -6, "{error:?}");
+    assert_eq!(
+        error.data,
+        Some(json!({"scope": "read", "method": "system.presence"}))
+    );
+    gw.stop().await;
 }

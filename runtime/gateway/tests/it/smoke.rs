@@ -10,9 +10,7 @@ use std::num::NonZeroU64;
 
 use crate::support;
 
-use flynn_protocol::Client;
 use flynn_protocol::types;
-use flynn_protocol::ws_client::{ConnectOptions, WsTransport};
 use serde_json::{Value, json};
 use support::TestGateway;
 
@@ -28,11 +26,7 @@ fn result<'a>(reply: &'a Value, what: &str) -> &'a Value {
 async fn smoke() {
     let gw = TestGateway::start("").await;
     let mut ws = gw.client().await;
-    let client = Client::new(
-        WsTransport::connect(&gw.url(), ConnectOptions::default())
-            .await
-            .expect("the generated client connects"),
-    );
+    let client = gw.typed_client().await;
 
     let info = client
         .system_info(types::SystemInfoParams {})
