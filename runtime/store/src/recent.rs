@@ -20,7 +20,7 @@ use crate::message_record::{MessageRecord, Role};
 
 /// Messages kept per session: the largest `history` limit served from memory.
 pub const TAIL: usize = 256;
-/// Message text (content, attachments, session ids) kept in all, in bytes.
+/// Message text (content, attachments) kept in all, in bytes.
 pub const MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// A message as memory keeps it: its text shared, so that a turn's history is handed out
