@@ -97,9 +97,18 @@ impl Deps {
     pub async fn queue_policy(&self, session_id: &str) -> Option<QueuePolicy> {
         let (frontend, _) = flynn_store::split_session_id(session_id);
         let base = self.settings().queue.policy_for(frontend);
-        let stored = self.store.session(session_id).await.ok()?;
-        let overrides =
-            StoredSessionConfig::parse(stored.as_ref().and_then(|s| s.config.as_deref()));
+        // Known without a trip to the store's writer thread once the session was read (every
+        // turn's start reads it) or its config written.
+        let config = match self.store.known_session_config(session_id) {
+            Some(config) => config,
+            None => self
+                .store
+                .session(session_id)
+                .await
+                .ok()?
+                .and_then(|s| s.config.map(Arc::from)),
+        };
+        let overrides = StoredSessionConfig::parse(config.as_deref());
         Some(overrides.effective_queue(&base))
     }
 }

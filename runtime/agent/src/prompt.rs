@@ -21,6 +21,9 @@ use crate::session_config::StoredSessionConfig;
 /// What the prompt step gives the rest of the turn.
 pub(crate) struct Prompt {
     pub(crate) request: ChatRequest,
+    /// The request's token estimate and its message count then: the turn only appends
+    /// messages, so its end adds theirs instead of estimating the whole prompt again.
+    pub(crate) estimate: (u64, usize),
     /// The session's model tier's provider.
     pub(crate) provider: Arc<dyn Provider>,
     /// Every message the turn answers comes from a requester holding `operator`.
@@ -76,8 +79,9 @@ pub(crate) async fn build(
         tools,
         max_output_tokens: None,
     };
-    trim_to_window(&mut request, history_len, provider.context_window());
+    let estimate = trim_to_window(&mut request, history_len, provider.context_window());
     Ok(Prompt {
+        estimate: (estimate, request.messages.len()),
         request,
         provider,
         may_use_tools,
@@ -240,18 +244,22 @@ pub fn turn_may_use_tools(messages: &[UserMessage]) -> bool {
 ///
 /// Linear in the history: the request is estimated once and each dropped message's own
 /// estimate subtracted, and the dropped messages leave in one `drain`.
-fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64) {
+///
+/// Returns the trimmed request's estimate (what `estimate_request_tokens` gives for it).
+fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64) -> u64 {
     let budget = (window as f64 * PROMPT_SHARE) as u64;
     let mut estimate = flynn_models::estimate_request_tokens(request);
     let mut dropped = 0;
+    let drop_one = |estimate: &mut u64, message: &ChatMessage| {
+        *estimate = estimate.saturating_sub(flynn_models::estimate_message_tokens(message));
+    };
     while dropped < history_len && estimate > budget {
-        estimate = estimate.saturating_sub(flynn_models::estimate_message_tokens(
-            &request.messages[dropped],
-        ));
+        drop_one(&mut estimate, &request.messages[dropped]);
         dropped += 1;
     }
     // A conversation must start with a user message for some APIs.
     while dropped < history_len && request.messages[dropped].role != flynn_models::Role::User {
+        drop_one(&mut estimate, &request.messages[dropped]);
         dropped += 1;
     }
     request.messages.drain(..dropped);
@@ -261,4 +269,5 @@ fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64) {
             "older history left out of the prompt to fit the context window"
         );
     }
+    estimate
 }

@@ -54,6 +54,8 @@ struct TurnCx<'a> {
     provider: Arc<dyn Provider>,
     /// Every message the turn answers comes from a requester holding `operator`.
     may_use_tools: bool,
+    /// The prompt's estimate and message count (see [`crate::prompt::Prompt`]).
+    prompt_estimate: (u64, usize),
 }
 
 /// What the turn has produced so far.
@@ -103,6 +105,7 @@ async fn prompt<'a>(
         run: &turn.run,
         provider: built.provider,
         may_use_tools: built.may_use_tools,
+        prompt_estimate: built.estimate,
     };
     Ok((cx, built.request))
 }
@@ -192,7 +195,14 @@ async fn persist(
         })
         .await
         .map_err(store_err)?;
-    let estimated = flynn_models::estimate_request_tokens(request);
+    // The prompt's estimate plus the messages the turn added (it never removes any).
+    let (prompt_tokens, prompt_len) = cx.prompt_estimate;
+    let estimated = prompt_tokens
+        + request.messages[prompt_len.min(request.messages.len())..]
+            .iter()
+            .map(flynn_models::estimate_message_tokens)
+            .sum::<u64>();
+    debug_assert_eq!(estimated, flynn_models::estimate_request_tokens(request));
     if let Some(warning) = context_warning(
         cx.deps,
         cx.session_id,

@@ -25,21 +25,25 @@ impl Worker {
     pub(crate) async fn run(self) {
         let mut first = true;
         loop {
-            // The policy may have changed (`/queue set`) while the lane was busy.
-            let policy = self
-                .shared
-                .deps
-                .queue_policy(&self.lane.session_id)
-                .await
-                .unwrap_or(self.policy.clone());
-            if !first {
+            // The first turn runs under the policy its submitter has just read; a later one
+            // reads it again, as it may have changed (`/queue set`) while the lane was busy.
+            let policy = if first {
+                self.policy.clone()
+            } else {
                 // Nothing queued: the lane frees now, not after a debounce window.
                 if self.free_if_empty() {
                     return;
                 }
+                let policy = self
+                    .shared
+                    .deps
+                    .queue_policy(&self.lane.session_id)
+                    .await
+                    .unwrap_or(self.policy.clone());
                 self.debounce(Duration::from_millis(policy.debounce_ms))
                     .await;
-            }
+                policy
+            };
             first = false;
             let Some((turn, keys)) = self.next_turn(&policy) else {
                 return;

@@ -187,12 +187,12 @@ fn arguments_text(arguments: &Value) -> String {
 
 fn message_json(message: &ChatMessage, send_images: bool) -> Value {
     match message.role {
-        Role::System => json!({ "role": "system", "content": message.content }),
+        Role::System => json!({ "role": "system", "content": &*message.content }),
         Role::User => {
             if send_images && !message.images.is_empty() {
                 let mut parts = Vec::with_capacity(message.images.len() + 1);
                 if !message.content.is_empty() {
-                    parts.push(json!({ "type": "text", "text": message.content }));
+                    parts.push(json!({ "type": "text", "text": &*message.content }));
                 }
                 for image in &message.images {
                     parts.push(json!({
@@ -204,7 +204,7 @@ fn message_json(message: &ChatMessage, send_images: bool) -> Value {
                 }
                 json!({ "role": "user", "content": parts })
             } else {
-                json!({ "role": "user", "content": message.content })
+                json!({ "role": "user", "content": &*message.content })
             }
         }
         Role::Assistant => {
@@ -212,7 +212,7 @@ fn message_json(message: &ChatMessage, send_images: bool) -> Value {
             value["content"] = if message.content.is_empty() && !message.tool_calls.is_empty() {
                 Value::Null
             } else {
-                json!(message.content)
+                json!(&*message.content)
             };
             if !message.tool_calls.is_empty() {
                 value["tool_calls"] = message
@@ -235,7 +235,7 @@ fn message_json(message: &ChatMessage, send_images: bool) -> Value {
         Role::Tool => json!({
             "role": "tool",
             "tool_call_id": message.tool_call_id.as_deref().unwrap_or_default(),
-            "content": message.content,
+            "content": &*message.content,
         }),
     }
 }

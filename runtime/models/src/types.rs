@@ -57,8 +57,14 @@ pub struct ImagePart {
 pub struct ChatMessage {
     /// Who wrote it.
     pub role: Role,
-    /// The text; for [`Role::Tool`] the tool's output.
-    pub content: String,
+    /// The text; for [`Role::Tool`] the tool's output. Shared: a prompt is cloned for each
+    /// model call and its history comes shared from the store, so copying a request copies no
+    /// text.
+    #[serde(
+        serialize_with = "shared::serialize_str",
+        deserialize_with = "shared::deserialize_str"
+    )]
+    pub content: Arc<str>,
     /// Images attached to the message (user messages and tool results).
     #[serde(default)]
     pub images: Vec<ImagePart>,
@@ -72,7 +78,7 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     /// A plain text message.
-    pub fn text(role: Role, content: impl Into<String>) -> Self {
+    pub fn text(role: Role, content: impl Into<Arc<str>>) -> Self {
         Self {
             role,
             content: content.into(),
@@ -83,12 +89,12 @@ impl ChatMessage {
     }
 
     /// A user message.
-    pub fn user(content: impl Into<String>) -> Self {
+    pub fn user(content: impl Into<Arc<str>>) -> Self {
         Self::text(Role::User, content)
     }
 
     /// An assistant message, optionally with the tool calls it made.
-    pub fn assistant(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
+    pub fn assistant(content: impl Into<Arc<str>>, tool_calls: Vec<ToolCall>) -> Self {
         Self {
             tool_calls,
             ..Self::text(Role::Assistant, content)
@@ -96,7 +102,7 @@ impl ChatMessage {
     }
 
     /// The result of the tool call `tool_call_id`.
-    pub fn tool_result(tool_call_id: impl Into<String>, output: impl Into<String>) -> Self {
+    pub fn tool_result(tool_call_id: impl Into<String>, output: impl Into<Arc<str>>) -> Self {
         Self {
             tool_call_id: Some(tool_call_id.into()),
             ..Self::text(Role::Tool, output)
@@ -247,6 +253,14 @@ mod shared {
         d: D,
     ) -> Result<Arc<[T]>, D::Error> {
         Vec::<T>::deserialize(d).map(Arc::from)
+    }
+
+    pub fn serialize_str<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    pub fn deserialize_str<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
     }
 }
 

@@ -28,6 +28,7 @@ mod presence;
 mod push;
 mod push_state;
 mod recent;
+mod session_configs;
 mod sessions;
 mod store;
 pub mod terms;

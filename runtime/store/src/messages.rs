@@ -5,7 +5,7 @@ use rusqlite::{Connection, Row, params};
 use crate::clock::utc_day;
 use crate::error::check_json_opt;
 use crate::message_record::{MessageRecord, NewMessage, Role};
-use crate::recent::RecentMessages;
+use crate::recent::{Kept, RecentMessages};
 use crate::worker::in_write_transaction;
 use crate::{Store, StoreError, recent, sessions, terms};
 
@@ -47,7 +47,7 @@ pub(crate) fn cached_history(
     session_id: &str,
     limit: usize,
 ) -> Result<Vec<MessageRecord>, StoreError> {
-    cached_history_with(conn, recent, session_id, limit, MessageRecord::clone)
+    cached_history_with(conn, recent, session_id, limit, |m| m.record(session_id))
 }
 
 /// [`cached_history`], copying out only what `f` takes of each message.
@@ -56,13 +56,13 @@ pub(crate) fn cached_history_with<T>(
     recent: &RecentMessages,
     session_id: &str,
     limit: usize,
-    mut f: impl FnMut(&MessageRecord) -> T,
+    mut f: impl FnMut(&Kept) -> T,
 ) -> Result<Vec<T>, StoreError> {
     if let Some(rows) = recent.get_with(session_id, limit, &mut f) {
         return Ok(rows);
     }
     let rows = read_history(conn, session_id, recent::TAIL as i64)?;
-    recent.fill(session_id, &rows);
+    let rows = recent.fill(session_id, rows);
     let skip = rows.len().saturating_sub(limit);
     Ok(rows.iter().skip(skip).map(f).collect())
 }
@@ -85,8 +85,14 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
 /// Appends one message inside the caller's transaction: creates the session if missing,
 /// bumps its counters and records the topic terms of user messages.
 pub(crate) fn append_in(conn: &Connection, msg: &NewMessage) -> Result<i64, StoreError> {
-    let day = utc_day(msg.created_at_ms)?;
     sessions::ensure(conn, &msg.session_id, msg.created_at_ms)?;
+    append_to_session_in(conn, msg)
+}
+
+/// [`append_in`] for a session the caller's transaction has already created or read (a
+/// turn's start): the same without the `ensure`.
+pub(crate) fn append_to_session_in(conn: &Connection, msg: &NewMessage) -> Result<i64, StoreError> {
+    let day = utc_day(msg.created_at_ms)?;
     conn.prepare_cached(
         "INSERT INTO messages (session_id, role, content, attachments, created_at_ms, day)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

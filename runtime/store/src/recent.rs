@@ -14,17 +14,52 @@
 //! when next asked for).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::message_record::MessageRecord;
+use crate::message_record::{MessageRecord, Role};
 
 /// Messages kept per session: the largest `history` limit served from memory.
 pub const TAIL: usize = 256;
-/// Message text (content, attachments, session ids) kept in all, in bytes.
+/// Message text (content, attachments) kept in all, in bytes.
 pub const MAX_BYTES: usize = 32 * 1024 * 1024;
 
+/// A message as memory keeps it: its text shared, so that a turn's history is handed out
+/// without copying it (the session id is the tail's key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Kept {
+    pub(crate) id: i64,
+    pub(crate) role: Role,
+    pub(crate) content: Arc<str>,
+    pub(crate) attachments: Option<String>,
+    pub(crate) created_at_ms: i64,
+}
+
+impl Kept {
+    fn new(m: MessageRecord) -> Kept {
+        Kept {
+            id: m.id,
+            role: m.role,
+            content: Arc::from(m.content),
+            attachments: m.attachments,
+            created_at_ms: m.created_at_ms,
+        }
+    }
+
+    /// The message as `history` returns it.
+    pub(crate) fn record(&self, session_id: &str) -> MessageRecord {
+        MessageRecord {
+            id: self.id,
+            session_id: session_id.to_owned(),
+            role: self.role,
+            content: self.content.to_string(),
+            attachments: self.attachments.clone(),
+            created_at_ms: self.created_at_ms,
+        }
+    }
+}
+
 struct Tail {
-    messages: VecDeque<MessageRecord>,
+    messages: VecDeque<Kept>,
     /// The tail holds every message of the session (it has fewer than [`TAIL`]).
     complete: bool,
     bytes: usize,
@@ -44,8 +79,8 @@ pub(crate) struct RecentMessages {
     inner: Mutex<Inner>,
 }
 
-fn size(m: &MessageRecord) -> usize {
-    m.content.len() + m.session_id.len() + m.attachments.as_ref().map_or(0, String::len) + 64
+fn size(m: &Kept) -> usize {
+    m.content.len() + m.attachments.as_ref().map_or(0, String::len) + 64
 }
 
 impl RecentMessages {
@@ -56,7 +91,7 @@ impl RecentMessages {
     /// The last `limit` messages of the session, oldest first, when memory holds them.
     #[cfg(test)]
     pub(crate) fn get(&self, session_id: &str, limit: usize) -> Option<Vec<MessageRecord>> {
-        self.get_with(session_id, limit, MessageRecord::clone)
+        self.get_with(session_id, limit, |m| m.record(session_id))
     }
 
     /// [`RecentMessages::get`], copying out only what `f` takes of each message.
@@ -64,7 +99,7 @@ impl RecentMessages {
         &self,
         session_id: &str,
         limit: usize,
-        f: impl FnMut(&MessageRecord) -> T,
+        f: impl FnMut(&Kept) -> T,
     ) -> Option<Vec<T>> {
         if limit > TAIL {
             return None;
@@ -82,13 +117,16 @@ impl RecentMessages {
     }
 
     /// Remembers what SQLite returned for a `history` call asking for [`TAIL`] messages.
-    pub(crate) fn fill(&self, session_id: &str, messages: &[MessageRecord]) {
+    /// Returns them as kept, whether or not memory keeps them.
+    pub(crate) fn fill(&self, session_id: &str, messages: Vec<MessageRecord>) -> VecDeque<Kept> {
+        let complete = messages.len() < TAIL;
+        let messages: VecDeque<Kept> = messages.into_iter().map(Kept::new).collect();
         let mut inner = self.lock();
         inner.clock += 1;
         let tail = Tail {
-            complete: messages.len() < TAIL,
+            complete,
             bytes: messages.iter().map(size).sum(),
-            messages: messages.iter().cloned().collect(),
+            messages: messages.clone(),
             last_used: inner.clock,
         };
         inner.bytes += tail.bytes;
@@ -96,6 +134,7 @@ impl RecentMessages {
             inner.bytes -= old.bytes;
         }
         inner.evict();
+        messages
     }
 
     /// Adds messages that were just committed (in append order) to the sessions memory holds.
@@ -107,6 +146,7 @@ impl RecentMessages {
             let Some(tail) = inner.sessions.get_mut(&message.session_id) else {
                 continue;
             };
+            let message = Kept::new(message);
             let bytes = size(&message);
             tail.messages.push_back(message);
             tail.bytes += bytes;
@@ -160,7 +200,6 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message_record::Role;
 
     fn message(id: i64, session: &str, content: &str) -> MessageRecord {
         MessageRecord {
@@ -177,7 +216,7 @@ mod tests {
     fn serves_only_what_it_holds() {
         let recent = RecentMessages::default();
         assert!(recent.get("a", 10).is_none());
-        recent.fill("a", &[message(1, "a", "one"), message(2, "a", "two")]);
+        recent.fill("a", vec![message(1, "a", "one"), message(2, "a", "two")]);
         // Complete: fewer than TAIL, so any limit is served.
         assert_eq!(recent.get("a", 10).unwrap().len(), 2);
         assert_eq!(recent.get("a", 1).unwrap()[0].id, 2);
@@ -194,7 +233,7 @@ mod tests {
     fn keeps_a_bounded_tail() {
         let recent = RecentMessages::default();
         let full: Vec<MessageRecord> = (0..TAIL as i64).map(|i| message(i, "a", "x")).collect();
-        recent.fill("a", &full);
+        recent.fill("a", full);
         recent.appended([message(TAIL as i64, "a", "y")]);
         let tail = recent.get("a", TAIL).unwrap();
         assert_eq!(tail.len(), TAIL);
@@ -206,11 +245,11 @@ mod tests {
     fn evicts_the_least_recently_used_past_the_byte_bound() {
         let recent = RecentMessages::default();
         let big = "x".repeat(MAX_BYTES / 3);
-        recent.fill("old", &[message(1, "old", &big)]);
-        recent.fill("mid", &[message(2, "mid", &big)]);
+        recent.fill("old", vec![message(1, "old", &big)]);
+        recent.fill("mid", vec![message(2, "mid", &big)]);
         recent.get("old", 1);
-        recent.fill("new", &[message(3, "new", &big)]);
-        recent.fill("newer", &[message(4, "newer", &big)]);
+        recent.fill("new", vec![message(3, "new", &big)]);
+        recent.fill("newer", vec![message(4, "newer", &big)]);
         assert!(
             recent.get("mid", 1).is_none(),
             "least recently used goes first"

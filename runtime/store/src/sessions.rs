@@ -1,5 +1,7 @@
 //! Sessions: one row per conversation, keyed by the protocol's session id.
 
+use std::sync::Arc;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +102,20 @@ impl Store {
     /// The session, if stored.
     pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
         let id = id.to_owned();
-        self.call(move |conn| read_session(conn, &id)).await
+        let configs = self.session_configs.clone();
+        self.call(move |conn| {
+            let record = read_session(conn, &id)?;
+            configs.set(&id, record.as_ref().and_then(|r| r.config.as_deref()));
+            Ok(record)
+        })
+        .await
+    }
+
+    /// The session's config overrides (JSON text) as last read or written on this store, when
+    /// known (`Some(None)`: none), without a trip to the writer thread; `None` when not known,
+    /// in which case [`Store::session`] reads them (and remembers them for the next call).
+    pub fn known_session_config(&self, id: &str) -> Option<Option<Arc<str>>> {
+        self.session_configs.get(id)
     }
 
     /// One page of sessions, most recently active first (ties by id), and the number of
@@ -160,9 +175,11 @@ impl Store {
     pub async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
         let recent = self.recent.clone();
+        let configs = self.session_configs.clone();
         self.call(move |conn| {
             let deleted = conn.execute("DELETE FROM sessions WHERE id = ?1", [&id])? == 1;
             recent.forget(&id);
+            configs.forget(&id);
             Ok(deleted)
         })
         .await
@@ -177,11 +194,16 @@ impl Store {
     ) -> Result<bool, StoreError> {
         check_json_opt("config", config.as_deref())?;
         let id = id.to_owned();
+        let configs = self.session_configs.clone();
         self.call(move |conn| {
-            Ok(conn.execute(
+            let updated = conn.execute(
                 "UPDATE sessions SET config = ?2 WHERE id = ?1",
                 params![id, config],
-            )? == 1)
+            )? == 1;
+            if updated {
+                configs.set(&id, config.as_deref());
+            }
+            Ok(updated)
         })
         .await
     }

@@ -13,6 +13,7 @@ use crate::StoreError;
 use crate::migrations;
 use crate::push_state::PushState;
 use crate::recent::RecentMessages;
+use crate::session_configs::SessionConfigs;
 use crate::worker::{Durability, Worker, wal_path};
 
 /// How long a statement waits for another connection's lock before failing with SQLITE_BUSY.
@@ -29,6 +30,8 @@ pub struct Store {
     pub(crate) recent: Arc<RecentMessages>,
     /// Whether push subscriptions may exist (see `push.rs`).
     pub(crate) push_state: Arc<PushState>,
+    /// The sessions' config overrides as last written (written only on the writer thread).
+    pub(crate) session_configs: Arc<SessionConfigs>,
 }
 
 impl std::fmt::Debug for Store {
@@ -55,6 +58,7 @@ impl Store {
             path: Arc::from(path),
             recent: Arc::default(),
             push_state: Arc::default(),
+            session_configs: Arc::default(),
         })
     }
 
@@ -74,6 +78,7 @@ impl Store {
             path: Arc::from(path),
             recent: Arc::default(),
             push_state: Arc::default(),
+            session_configs: Arc::default(),
         })
     }
 

@@ -4,11 +4,13 @@
 //! to the writer thread for this (ensure, session, history, message, presence), three of them
 //! write transactions, each a thread handoff and a wakeup back.
 
+use std::sync::Arc;
+
 use rusqlite::params;
 
 use crate::error::check_json_opt;
 use crate::message_record::{MessageRecord, NewMessage, Role};
-use crate::messages::{append_in, cached_history_with, record};
+use crate::messages::{append_to_session_in, cached_history_with, record};
 use crate::recent::RecentMessages;
 use crate::sessions::{SessionRecord, ensure, read_session};
 use crate::worker::in_write_transaction;
@@ -59,7 +61,8 @@ pub struct TurnContext {
 pub struct HistoryMessage {
     pub id: i64,
     pub role: Role,
-    pub content: String,
+    /// Shared with the store's recent history: handing a turn its history copies no text.
+    pub content: Arc<str>,
 }
 
 impl Store {
@@ -74,10 +77,14 @@ impl Store {
             check_json_opt("attachments", m.attachments.as_deref())?;
         }
         let recent = self.recent.clone();
+        let configs = self.session_configs.clone();
         self.call(move |conn| {
             let (context, appended) =
                 in_write_transaction(conn, |tx| start_in(tx, &recent, start))?;
             recent.appended(appended);
+            if let Some(session) = &context.session {
+                configs.set(&session.id, session.config.as_deref());
+            }
             Ok(context)
         })
         .await
@@ -116,7 +123,8 @@ fn start_in(
             attachments: m.attachments,
             created_at_ms: m.created_at_ms,
         };
-        let id = append_in(tx, &message)?;
+        // The session exists: read or created above, in this transaction.
+        let id = append_to_session_in(tx, &message)?;
         appended.push(record(id, message));
         if let Some(p) = &m.presence {
             // A failed statement undoes only itself; the turn goes on without the count.

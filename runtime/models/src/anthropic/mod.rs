@@ -154,12 +154,12 @@ fn message_blocks(message: &ChatMessage, send_images: bool) -> Vec<Value> {
                 blocks.extend(message.images.iter().map(image_block));
             }
             if !message.content.is_empty() {
-                blocks.push(json!({ "type": "text", "text": message.content }));
+                blocks.push(json!({ "type": "text", "text": &*message.content }));
             }
         }
         Role::Assistant => {
             if !message.content.is_empty() {
-                blocks.push(json!({ "type": "text", "text": message.content }));
+                blocks.push(json!({ "type": "text", "text": &*message.content }));
             }
             for call in &message.tool_calls {
                 blocks.push(json!({
@@ -178,12 +178,12 @@ fn message_blocks(message: &ChatMessage, send_images: bool) -> Vec<Value> {
             let images: &[ImagePart] = if send_images { &message.images } else { &[] };
             if images.is_empty() {
                 if !message.content.is_empty() {
-                    result["content"] = json!(message.content);
+                    result["content"] = json!(&*message.content);
                 }
             } else {
                 let mut content = Vec::with_capacity(images.len() + 1);
                 if !message.content.is_empty() {
-                    content.push(json!({ "type": "text", "text": message.content }));
+                    content.push(json!({ "type": "text", "text": &*message.content }));
                 }
                 content.extend(images.iter().map(image_block));
                 result["content"] = Value::Array(content);

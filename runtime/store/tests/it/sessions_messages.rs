@@ -184,6 +184,38 @@ async fn session_config_is_set_cleared_and_validated() {
     assert!(!store.set_session_config("ws:missing", None).await.unwrap());
 }
 
+/// `known_session_config` answers without the writer thread, so it must follow every read,
+/// write and delete of the config, or an `agent.send` would queue under a stale policy.
+#[tokio::test]
+async fn known_session_config_follows_reads_writes_and_deletes() {
+    let (_dir, store) = temp_store().await;
+    assert_eq!(store.known_session_config("ws:k"), None, "never seen");
+    store.ensure_session("ws:k", 1).await.unwrap();
+    assert_eq!(
+        store.known_session_config("ws:k"),
+        None,
+        "ensure is not a read"
+    );
+    store.session("ws:k").await.unwrap();
+    assert_eq!(store.known_session_config("ws:k"), Some(None));
+    let cfg = r#"{"queue":{"mode":"collect"}}"#;
+    store
+        .set_session_config("ws:k", Some(cfg.into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.known_session_config("ws:k").flatten().as_deref(),
+        Some(cfg)
+    );
+    assert!(store.delete_session("ws:k").await.unwrap());
+    assert_eq!(store.known_session_config("ws:k"), None, "deleted");
+    // A session read while missing has no config, which is what it gets when created.
+    store.session("ws:k").await.unwrap();
+    assert_eq!(store.known_session_config("ws:k"), Some(None));
+    store.ensure_session("ws:k", 2).await.unwrap();
+    assert_eq!(store.session("ws:k").await.unwrap().unwrap().config, None);
+}
+
 #[tokio::test]
 async fn append_message_creates_session_and_bumps_its_counters() {
     let (_dir, store) = temp_store().await;

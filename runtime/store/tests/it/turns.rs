@@ -67,7 +67,7 @@ async fn begin_turn_creates_the_session_returns_the_history_before_and_appends()
         .await
         .unwrap();
     assert_eq!(second.session.unwrap().message_count, 2);
-    let last: Vec<&str> = second.history.iter().map(|m| m.content.as_str()).collect();
+    let last: Vec<&str> = second.history.iter().map(|m| &*m.content).collect();
     assert_eq!(last, ["hi"], "history_limit bounds the history");
 
     // The turn's messages are stored in order, and later history (memory and SQL) sees them.
