@@ -4,6 +4,11 @@
 //! clients, widening is fine. Results and event data flow server -> client ("output"): widening
 //! them (new enum values, a wider type, a field no longer guaranteed) breaks existing clients,
 //! adding optional fields is fine because server-to-client objects are open.
+//!
+//! A schema may say that its constraints only write down a rule the gateway already enforced by
+//! hand: `"x-codifies": "<decision id>"`. Constraints added to such a schema are then compatible
+//! (clients were already refused outside the rule) and the change names the decision, which
+//! must say how the old rule relates to the new one.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -165,6 +170,13 @@ impl Differ<'_> {
     }
 
     fn constraints(&mut self, at: &str, old: &Value, new: &Value) {
+        let (severity, codified) = match new.get("x-codifies").and_then(Value::as_str) {
+            Some(decision) => (
+                Severity::Compatible,
+                format!(" (a rule the gateway enforced before: decision {decision})"),
+            ),
+            None => (Severity::Breaking, String::new()),
+        };
         for (key, tighter_when_larger) in [
             ("minimum", true),
             ("exclusiveMinimum", true),
@@ -185,14 +197,18 @@ impl Differ<'_> {
             };
             if narrowed {
                 self.push(
-                    Severity::Breaking,
+                    severity,
                     at,
-                    format!("{key} narrowed ({} -> {})", fmt_opt(o), fmt_opt(n)),
+                    format!(
+                        "{key} narrowed ({} -> {}){codified}",
+                        fmt_opt(o),
+                        fmt_opt(n)
+                    ),
                 );
             }
         }
         if old.get("pattern") != new.get("pattern") && new.get("pattern").is_some() {
-            self.push(Severity::Breaking, at, "pattern added or changed");
+            self.push(severity, at, format!("pattern added or changed{codified}"));
         }
     }
 

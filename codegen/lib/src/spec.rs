@@ -143,9 +143,10 @@ impl Method {
         let mut required = Vec::new();
         for param in &self.params {
             let mut schema = param.schema.clone();
+            // Also next to a `$ref` (e.g. `SessionId`): the param's own words document the
+            // field; typify keeps the referenced type and validators ignore the sibling.
             if let Some(obj) = schema.as_object_mut()
                 && !param.description.is_empty()
-                && !obj.contains_key("$ref")
             {
                 obj.entry("description")
                     .or_insert_with(|| Value::String(param.description.clone()));

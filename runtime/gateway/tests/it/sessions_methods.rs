@@ -168,6 +168,55 @@ async fn create_rejects_ids_that_are_not_frontend_colon_user() {
 }
 
 #[tokio::test]
+async fn every_session_id_param_meets_the_specs_session_id_schema() {
+    // Decision session-id-rule: 1 to 256 characters (code points, not bytes), no control
+    // characters; otherwise InvalidRequest naming the field, whichever method carries it.
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    let too_long = format!("telegram:{}", "x".repeat(248));
+    for (method, params, path) in [
+        (
+            "sessions.get",
+            json!({ "sessionId": too_long }),
+            "params.sessionId",
+        ),
+        (
+            "sessions.delete",
+            json!({ "sessionId": "" }),
+            "params.sessionId",
+        ),
+        (
+            "canvas.list",
+            json!({ "sessionId": "a:\u{7}" }),
+            "params.sessionId",
+        ),
+        (
+            "agent.cancel",
+            json!({ "sessionId": "a:\u{85}b" }),
+            "params.sessionId",
+        ),
+        ("tools.list", json!({ "sessionId": "" }), "params.sessionId"),
+        (
+            "agent.send",
+            json!({ "message": "hi", "session": too_long }),
+            "params.session",
+        ),
+    ] {
+        let reply = ws.call(method, params.clone()).await;
+        assert_eq!(reply["error"]["code"], -2, "{method} {params}: {reply}");
+        assert_eq!(reply["error"]["data"]["path"], path, "{reply}");
+    }
+    // 256 characters of two bytes each (over 256 bytes) are a valid id.
+    let wide = format!("telegram:{}", "é".repeat(247));
+    assert_eq!(wide.chars().count(), 256);
+    let reply = ws
+        .call("sessions.create", json!({ "sessionId": wide }))
+        .await;
+    assert_eq!(reply["result"]["sessionId"], wide, "{reply}");
+    assert_eq!(reply["result"]["created"], true, "{reply}");
+}
+
+#[tokio::test]
 async fn get_returns_history_oldest_first_with_limit() {
     let gw = TestGateway::start("").await;
     let mut ws = gw.client().await;
