@@ -251,6 +251,8 @@ async fn list_live(
     Ok(SessionsListResult { sessions, total })
 }
 
+/// The store's role as the wire's (why they are two enums: `flynn_store::Role`'s docs). No
+/// wildcard arm: a role added to the store must be mapped here.
 fn history_role(role: Role) -> HistoryRole {
     match role {
         Role::User => HistoryRole::User,
