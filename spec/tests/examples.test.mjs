@@ -82,6 +82,7 @@ test("every event example validates against its data schema", () => {
 test("every x-wire example validates against its frame schema (and error data against the error's data schema)", () => {
   const wire = spec["x-wire"];
   const wireAjv = new Ajv({ strict: true, allErrors: true, allowUnionTypes: true, formats: FORMATS });
+  wireAjv.addKeyword({ keyword: "x-codifies" });
   const frames = Object.fromEntries(Object.entries(wire.schemas).map(([k, s]) => [k, wireAjv.compile(s)]));
   const errorsByCode = new Map(Object.entries(spec.components.errors).map(([k, e]) => [e.code, { name: k, ...e }]));
   const failures = [];

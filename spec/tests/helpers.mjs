@@ -61,6 +61,8 @@ export function absolutize(schema) {
 export function makeAjv(doc = spec) {
   const ajv = new Ajv({ strict: true, allErrors: true, allowUnionTypes: true, formats: FORMATS });
   ajv.addKeyword({ keyword: "components" });
+  // A schema's constraints that codify a rule enforced before (decision session-id-rule).
+  ajv.addKeyword({ keyword: "x-codifies" });
   ajv.addSchema({ $id: BASE, components: { schemas: doc.components.schemas } });
   return ajv;
 }

@@ -4,6 +4,11 @@
 //! clients, widening is fine. Results and event data flow server -> client ("output"): widening
 //! them (new enum values, a wider type, a field no longer guaranteed) breaks existing clients,
 //! adding optional fields is fine because server-to-client objects are open.
+//!
+//! A schema may say that its constraints only write down a rule the gateway already enforced by
+//! hand: `"x-codifies": "<decision id>"`. Constraints added to such a schema are then compatible
+//! (clients were already refused outside the rule) and the change names the decision, which
+//! must say how the old rule relates to the new one.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -62,7 +67,6 @@ impl Differ<'_> {
 
     /// Compares two schemas flowing in `flow` direction.
     fn schema(&mut self, at: &str, old: &Value, new: &Value, flow: Flow) {
-        use Severity::*;
         if let (Some(o), Some(n)) = (schema_ref_name(old), schema_ref_name(new)) {
             if !self
                 .seen
@@ -78,8 +82,19 @@ impl Differ<'_> {
         }
         let old = self.resolve_old(old);
         let new = self.resolve_new(new);
+        self.types(at, &old, &new, flow);
+        self.enums(at, &old, &new, flow);
+        if flow == Flow::Input {
+            self.constraints(at, &old, &new);
+        }
+        self.properties(at, &old, &new, flow);
+    }
 
-        let (old_types, new_types) = (types(&old), types(&new));
+    /// A changed type: breaking when it narrows params or widens results.
+    fn types(&mut self, at: &str, old: &Value, new: &Value, flow: Flow) {
+        use Severity::*;
+
+        let (old_types, new_types) = (types(old), types(new));
         if old_types != new_types && !old_types.is_empty() && !new_types.is_empty() {
             let narrowed = old_types.iter().any(|t| !covers(&new_types, t));
             let widened = new_types.iter().any(|t| !covers(&old_types, t));
@@ -104,8 +119,12 @@ impl Differ<'_> {
                 ),
             );
         }
+    }
 
-        let (old_enum, new_enum) = (enum_values(&old), enum_values(&new));
+    /// Enum values removed (always breaking) or added (breaking for results).
+    fn enums(&mut self, at: &str, old: &Value, new: &Value, flow: Flow) {
+        use Severity::*;
+        let (old_enum, new_enum) = (enum_values(old), enum_values(new));
         if let (Some(oe), Some(ne)) = (&old_enum, &new_enum) {
             for removed in oe.difference(ne) {
                 // A removed value breaks clients that send it; for output it can still be a
@@ -123,13 +142,13 @@ impl Differ<'_> {
         } else if old_enum.is_none() && new_enum.is_some() && flow == Flow::Input {
             self.push(Breaking, at, "value restricted to an enum");
         }
+    }
 
-        if flow == Flow::Input {
-            self.constraints(at, &old, &new);
-        }
-
-        let (old_props, new_props) = (props(&old), props(&new));
-        let (old_req, new_req) = (required(&old), required(&new));
+    /// Fields removed, added or made (non-)required, then each kept field and the items.
+    fn properties(&mut self, at: &str, old: &Value, new: &Value, flow: Flow) {
+        use Severity::*;
+        let (old_props, new_props) = (props(old), props(new));
+        let (old_req, new_req) = (required(old), required(new));
         for name in old_props.iter().filter(|p| !new_props.contains(*p)) {
             self.push(Breaking, &format!("{at}.{name}"), "field removed");
         }
@@ -165,6 +184,13 @@ impl Differ<'_> {
     }
 
     fn constraints(&mut self, at: &str, old: &Value, new: &Value) {
+        let (severity, codified) = match new.get("x-codifies").and_then(Value::as_str) {
+            Some(decision) => (
+                Severity::Compatible,
+                format!(" (a rule the gateway enforced before: decision {decision})"),
+            ),
+            None => (Severity::Breaking, String::new()),
+        };
         for (key, tighter_when_larger) in [
             ("minimum", true),
             ("exclusiveMinimum", true),
@@ -185,14 +211,18 @@ impl Differ<'_> {
             };
             if narrowed {
                 self.push(
-                    Severity::Breaking,
+                    severity,
                     at,
-                    format!("{key} narrowed ({} -> {})", fmt_opt(o), fmt_opt(n)),
+                    format!(
+                        "{key} narrowed ({} -> {}){codified}",
+                        fmt_opt(o),
+                        fmt_opt(n)
+                    ),
                 );
             }
         }
         if old.get("pattern") != new.get("pattern") && new.get("pattern").is_some() {
-            self.push(Severity::Breaking, at, "pattern added or changed");
+            self.push(severity, at, format!("pattern added or changed{codified}"));
         }
     }
 
@@ -286,108 +316,9 @@ pub fn diff(old: &Spec, new: &Spec) -> Vec<Change> {
         changes: Vec::new(),
         seen: BTreeSet::new(),
     };
-    for m in &old.methods {
-        match new.method(&m.name) {
-            None => d.push(Severity::Breaking, &m.name, "method removed"),
-            Some(n) => {
-                let params_at = format!("{} params", m.name);
-                d.schema(
-                    &params_at,
-                    &m.params_schema(),
-                    &n.params_schema(),
-                    Flow::Input,
-                );
-                let (or, nr) = (ref_to(&m.result), ref_to(&n.result));
-                d.schema(&format!("{} result", m.name), &or, &nr, Flow::Output);
-                for e in n.events.iter().filter(|e| !m.events.contains(e)) {
-                    d.push(Severity::Breaking, &m.name, format!("may now emit `{e}`"));
-                }
-                match (m.scope.as_str(), n.scope.as_str()) {
-                    (old_scope, new_scope) if old_scope == new_scope => {}
-                    ("", new_scope) => d.push(
-                        Severity::Compatible,
-                        &m.name,
-                        format!(
-                            "scope `{new_scope}` declared (server.token and an open gateway hold every scope)"
-                        ),
-                    ),
-                    (old_scope, new_scope) => d.push(
-                        Severity::Breaking,
-                        &m.name,
-                        format!(
-                            "scope changed from `{old_scope}` to `{new_scope}`: tokens holding only `{old_scope}` lose access"
-                        ),
-                    ),
-                }
-                for e in m.events.iter().filter(|e| !n.events.contains(e)) {
-                    d.push(
-                        Severity::Compatible,
-                        &m.name,
-                        format!("no longer emits `{e}`"),
-                    );
-                }
-                if m.tag != n.tag {
-                    d.push(
-                        Severity::Compatible,
-                        &m.name,
-                        format!(
-                            "tag changed from `{}` to `{}` (a group, not on the wire: decision method-tags)",
-                            m.tag, n.tag
-                        ),
-                    );
-                }
-            }
-        }
-    }
-    for m in new.methods.iter().filter(|m| old.method(&m.name).is_none()) {
-        d.push(Severity::Compatible, &m.name, "method added");
-    }
-    for e in &old.events {
-        match new.event(&e.name) {
-            None => d.push(
-                Severity::Breaking,
-                &format!("event {}", e.name),
-                "event removed",
-            ),
-            Some(n) => {
-                let (o, nn) = (ref_to(&e.data), ref_to(&n.data));
-                d.schema(&format!("event {} data", e.name), &o, &nn, Flow::Output);
-            }
-        }
-    }
-    for e in new.events.iter().filter(|e| old.event(&e.name).is_none()) {
-        d.push(
-            Severity::Compatible,
-            &format!("event {}", e.name),
-            "event added",
-        );
-    }
-    for e in &old.errors {
-        match new.errors.iter().find(|n| n.name == e.name) {
-            None => d.push(
-                Severity::Breaking,
-                &format!("error {}", e.name),
-                "error code removed",
-            ),
-            Some(n) if n.code != e.code => d.push(
-                Severity::Breaking,
-                &format!("error {}", e.name),
-                format!("code changed from {} to {}", e.code, n.code),
-            ),
-            _ => {}
-        }
-    }
-    for e in new
-        .errors
-        .iter()
-        .filter(|n| !old.errors.iter().any(|o| o.name == n.name))
-    {
-        d.push(
-            Severity::Compatible,
-            &format!("error {}", e.name),
-            format!("error code {} added", e.code),
-        );
-    }
+    d.methods();
+    d.events();
+    d.errors();
     if old.protocol_version != new.protocol_version {
         d.push(
             Severity::Compatible,
@@ -398,6 +329,125 @@ pub fn diff(old: &Spec, new: &Spec) -> Vec<Change> {
     let mut changes = d.changes;
     changes.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
     changes
+}
+
+impl Differ<'_> {
+    fn methods(&mut self) {
+        let (old, new) = (self.old, self.new);
+        for m in &old.methods {
+            match new.method(&m.name) {
+                None => self.push(Severity::Breaking, &m.name, "method removed"),
+                Some(n) => self.method(m, n),
+            }
+        }
+        for m in new.methods.iter().filter(|m| old.method(&m.name).is_none()) {
+            self.push(Severity::Compatible, &m.name, "method added");
+        }
+    }
+
+    /// One method in both versions: params, result, events, scope, tag.
+    fn method(&mut self, m: &crate::spec::Method, n: &crate::spec::Method) {
+        let params_at = format!("{} params", m.name);
+        self.schema(
+            &params_at,
+            &m.params_schema(),
+            &n.params_schema(),
+            Flow::Input,
+        );
+        let (or, nr) = (ref_to(&m.result), ref_to(&n.result));
+        self.schema(&format!("{} result", m.name), &or, &nr, Flow::Output);
+        for e in n.events.iter().filter(|e| !m.events.contains(e)) {
+            self.push(Severity::Breaking, &m.name, format!("may now emit `{e}`"));
+        }
+        match (m.scope.as_str(), n.scope.as_str()) {
+            (old_scope, new_scope) if old_scope == new_scope => {}
+            ("", new_scope) => self.push(
+                Severity::Compatible,
+                &m.name,
+                format!(
+                    "scope `{new_scope}` declared (server.token and an open gateway hold every scope)"
+                ),
+            ),
+            (old_scope, new_scope) => self.push(
+                Severity::Breaking,
+                &m.name,
+                format!(
+                    "scope changed from `{old_scope}` to `{new_scope}`: tokens holding only `{old_scope}` lose access"
+                ),
+            ),
+        }
+        for e in m.events.iter().filter(|e| !n.events.contains(e)) {
+            self.push(
+                Severity::Compatible,
+                &m.name,
+                format!("no longer emits `{e}`"),
+            );
+        }
+        if m.tag != n.tag {
+            self.push(
+                Severity::Compatible,
+                &m.name,
+                format!(
+                    "tag changed from `{}` to `{}` (a group, not on the wire: decision method-tags)",
+                    m.tag, n.tag
+                ),
+            );
+        }
+    }
+
+    fn events(&mut self) {
+        let (old, new) = (self.old, self.new);
+        for e in &old.events {
+            match new.event(&e.name) {
+                None => self.push(
+                    Severity::Breaking,
+                    &format!("event {}", e.name),
+                    "event removed",
+                ),
+                Some(n) => {
+                    let (o, nn) = (ref_to(&e.data), ref_to(&n.data));
+                    self.schema(&format!("event {} data", e.name), &o, &nn, Flow::Output);
+                }
+            }
+        }
+        for e in new.events.iter().filter(|e| old.event(&e.name).is_none()) {
+            self.push(
+                Severity::Compatible,
+                &format!("event {}", e.name),
+                "event added",
+            );
+        }
+    }
+
+    fn errors(&mut self) {
+        let (old, new) = (self.old, self.new);
+        for e in &old.errors {
+            match new.errors.iter().find(|n| n.name == e.name) {
+                None => self.push(
+                    Severity::Breaking,
+                    &format!("error {}", e.name),
+                    "error code removed",
+                ),
+                Some(n) if n.code != e.code => self.push(
+                    Severity::Breaking,
+                    &format!("error {}", e.name),
+                    format!("code changed from {} to {}", e.code, n.code),
+                ),
+                _ => {}
+            }
+        }
+        for e in new
+            .errors
+            .iter()
+            .filter(|n| !old.errors.iter().any(|o| o.name == n.name))
+        {
+            self.push(
+                Severity::Compatible,
+                &format!("error {}", e.name),
+                format!("error code {} added", e.code),
+            );
+        }
+    }
 }
 
 fn ref_to(name: &str) -> Value {

@@ -4,9 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::{names, refs};
+
+mod defs;
+
+pub use defs::{BrowserSubprotocol, ErrorDef, Event, Method, Param, ScopeDef, TagDef};
 
 /// Why a spec document could not be used for generation.
 #[derive(Debug, thiserror::Error)]
@@ -50,126 +54,6 @@ pub struct Spec {
     pub browser_subprotocol: Option<BrowserSubprotocol>,
 }
 
-/// The WebSocket subprotocol entries of `x-http.auth.browserSubprotocol`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrowserSubprotocol {
-    /// `protocol`: the subprotocol every client offers and the gateway selects (`flynn.v1`).
-    pub protocol: String,
-    /// `tokenPrefix`: the prefix of the entry that carries a token (`flynn.bearer.`).
-    pub token_prefix: String,
-}
-
-/// One scope of the root `x-scopes` list.
-#[derive(Debug, Clone)]
-pub struct ScopeDef {
-    pub name: String,
-    pub description: String,
-}
-
-/// One method group of `components.tags`.
-#[derive(Debug, Clone)]
-pub struct TagDef {
-    /// A lower-case word: it names the handler trait (`<Tag>Methods`) and the gateway module.
-    pub name: String,
-    pub description: String,
-}
-
-/// One method of the spec.
-#[derive(Debug, Clone)]
-pub struct Method {
-    /// Wire name, e.g. `sessions.list`.
-    pub name: String,
-    pub summary: String,
-    pub description: String,
-    /// The method's group: the name of its one tag (`misc` when a pre-tags document has none).
-    pub tag: String,
-    /// `x-scope`: the scope a credential must hold to call the method.
-    pub scope: String,
-    pub params: Vec<Param>,
-    /// Name of the result schema in `components.schemas`.
-    pub result: String,
-    /// Names of the errors (keys of `components.errors`) the method can return.
-    pub errors: Vec<String>,
-    /// Names of the events the method may emit.
-    pub events: Vec<String>,
-    /// True for methods that this project adds beyond the protocol document (`x-extension`).
-    pub extension: bool,
-    pub examples: Vec<Value>,
-}
-
-/// One by-name parameter.
-#[derive(Debug, Clone)]
-pub struct Param {
-    pub name: String,
-    pub description: String,
-    pub required: bool,
-    pub schema: Value,
-}
-
-/// One server-pushed event type, declared in the root `x-events` extension.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub name: String,
-    pub description: String,
-    /// Name of the data schema in `components.schemas`.
-    pub data: String,
-    pub extension: bool,
-    pub examples: Vec<Value>,
-}
-
-/// One named error code of `components.errors`.
-#[derive(Debug, Clone)]
-pub struct ErrorDef {
-    pub name: String,
-    pub code: i64,
-    pub message: String,
-    pub description: String,
-    /// True for codes this project adds beyond the protocol document's table (`x-extension`
-    /// in `x-errors`).
-    pub extension: bool,
-}
-
-impl Method {
-    /// Rust/TypeScript type name of the synthesized params object, e.g. `SessionsListParams`.
-    pub fn params_type(&self) -> String {
-        format!("{}Params", names::pascal(&self.name))
-    }
-
-    /// The JSON schema of the params object, built from the by-name params. Params are closed:
-    /// an unknown field is an error naming that field, which catches `session` / `sessionId`
-    /// style mistakes instead of silently ignoring them.
-    pub fn params_schema(&self) -> Value {
-        let mut properties = Map::new();
-        let mut required = Vec::new();
-        for param in &self.params {
-            let mut schema = param.schema.clone();
-            if let Some(obj) = schema.as_object_mut()
-                && !param.description.is_empty()
-                && !obj.contains_key("$ref")
-            {
-                obj.entry("description")
-                    .or_insert_with(|| Value::String(param.description.clone()));
-            }
-            properties.insert(param.name.clone(), schema);
-            if param.required {
-                required.push(Value::String(param.name.clone()));
-            }
-        }
-        json!({
-            "type": "object",
-            "description": format!("Params of `{}`.", self.name),
-            "properties": properties,
-            "required": required,
-            "additionalProperties": false,
-        })
-    }
-
-    /// True when every param is optional, so the params may be omitted on the wire.
-    pub fn params_optional(&self) -> bool {
-        self.params.iter().all(|p| !p.required)
-    }
-}
-
 fn str_field(obj: &Value, key: &str) -> Option<String> {
     obj.get(key).and_then(Value::as_str).map(str::to_owned)
 }
@@ -208,7 +92,6 @@ impl Spec {
         let errors = parse_errors(&raw)?;
         let scopes = parse_scopes(&raw)?;
         let tags = parse_tags(&raw)?;
-        let scope_names: BTreeSet<&str> = scopes.iter().map(|s| s.name.as_str()).collect();
         let events = parse_events(&raw, &schemas)?;
         let event_names: BTreeSet<&str> = events.iter().map(|e| e.name.as_str()).collect();
         let error_names: BTreeSet<&str> = errors.iter().map(|e| e.name.as_str()).collect();
@@ -222,36 +105,7 @@ impl Spec {
             .enumerate()
         {
             let method = parse_method(index, m, &schemas, &event_names, &error_names)?;
-            if scopes.is_empty() && method.scope.is_empty() {
-                // A document from before scopes.
-            } else if method.scope.is_empty() {
-                return Err(broken(
-                    format!("methods[{index}] ({}).x-scope", method.name),
-                    "missing: every method declares the scope it needs (decision scopes)",
-                ));
-            } else if !scope_names.contains(method.scope.as_str()) {
-                return Err(broken(
-                    format!("methods[{index}] ({}).x-scope", method.name),
-                    format!(
-                        "`{}` is not one of the scopes in x-scopes ({})",
-                        method.scope,
-                        scope_names.iter().copied().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-            if !tags.is_empty() && !tags.iter().any(|t| t.name == method.tag) {
-                return Err(broken(
-                    format!("methods[{index}] ({}).tags", method.name),
-                    format!(
-                        "`{}` is not declared in components.tags ({}): declare it with a description",
-                        method.tag,
-                        tags.iter()
-                            .map(|t| t.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
+            check_method_refs(index, &method, &scopes, &tags, &schemas)?;
             if !seen.insert(method.name.clone()) {
                 return Err(broken(
                     format!("methods[{index}]"),
@@ -504,10 +358,48 @@ fn parse_method(
     if m.get("paramStructure").and_then(Value::as_str) != Some("by-name") {
         return Err(broken(&at, "paramStructure must be \"by-name\""));
     }
+    let params = parse_params(&at, m)?;
+    let result = schema_ref_name(&m["result"]["schema"])
+        .ok_or_else(|| {
+            broken(
+                format!("{at}.result"),
+                "schema must be a $ref to components.schemas",
+            )
+        })?
+        .to_owned();
+    if !schemas.contains_key(&result) {
+        return Err(broken(
+            format!("{at}.result"),
+            format!("unknown schema `{result}`"),
+        ));
+    }
+    let errors = method_errors(&at, m, error_names)?;
+    let events = method_events(&at, m, event_names)?;
+    let tag = m["tags"][0]["name"].as_str().unwrap_or("misc").to_owned();
+    // Checked against `x-scopes` by the caller: missing is an error once the document has
+    // scopes.
+    let scope = str_field(m, "x-scope").unwrap_or_default();
+    Ok(Method {
+        scope,
+        summary: str_field(m, "summary").unwrap_or_default(),
+        description: str_field(m, "description").unwrap_or_default(),
+        tag,
+        params,
+        result,
+        errors,
+        events,
+        extension: m["x-extension"].as_bool().unwrap_or(false),
+        examples: m["examples"].as_array().cloned().unwrap_or_default(),
+        name,
+    })
+}
+
+/// A method's by-name params.
+fn parse_params(at: &str, m: &Value) -> Result<Vec<Param>, SpecError> {
     let mut params = Vec::new();
     for (pi, p) in m["params"]
         .as_array()
-        .ok_or_else(|| broken(&at, "params missing (use [] for none)"))?
+        .ok_or_else(|| broken(at, "params missing (use [] for none)"))?
         .iter()
         .enumerate()
     {
@@ -523,20 +415,15 @@ fn parse_method(
             name: pname,
         });
     }
-    let result = schema_ref_name(&m["result"]["schema"])
-        .ok_or_else(|| {
-            broken(
-                format!("{at}.result"),
-                "schema must be a $ref to components.schemas",
-            )
-        })?
-        .to_owned();
-    if !schemas.contains_key(&result) {
-        return Err(broken(
-            format!("{at}.result"),
-            format!("unknown schema `{result}`"),
-        ));
-    }
+    Ok(params)
+}
+
+/// A method's `errors`: each a `$ref` to a declared error.
+fn method_errors(
+    at: &str,
+    m: &Value,
+    error_names: &BTreeSet<&str>,
+) -> Result<Vec<String>, SpecError> {
     let mut errors = Vec::new();
     for e in m["errors"].as_array().into_iter().flatten() {
         let ename = e
@@ -557,6 +444,15 @@ fn parse_method(
         }
         errors.push(ename.to_owned());
     }
+    Ok(errors)
+}
+
+/// A method's `x-events`: each a declared event's name.
+fn method_events(
+    at: &str,
+    m: &Value,
+    event_names: &BTreeSet<&str>,
+) -> Result<Vec<String>, SpecError> {
     let mut events = Vec::new();
     for e in m["x-events"].as_array().into_iter().flatten() {
         let ename = e
@@ -570,21 +466,54 @@ fn parse_method(
         }
         events.push(ename.to_owned());
     }
-    let tag = m["tags"][0]["name"].as_str().unwrap_or("misc").to_owned();
-    // Checked against `x-scopes` by the caller: missing is an error once the document has
-    // scopes.
-    let scope = str_field(m, "x-scope").unwrap_or_default();
-    Ok(Method {
-        scope,
-        summary: str_field(m, "summary").unwrap_or_default(),
-        description: str_field(m, "description").unwrap_or_default(),
-        tag,
-        params,
-        result,
-        errors,
-        events,
-        extension: m["x-extension"].as_bool().unwrap_or(false),
-        examples: m["examples"].as_array().cloned().unwrap_or_default(),
-        name,
-    })
+    Ok(events)
+}
+
+/// A method's scope and tag are declared (`x-scopes`, `components.tags`; a document from
+/// before scopes or tags has none), and its synthesized params type name is free.
+fn check_method_refs(
+    index: usize,
+    method: &Method,
+    scopes: &[ScopeDef],
+    tags: &[TagDef],
+    schemas: &BTreeMap<String, Value>,
+) -> Result<(), SpecError> {
+    let scope_names: BTreeSet<&str> = scopes.iter().map(|s| s.name.as_str()).collect();
+    if scopes.is_empty() && method.scope.is_empty() {
+        // A document from before scopes.
+    } else if method.scope.is_empty() {
+        return Err(broken(
+            format!("methods[{index}] ({}).x-scope", method.name),
+            "missing: every method declares the scope it needs (decision scopes)",
+        ));
+    } else if !scope_names.contains(method.scope.as_str()) {
+        return Err(broken(
+            format!("methods[{index}] ({}).x-scope", method.name),
+            format!(
+                "`{}` is not one of the scopes in x-scopes ({})",
+                method.scope,
+                scope_names.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    if !tags.is_empty() && !tags.iter().any(|t| t.name == method.tag) {
+        return Err(broken(
+            format!("methods[{index}] ({}).tags", method.name),
+            format!(
+                "`{}` is not declared in components.tags ({}): declare it with a description",
+                method.tag,
+                tags.iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    if schemas.contains_key(&method.params_type()) {
+        return Err(broken(
+            format!("components.schemas.{}", method.params_type()),
+            "this name is reserved for the synthesized params of a method",
+        ));
+    }
+    Ok(())
 }

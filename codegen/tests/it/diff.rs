@@ -171,6 +171,24 @@ fn narrowing_a_param_type_is_breaking() {
 }
 
 #[test]
+fn constraints_that_codify_an_enforced_rule_are_compatible() {
+    let constrain = |s: &mut Value, codifies: bool| {
+        let schema = &mut s["methods"][0]["params"][1]["schema"];
+        *schema = json!({"type": "string", "maxLength": 8, "pattern": "^[a-z]*$"});
+        if codifies {
+            schema["x-codifies"] = json!("mode-rule");
+        }
+    };
+    assert_breaking(|s| constrain(s, false), "maxLength narrowed");
+    assert_breaking(|s| constrain(s, false), "pattern added");
+    assert_compatible(
+        |s| constrain(s, true),
+        "maxLength narrowed (none -> 8) (a rule the gateway enforced before: decision mode-rule)",
+    );
+    assert_compatible(|s| constrain(s, true), "pattern added or changed (a rule");
+}
+
+#[test]
 fn narrowing_a_result_type_is_compatible_and_widening_is_breaking() {
     assert_compatible(
         |s| {

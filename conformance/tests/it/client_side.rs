@@ -39,6 +39,12 @@ async fn client(base: &str, transcript: &str) -> Client<WsTransport> {
             .unwrap();
     Client::new(transport)
 }
+/// A session id for the typed client's params (`types::SessionId` checks the spec's rule).
+fn sid(id: impl AsRef<str>) -> flynn_protocol::types::SessionId {
+    let id = id.as_ref();
+    id.parse()
+        .unwrap_or_else(|e| panic!("{id:?} is a valid session id: {e}"))
+}
 
 fn send(message: &str, session: &str) -> types::AgentSendParams {
     types::AgentSendParams {
@@ -46,7 +52,7 @@ fn send(message: &str, session: &str) -> types::AgentSendParams {
         idempotency_key: None,
         message: message.to_owned(),
         session: None,
-        session_id: Some(session.to_owned()),
+        session_id: Some(sid(session)),
     }
 }
 
@@ -143,7 +149,7 @@ async fn play_agent_send(base: &str) {
     )
     .await;
     let mut both = send("hi", "telegram:123456");
-    both.session = Some("telegram:654321".into());
+    both.session = Some(sid("telegram:654321"));
     let err = c.agent_send(both).await.unwrap_err();
     assert!(
         matches!(err, flynn_protocol::wire::ClientError::Rpc(ref e) if e.code == -2),
@@ -159,7 +165,7 @@ async fn play_agent_send(base: &str) {
     );
     let deleted = c
         .sessions_delete(types::SessionsDeleteParams {
-            session_id: "telegram:123456".into(),
+            session_id: sid("telegram:123456"),
         })
         .await
         .unwrap();
@@ -195,7 +201,7 @@ async fn play_agent_tools(base: &str) {
     .await;
     assert!(names.contains(&"attachment".to_owned()));
     c.sessions_delete(types::SessionsDeleteParams {
-        session_id: "conformance:tools".into(),
+        session_id: sid("conformance:tools"),
     })
     .await
     .unwrap();
@@ -207,7 +213,7 @@ async fn play_tool_approval_granted(base: &str) {
     let c = client(base, "tool-approval-granted").await;
     let on = c
         .agent_set_tool_use_callback(types::AgentSetToolUseCallbackParams {
-            session_id: Some("telegram:123456".into()),
+            session_id: Some(sid("telegram:123456")),
             enabled: true,
         })
         .await
@@ -238,13 +244,13 @@ async fn play_tool_approval_granted(base: &str) {
     );
     assert!(!c.agent_approve_tool(answer).await.unwrap().accepted);
     c.agent_set_tool_use_callback(types::AgentSetToolUseCallbackParams {
-        session_id: Some("telegram:123456".into()),
+        session_id: Some(sid("telegram:123456")),
         enabled: false,
     })
     .await
     .unwrap();
     c.sessions_delete(types::SessionsDeleteParams {
-        session_id: "telegram:123456".into(),
+        session_id: sid("telegram:123456"),
     })
     .await
     .unwrap();
@@ -257,7 +263,7 @@ async fn play_canvas(base: &str) {
     let session = "ws:abc123".to_owned();
     let missing = c
         .canvas_list(types::CanvasListParams {
-            session_id: session.clone(),
+            session_id: sid(&session),
             limit: std::num::NonZeroU64::new(20).unwrap(),
         })
         .await
@@ -267,13 +273,13 @@ async fn play_canvas(base: &str) {
         "{missing}"
     );
     c.sessions_create(types::SessionsCreateParams {
-        session_id: Some(session.clone()),
+        session_id: Some(sid(&session)),
     })
     .await
     .unwrap();
     canvas_artifacts(&c, &session).await;
     c.sessions_delete(types::SessionsDeleteParams {
-        session_id: session,
+        session_id: sid(&session),
     })
     .await
     .unwrap();
@@ -297,7 +303,7 @@ async fn canvas_artifacts(c: &Client<WsTransport>, session: &str) {
     );
     let got = c
         .canvas_get(types::CanvasGetParams {
-            session_id: session.to_owned(),
+            session_id: sid(session),
             artifact_id: "summary-card".into(),
         })
         .await
@@ -305,7 +311,7 @@ async fn canvas_artifacts(c: &Client<WsTransport>, session: &str) {
     assert_eq!(got.artifact.title.as_deref(), Some("Draft Summary v2"));
     assert_eq!(
         c.canvas_list(types::CanvasListParams {
-            session_id: session.to_owned(),
+            session_id: sid(session),
             limit: std::num::NonZeroU64::new(20).unwrap()
         })
         .await
@@ -316,7 +322,7 @@ async fn canvas_artifacts(c: &Client<WsTransport>, session: &str) {
     );
     assert!(
         c.canvas_delete(types::CanvasDeleteParams {
-            session_id: session.to_owned(),
+            session_id: sid(session),
             artifact_id: "summary-card".into()
         })
         .await
@@ -325,7 +331,7 @@ async fn canvas_artifacts(c: &Client<WsTransport>, session: &str) {
     );
     assert!(
         c.canvas_get(types::CanvasGetParams {
-            session_id: session.to_owned(),
+            session_id: sid(session),
             artifact_id: "summary-card".into()
         })
         .await
@@ -336,7 +342,7 @@ async fn canvas_artifacts(c: &Client<WsTransport>, session: &str) {
         .unwrap();
     assert_eq!(
         c.canvas_clear(types::CanvasClearParams {
-            session_id: session.to_owned()
+            session_id: sid(session)
         })
         .await
         .unwrap()
@@ -348,7 +354,7 @@ async fn canvas_artifacts(c: &Client<WsTransport>, session: &str) {
 /// A `note` artifact to put.
 fn note(session: &str, title: &str, id: &str) -> types::CanvasPutParams {
     types::CanvasPutParams {
-        session_id: session.to_owned(),
+        session_id: sid(session),
         artifact_id: id.into(),
         type_: "note".into(),
         title: Some(title.into()),

@@ -6,12 +6,16 @@
 //! import cycles, each with one concrete cycle and the reference behind every step. The test in
 //! `tests/it/cycles.rs` runs it over every crate of the workspace: `cargo test -p flynn-archcheck`.
 //!
+//! [`size`] measures every function and module file of a source text; `tests/it/sizes.rs` holds
+//! the workspace to its limits.
+//!
 //! It parses with `syn` instead of asking the compiler (`cargo modules` needs a nightly-built
 //! rust-analyzer), which is enough for this question: which file modules name which. Not seen:
 //! paths built by macros from pieces, and `#[cfg(test)]` code (on purpose: tests may reach in).
 
 mod graph;
 mod refs;
+pub mod size;
 mod tree;
 
 use std::fmt::Write as _;

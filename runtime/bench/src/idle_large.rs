@@ -118,10 +118,48 @@ pub async fn run(
     let rss_before_kib = procfs::rss_kib(server_pid)?;
 
     let (release_tx, release_rx) = watch::channel(false);
+    let opening = Instant::now();
+    let mut holders = open_all(addr, &spec, release_rx).await?;
+    let open_time = opening.elapsed();
+    tracing::info!(
+        connections = spec.connections,
+        ?open_time,
+        "all connections open; idling"
+    );
+
+    let idle_cpu_share = idle_cpu_share(server_pid, spec.idle).await?;
+    let rss_after_kib = procfs::rss_kib(server_pid)?;
+    let (probes_ns, info) = probe(&mut control, addr, spec.probes).await?;
+
+    let _ = release_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(60), async {
+        while holders.join_next().await.is_some() {}
+    })
+    .await;
+    holders.abort_all();
+    crate::load::close(control).await;
+    Ok(LargeIdleReport {
+        connections: spec.connections,
+        rss_before_kib,
+        rss_after_kib,
+        server_reported_connections: info.map_or(0, |i| i.connections),
+        idle_cpu_share,
+        probes_ns,
+        open_time,
+    })
+}
+
+/// Opens `spec.connections` connections, at most `spec.concurrency` handshakes at a time, each
+/// from its own source address; each is held open until `release` turns true. Returns once all
+/// are open (or the first fails).
+async fn open_all(
+    addr: SocketAddr,
+    spec: &LargeIdleSpec,
+    release: watch::Receiver<bool>,
+) -> Result<JoinSet<()>, BenchError> {
     let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), BenchError>>(1024);
     let gate = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let mut holders = JoinSet::new();
-    let opening = Instant::now();
     let mut ready = 0;
     for index in 0..spec.connections {
         let source = source_address(index)?;
@@ -131,7 +169,7 @@ pub async fn run(
             .await
             .map_err(|_| BenchError::Settings("the connection gate closed".into()))?;
         let ready_tx = ready_tx.clone();
-        let release = release_rx.clone();
+        let release = release.clone();
         holders.spawn(async move {
             let ws = match open_from(addr, source).await {
                 Ok(ws) => ws,
@@ -151,47 +189,36 @@ pub async fn run(
     }
     drop(ready_tx);
     crate::idle::wait_ready(&mut ready_rx, spec.connections, ready).await?;
-    let open_time = opening.elapsed();
-    tracing::info!(
-        connections = spec.connections,
-        ?open_time,
-        "all connections open; idling"
-    );
+    Ok(holders)
+}
 
+/// The server's CPU time over `idle` as a share of one core.
+async fn idle_cpu_share(server_pid: u32, idle: Duration) -> Result<f64, BenchError> {
     let cpu_before = procfs::cpu_time(server_pid)?;
     let idle_started = Instant::now();
-    tokio::time::sleep(spec.idle).await;
-    let idle_cpu_share = procfs::cpu_time(server_pid)?
+    tokio::time::sleep(idle).await;
+    Ok(procfs::cpu_time(server_pid)?
         .saturating_sub(cpu_before)
         .as_secs_f64()
-        / idle_started.elapsed().as_secs_f64().max(f64::EPSILON);
-    let rss_after_kib = procfs::rss_kib(server_pid)?;
+        / idle_started.elapsed().as_secs_f64().max(f64::EPSILON))
+}
 
-    let mut probes_ns = Vec::with_capacity(spec.probes);
+/// `probes` (at least one) `system.info` round trips on `control`: their times in ns, sorted,
+/// and the last answer.
+async fn probe(
+    control: &mut Ws,
+    addr: SocketAddr,
+    probes: usize,
+) -> Result<(Vec<u64>, Option<client::Info>), BenchError> {
+    let mut probes_ns = Vec::with_capacity(probes);
     let mut info = None;
-    for i in 0..spec.probes.max(1) {
+    for i in 0..probes.max(1) {
         let sent = Instant::now();
-        info = Some(client::system_info(&mut control, addr, 2 + i as u64).await?);
+        info = Some(client::system_info(control, addr, 2 + i as u64).await?);
         probes_ns.push(u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX));
     }
     probes_ns.sort_unstable();
-
-    let _ = release_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(60), async {
-        while holders.join_next().await.is_some() {}
-    })
-    .await;
-    holders.abort_all();
-    crate::load::close(control).await;
-    Ok(LargeIdleReport {
-        connections: spec.connections,
-        rss_before_kib,
-        rss_after_kib,
-        server_reported_connections: info.map_or(0, |i| i.connections),
-        idle_cpu_share,
-        probes_ns,
-        open_time,
-    })
+    Ok((probes_ns, info))
 }
 
 /// Prints the report with the targets and the extrapolation to 100,000 connections.

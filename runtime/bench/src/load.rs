@@ -130,8 +130,40 @@ pub async fn run_watched(
     for _ in 0..spec.connections {
         sockets.push(client::connect(addr).await?);
     }
-    let start = Instant::now();
-    let measure_from = start + spec.warmup;
+    let (phase, deadline) = phase_of(&spec);
+    let (measure_from, measure_until) = (phase.measure_from, phase.measure_until);
+    let watcher = measure_until.map(|until| spawn_cpu_watcher(measure_from, until, watch));
+    let sample_cap = MAX_SAMPLES / spec.connections;
+    let mut tasks = JoinSet::new();
+    for ws in sockets {
+        tasks.spawn(drive(ws, addr, spec.in_flight, phase.clone(), sample_cap));
+    }
+    let mut totals = join_all(&mut tasks, deadline, &phase, addr).await?;
+    let cpu = match watcher {
+        Some(watcher) => watcher
+            .await
+            .map_err(|e| BenchError::Child(format!("the CPU watcher failed: {e}")))??,
+        None => Vec::new(),
+    };
+    let elapsed = match measure_until {
+        Some(until) => until - measure_from,
+        // The last counted reply ended the window; everything after is only draining.
+        None => Instant::now().saturating_duration_since(measure_from),
+    };
+    totals.latencies_ns.sort_unstable();
+    Ok(LoadReport {
+        spec,
+        requests: totals.requests,
+        errors: totals.errors,
+        elapsed,
+        cpu,
+        latencies_ns: totals.latencies_ns,
+    })
+}
+
+/// The measured window of a run starting now, and the time by which it must have ended.
+fn phase_of(spec: &LoadSpec) -> (Arc<Phase>, Instant) {
+    let measure_from = Instant::now() + spec.warmup;
     let (measure_until, remaining, deadline) = match spec.stop {
         Stop::After(d) => (Some(measure_from + d), 0, measure_from + d + REPLY_TIMEOUT),
         Stop::Requests(n) => (
@@ -146,30 +178,44 @@ pub async fn run_watched(
         remaining: AtomicI64::new(remaining),
         stop: AtomicBool::new(false),
     });
-    let watcher = measure_until.map(|until| {
-        let pids = watch.to_vec();
-        tokio::spawn(async move {
-            tokio::time::sleep_until(measure_from.into()).await;
-            let before = cpu_times(&pids)?;
-            tokio::time::sleep_until(until.into()).await;
-            let after = cpu_times(&pids)?;
-            Ok::<_, BenchError>(
-                after
-                    .iter()
-                    .zip(&before)
-                    .map(|(a, b)| a.saturating_sub(*b))
-                    .collect::<Vec<_>>(),
-            )
-        })
-    });
-    let sample_cap = MAX_SAMPLES / spec.connections;
-    let mut tasks = JoinSet::new();
-    for ws in sockets {
-        tasks.spawn(drive(ws, addr, spec.in_flight, phase.clone(), sample_cap));
-    }
-    let mut requests = 0;
-    let mut errors = 0;
-    let mut latencies_ns = Vec::new();
+    (phase, deadline)
+}
+
+/// The CPU time each of `pids` (and the whole machine) uses between `from` and `until`.
+pub(crate) fn spawn_cpu_watcher(
+    from: Instant,
+    until: Instant,
+    pids: &[u32],
+) -> tokio::task::JoinHandle<Result<Vec<Duration>, BenchError>> {
+    let pids = pids.to_vec();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(from.into()).await;
+        let before = cpu_times(&pids)?;
+        tokio::time::sleep_until(until.into()).await;
+        let after = cpu_times(&pids)?;
+        Ok::<_, BenchError>(
+            after
+                .iter()
+                .zip(&before)
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect::<Vec<_>>(),
+        )
+    })
+}
+
+/// Waits for every connection's loop and adds up what they counted; the first failure stops
+/// the others and is the result.
+async fn join_all(
+    tasks: &mut JoinSet<Result<ConnectionStats, BenchError>>,
+    deadline: Instant,
+    phase: &Phase,
+    addr: SocketAddr,
+) -> Result<ConnectionStats, BenchError> {
+    let mut totals = ConnectionStats {
+        requests: 0,
+        errors: 0,
+        latencies_ns: Vec::new(),
+    };
     let mut failure = None;
     loop {
         let joined = tokio::time::timeout_at(deadline.into(), tasks.join_next())
@@ -178,9 +224,9 @@ pub async fn run_watched(
         let Some(joined) = joined else { break };
         match joined {
             Ok(Ok(stats)) => {
-                requests += stats.requests;
-                errors += stats.errors;
-                latencies_ns.extend(stats.latencies_ns);
+                totals.requests += stats.requests;
+                totals.errors += stats.errors;
+                totals.latencies_ns.extend(stats.latencies_ns);
             }
             Ok(Err(e)) => {
                 phase.stop.store(true, Ordering::Relaxed);
@@ -192,29 +238,10 @@ pub async fn run_watched(
             }
         }
     }
-    if let Some(e) = failure {
-        return Err(e);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(totals),
     }
-    let cpu = match watcher {
-        Some(watcher) => watcher
-            .await
-            .map_err(|e| BenchError::Child(format!("the CPU watcher failed: {e}")))??,
-        None => Vec::new(),
-    };
-    let elapsed = match measure_until {
-        Some(until) => until - measure_from,
-        // The last counted reply ended the window; everything after is only draining.
-        None => Instant::now().saturating_duration_since(measure_from),
-    };
-    latencies_ns.sort_unstable();
-    Ok(LoadReport {
-        spec,
-        requests,
-        errors,
-        elapsed,
-        cpu,
-        latencies_ns,
-    })
 }
 
 pub(crate) fn cpu_times(pids: &[u32]) -> Result<Vec<Duration>, BenchError> {
@@ -235,35 +262,20 @@ async fn drive(
     phase: Arc<Phase>,
     sample_cap: usize,
 ) -> Result<ConnectionStats, BenchError> {
-    let mut stats = ConnectionStats {
-        requests: 0,
-        errors: 0,
-        latencies_ns: Vec::with_capacity(sample_cap.min(1 << 20)),
+    let mut ledger = Ledger {
+        outstanding: Vec::with_capacity(in_flight),
+        next_id: 1,
+        stats: ConnectionStats {
+            requests: 0,
+            errors: 0,
+            latencies_ns: Vec::with_capacity(sample_cap.min(1 << 20)),
+        },
+        sample_cap,
     };
-    let mut outstanding: Vec<(u64, Instant)> = Vec::with_capacity(in_flight);
-    let mut next_id: u64 = 1;
-    let sent_at = Instant::now();
-    for _ in 0..in_flight {
-        ws.feed(client::request(next_id))
-            .await
-            .map_err(|e| BenchError::ws(addr, e))?;
-        outstanding.push((next_id, sent_at));
-        next_id += 1;
-    }
-    ws.flush().await.map_err(|e| BenchError::ws(addr, e))?;
-
+    ledger.send(&mut ws, addr, in_flight).await?;
     let mut received: Vec<Message> = Vec::with_capacity(in_flight);
-    while !outstanding.is_empty() {
-        let first = tokio::time::timeout(REPLY_TIMEOUT, ws.next())
-            .await
-            .map_err(|_| BenchError::Timeout(format!("a reply from {addr}")))?;
-        received.push(next_message(first, addr)?);
-        while received.len() < 64 {
-            match ws.next().now_or_never() {
-                Some(message) => received.push(next_message(message, addr)?),
-                None => break,
-            }
-        }
+    while !ledger.outstanding.is_empty() {
+        receive_batch(&mut ws, addr, &mut received).await?;
         // One clock read per wakeup: every reply in the batch arrived by now.
         let now = Instant::now();
         let measuring = phase.measuring(now);
@@ -272,51 +284,103 @@ async fn drive(
             let Message::Text(text) = message else {
                 continue;
             };
-            let (id, ok) = match client::classify(text.as_str()) {
-                Reply::Result(id) => (id, true),
-                Reply::Error(id) => (id, false),
-                Reply::Unknown => {
-                    return Err(BenchError::Reply {
-                        addr,
-                        detail: format!("a frame without an integer id: {text}"),
-                    });
-                }
-            };
-            let Some(index) = outstanding.iter().position(|(i, _)| *i == id) else {
-                return Err(BenchError::Reply {
-                    addr,
-                    detail: format!("a reply to id {id}, which is not outstanding"),
-                });
-            };
-            let (_, sent) = outstanding.swap_remove(index);
-            if !ok {
-                stats.errors += 1;
-            } else if measuring {
-                stats.requests += 1;
-                if stats.latencies_ns.len() < sample_cap {
-                    let ns = now.saturating_duration_since(sent).as_nanos();
-                    stats
-                        .latencies_ns
-                        .push(u32::try_from(ns).unwrap_or(u32::MAX));
-                }
-                phase.counted();
-            }
+            ledger.settle(text.as_str(), addr, now, measuring, &phase)?;
             to_send += 1;
         }
         if to_send > 0 && phase.sending(now) {
-            let sent_at = Instant::now();
-            for _ in 0..to_send {
-                ws.feed(client::request(next_id))
-                    .await
-                    .map_err(|e| BenchError::ws(addr, e))?;
-                outstanding.push((next_id, sent_at));
-                next_id += 1;
-            }
-            ws.flush().await.map_err(|e| BenchError::ws(addr, e))?;
+            ledger.send(&mut ws, addr, to_send).await?;
         }
     }
     close(ws).await;
-    Ok(stats)
+    Ok(ledger.stats)
+}
+
+/// Waits (bounded) for the next message, then takes the ones already there, up to 64.
+async fn receive_batch(
+    ws: &mut Ws,
+    addr: SocketAddr,
+    received: &mut Vec<Message>,
+) -> Result<(), BenchError> {
+    let first = tokio::time::timeout(REPLY_TIMEOUT, ws.next())
+        .await
+        .map_err(|_| BenchError::Timeout(format!("a reply from {addr}")))?;
+    received.push(next_message(first, addr)?);
+    while received.len() < 64 {
+        match ws.next().now_or_never() {
+            Some(message) => received.push(next_message(message, addr)?),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// One connection's outstanding requests (id, when sent) and what its replies counted.
+struct Ledger {
+    outstanding: Vec<(u64, Instant)>,
+    next_id: u64,
+    stats: ConnectionStats,
+    sample_cap: usize,
+}
+
+impl Ledger {
+    /// Sends `count` more requests in one flush.
+    async fn send(
+        &mut self,
+        ws: &mut Ws,
+        addr: SocketAddr,
+        count: usize,
+    ) -> Result<(), BenchError> {
+        let sent_at = Instant::now();
+        for _ in 0..count {
+            ws.feed(client::request(self.next_id))
+                .await
+                .map_err(|e| BenchError::ws(addr, e))?;
+            self.outstanding.push((self.next_id, sent_at));
+            self.next_id += 1;
+        }
+        ws.flush().await.map_err(|e| BenchError::ws(addr, e))
+    }
+
+    /// Matches one reply (arrived by `now`) to its request and counts it.
+    fn settle(
+        &mut self,
+        text: &str,
+        addr: SocketAddr,
+        now: Instant,
+        measuring: bool,
+        phase: &Phase,
+    ) -> Result<(), BenchError> {
+        let (id, ok) = match client::classify(text) {
+            Reply::Result(id) => (id, true),
+            Reply::Error(id) => (id, false),
+            Reply::Unknown => {
+                return Err(BenchError::Reply {
+                    addr,
+                    detail: format!("a frame without an integer id: {text}"),
+                });
+            }
+        };
+        let Some(index) = self.outstanding.iter().position(|(i, _)| *i == id) else {
+            return Err(BenchError::Reply {
+                addr,
+                detail: format!("a reply to id {id}, which is not outstanding"),
+            });
+        };
+        let (_, sent) = self.outstanding.swap_remove(index);
+        if !ok {
+            self.stats.errors += 1;
+        } else if measuring {
+            self.stats.requests += 1;
+            if self.stats.latencies_ns.len() < self.sample_cap {
+                let ns = now.saturating_duration_since(sent).as_nanos();
+                self.stats
+                    .latencies_ns
+                    .push(u32::try_from(ns).unwrap_or(u32::MAX));
+            }
+            phase.counted();
+        }
+        Ok(())
+    }
 }
 
 fn next_message(

@@ -171,21 +171,7 @@ pub async fn run(
         until: start + spec.warmup + spec.duration,
         stop: AtomicBool::new(false),
     });
-    let pids = watch.to_vec();
-    let (from, until) = (window.from, window.until);
-    let watcher = tokio::spawn(async move {
-        tokio::time::sleep_until(from.into()).await;
-        let before = crate::load::cpu_times(&pids)?;
-        tokio::time::sleep_until(until.into()).await;
-        let after = crate::load::cpu_times(&pids)?;
-        Ok::<_, BenchError>(
-            after
-                .iter()
-                .zip(&before)
-                .map(|(a, b)| a.saturating_sub(*b))
-                .collect::<Vec<_>>(),
-        )
-    });
+    let watcher = crate::load::spawn_cpu_watcher(window.from, window.until, watch);
     let mut tasks = JoinSet::new();
     for (index, ws) in sockets.into_iter().enumerate() {
         let session = format!("{}{index}", spec.session_prefix);
@@ -199,6 +185,43 @@ pub async fn run(
             max,
         ));
     }
+    let mut total = match join_all(&mut tasks, &window, addr).await {
+        Ok(total) => total,
+        Err(e) => {
+            watcher.abort();
+            return Err(e);
+        }
+    };
+    let (cpu, elapsed) = if spec.max_turns.is_some() {
+        watcher.abort();
+        (Vec::new(), start.elapsed())
+    } else {
+        let cpu = watcher
+            .await
+            .map_err(|e| BenchError::Child(format!("the CPU watcher failed: {e}")))??;
+        (cpu, spec.duration)
+    };
+    total.latencies_ns.sort_unstable();
+    total.first_event_ns.sort_unstable();
+    Ok(TurnReport {
+        turns: total.turns,
+        events: total.events,
+        errors: total.errors,
+        first_error: total.first_error,
+        elapsed,
+        cpu,
+        latencies_ns: total.latencies_ns,
+        first_event_ns: total.first_event_ns,
+    })
+}
+
+/// Waits for every session's loop (until the window's end plus the reply timeout) and adds up
+/// what they counted; the first failure stops the others and is the result.
+async fn join_all(
+    tasks: &mut JoinSet<Result<Stats, BenchError>>,
+    window: &Window,
+    addr: SocketAddr,
+) -> Result<Stats, BenchError> {
     let deadline = window.until + REPLY_TIMEOUT;
     let mut total = Stats::default();
     let mut failure = None;
@@ -226,31 +249,10 @@ pub async fn run(
             }
         }
     }
-    if let Some(e) = failure {
-        watcher.abort();
-        return Err(e);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(total),
     }
-    let (cpu, elapsed) = if spec.max_turns.is_some() {
-        watcher.abort();
-        (Vec::new(), start.elapsed())
-    } else {
-        let cpu = watcher
-            .await
-            .map_err(|e| BenchError::Child(format!("the CPU watcher failed: {e}")))??;
-        (cpu, spec.duration)
-    };
-    total.latencies_ns.sort_unstable();
-    total.first_event_ns.sort_unstable();
-    Ok(TurnReport {
-        turns: total.turns,
-        events: total.events,
-        errors: total.errors,
-        first_error: total.first_error,
-        elapsed,
-        cpu,
-        latencies_ns: total.latencies_ns,
-        first_event_ns: total.first_event_ns,
-    })
 }
 
 /// One session's loop: a turn, its events and its reply, then the next turn.

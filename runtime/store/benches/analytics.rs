@@ -294,6 +294,13 @@ async fn run() -> Result<(), StoreError> {
         worst
     );
 
+    append_throughput(&store, &mut rng, end).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Write throughput after the fill: sequential appends, eight concurrent callers, one batch.
+async fn append_throughput(store: &Store, rng: &mut Rng, end: i64) -> Result<(), StoreError> {
     // Sequential appends: each one is its own transaction with an fsync before it returns.
     let n = 500u32;
     let t = Instant::now();
@@ -302,7 +309,7 @@ async fn run() -> Result<(), StoreError> {
             .append_message(NewMessage {
                 session_id: session_id(u64::from(i) % SESSIONS),
                 role: Role::User,
-                content: sentence(&mut rng),
+                content: sentence(rng),
                 attachments: None,
                 created_at_ms: end + i64::from(i),
             })
@@ -351,7 +358,7 @@ async fn run() -> Result<(), StoreError> {
         .map(|i| NewMessage {
             session_id: session_id(i % SESSIONS),
             role: Role::User,
-            content: sentence(&mut rng),
+            content: sentence(rng),
             attachments: None,
             created_at_ms: end + i as i64,
         })
@@ -364,7 +371,6 @@ async fn run() -> Result<(), StoreError> {
         b,
         1000.0 / b.as_secs_f64()
     );
-    store.close().await;
     Ok(())
 }
 

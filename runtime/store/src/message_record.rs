@@ -6,7 +6,16 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Who wrote a message.
+/// Who wrote a message, as stored (the `role` column).
+///
+/// Not the spec's `HistoryRole`, on purpose: this is the store's persisted vocabulary, read back
+/// from files written by earlier versions, while `HistoryRole` is the wire's; they coincide
+/// today, but a role added to or renamed in the protocol must not change what the store accepts
+/// without a migration. Using the generated enum would also make the store depend on
+/// `flynn-protocol` (its build script runs the code generator, and it pulls in the wire runtime)
+/// for four words. The one mapping is the gateway's exhaustive `history_role` (in
+/// `handlers/sessions.rs`): a role added here fails to compile there until it is mapped, and a
+/// role added to the protocol reaches the history only once the store has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

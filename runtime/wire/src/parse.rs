@@ -139,27 +139,78 @@ pub fn parse_request<M: WireMethod>(text: &str) -> Result<Request<'_, M>, Reject
 /// fast path to it.
 #[doc(hidden)]
 pub fn parse_request_slow<M: WireMethod>(text: &str) -> Result<Request<'_, M>, Rejected> {
-    let frame = match read_frame(text) {
-        Ok(frame) => frame,
-        Err(error) => {
-            return Err(Rejected {
-                id: None,
-                jsonrpc: false,
-                error,
-                silent: false,
-            });
+    let frame = read_frame(text).map_err(|error| Rejected {
+        id: None,
+        jsonrpc: false,
+        error,
+        silent: false,
+    })?;
+    let envelope = read_envelope(&frame)?;
+    if let Some(name) = frame.duplicate {
+        return Err(envelope.malformed(duplicate_member(name)));
+    }
+    if let Some(name) = frame.unknown {
+        return Err(envelope.malformed(RpcError::invalid(
+            name.clone(),
+            format!("unknown member `{name}`; a request has only id, method, params and jsonrpc"),
+        )));
+    }
+    let method = read_method::<M>(frame.method, &envelope)?;
+    let params = read_params(frame.params, &envelope)?;
+    Ok(Request {
+        // A notification's id never reaches the wire.
+        id: envelope.id.unwrap_or(RequestId::Number(0)),
+        jsonrpc: envelope.jsonrpc,
+        method,
+        params,
+        notification: envelope.notification,
+    })
+}
+
+/// What a reply to a frame needs: the id it answers, whether it speaks JSON-RPC 2.0, and
+/// whether the frame is a notification.
+struct Envelope {
+    id: Option<RequestId>,
+    jsonrpc: bool,
+    notification: bool,
+}
+
+impl Envelope {
+    /// A frame that is not a valid request object is answered even when it has no id (with id
+    /// null, JSON-RPC 2.0 section 5).
+    fn malformed(&self, error: RpcError) -> Rejected {
+        Rejected {
+            id: self.id.clone(),
+            jsonrpc: self.jsonrpc,
+            error,
+            silent: false,
         }
-    };
-    // Read before `jsonrpc` is checked, so a bad `jsonrpc` is still answered to its id.
+    }
+
+    /// A valid notification whose call cannot run is not answered.
+    fn unservable(&self, error: RpcError) -> Rejected {
+        Rejected {
+            id: self.id.clone(),
+            jsonrpc: self.jsonrpc,
+            error,
+            silent: self.notification,
+        }
+    }
+}
+
+/// Judges `id` and `jsonrpc`. A bad id is answered with id null; a bad `jsonrpc` is answered to
+/// the id, which is read first for that reason.
+fn read_envelope(frame: &RawFrame<'_>) -> Result<Envelope, Rejected> {
     let jsonrpc_ok = frame.jsonrpc.map(RawValue::get) == Some("\"2.0\"");
+    let unanswerable = |error: RpcError| Rejected {
+        id: None,
+        jsonrpc: jsonrpc_ok,
+        error,
+        silent: false,
+    };
     // An id repeated is no id at all: the reply cannot say which one it answers.
     if frame.duplicate == Some("id") {
-        return Err(Rejected {
-            id: None,
-            jsonrpc: jsonrpc_ok,
-            error: duplicate_member("id"),
-            silent: false,
-        });
+        return Err(unanswerable(duplicate_member("id")));
     }
     let notification = frame.id.is_none() && jsonrpc_ok;
     let id = match frame
@@ -168,24 +219,17 @@ pub fn parse_request_slow<M: WireMethod>(text: &str) -> Result<Request<'_, M>, R
     {
         Some(Ok(id)) => Some(id),
         Some(Err(_)) => {
-            return Err(Rejected {
-                id: None,
-                jsonrpc: jsonrpc_ok,
-                error: RpcError::invalid("id", "`id` must be an integer or a string"),
-                silent: false,
-            });
+            return Err(unanswerable(RpcError::invalid(
+                "id",
+                "`id` must be an integer or a string",
+            )));
         }
         None if notification => None,
         None => {
-            return Err(Rejected {
-                id: None,
-                jsonrpc: jsonrpc_ok,
-                error: RpcError::invalid(
-                    "id",
-                    "`id` is required (an integer or a string); with \"jsonrpc\": \"2.0\" a request without one is a notification",
-                ),
-                silent: false,
-            });
+            return Err(unanswerable(RpcError::invalid(
+                "id",
+                "`id` is required (an integer or a string); with \"jsonrpc\": \"2.0\" a request without one is a notification",
+            )));
         }
     };
     let jsonrpc = match frame.jsonrpc.map(RawValue::get) {
@@ -203,75 +247,45 @@ pub fn parse_request_slow<M: WireMethod>(text: &str) -> Result<Request<'_, M>, R
             });
         }
     };
-    // A frame that is not a valid request object is answered even when it has no id (with id
-    // null, JSON-RPC 2.0 section 5); a valid notification whose call cannot run is not.
-    let malformed = |error: RpcError| Rejected {
-        id: id.clone(),
+    Ok(Envelope {
+        id,
         jsonrpc,
-        error,
-        silent: false,
-    };
-    let unservable = |error: RpcError| Rejected {
-        id: id.clone(),
-        jsonrpc,
-        error,
-        silent: notification,
-    };
-    if let Some(name) = frame.duplicate {
-        return Err(malformed(duplicate_member(name)));
-    }
-    if let Some(name) = frame.unknown {
-        return Err(malformed(RpcError::invalid(
-            name.clone(),
-            format!("unknown member `{name}`; a request has only id, method, params and jsonrpc"),
-        )));
-    }
-    let method_name: String = match frame
-        .method
-        .map(|raw| serde_json::from_str::<String>(raw.get()))
-    {
-        Some(Ok(name)) => name,
-        Some(Err(_)) => {
-            return Err(malformed(RpcError::invalid(
-                "method",
-                "`method` must be a string",
-            )));
-        }
-        None => {
-            return Err(malformed(RpcError::invalid(
-                "method",
-                "`method` is required",
-            )));
-        }
-    };
-    let Some(method) = M::from_name(&method_name) else {
-        return Err(unservable(RpcError::method_not_found(&method_name)));
-    };
-    let params = match frame.params {
-        None => None,
-        Some(raw) if raw.get() == "null" || is_empty_array(raw.get()) => None,
-        Some(raw) if raw.get().starts_with('{') => Some(raw),
-        Some(raw) if raw.get().starts_with('[') => {
-            return Err(unservable(RpcError::invalid(
-                "params",
-                "`params` must be an object of named params (by-position arrays are not supported; `[]` means none)",
-            )));
-        }
-        Some(_) => {
-            return Err(malformed(RpcError::invalid(
-                "params",
-                "`params` must be an object of named params (by-position arrays are not supported; `[]` means none)",
-            )));
-        }
-    };
-    Ok(Request {
-        // A notification's id never reaches the wire.
-        id: id.unwrap_or(RequestId::Number(0)),
-        jsonrpc,
-        method,
-        params,
         notification,
     })
+}
+
+/// The `method` member: a missing or non-string one is malformed, an unknown name unservable.
+fn read_method<M: WireMethod>(raw: Option<&RawValue>, envelope: &Envelope) -> Result<M, Rejected> {
+    let name: String = match raw.map(|raw| serde_json::from_str::<String>(raw.get())) {
+        Some(Ok(name)) => name,
+        Some(Err(_)) => {
+            return Err(
+                envelope.malformed(RpcError::invalid("method", "`method` must be a string"))
+            );
+        }
+        None => {
+            return Err(envelope.malformed(RpcError::invalid("method", "`method` is required")));
+        }
+    };
+    M::from_name(&name).ok_or_else(|| envelope.unservable(RpcError::method_not_found(&name)))
+}
+
+/// The `params` member: absent, `null` and `[]` are none; an object is kept raw; a by-position
+/// array is unservable, anything else malformed.
+fn read_params<'a>(
+    raw: Option<&'a RawValue>,
+    envelope: &Envelope,
+) -> Result<Option<&'a RawValue>, Rejected> {
+    const BY_NAME: &str = "`params` must be an object of named params (by-position arrays are not supported; `[]` means none)";
+    match raw {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" || is_empty_array(raw.get()) => Ok(None),
+        Some(raw) if raw.get().starts_with('{') => Ok(Some(raw)),
+        Some(raw) if raw.get().starts_with('[') => {
+            Err(envelope.unservable(RpcError::invalid("params", BY_NAME)))
+        }
+        Some(_) => Err(envelope.malformed(RpcError::invalid("params", BY_NAME))),
+    }
 }
 
 fn duplicate_member(name: &str) -> RpcError {

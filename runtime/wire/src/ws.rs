@@ -339,7 +339,7 @@ impl<P: WsProtocol> Transport for ResumingWsTransport<P> {
         mut params: Value,
     ) -> Result<PendingCall, ClientError> {
         let transport = self.inner.transport().await?;
-        let mut resume = match method {
+        let resume = match method {
             "agent.send" => {
                 let key = self.new_key();
                 let session = {
@@ -379,40 +379,55 @@ impl<P: WsProtocol> Transport for ResumingWsTransport<P> {
             },
             _ => return transport.start(method, params).await,
         };
-        let mut call = transport.start(method, params).await?;
+        let call = transport.start(method, params).await?;
         let id = call.id.clone();
         let (events_tx, events) = mpsc::unbounded_channel();
         let (reply_tx, reply) = oneshot::channel();
-        let inner = self.inner.clone();
-        tokio::spawn(async move {
-            loop {
-                while let Some(frame) = call.events.recv().await {
-                    if let Some(seq) = frame.run_seq {
-                        if seq <= resume.last_seq {
-                            continue;
-                        }
-                        resume.last_seq = seq;
-                        if frame.run_id.is_some() {
-                            resume.run_id.clone_from(&frame.run_id);
-                        }
-                    }
-                    let _ = events_tx.send(frame);
+        tokio::spawn(follow(
+            self.inner.clone(),
+            call,
+            resume,
+            events_tx,
+            reply_tx,
+        ));
+        Ok(PendingCall { id, events, reply })
+    }
+}
+
+/// Forwards a turn's events (each `runSeq` once) and its reply; when the connection drops
+/// before the reply, rejoins the turn on a new one from the last event seen.
+async fn follow<P: WsProtocol>(
+    inner: Arc<Resuming<P>>,
+    mut call: PendingCall,
+    mut resume: Resume,
+    events_tx: mpsc::UnboundedSender<EventFrame>,
+    reply_tx: oneshot::Sender<Result<Value, RpcError>>,
+) {
+    loop {
+        while let Some(frame) = call.events.recv().await {
+            if let Some(seq) = frame.run_seq {
+                if seq <= resume.last_seq {
+                    continue;
                 }
-                if let Ok(outcome) = call.reply.await {
-                    let _ = reply_tx.send(outcome);
-                    return;
-                }
-                // The connection dropped during the turn: rejoin it on a new one.
-                let Ok(transport) = inner.transport().await else {
-                    return;
-                };
-                let (method, params) = resume.rejoin();
-                match transport.start(method, params).await {
-                    Ok(next) => call = next,
-                    Err(_) => return,
+                resume.last_seq = seq;
+                if frame.run_id.is_some() {
+                    resume.run_id.clone_from(&frame.run_id);
                 }
             }
-        });
-        Ok(PendingCall { id, events, reply })
+            let _ = events_tx.send(frame);
+        }
+        if let Ok(outcome) = call.reply.await {
+            let _ = reply_tx.send(outcome);
+            return;
+        }
+        // The connection dropped during the turn: rejoin it on a new one.
+        let Ok(transport) = inner.transport().await else {
+            return;
+        };
+        let (method, params) = resume.rejoin();
+        match transport.start(method, params).await {
+            Ok(next) => call = next,
+            Err(_) => return,
+        }
     }
 }

@@ -757,6 +757,9 @@ export interface SessionElevation {
   untilMs?: number;
 }
 
+/** A session id as a client names it (params, webhook templates, inbox turns, push subscriptions): 1 to 256 characters (Unicode code points, as JSON Schema counts them), none of them a control character (U+0000-U+001F, U+007F-U+009F). Ids the gateway makes are `frontend:userId`, for example `telegram:123456` or `ws:<uuid>`; `sessions.create` also requires that form (decision session-id-rule). */
+export type SessionId = string;
+
 /** `error.data` of a SessionNotFound (1) error. */
 export interface SessionNotFoundErrorData {
   /** The session id that does not exist. */
@@ -1059,6 +1062,7 @@ export interface SystemPresenceParams {
   channel?: string;
   /** Maximum entries returned (default 100). */
   limit?: number;
+  /** Only senders in this presence state. */
   status?: PresenceStatus;
 }
 
@@ -1081,6 +1085,7 @@ export type SystemDockerDependenciesParams = Record<string, never>;
 
 /** Params of `system.dockerDependencyControl`. */
 export interface SystemDockerDependencyControlParams {
+  /** Action to run. */
   action: ControlAction;
   /** Dependency id from `system.dockerDependencies`. */
   dependency: string;
@@ -1088,6 +1093,7 @@ export interface SystemDockerDependencyControlParams {
 
 /** Params of `system.localBackendControl`. */
 export interface SystemLocalBackendControlParams {
+  /** Action to run. */
   action: ControlAction;
   /** Backend id from `system.localBackends`. */
   backend: string;
@@ -1133,19 +1139,19 @@ export interface SessionsGetParams {
   /** Maximum history messages returned, newest kept (default 200). */
   historyLimit?: number;
   /** Session to read. */
-  sessionId: string;
+  sessionId: SessionId;
 }
 
 /** Params of `sessions.create`. */
 export interface SessionsCreateParams {
   /** Session to create or resume, `frontend:userId` (both parts non-empty, no whitespace; otherwise InvalidRequest); absent: a fresh `ws:<uuid>` id. */
-  sessionId?: string;
+  sessionId?: SessionId;
 }
 
 /** Params of `sessions.delete`. */
 export interface SessionsDeleteParams {
   /** Session to delete. */
-  sessionId: string;
+  sessionId: SessionId;
 }
 
 /** Params of `agent.send`. */
@@ -1157,15 +1163,15 @@ export interface AgentSendParams {
   /** User message text (may be empty when attachments carry the content). */
   message: string;
   /** Deprecated alias of `sessionId` (used by the protocol document's Message Format example). If both are given they must be equal, otherwise InvalidRequest on `params.session`. */
-  session?: string;
+  session?: SessionId;
   /** Target session; defaults to the session the connection is attached to. */
-  sessionId?: string;
+  sessionId?: SessionId;
 }
 
 /** Params of `agent.cancel`. */
 export interface AgentCancelParams {
   /** Session to cancel; defaults to the session the connection is attached to. */
-  sessionId?: string;
+  sessionId?: SessionId;
 }
 
 /** Params of `agent.attach`. */
@@ -1175,7 +1181,7 @@ export interface AgentAttachParams {
   /** Turn to join (from `run_started`, sessions.get or a frame's `runId`); default: the session's running turn, else its last kept one. */
   runId?: string;
   /** Session of the turn. */
-  sessionId: string;
+  sessionId: SessionId;
 }
 
 /** Params of `node.register`. */
@@ -1228,6 +1234,7 @@ export interface NodeStatusSetParams {
 
 /** Params of `node.push_token.set`. */
 export interface NodePushTokenSetParams {
+  /** Push service the token belongs to. */
   provider: PushProvider;
   /** Device push token. */
   token: string;
@@ -1251,7 +1258,7 @@ export interface CanvasPutParams {
   /** Free-form metadata object. */
   metadata?: Record<string, unknown>;
   /** Session the artifact belongs to. */
-  sessionId: string;
+  sessionId: SessionId;
   /** Display title. */
   title?: string;
   /** Renderer hint (`note`, `markdown`, `table`, `chart`, `image`, `html`, ...). */
@@ -1263,7 +1270,7 @@ export interface CanvasGetParams {
   /** Artifact id. */
   artifactId: string;
   /** Session of the artifact. */
-  sessionId: string;
+  sessionId: SessionId;
 }
 
 /** Params of `canvas.list`. */
@@ -1271,7 +1278,7 @@ export interface CanvasListParams {
   /** Maximum artifacts returned (default 100). */
   limit?: number;
   /** Session to list. */
-  sessionId: string;
+  sessionId: SessionId;
 }
 
 /** Params of `canvas.delete`. */
@@ -1279,13 +1286,13 @@ export interface CanvasDeleteParams {
   /** Artifact id. */
   artifactId: string;
   /** Session of the artifact. */
-  sessionId: string;
+  sessionId: SessionId;
 }
 
 /** Params of `canvas.clear`. */
 export interface CanvasClearParams {
   /** Session to clear. */
-  sessionId: string;
+  sessionId: SessionId;
 }
 
 /** Params of `agent.setToolUseCallback`. */
@@ -1293,13 +1300,13 @@ export interface AgentSetToolUseCallbackParams {
   /** True to require approval before each tool call. */
   enabled: boolean;
   /** Session to configure; defaults to the session the connection is attached to. */
-  sessionId?: string;
+  sessionId?: SessionId;
 }
 
 /** Params of `tools.list`. */
 export interface ToolsListParams {
   /** Session whose tool set to list; defaults to the session the connection is attached to. */
-  sessionId?: string;
+  sessionId?: SessionId;
 }
 
 /** Params of `tools.execute`. */
@@ -1307,7 +1314,7 @@ export interface ToolsExecuteParams {
   /** Arguments matching the tool's input schema; default `{}`. */
   args?: Record<string, unknown>;
   /** Session context for the tool (working directory, policy); defaults to the attached session. */
-  sessionId?: string;
+  sessionId?: SessionId;
   /** Tool name. */
   tool: string;
 }

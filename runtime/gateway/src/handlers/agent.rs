@@ -6,12 +6,12 @@ use flynn_protocol::EmitEvents as _;
 use flynn_protocol::types::{
     self as types, AgentApproveToolParams, AgentApproveToolResult, AgentAttachParams,
     AgentAttachResult, AgentCancelParams, AgentCancelResult, AgentSendParams, AgentSendResult,
-    AgentSetToolUseCallbackParams, AgentSetToolUseCallbackResult, DoneEventData, TokenUsage,
+    AgentSetToolUseCallbackParams, AgentSetToolUseCallbackResult, DoneEventData, SessionId,
+    TokenUsage,
 };
 use flynn_protocol::wire::{Call, Reply, RpcError};
 use tokio::sync::oneshot;
 
-use super::sessions::validate_session_id;
 use super::store_error;
 use crate::connection::ConnectionState;
 use crate::gateway::{Gateway, now_ms};
@@ -25,10 +25,11 @@ const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 const MAX_KEY_BYTES: usize = 200;
 
 /// The session a call targets: `sessionId`, the deprecated `session` alias, or the attached one.
+/// A given id met the spec's `SessionId` when the params were decoded.
 fn target_session(
     call: &Call<ConnectionState>,
-    session_id: Option<String>,
-    alias: Option<String>,
+    session_id: Option<SessionId>,
+    alias: Option<SessionId>,
 ) -> Result<String, RpcError> {
     let id = match (session_id, alias) {
         (Some(a), Some(b)) if a != b => {
@@ -37,10 +38,9 @@ fn target_session(
                 "`session` (deprecated alias) and `sessionId` differ; send only `sessionId`",
             ));
         }
-        (Some(id), _) | (None, Some(id)) => id,
+        (Some(id), _) | (None, Some(id)) => id.into(),
         (None, None) => call.connection.session_id(),
     };
-    validate_session_id(&id, "sessionId")?;
     Ok(id)
 }
 
@@ -427,10 +427,11 @@ pub async fn attach(
     call: Call<ConnectionState>,
     p: AgentAttachParams,
 ) -> Result<AgentAttachResult, RpcError> {
-    validate_session_id(&p.session_id, "sessionId")?;
     let runs = &gw.lanes.runs;
     let run = match &p.run_id {
-        Some(id) => runs.get(id).filter(|r| r.session_id() == p.session_id),
+        Some(id) => runs
+            .get(id)
+            .filter(|r| r.session_id() == p.session_id.as_str()),
         None => runs.latest(&p.session_id),
     };
     let Some(run) = run else {
@@ -475,7 +476,10 @@ pub async fn attach(
             "params.runId",
             format!(
                 "{what} of session `{}` is not running or kept (turns stay attachable agent.run_grace_secs = {} s after they end, while the gateway keeps at most agent.runs_kept_max = {} turns and agent.runs_kept_max_bytes = {} bytes of events, dropping the oldest finished ones first); kept turns of this session: {kept}; sessions.get has the stored history",
-                p.session_id, agent.run_grace_secs, agent.runs_kept_max, agent.runs_kept_max_bytes,
+                p.session_id.as_str(),
+                agent.run_grace_secs,
+                agent.runs_kept_max,
+                agent.runs_kept_max_bytes,
             ),
         ));
     };
@@ -487,7 +491,7 @@ pub async fn attach(
         Ok(Ok(r)) => Ok(AgentAttachResult {
             content: r.content,
             usage: r.usage,
-            session_id: p.session_id,
+            session_id: p.session_id.into(),
             run_id: run.run_id().to_string(),
         }),
         Ok(Err(e)) => Err(e),

@@ -88,7 +88,7 @@ pub async fn put(
         .store
         .canvas_put(
             flynn_store::CanvasPut {
-                session_id: p.session_id,
+                session_id: p.session_id.into(),
                 artifact_id: p.artifact_id,
                 kind: p.type_,
                 title: p.title,

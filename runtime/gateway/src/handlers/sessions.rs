@@ -19,12 +19,11 @@ use flynn_store::{Role, SessionQuery, SessionRecord, split_session_id};
 use super::store_error;
 use crate::connection::ConnectionState;
 use crate::gateway::{Gateway, now_ms};
-pub use crate::session_id::validate_session_id;
 use flynn_agent::session_config::StoredSessionConfig;
 
-/// Fails with code 1 unless the session is stored or live in this process.
+/// Fails with code 1 unless the session is stored or live in this process. The id has met
+/// the spec's `SessionId` (a params type or the connection's own session).
 pub async fn require_session(gw: &Gateway, session_id: &str) -> Result<(), RpcError> {
-    validate_session_id(session_id, "sessionId")?;
     if live_session_ids(gw).contains(session_id) {
         return Ok(());
     }
@@ -34,9 +33,9 @@ pub async fn require_session(gw: &Gateway, session_id: &str) -> Result<(), RpcEr
     }
 }
 
-/// `sessions.create` ids are `frontend:userId`: both parts non-empty, no whitespace.
+/// `sessions.create` ids are `frontend:userId`: both parts non-empty, no whitespace (on top
+/// of the spec's `SessionId`, which the params type checked).
 fn validate_new_session_id(id: &str) -> Result<(), RpcError> {
-    validate_session_id(id, "sessionId")?;
     let well_formed = id
         .split_once(':')
         .is_some_and(|(frontend, user)| !frontend.is_empty() && !user.is_empty())
@@ -252,6 +251,8 @@ async fn list_live(
     Ok(SessionsListResult { sessions, total })
 }
 
+/// The store's role as the wire's (why they are two enums: `flynn_store::Role`'s docs). No
+/// wildcard arm: a role added to the store must be mapped here.
 fn history_role(role: Role) -> HistoryRole {
     match role {
         Role::User => HistoryRole::User,
@@ -266,7 +267,6 @@ pub async fn get(
     _: Call<ConnectionState>,
     p: SessionsGetParams,
 ) -> Result<SessionsGetResult, RpcError> {
-    validate_session_id(&p.session_id, "sessionId")?;
     let limit = u32::try_from(p.history_limit.get()).unwrap_or(u32::MAX);
     match gw.store.session(&p.session_id).await.map_err(store_error)? {
         Some(record) => {
@@ -289,11 +289,11 @@ pub async fn get(
                 history,
             })
         }
-        None if live_session_ids(gw).contains(&p.session_id) => {
+        None if live_session_ids(gw).contains(p.session_id.as_str()) => {
             let now = ms_to_datetime(now_ms());
             Ok(SessionsGetResult {
                 run_id: gw.lanes.runs.running(&p.session_id).map(|r| r.to_string()),
-                id: p.session_id,
+                id: p.session_id.into(),
                 created_at: now,
                 last_active_at: now,
                 history: Vec::new(),
@@ -311,7 +311,7 @@ pub async fn create(
     let session_id = match p.session_id {
         Some(id) => {
             validate_new_session_id(&id)?;
-            id
+            id.into()
         }
         None => format!("ws:{}", uuid::Uuid::new_v4().simple()),
     };
@@ -342,7 +342,6 @@ pub async fn delete(
     _: Call<ConnectionState>,
     p: SessionsDeleteParams,
 ) -> Result<SessionsDeleteResult, RpcError> {
-    validate_session_id(&p.session_id, "sessionId")?;
     gw.lanes
         .cancel_session(
             &p.session_id,
@@ -356,13 +355,13 @@ pub async fn delete(
         .await
         .map_err(store_error)?;
     gw.lanes.runs.forget_session(&p.session_id);
-    let live = live_session_ids(gw).contains(&p.session_id);
+    let live = live_session_ids(gw).contains(p.session_id.as_str());
     if !deleted && !live {
         return Err(RpcError::session_not_found(&p.session_id));
     }
     // Connections attached to it go back to their own default session.
     for connection in gw.connections.all() {
-        if connection.session_id() == p.session_id {
+        if connection.session_id() == *p.session_id {
             connection.attach(&format!("ws:{}", connection.id()));
         }
     }

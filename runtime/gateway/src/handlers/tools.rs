@@ -8,7 +8,6 @@ use flynn_protocol::types::{
 use flynn_protocol::wire::{Call, Reply, RpcError};
 use flynn_tools::{ToolContext, ToolError};
 
-use super::sessions::validate_session_id;
 use crate::connection::ConnectionState;
 use crate::gateway::Gateway;
 
@@ -17,11 +16,10 @@ use crate::gateway::Gateway;
 pub fn list(
     gw: &Gateway,
     call: Call<ConnectionState>,
-    p: ToolsListParams,
+    // A given `sessionId` met the spec's `SessionId` when the params were decoded; the list
+    // does not depend on the session.
+    _: ToolsListParams,
 ) -> Result<ToolsListResult, RpcError> {
-    if let Some(id) = &p.session_id {
-        validate_session_id(id, "sessionId")?;
-    }
     let may_use_tools = call
         .connection
         .identity
@@ -49,8 +47,10 @@ pub async fn execute(
     call: Call<ConnectionState>,
     p: ToolsExecuteParams,
 ) -> Result<ToolsExecuteResult, RpcError> {
-    let session_id = p.session_id.unwrap_or_else(|| call.connection.session_id());
-    validate_session_id(&session_id, "sessionId")?;
+    // A given id met the spec's `SessionId` when the params were decoded.
+    let session_id = p
+        .session_id
+        .map_or_else(|| call.connection.session_id(), String::from);
     // Cancelled if the gateway shuts down; a direct call has no run to cancel it otherwise.
     let cancel = gw.shutdown.child_token();
     let cx = ToolContext::new(gw.workspace(), session_id, cancel);

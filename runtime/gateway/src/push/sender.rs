@@ -300,5 +300,7 @@ mod tests {
         // Escapes make JSON longer than the text: still bounded.
         let quotes = "\u{1}".repeat(10_000);
         assert!(payload(&"s".repeat(256), "r", &quotes).len() <= MAX_PLAINTEXT);
+        // The longest session id (256 characters, decision session-id-rule) of 4-byte ones.
+        assert!(payload(&"😀".repeat(256), "r", &quotes).len() <= MAX_PLAINTEXT);
     }
 }

@@ -9,6 +9,7 @@
 //! a run). Nothing depends on timing: the turn's pace only decides where the cuts land.
 
 use crate::support;
+use crate::support::sid;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -348,7 +349,7 @@ async fn the_rust_client_resumes_its_streams_by_itself() {
                 idempotency_key: None,
                 message,
                 session: None,
-                session_id: Some(session.to_owned()),
+                session_id: Some(sid(session)),
             })
             .await
             .expect("the send starts");

@@ -4,6 +4,7 @@
 //! so), never done; a repeat of its `idempotencyKey` says the same and runs nothing.
 
 use crate::support;
+use crate::support::sid;
 
 use crate::support::process;
 
@@ -27,7 +28,7 @@ fn keyed_send() -> AgentSendParams {
         idempotency_key: Some(KEY.to_owned()),
         message: SLOW.to_owned(),
         session: None,
-        session_id: Some(SESSION.to_owned()),
+        session_id: Some(sid(SESSION)),
     }
 }
 

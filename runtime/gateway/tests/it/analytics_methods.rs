@@ -16,6 +16,7 @@
 
 use crate::method_checks;
 use crate::support;
+use crate::support::sid;
 
 use std::num::NonZeroU64;
 
@@ -42,7 +43,7 @@ fn day(ms: u64) -> String {
 async fn send(client: &InProcessClient, session: &str, text: &str) -> types::AgentSendResult {
     let mut call = client
         .agent_send_streaming(types::AgentSendParams {
-            session_id: Some(session.to_owned()),
+            session_id: Some(sid(session)),
             message: text.to_owned(),
             attachments: Vec::new(),
             idempotency_key: None,

@@ -14,6 +14,7 @@ use std::num::NonZeroU64;
 
 use crate::method_checks;
 use crate::support;
+use crate::support::sid;
 
 use flynn_protocol::types::{self, CanvasArtifact, CanvasListResult, CanvasPutResult};
 use flynn_protocol::wire::{ClientError, RpcError};
@@ -27,7 +28,7 @@ const SESSION: &str = "ws:canvas-tests";
 async fn session(client: &TestClient, session: &str) {
     client
         .sessions_create(types::SessionsCreateParams {
-            session_id: Some(session.to_owned()),
+            session_id: Some(sid(session)),
         })
         .await
         .unwrap_or_else(|e| panic!("sessions.create {session}: {e}"));
@@ -42,7 +43,7 @@ fn object(value: Value) -> Map<String, Value> {
 
 fn put_params(session: &str, artifact: &str, content: Value) -> types::CanvasPutParams {
     types::CanvasPutParams {
-        session_id: session.to_owned(),
+        session_id: sid(session),
         artifact_id: artifact.to_owned(),
         type_: "note".to_owned(),
         title: None,
@@ -76,7 +77,7 @@ async fn get(
 ) -> Result<CanvasArtifact, ClientError> {
     client
         .canvas_get(types::CanvasGetParams {
-            session_id: session.to_owned(),
+            session_id: sid(session),
             artifact_id: artifact.to_owned(),
         })
         .await
@@ -86,7 +87,7 @@ async fn get(
 async fn list_limited(client: &TestClient, session: &str, limit: u64) -> CanvasListResult {
     client
         .canvas_list(types::CanvasListParams {
-            session_id: session.to_owned(),
+            session_id: sid(session),
             limit: NonZeroU64::new(limit).expect("a limit above 0"),
         })
         .await
@@ -101,7 +102,7 @@ async fn list(client: &TestClient, session: &str) -> CanvasListResult {
 async fn delete(client: &TestClient, session: &str, artifact: &str) -> types::CanvasDeleteResult {
     client
         .canvas_delete(types::CanvasDeleteParams {
-            session_id: session.to_owned(),
+            session_id: sid(session),
             artifact_id: artifact.to_owned(),
         })
         .await
@@ -111,7 +112,7 @@ async fn delete(client: &TestClient, session: &str, artifact: &str) -> types::Ca
 async fn clear(client: &TestClient, session: &str) -> types::CanvasClearResult {
     client
         .canvas_clear(types::CanvasClearParams {
-            session_id: session.to_owned(),
+            session_id: sid(session),
         })
         .await
         .unwrap_or_else(|e| panic!("canvas.clear {session}: {e}"))
@@ -462,7 +463,7 @@ async fn artifacts_are_deleted_with_their_session() {
     put(&client, "ws:doomed", "card", json!({"x": 1})).await;
     client
         .sessions_delete(types::SessionsDeleteParams {
-            session_id: "ws:doomed".into(),
+            session_id: sid("ws:doomed"),
         })
         .await
         .expect("sessions.delete");
@@ -484,21 +485,21 @@ async fn unknown_session_is_session_not_found() {
     const NOBODY: &str = "telegram:nobody";
     let list_error = client
         .canvas_list(types::CanvasListParams {
-            session_id: NOBODY.into(),
+            session_id: sid(NOBODY),
             limit: NonZeroU64::new(100).expect("100 is not zero"),
         })
         .await
         .map(drop);
     let delete_error = client
         .canvas_delete(types::CanvasDeleteParams {
-            session_id: NOBODY.into(),
+            session_id: sid(NOBODY),
             artifact_id: "a".into(),
         })
         .await
         .map(drop);
     let clear_error = client
         .canvas_clear(types::CanvasClearParams {
-            session_id: NOBODY.into(),
+            session_id: sid(NOBODY),
         })
         .await
         .map(drop);
@@ -525,7 +526,7 @@ async fn unknown_session_is_session_not_found() {
     let error = rpc_error(
         client
             .sessions_get(types::SessionsGetParams {
-                session_id: NOBODY.into(),
+                session_id: sid(NOBODY),
                 history_limit: NonZeroU64::new(200).expect("200 is not zero"),
             })
             .await,

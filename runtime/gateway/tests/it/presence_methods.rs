@@ -19,6 +19,7 @@ use std::num::NonZeroU64;
 
 use crate::method_checks;
 use crate::support;
+use crate::support::sid;
 
 use flynn_gateway::auth::Identity;
 use flynn_protocol::Scopes;
@@ -36,7 +37,7 @@ const FAST_QUEUE: &str = "[queue]\ndebounce_ms = 0\n";
 async fn send(client: &InProcessClient, session: &str, text: &str) {
     client
         .agent_send(types::AgentSendParams {
-            session_id: Some(session.to_owned()),
+            session_id: Some(sid(session)),
             message: text.to_owned(),
             attachments: Vec::new(),
             idempotency_key: None,

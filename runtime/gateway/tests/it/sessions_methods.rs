@@ -7,6 +7,7 @@
 use std::num::NonZeroU64;
 
 use crate::support;
+use crate::support::sid;
 
 use flynn_protocol::types::{self, HistoryMessage, HistoryRole, QueueMode};
 use serde_json::json;
@@ -20,7 +21,7 @@ async fn exchange(client: &TestClient, session: &str, message: &str) -> String {
 async fn send(client: &TestClient, session: Option<&str>, message: &str) -> types::AgentSendResult {
     client
         .agent_send(types::AgentSendParams {
-            session_id: session.map(str::to_owned),
+            session_id: session.map(sid),
             message: message.to_owned(),
             attachments: Vec::new(),
             idempotency_key: None,
@@ -36,14 +37,14 @@ async fn create(
 ) -> Result<types::SessionsCreateResult, flynn_protocol::wire::ClientError> {
     client
         .sessions_create(types::SessionsCreateParams {
-            session_id: session.map(str::to_owned),
+            session_id: session.map(sid),
         })
         .await
 }
 
 fn get_params(session: &str) -> types::SessionsGetParams {
     types::SessionsGetParams {
-        session_id: session.to_owned(),
+        session_id: sid(session),
         // The spec's default.
         history_limit: NonZeroU64::new(200).expect("200 is not zero"),
     }
@@ -62,7 +63,7 @@ async fn delete(
 ) -> Result<types::SessionsDeleteResult, flynn_protocol::wire::ClientError> {
     client
         .sessions_delete(types::SessionsDeleteParams {
-            session_id: session.to_owned(),
+            session_id: sid(session),
         })
         .await
 }
@@ -212,6 +213,55 @@ async fn create_rejects_ids_that_are_not_frontend_colon_user() {
         attached.starts_with("ws:"),
         "a refused create does not attach: {attached}"
     );
+}
+
+#[tokio::test]
+async fn every_session_id_param_meets_the_specs_session_id_schema() {
+    // Decision session-id-rule: 1 to 256 characters (code points, not bytes), no control
+    // characters; otherwise InvalidRequest naming the field, whichever method carries it.
+    let gw = TestGateway::start("").await;
+    let mut ws = gw.client().await;
+    let too_long = format!("telegram:{}", "x".repeat(248));
+    for (method, params, path) in [
+        (
+            "sessions.get",
+            json!({ "sessionId": too_long }),
+            "params.sessionId",
+        ),
+        (
+            "sessions.delete",
+            json!({ "sessionId": "" }),
+            "params.sessionId",
+        ),
+        (
+            "canvas.list",
+            json!({ "sessionId": "a:\u{7}" }),
+            "params.sessionId",
+        ),
+        (
+            "agent.cancel",
+            json!({ "sessionId": "a:\u{85}b" }),
+            "params.sessionId",
+        ),
+        ("tools.list", json!({ "sessionId": "" }), "params.sessionId"),
+        (
+            "agent.send",
+            json!({ "message": "hi", "session": too_long }),
+            "params.session",
+        ),
+    ] {
+        let reply = ws.call(method, params.clone()).await;
+        assert_eq!(reply["error"]["code"], -2, "{method} {params}: {reply}");
+        assert_eq!(reply["error"]["data"]["path"], path, "{reply}");
+    }
+    // 256 characters of two bytes each (over 256 bytes) are a valid id.
+    let wide = format!("telegram:{}", "é".repeat(247));
+    assert_eq!(wide.chars().count(), 256);
+    let reply = ws
+        .call("sessions.create", json!({ "sessionId": wide }))
+        .await;
+    assert_eq!(reply["result"]["sessionId"], wide, "{reply}");
+    assert_eq!(reply["result"]["created"], true, "{reply}");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 use std::num::NonZeroU64;
 
 use crate::support;
+use crate::support::sid;
 
 use flynn_protocol::types;
 use serde_json::{Value, json};
@@ -36,7 +37,7 @@ async fn smoke() {
 
     client
         .sessions_create(types::SessionsCreateParams {
-            session_id: Some("telegram:1".into()),
+            session_id: Some(sid("telegram:1")),
         })
         .await
         .expect("sessions.create");
@@ -74,7 +75,7 @@ async fn smoke() {
     );
     let got = client
         .sessions_get(types::SessionsGetParams {
-            session_id: "telegram:1".into(),
+            session_id: sid("telegram:1"),
             history_limit: NonZeroU64::new(200).expect("200 is not zero"),
         })
         .await

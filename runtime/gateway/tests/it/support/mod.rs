@@ -22,3 +22,10 @@ pub mod raw_http;
 pub use flynn_test_support::gateway::{
     Dispatcher, FRAME_TIMEOUT, InProcessClient, TestClient, TestGateway, Ws, config_path, rpc_error,
 };
+
+/// A session id for the typed client's params (`types::SessionId` checks the spec's rule).
+pub fn sid(id: impl AsRef<str>) -> flynn_protocol::types::SessionId {
+    let id = id.as_ref();
+    id.parse()
+        .unwrap_or_else(|e| panic!("{id:?} is a valid session id: {e}"))
+}
