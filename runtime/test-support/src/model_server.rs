@@ -291,25 +291,8 @@ async fn wait_for_client_close(stream: &mut Box<dyn Stream>) {
     }
 }
 
-async fn serve(
-    mut stream: Box<dyn Stream>,
-    scripts: Arc<Mutex<VecDeque<Script>>>,
-    tx: mpsc::UnboundedSender<ConnEvent>,
-) {
-    let Some(request) = read_request(&mut stream).await else {
-        return;
-    };
-    let _ = tx.send(ConnEvent::Request(request));
-    let next = scripts
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .pop_front();
-    let Some(script) = next else {
-        let _ = stream
-            .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 9\r\nconnection: close\r\n\r\nno script")
-            .await;
-        return;
-    };
+/// The status line and headers of a script's response (its framing decides the length header).
+fn response_head(script: &Script) -> String {
     let mut head = format!("HTTP/1.1 {} {}\r\n", script.status, reason(script.status));
     for (name, value) in &script.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -330,6 +313,29 @@ async fn serve(
         }
     }
     head.push_str("connection: close\r\n\r\n");
+    head
+}
+
+async fn serve(
+    mut stream: Box<dyn Stream>,
+    scripts: Arc<Mutex<VecDeque<Script>>>,
+    tx: mpsc::UnboundedSender<ConnEvent>,
+) {
+    let Some(request) = read_request(&mut stream).await else {
+        return;
+    };
+    let _ = tx.send(ConnEvent::Request(request));
+    let next = scripts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pop_front();
+    let Some(script) = next else {
+        let _ = stream
+            .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 9\r\nconnection: close\r\n\r\nno script")
+            .await;
+        return;
+    };
+    let head = response_head(&script);
     if stream.write_all(head.as_bytes()).await.is_err() {
         let _ = tx.send(ConnEvent::ClientClosed);
         return;
