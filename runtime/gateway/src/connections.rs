@@ -2,7 +2,9 @@
 //! through the narrow [`Live`] view of a connection that `crate::connection` implements, so
 //! that what holds the registry (the gateway) does not reach the connection loop.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,8 +22,34 @@ pub trait Live: Send + Sync + 'static {
 #[derive(Default)]
 pub struct Connections {
     count: AtomicUsize,
-    by_id: Mutex<HashMap<String, Arc<dyn Live>>>,
+    by_id: Mutex<HashSet<ById>>,
 }
+
+/// A registry entry, found by its connection's id. The id is not copied into a key of its own:
+/// with tens of thousands of idle connections, a `String` key per entry (and a wider table slot)
+/// is memory every one of them pays for.
+struct ById(Arc<dyn Live>);
+
+impl Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        self.0.id()
+    }
+}
+
+impl Hash for ById {
+    // Must hash as the `str` it borrows as, for lookups by id.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id().hash(state);
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id() == other.0.id()
+    }
+}
+
+impl Eq for ById {}
 
 /// A reserved connection slot; released on drop.
 pub struct ConnectionSlot {
@@ -49,7 +77,8 @@ impl Connections {
 
     pub fn register(&self, connection: Arc<dyn Live>) {
         if let Ok(mut map) = self.by_id.lock() {
-            map.insert(connection.id().to_owned(), connection);
+            // Replaces an entry of the same id (ids are fresh UUIDs: never in practice).
+            map.replace(ById(connection));
         }
     }
 
@@ -63,7 +92,7 @@ impl Connections {
     pub fn all(&self) -> Vec<Arc<dyn Live>> {
         self.by_id
             .lock()
-            .map(|map| map.values().cloned().collect())
+            .map(|map| map.iter().map(|entry| entry.0.clone()).collect())
             .unwrap_or_default()
     }
 }
@@ -101,5 +130,43 @@ impl Reserve for Arc<Connections> {
 impl crate::push::sender::Watchers for Connections {
     fn watched(&self, session_id: &str) -> bool {
         self.all().iter().any(|c| c.session_id() == session_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake(&'static str);
+
+    impl Live for Fake {
+        fn id(&self) -> &str {
+            self.0
+        }
+        fn session_id(&self) -> String {
+            format!("ws:{}", self.0)
+        }
+        fn attach(&self, _: &str) {}
+    }
+
+    fn ids(registry: &Connections) -> Vec<String> {
+        let mut ids: Vec<String> = registry.all().iter().map(|c| c.id().to_owned()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Entries are found by the connection's own id: registering, listing and removing by id.
+    #[test]
+    fn registers_and_removes_by_id() {
+        let registry = Connections::default();
+        registry.register(Arc::new(Fake("a")));
+        registry.register(Arc::new(Fake("b")));
+        registry.register(Arc::new(Fake("b")));
+        assert_eq!(ids(&registry), ["a", "b"]);
+        registry.unregister("a");
+        assert_eq!(ids(&registry), ["b"]);
+        registry.unregister("nope");
+        registry.unregister("b");
+        assert!(ids(&registry).is_empty());
     }
 }

@@ -4,11 +4,14 @@
 //! `ControlFlow`: `Break` ends the connection, with why.
 
 use std::ops::ControlFlow::{self, Break, Continue};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
+use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -78,8 +81,9 @@ pub(super) async fn serve<S: ConnectionService>(
     tokio::pin!(shutdown);
     let events_ready = state.events.ready.notified();
     tokio::pin!(events_ready);
-    let drain_deadline = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(drain_deadline);
+    // Made only once shutdown begins: inline, a `Sleep` would widen every idle connection's
+    // future by its size.
+    let mut drain_deadline: Option<Pin<Box<Sleep>>> = None;
     loop {
         if let Break(ended) = serving.before_wait().await {
             return ended;
@@ -88,7 +92,7 @@ pub(super) async fn serve<S: ConnectionService>(
         let wake = tokio::select! {
             biased;
             _ = &mut shutdown, if !draining => Wake::Shutdown,
-            _ = &mut drain_deadline, if draining => Wake::DrainDeadline,
+            _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
             _ = &mut events_ready => {
                 events_ready.set(state.events.ready.notified());
                 Wake::Events
@@ -100,9 +104,7 @@ pub(super) async fn serve<S: ConnectionService>(
             _ = ping.tick() => Wake::Ping,
         };
         if let Wake::Shutdown = wake {
-            drain_deadline
-                .as_mut()
-                .reset(tokio::time::Instant::now() + DRAIN_LIMIT);
+            drain_deadline = Some(Box::pin(tokio::time::sleep(DRAIN_LIMIT)));
         }
         if let Break(ended) = serving.on_wake(wake).await {
             return ended;
@@ -111,6 +113,14 @@ pub(super) async fn serve<S: ConnectionService>(
             return ended;
         }
     }
+}
+
+/// Waits for the drain deadline once it is set; never completes before.
+fn poll_deadline(deadline: &mut Option<Pin<Box<Sleep>>>) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| match deadline {
+        Some(sleep) => sleep.as_mut().poll(cx),
+        None => Poll::Pending,
+    })
 }
 
 impl<'c, S: ConnectionService> Serving<'c, S> {

@@ -23,9 +23,11 @@ use crate::hosts::AllowedHosts;
 /// The tungstenite settings for every connection.
 pub fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        // 2 KiB: the read buffer is the largest per-connection item once the rest is trimmed
-        // (BENCHMARKS.md, finding 4); larger frames are read in several passes.
-        .read_buffer_size(2 * 1024)
+        // 1 KiB: the read buffer is the largest per-connection item once the rest is trimmed,
+        // and it keeps its size while the connection idles (BENCHMARKS.md, findings 4 and 24).
+        // 16 pipelined requests still fit one read, and each read zero-fills less of it; larger
+        // frames are read in several passes.
+        .read_buffer_size(1024)
         // Frames are fed and flushed once per wakeup; a 16 KiB buffer lets that flush go out as
         // one write. With 0, every frame is its own syscall (BENCHMARKS.md, finding 1).
         .write_buffer_size(16 * 1024)
