@@ -9,6 +9,7 @@
 
 use crate::support;
 
+use crate::support::agent::{Conn, history, hold, release};
 use crate::support::raw_http;
 
 use std::time::{Duration, Instant};
@@ -88,12 +89,25 @@ const FLOOD_FRAMES_PER_RUN: usize = 13;
 /// lets the gateway keep up while the socket takes data, so its buffer overflows only once the
 /// socket is full: the case of a client that stopped reading.
 ///
-/// Every request is read by the gateway before the client stops reading: a `sessions.get` on
-/// the slow connection (answered only once the requests before it were handed to their lanes)
-/// is read back first, with whatever the runs sent before it (returned: frames read).
-/// Otherwise, on a loaded machine, the gateway could close the slow connection before reading
-/// its last requests, and those runs would never happen.
-async fn flood(ws: &mut raw_http::WsStream) -> usize {
+/// Every request is read by the gateway before any run streams: each flood session is first
+/// held by a run waiting for a tool approval on `holder`, the flood requests queue behind them,
+/// a `sessions.get` on the slow connection (answered only once the requests before it were
+/// handed to their lanes) is read back while nothing streams yet, and only then are the holds
+/// released. Otherwise, on a loaded machine, the gateway could close the slow connection before
+/// reading its last requests (reading meanwhile does not prevent it: the tiny receive buffer
+/// makes the client slower than the flood), and those runs would never happen.
+///
+/// Returns how many messages a flood session holds once its run is stored (the held turn's,
+/// measured on a control session, plus the flood run's two).
+async fn flood(ws: &mut raw_http::WsStream, holder: &mut Conn) -> usize {
+    let control = hold(holder, "control:held").await;
+    release(holder, &control).await;
+    holder.outcome(control.id).await;
+    let held_messages = history(holder, "control:held").await.len();
+    let mut held = Vec::new();
+    for i in 0..FLOOD_RUNS {
+        held.push(hold(holder, &format!("flood:{i}")).await);
+    }
     let word = "x".repeat(30_000);
     let message = format!("[[delay:50]] {}", vec![word; 30].join(" "));
     for i in 0..FLOOD_RUNS {
@@ -109,12 +123,11 @@ async fn flood(ws: &mut raw_http::WsStream) -> usize {
     let barrier = json!({
         "id": 0,
         "method": "sessions.get",
-        "params": { "sessionId": "flood:barrier" },
+        "params": { "sessionId": "control:held", "historyLimit": 1 },
     });
     ws.send(Message::text(barrier.to_string()))
         .await
         .expect("send");
-    let mut frames = 0;
     loop {
         let frame = match tokio::time::timeout(LIVENESS, ws.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => text,
@@ -122,17 +135,20 @@ async fn flood(ws: &mut raw_http::WsStream) -> usize {
             other => panic!("no answer to the barrier on the slow connection: {other:?}"),
         };
         let frame: serde_json::Value = serde_json::from_str(frame.as_str()).expect("JSON");
-        if frame["id"] == json!(0) {
-            return frames;
+        if frame["id"] == json!(0) && frame.get("event").is_none() {
+            break;
         }
-        frames += 1;
     }
+    for h in &held {
+        release(holder, h).await;
+    }
+    held_messages + 2
 }
 
 /// Waits (watching from another connection) until every flood run has stored its answer:
 /// by then every event of the flood has been emitted, so the gateway has either queued or
 /// dropped it.
-async fn wait_for_flood_runs(other: &mut Ws) {
+async fn wait_for_flood_runs(other: &mut Ws, messages: usize) {
     let deadline = Instant::now() + LIVENESS;
     loop {
         let list = other
@@ -143,7 +159,7 @@ async fn wait_for_flood_runs(other: &mut Ws) {
             .await;
         let done = list["result"]["sessions"]
             .as_array()
-            .map(|s| s.iter().filter(|s| s["messageCount"] == 2).count())
+            .map(|s| s.iter().filter(|s| s["messageCount"] == messages).count())
             .unwrap_or(0);
         if done == FLOOD_RUNS {
             return;
@@ -161,15 +177,17 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
     let gw = TestGateway::start(SLOW_CONFIG).await;
     let mut slow = tiny_buffer_client(&gw).await;
     let mut other = gw.client().await;
-    let mut frames = flood(&mut slow).await;
+    let mut holder = Conn::connect(&gw, "holder").await;
+    let messages = flood(&mut slow, &mut holder).await;
     // The client does not read until every run is over; another connection is served
     // meanwhile.
-    wait_for_flood_runs(&mut other).await;
+    wait_for_flood_runs(&mut other, messages).await;
 
     // Now read: whatever frames were written before the overflow, then close 1008. (The
     // gateway gives a close frame 3 s to get through to a client that does not read: this
     // read must start within that bound of the overflow: the one wall-clock dependency left
     // here, from the gateway's fixed `CLOSE_DELIVERY` in `connection/close.rs`.)
+    let mut frames = 0usize;
     let close = loop {
         match tokio::time::timeout(LIVENESS, slow.next())
             .await
@@ -211,8 +229,10 @@ async fn a_client_that_never_reads_is_released() {
     let gw = TestGateway::start(SLOW_CONFIG).await;
     let mut slow = tiny_buffer_client(&gw).await;
     let mut other = gw.client().await;
-    flood(&mut slow).await;
-    wait_for_flood_runs(&mut other).await;
+    let mut holder = Conn::connect(&gw, "holder").await;
+    let messages = flood(&mut slow, &mut holder).await;
+    holder.close().await;
+    wait_for_flood_runs(&mut other, messages).await;
     let deadline = Instant::now() + LIVENESS;
     loop {
         let info = other.call("system.info", json!({})).await;
