@@ -38,14 +38,33 @@ async fn raw_request(addr: SocketAddr, request: &str) -> raw_http::HttpReply {
                 Ok(0) | Err(_) => break,
                 Ok(n) => bytes.extend_from_slice(&buf[..n]),
             }
-            let text = String::from_utf8_lossy(&bytes);
-            if text.starts_with("HTTP/1.1 101") && text.contains("\r\n\r\n") {
+            if response_complete(&bytes) {
                 break;
             }
         }
     })
     .await;
     raw_http::parse_response_bytes(&bytes)
+}
+
+/// Whether `bytes` hold a whole response: a 101's head, or a head and its `Content-Length` of
+/// body (the server may keep the connection open after it: waiting for the close would wait
+/// for its idle timeout).
+fn response_complete(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some(head_end) = text.find("\r\n\r\n") else {
+        return false;
+    };
+    if text.starts_with("HTTP/1.1 101") {
+        return true;
+    }
+    let length = text[..head_end].lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())
+            .flatten()
+    });
+    length.is_some_and(|length| bytes.len() >= head_end + 4 + length)
 }
 
 fn upgrade_request(host: &str, origin: Option<&str>, extra: &str) -> String {
@@ -265,7 +284,13 @@ async fn an_ipv4_mapped_loopback_peer_is_loopback() {
 
 #[tokio::test]
 async fn slowloris_is_cut_at_the_header_read_timeout() {
-    let gw = TestGateway::start("header_read_timeout_ms = 800").await;
+    // The other bounds on a connection that never finishes its request (the handshake and
+    // idle timeouts, 10 s and 30 s by default) are ten minutes here: only the header read
+    // timeout can cut it within the liveness bound.
+    let gw = TestGateway::start(
+        "header_read_timeout_ms = 800\nhandshake_timeout_ms = 600000\nidle_timeout_ms = 600000",
+    )
+    .await;
     // Taken before connecting: the server's header timer cannot start earlier, so the cut
     // comes at least 800 ms later whatever the load.
     let started = tokio::time::Instant::now();
@@ -309,7 +334,12 @@ async fn slowloris_is_cut_at_the_header_read_timeout() {
 
 #[tokio::test]
 async fn idle_keep_alive_connections_are_closed() {
-    let gw = TestGateway::start("idle_timeout_ms = 500").await;
+    // The handshake and header timeouts (10 s by default) are ten minutes here: only the idle
+    // timeout can close the connection within the liveness bound.
+    let gw = TestGateway::start(
+        "idle_timeout_ms = 500\nhandshake_timeout_ms = 600000\nheader_read_timeout_ms = 600000",
+    )
+    .await;
     let mut idle = TcpStream::connect(gw.addr).await.expect("connect");
     let request = format!(
         "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
@@ -330,7 +360,12 @@ async fn idle_keep_alive_connections_are_closed() {
 
 #[tokio::test]
 async fn connections_that_never_send_are_closed_after_the_handshake_timeout() {
-    let gw = TestGateway::start("handshake_timeout_ms = 500").await;
+    // The header and idle timeouts (10 s and 30 s by default) are ten minutes here: only the
+    // handshake timeout can close the connection within the liveness bound.
+    let gw = TestGateway::start(
+        "handshake_timeout_ms = 500\nheader_read_timeout_ms = 600000\nidle_timeout_ms = 600000",
+    )
+    .await;
     let mut silent = TcpStream::connect(gw.addr).await.expect("connect");
     assert!(
         closed_within(&mut silent, LIVENESS).await,
