@@ -393,7 +393,7 @@ async fn half_open_upgrades_cannot_starve_a_real_client() {
     // The oldest were closed to make room. Their closing is asynchronous: poll until 90 of
     // them are seen closed (a server that does not evict never gets there).
     let deadline = tokio::time::Instant::now() + LIVENESS;
-    let mut closed = vec![false; 100];
+    let mut closed = [false; 100];
     loop {
         for (s, seen) in attackers.iter_mut().zip(closed.iter_mut()) {
             if !*seen && closed_within(s, Duration::from_millis(1)).await {
