@@ -1,7 +1,8 @@
 // Waiting on events, with a deadline so a missing event fails the test instead of hanging it.
 
-/** Resolves with the next `name` event of `client` that satisfies `predicate`. */
-export function nextEvent(client, name, predicate = () => true, timeoutMs = 10_000) {
+/** Resolves with the next `name` event of `client` that satisfies `predicate`. The default
+ * deadline is a liveness bound far above what any load makes an event take. */
+export function nextEvent(client, name, predicate = () => true, timeoutMs = 60_000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       off();

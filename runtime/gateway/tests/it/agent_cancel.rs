@@ -2,11 +2,15 @@
 //! and the abort reaches what the run is waiting on: the embedded model's stream, a `shell.exec`
 //! process group, and an OpenAI-compatible provider's HTTP stream (the fake model server of
 //! `flynn_test_support::model_server`).
+//!
+//! No assertion depends on the machine's speed: what the cancel must stop would otherwise go on
+//! for ten minutes or more (or forever), and the tests wait for the end with the generous
+//! [`WAIT`] bound.
 
 use crate::support;
 use crate::support::agent as agent_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent_support::*;
 use flynn_test_support::model_server::{MockServer, Part, Script};
@@ -93,22 +97,28 @@ async fn cancel_during_a_model_stream_ends_the_run_promptly() {
     let mut a = Conn::connect(&gw, "a").await;
     let mut d = Conn::connect(&gw, "d").await;
 
-    // 30 chunks 400 ms apart: about 12 s if nothing stops it.
-    let id = a.send(s, "[[delay:400]] [[long:90]]").await;
+    // 30 chunks a minute apart (the longest delay the embedded model takes): half an hour if
+    // nothing stops it, and the next chunk a minute after the first.
+    let id = a.send(s, "[[delay:60000]] [[long:90]]").await;
     let first = a.event(id, "content").await;
     let r = d.ok("agent.cancel", json!({ "sessionId": s })).await;
     assert_eq!(r, json!({ "cancelled": true, "rejected": 0 }));
     let o = a.outcome(id).await;
     assert_cancelled(&o);
+    // The run ended before the model's next chunk: the cancel interrupted the model's wait
+    // instead of letting the stream go on (which would take half an hour, or a minute if the
+    // cancel were only seen between chunks).
+    let chunks = o.named("content").len();
+    assert_eq!(
+        chunks, 1,
+        "{chunks} content chunks arrived: the stream went on after the cancel"
+    );
+    // A liveness bound, not a speed test: a cancel seen only at the next chunk would take
+    // about a minute; one that interrupts the wait takes milliseconds, even under load.
     let took = o.reply.at.duration_since(first.at);
     assert!(
-        took < Duration::from_secs(2),
-        "the run took {took:?} to end after the cancel"
-    );
-    let chunks = o.named("content").len();
-    assert!(
-        chunks < 6,
-        "{chunks} content chunks arrived: the stream went on after the cancel"
+        took < Duration::from_secs(45),
+        "the run took {took:?} to end after the cancel: it waited for the model's next chunk"
     );
 }
 
@@ -127,7 +137,7 @@ fn pid_alive(pid: u32) -> bool {
 
 async fn read_pid(path: &std::path::Path) -> u32 {
     let mut pid = None;
-    let found = eventually(Duration::from_secs(10), || {
+    let found = eventually(WAIT, || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         pid = text.trim().parse::<u32>().ok();
         std::future::ready(pid.is_some())
@@ -145,7 +155,9 @@ async fn cancel_during_a_long_shell_exec_kills_its_whole_process_group() {
     let mut d = Conn::connect(&gw, "d").await;
     let workspace = gw.data_dir().join("workspace");
 
-    let command = "echo $$ > shell.pid; sleep 30 & echo $! > sleep.pid; wait";
+    // Ten minutes unless the cancel kills it: the run's end and the processes' exit within the
+    // generous WAIT bound can only come from the cancel.
+    let command = "echo $$ > shell.pid; sleep 600 & echo $! > sleep.pid; wait";
     let message = format!("[[tool:shell.exec {}]]", json!({ "command": command }));
     let id = a.send(s, &message).await;
     a.event(id, "tool_start").await;
@@ -156,17 +168,11 @@ async fn cancel_during_a_long_shell_exec_kills_its_whole_process_group() {
         "precondition: the command is running"
     );
 
-    let cancelled_at = Instant::now();
     let r = d.ok("agent.cancel", json!({ "sessionId": s })).await;
     assert_eq!(r["cancelled"], json!(true));
     let o = a.outcome(id).await;
     assert_cancelled(&o);
-    let took = o.reply.at.duration_since(cancelled_at);
-    assert!(
-        took < Duration::from_secs(5),
-        "the run took {took:?} to end after the cancel"
-    );
-    let gone = eventually(Duration::from_secs(5), || {
+    let gone = eventually(WAIT, || {
         std::future::ready(!pid_alive(shell) && !pid_alive(sleeper))
     })
     .await;
@@ -219,19 +225,15 @@ async fn cancel_aborts_the_openai_compatible_http_stream() {
         request.path
     );
 
-    let cancelled_at = Instant::now();
     assert_eq!(
         d.ok("agent.cancel", json!({ "sessionId": s })).await["cancelled"],
         json!(true)
     );
     let o = a.outcome(id).await;
     assert_cancelled(&o);
-    tokio::time::timeout(Duration::from_secs(5), server.client_closed())
+    // The server holds the stream open for as long as the client keeps it: only the cancel
+    // closes it, so waiting (generously) for the close is the whole check.
+    tokio::time::timeout(WAIT, server.client_closed())
         .await
         .expect("the provider's HTTP connection must close after the cancel");
-    let took = cancelled_at.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "the HTTP stream closed {took:?} after the cancel"
-    );
 }

@@ -528,8 +528,11 @@ async fn overflow_drop_new_rejects_the_newest_with_a_session_override() {
 
 #[tokio::test]
 async fn debounce_holds_the_next_turn_until_the_queue_is_quiet() {
-    let debounce = Duration::from_millis(1000);
-    let gw = TestGateway::start("[queue]\ndebounce_ms = 1000\n").await;
+    // The waits are checked as lower bounds (the gateway cannot start the turn before the
+    // window ends). The precondition (the first run, ~300 ms of streaming, ends inside the
+    // window) is the one upper bound: the window is 5 s so that load cannot break it.
+    let debounce = Duration::from_millis(5000);
+    let gw = TestGateway::start("[queue]\ndebounce_ms = 5000\n").await;
     let s = "ws:debounce";
     let mut a = Conn::connect(&gw, "a").await;
     let mut b = Conn::connect(&gw, "b").await;
@@ -803,14 +806,18 @@ async fn stop_and_cancel_commands_act_like_agent_cancel_without_queueing() {
 async fn a_queue_set_applies_to_a_lane_that_is_already_busy() {
     // The session's debounce changes while a run is active; the message queued after the change
     // must wait for the new quiet window.
-    let debounce = Duration::from_millis(800);
+    // 5 s: the precondition below (the released run ends inside the window) must hold however
+    // loaded the machine is; the wait itself is checked as a lower bound.
+    let debounce = Duration::from_millis(5000);
     let gw = TestGateway::start(FAST).await;
     let s = "ws:reconfigure";
     let mut a = Conn::connect(&gw, "a").await;
     let mut b = Conn::connect(&gw, "b").await;
 
     let held = hold(&mut a, s).await;
-    command(&mut b, s, "/queue set debounce=800").await.result();
+    command(&mut b, s, "/queue set debounce=5000")
+        .await
+        .result();
     let sent = Instant::now();
     let queued = b.send(s, "queued after the change").await;
     b.barrier(s).await;

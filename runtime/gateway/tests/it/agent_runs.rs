@@ -310,15 +310,18 @@ async fn unanswered_approvals_time_out_and_skip_the_call() {
     let s = "ws:timeout";
     let mut a = Conn::connect(&gw, "a").await;
     enable_approval(&mut a, s, true).await;
+    // Taken before the request is sent: the gateway's approval timer cannot start earlier, so
+    // the skip comes at least 300 ms later whatever the load (only a lower bound is checked).
+    let sent = Instant::now();
     let id = a.send(s, &tool_message("touch timeout.marker")).await;
     let ask = a.event(id, "tool_approval").await;
     assert_eq!(ask.data()["timeoutMs"], json!(300));
     let o = a.outcome(id).await;
     assert_skipped(&o, "");
     let end = o.first("tool_end").expect("tool_end");
-    let waited = end.at.duration_since(ask.at);
+    let waited = end.at.duration_since(sent);
     assert!(
-        waited >= Duration::from_millis(250),
+        waited >= Duration::from_millis(300),
         "skipped after {waited:?}, before the timeout"
     );
     assert!(
@@ -354,19 +357,15 @@ async fn approve_tool_with_an_unknown_id_is_not_accepted() {
 #[tokio::test]
 async fn disabling_approval_resolves_pending_approvals_as_refused() {
     // Spec (agent.setToolUseCallback): "`enabled: false` resolves pending approvals as refused".
-    let gw = TestGateway::start("[agent]\napproval_timeout_ms = 6000\n").await;
+    // The approval would time out after ten minutes: the run ending within the outcome's
+    // generous wait (WAIT) can only be the disabling's doing.
+    let gw = TestGateway::start("[agent]\napproval_timeout_ms = 600000\n").await;
     let s = "ws:disable";
     let mut a = Conn::connect(&gw, "a").await;
     let held = hold(&mut a, s).await;
-    let disabled_at = Instant::now();
     enable_approval(&mut a, s, false).await;
     let o = a.outcome(held.id).await;
-    let end = o.first("tool_end").expect("tool_end");
-    let took = end.at.duration_since(disabled_at);
-    assert!(
-        took < Duration::from_secs(3),
-        "the pending approval was resolved {took:?} after disabling (timeout 6 s)"
-    );
+    assert!(o.first("tool_end").is_some(), "a tool_end: {:?}", o.names());
     assert_skipped(&o, "");
 }
 
@@ -380,8 +379,8 @@ async fn approval_switches_off_when_the_enabling_connection_closes() {
     let mut a = Conn::connect(&gw, "a").await;
     enable_approval(&mut owner, s, true).await;
     owner.close().await;
-    // Wait (bounded) until the gateway has dropped the closed connection.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Wait (generously bounded) until the gateway has dropped the closed connection.
+    let deadline = Instant::now() + WAIT;
     let mut closed = false;
     while Instant::now() < deadline {
         if a.ok("system.info", json!({})).await["connections"] == json!(1) {

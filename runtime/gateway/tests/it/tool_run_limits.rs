@@ -2,9 +2,13 @@
 //! (`tools.max_concurrent_runs_per_session`), for `tools.execute` and the agent's tool calls
 //! alike, against the in-process daemon over real WebSockets. One connection used to start
 //! 150 `sleep` processes at once.
+//!
+//! The runs that hold the slots wait on a gate file the test creates, not on a clock: they are
+//! in flight for exactly as long as the test needs, however loaded the machine is.
 
 use crate::support;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
@@ -34,12 +38,68 @@ async fn pipelined(ws: &mut Ws, first_id: i64, requests: &[(&str, Value)]) -> Ve
     replies
 }
 
-fn sleep_call(session: &str, seconds: u32) -> (&'static str, Value) {
+fn shell_call(session: &str, command: &str) -> (&'static str, Value) {
     (
         "tools.execute",
         json!({"tool": "shell.exec", "sessionId": session,
-               "args": {"command": format!("sleep {seconds}; echo done")}}),
+               "args": {"command": command}}),
     )
+}
+
+/// A run that starts by adding a line to `{gate}.started` (so the test can count the runs in
+/// flight) and then waits until the file `gate` exists in the workspace (the test's
+/// [`open_gate`]), then prints `done`.
+fn gated_call(session: &str, gate: &str) -> (&'static str, Value) {
+    shell_call(
+        session,
+        &format!("echo run >> {gate}.started; until [ -e {gate} ]; do sleep 0.02; done; echo done"),
+    )
+}
+
+fn workspace(gw: &TestGateway) -> PathBuf {
+    gw.data_dir().join("workspace")
+}
+
+/// Lets every run waiting on `gate` finish.
+fn open_gate(gw: &TestGateway, gate: &str) {
+    std::fs::write(workspace(gw).join(gate), "").expect("create the gate file");
+}
+
+/// Waits (generously: a liveness bound, not a speed test) until `runs` gated runs have started.
+async fn wait_started(gw: &TestGateway, gate: &str, runs: usize) {
+    let path = workspace(gw).join(format!("{gate}.started"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let started = std::fs::read_to_string(&path)
+            .map(|text| text.lines().count())
+            .unwrap_or(0);
+        if started == runs {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{started} of {runs} runs waiting on {gate} started within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads frames until `count` replies (events skipped) came; returns them by id.
+async fn next_replies(ws: &mut Ws, count: usize) -> Vec<(i64, Value)> {
+    let mut replies = Vec::with_capacity(count);
+    while replies.len() < count {
+        let frame = ws
+            .next_frame()
+            .await
+            .expect("connection open until the replies");
+        if frame.get("event").is_none() {
+            let id = frame["id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("a reply id: {frame}"));
+            replies.push((id, frame));
+        }
+    }
+    replies
 }
 
 /// Checks the refusal: InvalidRequest (-2) on `params.sessionId`, naming the session, the
@@ -67,11 +127,8 @@ async fn pipelined_tool_runs_beyond_the_per_session_limit_are_refused() {
     let busy = "ws:tool-flood";
 
     let calls: Vec<_> = (0..DEFAULT_LIMIT + 3)
-        .map(|_| sleep_call(busy, 2))
+        .map(|_| gated_call(busy, "flood-gate"))
         .collect();
-    let started = Instant::now();
-    // Replies come in request order here; collect them concurrently with the other session's
-    // call below by reading them after it (the refusals are immediate, the runs take 2 s).
     for (i, (method, params)) in calls.iter().enumerate() {
         let frame = json!({"id": 100 + i, "method": method, "params": params});
         ws.stream
@@ -80,8 +137,16 @@ async fn pipelined_tool_runs_beyond_the_per_session_limit_are_refused() {
             .expect("queue frame");
     }
     ws.stream.flush().await.expect("send frames");
+    // No run can end before the gate opens: the first three replies are the refusals, and
+    // once they are in, `busy` holds exactly its limit of runs.
+    let refusals = next_replies(&mut ws, 3).await;
+    for (_, reply) in &refusals {
+        assert_limit_refusal(reply, busy, DEFAULT_LIMIT);
+    }
+    wait_started(&gw, "flood-gate", DEFAULT_LIMIT).await;
 
-    // Another session is not affected while `busy` is at its limit.
+    // Another session is not affected while `busy` is at its limit: its call is answered
+    // while every run of `busy` is still waiting on the gate.
     let mut other = gw.client().await;
     let reply = other
         .call(
@@ -92,16 +157,16 @@ async fn pipelined_tool_runs_beyond_the_per_session_limit_are_refused() {
         .await;
     assert_eq!(reply["result"]["success"], json!(true), "{reply}");
     assert_eq!(reply["result"]["output"], json!("neighbour\n"));
-    assert!(
-        started.elapsed() < Duration::from_millis(1900),
-        "the other session's call waited for the busy one: {:?}",
-        started.elapsed()
-    );
 
+    open_gate(&gw, "flood-gate");
     let mut ran = 0;
-    let mut refused = 0;
+    let mut refused = refusals.len();
     for i in 0..calls.len() {
-        let (_, reply) = ws.reply_to(100 + i as i64).await;
+        let id = 100 + i as i64;
+        if refusals.iter().any(|(refused, _)| *refused == id) {
+            continue;
+        }
+        let (_, reply) = ws.reply_to(id).await;
         if reply.get("result").is_some() {
             assert_eq!(reply["result"]["success"], json!(true), "{reply}");
             assert_eq!(reply["result"]["output"], json!("done\n"), "{reply}");
@@ -118,7 +183,7 @@ async fn pipelined_tool_runs_beyond_the_per_session_limit_are_refused() {
     );
 
     // The slots are free again once the runs ended.
-    let again = pipelined(&mut ws, 200, &[sleep_call(busy, 0)]).await;
+    let again = pipelined(&mut ws, 200, &[shell_call(busy, "echo again")]).await;
     assert_eq!(again[0]["result"]["success"], json!(true), "{}", again[0]);
     drop((ws, other));
     gw.stop().await;
@@ -130,10 +195,12 @@ async fn the_agents_tool_calls_share_the_sessions_limit_and_the_key_is_reloadabl
     let mut ws = gw.client().await;
     let session = "ws:tool-agent";
 
-    // One direct run holds the session's only slot; the agent's tool call is refused with the
-    // same reason, which the model reads in the tool result.
-    let held = ws.request("tools.execute", sleep_call(session, 2).1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One direct run holds the session's only slot (until the gate opens); the agent's tool
+    // call is refused with the same reason, which the model reads in the tool result.
+    let held = ws
+        .request("tools.execute", gated_call(session, "held-gate").1)
+        .await;
+    wait_started(&gw, "held-gate", 1).await;
     let send = ws
         .request(
             "agent.send",
@@ -153,30 +220,37 @@ async fn the_agents_tool_calls_share_the_sessions_limit_and_the_key_is_reloadabl
         error.contains("tools.max_concurrent_runs_per_session") && error.contains('1'),
         "{error}"
     );
+    open_gate(&gw, "held-gate");
     let (_, reply) = ws.reply_to(held).await;
     assert_eq!(reply["result"]["success"], json!(true), "{reply}");
 
-    // Raised by config.reload: two run together now.
+    // Raised by config.reload: two run together now. The runs wait on a gate, so the first
+    // reply is the third call's refusal, and the two others end only when the gate opens.
     gw.write_config("[tools]\nmax_concurrent_runs_per_session = 2\n");
     let reloaded = ws.call("config.reload", json!({})).await;
     assert_eq!(reloaded["result"]["success"], json!(true), "{reloaded}");
-    let replies = pipelined(
-        &mut ws,
-        500,
-        &[
-            sleep_call(session, 1),
-            sleep_call(session, 1),
-            sleep_call(session, 1),
-        ],
-    )
-    .await;
-    let ran = replies.iter().filter(|r| r.get("result").is_some()).count();
-    assert_eq!(ran, 2, "{replies:?}");
-    let refused = replies
-        .iter()
-        .find(|r| r.get("error").is_some())
-        .expect("one refusal");
-    assert_limit_refusal(refused, session, 2);
+    let calls = [
+        gated_call(session, "reload-gate"),
+        gated_call(session, "reload-gate"),
+        gated_call(session, "reload-gate"),
+    ];
+    for (i, (method, params)) in calls.iter().enumerate() {
+        let frame = json!({"id": 500 + i, "method": method, "params": params});
+        ws.stream
+            .feed(Message::text(frame.to_string()))
+            .await
+            .expect("queue frame");
+    }
+    ws.stream.flush().await.expect("send frames");
+    let refused = next_replies(&mut ws, 1).await;
+    assert_limit_refusal(&refused[0].1, session, 2);
+    wait_started(&gw, "reload-gate", 2).await;
+    open_gate(&gw, "reload-gate");
+    let ran = next_replies(&mut ws, 2).await;
+    for (_, reply) in &ran {
+        assert_eq!(reply["result"]["success"], json!(true), "{reply}");
+        assert_eq!(reply["result"]["output"], json!("done\n"), "{reply}");
+    }
     drop(ws);
     gw.stop().await;
 }
@@ -188,13 +262,20 @@ async fn a_reload_does_not_reset_the_count_of_runs_in_flight() {
     let gw = TestGateway::start("[tools]\nmax_concurrent_runs_per_session = 2\n").await;
     let mut ws = gw.client().await;
     let session = "ws:tool-reload";
-    let first = ws.request("tools.execute", sleep_call(session, 2).1).await;
-    let second = ws.request("tools.execute", sleep_call(session, 2).1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = ws
+        .request("tools.execute", gated_call(session, "gate").1)
+        .await;
+    let second = ws
+        .request("tools.execute", gated_call(session, "gate").1)
+        .await;
+    wait_started(&gw, "gate", 2).await;
     let reloaded = ws.call("config.reload", json!({})).await;
     assert_eq!(reloaded["result"]["success"], json!(true), "{reloaded}");
-    let third = ws.call("tools.execute", sleep_call(session, 0).1).await;
+    let third = ws
+        .call("tools.execute", shell_call(session, "echo third").1)
+        .await;
     assert_limit_refusal(&third, session, 2);
+    open_gate(&gw, "gate");
     for id in [first, second] {
         let (_, reply) = ws.reply_to(id).await;
         assert_eq!(reply["result"]["success"], json!(true), "{reply}");

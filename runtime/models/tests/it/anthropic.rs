@@ -1,11 +1,13 @@
 //! The Anthropic provider against a local server replaying Messages streams.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{MockServer, Part, Script, assert_well_formed, drain, fixture, text_of};
+use crate::support::{
+    LIVENESS, MockServer, Part, Script, assert_well_formed, drain, fixture, text_of,
+};
 use flynn_models::{
     CancellationToken, ChatMessage, ChatRequest, ImagePart, Provider, ProviderConfig,
     ProviderError, ProviderKind, Secret, StreamEvent, ToolCall, ToolSpec, build_provider,
@@ -273,14 +275,14 @@ async fn cancel_during_a_slow_stream_closes_the_connection() {
         rx.recv().await,
         Some(Ok(StreamEvent::TextDelta("Hello".into())))
     );
-    let started = Instant::now();
+    // The server holds the stream until the client goes away: only the cancel can end it, so
+    // the waits below are liveness bounds, not speed tests.
     cancel.cancel();
-    let next = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+    let next = tokio::time::timeout(LIVENESS, rx.recv())
         .await
-        .expect("cancellation reported promptly");
+        .expect("the cancellation is reported");
     assert_eq!(next, Some(Err(ProviderError::Cancelled)));
     server.client_closed().await;
-    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]

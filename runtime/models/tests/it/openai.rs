@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::support::{
-    Framing, MockServer, Part, Script, assert_well_formed, drain, fixture, text_of,
+    Framing, LIVENESS, MockServer, Part, Script, assert_well_formed, drain, fixture, text_of,
 };
 use flynn_models::{
     CancellationToken, ChatMessage, ChatRequest, ImagePart, Provider, ProviderConfig,
@@ -353,19 +353,15 @@ async fn cancel_during_a_slow_stream_closes_the_connection() {
     let first = rx.recv().await.expect("an item").expect("an event");
     assert_eq!(first, StreamEvent::TextDelta("Hello".into()));
 
-    let started = Instant::now();
+    // The server holds the stream until the client goes away: only the cancel can end it, so
+    // the waits below are liveness bounds, not speed tests.
     cancel.cancel();
-    let next = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+    let next = tokio::time::timeout(LIVENESS, rx.recv())
         .await
-        .expect("cancellation reported promptly");
+        .expect("the cancellation is reported");
     assert_eq!(next, Some(Err(ProviderError::Cancelled)));
     assert_eq!(rx.recv().await, None, "nothing after Cancelled");
     server.client_closed().await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "connection closed {:?} after cancel",
-        started.elapsed()
-    );
 }
 
 #[tokio::test]
@@ -399,7 +395,13 @@ async fn silence_between_chunks_hits_the_idle_timeout() {
             after: Duration::from_millis(200)
         })
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // The server holds the stream forever after the last chunk: ending at all (within drain's
+    // liveness bound) is the idle timeout's doing; it cannot come before its 200 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -486,13 +486,14 @@ async fn the_sampler_task_samples_until_shutdown() {
     let task = ops.spawn_sampler(async move {
         let _ = stopped.await;
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Liveness bounds (far above any load), not speed tests.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while ops.series_store().points(DAEMON_SOURCE_ID).is_empty() {
-        assert!(Instant::now() < deadline, "no sample was taken");
+        assert!(Instant::now() < deadline, "no sample was taken within 60 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), task)
+    tokio::time::timeout(Duration::from_secs(60), task)
         .await
         .expect("the sampler stops on shutdown")
         .unwrap();

@@ -14,19 +14,23 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 
+/// How long a test waits for a stream's next item before failing: a liveness bound far above
+/// what any load makes it take (the tests' alternatives never answer at all).
+pub const LIVENESS: Duration = Duration::from_secs(60);
+
 /// All events of a stream until it ends; the last item may be an error.
 pub async fn drain(mut rx: EventReceiver) -> (Vec<StreamEvent>, Option<ProviderError>) {
     let mut events = Vec::new();
     loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        let item = tokio::time::timeout(LIVENESS, rx.recv())
             .await
-            .expect("stream item within 10 s");
+            .expect("a stream item within the liveness bound");
         match item {
             None => return (events, None),
             Some(Ok(event)) => events.push(event),
             Some(Err(error)) => {
                 assert!(
-                    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                    tokio::time::timeout(LIVENESS, rx.recv())
                         .await
                         .expect("stream ends after an error")
                         .is_none(),

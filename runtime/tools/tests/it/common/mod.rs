@@ -61,11 +61,15 @@ pub fn is_dead(pid: i32) -> bool {
     }
 }
 
+/// How long a test waits for something before failing: a liveness bound far above what any load
+/// makes it take, against alternatives that take ten minutes (`sleep 600`) or forever.
+pub const LIVENESS: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Reads a FIFO to its end in a blocking thread: returns once the writer has written and closed.
 pub async fn read_fifo(path: &Path) -> String {
     let path = path.to_path_buf();
     let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path));
-    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+    tokio::time::timeout(LIVENESS, read)
         .await
         .expect("the command never wrote to the FIFO")
         .unwrap()
@@ -105,12 +109,10 @@ pub async fn exited(watch: Option<std::os::fd::OwnedFd>) -> bool {
     let Ok(fd) = registered else {
         panic!("cannot register the pidfd with tokio");
     };
-    tokio::time::timeout(std::time::Duration::from_secs(5), fd.readable())
-        .await
-        .is_ok()
+    tokio::time::timeout(LIVENESS, fd.readable()).await.is_ok()
 }
 
-/// Awaits the end of `pid` (up to 5 s). A SIGKILLed process closes its files before it turns
+/// Awaits the end of `pid` (up to [`LIVENESS`]). A SIGKILLed process closes its files before it turns
 /// into a zombie, so "the output pipe hit EOF" does not yet mean "dead": await the pidfd.
 pub async fn gone(pid: i32) -> bool {
     exited(watch_exit(pid)).await
