@@ -23,22 +23,15 @@ pub fn encode_reply<T: Serialize>(
     jsonrpc: bool,
     result: &T,
 ) -> Result<String, RpcError> {
-    // Most replies are short: one allocation of this size usually holds the whole frame.
-    let mut frame = Vec::with_capacity(256);
-    serde_json::to_writer(
-        &mut frame,
-        &ResultReply {
-            jsonrpc: version(jsonrpc),
-            id,
-            result,
-        },
-    )
-    .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))?;
-    // Not `String::from_utf8`: checking the frame again cost about 2 % of a `system.info`
-    // request's instructions (BENCHMARKS.md, finding 24).
-    // SAFETY: serde_json writes only UTF-8 (string contents are copied from `&str`s, everything
-    // else it writes is ASCII); its own `to_string` relies on the same and skips the check too.
-    Ok(unsafe { String::from_utf8_unchecked(frame) })
+    // `to_string`, not `to_writer` into a `Vec` and `String::from_utf8`: checking the frame's
+    // UTF-8 again cost about 2 % of a `system.info` request's instructions (BENCHMARKS.md,
+    // finding 24), and serde_json's own `to_string` skips that check soundly.
+    serde_json::to_string(&ResultReply {
+        jsonrpc: version(jsonrpc),
+        id,
+        result,
+    })
+    .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))
 }
 
 /// What a handler returns: its result at once, for methods that answer from memory, or a
