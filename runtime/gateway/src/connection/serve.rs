@@ -149,26 +149,12 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
     /// ready now (this connection's run among them) queue what they have, so events that are
     /// ready together leave in one write. No timer: with nothing else ready the round ends at
     /// once and a lone event is not held back.
-    ///
-    /// A streaming turn adds about one event per round (its model yields between chunks, as a
-    /// network stream does), so one round alone left one event per write(2) when many turns
-    /// stream at once: the writer gives up rounds for as long as each brings more events, up to
-    /// `COALESCE_ENOUGH` queued (and never past half the queue's bound: waiting must not make
-    /// a reading client a slow consumer). A round that brings nothing ends the wait, so a lone
-    /// event still waits for one round only.
     async fn on_events(&mut self) -> ControlFlow<Ended> {
-        let enough = COALESCE_ENOUGH.min(self.state.events.capacity() / 2);
-        let mut queued = self.state.events.len();
-        while queued < enough && !self.state.is_slow() {
-            tokio::task::yield_now().await;
-            let now = self.state.events.len();
-            if now <= queued {
-                break;
-            }
-            queued = now;
-        }
         if self.state.is_slow() {
             return Break(self.writer.close(1008, SLOW_CONSUMER.into()).await);
+        }
+        if self.state.events.len() < COALESCE_ENOUGH {
+            tokio::task::yield_now().await;
         }
         Continue(())
     }

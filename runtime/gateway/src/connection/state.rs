@@ -73,11 +73,6 @@ impl EventQueue {
         frame
     }
 
-    /// How many frames may wait.
-    pub(super) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// How many frames wait.
     pub(super) fn len(&self) -> usize {
         self.queued.load(Ordering::Acquire)
