@@ -5,7 +5,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use flynn_protocol::wire::EventEmitter;
+use flynn_protocol::EmitEvents as _;
+use flynn_protocol::types::ContentEventData;
+use flynn_protocol::wire::{EventEmitter, EventJson};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -91,13 +93,27 @@ impl ActiveRun {
     /// kept for `agent.attach`.
     pub fn emit(&self, f: impl Fn(&EventEmitter)) {
         for (event, data) in crate::runs::capture(f) {
-            let audience = self.audience();
-            self.log.record(event, data, &audience);
+            self.record(event, data);
         }
     }
 
-    fn audience(&self) -> Vec<EventEmitter> {
-        self.audience.lock().map(|a| a.clone()).unwrap_or_default()
+    /// [`ActiveRun::emit`] of a `content` event, the one a turn streams per model chunk:
+    /// encoded in one pass ([`EventJson::encode_sorted`]: its members are in sorted order)
+    /// and recorded without the recording emitter of `emit`.
+    pub fn emit_content(&self, data: &ContentEventData) {
+        match EventJson::encode_sorted(data) {
+            Ok(json) => self.record(flynn_protocol::events::CONTENT, json),
+            // The typed emitter turns an encoding failure into an `error` event.
+            Err(_) => self.emit(|e| e.content(data)),
+        }
+    }
+
+    /// Records an event and sends it to the audience. Under the audience's lock rather than
+    /// with a copy of it (a copy per event cost an allocation and a clone per member); the
+    /// log's lock is taken inside it, and nothing takes the two the other way round.
+    fn record(&self, event: &'static str, data: EventJson) {
+        let audience = self.audience.lock().unwrap_or_else(|p| p.into_inner());
+        self.log.record(event, data, &audience);
     }
 
     pub fn run_id(&self) -> &Arc<str> {

@@ -346,7 +346,7 @@ mod tests {
     fn finish(runs: &Runs, r: &Arc<ActiveRun>, cap: KeptCap) {
         r.log().finish(
             "error",
-            serde_json::json!({}),
+            flynn_protocol::wire::EventJson::from_value(&serde_json::json!({})),
             &[],
             Err(RpcError::internal("end")),
         );
@@ -356,7 +356,14 @@ mod tests {
     fn emitter() -> EventEmitter {
         struct Nowhere;
         impl flynn_protocol::wire::EventSink for Nowhere {
-            fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: serde_json::Value) {}
+            fn send_event(
+                &self,
+                _: &RequestId,
+                _: bool,
+                _: &'static str,
+                _: flynn_protocol::wire::EventJson,
+            ) {
+            }
         }
         EventEmitter::new(RequestId::Number(1), Arc::new(Nowhere))
     }

@@ -6,7 +6,8 @@
 //! and then follow the turn live.
 //!
 //! Memory bound: a turn keeps at most `agent.run_events_max` events and
-//! `agent.run_events_max_bytes` bytes of event data (JSON text; the oldest events are dropped
+//! `agent.run_events_max_bytes` bytes of event data (JSON text, counted by the length of the
+//! [`EventJson`] every frame of the event shares; the oldest events are dropped
 //! first, and an attach asking for a dropped one is refused naming what is kept). So kept events
 //! take at most `run_events_max_bytes` per turn that is running or within its grace period; a
 //! session runs one turn at a time, so that is bounded by the live sessions times the grace
@@ -23,9 +24,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use flynn_protocol::types::AgentSendResult;
-use flynn_protocol::wire::{EventEmitter, EventSink, RequestId, RpcError, RunTag};
+use flynn_protocol::wire::{EventEmitter, EventJson, EventSink, RequestId, RpcError, RunTag};
 use flynn_protocol::{EmitEvents as _, ErrorCode};
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 /// What a turn's requester gets: the `agent.send` result or its error. Defined here (and
@@ -42,7 +42,7 @@ pub struct RunLimits {
 struct Kept {
     seq: u64,
     event: &'static str,
-    data: Value,
+    data: EventJson,
     bytes: usize,
 }
 
@@ -100,31 +100,12 @@ impl AttachError {
     }
 }
 
-/// Counts the bytes of JSON text without building it.
-struct Counter(usize);
-
-impl std::io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn json_bytes(v: &Value) -> usize {
-    let mut c = Counter(0);
-    let _ = serde_json::to_writer(&mut c, v);
-    c.0
-}
-
 /// An [`EventSink`] that records what a typed emitter produced.
 #[derive(Default)]
-struct Capture(Mutex<Vec<(&'static str, Value)>>);
+struct Capture(Mutex<Vec<(&'static str, EventJson)>>);
 
 impl EventSink for Capture {
-    fn send_event(&self, _: &RequestId, _: bool, event: &'static str, data: Value) {
+    fn send_event(&self, _: &RequestId, _: bool, event: &'static str, data: EventJson) {
         if let Ok(mut v) = self.0.lock() {
             v.push((event, data));
         }
@@ -132,7 +113,7 @@ impl EventSink for Capture {
 }
 
 /// Runs `f` against a recording emitter and returns the events it emitted.
-pub fn capture(f: impl Fn(&EventEmitter)) -> Vec<(&'static str, Value)> {
+pub fn capture(f: impl Fn(&EventEmitter)) -> Vec<(&'static str, EventJson)> {
     let sink = Arc::new(Capture::default());
     let emitter = EventEmitter::new(RequestId::Number(0), sink.clone());
     f(&emitter);
@@ -161,7 +142,7 @@ impl RunLog {
 
     /// Numbers and keeps one event, then sends it to `audience` and the followers (under the
     /// log's lock, see the module docs).
-    pub fn record(&self, event: &'static str, data: Value, audience: &[EventEmitter]) {
+    pub fn record(&self, event: &'static str, data: EventJson, audience: &[EventEmitter]) {
         let mut state = self.lock();
         self.push(&mut state, event, data, audience);
     }
@@ -170,7 +151,7 @@ impl RunLog {
         &self,
         state: &mut LogState,
         event: &'static str,
-        data: Value,
+        data: EventJson,
         audience: &[EventEmitter],
     ) {
         state.last_seq += 1;
@@ -184,7 +165,7 @@ impl RunLog {
         for f in &state.followers {
             f.events.emit_in_run(event, data.clone(), tag.clone());
         }
-        let bytes = json_bytes(&data) + event.len();
+        let bytes = data.len() + event.len();
         state.bytes += bytes;
         state.kept.push_back(Kept {
             seq: state.last_seq,
@@ -206,7 +187,7 @@ impl RunLog {
     pub fn finish(
         &self,
         event: &'static str,
-        data: Value,
+        data: EventJson,
         audience: &[EventEmitter],
         reply: Reply,
     ) {
@@ -366,7 +347,7 @@ mod tests {
     struct Seen(Mutex<Vec<(&'static str, u64)>>);
 
     impl EventSink for Seen {
-        fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: Value) {
+        fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: EventJson) {
             panic!("events of a turn are sent with their runSeq");
         }
         fn send_run_event(
@@ -374,7 +355,7 @@ mod tests {
             _: &RequestId,
             _: bool,
             event: &'static str,
-            _: Value,
+            _: EventJson,
             run: RunTag,
         ) {
             self.0.lock().unwrap().push((event, run.run_seq));
@@ -386,8 +367,8 @@ mod tests {
         (seen.clone(), EventEmitter::new(RequestId::Number(1), seen))
     }
 
-    fn text(n: usize) -> Value {
-        serde_json::json!({ "text": "x".repeat(n) })
+    fn text(n: usize) -> EventJson {
+        EventJson::from_value(&serde_json::json!({ "text": "x".repeat(n) }))
     }
 
     #[test]

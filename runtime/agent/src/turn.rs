@@ -283,13 +283,12 @@ async fn model_call(
     while let Some(event) = rx.recv().await {
         match event? {
             StreamEvent::TextDelta(delta) => {
-                run.emit(|e| {
-                    e.content(&ContentEventData {
-                        text: delta.clone(),
-                        transient: None,
-                    })
-                });
-                text.push_str(&delta);
+                let data = ContentEventData {
+                    text: delta,
+                    transient: None,
+                };
+                run.emit_content(&data);
+                text.push_str(&data.text);
             }
             StreamEvent::ToolCall(call) => calls.push(call),
             StreamEvent::Attachment {

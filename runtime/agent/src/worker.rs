@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use flynn_protocol::ErrorCode;
 use flynn_protocol::types::{AgentSendResult, QueueRejection};
-use flynn_protocol::wire::{EventEmitter, RpcError};
+use flynn_protocol::wire::{EventEmitter, EventJson, RpcError};
 
 use crate::config::{QueueMode, QueuePolicy};
 use crate::lane::{Lane, Shared, fail, rejection};
@@ -242,7 +242,7 @@ fn deliver(
         .next()
         .unwrap_or((
             flynn_protocol::events::ERROR,
-            serde_json::json!({ "code": ErrorCode::InternalError.code(), "message": "the turn ended without an outcome" }),
+            EventJson::from_value(&serde_json::json!({ "code": ErrorCode::InternalError.code(), "message": "the turn ended without an outcome" })),
         ));
     let emitters: Vec<EventEmitter> = requesters.iter().map(|r| r.events.clone()).collect();
     run.log().finish(event, data, &emitters, reply.clone());

@@ -8,8 +8,7 @@ use flynn_agent::config::{AgentConfig, QueueConfig, QueuePolicy};
 use flynn_agent::deps::{Deps, Hooks, Settings};
 use flynn_agent::lanes::{Lanes, Pending, Reply, Requester, UserMessage};
 use flynn_protocol::ErrorCode;
-use flynn_protocol::wire::{EventEmitter, EventSink, RequestId, RunTag};
-use serde_json::Value;
+use flynn_protocol::wire::{EventEmitter, EventJson, EventSink, RequestId, RunTag};
 use tokio::sync::oneshot;
 
 /// Records `(event, runSeq)` of every event a requester gets.
@@ -17,10 +16,17 @@ use tokio::sync::oneshot;
 struct Events(Mutex<Vec<(&'static str, u64)>>);
 
 impl EventSink for Events {
-    fn send_event(&self, _: &RequestId, _: bool, event: &'static str, _: Value) {
+    fn send_event(&self, _: &RequestId, _: bool, event: &'static str, _: EventJson) {
         self.0.lock().unwrap().push((event, 0));
     }
-    fn send_run_event(&self, _: &RequestId, _: bool, event: &'static str, _: Value, run: RunTag) {
+    fn send_run_event(
+        &self,
+        _: &RequestId,
+        _: bool,
+        event: &'static str,
+        _: EventJson,
+        run: RunTag,
+    ) {
         self.0.lock().unwrap().push((event, run.run_seq));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use flynn_protocol::wire::{EventEmitter, EventSink, RequestId, RpcError};
+use flynn_protocol::wire::{EventEmitter, EventJson, EventSink, RequestId, RpcError};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -31,6 +31,12 @@ pub struct InboundMessage {
 /// kept in the run's log for `agent.attach`).
 pub trait InboundEvents: Send + Sync {
     fn event(&self, event: &'static str, data: &Value);
+
+    /// The event as encoded for the wire; by default parsed back for [`InboundEvents::event`].
+    /// Observers that drop events override it so nothing is parsed.
+    fn encoded_event(&self, event: &'static str, data: &EventJson) {
+        self.event(event, &data.to_value());
+    }
 }
 
 /// Drops every event.
@@ -38,13 +44,14 @@ pub struct Discard;
 
 impl InboundEvents for Discard {
     fn event(&self, _: &'static str, _: &Value) {}
+    fn encoded_event(&self, _: &'static str, _: &EventJson) {}
 }
 
 struct Sink(Arc<dyn InboundEvents>);
 
 impl EventSink for Sink {
-    fn send_event(&self, _: &RequestId, _: bool, event: &'static str, data: Value) {
-        self.0.event(event, &data);
+    fn send_event(&self, _: &RequestId, _: bool, event: &'static str, data: EventJson) {
+        self.0.encoded_event(event, &data);
     }
 }
 

@@ -87,6 +87,9 @@ pub struct Metrics {
     registry: Registry,
     connections: Gauge,
     events: Family<EventLabel, Counter>,
+    /// The `content` series of `events`, resolved at the first one: a turn streams one per
+    /// model chunk, and a family lookup hashes the label under a lock.
+    content_events: OnceLock<Counter>,
     turns: Family<OutcomeLabel, Counter>,
     turn_seconds: Histogram,
     tokens: Family<DirectionLabel, Counter>,
@@ -196,6 +199,7 @@ impl Metrics {
                 "events_sent",
                 "Event frames queued to WebSocket clients, by event",
             ),
+            content_events: OnceLock::new(),
             turns: registered(
                 &mut registry,
                 "agent_turns",
@@ -257,7 +261,13 @@ impl Metrics {
 
     /// An event frame was queued to a client.
     pub fn event_sent(&self, event: &'static str) {
-        self.events.get_or_create(&EventLabel { event }).inc();
+        if event == flynn_protocol::events::CONTENT {
+            // A handle shares the series' counter.
+            let series = || self.events.get_or_create(&EventLabel { event }).clone();
+            self.content_events.get_or_init(series).inc();
+        } else {
+            self.events.get_or_create(&EventLabel { event }).inc();
+        }
     }
 
     /// An agent turn ended.

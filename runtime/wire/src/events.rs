@@ -1,5 +1,5 @@
-//! Events: where a handler's events go ([`EventSink`]), the emitter tied to one request, and the
-//! event frames written to the connection.
+//! Events: where a handler's events go ([`EventSink`]), the emitter tied to one request, the
+//! event's `data` encoded once ([`EventJson`]), and the event frames written to the connection.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,12 +9,68 @@ use serde_json::Value;
 
 use crate::ids::RequestId;
 use crate::protocol::{ERROR_EVENT, codes};
-use crate::replies::{to_json, version};
+
+/// The JSON text of an event's `data` member, encoded once. A streamed event reaches the
+/// requester, every follower of its turn and the turn's kept events (`agent.attach`); all of
+/// them share this text (a clone is a reference count), and each frame copies it in as is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EventJson(Arc<str>);
+
+impl EventJson {
+    /// Encodes `data` the way event frames have always carried it: through a
+    /// `serde_json::Value`, whose objects (serde_json without `preserve_order`) write their
+    /// members in sorted order, whatever the order of the Rust fields.
+    pub fn encode<T: Serialize + ?Sized>(data: &T) -> Result<Self, serde_json::Error> {
+        Ok(Self::from_value(&serde_json::to_value(data)?))
+    }
+
+    /// Encodes `data` in one pass, without the intermediate `Value`: for the hot events (a
+    /// turn's `content`), whose members are declared in sorted order at every level, so the
+    /// text is the same as [`EventJson::encode`]'s (checked in debug builds).
+    pub fn encode_sorted<T: Serialize + ?Sized>(data: &T) -> Result<Self, serde_json::Error> {
+        let text = serde_json::to_string(data)?;
+        debug_assert_eq!(
+            Some(text.as_str()),
+            Self::encode(data).ok().as_ref().map(EventJson::as_str),
+            "encode_sorted is for types whose members are declared in sorted order"
+        );
+        Ok(Self(text.into()))
+    }
+
+    pub fn from_value(data: &Value) -> Self {
+        // Writing a `Value` cannot fail (its map keys are strings).
+        Self(serde_json::to_string(data).unwrap_or_default().into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Bytes of JSON text (what the kept events' byte bounds count).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The data parsed back, for sinks that look into it (tests, inbound turns' observers).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl fmt::Debug for EventJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Where a handler's events go: the connection that sent the request. The sink assigns `seq`.
 pub trait EventSink: Send + Sync {
     /// `jsonrpc`: the request carried `"jsonrpc": "2.0"`, so its events carry it too.
-    fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: Value);
+    fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: EventJson);
 
     /// Sends an event of an agent turn, tagged with the turn's `runId` and `runSeq`. Sinks that
     /// do not write frames ignore the tag.
@@ -23,7 +79,7 @@ pub trait EventSink: Send + Sync {
         id: &RequestId,
         jsonrpc: bool,
         event: &'static str,
-        data: Value,
+        data: EventJson,
         run: RunTag,
     ) {
         let _ = run;
@@ -80,7 +136,7 @@ impl EventEmitter {
     }
 
     /// Sends an already encoded event of an agent turn with its `runId` / `runSeq`.
-    pub fn emit_in_run(&self, event: &'static str, data: Value, run: RunTag) {
+    pub fn emit_in_run(&self, event: &'static str, data: EventJson, run: RunTag) {
         self.sink
             .send_run_event(&self.id, self.jsonrpc, event, data, run);
     }
@@ -89,46 +145,30 @@ impl EventEmitter {
     /// cannot fail; should it ever, the event is replaced by an `error` event saying so rather
     /// than being dropped silently.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &'static str, data: &T) {
-        match serde_json::to_value(data) {
-            Ok(value) => self.sink.send_event(&self.id, self.jsonrpc, event, value),
+        match EventJson::encode(data) {
+            Ok(json) => self.sink.send_event(&self.id, self.jsonrpc, event, json),
             Err(e) => self.sink.send_event(
                 &self.id,
                 self.jsonrpc,
                 ERROR_EVENT,
-                serde_json::json!({
+                EventJson::from_value(&serde_json::json!({
                     "code": codes::INTERNAL_ERROR,
                     "message": format!("could not encode `{event}` event: {e}"),
-                }),
+                })),
             ),
         }
     }
 }
 
-#[derive(Serialize)]
-struct EventFrameOut<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jsonrpc: Option<&'static str>,
-    id: &'a RequestId,
-    event: &'a str,
-    data: &'a Value,
-    seq: u64,
-    #[serde(rename = "runId", skip_serializing_if = "Option::is_none")]
-    run_id: Option<&'a str>,
-    #[serde(rename = "runSeq", skip_serializing_if = "Option::is_none")]
-    run_seq: Option<u64>,
-}
-
 /// `{"id":…,"event":…,"data":…,"seq":…}`.
-pub fn event_frame(id: &RequestId, jsonrpc: bool, event: &str, data: &Value, seq: u64) -> String {
-    to_json(&EventFrameOut {
-        jsonrpc: version(jsonrpc),
-        id,
-        event,
-        data,
-        seq,
-        run_id: None,
-        run_seq: None,
-    })
+pub fn event_frame(
+    id: &RequestId,
+    jsonrpc: bool,
+    event: &str,
+    data: &EventJson,
+    seq: u64,
+) -> String {
+    frame(id, jsonrpc, event, data, seq, None)
 }
 
 /// An event frame of an agent turn: `runId` and `runSeq` beside `seq` (decision resumable-runs).
@@ -136,17 +176,160 @@ pub fn run_event_frame(
     id: &RequestId,
     jsonrpc: bool,
     event: &str,
-    data: &Value,
+    data: &EventJson,
     seq: u64,
     run: &RunTag,
 ) -> String {
-    to_json(&EventFrameOut {
-        jsonrpc: version(jsonrpc),
-        id,
-        event,
-        data,
-        seq,
-        run_id: Some(&run.run_id),
-        run_seq: Some(run.run_seq),
-    })
+    frame(id, jsonrpc, event, data, seq, Some(run))
+}
+
+/// Members other than the data and the run id, at most: `{"jsonrpc":"2.0","id":,"event":"",
+/// "data":,"seq":,"runId":"","runSeq":}` and three 20-digit numbers.
+const FRAME_OVERHEAD: usize = 128;
+
+/// The frame written by hand around the encoded data, in the members' order of every earlier
+/// frame (`jsonrpc`, `id`, `event`, `data`, `seq`, `runId`, `runSeq`; compact, as serde_json
+/// writes it): the data is copied, never encoded again.
+fn frame(
+    id: &RequestId,
+    jsonrpc: bool,
+    event: &str,
+    data: &EventJson,
+    seq: u64,
+    run: Option<&RunTag>,
+) -> String {
+    let run_id_len = run.map_or(0, |r| r.run_id.len());
+    let mut out = String::with_capacity(FRAME_OVERHEAD + event.len() + data.len() + run_id_len);
+    out.push('{');
+    if jsonrpc {
+        out.push_str(r#""jsonrpc":"2.0","#);
+    }
+    out.push_str(r#""id":"#);
+    match id {
+        RequestId::Number(n) => push_number(&mut out, *n),
+        RequestId::String(s) => push_json_string(&mut out, s),
+    }
+    out.push_str(r#","event":"#);
+    push_json_string(&mut out, event);
+    out.push_str(r#","data":"#);
+    out.push_str(data.as_str());
+    out.push_str(r#","seq":"#);
+    push_number(&mut out, seq);
+    if let Some(run) = run {
+        out.push_str(r#","runId":"#);
+        push_json_string(&mut out, &run.run_id);
+        out.push_str(r#","runSeq":"#);
+        push_number(&mut out, run.run_seq);
+    }
+    out.push('}');
+    out
+}
+
+/// What serde_json writes for an integer (it uses `itoa` too), without `fmt`'s machinery: that
+/// cost more than the rest of the frame.
+fn push_number(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// A JSON string as serde_json writes it. Event names and run ids never need escaping, so
+/// they are copied between quotes; anything else goes through serde_json.
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frame as it was written before the data was encoded once: serde_json over a struct
+    /// of the members, the data as a `Value`. Every frame must stay byte for byte the same.
+    #[derive(Serialize)]
+    struct Reference<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        jsonrpc: Option<&'static str>,
+        id: &'a RequestId,
+        event: &'a str,
+        data: &'a Value,
+        seq: u64,
+        #[serde(rename = "runId", skip_serializing_if = "Option::is_none")]
+        run_id: Option<&'a str>,
+        #[serde(rename = "runSeq", skip_serializing_if = "Option::is_none")]
+        run_seq: Option<u64>,
+    }
+
+    #[derive(Serialize)]
+    struct Unsorted {
+        zeta: u32,
+        alpha: &'static str,
+        nested: Vec<NestedUnsorted>,
+    }
+
+    #[derive(Serialize)]
+    struct NestedUnsorted {
+        success: bool,
+        error: Option<String>,
+    }
+
+    #[test]
+    fn frames_are_byte_for_byte_those_serde_json_wrote_over_a_value() {
+        let data = Unsorted {
+            zeta: 1,
+            alpha: "tab\there \"quoted\" \\ é \u{1}",
+            nested: vec![NestedUnsorted {
+                success: true,
+                error: None,
+            }],
+        };
+        let value = serde_json::to_value(&data).unwrap();
+        let json = EventJson::encode(&data).unwrap();
+        assert_eq!(json.as_str(), value.to_string());
+        assert!(json.as_str().starts_with(r#"{"alpha":"#), "{json:?}");
+        let ids = [
+            RequestId::Number(-7),
+            RequestId::Number(i64::MAX),
+            RequestId::String("a \"quoted\" id\n".into()),
+            RequestId::String(String::new()),
+        ];
+        let run = RunTag {
+            run_id: "run_0123abcd".into(),
+            run_seq: u64::MAX,
+        };
+        for id in &ids {
+            for jsonrpc in [false, true] {
+                for run in [None, Some(&run)] {
+                    let expected = serde_json::to_string(&Reference {
+                        jsonrpc: jsonrpc.then_some("2.0"),
+                        id,
+                        event: "tool_end",
+                        data: &value,
+                        seq: 42,
+                        run_id: run.map(|r| &*r.run_id),
+                        run_seq: run.map(|r| r.run_seq),
+                    })
+                    .unwrap();
+                    let written = match run {
+                        None => event_frame(id, jsonrpc, "tool_end", &json, 42),
+                        Some(run) => run_event_frame(id, jsonrpc, "tool_end", &json, 42, run),
+                    };
+                    assert_eq!(written, expected);
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "sorted order")]
+    fn encoding_in_one_pass_refuses_members_out_of_order_in_debug_builds() {
+        let _ = EventJson::encode_sorted(&NestedUnsorted {
+            success: true,
+            error: None,
+        });
+    }
 }

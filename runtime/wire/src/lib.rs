@@ -27,7 +27,7 @@ pub mod ws;
 pub use call::Call;
 pub use client::{ClientError, EventFrame, PendingCall, Streaming, Transport, to_params};
 pub use error::RpcError;
-pub use events::{EventEmitter, EventSink, RunTag, event_frame, run_event_frame};
+pub use events::{EventEmitter, EventJson, EventSink, RunTag, event_frame, run_event_frame};
 pub use ids::RequestId;
 pub use params::decode_params;
 pub use parse::{MAX_BATCH_REQUESTS, Rejected, batch_entries, parse_request, parse_request_slow};

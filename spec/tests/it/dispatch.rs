@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use flynn_protocol::types::*;
 use flynn_protocol::wire::{
-    self, Call, Dispatched, EventEmitter, EventSink, Reply, RequestId, RpcError,
+    self, Call, Dispatched, EventEmitter, EventJson, EventSink, Reply, RequestId, RpcError,
 };
 use flynn_protocol::{HandlerBase, Method, Scopes, dispatch};
 use proptest::prelude::*;
@@ -18,7 +18,7 @@ struct Reject(Scopes);
 
 struct NoEvents;
 impl EventSink for NoEvents {
-    fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: Value) {}
+    fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: EventJson) {}
 }
 
 impl HandlerBase for Reject {

@@ -8,12 +8,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use flynn_protocol::wire::{self, Call, EventEmitter, EventSink, RequestId, RpcError};
+use flynn_protocol::wire::{self, Call, EventEmitter, EventJson, EventSink, RequestId, RpcError};
 use flynn_protocol::wire::{Dispatched, ReplyFuture};
 use flynn_protocol::{ErrorCode, Method};
 use futures_util::FutureExt;
 use futures_util::stream::FuturesUnordered;
-use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::service::ConnectionService;
@@ -112,7 +111,7 @@ enum Started<'g> {
 struct NoEvents;
 
 impl EventSink for NoEvents {
-    fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: Value) {}
+    fn send_event(&self, _: &RequestId, _: bool, _: &'static str, _: EventJson) {}
 }
 
 /// Starts one request. Handlers that answer from memory reply at once, and so does a future

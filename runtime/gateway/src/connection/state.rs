@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use flynn_protocol::wire::{self, EventSink, RequestId};
-use serde_json::Value;
+use flynn_protocol::wire::{self, EventJson, EventSink, RequestId};
 use tokio::sync::Notify;
 
 use crate::auth::Identity;
@@ -90,7 +89,8 @@ pub enum Outbound {
         id: RequestId,
         jsonrpc: bool,
         event: &'static str,
-        data: Value,
+        /// Encoded once for every connection and kept copy of the event: copied into the frame.
+        data: EventJson,
         /// The turn the event belongs to (`runId` / `runSeq` frame members).
         run: Option<wire::RunTag>,
     },
@@ -211,7 +211,7 @@ impl ConnectionState {
         id: &RequestId,
         jsonrpc: bool,
         event: &'static str,
-        data: Value,
+        data: EventJson,
         run: Option<wire::RunTag>,
     ) {
         crate::metrics::get().event_sent(event);
@@ -249,7 +249,7 @@ impl crate::connections::Live for ConnectionState {
 }
 
 impl EventSink for ConnectionState {
-    fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: Value) {
+    fn send_event(&self, id: &RequestId, jsonrpc: bool, event: &'static str, data: EventJson) {
         self.push_event(id, jsonrpc, event, data, None);
     }
 
@@ -258,7 +258,7 @@ impl EventSink for ConnectionState {
         id: &RequestId,
         jsonrpc: bool,
         event: &'static str,
-        data: Value,
+        data: EventJson,
         run: wire::RunTag,
     ) {
         self.push_event(id, jsonrpc, event, data, Some(run));

@@ -17,8 +17,8 @@ use flynn_gateway::Gateway;
 use flynn_gateway::auth::Identity;
 use flynn_gateway::connection::{ConnectionService, ConnectionState};
 use flynn_protocol::wire::{
-    Call, ClientError, Dispatched, EventEmitter, EventFrame, EventSink, PendingCall, RequestId,
-    RpcError, RunTag, Transport,
+    Call, ClientError, Dispatched, EventEmitter, EventFrame, EventJson, EventSink, PendingCall,
+    RequestId, RpcError, RunTag, Transport,
 };
 use flynn_protocol::{Client, Method};
 use serde_json::{Value, json};
@@ -52,8 +52,8 @@ impl Collected {
 }
 
 impl EventSink for Collected {
-    fn send_event(&self, _: &RequestId, _: bool, event: &'static str, data: Value) {
-        self.push(event, data, None);
+    fn send_event(&self, _: &RequestId, _: bool, event: &'static str, data: EventJson) {
+        self.push(event, data.to_value(), None);
     }
 
     fn send_run_event(
@@ -61,10 +61,10 @@ impl EventSink for Collected {
         _: &RequestId,
         _: bool,
         event: &'static str,
-        data: Value,
+        data: EventJson,
         run: RunTag,
     ) {
-        self.push(event, data, Some(run));
+        self.push(event, data.to_value(), Some(run));
     }
 }
 
