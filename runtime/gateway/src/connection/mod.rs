@@ -46,6 +46,8 @@ pub struct Settings {
     pub outbound_buffer_frames: usize,
     /// `server.ping_interval_ms`.
     pub ping_interval: Duration,
+    /// `server.close_delivery_timeout_ms`.
+    pub close_delivery: Duration,
     pub shutdown: CancellationToken,
 }
 
@@ -54,6 +56,7 @@ impl Settings {
         Self {
             outbound_buffer_frames: server.outbound_buffer_frames,
             ping_interval: Duration::from_millis(server.ping_interval_ms),
+            close_delivery: Duration::from_millis(server.close_delivery_timeout_ms),
             shutdown,
         }
     }
@@ -89,6 +92,7 @@ pub async fn run<S: ConnectionService>(
         ws,
         &state,
         settings.ping_interval,
+        settings.close_delivery,
         settings.shutdown,
     )
     .await;

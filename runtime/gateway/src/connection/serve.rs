@@ -63,12 +63,13 @@ pub(super) async fn serve<S: ConnectionService>(
     ws: Socket,
     state: &Arc<ConnectionState>,
     ping_every: Duration,
+    close_delivery: Duration,
     shutdown: CancellationToken,
 ) -> Ended {
     let mut serving = Serving {
         service,
         state,
-        writer: Writer::new(ws, state),
+        writer: Writer::new(ws, state, close_delivery),
         inflight: FuturesUnordered::new(),
         unanswered_pings: 0,
         draining: false,

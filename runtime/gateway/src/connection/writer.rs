@@ -40,6 +40,8 @@ pub(super) struct Writer<'c> {
     state: &'c ConnectionState,
     /// The number of the last event written.
     seq: u64,
+    /// How long a close frame may take to reach the peer (`server.close_delivery_timeout_ms`).
+    close_delivery: Duration,
 }
 
 /// One write that may have to wait.
@@ -60,8 +62,13 @@ impl Write {
 }
 
 impl<'c> Writer<'c> {
-    pub(super) fn new(ws: Socket, state: &'c ConnectionState) -> Self {
-        Self { ws, state, seq: 0 }
+    pub(super) fn new(ws: Socket, state: &'c ConnectionState, close_delivery: Duration) -> Self {
+        Self {
+            ws,
+            state,
+            seq: 0,
+            close_delivery,
+        }
     }
 
     /// The socket, for reading. One socket for both directions, unsplit (a split would put it
@@ -117,13 +124,19 @@ impl<'c> Writer<'c> {
     /// The rare paths (closing, waiting on a blocked write) run in boxed futures: inline, their
     /// timers would widen every idle connection's future (BENCHMARKS.md, finding 3).
     pub(super) async fn close(&mut self, code: u16, reason: String) -> Ended {
-        Box::pin(close_socket(&mut self.ws, code, reason)).await;
+        Box::pin(close_socket(
+            &mut self.ws,
+            code,
+            reason,
+            self.close_delivery,
+        ))
+        .await;
         Ended::Closed(code)
     }
 
     /// The peer sent a close frame: sends tungstenite's answer; the connection has ended.
     pub(super) async fn answer_close(&mut self) -> Ended {
-        Box::pin(answer_close(&mut self.ws)).await;
+        Box::pin(answer_close(&mut self.ws, self.close_delivery)).await;
         Ended::PeerClosed
     }
 
