@@ -46,6 +46,8 @@ pub struct Settings {
     pub outbound_buffer_frames: usize,
     /// `server.ping_interval_ms`.
     pub ping_interval: Duration,
+    /// `server.write_stall_timeout_ms`.
+    pub write_stall: Duration,
     /// `server.close_delivery_timeout_ms`.
     pub close_delivery: Duration,
     pub shutdown: CancellationToken,
@@ -56,6 +58,7 @@ impl Settings {
         Self {
             outbound_buffer_frames: server.outbound_buffer_frames,
             ping_interval: Duration::from_millis(server.ping_interval_ms),
+            write_stall: Duration::from_millis(server.write_stall_timeout_ms),
             close_delivery: Duration::from_millis(server.close_delivery_timeout_ms),
             shutdown,
         }
@@ -92,7 +95,10 @@ pub async fn run<S: ConnectionService>(
         ws,
         &state,
         settings.ping_interval,
-        settings.close_delivery,
+        writer::WriteLimits {
+            stall: settings.write_stall,
+            close_delivery: settings.close_delivery,
+        },
         settings.shutdown,
     )
     .await;

@@ -113,6 +113,7 @@ async fn a_service_alone_behind_the_loop() {
             let settings = Settings {
                 outbound_buffer_frames: 16,
                 ping_interval: Duration::from_secs(30),
+                write_stall: Duration::from_secs(10),
                 close_delivery: Duration::from_secs(3),
                 shutdown: CancellationToken::new(),
             };

@@ -78,10 +78,11 @@ async fn tiny_buffer_client(gw: &TestGateway) -> raw_http::WsStream {
 /// prompts.
 const SLOW_CONFIG: &str = "outbound_buffer_frames = 16\n\n[models.tiers.default]\nkind = \"embedded\"\ncontext_window = 4000000\n";
 
-/// [`SLOW_CONFIG`] where the close frame waits (ten minutes) for the client to read its way to
-/// it, so the client may start reading whenever the test is ready (default: 3 s, then the
-/// connection is dropped without a close code).
-const SLOW_CONFIG_PATIENT_CLOSE: &str = "outbound_buffer_frames = 16\nclose_delivery_timeout_ms = 600000\n\n[models.tiers.default]\nkind = \"embedded\"\ncontext_window = 4000000\n";
+/// [`SLOW_CONFIG`] where writes wait (ten minutes) for a client that does not read: a blocked
+/// write waits for the overflow however slowly the runs make it come (default: 10 s, then the
+/// connection is dropped without a close code), and the close frame waits for the client to
+/// read its way to it, whenever the test is ready (default: 3 s).
+const SLOW_CONFIG_PATIENT: &str = "outbound_buffer_frames = 16\nwrite_stall_timeout_ms = 600000\nclose_delivery_timeout_ms = 600000\n\n[models.tiers.default]\nkind = \"embedded\"\ncontext_window = 4000000\n";
 
 /// Runs of the flood, each in its own session (so they run in parallel).
 const FLOOD_RUNS: usize = 8;
@@ -179,7 +180,7 @@ async fn wait_for_flood_runs(other: &mut Ws, messages: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_is_closed_with_1008() {
-    let gw = TestGateway::start(SLOW_CONFIG_PATIENT_CLOSE).await;
+    let gw = TestGateway::start(SLOW_CONFIG_PATIENT).await;
     let mut slow = tiny_buffer_client(&gw).await;
     let mut other = gw.client().await;
     let mut holder = Conn::connect(&gw, "holder").await;
@@ -189,8 +190,8 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
     wait_for_flood_runs(&mut other, messages).await;
 
     // Now read: whatever frames were written before the overflow, then close 1008. The close
-    // frame waits behind them for as long as `close_delivery_timeout_ms` (ten minutes here), so
-    // when this read starts does not matter.
+    // frame waits behind them for `close_delivery_timeout_ms` (ten minutes here), so when this
+    // read starts does not matter.
     let mut frames = 0usize;
     let close = loop {
         match tokio::time::timeout(LIVENESS, slow.next())
