@@ -124,7 +124,9 @@ describe("dashboard", () => {
   });
 
   it("Stop cancels the run (agent.cancel)", async () => {
-    await page.fill("#composer", "[[delay:400]] one two three four five six seven eight nine ten eleven twelve");
+    // Chunks a minute apart (the longest delay the embedded model takes): the click lands while
+    // the run waits, however slow the browser (with 400 ms, a slow click could come after it).
+    await page.fill("#composer", "[[delay:60000]] one two three four five six seven eight nine ten eleven twelve");
     await page.click("#send");
     await page.waitForFunction(() => document.querySelector(".msg.assistant.streaming .text")?.textContent.length > 0);
     await page.click("#stop");
