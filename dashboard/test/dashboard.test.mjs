@@ -110,21 +110,33 @@ describe("dashboard", () => {
   it("streams an answer as content events arrive", async () => {
     await page.click("#new-session");
     await page.waitForFunction(() => document.querySelector("#session-title")?.textContent.startsWith("ws:") && document.querySelector("#session-title").textContent !== "ws:seeded");
-    await page.fill("#composer", "[[delay:120]] alpha beta gamma delta epsilon zeta eta theta iota kappa");
+    // Part of the answer is in the page while the run is still going: its chunks come a minute
+    // apart (the longest delay the embedded model takes), so the page shows the first one for
+    // that long however slow the browser (with 120 ms, a slow page could miss the window).
+    await page.fill("#composer", "[[delay:60000]] alpha beta gamma delta epsilon zeta eta theta iota kappa");
     await page.press("#composer", "Enter");
-    // Part of the answer is in the page while the run is still going.
     await page.waitForFunction(() => {
       const m = document.querySelector(".msg.assistant.streaming .text");
       return m && m.textContent.length > 0 && !m.textContent.includes("kappa");
     });
     assert.equal(await page.locator("#stop").isEnabled(), true);
-    await page.waitForSelector(".msg.assistant:not(.streaming)");
+    await page.click("#stop");
+    await page.waitForFunction(() => document.querySelector(".msg.assistant:last-child .stopped")?.textContent === "Stopped.");
+    // A whole answer streams into its message, which then stops streaming.
+    await page.fill("#composer", "[[delay:120]] alpha beta gamma delta epsilon zeta eta theta iota kappa");
+    await page.press("#composer", "Enter");
+    await page.waitForFunction(() => {
+      const m = document.querySelector(".msg.assistant:last-child");
+      return m && !m.classList.contains("streaming") && (m.querySelector(".text")?.textContent ?? "").includes("kappa");
+    });
     assert.match(await page.locator(".msg.assistant .text").last().innerText(), /You said: alpha beta gamma .* kappa/);
     assert.equal(await page.locator("#send").isEnabled(), true);
   });
 
   it("Stop cancels the run (agent.cancel)", async () => {
-    await page.fill("#composer", "[[delay:400]] one two three four five six seven eight nine ten eleven twelve");
+    // Chunks a minute apart (the longest delay the embedded model takes): the click lands while
+    // the run waits, however slow the browser (with 400 ms, a slow click could come after it).
+    await page.fill("#composer", "[[delay:60000]] one two three four five six seven eight nine ten eleven twelve");
     await page.click("#send");
     await page.waitForFunction(() => document.querySelector(".msg.assistant.streaming .text")?.textContent.length > 0);
     await page.click("#stop");

@@ -169,22 +169,23 @@ describe("timeouts and aborts", () => {
         let seq = 0;
         const tick = setInterval(() => {
           seq += 1;
-          if (seq <= 6) event(socket, frame.id, "content", { text: "." }, seq);
+          if (seq <= 7) event(socket, frame.id, "content", { text: "." }, seq);
           else {
             clearInterval(tick);
-            reply(socket, frame.id, { content: "......", usage: { inputTokens: 1, outputTokens: 6 } });
+            reply(socket, frame.id, { content: ".......", usage: { inputTokens: 1, outputTokens: 7 } });
           }
-        }, 200);
+        }, 500);
       }
       return true; // "silent" gets nothing
     });
-    // Events every 200 ms against a 1 s timeout (five times the gap, a margin event-loop
-    // stalls under load do not reach), for about 1.4 s in all; the lower bound below cannot be
+    // A timeout is the behaviour under test, so one bound stays: events every 500 ms against a
+    // 3 s timeout (the fake and the client share this event loop, so only a stall of 2.5 s
+    // between two events would fire it), for about 4 s in all; the lower bound below cannot be
     // broken by load (the fake's timer cannot fire early).
     const started = Date.now();
-    const chatty = await client.agent.send({ message: "chatty" }, { timeoutMs: 1_000 });
-    assert.equal(chatty.content, "......");
-    assert.ok(Date.now() - started > 1_000, "the run lasted longer than its timeout");
+    const chatty = await client.agent.send({ message: "chatty" }, { timeoutMs: 3_000 });
+    assert.equal(chatty.content, ".......");
+    assert.ok(Date.now() - started > 3_000, "the run lasted longer than its timeout");
 
     await assert.rejects(
       client.agent.send({ sessionId: "t:silent", message: "silent" }, { timeoutMs: 150 }).result,

@@ -42,12 +42,14 @@ it("reconnects after the gateway restarts and never replays the request that was
   client.on("seqGap", (gap) => gaps.push(gap));
   const before = await client.connect();
 
-  // A slow run, surely under way on the gateway (its first chunk arrived) when the daemon stops.
+  // A slow run, surely under way on the gateway (its first chunk arrived) when the daemon stops:
+  // its next chunk is a minute away (the longest delay the embedded model takes), so the stop
+  // comes first however slow the machine (6 s of streaming before: a stall could let it end).
   const marker = `in-flight-${Date.now()}`;
   let started;
   const firstChunk = new Promise((resolve) => (started = resolve));
   const inFlight = client.agent.send(
-    { sessionId: "tsclient:restart", message: `${marker} [[delay:300]] [[long:60]]` },
+    { sessionId: "tsclient:restart", message: `${marker} [[delay:60000]] [[long:60]]` },
     { onEvent: () => started() },
   );
   await firstChunk;

@@ -64,8 +64,9 @@ it("a SIGKILL during a turn: after the restart the stream reports it interrupted
   cleanup.push(() => client.close());
 
   const sessionId = "tsclient:resume-kill";
-  // Streams for a long while (200 words, 200 ms apart): surely running when the daemon dies.
-  const message = "killed mid-turn [[delay:200]] [[long:200]]";
+  // Streams for a long while (chunks a minute apart, the longest delay the embedded model
+  // takes): surely running when the daemon dies, however slow the machine.
+  const message = "killed mid-turn [[delay:60000]] [[long:200]]";
   let started;
   const firstContent = new Promise((resolve) => (started = resolve));
   const streaming = drain(client.agent.send({ sessionId, message }), () => started());

@@ -87,8 +87,11 @@ fn metrics_route(gateway: Arc<Gateway>) -> warp::filters::BoxedFilter<(warp::rep
             if let Err(denied) = check_http_auth(&gateway, &headers, peer) {
                 return *denied;
             }
-            let text = crate::metrics::get()
-                .render(gateway.connections.count(), &gateway.lanes.queue_depths());
+            let text = crate::metrics::get().render(
+                gateway.connections.count(),
+                &gateway.lanes.queue_depths(),
+                gateway.inbound.used_bytes(),
+            );
             warp::reply::with_header(
                 text,
                 http::header::CONTENT_TYPE,

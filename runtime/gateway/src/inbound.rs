@@ -27,6 +27,8 @@ const UNIT: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct InboundBudget {
     permits: Arc<Semaphore>,
+    /// Permits the budget has in all.
+    units: usize,
     free_per_connection: usize,
     stall: Duration,
 }
@@ -43,6 +45,7 @@ impl InboundBudget {
         let units = (total_bytes / UNIT).clamp(1, Semaphore::MAX_PERMITS);
         Self {
             permits: Arc::new(Semaphore::new(units)),
+            units,
             free_per_connection,
             stall,
         }
@@ -51,6 +54,11 @@ impl InboundBudget {
     /// Bytes of budget not drawn now.
     pub fn available_bytes(&self) -> usize {
         self.permits.available_permits() * UNIT
+    }
+
+    /// Bytes of budget drawn now by unfinished messages (`/metrics`: `flynn_inbound_bytes`).
+    pub fn used_bytes(&self) -> usize {
+        self.units.saturating_sub(self.permits.available_permits()) * UNIT
     }
 
     /// Wraps a connection's stream.

@@ -3,7 +3,7 @@
 //! One registry per process, like the log buffer: counters are bumped where things happen
 //! (requests in `connection`, turns and tool runs in `agent_hooks`, the agent's hooks, auth
 //! failures at the edge, webhook deliveries in `webhooks`, Web Push sends in `push`); gauges
-//! (connections, queue depth) are read from the gateway when scraped. Every label takes values
+//! (connections, queue depth, inbound budget in use) are read from the gateway when scraped. Every label takes values
 //! from a bounded set: method names, event names, tool names of the registry (`unknown` for
 //! others), configured webhook names, fixed outcomes.
 
@@ -96,6 +96,7 @@ pub struct Metrics {
     tool_runs: Family<ToolOutcome, Counter>,
     auth_failures: Family<TransportLabel, Counter>,
     queue_depth: Family<ModeLabel, Gauge>,
+    inbound_bytes: Gauge,
     webhooks: Family<HookOutcome, Counter>,
     push_sends: Family<OutcomeLabel, Counter>,
     /// The request series of every method (`requests_total{method,outcome}` and
@@ -231,6 +232,11 @@ impl Metrics {
                 "queue_depth",
                 "Messages waiting in session lanes, by the lane's queue mode",
             ),
+            inbound_bytes: registered(
+                &mut registry,
+                "inbound_bytes",
+                "Bytes of the inbound budget (server.max_inbound_bytes) held by unfinished incoming messages",
+            ),
             webhooks: registered(
                 &mut registry,
                 "webhook_deliveries",
@@ -324,11 +330,19 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges set from what the caller read from the gateway
-    /// now: the open `connections` and each lane's queue mode and depth (`Lanes::queue_depths`).
-    /// Values rather than `&Gateway`, so this module stays a leaf that everything may use.
-    pub fn render(&self, connections: usize, depths: &[(QueueMode, usize)]) -> String {
+    /// now: the open `connections`, each lane's queue mode and depth (`Lanes::queue_depths`)
+    /// and the inbound budget in use (`InboundBudget::used_bytes`). Values rather than
+    /// `&Gateway`, so this module stays a leaf that everything may use.
+    pub fn render(
+        &self,
+        connections: usize,
+        depths: &[(QueueMode, usize)],
+        inbound_bytes: usize,
+    ) -> String {
         self.connections
             .set(i64::try_from(connections).unwrap_or(i64::MAX));
+        self.inbound_bytes
+            .set(i64::try_from(inbound_bytes).unwrap_or(i64::MAX));
         for (mode, name) in MODES {
             let depth: usize = depths
                 .iter()

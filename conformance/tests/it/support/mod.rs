@@ -49,14 +49,51 @@ token = "conformance-noread-token"
 scopes = ["chat"]
 "#;
 
+/// The transcripts that wait out a timer of `gateway.toml` (the approval timeout, the grace of
+/// a finished turn): only lower bounds, run against a gateway with those timers as configured.
+pub const TIMER_TRANSCRIPTS: [&str; 2] = ["tool-approval-timeout", "resume-grace"];
+
+/// `gateway.toml` with its timers at ten minutes: the transcripts that answer an approval, or
+/// repeat a key right after a turn to get its kept events, then do so whenever the runner gets
+/// to it, however loaded the machine (with 1500 ms and 1 s they would have to be that fast).
+fn patient(suite: &str) -> String {
+    let mut text = suite.to_owned();
+    for (configured, patient) in [
+        ("approval_timeout_ms = 1500", "approval_timeout_ms = 600000"),
+        ("run_grace_secs = 1\n", "run_grace_secs = 600\n"),
+    ] {
+        assert!(
+            text.contains(configured),
+            "gateway.toml sets `{configured}`"
+        );
+        text = text.replace(configured, patient);
+    }
+    text
+}
+
 impl Gateway {
     /// Starts the daemon with `conformance/gateway.toml`, the embedded model, a temporary data
     /// directory, port 0 and optionally a token.
     pub async fn start(token: Option<&str>) -> Self {
+        Self::start_with(token, false).await
+    }
+
+    /// [`Gateway::start`] with the timers of [`patient`]: for every transcript but the
+    /// [`TIMER_TRANSCRIPTS`].
+    pub async fn start_patient(token: Option<&str>) -> Self {
+        Self::start_with(token, true).await
+    }
+
+    async fn start_with(token: Option<&str>, patient_timers: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let suite =
             std::fs::read_to_string(crate_dir().join("gateway.toml")).expect("gateway.toml");
+        let suite = if patient_timers {
+            patient(&suite)
+        } else {
+            suite
+        };
         let token_line = token
             .map(|t| format!("token = {t:?}\n"))
             .unwrap_or_default();

@@ -47,6 +47,14 @@ pub struct ServerConfig {
     pub outbound_buffer_frames: usize,
     /// WebSocket ping interval; a connection missing two pongs is closed.
     pub ping_interval_ms: u64,
+    /// How long one write to a WebSocket client may make no progress (the client stopped
+    /// reading and the buffers are full) before the connection is dropped.
+    pub write_stall_timeout_ms: u64,
+    /// How long a close frame the gateway sends (1008, 1001, ...) may take to reach a peer that
+    /// reads slowly: it waits behind what is already buffered for that peer. Then the TCP
+    /// connection is dropped and the peer sees no close code. Longer keeps a stuck
+    /// connection's resources longer; shorter loses the code for slow readers.
+    pub close_delivery_timeout_ms: u64,
     /// Wrong credentials per address per minute before further wrong attempts get 429 (a
     /// correct credential always passes; missing credentials are not counted).
     pub auth_failures_per_minute: u32,
@@ -101,6 +109,8 @@ impl Default for ServerConfig {
             max_connections: 10_240,
             outbound_buffer_frames: 1024,
             ping_interval_ms: 30_000,
+            write_stall_timeout_ms: 10_000,
+            close_delivery_timeout_ms: 3_000,
             auth_failures_per_minute: 10,
             allowed_hosts: Vec::new(),
             header_read_timeout_ms: 10_000,

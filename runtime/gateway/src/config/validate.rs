@@ -92,6 +92,8 @@ fn server_limits(s: &ServerConfig) -> Result<(), ConfigError> {
         ("handshake_timeout_ms", s.handshake_timeout_ms),
         ("idle_timeout_ms", s.idle_timeout_ms),
         ("inbound_wait_timeout_ms", s.inbound_wait_timeout_ms),
+        ("write_stall_timeout_ms", s.write_stall_timeout_ms),
+        ("close_delivery_timeout_ms", s.close_delivery_timeout_ms),
     ] {
         if ms < 100 {
             return Err(ConfigError::Invalid(format!(

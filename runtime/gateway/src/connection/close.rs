@@ -20,9 +20,9 @@ use crate::inbound::{BudgetExhausted, BudgetedStream};
 /// keep a slot for it in its future (BENCHMARKS.md, finding 3).
 pub type Socket = Box<WebSocketStream<BudgetedStream>>;
 
-/// How long a close frame may take to reach a peer that reads slowly (it waits behind what is
-/// already buffered), and how long the peer then has to answer it.
-const CLOSE_DELIVERY: Duration = Duration::from_secs(3);
+/// How long the peer has to answer a close frame once it was delivered. (How long the frame
+/// may take to reach a peer that reads slowly is `server.close_delivery_timeout_ms`: it waits
+/// behind what is already buffered.)
 const CLOSE_ANSWER: Duration = Duration::from_secs(2);
 
 /// Refuses an authenticated-later connection: one error frame (-4 or -5), then close 1008.
@@ -49,27 +49,24 @@ async fn drain_until_closed(mut ws: Socket) {
     .await;
 }
 
-/// Sends a close frame, lets it reach the peer (bounded), and reads (bounded) until the peer
-/// answers it, so the peer sees the code rather than a reset.
-pub(super) async fn close_socket(ws: &mut Socket, code: u16, reason: String) {
+/// Sends a close frame, lets it reach the peer (bounded by `delivery`), and reads (bounded)
+/// until the peer answers it, so the peer sees the code rather than a reset.
+pub(super) async fn close_socket(ws: &mut Socket, code: u16, reason: String, delivery: Duration) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: truncate_reason(reason).into(),
     };
     let close = ws.send(Message::Close(Some(frame)));
-    if tokio::time::timeout(CLOSE_DELIVERY, close).await.is_err() {
+    if tokio::time::timeout(delivery, close).await.is_err() {
         return;
     }
     drain_after_close(ws).await;
 }
 
-/// The peer sent a close frame: tungstenite has queued the answer (the same code); send it and
-/// end the connection (RFC 6455 section 5.5.1).
-pub(super) async fn answer_close(ws: &mut Socket) {
-    if tokio::time::timeout(CLOSE_DELIVERY, ws.flush())
-        .await
-        .is_err()
-    {
+/// The peer sent a close frame: tungstenite has queued the answer (the same code); send it
+/// (bounded by `delivery`) and end the connection (RFC 6455 section 5.5.1).
+pub(super) async fn answer_close(ws: &mut Socket, delivery: Duration) {
+    if tokio::time::timeout(delivery, ws.flush()).await.is_err() {
         return;
     }
     drain_after_close(ws).await;

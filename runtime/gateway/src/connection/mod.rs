@@ -46,6 +46,10 @@ pub struct Settings {
     pub outbound_buffer_frames: usize,
     /// `server.ping_interval_ms`.
     pub ping_interval: Duration,
+    /// `server.write_stall_timeout_ms`.
+    pub write_stall: Duration,
+    /// `server.close_delivery_timeout_ms`.
+    pub close_delivery: Duration,
     pub shutdown: CancellationToken,
 }
 
@@ -54,6 +58,8 @@ impl Settings {
         Self {
             outbound_buffer_frames: server.outbound_buffer_frames,
             ping_interval: Duration::from_millis(server.ping_interval_ms),
+            write_stall: Duration::from_millis(server.write_stall_timeout_ms),
+            close_delivery: Duration::from_millis(server.close_delivery_timeout_ms),
             shutdown,
         }
     }
@@ -89,6 +95,10 @@ pub async fn run<S: ConnectionService>(
         ws,
         &state,
         settings.ping_interval,
+        writer::WriteLimits {
+            stall: settings.write_stall,
+            close_delivery: settings.close_delivery,
+        },
         settings.shutdown,
     )
     .await;

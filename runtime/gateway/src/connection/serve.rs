@@ -20,7 +20,7 @@ use super::close::{Socket, failure_close};
 use super::dispatch::{Incoming, Inflight, incoming};
 use super::service::ConnectionService;
 use super::state::ConnectionState;
-use super::writer::{Ended, SLOW_CONSUMER, Writer};
+use super::writer::{Ended, SLOW_CONSUMER, WriteLimits, Writer};
 
 /// Events already queued that make a write worth doing without first letting producers add
 /// more (see [`Serving::on_events`]).
@@ -63,12 +63,13 @@ pub(super) async fn serve<S: ConnectionService>(
     ws: Socket,
     state: &Arc<ConnectionState>,
     ping_every: Duration,
+    limits: WriteLimits,
     shutdown: CancellationToken,
 ) -> Ended {
     let mut serving = Serving {
         service,
         state,
-        writer: Writer::new(ws, state),
+        writer: Writer::new(ws, state, limits),
         inflight: FuturesUnordered::new(),
         unanswered_pings: 0,
         draining: false,

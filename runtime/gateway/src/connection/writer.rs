@@ -23,12 +23,19 @@ pub(super) enum Ended {
     PeerClosed,
     Closed(u16),
     Broken,
-    /// The peer stopped reading: a write made no progress for `WRITE_STALL`.
+    /// The peer stopped reading: a write made no progress for `WriteLimits::stall`.
     Stalled,
 }
 
-/// How long one write may make no progress before the peer is given up.
-const WRITE_STALL: Duration = Duration::from_secs(10);
+/// How long writes may wait for a peer that does not read (from `[server]`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WriteLimits {
+    /// How long one write may make no progress before the peer is given up
+    /// (`server.write_stall_timeout_ms`).
+    pub(super) stall: Duration,
+    /// How long a close frame may take to reach the peer (`server.close_delivery_timeout_ms`).
+    pub(super) close_delivery: Duration,
+}
 
 /// The close reason for a connection whose events overflowed its queue.
 pub(super) const SLOW_CONSUMER: &str = "slow consumer: events were not read fast enough";
@@ -40,6 +47,7 @@ pub(super) struct Writer<'c> {
     state: &'c ConnectionState,
     /// The number of the last event written.
     seq: u64,
+    limits: WriteLimits,
 }
 
 /// One write that may have to wait.
@@ -60,8 +68,13 @@ impl Write {
 }
 
 impl<'c> Writer<'c> {
-    pub(super) fn new(ws: Socket, state: &'c ConnectionState) -> Self {
-        Self { ws, state, seq: 0 }
+    pub(super) fn new(ws: Socket, state: &'c ConnectionState, limits: WriteLimits) -> Self {
+        Self {
+            ws,
+            state,
+            seq: 0,
+            limits,
+        }
     }
 
     /// The socket, for reading. One socket for both directions, unsplit (a split would put it
@@ -108,22 +121,28 @@ impl<'c> Writer<'c> {
         self.write(Write::Flush).await
     }
 
-    /// Writes out what is buffered before a close, bounded by `WRITE_STALL`.
+    /// Writes out what is buffered before a close, bounded by `WriteLimits::stall`.
     pub(super) async fn flush_before_close(&mut self) {
-        let _ = Box::pin(tokio::time::timeout(WRITE_STALL, self.ws.flush())).await;
+        let _ = Box::pin(tokio::time::timeout(self.limits.stall, self.ws.flush())).await;
     }
 
     /// Sends a close frame, waits (bounded) for the peer's answer: the connection has ended.
     /// The rare paths (closing, waiting on a blocked write) run in boxed futures: inline, their
     /// timers would widen every idle connection's future (BENCHMARKS.md, finding 3).
     pub(super) async fn close(&mut self, code: u16, reason: String) -> Ended {
-        Box::pin(close_socket(&mut self.ws, code, reason)).await;
+        Box::pin(close_socket(
+            &mut self.ws,
+            code,
+            reason,
+            self.limits.close_delivery,
+        ))
+        .await;
         Ended::Closed(code)
     }
 
     /// The peer sent a close frame: sends tungstenite's answer; the connection has ended.
     pub(super) async fn answer_close(&mut self) -> Ended {
-        Box::pin(answer_close(&mut self.ws)).await;
+        Box::pin(answer_close(&mut self.ws, self.limits.close_delivery)).await;
         Ended::PeerClosed
     }
 
@@ -139,11 +158,13 @@ impl<'c> Writer<'c> {
 
     /// A write that has to wait. A peer that stops reading fills the socket and would park this
     /// task in the write, so the write gives way when the connection is flagged as a slow
-    /// consumer (close 1008), and a write that makes no progress for `WRITE_STALL` drops it.
+    /// consumer (close 1008), and a write that makes no progress for `WriteLimits::stall` drops
+    /// it.
     async fn wait(&mut self, write: Write) -> ControlFlow<Ended> {
         let ws = &mut self.ws;
         let blocked = std::future::poll_fn(|cx| write.poll(ws, cx));
-        let waited = Box::pin(wait_for_write(blocked, &self.state.wake)).await;
+        let stall = self.limits.stall;
+        let waited = Box::pin(wait_for_write(blocked, &self.state.wake, stall)).await;
         match waited {
             Waited::Written => Continue(()),
             Waited::Broken => Break(Ended::Broken),
@@ -157,7 +178,7 @@ impl<'c> Writer<'c> {
 enum Waited {
     Written,
     Broken,
-    /// No progress for `WRITE_STALL`: the peer stopped reading.
+    /// No progress for `WriteLimits::stall`: the peer stopped reading.
     Stalled,
     /// The connection was flagged as a slow consumer meanwhile.
     SlowConsumer,
@@ -165,14 +186,14 @@ enum Waited {
 
 /// Waits for a blocked write. The wait gives way when the connection is flagged as a slow
 /// consumer (`wake` is only notified then), and a write that makes no progress for
-/// `WRITE_STALL` is given up.
-async fn wait_for_write<W>(write: W, wake: &Notify) -> Waited
+/// `stall` is given up.
+async fn wait_for_write<W>(write: W, wake: &Notify, stall: Duration) -> Waited
 where
     W: Future<Output = Result<(), WsError>>,
 {
     tokio::select! {
         biased;
-        written = tokio::time::timeout(WRITE_STALL, write) => match written {
+        written = tokio::time::timeout(stall, write) => match written {
             Ok(Ok(())) => Waited::Written,
             Ok(Err(_)) => Waited::Broken,
             Err(_) => Waited::Stalled,

@@ -91,7 +91,7 @@ async fn a_kill_9_during_a_turn_is_reported_interrupted_never_done() {
         .expect("the send starts");
     let (started, first_content) = tokio::sync::oneshot::channel();
     let reader = tokio::spawn(drain(call, Some(started)));
-    tokio::time::timeout(std::time::Duration::from_secs(20), first_content)
+    tokio::time::timeout(std::time::Duration::from_secs(60), first_content)
         .await
         .expect("the turn streams")
         .expect("the reader is alive");

@@ -63,6 +63,8 @@ async fn metrics_need_the_token_and_count_what_happens() {
     );
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
     assert_eq!(sample(text, "flynn_connections"), Some(1.0), "{text}");
+    // No message is being received: nothing of the inbound budget is held.
+    assert_eq!(sample(text, "flynn_inbound_bytes"), Some(0.0), "{text}");
     let sent = sample(
         text,
         "flynn_requests_total{method=\"agent.send\",outcome=\"ok\"}",

@@ -44,7 +44,9 @@ fn quick() -> RetryPolicy {
         attempts: 4,
         first_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
-        timeout: Duration::from_secs(10),
+        // No scripted answer hangs: a per-attempt timeout here is only a liveness bound (a
+        // loopback request slower than this under load would be retried and shift the script).
+        timeout: Duration::from_secs(60),
     }
 }
 

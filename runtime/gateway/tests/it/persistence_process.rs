@@ -140,7 +140,7 @@ async fn sigterm_closes_clients_with_1001_and_exits_0() {
         {
         }
     }
-    let status = gateway.wait_exit(Duration::from_secs(15)).await;
+    let status = gateway.wait_exit(Duration::from_secs(60)).await;
     assert_eq!(status.code(), Some(0), "graceful exit: {status:?}");
     let log = gateway.stderr_text();
     assert!(
@@ -177,7 +177,7 @@ async fn sigterm_gives_in_flight_requests_a_terminal_reply() {
         "{reply}"
     );
     assert_eq!(
-        gateway.wait_exit(Duration::from_secs(15)).await.code(),
+        gateway.wait_exit(Duration::from_secs(60)).await.code(),
         Some(0)
     );
 }

@@ -78,6 +78,12 @@ async fn tiny_buffer_client(gw: &TestGateway) -> raw_http::WsStream {
 /// prompts.
 const SLOW_CONFIG: &str = "outbound_buffer_frames = 16\n\n[models.tiers.default]\nkind = \"embedded\"\ncontext_window = 4000000\n";
 
+/// [`SLOW_CONFIG`] where writes wait (ten minutes) for a client that does not read: a blocked
+/// write waits for the overflow however slowly the runs make it come (default: 10 s, then the
+/// connection is dropped without a close code), and the close frame waits for the client to
+/// read its way to it, whenever the test is ready (default: 3 s).
+const SLOW_CONFIG_PATIENT: &str = "outbound_buffer_frames = 16\nwrite_stall_timeout_ms = 600000\nclose_delivery_timeout_ms = 600000\n\n[models.tiers.default]\nkind = \"embedded\"\ncontext_window = 4000000\n";
+
 /// Runs of the flood, each in its own session (so they run in parallel).
 const FLOOD_RUNS: usize = 8;
 /// Frames a flood run sends when nothing is dropped: 11 content events, `done`, the reply.
@@ -174,7 +180,7 @@ async fn wait_for_flood_runs(other: &mut Ws, messages: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_is_closed_with_1008() {
-    let gw = TestGateway::start(SLOW_CONFIG).await;
+    let gw = TestGateway::start(SLOW_CONFIG_PATIENT).await;
     let mut slow = tiny_buffer_client(&gw).await;
     let mut other = gw.client().await;
     let mut holder = Conn::connect(&gw, "holder").await;
@@ -183,10 +189,9 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
     // meanwhile.
     wait_for_flood_runs(&mut other, messages).await;
 
-    // Now read: whatever frames were written before the overflow, then close 1008. (The
-    // gateway gives a close frame 3 s to get through to a client that does not read: this
-    // read must start within that bound of the overflow: the one wall-clock dependency left
-    // here, from the gateway's fixed `CLOSE_DELIVERY` in `connection/close.rs`.)
+    // Now read: whatever frames were written before the overflow, then close 1008. The close
+    // frame waits behind them for `close_delivery_timeout_ms` (ten minutes here), so when this
+    // read starts does not matter.
     let mut frames = 0usize;
     let close = loop {
         match tokio::time::timeout(LIVENESS, slow.next())
@@ -222,8 +227,9 @@ async fn a_client_that_does_not_read_is_closed_with_1008() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_released() {
     // The gateway must not keep a connection (and its task) forever because the peer stopped
-    // reading: once its buffer has overflowed, the close handshake is bounded (2 s to send the
-    // close frame, 2 s for the answer) and the connection is dropped. The client never reads
+    // reading: once its buffer has overflowed, the close handshake is bounded
+    // (`close_delivery_timeout_ms`, 3 s by default, to send the close frame, 2 s for the answer)
+    // and the connection is dropped. The client never reads
     // and is only dropped at the end, so a gateway without that bound holds it for as long as
     // the test runs: the generous deadline only says how long to wait for the release.
     let gw = TestGateway::start(SLOW_CONFIG).await;

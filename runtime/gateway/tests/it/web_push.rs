@@ -94,9 +94,10 @@ async fn turn(gw: &TestGateway, session_id: &str, text: &str) -> (String, String
     (reply.run_id.unwrap(), reply.content)
 }
 
-/// Polls the subscription count until it is `want` (bounded).
+/// Polls the subscription count until it is `want` (bounded: a minute or more, a liveness
+/// bound).
 async fn wait_count(gw: &TestGateway, want: u64) {
-    for _ in 0..150 {
+    for _ in 0..600 {
         if count(gw).await == want {
             return;
         }
@@ -229,10 +230,10 @@ async fn a_rate_limited_push_is_retried_and_a_gone_subscription_is_deleted() {
     wait_metric(&gw, "flynn_push_sends_total{outcome=\"gone\"} 1").await;
 }
 
-/// Polls /metrics until it holds `line` (bounded).
+/// Polls /metrics until it holds `line` (bounded: a minute or more, a liveness bound).
 async fn wait_metric(gw: &TestGateway, line: &str) {
     let mut metrics = String::new();
-    for _ in 0..150 {
+    for _ in 0..600 {
         metrics = reqwest_text(gw, "/metrics").await;
         if metrics.contains(line) {
             return;
@@ -269,7 +270,8 @@ async fn no_push_while_a_websocket_client_is_attached_to_the_session() {
     assert!(attached["result"]["runId"].is_string(), "{attached}");
     drop(ws);
     let gateway = gw.running.as_ref().unwrap().gateway.clone();
-    for _ in 0..100 {
+    // A minute or more (a liveness bound) for the gateway to see the close.
+    for _ in 0..1200 {
         if gateway.connections.count() == 0 {
             break;
         }

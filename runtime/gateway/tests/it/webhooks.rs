@@ -122,7 +122,7 @@ async fn post(
 /// `agent.attach` to the session's turn. The 202 comes before the lane's worker registers the
 /// run, so "no turn" (-2) is retried, for a bounded time.
 async fn attach(ws: &mut Ws, session: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let attached = ws
             .call("agent.attach", json!({ "sessionId": session }))
@@ -476,7 +476,7 @@ async fn a_replayed_id_is_refused_after_a_restart_on_the_same_data() {
     let (status, reply) = post(&gw, "/webhooks/std", &headers, body).await;
     assert_eq!(status, 202, "{reply}");
     gw.signal("TERM");
-    let exit = gw.wait_exit(std::time::Duration::from_secs(20)).await;
+    let exit = gw.wait_exit(std::time::Duration::from_secs(60)).await;
     assert!(exit.success(), "{exit:?}");
     let gw = start(dir.path(), HOOKS, ENVS).await;
     let (status, reply) = post(&gw, "/webhooks/std", &headers, body).await;

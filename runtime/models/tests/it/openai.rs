@@ -378,30 +378,46 @@ async fn dropping_the_receiver_closes_the_connection() {
 
 #[tokio::test]
 async fn silence_between_chunks_hits_the_idle_timeout() {
+    // The stream's text must arrive before the idle timeout fires: an upper bound on the mock
+    // server's pace, so a precondition, not an assertion. An attempt where the timeout came
+    // first (a loaded machine: nothing streamed in `idle_ms`) says nothing, and a longer timeout
+    // is tried; the timeout's lower bound is checked in every attempt.
+    for idle_ms in [200, 800, 3_200, 12_800] {
+        if idle_timeout_attempt(idle_ms).await {
+            return;
+        }
+        eprintln!("the text did not arrive within the {idle_ms} ms idle timeout; a longer one");
+    }
+    panic!("the stream's text never arrived before the idle timeout, up to 12.8 s");
+}
+
+/// One attempt of `silence_between_chunks_hits_the_idle_timeout`; false when the stream's text
+/// had not all arrived when the idle timeout fired (inconclusive).
+async fn idle_timeout_attempt(idle_ms: u64) -> bool {
     let script = Script::sse(&fixture("openai/cut.sse"), 10_000).then(Part::Hold);
     let server = MockServer::start("/v1", vec![script]).await;
     let timeouts = Timeouts {
-        idle_ms: 200,
+        idle_ms,
         ..Timeouts::default()
     };
     let provider = provider_with(&server.base_url, Some("k"), timeouts);
     let started = Instant::now();
     let (events, error) = drain(provider.stream(hello(), CancellationToken::new())).await;
-    assert_eq!(text_of(&events), "Once upon a time");
     assert_eq!(
         error,
         Some(ProviderError::Timeout {
             phase: "waiting for the next chunk of the stream",
-            after: Duration::from_millis(200)
+            after: Duration::from_millis(idle_ms)
         })
     );
     // The server holds the stream forever after the last chunk: ending at all (within drain's
-    // liveness bound) is the idle timeout's doing; it cannot come before its 200 ms.
+    // liveness bound) is the idle timeout's doing; it cannot come before `idle_ms`.
     assert!(
-        started.elapsed() >= Duration::from_millis(200),
+        started.elapsed() >= Duration::from_millis(idle_ms),
         "{:?}",
         started.elapsed()
     );
+    text_of(&events) == "Once upon a time"
 }
 
 #[tokio::test]

@@ -331,8 +331,30 @@ async fn an_already_cancelled_context_runs_nothing() {
     assert!(!fx.ws().join("x.txt").exists());
 }
 
-/// A tool that runs until its gate opens, to hold calls in progress.
-struct Gate(Arc<tokio::sync::Notify>);
+/// A tool that runs until its gate opens, to hold calls in progress. Each run adds a permit
+/// to `entered` first, so the test can wait until its calls hold their slots.
+struct Gate {
+    open: Arc<tokio::sync::Notify>,
+    entered: Arc<tokio::sync::Semaphore>,
+}
+
+impl Gate {
+    fn new(open: &Arc<tokio::sync::Notify>, entered: &Arc<tokio::sync::Semaphore>) -> Arc<Self> {
+        Arc::new(Self {
+            open: open.clone(),
+            entered: entered.clone(),
+        })
+    }
+}
+
+/// Waits until `n` more gated calls are running (each holds its slot by then).
+async fn entered(gate: &tokio::sync::Semaphore, n: u32) {
+    tokio::time::timeout(std::time::Duration::from_secs(60), gate.acquire_many(n))
+        .await
+        .expect("the gated calls start")
+        .expect("the semaphore is never closed")
+        .forget();
+}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -347,7 +369,10 @@ impl TypedTool for Gate {
         "Waits until the test opens the gate.".into()
     }
     async fn run(&self, _: GateInput, _cx: ToolContext) -> Result<ToolOutput, ToolError> {
-        self.0.notified().await;
+        // Created before the permit is given: it hears `notify_waiters` from then on.
+        let open = self.open.notified();
+        self.entered.add_permits(1);
+        open.await;
         Ok(ToolOutput::ok("through"))
     }
 }
@@ -358,12 +383,13 @@ impl TypedTool for Gate {
 #[tokio::test]
 async fn calls_in_progress_are_bounded_per_session() {
     let gate = Arc::new(tokio::sync::Notify::new());
+    let started = Arc::new(tokio::sync::Semaphore::new(0));
     let fx = Fixture::default();
     let mut registry = ToolRegistry::with_defaults(&ToolsConfig {
         max_concurrent_runs_per_session: 2,
         ..ToolsConfig::default()
     });
-    registry.register(Arc::new(Gate(gate.clone())));
+    registry.register(Gate::new(&gate, &started));
     let registry = Arc::new(registry);
     let cx =
         |session: &str| ToolContext::new(fx.ws(), session, flynn_tools::CancellationToken::new());
@@ -372,7 +398,7 @@ async fn calls_in_progress_are_bounded_per_session() {
         tokio::spawn(async move { registry.execute("test.gate", json!({}), cx).await })
     };
     let held = [spawn("s:a"), spawn("s:a")];
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    entered(&started, 2).await;
 
     match registry.execute("test.gate", json!({}), cx("s:a")).await {
         Err(err @ ToolError::Busy { .. }) => {
@@ -406,14 +432,14 @@ async fn calls_in_progress_are_bounded_per_session() {
             max_concurrent_runs_per_session: 3,
             ..ToolsConfig::default()
         });
-        r.register(Arc::new(Gate(gate.clone())));
+        r.register(Gate::new(&gate, &started));
         r
     });
     let third = {
         let (registry, cx) = (reloaded.clone(), cx("s:a"));
         tokio::spawn(async move { registry.execute("test.gate", json!({}), cx).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    entered(&started, 1).await;
     let err = reloaded
         .execute("file.list", json!({}), cx("s:a"))
         .await
@@ -448,7 +474,7 @@ async fn calls_in_progress_are_bounded_per_session() {
         ..ToolsConfig::default()
     });
     let mut one = one;
-    one.register(Arc::new(Gate(gate.clone())));
+    one.register(Gate::new(&gate, &started));
     let pending = tokio::time::timeout(
         std::time::Duration::from_millis(50),
         one.execute("test.gate", json!({}), cx("s:c")),

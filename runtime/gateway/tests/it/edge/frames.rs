@@ -156,7 +156,8 @@ async fn large_messages_share_a_bounded_inbound_budget() {
     // Budget 1.5 MiB, frames up to 1 MiB: one half-sent large frame holds most of it; a second
     // connection's large frame waits, then is closed with 1013; the first one completes.
     let gw = TestGateway::start(
-        "max_frame_bytes = 1048576\nmax_inbound_bytes = 1572864\ninbound_wait_timeout_ms = 700",
+        "max_frame_bytes = 1048576\nmax_inbound_bytes = 1572864\ninbound_wait_timeout_ms = 700\n\
+         inbound_free_bytes_per_connection = 16384",
     )
     .await;
     let frame_of = |n: usize| {
@@ -185,7 +186,12 @@ async fn large_messages_share_a_bounded_inbound_budget() {
         .write_all(&big[..900_000])
         .await
         .expect("first part");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The first frame holds the budget before the second connects: everything sent beyond the
+    // connection's free 16 KiB is drawn (what is drawn and not yet read stays reserved for the
+    // bytes on their way, so the first never waits for budget). The 1,000,000 - 16 KiB the
+    // second needs can then never fit in what is left of the 1.5 MiB.
+    let drawn = header(big.len()).len() + 900_000 - 16_384;
+    wait_for_inbound_bytes(&gw, "the first frame's bytes drawn", |b| b >= drawn).await;
 
     let mut second = RawWs::connect(&gw).await;
     second
@@ -241,7 +247,33 @@ async fn large_messages_share_a_bounded_inbound_budget() {
         text.contains("pad"),
         "the first frame is answered: {text:?}"
     );
+    // Both messages are over (one answered, one refused): the budget is whole again.
+    wait_for_inbound_bytes(&gw, "the budget given back", |b| b == 0).await;
     health_ok(&gw).await;
+}
+
+/// Polls `flynn_inbound_bytes` on /metrics (the inbound budget held by unfinished messages)
+/// until `done` holds. (The gauge is set from this gateway just before each exposition; a
+/// scrape of another test's gateway in this process could show its value in between, which
+/// here only means one more poll: no other test holds this much.)
+async fn wait_for_inbound_bytes(gw: &TestGateway, what: &str, done: impl Fn(usize) -> bool) {
+    let deadline = std::time::Instant::now() + LIVENESS;
+    loop {
+        let metrics = http_get(gw.addr, "/metrics", &[]).await;
+        let bytes = metrics
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("flynn_inbound_bytes ")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no flynn_inbound_bytes on /metrics: {}", metrics.body));
+        if done(bytes) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {LIVENESS:?}; flynn_inbound_bytes is {bytes}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -259,7 +259,7 @@ async fn an_ipv4_mapped_loopback_peer_is_loopback() {
     // identity is trusted from loopback peers only.
     let dir = tempfile::tempdir().expect("temp dir");
     let Ok(gw) = tokio::time::timeout(
-        Duration::from_secs(10),
+        LIVENESS,
         TestGateway::start_in(
             dir,
             &format!("bind = \"::\"\ntoken = \"{TOKEN}\"\ntailscale_identity = true"),
@@ -488,14 +488,18 @@ async fn out_of_descriptors_the_gateway_neither_spins_nor_floods_the_log() {
     }
     let cpu_before = cpu_seconds(gw.pid());
     let warnings_before = gw.stderr_text().matches("accept failed").count();
+    let window = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cpu = cpu_seconds(gw.pid()) - cpu_before;
     let log = gw.stderr_text();
     let warnings = log.matches("accept failed").count() - warnings_before;
-    // One warning per 10 s at most: none or one more in a window that lasts 3 s or longer.
+    // One warning per 10 s at most: in a window of T seconds (3 s, or longer when the machine
+    // is loaded), at most T / 10 + 1 more.
+    let allowed = window.elapsed().as_secs() / 10 + 1;
     assert!(
-        warnings <= 1,
-        "{warnings} more accept warnings in 3 s:\n{log}"
+        warnings as u64 <= allowed,
+        "{warnings} more accept warnings in {:?}:\n{log}",
+        window.elapsed()
     );
     assert!(cpu < 1.0, "the accept loop spins: {cpu:.2} s of CPU in 3 s");
     drop(held);

@@ -86,7 +86,7 @@ pub async fn close(mut ws: Ws) {
 }
 
 /// Calls `method` until `done(result)` holds (the server applies some changes, such as the
-/// clean-up after a connection closes, asynchronously). Fails after 10 s.
+/// clean-up after a connection closes, asynchronously). Fails after 60 s (a liveness bound).
 pub async fn poll_until(
     ws: &mut Ws,
     method: &str,
@@ -94,7 +94,7 @@ pub async fn poll_until(
     what: &str,
     mut done: impl FnMut(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let result = call_ok(ws, method, params.clone()).await;
         if done(&result) {
@@ -102,7 +102,7 @@ pub async fn poll_until(
         }
         assert!(
             Instant::now() < deadline,
-            "{what}: condition not reached within 10 s; last {method} result: {result}"
+            "{what}: condition not reached within 60 s; last {method} result: {result}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

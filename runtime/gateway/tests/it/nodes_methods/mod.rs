@@ -88,13 +88,13 @@ async fn system_nodes(client: &TestClient) -> SystemNodesResult {
 }
 
 /// Calls `call` until `done` holds on its result (the server applies some changes, such as the
-/// clean-up after a connection closes, asynchronously). Fails after 10 s.
+/// clean-up after a connection closes, asynchronously). Fails after 60 s (a liveness bound).
 async fn typed_poll_until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
     what: &str,
     mut call: impl FnMut() -> F,
     mut done: impl FnMut(&T) -> bool,
 ) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let result = call().await;
         if done(&result) {
@@ -102,7 +102,7 @@ async fn typed_poll_until<T: std::fmt::Debug, F: std::future::Future<Output = T>
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{what}: condition not reached within 10 s; last result: {result:?}"
+            "{what}: condition not reached within 60 s; last result: {result:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// How long the daemon may take to print its listening line.
-pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The daemon binary (cargo builds it before the integration tests of the same package).
 pub fn binary() -> PathBuf {
@@ -155,7 +155,7 @@ impl GatewayProcess {
     /// SIGKILL, then reaps the process.
     pub async fn kill9(&mut self) -> ExitStatus {
         self.child.start_kill().expect("SIGKILL");
-        self.wait_exit(Duration::from_secs(10)).await
+        self.wait_exit(Duration::from_secs(60)).await
     }
 
     /// Waits for the process to exit.
