@@ -189,7 +189,14 @@ pub const IMAGE_TOKEN_ESTIMATE: u64 = 256;
 /// and by the embedded model; good enough for context budgeting, not for billing.
 #[inline]
 pub fn estimate_tokens(text: &str) -> u64 {
-    let chars = text.chars().count() as u64;
+    // ASCII text (most of it) has as many characters as bytes, and `is_ascii` checks a word
+    // at a time where `chars().count()` goes byte by byte below 32 bytes: every message of
+    // every prompt is counted on every turn.
+    let chars = if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    } as u64;
     chars.div_ceil(4)
 }
 
