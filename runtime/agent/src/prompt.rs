@@ -42,7 +42,7 @@ pub(crate) async fn build(
     let (record, history) = begin_turn(deps, session_id, &turn.messages).await?;
     let overrides = StoredSessionConfig::parse(record.as_ref().and_then(|r| r.config.as_deref()));
     let provider = settings.provider(overrides.model_tier.as_deref());
-    let mut messages = replayed(history, &overrides);
+    let (mut messages, history_tokens) = replayed(history, &overrides);
     let history_len = messages.len();
     if !turn.overflow_summaries.is_empty() {
         messages.push(ChatMessage::user(format!(
@@ -79,7 +79,11 @@ pub(crate) async fn build(
         tools,
         max_output_tokens: None,
     };
-    let estimate = trim_to_window(&mut request, history_len, provider.context_window());
+    let estimate = trim_to_window(
+        &mut request,
+        (history_len, history_tokens),
+        provider.context_window(),
+    );
     Ok(Prompt {
         estimate: (estimate, request.messages.len()),
         request,
@@ -125,23 +129,33 @@ async fn begin_turn(
 }
 
 /// The stored history the model sees: after the compaction summary, user and assistant
-/// messages only.
-fn replayed(history: Vec<HistoryMessage>, overrides: &StoredSessionConfig) -> Vec<ChatMessage> {
+/// messages only; with their token estimate, counted as they are copied (text only:
+/// `estimate_text_message_tokens`) instead of in a second pass over the prompt.
+fn replayed(
+    history: Vec<HistoryMessage>,
+    overrides: &StoredSessionConfig,
+) -> (Vec<ChatMessage>, u64) {
     let compacted_through = overrides
         .compaction
         .as_ref()
         .map_or(i64::MIN, |c| c.through_message_id);
-    history
+    let mut tokens = 0;
+    let messages = history
         .into_iter()
         .filter(|m| m.id > compacted_through)
-        .filter_map(|m| match m.role {
-            Role::User => Some(ChatMessage::user(m.content)),
-            Role::Assistant => Some(ChatMessage::assistant(m.content, Vec::new())),
-            // Tool output and system notes are shown in history but not replayed to the model:
-            // providers require tool results to follow their own tool calls.
-            Role::Tool | Role::System => None,
+        .filter_map(|m| {
+            let message = match m.role {
+                Role::User => ChatMessage::user(m.content),
+                Role::Assistant => ChatMessage::assistant(m.content, Vec::new()),
+                // Tool output and system notes are shown in history but not replayed to the
+                // model: providers require tool results to follow their own tool calls.
+                Role::Tool | Role::System => return None,
+            };
+            tokens += flynn_models::estimate_text_message_tokens(&message.content);
+            Some(message)
         })
-        .collect()
+        .collect();
+    (messages, tokens)
 }
 
 /// The tools offered to the model, made once per tool registry (it is replaced on a
@@ -242,13 +256,17 @@ pub fn turn_may_use_tools(messages: &[UserMessage]) -> bool {
 /// fits the model's window. The full history stays in the store; the `context_warning`
 /// checkpoint keeps what the model no longer sees.
 ///
-/// Linear in the history: the request is estimated once and each dropped message's own
-/// estimate subtracted, and the dropped messages leave in one `drain`.
+/// Linear in the history: the request's estimate is the history's (`history`: its length and
+/// token estimate, counted by [`replayed`]) plus the rest, each dropped message's own estimate
+/// is subtracted, and the dropped messages leave in one `drain`.
 ///
 /// Returns the trimmed request's estimate (what `estimate_request_tokens` gives for it).
-fn trim_to_window(request: &mut ChatRequest, history_len: usize, window: u64) -> u64 {
+fn trim_to_window(request: &mut ChatRequest, history: (usize, u64), window: u64) -> u64 {
+    let (history_len, history_tokens) = history;
     let budget = (window as f64 * PROMPT_SHARE) as u64;
-    let mut estimate = flynn_models::estimate_request_tokens(request);
+    let mut estimate =
+        flynn_models::estimate_request_tokens_after(request, history_len, history_tokens);
+    debug_assert_eq!(estimate, flynn_models::estimate_request_tokens(request));
     let mut dropped = 0;
     let drop_one = |estimate: &mut u64, message: &ChatMessage| {
         *estimate = estimate.saturating_sub(flynn_models::estimate_message_tokens(message));

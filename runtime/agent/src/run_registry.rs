@@ -3,10 +3,16 @@
 //!
 //! Gateway-wide bound ([`KeptCap`], `agent.runs_kept_max` / `agent.runs_kept_max_bytes`): each
 //! time a turn starts or ends, while more turns are kept than `max_turns`, or their kept event
-//! data exceeds `max_bytes`, the finished turn that ended first is forgotten (as if its grace
-//! period had passed). Running turns are never forgotten, so they alone may exceed the cap; they
+//! data exceeds `max_bytes`, the finished turn that ended first (more exactly: whose grace
+//! period ends first, see below) is forgotten (as if its grace period had passed). Running turns are never forgotten, so they alone may exceed the cap; they
 //! are bounded by one per session and by the per-turn limits. Kept memory is therefore at most
 //! `runs_kept_max_bytes` plus the running turns' events.
+//!
+//! A finished turn is forgotten when its grace period (`agent.run_grace_secs`) has passed, seen
+//! by the next use of the registry (each takes its lock, which first forgets the turns due):
+//! no task and no timer per turn. The finished turns are kept in the order their grace
+//! periods end, which is the order they ended unless a reload changed the grace period, so
+//! the due ones are at the front, and the cap forgets that front first.
 //!
 //! A forgotten turn's `idempotencyKey` is answered from the store, but only once its reply is
 //! stored: until then the key stays bound to the turn here, so a repeat never sees the store's
@@ -14,6 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use flynn_protocol::wire::EventEmitter;
 use tokio::sync::oneshot;
@@ -60,15 +67,25 @@ pub enum Claim {
     Run(Arc<ActiveRun>),
 }
 
+/// A finished turn still kept.
+struct Ended {
+    run_id: Arc<str>,
+    /// Its kept bytes (final once the turn ended).
+    bytes: usize,
+    /// When its grace period ends (`None`: a grace period too long to count).
+    expires: Option<Instant>,
+}
+
 #[derive(Default)]
 struct RunsState {
     runs: HashMap<Arc<str>, Arc<ActiveRun>>,
     /// Start order of `runs`, to find a session's latest.
     order: u64,
     started: HashMap<Arc<str>, u64>,
-    /// The finished turns of `runs`, in the order they ended (the cap drops from the front),
-    /// with their kept bytes (final once a turn ended).
-    ended: VecDeque<(Arc<str>, usize)>,
+    /// The finished turns of `runs`, in the order their grace periods end (the order they
+    /// ended, unless a reload changed the grace period); the cap and the grace period drop
+    /// from the front.
+    ended: VecDeque<Ended>,
     /// The sum of the kept bytes in `ended`, so the cap is checked without visiting (and
     /// locking) every kept turn each time a turn starts or ends.
     ended_bytes: usize,
@@ -78,20 +95,30 @@ struct RunsState {
 }
 
 impl RunsState {
-    /// Forgets a kept turn, with the keys bound to it whose reply is stored.
-    fn forget(&mut self, run_id: &str) {
-        // Usually already forgotten by the cap when its grace period ends: nothing to scan.
-        if self.runs.remove(run_id).is_none() {
-            return;
-        }
-        self.started.remove(run_id);
-        self.running.remove(run_id);
-        if let Some(at) = self.ended.iter().position(|(id, _)| &**id == run_id)
-            && let Some((_, bytes)) = self.ended.remove(at)
+    /// Forgets the finished turns whose grace period has passed, with the keys bound to them
+    /// whose reply is stored.
+    fn expire_due(&mut self) {
+        let mut now = None;
+        while let Some(Ended {
+            expires: Some(expires),
+            ..
+        }) = self.ended.front()
         {
-            self.ended_bytes -= bytes;
+            if *expires > *now.get_or_insert_with(Instant::now) {
+                break;
+            }
+            self.forget_oldest_ended();
         }
-        self.forget_keys(run_id);
+    }
+
+    /// Forgets the finished turn that ended first and returns its id; `None` when none is left.
+    fn forget_oldest_ended(&mut self) -> Option<Arc<str>> {
+        let oldest = self.ended.pop_front()?;
+        self.ended_bytes -= oldest.bytes;
+        self.runs.remove(&oldest.run_id);
+        self.started.remove(&oldest.run_id);
+        self.forget_keys(&oldest.run_id);
+        Some(oldest.run_id)
     }
 
     fn forget_keys(&mut self, run_id: &str) {
@@ -115,13 +142,9 @@ impl RunsState {
                 }
             }
             // Only running turns left: they are never dropped.
-            let Some((oldest, bytes)) = self.ended.pop_front() else {
+            let Some(oldest) = self.forget_oldest_ended() else {
                 break;
             };
-            self.ended_bytes -= bytes;
-            self.runs.remove(&oldest);
-            self.started.remove(&oldest);
-            self.forget_keys(&oldest);
             dropped.push(oldest);
         }
         dropped
@@ -135,8 +158,11 @@ pub struct Runs {
 }
 
 impl Runs {
+    /// The state, with the turns whose grace period has passed forgotten first.
     fn lock(&self) -> std::sync::MutexGuard<'_, RunsState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.expire_due();
+        state
     }
 
     /// Keeps a turn that starts; finished turns beyond `cap` are forgotten.
@@ -150,20 +176,33 @@ impl Runs {
         log_dropped(&s.enforce(cap), cap);
     }
 
-    /// A kept turn ended: it is now the newest finished one, and the oldest beyond `cap` go.
-    pub fn ended(&self, run_id: &str, cap: KeptCap) {
+    /// A kept turn ended: it is now the newest finished one, kept for `grace` (then forgotten
+    /// with the keys bound to it; the store keeps them), and the oldest beyond `cap` go.
+    pub fn ended(&self, run_id: &str, cap: KeptCap, grace: Duration) {
         let mut s = self.lock();
         if let Some(run) = s.running.remove(run_id) {
             let bytes = run.log().kept_bytes();
             s.ended_bytes += bytes;
-            s.ended.push_back((run.run_id().clone(), bytes));
+            let expires = Instant::now().checked_add(grace);
+            // In the order their grace periods end: the order they ended, unless a reload
+            // shortened the grace period (then binary search puts it before longer ones).
+            let at = s.ended.partition_point(|e| match (e.expires, expires) {
+                (Some(earlier), Some(this)) => earlier <= this,
+                (_, None) => true,
+                (None, Some(_)) => false,
+            });
+            s.ended.insert(
+                at,
+                Ended {
+                    run_id: run.run_id().clone(),
+                    bytes,
+                    expires,
+                },
+            );
         }
         log_dropped(&s.enforce(cap), cap);
-    }
-
-    /// Forgets a turn after its grace period, with the keys bound to it (the store keeps them).
-    pub fn expire(&self, run_id: &str) {
-        self.lock().forget(run_id);
+        // A grace period of zero: forgotten now.
+        s.expire_due();
     }
 
     pub fn get(&self, run_id: &str) -> Option<Arc<ActiveRun>> {
@@ -350,7 +389,7 @@ mod tests {
             &[],
             Err(RpcError::internal("end")),
         );
-        runs.ended(r.run_id(), cap);
+        runs.ended(r.run_id(), cap, Duration::from_secs(300));
     }
 
     fn emitter() -> EventEmitter {
@@ -399,6 +438,36 @@ mod tests {
             assert!(runs.get(r.run_id()).is_some(), "running turns stay");
         }
         assert_eq!(runs.running("ws:d").as_deref(), Some(&**d.run_id()));
+    }
+
+    #[test]
+    fn a_finished_turn_is_forgotten_once_its_grace_period_passed_with_no_task() {
+        // No tokio runtime here: nothing may spawn a task or arm a timer.
+        let runs = Runs::default();
+        let (a, b) = (run("ws:a"), run("ws:b"));
+        runs.insert(a.clone(), ROOMY);
+        runs.insert(b.clone(), ROOMY);
+        let end = |r: &Arc<ActiveRun>, grace: Duration| {
+            r.log().finish(
+                "error",
+                flynn_protocol::wire::EventJson::from_value(&serde_json::json!({})),
+                &[],
+                Err(RpcError::internal("end")),
+            );
+            runs.ended(r.run_id(), ROOMY, grace);
+        };
+        end(&a, Duration::from_millis(20));
+        end(&b, Duration::from_secs(300));
+        assert!(runs.get(a.run_id()).is_some(), "within its grace period");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(runs.get(a.run_id()).is_none(), "its grace period passed");
+        assert!(runs.get(b.run_id()).is_some(), "B's has not");
+        assert_eq!(runs.kept_count(), 1);
+        // A grace period of zero: forgotten as it ends.
+        let c = run("ws:c");
+        runs.insert(c.clone(), ROOMY);
+        end(&c, Duration::ZERO);
+        assert!(runs.get(c.run_id()).is_none());
     }
 
     #[test]

@@ -79,7 +79,10 @@ pub async fn run_turn(deps: &Deps, turn: Turn) -> Result<TurnOutput, RpcError> {
 
 async fn run_steps(deps: &Deps, turn: &Turn) -> Result<TurnOutput, Halt> {
     let settings = deps.settings();
-    let (cx, mut request) = prompt(deps, settings, turn).await?;
+    let (cx, request) = prompt(deps, settings, turn).await?;
+    // Kept by the turn and lent to each model call (`Provider::stream_shared`): the provider's
+    // task drops its reference before the stream ends, so the pushes below copy nothing.
+    let mut request = Arc::new(request);
     let mut totals = Totals::default();
     let mut finished = false;
     for _ in 0..cx.settings.agent.max_iterations.max(1) {
@@ -114,7 +117,7 @@ async fn prompt<'a>(
 /// (no tool calls, nothing steered in meanwhile).
 async fn iteration(
     cx: &TurnCx<'_>,
-    request: &mut ChatRequest,
+    request: &mut Arc<ChatRequest>,
     totals: &mut Totals,
 ) -> Result<bool, Halt> {
     let run = cx.run;
@@ -122,7 +125,9 @@ async fn iteration(
         return Err(Halt::Stopped);
     }
     push_steered(cx, request, run.take_steered(false)).await?;
-    let (text, calls, usage) = match model_call(cx.provider.as_ref(), request, run).await {
+    let estimate = estimate(cx, request);
+    let (text, calls, usage) = match model_call(cx.provider.as_ref(), request, estimate, run).await
+    {
         Ok(v) => v,
         Err(_) if run.cancel.is_cancelled() => return Err(Halt::Stopped),
         Err(e) => return Err(provider_error(&e).into()),
@@ -132,7 +137,7 @@ async fn iteration(
     totals.text.push_str(&text);
     if calls.is_empty() {
         let steered = run.take_steered(true);
-        request
+        Arc::make_mut(request)
             .messages
             .push(ChatMessage::assistant(text, Vec::new()));
         if steered.is_empty() {
@@ -141,7 +146,7 @@ async fn iteration(
         push_steered(cx, request, steered).await?;
         return Ok(false);
     }
-    request
+    Arc::make_mut(request)
         .messages
         .push(ChatMessage::assistant(text, calls.clone()));
     for call in calls {
@@ -153,14 +158,29 @@ async fn iteration(
 /// Stores messages steered into the run and adds them to the prompt.
 async fn push_steered(
     cx: &TurnCx<'_>,
-    request: &mut ChatRequest,
+    request: &mut Arc<ChatRequest>,
     steered: Vec<UserMessage>,
 ) -> Result<(), Halt> {
     for message in steered {
         crate::prompt::persist_user(cx.deps, cx.session_id, &message).await?;
-        request.messages.push(ChatMessage::user(message.text));
+        Arc::make_mut(request)
+            .messages
+            .push(ChatMessage::user(message.text));
     }
     Ok(())
+}
+
+/// The request's token estimate: the prompt's plus the messages the turn added (it never
+/// removes any), instead of estimating the whole prompt again.
+fn estimate(cx: &TurnCx<'_>, request: &ChatRequest) -> u64 {
+    let (prompt_tokens, prompt_len) = cx.prompt_estimate;
+    let estimated = prompt_tokens
+        + request.messages[prompt_len.min(request.messages.len())..]
+            .iter()
+            .map(flynn_models::estimate_message_tokens)
+            .sum::<u64>();
+    debug_assert_eq!(estimated, flynn_models::estimate_request_tokens(request));
+    estimated
 }
 
 /// The turn's end: the iteration-limit note when the model never finished, the answer stored,
@@ -195,14 +215,7 @@ async fn persist(
         })
         .await
         .map_err(store_err)?;
-    // The prompt's estimate plus the messages the turn added (it never removes any).
-    let (prompt_tokens, prompt_len) = cx.prompt_estimate;
-    let estimated = prompt_tokens
-        + request.messages[prompt_len.min(request.messages.len())..]
-            .iter()
-            .map(flynn_models::estimate_message_tokens)
-            .sum::<u64>();
-    debug_assert_eq!(estimated, flynn_models::estimate_request_tokens(request));
+    let estimated = estimate(cx, request);
     if let Some(warning) = context_warning(
         cx.deps,
         cx.session_id,
@@ -271,12 +284,14 @@ fn provider_error(e: &ProviderError) -> RpcError {
 type ModelCall = (String, Vec<ToolCall>, (u64, u64));
 
 /// The model step: streams one model call, forwarding text and attachments as events.
+/// `estimate` is the request's token estimate (see [`estimate`]).
 async fn model_call(
     provider: &dyn Provider,
-    request: &ChatRequest,
+    request: &Arc<ChatRequest>,
+    estimate: u64,
     run: &ActiveRun,
 ) -> Result<ModelCall, ProviderError> {
-    let mut rx = provider.stream(request.clone(), run.cancel.child_token());
+    let mut rx = provider.stream_shared(request.clone(), Some(estimate), run.cancel.child_token());
     let mut text = String::new();
     let mut calls = Vec::new();
     let mut usage = (0, 0);
@@ -317,7 +332,11 @@ async fn model_call(
 
 /// The tool step of one call: refused, skipped, approved or not, run; then its `tool_end`,
 /// its stored run and its result in the prompt.
-async fn tool_step(cx: &TurnCx<'_>, request: &mut ChatRequest, call: ToolCall) -> Result<(), Halt> {
+async fn tool_step(
+    cx: &TurnCx<'_>,
+    request: &mut Arc<ChatRequest>,
+    call: ToolCall,
+) -> Result<(), Halt> {
     let run = cx.run;
     if run.cancel.is_cancelled() {
         return Err(Halt::Stopped);
@@ -363,7 +382,7 @@ async fn tool_step(cx: &TurnCx<'_>, request: &mut ChatRequest, call: ToolCall) -
     if let Err(e) = cx.deps.store.record_tool_run(record).await {
         tracing::warn!(error = %e, "could not record a tool run");
     }
-    request
+    Arc::make_mut(request)
         .messages
         .push(ChatMessage::tool_result(call.id, output.model_text()));
     Ok(())

@@ -261,14 +261,12 @@ fn deliver(
         let _ = r.reply.send(reply);
     }
     // Attachable for the grace period (while the gateway-wide cap holds it), then only the
-    // stored history remains.
+    // stored history remains. The registry forgets it when next used after that: a task
+    // sleeping out each turn's grace period cost a spawn and a timer per turn, and at 4,000
+    // turns/s the 300 s default held over a million of them.
     let settings = shared.deps.settings();
-    shared.runs.ended(run.run_id(), settings.agent.kept_cap());
     let grace = Duration::from_secs(settings.agent.run_grace_secs);
-    let runs = shared.runs.clone();
-    let run_id = run.run_id().clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
-        runs.expire(&run_id);
-    });
+    shared
+        .runs
+        .ended(run.run_id(), settings.agent.kept_cap(), grace);
 }

@@ -47,5 +47,6 @@ pub use registry::{ANTHROPIC_KEY_ENV, ModelTiers, build_provider};
 pub use tokio_util::sync::CancellationToken;
 pub use types::{
     ChatMessage, ChatRequest, IMAGE_TOKEN_ESTIMATE, ImagePart, Role, StreamEvent, ToolCall,
-    ToolSpec, estimate_message_tokens, estimate_request_tokens, estimate_tokens, stop_reason,
+    ToolSpec, estimate_message_tokens, estimate_request_tokens, estimate_request_tokens_after,
+    estimate_text_message_tokens, estimate_tokens, stop_reason,
 };

@@ -7,6 +7,7 @@
 //! instead of waiting for a timeout.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,7 @@ pub type EventReceiver = mpsc::Receiver<Result<StreamEvent, ProviderError>>;
 
 /// Items buffered between the provider task and the consumer. Small, so a consumer that stops
 /// reading applies back-pressure to the HTTP read instead of letting text pile up in memory.
-const CHANNEL_CAPACITY: usize = 32;
+pub(crate) const CHANNEL_CAPACITY: usize = 32;
 
 /// A model backend. Object-safe, so the gateway can hold `Arc<dyn Provider>` per model tier.
 pub trait Provider: Send + Sync + std::fmt::Debug {
@@ -40,6 +41,22 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// too. Must be called inside a tokio runtime; outside one, the receiver yields a single
     /// `Transport` error.
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventReceiver;
+
+    /// [`Provider::stream`] of a request the caller keeps: the agent lends its prompt to each
+    /// model call instead of copying it (a copy and a drop per message per call), and passes
+    /// `estimated_tokens`, its own [`crate::estimate_request_tokens`] of `request`, so a
+    /// provider that reports usage as that estimate (the embedded model) need not count the
+    /// whole prompt again. The default copies the request for [`Provider::stream`] (the HTTP
+    /// providers build their own body from it anyway) and ignores the estimate.
+    fn stream_shared(
+        &self,
+        request: Arc<ChatRequest>,
+        estimated_tokens: Option<u64>,
+        cancel: CancellationToken,
+    ) -> EventReceiver {
+        let _ = estimated_tokens;
+        self.stream(Arc::unwrap_or_clone(request), cancel)
+    }
 }
 
 /// The sending side handed to a provider's stream task.

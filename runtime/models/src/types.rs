@@ -187,14 +187,37 @@ pub const IMAGE_TOKEN_ESTIMATE: u64 = 256;
 
 /// Rough token count of a text: characters / 4, rounded up. Used where an API reports no usage
 /// and by the embedded model; good enough for context budgeting, not for billing.
+#[inline]
 pub fn estimate_tokens(text: &str) -> u64 {
-    let chars = text.chars().count() as u64;
+    // ASCII text (most of it) has as many characters as bytes, and `is_ascii` checks a word
+    // at a time where `chars().count()` goes byte by byte below 32 bytes: every message of
+    // every prompt is counted on every turn.
+    let chars = if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    } as u64;
     chars.div_ceil(4)
 }
 
 /// Rough token count of a whole request (system, messages, tool calls, tool specs, images).
 pub fn estimate_request_tokens(request: &ChatRequest) -> u64 {
     estimate_request_tokens_with_tools(request, estimate_shared_tools_tokens(&request.tools))
+}
+
+/// [`estimate_request_tokens`] of a request whose first `known` messages are known to
+/// estimate `known_tokens` (the sum of their [`estimate_message_tokens`]): the agent counts
+/// its history as it builds the prompt, so the prompt's estimate needs no second pass.
+pub fn estimate_request_tokens_after(
+    request: &ChatRequest,
+    known: usize,
+    known_tokens: u64,
+) -> u64 {
+    let mut total = request.system.as_deref().map_or(0, estimate_tokens) + known_tokens;
+    for message in &request.messages[known.min(request.messages.len())..] {
+        total += estimate_message_tokens(message);
+    }
+    total + estimate_shared_tools_tokens(&request.tools)
 }
 
 /// [`estimate_tools_tokens`] of a shared tool set, remembered for the last set seen: the agent
@@ -267,13 +290,19 @@ mod shared {
 /// One message's share of [`estimate_request_tokens`]: removing the message from a request
 /// lowers the request's estimate by exactly this much (so trimming need not re-estimate).
 pub fn estimate_message_tokens(message: &ChatMessage) -> u64 {
-    // A few tokens of per-message framing, as the chat templates add.
-    let mut total = 4 + estimate_tokens(&message.content);
+    let mut total = estimate_text_message_tokens(&message.content);
     total += message.images.len() as u64 * IMAGE_TOKEN_ESTIMATE;
     for call in &message.tool_calls {
         total += estimate_tokens(&call.name) + estimate_json_tokens(&call.arguments);
     }
     total
+}
+
+/// [`estimate_message_tokens`] of a message with text only (no images, no tool calls).
+#[inline]
+pub fn estimate_text_message_tokens(content: &str) -> u64 {
+    // A few tokens of per-message framing, as the chat templates add.
+    4 + estimate_tokens(content)
 }
 
 /// [`estimate_tokens`] of a JSON value's compact text, counted as it is written rather than

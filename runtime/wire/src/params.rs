@@ -57,6 +57,11 @@ fn check_constraints<M: WireMethod>(method: M, text: &str) -> Result<(), RpcErro
     };
     let value: Value = serde_json::from_str(text)
         .map_err(|e| RpcError::invalid("params", format!("invalid params: {e}")))?;
+    // Valid params (nearly all of them) need no error collected: `is_valid` stops at the
+    // first failure and builds nothing, and the failure is then worked out again.
+    if validator.is_valid(&value) {
+        return Ok(());
+    }
     match validator.iter_errors(&value).next() {
         None => Ok(()),
         Some(error) => {
@@ -70,6 +75,12 @@ fn check_constraints<M: WireMethod>(method: M, text: &str) -> Result<(), RpcErro
 }
 
 fn decode_typed<T: DeserializeOwned>(text: &str) -> Result<T, RpcError> {
+    // Params that decode need no path tracked: serde_path_to_error's bookkeeping of every
+    // field cost as much as the decoding. Only a failure decodes again to name its field.
+    let mut de = serde_json::Deserializer::from_str(text);
+    if let Ok(decoded) = T::deserialize(&mut de) {
+        return Ok(decoded);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let inner = err.inner().to_string();

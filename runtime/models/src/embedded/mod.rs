@@ -17,6 +17,10 @@
 //! `[[` followed by an unknown name is ordinary text; a known directive with a bad argument
 //! (`[[long:abc]]`) fails the call with `BadRequest` naming the right form.
 //!
+//! A short answer (no `[[delay]]` or `[[fail]]`, at most 32 items in all) is queued whole when
+//! the call is made, without a task: the caller still reads it chunk by chunk. Longer ones
+//! stream from a task that yields between chunks, as a network stream would.
+//!
 //! Like a real model it has a context window (default 8192 tokens): a request whose estimated
 //! size exceeds it fails with `BadRequest` ("prompt is too long"), and `max_output_tokens` cuts
 //! the text (stop reason `max_tokens`, no attachments or tool calls). Usage is an estimate:
@@ -26,6 +30,7 @@
 mod directives;
 mod reply;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -34,7 +39,7 @@ pub use directives::{MAX_DELAY_MS, MAX_LONG_WORDS};
 pub use reply::{GIF_1X1_BASE64, PNG_1X1_BASE64};
 
 use crate::error::ProviderError;
-use crate::provider::{EventReceiver, EventSink, Provider, spawn_stream};
+use crate::provider::{CHANNEL_CAPACITY, EventReceiver, EventSink, Provider, spawn_stream};
 use crate::types::{
     ChatRequest, StreamEvent, estimate_request_tokens, estimate_tokens, stop_reason,
 };
@@ -119,6 +124,25 @@ fn truncate_chars(text: &str, max_chars: usize) -> &str {
     }
 }
 
+/// Inside a tokio runtime (outside one, `spawn_stream` reports the mistake, as for every
+/// provider).
+fn in_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
+
+/// The receiver of an answer whose `items` all fit the channel ([`Answer::at_once`]).
+fn ready_stream(items: usize, answer: Answer) -> EventReceiver {
+    let (tx, rx) = tokio::sync::mpsc::channel(items.max(1));
+    // Cannot fail: the channel holds `items` and the receiver is still here.
+    for chunk in chunk_text(&answer.plan.text) {
+        let _ = tx.try_send(Ok(StreamEvent::TextDelta(chunk.to_owned())));
+    }
+    for event in answer.closing() {
+        let _ = tx.try_send(Ok(event));
+    }
+    rx
+}
+
 async fn pause(delay: Duration) {
     if delay.is_zero() {
         // Still let other tasks run between chunks, as a network stream would.
@@ -128,13 +152,98 @@ async fn pause(delay: Duration) {
     }
 }
 
-async fn run(
-    request: ChatRequest,
-    context_window: u64,
-    default_max_output: Option<u32>,
-    sink: EventSink,
-) -> Result<(), ProviderError> {
-    let input_tokens = estimate_request_tokens(&request);
+/// A call's whole answer, worked out before anything is sent.
+struct Answer {
+    plan: reply::Plan,
+    stop: &'static str,
+    input_tokens: u64,
+}
+
+impl Answer {
+    /// Works out the answer to `request`. `estimated_tokens`: the caller's estimate of the
+    /// request when it has one (the agent keeps its prompt's), the same figure without a
+    /// second pass over every message.
+    fn new(
+        request: &ChatRequest,
+        estimated_tokens: Option<u64>,
+        context_window: u64,
+        default_max_output: Option<u32>,
+    ) -> Result<Self, ProviderError> {
+        let input_tokens = match estimated_tokens {
+            Some(tokens) => {
+                debug_assert_eq!(tokens, estimate_request_tokens(request));
+                tokens
+            }
+            None => estimate_request_tokens(request),
+        };
+        check_window(input_tokens, context_window)?;
+        let mut plan = reply::plan(request)?;
+        let mut stop = plan.stop_reason;
+        if let Some(max) = request.max_output_tokens.or(default_max_output) {
+            let max_chars = max as usize * 4;
+            if plan.text.chars().count() > max_chars {
+                plan.text = truncate_chars(&plan.text, max_chars).to_owned();
+                plan.attachments.clear();
+                plan.tool_calls.clear();
+                stop = stop_reason::MAX_TOKENS;
+            }
+        }
+        Ok(Self {
+            plan,
+            stop,
+            input_tokens,
+        })
+    }
+
+    /// How many items the stream has when they can all be queued at once: no delay, no
+    /// failure, and few enough to fit the channel (a short answer); `None` otherwise.
+    fn at_once(&self) -> Option<usize> {
+        let plan = &self.plan;
+        if !plan.delay.is_zero() || plan.fail.is_some() {
+            return None;
+        }
+        let fixed = plan.attachments.len() + plan.tool_calls.len() + 2;
+        let chunks = chunk_text(&plan.text)
+            .take(CHANNEL_CAPACITY.saturating_sub(fixed) + 1)
+            .count();
+        (chunks + fixed <= CHANNEL_CAPACITY).then_some(chunks + fixed)
+    }
+
+    /// The items after the text: attachments, tool calls, usage and the end.
+    fn closing(self) -> impl Iterator<Item = StreamEvent> {
+        let Self {
+            plan,
+            stop,
+            input_tokens,
+        } = self;
+        let mut output_tokens = estimate_tokens(&plan.text);
+        for call in &plan.tool_calls {
+            output_tokens +=
+                estimate_tokens(&call.name) + estimate_tokens(&call.arguments.to_string());
+        }
+        let attachments = plan
+            .attachments
+            .into_iter()
+            .map(|attachment| StreamEvent::Attachment {
+                mime_type: attachment.mime_type,
+                data_base64: attachment.data_base64,
+                filename: attachment.filename,
+            });
+        attachments
+            .chain(plan.tool_calls.into_iter().map(StreamEvent::ToolCall))
+            .chain([
+                StreamEvent::Usage {
+                    input_tokens,
+                    output_tokens,
+                },
+                StreamEvent::Finished {
+                    stop_reason: stop.to_owned(),
+                },
+            ])
+    }
+}
+
+fn check_window(input_tokens: u64, context_window: u64) -> Result<(), ProviderError> {
     if input_tokens > context_window {
         return Err(ProviderError::BadRequest {
             status: 400,
@@ -144,17 +253,13 @@ async fn run(
             ),
         });
     }
-    let mut plan = reply::plan(&request)?;
-    let mut stop = plan.stop_reason;
-    if let Some(max) = request.max_output_tokens.or(default_max_output) {
-        let max_chars = max as usize * 4;
-        if plan.text.chars().count() > max_chars {
-            plan.text = truncate_chars(&plan.text, max_chars).to_owned();
-            plan.attachments.clear();
-            plan.tool_calls.clear();
-            stop = stop_reason::MAX_TOKENS;
-        }
-    }
+    Ok(())
+}
+
+/// Streams an answer from its own task: a chunk at a time, with the plan's delay (or a yield)
+/// between chunks.
+async fn run(answer: Answer, sink: EventSink) -> Result<(), ProviderError> {
+    let plan = &answer.plan;
     for (index, chunk) in chunk_text(&plan.text).enumerate() {
         if index > 0 {
             if plan.fail.is_some() {
@@ -165,31 +270,15 @@ async fn run(
         sink.send(StreamEvent::TextDelta(chunk.to_owned())).await?;
     }
     pause(plan.delay).await;
-    if let Some(message) = plan.fail {
-        return Err(ProviderError::Upstream { message });
+    if let Some(message) = &plan.fail {
+        return Err(ProviderError::Upstream {
+            message: message.clone(),
+        });
     }
-    let mut output_tokens = estimate_tokens(&plan.text);
-    for attachment in plan.attachments {
-        sink.send(StreamEvent::Attachment {
-            mime_type: attachment.mime_type,
-            data_base64: attachment.data_base64,
-            filename: attachment.filename,
-        })
-        .await?;
+    for event in answer.closing() {
+        sink.send(event).await?;
     }
-    for call in plan.tool_calls {
-        output_tokens += estimate_tokens(&call.name) + estimate_tokens(&call.arguments.to_string());
-        sink.send(StreamEvent::ToolCall(call)).await?;
-    }
-    sink.send(StreamEvent::Usage {
-        input_tokens,
-        output_tokens,
-    })
-    .await?;
-    sink.send(StreamEvent::Finished {
-        stop_reason: stop.to_owned(),
-    })
-    .await
+    Ok(())
 }
 
 impl Provider for EmbeddedProvider {
@@ -210,11 +299,34 @@ impl Provider for EmbeddedProvider {
     }
 
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventReceiver {
-        let context_window = self.context_window;
-        let max_output = self.max_output_tokens;
-        spawn_stream("embedded", cancel, move |sink| {
-            run(request, context_window, max_output, sink)
-        })
+        self.stream_shared(Arc::new(request), None, cancel)
+    }
+
+    fn stream_shared(
+        &self,
+        request: Arc<ChatRequest>,
+        estimated_tokens: Option<u64>,
+        cancel: CancellationToken,
+    ) -> EventReceiver {
+        let answer = Answer::new(
+            &request,
+            estimated_tokens,
+            self.context_window,
+            self.max_output_tokens,
+        );
+        // The request is worked out; the stream task need not hold it.
+        drop(request);
+        match answer {
+            // A short answer with nothing to wait for is queued whole, here: no task, and no
+            // wakeups of the caller between its items (a short turn's model call was a task
+            // spawned and five handoffs). The caller still reads it item by item.
+            Ok(answer) if !cancel.is_cancelled() && in_runtime() => match answer.at_once() {
+                Some(items) => ready_stream(items, answer),
+                None => spawn_stream("embedded", cancel, move |sink| run(answer, sink)),
+            },
+            Ok(answer) => spawn_stream("embedded", cancel, move |sink| run(answer, sink)),
+            Err(error) => spawn_stream("embedded", cancel, move |_| async move { Err(error) }),
+        }
     }
 }
 

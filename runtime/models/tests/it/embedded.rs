@@ -394,3 +394,39 @@ fn outside_a_runtime_the_stream_reports_why() {
     let error = item.expect_err("an error");
     assert!(error.to_string().contains("tokio runtime"), "{error}");
 }
+
+#[tokio::test]
+async fn a_short_answer_is_queued_whole_without_a_task_and_a_long_one_streams_from_one() {
+    let provider = EmbeddedProvider::default();
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let mut rx = provider.stream(ask("one two three four"), CancellationToken::new());
+    assert_eq!(metrics.num_alive_tasks(), 0, "no task for a short answer");
+    // Every item is there at once, still one chunk of three words each.
+    let mut items = Vec::new();
+    while let Ok(item) = rx.try_recv() {
+        items.push(item.expect("no error"));
+    }
+    assert_eq!(
+        items[..2],
+        [
+            StreamEvent::TextDelta("You said: one ".into()),
+            StreamEvent::TextDelta("two three four".into())
+        ]
+    );
+    assert!(matches!(items[2], StreamEvent::Usage { .. }), "{items:?}");
+    assert!(
+        matches!(items[3], StreamEvent::Finished { .. }),
+        "{items:?}"
+    );
+    assert_eq!(items.len(), 4);
+
+    // More chunks than the channel holds: streamed from a task.
+    let rx = provider.stream(ask("[[long:300]]"), CancellationToken::new());
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        1,
+        "a long answer streams from a task"
+    );
+    let answer = collected_ok(collect(rx).await);
+    assert_eq!(answer.text_deltas, 100);
+}
