@@ -132,7 +132,7 @@ impl Store {
     pub async fn append_message(&self, msg: NewMessage) -> Result<i64, StoreError> {
         check_json_opt("attachments", msg.attachments.as_deref())?;
         let recent = self.recent.clone();
-        self.call(move |conn| {
+        self.call_batched(move |conn| {
             let id = in_write_transaction(conn, |tx| append_in(tx, &msg))?;
             recent.appended([record(id, msg)]);
             Ok(id)
@@ -147,7 +147,7 @@ impl Store {
             check_json_opt("attachments", msg.attachments.as_deref())?;
         }
         let recent = self.recent.clone();
-        self.call(move |conn| {
+        self.call_batched(move |conn| {
             let ids = in_write_transaction(conn, |tx| {
                 msgs.iter()
                     .map(|m| append_in(tx, m))

@@ -78,7 +78,7 @@ impl Store {
         }
         let recent = self.recent.clone();
         let configs = self.session_configs.clone();
-        self.call(move |conn| {
+        self.call_batched(move |conn| {
             let (context, appended) =
                 in_write_transaction(conn, |tx| start_in(tx, &recent, start))?;
             recent.appended(appended);
