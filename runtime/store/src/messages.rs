@@ -6,7 +6,6 @@ use crate::clock::utc_day;
 use crate::error::check_json_opt;
 use crate::message_record::{MessageRecord, NewMessage, Role};
 use crate::recent::{Kept, RecentMessages};
-use crate::worker::in_write_transaction;
 use crate::{Store, StoreError, recent, sessions, terms};
 
 /// The stored form of a message just appended with `id`.
@@ -132,11 +131,13 @@ impl Store {
     pub async fn append_message(&self, msg: NewMessage) -> Result<i64, StoreError> {
         check_json_opt("attachments", msg.attachments.as_deref())?;
         let recent = self.recent.clone();
-        self.call_batched(move |conn| {
-            let id = in_write_transaction(conn, |tx| append_in(tx, &msg))?;
-            recent.appended([record(id, msg)]);
-            Ok(id)
-        })
+        self.call_batched(
+            move |tx| Ok((append_in(tx, &msg)?, msg)),
+            move |(id, msg)| {
+                recent.appended([record(id, msg)]);
+                id
+            },
+        )
         .await
     }
 
@@ -147,15 +148,19 @@ impl Store {
             check_json_opt("attachments", msg.attachments.as_deref())?;
         }
         let recent = self.recent.clone();
-        self.call_batched(move |conn| {
-            let ids = in_write_transaction(conn, |tx| {
-                msgs.iter()
+        self.call_batched(
+            move |tx| {
+                let ids = msgs
+                    .iter()
                     .map(|m| append_in(tx, m))
-                    .collect::<Result<Vec<_>, _>>()
-            })?;
-            recent.appended(ids.iter().zip(msgs).map(|(id, m)| record(*id, m)));
-            Ok(ids)
-        })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((ids, msgs))
+            },
+            move |(ids, msgs): (Vec<i64>, Vec<NewMessage>)| {
+                recent.appended(ids.iter().zip(msgs).map(|(id, m)| record(*id, m)));
+                ids
+            },
+        )
         .await
     }
 

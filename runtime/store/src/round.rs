@@ -159,23 +159,37 @@ fn cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// Runs a batched job's `f` in a savepoint of its own inside the batch transaction: on an error
-/// or a panic, only its own writes are undone. `on_abort` runs after a panic, as the job may
-/// have updated an in-memory view before it panicked. Outside a transaction (batching off),
-/// `f` runs as a plain job.
-pub(crate) fn in_job_savepoint<T>(
+/// Runs a batched job: `write` in a savepoint of its own inside the batch transaction (on an
+/// error or a panic, only its own writes are undone), then `then` with its result, which
+/// updates the in-memory views once the writes are in. `on_abort` runs after a panic, as a
+/// view may be half-updated. Outside a transaction (batching off), `write` runs in a write
+/// transaction of its own and `then` after its commit, as a plain job would.
+pub(crate) fn in_job_savepoint<T, R>(
     conn: &mut Connection,
     on_abort: &(dyn Fn() + Send + Sync),
-    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    if conn.is_autocommit() {
-        return crate::worker::run_job(conn, f);
-    }
-    cached(conn, "SAVEPOINT flynn_job")?;
-    let result = crate::worker::catch_panic(conn, f);
+    write: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    then: impl FnOnce(T) -> R,
+) -> Result<R, StoreError> {
+    let written = if conn.is_autocommit() {
+        crate::worker::run_job(conn, |c| in_write_transaction(c, write))
+    } else {
+        in_savepoint(conn, write)
+    };
+    let result = written.and_then(|value| crate::worker::catch_panic(conn, |_| Ok(then(value))));
     if matches!(result, Err(StoreError::JobPanicked(_))) {
         on_abort();
     }
+    result
+}
+
+/// `write` in the savepoint `flynn_job`: released on success, rolled back to on an error or
+/// a panic.
+fn in_savepoint<T>(
+    conn: &mut Connection,
+    write: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    cached(conn, "SAVEPOINT flynn_job")?;
+    let result = crate::worker::catch_panic(conn, |c| write(c));
     if result.is_err() {
         undo_savepoint(conn, "flynn_job");
     } else if let Err(err) = cached(conn, "RELEASE flynn_job") {
@@ -282,17 +296,15 @@ mod tests {
     ) -> Reply {
         let (tx, rx) = oneshot::channel();
         round.run_batched(cx, |conn: &mut Connection| {
-            let result = in_job_savepoint(conn, cx_abort(), move |conn| {
-                in_write_transaction(conn, |c| {
-                    c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
-                    Ok(())
-                })?;
+            let write = move |conn: &Connection| {
+                conn.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
                 match then {
                     Ok(()) => Ok(()),
                     Err("panic") => panic!("job {v} panicked"),
                     Err(_) => Err(StoreError::Closed),
                 }
-            });
+            };
+            let result = in_job_savepoint(conn, cx_abort(), write, |()| ());
             answer_with(result, tx)
         });
         rx

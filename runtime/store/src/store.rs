@@ -96,16 +96,17 @@ impl Store {
         self.writer.call(f).await
     }
 
-    /// Like [`Store::call`], but `f` runs inside the writer's batch transaction, which the
-    /// jobs of one group-commit round share (see `round.rs`), in a savepoint of its own: for
-    /// the hot writes (message appends, a turn's start). `f` must not begin, commit or roll
-    /// back a transaction (`in_write_transaction` nests a savepoint) and must update the
-    /// in-memory views only as its last step before `Ok`.
-    pub(crate) async fn call_batched<T: Send + 'static>(
+    /// Like [`Store::call`], for the hot writes (message appends, a turn's start): `write`
+    /// runs inside the writer's batch transaction, which the jobs of one group-commit round
+    /// share (see `round.rs`), in a savepoint of its own, and must not begin, commit or roll
+    /// back a transaction; `then` gets its result once it succeeded and updates the in-memory
+    /// views.
+    pub(crate) async fn call_batched<T, R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.writer.call_batched(f).await
+        write: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        then: impl FnOnce(T) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.writer.call_batched(write, then).await
     }
 
     /// Runs `f` with the query-only connection on the reader thread, beside the writer: for

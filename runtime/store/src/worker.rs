@@ -29,8 +29,6 @@ use crate::StoreError;
 use crate::round::{Context, Round, in_job_savepoint};
 use crate::syncer::{Answer, Failure, Pending, Syncer, WalSync};
 
-pub(crate) use crate::round::in_write_transaction;
-
 /// Most jobs in one round while the sync thread is free: bounds how long the first job of a
 /// burst waits for its answer while later ones run.
 const MAX_BATCH: usize = 256;
@@ -144,18 +142,22 @@ impl Worker {
         reply_rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Like [`Worker::call`], but `f` runs inside the round's batch transaction, in a
-    /// savepoint of its own (see `round.rs`): it must not begin, commit or roll back the
-    /// transaction itself (`in_write_transaction` nests a savepoint), and it must update the
-    /// store's in-memory views only once its writes are done, just before it returns `Ok`.
-    pub(crate) async fn call_batched<T: Send + 'static>(
+    /// Like [`Worker::call`], but `write` runs inside the round's batch transaction, in a
+    /// savepoint of its own (see `round.rs`), and must not begin, commit or roll back a
+    /// transaction itself; `then` runs with its result once it succeeded, to update the
+    /// store's in-memory views.
+    pub(crate) async fn call_batched<T, R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        write: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        then: impl FnOnce(T) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let on_abort = self.on_abort.clone();
         let job: Job = Box::new(move |conn: &mut Connection| {
-            answer_with(in_job_savepoint(conn, on_abort.as_ref(), f), reply_tx)
+            answer_with(
+                in_job_savepoint(conn, on_abort.as_ref(), write, then),
+                reply_tx,
+            )
         });
         self.send(Command::RunBatched(job))?;
         reply_rx.await.map_err(|_| StoreError::Closed)?
