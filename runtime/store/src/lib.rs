@@ -18,6 +18,7 @@ mod channels;
 mod clock;
 mod error;
 mod idempotency;
+mod job;
 mod memory;
 mod message_record;
 mod messages;

@@ -171,11 +171,11 @@ pub(crate) fn in_job_savepoint<T, R>(
     then: impl FnOnce(T) -> R,
 ) -> Result<R, StoreError> {
     let written = if conn.is_autocommit() {
-        crate::worker::run_job(conn, |c| in_write_transaction(c, write))
+        crate::job::run_job(conn, |c| in_write_transaction(c, write))
     } else {
         in_savepoint(conn, write)
     };
-    let result = written.and_then(|value| crate::worker::catch_panic(conn, |_| Ok(then(value))));
+    let result = written.and_then(|value| crate::job::catch_panic(conn, |_| Ok(then(value))));
     if matches!(result, Err(StoreError::JobPanicked(_))) {
         on_abort();
     }
@@ -189,7 +189,7 @@ fn in_savepoint<T>(
     write: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     cached(conn, "SAVEPOINT flynn_job")?;
-    let result = crate::worker::catch_panic(conn, |c| write(c));
+    let result = crate::job::catch_panic(conn, |c| write(c));
     if result.is_err() {
         undo_savepoint(conn, "flynn_job");
     } else if let Err(err) = cached(conn, "RELEASE flynn_job") {
@@ -259,7 +259,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::worker::answer_with;
+    use crate::job::answer_with;
 
     type Reply = oneshot::Receiver<Result<(), StoreError>>;
 

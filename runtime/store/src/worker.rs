@@ -16,7 +16,6 @@
 //! `Ok` only once its write survives a power loss; a job that committed nothing (a read) adds
 //! no sync, and a failed sync answers every job that wrote with [`StoreError::Sync`].
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +25,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::StoreError;
+use crate::job::{answer_with, run_job};
 use crate::round::{Context, Round, in_job_savepoint};
 use crate::syncer::{Answer, Failure, Pending, Syncer, WalSync};
 
@@ -177,52 +177,6 @@ impl Worker {
     }
 }
 
-/// The answer of a job that returned `result`: sent as is, or as the failure that overtook it.
-pub(crate) fn answer_with<T: Send + 'static>(
-    result: Result<T, StoreError>,
-    reply_tx: oneshot::Sender<Result<T, StoreError>>,
-) -> Answer {
-    Box::new(move |failure: Option<&Failure>| {
-        let result = match failure {
-            Some(failure) => Err(failure.error()),
-            None => result,
-        };
-        let _ = reply_tx.send(result);
-    })
-}
-
-/// Runs one job: a panic becomes an error, and a transaction the job left open is rolled back.
-pub(crate) fn run_job<T>(
-    conn: &mut Connection,
-    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    let result = catch_panic(conn, f);
-    if conn.is_autocommit() {
-        result
-    } else {
-        tracing::error!("store job left a transaction open; rolling it back");
-        if let Err(err) = conn.execute_batch("ROLLBACK") {
-            tracing::error!(%err, "rollback of an abandoned transaction failed");
-        }
-        Err(StoreError::TransactionLeftOpen)
-    }
-}
-
-/// Runs `f`, turning a panic into [`StoreError::JobPanicked`].
-pub(crate) fn catch_panic<T>(
-    conn: &mut Connection,
-    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    match catch_unwind(AssertUnwindSafe(|| f(conn))) {
-        Ok(result) => result,
-        Err(panic) => {
-            let message = panic_message(panic.as_ref());
-            tracing::error!(%message, "store job panicked");
-            Err(StoreError::JobPanicked(message))
-        }
-    }
-}
-
 /// Where a round's answers go: straight to the callers, or through the sync thread.
 enum Answering {
     Inline,
@@ -230,11 +184,13 @@ enum Answering {
 }
 
 impl Answering {
-    fn hand_over(&self, round: Vec<Pending>) {
+    /// Answers the round or hands it to the sync thread; `true` when the sync thread has it
+    /// (and will say [`Command::Synced`]).
+    fn hand_over(&self, round: Vec<Pending>) -> bool {
         let unsent = match self {
             Answering::Inline => round,
             Answering::Synced(syncer) => match syncer.hand_over(round) {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(round) => round,
             },
         };
@@ -247,6 +203,7 @@ impl Answering {
         for pending in unsent {
             pending.finish(failure.as_ref());
         }
+        false
     }
 
     fn close(self) {
@@ -338,13 +295,12 @@ fn serve(
             Some(Command::Shutdown) => break,
             None => {
                 round.commit_batch(&mut cx);
-                answering.hand_over(std::mem::take(&mut round.pending));
-                syncing = batching;
+                syncing = answering.hand_over(std::mem::take(&mut round.pending));
             }
         }
     }
     round.commit_batch(&mut cx);
-    answering.hand_over(std::mem::take(&mut round.pending));
+    let _ = answering.hand_over(std::mem::take(&mut round.pending));
     answering.close();
     close_connection(conn);
     if let Some(done) = closing {
@@ -362,15 +318,5 @@ pub(crate) fn wal_path(db: &Path) -> PathBuf {
 fn close_connection(conn: Connection) {
     if let Err((_, err)) = conn.close() {
         tracing::error!(%err, "closing the database failed");
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_owned()
     }
 }
