@@ -190,7 +190,7 @@ fn no_views() -> OnAbort {
 }
 
 /// Opens the read-write connection and brings the schema up to date. In WAL mode its commits
-/// then stop syncing one by one: the writer thread syncs the WAL once per batch of jobs before
+/// then stop syncing one by one: a sync thread syncs the WAL once per round of jobs before
 /// answering them (group commit, see `worker.rs`), so an acknowledged write is still durable.
 fn open_writer(path: &Path) -> Result<(Connection, Durability), StoreError> {
     // The reader must see the writer's database, so it has to be a file both can open.
