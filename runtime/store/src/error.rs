@@ -91,6 +91,14 @@ pub enum StoreError {
          (space, errors in the kernel log) and send it again"
     )]
     Sync(String),
+
+    /// The write was rolled back: the transaction its group-commit batch shares with other
+    /// writes could not be committed (see `worker.rs`), so none of the batch was stored.
+    #[error(
+        "the write was not stored: committing its batch failed ({0}); check the disk (space, \
+         errors in the kernel log) and send it again"
+    )]
+    Commit(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

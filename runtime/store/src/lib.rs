@@ -4,8 +4,9 @@
 //! read-write rusqlite connection and a reader with a query-only one for analytics. Every
 //! async method sends a job to one of them and awaits its reply, so tokio's workers never
 //! block on SQLite. Each write commits, and is synced to disk, before its method returns `Ok`
-//! (WAL; the writer thread syncs the WAL once for every job waiting at that moment: group
-//! commit, see `worker.rs`), so neither a kill -9 nor a power loss loses anything acknowledged.
+//! (WAL; a sync thread syncs the WAL once for each round of jobs the writer ran, while the
+//! writer runs the next: group commit, see `worker.rs`, `round.rs` and `syncer.rs`), so
+//! neither a kill -9 nor a power loss loses anything acknowledged.
 //!
 //! Conventions: timestamps are `i64` epoch milliseconds passed in by the caller; JSON blobs
 //! are `String`s of JSON text, checked to parse on write; writes that belong to a session
@@ -18,6 +19,7 @@ mod channels;
 mod clock;
 mod error;
 mod idempotency;
+mod job;
 mod memory;
 mod message_record;
 mod messages;
@@ -28,9 +30,11 @@ mod presence;
 mod push;
 mod push_state;
 mod recent;
+mod round;
 mod session_configs;
 mod sessions;
 mod store;
+mod syncer;
 pub mod terms;
 mod tool_runs;
 mod turns;

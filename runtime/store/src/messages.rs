@@ -6,7 +6,6 @@ use crate::clock::utc_day;
 use crate::error::check_json_opt;
 use crate::message_record::{MessageRecord, NewMessage, Role};
 use crate::recent::{Kept, RecentMessages};
-use crate::worker::in_write_transaction;
 use crate::{Store, StoreError, recent, sessions, terms};
 
 /// The stored form of a message just appended with `id`.
@@ -83,16 +82,42 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
 }
 
 /// Appends one message inside the caller's transaction: creates the session if missing,
-/// bumps its counters and records the topic terms of user messages.
+/// bumps its counters and records the topic terms of user messages. The session's counters
+/// are bumped first, so an existing session (every message but a session's first) costs no
+/// `INSERT … ON CONFLICT DO NOTHING`: only when the bump finds no row is the session created
+/// and bumped, with the same result as creating it first.
 pub(crate) fn append_in(conn: &Connection, msg: &NewMessage) -> Result<i64, StoreError> {
-    sessions::ensure(conn, &msg.session_id, msg.created_at_ms)?;
-    append_to_session_in(conn, msg)
+    let day = utc_day(msg.created_at_ms)?;
+    if !bump_session(conn, msg)? {
+        sessions::ensure(conn, &msg.session_id, msg.created_at_ms)?;
+        bump_session(conn, msg)?;
+    }
+    insert_message(conn, msg, &day)
 }
 
 /// [`append_in`] for a session the caller's transaction has already created or read (a
-/// turn's start): the same without the `ensure`.
+/// turn's start): the same without looking for the session.
 pub(crate) fn append_to_session_in(conn: &Connection, msg: &NewMessage) -> Result<i64, StoreError> {
     let day = utc_day(msg.created_at_ms)?;
+    bump_session(conn, msg)?;
+    insert_message(conn, msg, &day)
+}
+
+/// Counts the message in its session's row; `false` when the session does not exist.
+fn bump_session(conn: &Connection, msg: &NewMessage) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE sessions SET message_count = message_count + 1,
+                 last_message_at_ms = MAX(COALESCE(last_message_at_ms, ?2), ?2),
+                 last_active_at_ms = MAX(last_active_at_ms, ?2)
+             WHERE id = ?1",
+        )?
+        .execute(params![msg.session_id, msg.created_at_ms])?;
+    Ok(changed == 1)
+}
+
+/// Inserts the message (its session exists) and the topic terms of a user message.
+fn insert_message(conn: &Connection, msg: &NewMessage, day: &str) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO messages (session_id, role, content, attachments, created_at_ms, day)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -106,13 +131,6 @@ pub(crate) fn append_to_session_in(conn: &Connection, msg: &NewMessage) -> Resul
         day
     ])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached(
-        "UPDATE sessions SET message_count = message_count + 1,
-             last_message_at_ms = MAX(COALESCE(last_message_at_ms, ?2), ?2),
-             last_active_at_ms = MAX(last_active_at_ms, ?2)
-         WHERE id = ?1",
-    )?
-    .execute(params![msg.session_id, msg.created_at_ms])?;
     if msg.role == Role::User {
         let mut insert = conn.prepare_cached(
             "INSERT INTO message_terms (message_id, created_at_ms, day, term)
@@ -132,11 +150,13 @@ impl Store {
     pub async fn append_message(&self, msg: NewMessage) -> Result<i64, StoreError> {
         check_json_opt("attachments", msg.attachments.as_deref())?;
         let recent = self.recent.clone();
-        self.call(move |conn| {
-            let id = in_write_transaction(conn, |tx| append_in(tx, &msg))?;
-            recent.appended([record(id, msg)]);
-            Ok(id)
-        })
+        self.call_batched(
+            move |tx| Ok((append_in(tx, &msg)?, msg)),
+            move |(id, msg)| {
+                recent.appended([record(id, msg)]);
+                id
+            },
+        )
         .await
     }
 
@@ -147,15 +167,19 @@ impl Store {
             check_json_opt("attachments", msg.attachments.as_deref())?;
         }
         let recent = self.recent.clone();
-        self.call(move |conn| {
-            let ids = in_write_transaction(conn, |tx| {
-                msgs.iter()
+        self.call_batched(
+            move |tx| {
+                let ids = msgs
+                    .iter()
                     .map(|m| append_in(tx, m))
-                    .collect::<Result<Vec<_>, _>>()
-            })?;
-            recent.appended(ids.iter().zip(msgs).map(|(id, m)| record(*id, m)));
-            Ok(ids)
-        })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((ids, msgs))
+            },
+            move |(ids, msgs): (Vec<i64>, Vec<NewMessage>)| {
+                recent.appended(ids.iter().zip(msgs).map(|(id, m)| record(*id, m)));
+                ids
+            },
+        )
         .await
     }
 

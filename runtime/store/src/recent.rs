@@ -164,6 +164,13 @@ impl RecentMessages {
         inner.evict();
     }
 
+    /// Forgets everything (a group-commit batch whose appends it had taken was rolled back).
+    pub(crate) fn clear(&self) {
+        let mut inner = self.lock();
+        inner.sessions.clear();
+        inner.bytes = 0;
+    }
+
     /// Forgets a session (deleted).
     pub(crate) fn forget(&self, session_id: &str) {
         let mut inner = self.lock();

@@ -50,6 +50,11 @@ impl SessionConfigs {
         inner.insert(session_id.into(), config.map(Arc::from));
     }
 
+    /// Forgets every session (a group-commit batch whose reads it had taken was rolled back).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// Forgets a session (deleted).
     pub(crate) fn forget(&self, session_id: &str) {
         self.lock().remove(session_id);

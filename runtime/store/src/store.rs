@@ -14,7 +14,7 @@ use crate::migrations;
 use crate::push_state::PushState;
 use crate::recent::RecentMessages;
 use crate::session_configs::SessionConfigs;
-use crate::worker::{Durability, Worker, wal_path};
+use crate::worker::{Durability, OnAbort, Worker, wal_path};
 
 /// How long a statement waits for another connection's lock before failing with SQLITE_BUSY.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,41 +45,37 @@ impl Store {
     /// then starts the worker threads. This blocks the calling thread for the open and the
     /// migrations: call it before starting the runtime, or use [`Store::open_async`] in one.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let views = Views::default();
         let (conn, durability) = open_writer(path)?;
-        let writer = Worker::spawn("flynn-store-writer", conn, durability)?;
+        let writer = Worker::spawn("flynn-store-writer", conn, durability, views.on_abort())?;
         let reader = Worker::spawn(
             "flynn-store-reader",
             open_reader(path)?,
             Durability::PerCommit,
+            no_views(),
         )?;
-        Ok(Store {
-            writer,
-            reader,
-            path: Arc::from(path),
-            recent: Arc::default(),
-            push_state: Arc::default(),
-            session_configs: Arc::default(),
-        })
+        Ok(views.store(writer, reader, path))
     }
 
     /// Like [`Store::open`], but opens and migrates on the worker threads and awaits them, so
     /// it never blocks an async worker.
     pub async fn open_async(path: &Path) -> Result<Store, StoreError> {
+        let views = Views::default();
         let owned: PathBuf = path.to_path_buf();
-        let writer = Worker::start("flynn-store-writer", move || open_writer(&owned)).await?;
-        let owned: PathBuf = path.to_path_buf();
-        let reader = Worker::start("flynn-store-reader", move || {
-            Ok((open_reader(&owned)?, Durability::PerCommit))
-        })
+        let writer = Worker::start(
+            "flynn-store-writer",
+            move || open_writer(&owned),
+            views.on_abort(),
+        )
         .await?;
-        Ok(Store {
-            writer,
-            reader,
-            path: Arc::from(path),
-            recent: Arc::default(),
-            push_state: Arc::default(),
-            session_configs: Arc::default(),
-        })
+        let owned: PathBuf = path.to_path_buf();
+        let reader = Worker::start(
+            "flynn-store-reader",
+            move || Ok((open_reader(&owned)?, Durability::PerCommit)),
+            no_views(),
+        )
+        .await?;
+        Ok(views.store(writer, reader, path))
     }
 
     /// The database file this store writes.
@@ -98,6 +94,19 @@ impl Store {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.writer.call(f).await
+    }
+
+    /// Like [`Store::call`], for the hot writes (message appends, a turn's start): `write`
+    /// runs inside the writer's batch transaction, which the jobs of one group-commit round
+    /// share (see `round.rs`), in a savepoint of its own, and must not begin, commit or roll
+    /// back a transaction; `then` gets its result once it succeeded and updates the in-memory
+    /// views.
+    pub(crate) async fn call_batched<T, R: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        then: impl FnOnce(T) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.writer.call_batched(write, then).await
     }
 
     /// Runs `f` with the query-only connection on the reader thread, beside the writer: for
@@ -141,8 +150,47 @@ impl Store {
     }
 }
 
+/// The store's in-memory views of what the writer committed, made before the threads so the
+/// writer can clear them when a batch is rolled back.
+#[derive(Default)]
+struct Views {
+    recent: Arc<RecentMessages>,
+    push_state: Arc<PushState>,
+    session_configs: Arc<SessionConfigs>,
+}
+
+impl Views {
+    /// What the writer runs after a batch was rolled back: forget what the batch's jobs put
+    /// in memory (both views are refilled from SQLite on demand). `push_state` needs nothing:
+    /// "maybe" is always safe.
+    fn on_abort(&self) -> OnAbort {
+        let recent = self.recent.clone();
+        let configs = self.session_configs.clone();
+        Arc::new(move || {
+            recent.clear();
+            configs.clear();
+        })
+    }
+
+    fn store(self, writer: Worker, reader: Worker, path: &Path) -> Store {
+        Store {
+            writer,
+            reader,
+            path: Arc::from(path),
+            recent: self.recent,
+            push_state: self.push_state,
+            session_configs: self.session_configs,
+        }
+    }
+}
+
+/// The reader never batches: nothing to clear.
+fn no_views() -> OnAbort {
+    Arc::new(|| {})
+}
+
 /// Opens the read-write connection and brings the schema up to date. In WAL mode its commits
-/// then stop syncing one by one: the writer thread syncs the WAL once per batch of jobs before
+/// then stop syncing one by one: a sync thread syncs the WAL once per round of jobs before
 /// answering them (group commit, see `worker.rs`), so an acknowledged write is still durable.
 fn open_writer(path: &Path) -> Result<(Connection, Durability), StoreError> {
     // The reader must see the writer's database, so it has to be a file both can open.

@@ -13,7 +13,6 @@ use crate::message_record::{MessageRecord, NewMessage, Role};
 use crate::messages::{append_to_session_in, cached_history_with, record};
 use crate::recent::RecentMessages;
 use crate::sessions::{SessionRecord, ensure, read_session};
-use crate::worker::in_write_transaction;
 use crate::{Store, StoreError};
 
 /// A sender to count in `presence` (see [`Store::record_presence`]).
@@ -78,15 +77,16 @@ impl Store {
         }
         let recent = self.recent.clone();
         let configs = self.session_configs.clone();
-        self.call(move |conn| {
-            let (context, appended) =
-                in_write_transaction(conn, |tx| start_in(tx, &recent, start))?;
-            recent.appended(appended);
-            if let Some(session) = &context.session {
-                configs.set(&session.id, session.config.as_deref());
-            }
-            Ok(context)
-        })
+        self.call_batched(
+            move |tx| start_in(tx, &recent, start).map(|out| (out, recent)),
+            move |((context, appended), recent): ((TurnContext, Vec<MessageRecord>), _)| {
+                recent.appended(appended);
+                if let Some(session) = &context.session {
+                    configs.set(&session.id, session.config.as_deref());
+                }
+                context
+            },
+        )
         .await
     }
 }

@@ -10,6 +10,7 @@ mod group_commit;
 mod idempotency;
 mod push;
 mod records;
+mod role_check;
 mod schema_worker;
 mod sessions_messages;
 mod turns;
