@@ -40,6 +40,8 @@ pub(super) struct Writer<'c> {
     state: &'c ConnectionState,
     /// The number of the last event written.
     seq: u64,
+    /// Event frames were fed since the last flush (counted in `flynn_event_writes_total`).
+    events_fed: bool,
 }
 
 /// One write that may have to wait.
@@ -61,7 +63,12 @@ impl Write {
 
 impl<'c> Writer<'c> {
     pub(super) fn new(ws: Socket, state: &'c ConnectionState) -> Self {
-        Self { ws, state, seq: 0 }
+        Self {
+            ws,
+            state,
+            seq: 0,
+            events_fed: false,
+        }
     }
 
     /// The socket, for reading. One socket for both directions, unsplit (a split would put it
@@ -84,6 +91,7 @@ impl<'c> Writer<'c> {
     pub(super) async fn feed_events(&mut self) -> ControlFlow<Ended> {
         while let Some(out) = self.state.events.try_pop() {
             self.seq += 1;
+            self.events_fed = true;
             self.feed(Message::text(out.encode(self.seq))).await?;
         }
         Continue(())
@@ -105,6 +113,9 @@ impl<'c> Writer<'c> {
 
     /// Sends what was fed.
     pub(super) async fn flush(&mut self) -> ControlFlow<Ended> {
+        if std::mem::take(&mut self.events_fed) {
+            crate::metrics::get().event_write();
+        }
         self.write(Write::Flush).await
     }
 
