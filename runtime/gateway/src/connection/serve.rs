@@ -22,9 +22,12 @@ use super::service::ConnectionService;
 use super::state::ConnectionState;
 use super::writer::{Ended, SLOW_CONSUMER, Writer};
 
-/// Events already queued that make a write worth doing without first letting producers add
-/// more (see [`Serving::on_events`]).
+/// Events already queued that make a write worth doing without waiting for more (see
+/// [`Serving::on_events`]); at most half the queue's bound, so waiting never overflows it.
 const COALESCE_ENOUGH: usize = 16;
+/// Scheduler rounds in a row that must bring this connection no new event before what is
+/// queued is written (see [`Serving::on_round`]).
+const QUIET_ROUNDS: u8 = 2;
 /// How long in-flight requests may run on after shutdown begins.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Frames handled in one round (the first and those already buffered) before writing.
@@ -42,6 +45,16 @@ enum Wake {
     Reply(Option<String>),
     Message(Option<Result<Message, WsError>>),
     Ping,
+    /// A scheduler round passed while events were being gathered.
+    Round,
+}
+
+/// Events queued and not yet written, waiting for the events that are ready with them.
+struct Gathering {
+    /// How many were queued at the last look.
+    queued: usize,
+    /// Rounds in a row that brought none.
+    quiet: u8,
 }
 
 /// The loop's state between rounds.
@@ -52,6 +65,8 @@ struct Serving<'c, S> {
     /// Requests whose handlers are still running, inside the connection's task.
     inflight: FuturesUnordered<Inflight<'c>>,
     unanswered_pings: u32,
+    /// Events wait for more before their write (see [`Serving::on_events`]).
+    gathering: Option<Gathering>,
     /// Shutdown began: the connection stops reading, lets in-flight requests finish (bounded
     /// by `DRAIN_LIMIT`) so each gets its terminal reply, then closes with 1001.
     draining: bool,
@@ -71,6 +86,7 @@ pub(super) async fn serve<S: ConnectionService>(
         writer: Writer::new(ws, state),
         inflight: FuturesUnordered::new(),
         unanswered_pings: 0,
+        gathering: None,
         draining: false,
     };
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
@@ -89,14 +105,22 @@ pub(super) async fn serve<S: ConnectionService>(
             return ended;
         }
         let draining = serving.draining;
+        // While gathering, new events do not wake the task (one wakeup per event is what
+        // gathering saves): the round's end does, and the notification left meanwhile fires
+        // at once when gathering ends.
+        let gathering = serving.gathering.is_some();
         let wake = tokio::select! {
             biased;
             _ = &mut shutdown, if !draining => Wake::Shutdown,
             _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
-            _ = &mut events_ready => {
+            _ = &mut events_ready, if !gathering => {
                 events_ready.set(state.events.ready.notified());
                 Wake::Events
             }
+            // Ahead of the socket and the rest: when the round ends, they are not polled
+            // again (a socket poll is most of this task's cost per round). Their wakers stay
+            // registered from this select's first poll, where a fresh yield is never ready.
+            () = tokio::task::yield_now(), if gathering => Wake::Round,
             Some(reply) = serving.inflight.next(), if !serving.inflight.is_empty() => {
                 Wake::Reply(reply)
             }
@@ -151,22 +175,57 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
             Wake::Reply(None) => Continue(()),
             Wake::Message(message) => self.on_messages(message).await,
             Wake::Ping => self.on_ping().await,
+            Wake::Round => {
+                self.on_round();
+                Continue(())
+            }
         }
     }
 
-    /// Events were queued. Coalescing: a run emits one event per model chunk and this task
-    /// would wake (and write) once per event. One scheduler round first lets the tasks that are
-    /// ready now (this connection's run among them) queue what they have, so events that are
-    /// ready together leave in one write. No timer: with nothing else ready the round ends at
-    /// once and a lone event is not held back.
+    /// Events were queued. Coalescing: a run emits one event per model chunk, and writing
+    /// each at once costs a write(2) and a wakeup of this task per event. Unless enough are
+    /// queued already, the events wait while the tasks that are ready run (this connection's
+    /// runs among them): the loop keeps reading and answering meanwhile, and writes once
+    /// scheduler rounds go by without new events ([`Serving::on_round`]). No timer: on an idle
+    /// runtime a round ends at once, so a lone event is not held back.
     async fn on_events(&mut self) -> ControlFlow<Ended> {
         if self.state.is_slow() {
             return Break(self.writer.close(1008, SLOW_CONSUMER.into()).await);
         }
-        if self.state.events.len() < COALESCE_ENOUGH {
-            tokio::task::yield_now().await;
+        let queued = self.state.events.len();
+        if queued > 0 && queued < self.enough() {
+            self.gathering = Some(Gathering { queued, quiet: 0 });
         }
         Continue(())
+    }
+
+    /// The events queued that make a write worth doing now: never more than half the queue's
+    /// bound, so a run streaming while the connection waits does not make it a slow consumer.
+    fn enough(&self) -> usize {
+        COALESCE_ENOUGH.min(self.state.events.capacity() / 2).max(1)
+    }
+
+    /// A scheduler round passed while gathering. The rounds' order among tasks varies (tokio
+    /// runs deferred tasks in no fixed order, and also every 61 ticks), so a run that adds an
+    /// event each round may come after this task in one round and before it in the next:
+    /// gathering ends after `QUIET_ROUNDS` rounds in a row without a new event, or when enough
+    /// are queued.
+    fn on_round(&mut self) {
+        let queued = self.state.events.len();
+        let enough = self.enough();
+        let Some(gathering) = self.gathering.as_mut() else {
+            return;
+        };
+        if queued == 0 || queued >= enough {
+            self.gathering = None;
+        } else if queued > gathering.queued {
+            *gathering = Gathering { queued, quiet: 0 };
+        } else {
+            gathering.quiet += 1;
+            if gathering.quiet >= QUIET_ROUNDS {
+                self.gathering = None;
+            }
+        }
     }
 
     /// This message and every frame already buffered (up to `READ_BURST`), before writing
@@ -228,12 +287,18 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
 
     /// Everything else that is ready goes into the same flush. Events first: a request's
     /// events are queued before its reply completes, and must reach the wire before it.
+    /// Events being gathered wait, unless a reply takes them out ahead of itself.
     async fn write_ready(&mut self) -> ControlFlow<Ended> {
-        self.writer.feed_events().await?;
+        if self.gathering.is_none() {
+            self.writer.feed_events().await?;
+        }
         while let Some(Some(reply)) = self.inflight.next().now_or_never() {
             if let Some(text) = reply {
                 self.writer.reply(text).await?;
             }
+        }
+        if self.gathering.is_some() && self.state.events.len() == 0 {
+            self.gathering = None;
         }
         self.writer.flush().await
     }
