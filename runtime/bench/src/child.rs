@@ -191,7 +191,9 @@ pub async fn serve(
             if let Some(spec) = &setup.history {
                 history::fill(&gateway_server::db_path(&dir.0), spec).await?;
             }
-            let running = gateway_server::start(&dir.0, &setup).await?;
+            let running =
+                gateway_server::start(&dir.0, setup.max_connections, setup.model_url.as_deref())
+                    .await?;
             announce(running.addr);
             wait_for_stdin_eof().await;
             running.shutdown().await;

@@ -7,7 +7,6 @@ use std::path::Path;
 use flynn_gateway::{Config, Running};
 
 use crate::BenchError;
-use crate::child::GatewaySetup;
 
 /// The configuration the bench runs the gateway with.
 pub fn config(data_dir: &Path) -> Config {
@@ -20,12 +19,16 @@ pub fn config(data_dir: &Path) -> Config {
 
 /// Starts the gateway on 127.0.0.1 and a free port, storing in `data_dir`, with
 /// `server.max_connections` and an OpenAI-compatible model server set when given.
-pub async fn start(data_dir: &Path, setup: &GatewaySetup) -> Result<Running, BenchError> {
+pub async fn start(
+    data_dir: &Path,
+    max_connections: Option<usize>,
+    model_url: Option<&str>,
+) -> Result<Running, BenchError> {
     let mut config = config(data_dir);
-    if let Some(max) = setup.max_connections {
+    if let Some(max) = max_connections {
         config.server.max_connections = max;
     }
-    if let Some(url) = &setup.model_url {
+    if let Some(url) = model_url {
         // Through serde, as a config file would set it.
         let models = serde_json::json!({
             "default_tier": "default",
