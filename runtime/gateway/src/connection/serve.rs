@@ -19,14 +19,14 @@ use tracing::debug;
 use super::close::{Socket, failure_close};
 use super::dispatch::{Incoming, Inflight, incoming};
 use super::service::ConnectionService;
-use super::state::ConnectionState;
+use super::state::{ConnectionState, EventQueue};
 use super::writer::{Ended, SLOW_CONSUMER, Writer};
 
 /// Events already queued that make a write worth doing without waiting for more (see
 /// [`Serving::on_events`]); at most half the queue's bound, so waiting never overflows it.
 const COALESCE_ENOUGH: usize = 16;
 /// Scheduler rounds in a row that must bring this connection no new event before what is
-/// queued is written (see [`Serving::on_round`]).
+/// queued is written (see [`gathered`]).
 const QUIET_ROUNDS: u8 = 2;
 /// How long in-flight requests may run on after shutdown begins.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -45,8 +45,8 @@ enum Wake {
     Reply(Option<String>),
     Message(Option<Result<Message, WsError>>),
     Ping,
-    /// A scheduler round passed while events were being gathered.
-    Round,
+    /// Gathering ended: the events waiting are written now.
+    Gathered,
 }
 
 /// Events queued and not yet written, waiting for the events that are ready with them.
@@ -109,6 +109,7 @@ pub(super) async fn serve<S: ConnectionService>(
         // gathering saves): the round's end does, and the notification left meanwhile fires
         // at once when gathering ends.
         let gathering = serving.gathering.is_some();
+        let enough = serving.enough();
         let wake = tokio::select! {
             biased;
             _ = &mut shutdown, if !draining => Wake::Shutdown,
@@ -117,10 +118,12 @@ pub(super) async fn serve<S: ConnectionService>(
                 events_ready.set(state.events.ready.notified());
                 Wake::Events
             }
-            // Ahead of the socket and the rest: when the round ends, they are not polled
-            // again (a socket poll is most of this task's cost per round). Their wakers stay
-            // registered from this select's first poll, where a fresh yield is never ready.
-            () = tokio::task::yield_now(), if gathering => Wake::Round,
+            // Ahead of the socket and the rest, and all the rounds inside one wait: they are
+            // polled once, not every round (a socket poll is most of this task's cost per
+            // round); their wakers stay registered meanwhile.
+            () = gathered(&state.events, enough, &mut serving.gathering), if gathering => {
+                Wake::Gathered
+            }
             Some(reply) = serving.inflight.next(), if !serving.inflight.is_empty() => {
                 Wake::Reply(reply)
             }
@@ -135,6 +138,29 @@ pub(super) async fn serve<S: ConnectionService>(
         }
         if let Break(ended) = serving.write_ready().await {
             return ended;
+        }
+    }
+}
+
+/// Lets scheduler rounds pass while events are gathered, until they should be written. The
+/// rounds' order among tasks varies (tokio runs deferred tasks in no fixed order, and also
+/// every 61 ticks), so a run that adds an event each round may come after this task in one
+/// round and before it in the next: gathering ends after `QUIET_ROUNDS` rounds in a row
+/// without a new event, or when `enough` are queued.
+async fn gathered(queue: &EventQueue, enough: usize, gathering: &mut Option<Gathering>) {
+    while let Some(g) = gathering.as_mut() {
+        tokio::task::yield_now().await;
+        let queued = queue.len();
+        if queued == 0 || queued >= enough {
+            return;
+        }
+        if queued > g.queued {
+            *g = Gathering { queued, quiet: 0 };
+        } else {
+            g.quiet += 1;
+            if g.quiet >= QUIET_ROUNDS {
+                return;
+            }
         }
     }
 }
@@ -175,8 +201,8 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
             Wake::Reply(None) => Continue(()),
             Wake::Message(message) => self.on_messages(message).await,
             Wake::Ping => self.on_ping().await,
-            Wake::Round => {
-                self.on_round();
+            Wake::Gathered => {
+                self.gathering = None;
                 Continue(())
             }
         }
@@ -186,7 +212,7 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
     /// each at once costs a write(2) and a wakeup of this task per event. Unless enough are
     /// queued already, the events wait while the tasks that are ready run (this connection's
     /// runs among them): the loop keeps reading and answering meanwhile, and writes once
-    /// scheduler rounds go by without new events ([`Serving::on_round`]). No timer: on an idle
+    /// scheduler rounds go by without new events ([`gathered`]). No timer: on an idle
     /// runtime a round ends at once, so a lone event is not held back.
     async fn on_events(&mut self) -> ControlFlow<Ended> {
         if self.state.is_slow() {
@@ -203,29 +229,6 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
     /// bound, so a run streaming while the connection waits does not make it a slow consumer.
     fn enough(&self) -> usize {
         COALESCE_ENOUGH.min(self.state.events.capacity() / 2).max(1)
-    }
-
-    /// A scheduler round passed while gathering. The rounds' order among tasks varies (tokio
-    /// runs deferred tasks in no fixed order, and also every 61 ticks), so a run that adds an
-    /// event each round may come after this task in one round and before it in the next:
-    /// gathering ends after `QUIET_ROUNDS` rounds in a row without a new event, or when enough
-    /// are queued.
-    fn on_round(&mut self) {
-        let queued = self.state.events.len();
-        let enough = self.enough();
-        let Some(gathering) = self.gathering.as_mut() else {
-            return;
-        };
-        if queued == 0 || queued >= enough {
-            self.gathering = None;
-        } else if queued > gathering.queued {
-            *gathering = Gathering { queued, quiet: 0 };
-        } else {
-            gathering.quiet += 1;
-            if gathering.quiet >= QUIET_ROUNDS {
-                self.gathering = None;
-            }
-        }
     }
 
     /// This message and every frame already buffered (up to `READ_BURST`), before writing
