@@ -10,6 +10,7 @@ use crate::BenchError;
 use crate::child::{GatewaySetup, ServerKind, ServerProcess};
 use crate::history::HistorySpec;
 use crate::pin::Pinning;
+use crate::sse_server::SseServer;
 use crate::turns::{self, TurnReport, TurnSpec};
 
 /// Target: server CPU per short turn, in microseconds.
@@ -22,6 +23,8 @@ pub const HISTORY_RATIO_TARGET: f64 = 1.2;
 /// The short turn's message and the long answer's.
 pub const SHORT_MESSAGE: &str = "Hello, Flynn!";
 pub const LONG_MESSAGE: &str = "[[long:3000]]";
+/// The words of the long answer (the model server's answers have as many).
+const LONG_WORDS: usize = 3000;
 
 /// Settings of the agent scenarios.
 #[derive(Debug, Clone)]
@@ -33,6 +36,8 @@ pub struct AgentSettings {
     pub rounds: usize,
     /// Messages in each pre-filled session (0: no history comparison).
     pub history: usize,
+    /// `stream` only: answers come from [`SseServer`] over HTTP, not the embedded model.
+    pub model_server: bool,
     pub pinning: Option<Pinning>,
 }
 
@@ -117,6 +122,7 @@ pub async fn turns(settings: &AgentSettings) -> Result<Vec<AgentRow>, BenchError
             messages: settings.history,
         }),
         max_connections: None,
+        model_url: None,
     };
     if settings.history > 0 {
         tracing::info!(
@@ -170,11 +176,25 @@ pub async fn turns(settings: &AgentSettings) -> Result<Vec<AgentRow>, BenchError
 
 /// Long streamed answers on every session count.
 pub async fn stream(settings: &AgentSettings) -> Result<Vec<AgentRow>, BenchError> {
+    // Kept until the end: dropping it stops the model server.
+    let model_server = match settings.model_server {
+        true => Some(SseServer::start(LONG_WORDS).await?),
+        false => None,
+    };
+    let setup = GatewaySetup {
+        model_url: model_server.as_ref().map(SseServer::base_url),
+        ..GatewaySetup::default()
+    };
+    let label = if settings.model_server {
+        "long/sse"
+    } else {
+        "long"
+    };
     let server = ServerProcess::spawn(
         ServerKind::Gateway,
         settings.pinning.map(|p| p.server_core),
         Default::default(),
-        &GatewaySetup::default(),
+        &setup,
     )
     .await?;
     let mut rows = Vec::new();
@@ -185,7 +205,7 @@ pub async fn stream(settings: &AgentSettings) -> Result<Vec<AgentRow>, BenchErro
                 rows.push(
                     measure(
                         &server,
-                        "long",
+                        label,
                         &spec(settings, sessions, LONG_MESSAGE, &prefix),
                     )
                     .await?,
@@ -296,8 +316,16 @@ pub fn print_turns(settings: &AgentSettings, rows: &[AgentRow]) {
 /// Prints the stream runs, the medians and the target.
 pub fn print_stream(settings: &AgentSettings, rows: &[AgentRow]) {
     println!();
+    let model = if settings.model_server {
+        format!(
+            "an OpenAI-compatible SSE server in the load process, {} events per TCP write",
+            crate::sse_server::EVENTS_PER_WRITE
+        )
+    } else {
+        "embedded model".to_owned()
+    };
     println!(
-        "streamed answers ({LONG_MESSAGE:?}, embedded model): one turn in flight per session, {:?} measured after {:?} warm-up, {} round(s)",
+        "streamed answers ({LONG_MESSAGE:?}, {model}): one turn in flight per session, {:?} measured after {:?} warm-up, {} round(s)",
         settings.duration,
         settings.warmup,
         settings.rounds.max(1)

@@ -21,6 +21,9 @@ pub struct GatewaySetup {
     pub history: Option<HistorySpec>,
     /// `server.max_connections` (for the large idle scenario).
     pub max_connections: Option<usize>,
+    /// The API root of an OpenAI-compatible model server to use instead of the embedded model
+    /// (`stream --model-server`).
+    pub model_url: Option<String>,
 }
 
 impl GatewaySetup {
@@ -39,6 +42,9 @@ impl GatewaySetup {
         }
         if let Some(max) = self.max_connections {
             args.extend(["--max-connections".to_owned(), max.to_string()]);
+        }
+        if let Some(url) = &self.model_url {
+            args.extend(["--model-url".to_owned(), url.clone()]);
         }
         args
     }
@@ -185,7 +191,9 @@ pub async fn serve(
             if let Some(spec) = &setup.history {
                 history::fill(&gateway_server::db_path(&dir.0), spec).await?;
             }
-            let running = gateway_server::start(&dir.0, setup.max_connections).await?;
+            let running =
+                gateway_server::start(&dir.0, setup.max_connections, setup.model_url.as_deref())
+                    .await?;
             announce(running.addr);
             wait_for_stdin_eof().await;
             running.shutdown().await;

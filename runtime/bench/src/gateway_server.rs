@@ -18,11 +18,26 @@ pub fn config(data_dir: &Path) -> Config {
 }
 
 /// Starts the gateway on 127.0.0.1 and a free port, storing in `data_dir`, with
-/// `server.max_connections` set when given.
-pub async fn start(data_dir: &Path, max_connections: Option<usize>) -> Result<Running, BenchError> {
+/// `server.max_connections` and an OpenAI-compatible model server set when given.
+pub async fn start(
+    data_dir: &Path,
+    max_connections: Option<usize>,
+    model_url: Option<&str>,
+) -> Result<Running, BenchError> {
     let mut config = config(data_dir);
     if let Some(max) = max_connections {
         config.server.max_connections = max;
+    }
+    if let Some(url) = model_url {
+        // Through serde, as a config file would set it.
+        let models = serde_json::json!({
+            "default_tier": "default",
+            "tiers": { "default": { "kind": "openai", "model": "bench-sse", "base_url": url } },
+        });
+        config.models = serde_json::from_value(models).map_err(|e| BenchError::Reply {
+            addr: std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            detail: format!("the bench's model configuration is invalid: {e}"),
+        })?;
     }
     Ok(flynn_gateway::start(config, None).await?)
 }

@@ -22,6 +22,7 @@ pub mod load;
 pub mod pin;
 pub mod procfs;
 pub mod raw_server;
+pub mod sse_server;
 pub mod suite;
 pub mod turns;
 

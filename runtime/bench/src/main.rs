@@ -68,6 +68,9 @@ enum Command {
         /// The gateway's server.max_connections.
         #[arg(long)]
         max_connections: Option<usize>,
+        /// An OpenAI-compatible API root to use as the gateway's model.
+        #[arg(long)]
+        model_url: Option<String>,
     },
 }
 
@@ -111,6 +114,10 @@ struct AgentOptions {
     /// Do not pin processes to cores.
     #[arg(long)]
     no_pin: bool,
+    /// `stream` only: the model is an OpenAI-compatible SSE server in the load process
+    /// (several events per TCP write, as a real API streams) instead of the embedded model.
+    #[arg(long)]
+    model_server: bool,
 }
 
 #[derive(Args, Clone)]
@@ -223,6 +230,7 @@ fn main() -> ExitCode {
             history_sessions,
             history_messages,
             max_connections,
+            model_url,
         } => serve(
             kind,
             RawOptions {
@@ -237,6 +245,7 @@ fn main() -> ExitCode {
                     messages: history_messages,
                 }),
                 max_connections,
+                model_url,
             },
         ),
         Command::All(options) => bench(options, true, true),
@@ -336,6 +345,7 @@ fn agent(options: AgentOptions, stream: bool) -> ExitCode {
         duration,
         rounds: options.rounds,
         history: if stream { 0 } else { options.history },
+        model_server: stream && options.model_server,
         pinning,
     };
     let Some(runtime) = load_runtime() else {
@@ -398,6 +408,7 @@ fn idle_large(options: IdleOptions) -> ExitCode {
             &GatewaySetup {
                 history: None,
                 max_connections: Some(connections + 16),
+                model_url: None,
             },
         )
         .await?;

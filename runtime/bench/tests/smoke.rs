@@ -35,7 +35,7 @@ async fn load_generator_runs_against_raw_server_and_gateway() {
     check(&report);
 
     let dir = tempfile::tempdir().unwrap();
-    let gateway = gateway_server::start(dir.path(), None).await.unwrap();
+    let gateway = gateway_server::start(dir.path(), None, None).await.unwrap();
     let report = load::run(gateway.addr, SPEC).await.unwrap();
     check(&report);
 

@@ -90,6 +90,9 @@ pub struct Metrics {
     /// The `content` series of `events`, resolved at the first one: a turn streams one per
     /// model chunk, and a family lookup hashes the label under a lock.
     content_events: OnceLock<Counter>,
+    /// Socket writes (flushes) that carried at least one event frame: with `events_sent`,
+    /// how many events leave per write(2), i.e. whether events ready together were coalesced.
+    event_writes: Counter,
     turns: Family<OutcomeLabel, Counter>,
     turn_seconds: Histogram,
     tokens: Family<DirectionLabel, Counter>,
@@ -201,6 +204,11 @@ impl Metrics {
                 "Event frames queued to WebSocket clients, by event",
             ),
             content_events: OnceLock::new(),
+            event_writes: registered(
+                &mut registry,
+                "event_writes",
+                "WebSocket writes (one flush, usually one write(2)) that carried event frames",
+            ),
             turns: registered(
                 &mut registry,
                 "agent_turns",
@@ -274,6 +282,11 @@ impl Metrics {
         } else {
             self.events.get_or_create(&EventLabel { event }).inc();
         }
+    }
+
+    /// A flush that carried event frames went to a client's socket.
+    pub fn event_write(&self) {
+        self.event_writes.inc();
     }
 
     /// An agent turn ended.

@@ -19,12 +19,15 @@ use tracing::debug;
 use super::close::{Socket, failure_close};
 use super::dispatch::{Incoming, Inflight, incoming};
 use super::service::ConnectionService;
-use super::state::ConnectionState;
+use super::state::{ConnectionState, EventQueue};
 use super::writer::{Ended, SLOW_CONSUMER, WriteLimits, Writer};
 
-/// Events already queued that make a write worth doing without first letting producers add
-/// more (see [`Serving::on_events`]).
+/// Events already queued that make a write worth doing without waiting for more (see
+/// [`Serving::on_events`]); at most half the queue's bound, so waiting never overflows it.
 const COALESCE_ENOUGH: usize = 16;
+/// Scheduler rounds in a row that must bring this connection no new event before what is
+/// queued is written (see [`gathered`]).
+const QUIET_ROUNDS: u8 = 2;
 /// How long in-flight requests may run on after shutdown begins.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Frames handled in one round (the first and those already buffered) before writing.
@@ -42,6 +45,16 @@ enum Wake {
     Reply(Option<String>),
     Message(Option<Result<Message, WsError>>),
     Ping,
+    /// Gathering ended: the events waiting are written now.
+    Gathered,
+}
+
+/// Events queued and not yet written, waiting for the events that are ready with them.
+struct Gathering {
+    /// How many were queued at the last look.
+    queued: usize,
+    /// Rounds in a row that brought none.
+    quiet: u8,
 }
 
 /// The loop's state between rounds.
@@ -52,6 +65,8 @@ struct Serving<'c, S> {
     /// Requests whose handlers are still running, inside the connection's task.
     inflight: FuturesUnordered<Inflight<'c>>,
     unanswered_pings: u32,
+    /// Events wait for more before their write (see [`Serving::on_events`]).
+    gathering: Option<Gathering>,
     /// Shutdown began: the connection stops reading, lets in-flight requests finish (bounded
     /// by `DRAIN_LIMIT`) so each gets its terminal reply, then closes with 1001.
     draining: bool,
@@ -72,6 +87,7 @@ pub(super) async fn serve<S: ConnectionService>(
         writer: Writer::new(ws, state, limits),
         inflight: FuturesUnordered::new(),
         unanswered_pings: 0,
+        gathering: None,
         draining: false,
     };
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
@@ -90,13 +106,24 @@ pub(super) async fn serve<S: ConnectionService>(
             return ended;
         }
         let draining = serving.draining;
+        // While gathering, new events do not wake the task (one wakeup per event is what
+        // gathering saves): the round's end does, and the notification left meanwhile fires
+        // at once when gathering ends.
+        let gathering = serving.gathering.is_some();
+        let enough = serving.enough();
         let wake = tokio::select! {
             biased;
             _ = &mut shutdown, if !draining => Wake::Shutdown,
             _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
-            _ = &mut events_ready => {
+            _ = &mut events_ready, if !gathering => {
                 events_ready.set(state.events.ready.notified());
                 Wake::Events
+            }
+            // Ahead of the socket and the rest, and all the rounds inside one wait: they are
+            // polled once, not every round (a socket poll is most of this task's cost per
+            // round); their wakers stay registered meanwhile.
+            () = gathered(&state.events, enough, &mut serving.gathering), if gathering => {
+                Wake::Gathered
             }
             Some(reply) = serving.inflight.next(), if !serving.inflight.is_empty() => {
                 Wake::Reply(reply)
@@ -112,6 +139,29 @@ pub(super) async fn serve<S: ConnectionService>(
         }
         if let Break(ended) = serving.write_ready().await {
             return ended;
+        }
+    }
+}
+
+/// Lets scheduler rounds pass while events are gathered, until they should be written. The
+/// rounds' order among tasks varies (tokio runs deferred tasks in no fixed order, and also
+/// every 61 ticks), so a run that adds an event each round may come after this task in one
+/// round and before it in the next: gathering ends after `QUIET_ROUNDS` rounds in a row
+/// without a new event, or when `enough` are queued.
+async fn gathered(queue: &EventQueue, enough: usize, gathering: &mut Option<Gathering>) {
+    while let Some(g) = gathering.as_mut() {
+        tokio::task::yield_now().await;
+        let queued = queue.len();
+        if queued == 0 || queued >= enough {
+            return;
+        }
+        if queued > g.queued {
+            *g = Gathering { queued, quiet: 0 };
+        } else {
+            g.quiet += 1;
+            if g.quiet >= QUIET_ROUNDS {
+                return;
+            }
         }
     }
 }
@@ -152,22 +202,34 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
             Wake::Reply(None) => Continue(()),
             Wake::Message(message) => self.on_messages(message).await,
             Wake::Ping => self.on_ping().await,
+            Wake::Gathered => {
+                self.gathering = None;
+                Continue(())
+            }
         }
     }
 
-    /// Events were queued. Coalescing: a run emits one event per model chunk and this task
-    /// would wake (and write) once per event. One scheduler round first lets the tasks that are
-    /// ready now (this connection's run among them) queue what they have, so events that are
-    /// ready together leave in one write. No timer: with nothing else ready the round ends at
-    /// once and a lone event is not held back.
+    /// Events were queued. Coalescing: a run emits one event per model chunk, and writing
+    /// each at once costs a write(2) and a wakeup of this task per event. Unless enough are
+    /// queued already, the events wait while the tasks that are ready run (this connection's
+    /// runs among them): the loop keeps reading and answering meanwhile, and writes once
+    /// scheduler rounds go by without new events ([`gathered`]). No timer: on an idle
+    /// runtime a round ends at once, so a lone event is not held back.
     async fn on_events(&mut self) -> ControlFlow<Ended> {
         if self.state.is_slow() {
             return Break(self.writer.close(1008, SLOW_CONSUMER.into()).await);
         }
-        if self.state.events.len() < COALESCE_ENOUGH {
-            tokio::task::yield_now().await;
+        let queued = self.state.events.len();
+        if queued > 0 && queued < self.enough() {
+            self.gathering = Some(Gathering { queued, quiet: 0 });
         }
         Continue(())
+    }
+
+    /// The events queued that make a write worth doing now: never more than half the queue's
+    /// bound, so a run streaming while the connection waits does not make it a slow consumer.
+    fn enough(&self) -> usize {
+        COALESCE_ENOUGH.min(self.state.events.capacity() / 2).max(1)
     }
 
     /// This message and every frame already buffered (up to `READ_BURST`), before writing
@@ -229,12 +291,18 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
 
     /// Everything else that is ready goes into the same flush. Events first: a request's
     /// events are queued before its reply completes, and must reach the wire before it.
+    /// Events being gathered wait, unless a reply takes them out ahead of itself.
     async fn write_ready(&mut self) -> ControlFlow<Ended> {
-        self.writer.feed_events().await?;
+        if self.gathering.is_none() {
+            self.writer.feed_events().await?;
+        }
         while let Some(Some(reply)) = self.inflight.next().now_or_never() {
             if let Some(text) = reply {
                 self.writer.reply(text).await?;
             }
+        }
+        if self.gathering.is_some() && self.state.events.len() == 0 {
+            self.gathering = None;
         }
         self.writer.flush().await
     }

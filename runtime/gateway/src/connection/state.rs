@@ -73,6 +73,11 @@ impl EventQueue {
         frame
     }
 
+    /// How many frames may wait before the connection is a slow consumer.
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// How many frames wait.
     pub(super) fn len(&self) -> usize {
         self.queued.load(Ordering::Acquire)

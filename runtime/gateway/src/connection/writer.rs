@@ -48,6 +48,8 @@ pub(super) struct Writer<'c> {
     /// The number of the last event written.
     seq: u64,
     limits: WriteLimits,
+    /// Event frames were fed since the last flush (counted in `flynn_event_writes_total`).
+    events_fed: bool,
 }
 
 /// One write that may have to wait.
@@ -74,6 +76,7 @@ impl<'c> Writer<'c> {
             state,
             seq: 0,
             limits,
+            events_fed: false,
         }
     }
 
@@ -97,6 +100,7 @@ impl<'c> Writer<'c> {
     pub(super) async fn feed_events(&mut self) -> ControlFlow<Ended> {
         while let Some(out) = self.state.events.try_pop() {
             self.seq += 1;
+            self.events_fed = true;
             self.feed(Message::text(out.encode(self.seq))).await?;
         }
         Continue(())
@@ -118,6 +122,9 @@ impl<'c> Writer<'c> {
 
     /// Sends what was fed.
     pub(super) async fn flush(&mut self) -> ControlFlow<Ended> {
+        if std::mem::take(&mut self.events_fed) {
+            crate::metrics::get().event_write();
+        }
         self.write(Write::Flush).await
     }
 

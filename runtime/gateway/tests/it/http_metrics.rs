@@ -114,3 +114,45 @@ async fn metrics_are_open_without_a_token_configured() {
     assert_eq!(reply.status, 200, "{reply:?}");
     assert!(reply.body.contains("flynn_connections"), "{}", reply.body);
 }
+
+/// A long answer streams one `content` event per model chunk, and the embedded model yields to
+/// the scheduler between chunks (as a network stream would). The connection gathers the events
+/// that arrive while other tasks run and writes them together: far fewer socket writes
+/// (`flynn_event_writes_total`) than events. With one write per event this fails.
+#[tokio::test]
+async fn a_streamed_answer_leaves_in_fewer_writes_than_events() {
+    // The counters are the process's: alone, they are this test's.
+    if !support::alone::in_own_process(
+        module_path!(),
+        "a_streamed_answer_leaves_in_fewer_writes_than_events",
+    )
+    .await
+    {
+        return;
+    }
+    let gw = TestGateway::start("").await;
+    let mut ws = Ws::connect(&gw.url(), &[])
+        .await
+        .expect("websocket connects");
+    let id = ws
+        .request(
+            "agent.send",
+            json!({ "sessionId": "coalesce:1", "message": "[[long:600]]" }),
+        )
+        .await;
+    let (events, reply) = ws.reply_to(id).await;
+    assert!(reply.get("result").is_some(), "{reply}");
+    let content = events.iter().filter(|e| e["event"] == "content").count();
+    // 600 words, three per chunk.
+    assert!(content >= 200, "{content} content events: {events:?}");
+
+    let text = http_get(gw.addr, "/metrics", &[]).await.body;
+    let sent = sample(&text, "flynn_events_sent_total{event=\"content\"}");
+    assert_eq!(sent, Some(content as f64), "{text}");
+    let writes = sample(&text, "flynn_event_writes_total").expect("the writes counter");
+    assert!(writes >= 1.0, "{text}");
+    assert!(
+        writes * 4.0 <= content as f64,
+        "{content} content events left in {writes} writes: not coalesced"
+    );
+}
