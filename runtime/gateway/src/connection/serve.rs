@@ -1,4 +1,4 @@
-//! The connection's loop, a small state machine. Each round waits for one thing (shutdown, the
+//! The connection's loop, a small state machine. Each round waits for one thing (the
 //! drain deadline, queued events, a finished request, incoming frames, the ping timer) and
 //! handles it, then writes everything else that is ready and flushes once. Every step returns
 //! `ControlFlow`: `Break` ends the connection, with why.
@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::close::{Socket, failure_close};
-use super::dispatch::{Incoming, Inflight, incoming};
+use super::dispatch::{Burst, Incoming, Inflight, incoming};
 use super::service::ConnectionService;
 use super::state::ConnectionState;
 use super::writer::{Ended, SLOW_CONSUMER, Writer};
@@ -55,6 +55,9 @@ struct Serving<'c, S> {
     /// Shutdown began: the connection stops reading, lets in-flight requests finish (bounded
     /// by `DRAIN_LIMIT`) so each gets its terminal reply, then closes with 1001.
     draining: bool,
+    /// The last read of a burst found the socket empty and left this task's waker with it;
+    /// holds the writer's count of waits at that moment (see [`Serving::read_registered`]).
+    read_armed: Option<u64>,
 }
 
 /// Serves one connection until it ends.
@@ -72,35 +75,48 @@ pub(super) async fn serve<S: ConnectionService>(
         inflight: FuturesUnordered::new(),
         unanswered_pings: 0,
         draining: false,
+        read_armed: None,
     };
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Futures the loop waits on in every round are made once, not per round: each would
     // register with (and then leave) its notifier's waiter list, under a lock, every time.
-    let shutdown = shutdown.cancelled_owned();
-    tokio::pin!(shutdown);
     let events_ready = state.events.ready.notified();
     tokio::pin!(events_ready);
     // Made only once shutdown begins: inline, a `Sleep` would widen every idle connection's
     // future by its size.
     let mut drain_deadline: Option<Pin<Box<Sleep>>> = None;
+    // Shutdown is not a branch of the wait: the gateway wakes every registered connection
+    // through `events_ready` when it begins (`Connections::wake_all`), and the token is looked
+    // at then, and here once (this connection registered before, so it is either woken or
+    // sees the token cancelled now).
+    if shutdown.is_cancelled() {
+        serving.draining = true;
+        drain_deadline = Some(Box::pin(tokio::time::sleep(DRAIN_LIMIT)));
+    }
     loop {
         if let Break(ended) = serving.before_wait().await {
             return ended;
         }
         let draining = serving.draining;
+        let mut registered = serving.read_registered();
         let wake = tokio::select! {
             biased;
-            _ = &mut shutdown, if !draining => Wake::Shutdown,
             _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
             _ = &mut events_ready => {
                 events_ready.set(state.events.ready.notified());
-                Wake::Events
+                if !draining && shutdown.is_cancelled() {
+                    Wake::Shutdown
+                } else {
+                    Wake::Events
+                }
             }
             Some(reply) = serving.inflight.next(), if !serving.inflight.is_empty() => {
                 Wake::Reply(reply)
             }
-            message = serving.writer.socket().next(), if !draining => Wake::Message(message),
+            message = next_message(serving.writer.socket(), &mut registered), if !draining => {
+                Wake::Message(message)
+            }
             _ = ping.tick() => Wake::Ping,
         };
         if let Wake::Shutdown = wake {
@@ -123,7 +139,32 @@ fn poll_deadline(deadline: &mut Option<Pin<Box<Sleep>>>) -> impl Future<Output =
     })
 }
 
+/// The next incoming message. When `registered`, the first poll is skipped: the burst's last
+/// read just found the socket empty with this task's waker, so polling again (about 650
+/// instructions through tungstenite and the inbound budget) would only find it empty again;
+/// a message arriving since has woken the task, and the next poll reads it.
+fn next_message<'a>(
+    socket: &'a mut Socket,
+    registered: &'a mut bool,
+) -> impl Future<Output = Option<Result<Message, WsError>>> + 'a {
+    std::future::poll_fn(move |cx| {
+        if std::mem::take(registered) {
+            return Poll::Pending;
+        }
+        socket.poll_next_unpin(cx)
+    })
+}
+
 impl<'c, S: ConnectionService> Serving<'c, S> {
+    /// Whether the socket's read still holds this task's waker from the end of the last burst.
+    /// Only if the task has not given way since: every wait between then and now (a blocked
+    /// write, counted by the writer) may have used up the wakeup a message sent.
+    fn read_registered(&mut self) -> bool {
+        self.read_armed
+            .take()
+            .is_some_and(|waits| waits == self.writer.waits())
+    }
+
     /// Ends the connection before waiting when it fell behind its events (1008), or when it is
     /// draining and nothing is left in flight (its events out, then 1001).
     async fn before_wait(&mut self) -> ControlFlow<Ended> {
@@ -172,22 +213,48 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
     /// This message and every frame already buffered (up to `READ_BURST`), before writing
     /// anything.
     async fn on_messages(&mut self, first: Option<Result<Message, WsError>>) -> ControlFlow<Ended> {
+        let mut burst = Burst::begin();
+        let flow = self.read_burst(first, &mut burst).await;
+        burst.record();
+        flow
+    }
+
+    async fn read_burst(
+        &mut self,
+        first: Option<Result<Message, WsError>>,
+        burst: &mut Burst,
+    ) -> ControlFlow<Ended> {
         let mut next = Some(first);
         let mut budget = READ_BURST;
         while let Some(message) = next.take() {
-            self.on_message(message).await?;
+            self.on_message(message, burst).await?;
             budget -= 1;
             if budget > 0 {
-                next = self.writer.socket().next().now_or_never();
+                next = self.next_buffered().await;
             }
         }
         Continue(())
+    }
+
+    /// A message already buffered, if any. Polled with this task's waker, not a no-op one: when
+    /// the socket is empty, the waker stays registered and the loop's next wait need not poll
+    /// the socket again (`read_armed`).
+    async fn next_buffered(&mut self) -> Option<Option<Result<Message, WsError>>> {
+        let socket = self.writer.socket();
+        match std::future::poll_fn(|cx| Poll::Ready(socket.poll_next_unpin(cx))).await {
+            Poll::Ready(message) => Some(message),
+            Poll::Pending => {
+                self.read_armed = Some(self.writer.waits());
+                None
+            }
+        }
     }
 
     /// One incoming message: answered at once, or its handler left running in `inflight`.
     async fn on_message(
         &mut self,
         message: Option<Result<Message, WsError>>,
+        burst: &mut Burst,
     ) -> ControlFlow<Ended> {
         let message = match message {
             None => return Break(Ended::PeerClosed),
@@ -197,7 +264,7 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
         if matches!(message, Message::Text(_) | Message::Binary(_)) {
             self.writer.socket().get_mut().message_done();
         }
-        match incoming(self.service, self.state, message, &mut self.inflight) {
+        match incoming(self.service, self.state, message, &mut self.inflight, burst) {
             Incoming::Reply(text) => self.writer.reply(text).await,
             Incoming::Pong => {
                 self.unanswered_pings = 0;
@@ -230,7 +297,10 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
     /// events are queued before its reply completes, and must reach the wire before it.
     async fn write_ready(&mut self) -> ControlFlow<Ended> {
         self.writer.feed_events().await?;
-        while let Some(Some(reply)) = self.inflight.next().now_or_never() {
+        // An empty `FuturesUnordered` costs a poll too (most rounds at one request in flight).
+        while !self.inflight.is_empty()
+            && let Some(Some(reply)) = self.inflight.next().now_or_never()
+        {
             if let Some(text) = reply {
                 self.writer.reply(text).await?;
             }
