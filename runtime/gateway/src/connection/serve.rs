@@ -55,9 +55,6 @@ struct Serving<'c, S> {
     /// Shutdown began: the connection stops reading, lets in-flight requests finish (bounded
     /// by `DRAIN_LIMIT`) so each gets its terminal reply, then closes with 1001.
     draining: bool,
-    /// The last read of a burst found the socket empty and left this task's waker with it;
-    /// holds the writer's count of waits at that moment (see [`Serving::read_registered`]).
-    read_armed: Option<u64>,
 }
 
 /// Serves one connection until it ends.
@@ -75,7 +72,6 @@ pub(super) async fn serve<S: ConnectionService>(
         inflight: FuturesUnordered::new(),
         unanswered_pings: 0,
         draining: false,
-        read_armed: None,
     };
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -99,7 +95,6 @@ pub(super) async fn serve<S: ConnectionService>(
             return ended;
         }
         let draining = serving.draining;
-        let mut registered = serving.read_registered();
         let wake = tokio::select! {
             biased;
             _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
@@ -114,9 +109,7 @@ pub(super) async fn serve<S: ConnectionService>(
             Some(reply) = serving.inflight.next(), if !serving.inflight.is_empty() => {
                 Wake::Reply(reply)
             }
-            message = next_message(serving.writer.socket(), &mut registered), if !draining => {
-                Wake::Message(message)
-            }
+            message = serving.writer.socket().next(), if !draining => Wake::Message(message),
             _ = ping.tick() => Wake::Ping,
         };
         if let Wake::Shutdown = wake {
@@ -139,32 +132,7 @@ fn poll_deadline(deadline: &mut Option<Pin<Box<Sleep>>>) -> impl Future<Output =
     })
 }
 
-/// The next incoming message. When `registered`, the first poll is skipped: the burst's last
-/// read just found the socket empty with this task's waker, so polling again (about 650
-/// instructions through tungstenite and the inbound budget) would only find it empty again;
-/// a message arriving since has woken the task, and the next poll reads it.
-fn next_message<'a>(
-    socket: &'a mut Socket,
-    registered: &'a mut bool,
-) -> impl Future<Output = Option<Result<Message, WsError>>> + 'a {
-    std::future::poll_fn(move |cx| {
-        if std::mem::take(registered) {
-            return Poll::Pending;
-        }
-        socket.poll_next_unpin(cx)
-    })
-}
-
 impl<'c, S: ConnectionService> Serving<'c, S> {
-    /// Whether the socket's read still holds this task's waker from the end of the last burst.
-    /// Only if the task has not given way since: every wait between then and now (a blocked
-    /// write, counted by the writer) may have used up the wakeup a message sent.
-    fn read_registered(&mut self) -> bool {
-        self.read_armed
-            .take()
-            .is_some_and(|waits| waits == self.writer.waits())
-    }
-
     /// Ends the connection before waiting when it fell behind its events (1008), or when it is
     /// draining and nothing is left in flight (its events out, then 1001).
     async fn before_wait(&mut self) -> ControlFlow<Ended> {
@@ -212,42 +180,23 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
 
     /// This message and every frame already buffered (up to `READ_BURST`), before writing
     /// anything.
+    /// (One async layer, no helpers awaited in between: each layer would widen the
+    /// connection's future, which every idle connection pays for.)
     async fn on_messages(&mut self, first: Option<Result<Message, WsError>>) -> ControlFlow<Ended> {
         let mut burst = Burst::begin();
-        let flow = self.read_burst(first, &mut burst).await;
-        burst.record();
-        flow
-    }
-
-    async fn read_burst(
-        &mut self,
-        first: Option<Result<Message, WsError>>,
-        burst: &mut Burst,
-    ) -> ControlFlow<Ended> {
         let mut next = Some(first);
         let mut budget = READ_BURST;
+        let mut flow = Continue(());
         while let Some(message) = next.take() {
-            self.on_message(message, burst).await?;
+            flow = self.on_message(message, &mut burst).await;
             budget -= 1;
-            if budget > 0 {
-                next = self.next_buffered().await;
+            if flow.is_break() || budget == 0 {
+                break;
             }
+            next = self.writer.socket().next().now_or_never();
         }
-        Continue(())
-    }
-
-    /// A message already buffered, if any. Polled with this task's waker, not a no-op one: when
-    /// the socket is empty, the waker stays registered and the loop's next wait need not poll
-    /// the socket again (`read_armed`).
-    async fn next_buffered(&mut self) -> Option<Option<Result<Message, WsError>>> {
-        let socket = self.writer.socket();
-        match std::future::poll_fn(|cx| Poll::Ready(socket.poll_next_unpin(cx))).await {
-            Poll::Ready(message) => Some(message),
-            Poll::Pending => {
-                self.read_armed = Some(self.writer.waits());
-                None
-            }
-        }
+        burst.record();
+        flow
     }
 
     /// One incoming message: answered at once, or its handler left running in `inflight`.

@@ -40,8 +40,6 @@ pub(super) struct Writer<'c> {
     state: &'c ConnectionState,
     /// The number of the last event written.
     seq: u64,
-    /// Writes that had to wait (each may have let the task give way to the scheduler).
-    waits: u64,
 }
 
 /// One write that may have to wait.
@@ -63,12 +61,7 @@ impl Write {
 
 impl<'c> Writer<'c> {
     pub(super) fn new(ws: Socket, state: &'c ConnectionState) -> Self {
-        Self {
-            ws,
-            state,
-            seq: 0,
-            waits: 0,
-        }
+        Self { ws, state, seq: 0 }
     }
 
     /// The socket, for reading. One socket for both directions, unsplit (a split would put it
@@ -110,12 +103,6 @@ impl<'c> Writer<'c> {
         }
     }
 
-    /// How many writes had to wait so far: the loop's read path uses it to tell whether the
-    /// task gave way since it last polled the socket.
-    pub(super) fn waits(&self) -> u64 {
-        self.waits
-    }
-
     /// Sends what was fed.
     pub(super) async fn flush(&mut self) -> ControlFlow<Ended> {
         self.write(Write::Flush).await
@@ -154,7 +141,6 @@ impl<'c> Writer<'c> {
     /// task in the write, so the write gives way when the connection is flagged as a slow
     /// consumer (close 1008), and a write that makes no progress for `WRITE_STALL` drops it.
     async fn wait(&mut self, write: Write) -> ControlFlow<Ended> {
-        self.waits += 1;
         let ws = &mut self.ws;
         let blocked = std::future::poll_fn(|cx| write.poll(ws, cx));
         let waited = Box::pin(wait_for_write(blocked, &self.state.wake)).await;
