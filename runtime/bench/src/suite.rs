@@ -13,6 +13,20 @@ use crate::{BenchError, client, gateway_server, procfs};
 
 /// Throughput target: the gateway reaches at least this fraction of the raw server's rate.
 pub const THROUGHPUT_TARGET: f64 = 0.85;
+/// CPU target (issue 17): the raw server's CPU per request is at least this fraction of the
+/// gateway's, with one request in flight per connection...
+pub const CPU_TARGET_ONE_IN_FLIGHT: f64 = 0.95;
+/// ...and with more in flight (pipelined), where per-request work weighs more than per-wakeup work.
+pub const CPU_TARGET_PIPELINED: f64 = 0.9;
+
+/// The CPU target (raw/gateway CPU per request) for a load shape.
+pub fn cpu_target(in_flight: usize) -> f64 {
+    if in_flight <= 1 {
+        CPU_TARGET_ONE_IN_FLIGHT
+    } else {
+        CPU_TARGET_PIPELINED
+    }
+}
 /// Memory target: at most this many KiB of server memory per idle connection.
 pub const MEMORY_TARGET_KIB: f64 = 8.0;
 
@@ -334,13 +348,15 @@ pub fn print_throughput(settings: &Settings, rows: &[ThroughputRow]) {
             && gateway_cpu > 0.0
         {
             let ratio = gateway / raw;
+            let cpu_ratio = raw_cpu / gateway_cpu;
+            let cpu_target = cpu_target(in_flight);
             println!(
                 "{:>9}  median requests/s: raw {raw:.0}, gateway {gateway:.0}; gateway/raw = {ratio:.2}x \
                  (target >= {THROUGHPUT_TARGET}x: {}); server CPU per request: raw {raw_cpu:.2} us, \
-                 gateway {gateway_cpu:.2} us (raw/gateway = {:.2}x)",
+                 gateway {gateway_cpu:.2} us (raw/gateway = {cpu_ratio:.2}x, target >= {cpu_target}x: {})",
                 "",
                 verdict(ratio >= THROUGHPUT_TARGET),
-                raw_cpu / gateway_cpu
+                verdict(cpu_ratio >= cpu_target),
             );
         }
     }

@@ -16,6 +16,9 @@ pub trait Live: Send + Sync + 'static {
     fn session_id(&self) -> String;
     /// Attaches the connection to another session.
     fn attach(&self, session_id: &str);
+    /// Wakes the connection's loop, which then looks at the gateway's shutdown token (see
+    /// [`Connections::wake_all`]).
+    fn wake(&self);
 }
 
 /// Live WebSocket connections.
@@ -88,6 +91,18 @@ impl Connections {
         }
     }
 
+    /// Wakes every live connection: shutdown began. Connections do not wait on the shutdown
+    /// token in each round of their loop (polling it there cost every request a lock and a
+    /// waiter registration); they look at it when woken, and once when they start, after
+    /// registering: so each either is woken here or sees the token already cancelled.
+    pub fn wake_all(&self) {
+        if let Ok(map) = self.by_id.lock() {
+            for entry in map.iter() {
+                entry.0.wake();
+            }
+        }
+    }
+
     /// A snapshot of the live connections.
     pub fn all(&self) -> Vec<Arc<dyn Live>> {
         self.by_id
@@ -147,6 +162,7 @@ mod tests {
             format!("ws:{}", self.0)
         }
         fn attach(&self, _: &str) {}
+        fn wake(&self) {}
     }
 
     fn ids(registry: &Connections) -> Vec<String> {

@@ -137,6 +137,13 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         env!("CARGO_PKG_VERSION"),
         db_path.display(),
     );
+    // Connections see shutdown when woken (`Connections::wake_all`), not by each waiting on
+    // the token.
+    let (shutdown, connections) = (gateway.shutdown.clone(), gateway.connections.clone());
+    tokio::spawn(async move {
+        shutdown.cancelled_owned().await;
+        connections.wake_all();
+    });
     let server = tokio::spawn(server::serve(gateway.clone(), listener));
     Ok(Running {
         addr,

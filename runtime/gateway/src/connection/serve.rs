@@ -1,4 +1,4 @@
-//! The connection's loop, a small state machine. Each round waits for one thing (shutdown, the
+//! The connection's loop, a small state machine. Each round waits for one thing (the
 //! drain deadline, queued events, a finished request, incoming frames, the ping timer) and
 //! handles it, then writes everything else that is ready and flushes once. Every step returns
 //! `ControlFlow`: `Break` ends the connection, with why.
@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::close::{Socket, failure_close};
-use super::dispatch::{Incoming, Inflight, incoming};
+use super::dispatch::{Burst, Incoming, Inflight, incoming};
 use super::service::ConnectionService;
 use super::state::{ConnectionState, EventQueue};
 use super::writer::{Ended, SLOW_CONSUMER, WriteLimits, Writer};
@@ -94,13 +94,19 @@ pub(super) async fn serve<S: ConnectionService>(
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Futures the loop waits on in every round are made once, not per round: each would
     // register with (and then leave) its notifier's waiter list, under a lock, every time.
-    let shutdown = shutdown.cancelled_owned();
-    tokio::pin!(shutdown);
     let events_ready = state.events.ready.notified();
     tokio::pin!(events_ready);
     // Made only once shutdown begins: inline, a `Sleep` would widen every idle connection's
     // future by its size.
     let mut drain_deadline: Option<Pin<Box<Sleep>>> = None;
+    // Shutdown is not a branch of the wait: the gateway wakes every registered connection
+    // through `events_ready` when it begins (`Connections::wake_all`), and the token is looked
+    // at then, and here once (this connection registered before, so it is either woken or
+    // sees the token cancelled now).
+    if shutdown.is_cancelled() {
+        serving.draining = true;
+        drain_deadline = Some(Box::pin(tokio::time::sleep(DRAIN_LIMIT)));
+    }
     loop {
         if let Break(ended) = serving.before_wait().await {
             return ended;
@@ -113,11 +119,14 @@ pub(super) async fn serve<S: ConnectionService>(
         let enough = serving.enough();
         let wake = tokio::select! {
             biased;
-            _ = &mut shutdown, if !draining => Wake::Shutdown,
             _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
             _ = &mut events_ready, if !gathering => {
                 events_ready.set(state.events.ready.notified());
-                Wake::Events
+                if !draining && shutdown.is_cancelled() {
+                    Wake::Shutdown
+                } else {
+                    Wake::Events
+                }
             }
             // Ahead of the socket and the rest, and all the rounds inside one wait: they are
             // polled once, not every round (a socket poll is most of this task's cost per
@@ -234,23 +243,30 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
 
     /// This message and every frame already buffered (up to `READ_BURST`), before writing
     /// anything.
+    /// (One async layer, no helpers awaited in between: each layer would widen the
+    /// connection's future, which every idle connection pays for.)
     async fn on_messages(&mut self, first: Option<Result<Message, WsError>>) -> ControlFlow<Ended> {
+        let mut burst = Burst::begin();
         let mut next = Some(first);
         let mut budget = READ_BURST;
+        let mut flow = Continue(());
         while let Some(message) = next.take() {
-            self.on_message(message).await?;
+            flow = self.on_message(message, &mut burst).await;
             budget -= 1;
-            if budget > 0 {
-                next = self.writer.socket().next().now_or_never();
+            if flow.is_break() || budget == 0 {
+                break;
             }
+            next = self.writer.socket().next().now_or_never();
         }
-        Continue(())
+        burst.record();
+        flow
     }
 
     /// One incoming message: answered at once, or its handler left running in `inflight`.
     async fn on_message(
         &mut self,
         message: Option<Result<Message, WsError>>,
+        burst: &mut Burst,
     ) -> ControlFlow<Ended> {
         let message = match message {
             None => return Break(Ended::PeerClosed),
@@ -260,7 +276,7 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
         if matches!(message, Message::Text(_) | Message::Binary(_)) {
             self.writer.socket().get_mut().message_done();
         }
-        match incoming(self.service, self.state, message, &mut self.inflight) {
+        match incoming(self.service, self.state, message, &mut self.inflight, burst) {
             Incoming::Reply(text) => self.writer.reply(text).await,
             Incoming::Pong => {
                 self.unanswered_pings = 0;
@@ -296,7 +312,10 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
         if self.gathering.is_none() {
             self.writer.feed_events().await?;
         }
-        while let Some(Some(reply)) = self.inflight.next().now_or_never() {
+        // An empty `FuturesUnordered` costs a poll too (most rounds at one request in flight).
+        while !self.inflight.is_empty()
+            && let Some(Some(reply)) = self.inflight.next().now_or_never()
+        {
             if let Some(text) = reply {
                 self.writer.reply(text).await?;
             }

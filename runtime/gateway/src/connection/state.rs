@@ -251,6 +251,11 @@ impl crate::connections::Live for ConnectionState {
     fn attach(&self, session_id: &str) {
         ConnectionState::attach(self, session_id);
     }
+
+    /// Through the events' notifier: the loop waits on it in every round anyway.
+    fn wake(&self) {
+        self.events.ready.notify_one();
+    }
 }
 
 impl EventSink for ConnectionState {
