@@ -4,8 +4,9 @@
 //! Gateway-wide bound ([`KeptCap`], `agent.runs_kept_max` / `agent.runs_kept_max_bytes`): each
 //! time a turn starts or ends, while more turns are kept than `max_turns`, or their kept event
 //! data exceeds `max_bytes`, the finished turn that ended first (more exactly: whose grace
-//! period ends first, see below) is forgotten (as if its grace period had passed). Running turns are never forgotten, so they alone may exceed the cap; they
-//! are bounded by one per session and by the per-turn limits. Kept memory is therefore at most
+//! period ends first, see below) is forgotten (as if its grace period had passed). Running
+//! turns are never forgotten, so they alone may exceed the cap; they are bounded by one per
+//! session and by the per-turn limits. Kept memory is therefore at most
 //! `runs_kept_max_bytes` plus the running turns' events.
 //!
 //! A finished turn is forgotten when its grace period (`agent.run_grace_secs`) has passed, seen

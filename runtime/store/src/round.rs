@@ -200,18 +200,14 @@ fn in_savepoint<T>(
 }
 
 /// Rolls back to a savepoint and releases it (logging a failure: SQLite may already have
-/// rolled the whole transaction back, which the round notices).
+/// rolled the whole transaction back, which the round notices). Only on a failure path, so
+/// the statements are built here rather than kept per savepoint name.
 fn undo_savepoint(conn: &Connection, name: &str) {
     if conn.is_autocommit() {
         return;
     }
-    let undone = match name {
-        "flynn_job" => {
-            cached(conn, "ROLLBACK TO flynn_job").and_then(|()| cached(conn, "RELEASE flynn_job"))
-        }
-        _ => cached(conn, "ROLLBACK TO flynn_write")
-            .and_then(|()| cached(conn, "RELEASE flynn_write")),
-    };
+    let undone = cached(conn, &format!("ROLLBACK TO {name}"))
+        .and_then(|()| cached(conn, &format!("RELEASE {name}")));
     if let Err(err) = undone {
         tracing::error!(%err, savepoint = name, "rolling back to a savepoint failed");
     }
@@ -312,6 +308,16 @@ mod tests {
 
     static ABORTS: AtomicUsize = AtomicUsize::new(0);
 
+    /// The writer's context with batch transactions on, counting aborts in `ABORTS`.
+    fn batching<'a>(conn: &'a mut Connection, committed: &'a AtomicBool) -> Context<'a> {
+        Context {
+            conn,
+            committed,
+            batching: true,
+            on_abort: cx_abort(),
+        }
+    }
+
     fn cx_abort() -> &'static (dyn Fn() + Send + Sync) {
         &|| {
             ABORTS.fetch_add(1, Ordering::Relaxed);
@@ -336,12 +342,7 @@ mod tests {
     fn a_round_commits_once_and_a_failing_job_undoes_only_itself() {
         let (_dir, mut conn, committed, commits) = open();
         let aborts = ABORTS.load(Ordering::Relaxed);
-        let mut cx = Context {
-            conn: &mut conn,
-            committed: &committed,
-            batching: true,
-            on_abort: cx_abort(),
-        };
+        let mut cx = batching(&mut conn, &committed);
         let mut round = Round::new();
         let replies = [
             insert(&mut round, &mut cx, 1, Ok(())),
@@ -370,12 +371,7 @@ mod tests {
     fn a_batch_rolled_back_fails_all_its_jobs_and_the_next_one_starts_afresh() {
         let (_dir, mut conn, committed, _commits) = open();
         let aborts = ABORTS.load(Ordering::Relaxed);
-        let mut cx = Context {
-            conn: &mut conn,
-            committed: &committed,
-            batching: true,
-            on_abort: cx_abort(),
-        };
+        let mut cx = batching(&mut conn, &committed);
         let mut round = Round::new();
         let first = insert(&mut round, &mut cx, 1, Ok(()));
         // What SQLite does after some errors (a full disk): the whole transaction is gone.
