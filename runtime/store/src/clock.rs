@@ -22,7 +22,12 @@ pub fn utc_day(ms: i64) -> Result<String, StoreError> {
     // std's padding, not `format("%Y-%m-%d")`: chrono's formatting machinery cost ~2,400
     // instructions on every message insert. Four-digit years (0000 to 9999, checked above),
     // so the day strings sort as text.
-    Ok(format!("{:04}-{:02}-{:02}", at.year(), at.month(), at.day()))
+    Ok(format!(
+        "{:04}-{:02}-{:02}",
+        at.year(),
+        at.month(),
+        at.day()
+    ))
 }
 
 /// The first UTC midnight at or after `ms` (clamped to the supported range).
