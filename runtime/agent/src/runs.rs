@@ -326,6 +326,32 @@ pub fn final_event(events: &EventEmitter, reply: &Reply) {
     }
 }
 
+/// The event that ends a request with `reply`, encoded once for the run log and every
+/// requester. `done` (every answered turn) is written in one pass: its only member is
+/// `content`, so it needs no `Value` to sort its members ([`EventJson::encode_sorted`]).
+pub fn encoded_final_event(reply: &Reply) -> (&'static str, EventJson) {
+    if let Ok(result) = reply {
+        let done = flynn_protocol::types::DoneEventData {
+            content: result.content.clone(),
+        };
+        if let Ok(json) = EventJson::encode_sorted(&done) {
+            return (flynn_protocol::events::DONE, json);
+        }
+    }
+    capture(|e| final_event(e, reply))
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| {
+            (
+                flynn_protocol::events::ERROR,
+                EventJson::from_value(&serde_json::json!({
+                    "code": ErrorCode::InternalError.code(),
+                    "message": "the turn ended without an outcome",
+                })),
+            )
+        })
+}
+
 /// The stored form of a reply (`agent.send` `idempotencyKey`).
 pub fn encode_outcome(reply: &Reply) -> String {
     match reply {
