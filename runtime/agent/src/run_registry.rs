@@ -104,7 +104,12 @@ impl RunsState {
     /// Forgets the finished turns whose grace period has passed, with the keys bound to them
     /// whose reply is stored.
     fn expire_due(&mut self) {
-        let mut now = None;
+        self.expire_due_at(&mut None);
+    }
+
+    /// [`RunsState::expire_due`] at `now`, read from the clock when `None` and needed (and
+    /// then kept there for the caller).
+    fn expire_due_at(&mut self, now: &mut Option<Instant>) {
         while let Some(Ended {
             expires: Some(expires),
             ..
@@ -192,11 +197,15 @@ impl Runs {
     /// A kept turn ended: it is now the newest finished one, kept for `grace` (then forgotten
     /// with the keys bound to it; the store keeps them), and the oldest beyond `cap` go.
     pub fn ended(&self, run_id: &str, cap: KeptCap, grace: Duration) {
-        let mut s = self.lock();
+        // One clock read for the turns due, this turn's deadline and the zero grace period
+        // below, instead of three.
+        let now = Instant::now();
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.expire_due_at(&mut Some(now));
         if let Some(run) = s.running.remove(run_id) {
             let bytes = run.log().release();
             s.ended_bytes += bytes;
-            let expires = Instant::now().checked_add(grace);
+            let expires = now.checked_add(grace);
             // In the order their grace periods end: the order they ended, unless a reload
             // shortened the grace period (then binary search puts it before longer ones).
             let at = s.ended.partition_point(|e| match (e.expires, expires) {
@@ -215,7 +224,7 @@ impl Runs {
         }
         log_dropped(&s.enforce(cap), cap);
         // A grace period of zero: forgotten now.
-        s.expire_due();
+        s.expire_due_at(&mut Some(now));
     }
 
     pub fn get(&self, run_id: &str) -> Option<Arc<ActiveRun>> {
