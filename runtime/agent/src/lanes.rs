@@ -75,8 +75,12 @@ impl Lanes {
     }
 
     fn lane(&self, session_id: &str) -> Arc<Lane> {
-        self.shared
-            .lanes()
+        let mut lanes = self.shared.lanes();
+        // Found without making the key: a session's every send comes here.
+        if let Some(lane) = lanes.get(session_id) {
+            return lane.clone();
+        }
+        lanes
             .entry(session_id.to_owned())
             .or_insert_with(|| {
                 Arc::new(Lane {

@@ -42,7 +42,10 @@ pub(crate) async fn build(
     let (record, history) = begin_turn(deps, session_id, &turn.messages).await?;
     let overrides = StoredSessionConfig::parse(record.as_ref().and_then(|r| r.config.as_deref()));
     let provider = settings.provider(overrides.model_tier.as_deref());
-    let (mut messages, history_tokens) = replayed(history, &overrides);
+    // Room for the overflow note, the turn's messages and the answer: the prompt is not
+    // reallocated (and moved) while it is built and answered.
+    let room = turn.messages.len() + 2;
+    let (mut messages, history_tokens) = replayed(history, &overrides, room);
     let history_len = messages.len();
     if !turn.overflow_summaries.is_empty() {
         messages.push(ChatMessage::user(format!(
@@ -134,27 +137,28 @@ async fn begin_turn(
 fn replayed(
     history: Vec<HistoryMessage>,
     overrides: &StoredSessionConfig,
+    room: usize,
 ) -> (Vec<ChatMessage>, u64) {
     let compacted_through = overrides
         .compaction
         .as_ref()
         .map_or(i64::MIN, |c| c.through_message_id);
     let mut tokens = 0;
-    let messages = history
-        .into_iter()
-        .filter(|m| m.id > compacted_through)
-        .filter_map(|m| {
-            let message = match m.role {
-                Role::User => ChatMessage::user(m.content),
-                Role::Assistant => ChatMessage::assistant(m.content, Vec::new()),
-                // Tool output and system notes are shown in history but not replayed to the
-                // model: providers require tool results to follow their own tool calls.
-                Role::Tool | Role::System => return None,
-            };
-            tokens += flynn_models::estimate_text_message_tokens(&message.content);
-            Some(message)
-        })
-        .collect();
+    let mut messages = Vec::with_capacity(history.len() + room);
+    for m in history {
+        if m.id <= compacted_through {
+            continue;
+        }
+        let message = match m.role {
+            Role::User => ChatMessage::user(m.content),
+            Role::Assistant => ChatMessage::assistant(m.content, Vec::new()),
+            // Tool output and system notes are shown in history but not replayed to the
+            // model: providers require tool results to follow their own tool calls.
+            Role::Tool | Role::System => continue,
+        };
+        tokens += flynn_models::estimate_text_message_tokens(&message.content);
+        messages.push(message);
+    }
     (messages, tokens)
 }
 

@@ -76,7 +76,10 @@ impl ActiveRun {
         limits: crate::runs::RunLimits,
         audience: Vec<EventEmitter>,
     ) -> Self {
-        let run_id: Arc<str> = format!("run_{}", uuid::Uuid::new_v4().simple()).into();
+        // A v4 UUID from the thread's generator (rand's, seeded from the OS): `Uuid::new_v4`
+        // makes a getrandom(2) system call for every turn.
+        let random = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let run_id: Arc<str> = format!("run_{}", random.simple()).into();
         Self {
             cancel: CancellationToken::new(),
             session_id: session_id.to_owned(),

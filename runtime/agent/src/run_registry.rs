@@ -20,6 +20,7 @@
 //! "not ended yet" record (which means interrupted) for a turn that did end.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,10 @@ struct RunsState {
     ended_bytes: usize,
     /// The turns of `runs` that have not ended.
     running: HashMap<Arc<str>, Arc<ActiveRun>>,
+    /// At least the kept bytes of the `running` turns: each running turn's log keeps its
+    /// share of it ahead of its bytes ([`crate::runs::RunLog::reserve_from`]), so the cap is
+    /// checked without visiting (and locking) every running turn while the bound fits.
+    running_bound: Arc<AtomicUsize>,
     keys: HashMap<(String, String), KeyEntry>,
 }
 
@@ -99,7 +104,12 @@ impl RunsState {
     /// Forgets the finished turns whose grace period has passed, with the keys bound to them
     /// whose reply is stored.
     fn expire_due(&mut self) {
-        let mut now = None;
+        self.expire_due_at(&mut None);
+    }
+
+    /// [`RunsState::expire_due`] at `now`, read from the clock when `None` and needed (and
+    /// then kept there for the caller).
+    fn expire_due_at(&mut self, now: &mut Option<Instant>) {
         while let Some(Ended {
             expires: Some(expires),
             ..
@@ -131,11 +141,17 @@ impl RunsState {
     /// Forgets the finished turns that ended first until the kept ones fit `cap`.
     fn enforce(&mut self, cap: KeptCap) -> Vec<Arc<str>> {
         let mut dropped = Vec::new();
-        // The running turns' bytes grow as they run: summed once, and only when needed.
+        // The running turns' bytes grow as they run: summed once, and only when their bound
+        // does not fit already.
         let mut running_bytes: Option<usize> = None;
         loop {
             if self.runs.len() <= cap.max_turns {
+                let room = cap.max_bytes.saturating_sub(self.ended_bytes);
                 let running = *running_bytes.get_or_insert_with(|| {
+                    let bound = self.running_bound.load(Ordering::Relaxed);
+                    if bound <= room {
+                        return bound;
+                    }
                     self.running.values().map(|r| r.log().kept_bytes()).sum()
                 });
                 if self.ended_bytes.saturating_add(running) <= cap.max_bytes {
@@ -172,6 +188,7 @@ impl Runs {
         s.order += 1;
         let order = s.order;
         s.started.insert(run.run_id().clone(), order);
+        run.log().reserve_from(&s.running_bound);
         s.running.insert(run.run_id().clone(), run.clone());
         s.runs.insert(run.run_id().clone(), run);
         log_dropped(&s.enforce(cap), cap);
@@ -180,11 +197,15 @@ impl Runs {
     /// A kept turn ended: it is now the newest finished one, kept for `grace` (then forgotten
     /// with the keys bound to it; the store keeps them), and the oldest beyond `cap` go.
     pub fn ended(&self, run_id: &str, cap: KeptCap, grace: Duration) {
-        let mut s = self.lock();
+        // One clock read for the turns due, this turn's deadline and the zero grace period
+        // below, instead of three.
+        let now = Instant::now();
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.expire_due_at(&mut Some(now));
         if let Some(run) = s.running.remove(run_id) {
-            let bytes = run.log().kept_bytes();
+            let bytes = run.log().release();
             s.ended_bytes += bytes;
-            let expires = Instant::now().checked_add(grace);
+            let expires = now.checked_add(grace);
             // In the order their grace periods end: the order they ended, unless a reload
             // shortened the grace period (then binary search puts it before longer ones).
             let at = s.ended.partition_point(|e| match (e.expires, expires) {
@@ -203,7 +224,7 @@ impl Runs {
         }
         log_dropped(&s.enforce(cap), cap);
         // A grace period of zero: forgotten now.
-        s.expire_due();
+        s.expire_due_at(&mut Some(now));
     }
 
     pub fn get(&self, run_id: &str) -> Option<Arc<ActiveRun>> {
@@ -367,8 +388,8 @@ fn log_dropped(dropped: &[Arc<str>], cap: KeptCap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runs::RunLimits;
-    use flynn_protocol::wire::{RequestId, RpcError};
+    use crate::runs::{RESERVE_QUANTUM, RunLimits};
+    use flynn_protocol::wire::{EventJson, RequestId, RpcError};
 
     const LIMITS: RunLimits = RunLimits {
         max_events: 100,
@@ -439,6 +460,62 @@ mod tests {
             assert!(runs.get(r.run_id()).is_some(), "running turns stay");
         }
         assert_eq!(runs.running("ws:d").as_deref(), Some(&**d.run_id()));
+    }
+
+    #[test]
+    fn the_byte_cap_counts_the_running_turns_bytes_beyond_their_reserved_bound() {
+        // Each event is `content` (7 bytes) + `{"text":"x…x"}` (11 bytes + the text).
+        let event = |n| EventJson::from_value(&serde_json::json!({ "text": "x".repeat(n) }));
+        let runs = Runs::default();
+        let (cap, q) = (
+            KeptCap {
+                max_turns: 100,
+                max_bytes: 3_000,
+            },
+            RESERVE_QUANTUM,
+        );
+        let bound = || {
+            runs.state
+                .lock()
+                .unwrap()
+                .running_bound
+                .load(Ordering::Relaxed)
+        };
+        let (a, b, c) = (run("ws:a"), run("ws:b"), run("ws:c"));
+        runs.insert(a.clone(), cap);
+        runs.insert(b.clone(), cap);
+        assert_eq!(bound(), 2 * q, "a quantum ahead per running turn");
+        // B ends keeping ~1,000 bytes; A, running, keeps ~1,500: both fit.
+        b.log().record("content", event(980), &[]);
+        finish(&runs, &b, cap);
+        a.log().record("content", event(1_480), &[]);
+        assert_eq!(bound(), q, "B's share went back when it ended");
+        runs.insert(c.clone(), cap);
+        assert!(runs.get(b.run_id()).is_some(), "1,000 + 1,500 fit 3,000");
+        // A grows past what is left beside B: the bound (a quantum per running turn) is over
+        // the cap, so the running turns' bytes are counted, and the next start forgets B.
+        a.log().record("content", event(980), &[]);
+        runs.insert(run("ws:d"), cap);
+        assert!(
+            runs.get(b.run_id()).is_none(),
+            "1,000 + 2,500 do not fit 3,000"
+        );
+        assert!(
+            runs.get(a.run_id()).is_some(),
+            "a running turn is never forgotten"
+        );
+        // Many quanta: a long turn's share grows with its bytes and goes back at its end.
+        for _ in 0..40 {
+            c.log().record("content", event(1_000), &[]);
+        }
+        assert!(
+            bound() >= 2 * q + 40_000,
+            "A and D a quantum each, C over 40,000 bytes"
+        );
+        for r in [&a, &c] {
+            finish(&runs, r, ROOMY);
+        }
+        assert_eq!(bound(), q, "only D runs");
     }
 
     #[test]

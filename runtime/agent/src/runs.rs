@@ -21,6 +21,7 @@
 //! exactly once and in order.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use flynn_protocol::types::AgentSendResult;
@@ -64,7 +65,14 @@ struct LogState {
     followers: Vec<Follower>,
     /// The turn's outcome, once it ended.
     outcome: Option<Reply>,
+    /// The registry's bound of the running turns' kept bytes ([`RunLog::reserve_from`]) and
+    /// this log's share of it; `None` before the turn is registered and after it ended.
+    reserved: Option<(Arc<AtomicUsize>, usize)>,
 }
+
+/// The share of the registry's bound a log takes at a time: a short turn's few events fit in
+/// its first one, so recording an event seldom touches the counter every turn shares.
+pub(crate) const RESERVE_QUANTUM: usize = 16 * 1024;
 
 /// The events of one turn, numbered and kept.
 pub struct RunLog {
@@ -180,6 +188,31 @@ impl RunLog {
             state.bytes -= old.bytes;
             state.dropped_through = old.seq;
         }
+        reserve(state);
+    }
+
+    /// Counts this running turn's kept bytes in `bound` (the registry's, see
+    /// [`crate::run_registry`]) until [`RunLog::release`]: the log adds whole quanta to it
+    /// ahead of its bytes, so `bound` stays at least the sum of the running turns' kept bytes
+    /// without a shared write per event.
+    pub(crate) fn reserve_from(&self, bound: &Arc<AtomicUsize>) {
+        let mut state = self.lock();
+        if state.reserved.is_none() {
+            // A quantum ahead: the short turn's events then never touch `bound`.
+            let share = state.bytes.max(1).next_multiple_of(RESERVE_QUANTUM);
+            bound.fetch_add(share, Ordering::Relaxed);
+            state.reserved = Some((bound.clone(), share));
+        }
+    }
+
+    /// Gives the log's share of the registry's bound back (its turn ended) and returns its
+    /// kept bytes.
+    pub(crate) fn release(&self) -> usize {
+        let mut state = self.lock();
+        if let Some((bound, share)) = state.reserved.take() {
+            bound.fetch_sub(share, Ordering::Relaxed);
+        }
+        state.bytes
     }
 
     /// Ends the turn: the final event (`done` or `error`) to `audience` and the followers, then
@@ -265,6 +298,17 @@ impl RunLog {
     }
 }
 
+/// Grows the log's share of the registry's bound to cover its kept bytes.
+fn reserve(state: &mut LogState) {
+    if let Some((bound, share)) = &mut state.reserved
+        && state.bytes > *share
+    {
+        let more = (state.bytes - *share).next_multiple_of(RESERVE_QUANTUM);
+        bound.fetch_add(more, Ordering::Relaxed);
+        *share += more;
+    }
+}
+
 /// Sends the event that ends a request with `reply`: `done` or `error`.
 pub fn final_event(events: &EventEmitter, reply: &Reply) {
     match reply {
@@ -280,6 +324,32 @@ pub fn final_event(events: &EventEmitter, reply: &Reply) {
                 .and_then(|d| serde_json::from_value(d["queue"].clone()).ok()),
         }),
     }
+}
+
+/// The event that ends a request with `reply`, encoded once for the run log and every
+/// requester. `done` (every answered turn) is written in one pass: its only member is
+/// `content`, so it needs no `Value` to sort its members ([`EventJson::encode_sorted`]).
+pub fn encoded_final_event(reply: &Reply) -> (&'static str, EventJson) {
+    if let Ok(result) = reply {
+        let done = flynn_protocol::types::DoneEventData {
+            content: result.content.clone(),
+        };
+        if let Ok(json) = EventJson::encode_sorted(&done) {
+            return (flynn_protocol::events::DONE, json);
+        }
+    }
+    capture(|e| final_event(e, reply))
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| {
+            (
+                flynn_protocol::events::ERROR,
+                EventJson::from_value(&serde_json::json!({
+                    "code": ErrorCode::InternalError.code(),
+                    "message": "the turn ended without an outcome",
+                })),
+            )
+        })
 }
 
 /// The stored form of a reply (`agent.send` `idempotencyKey`).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use flynn_protocol::ErrorCode;
 use flynn_protocol::types::{AgentSendResult, QueueRejection};
-use flynn_protocol::wire::{EventEmitter, EventJson, RpcError};
+use flynn_protocol::wire::{EventEmitter, RpcError};
 
 use crate::config::{QueueMode, QueuePolicy};
 use crate::lane::{Lane, Shared, fail, rejection};
@@ -228,6 +228,28 @@ fn reply_of(run: &ActiveRun, outcome: Result<TurnOutput, RpcError>) -> Reply {
     }
 }
 
+/// Sends `reply` to each requester (marked `steered` for those who steered in); the last one
+/// gets it without a copy (nearly every turn has one requester).
+fn reply_each(mut requesters: Vec<Requester>, reply: Reply) {
+    let send = |r: Requester, reply: Reply| {
+        let reply = match reply {
+            Ok(result) => Ok(AgentSendResult {
+                steered: r.steered.then_some(true),
+                ..result
+            }),
+            Err(e) => Err(e),
+        };
+        let _ = r.reply.send(reply);
+    };
+    let last = requesters.pop();
+    for r in requesters {
+        send(r, reply.clone());
+    }
+    if let Some(r) = last {
+        send(r, reply);
+    }
+}
+
 /// Sends a turn's final event and reply, and keeps the turn attachable for its grace period.
 fn deliver(
     shared: &Arc<Shared>,
@@ -237,29 +259,14 @@ fn deliver(
 ) {
     let reply = reply_of(run, outcome);
     // The final event goes to the requesters and the attached followers, numbered and kept.
-    let (event, data) = crate::runs::capture(|e| crate::runs::final_event(e, &reply))
-        .into_iter()
-        .next()
-        .unwrap_or((
-            flynn_protocol::events::ERROR,
-            EventJson::from_value(&serde_json::json!({ "code": ErrorCode::InternalError.code(), "message": "the turn ended without an outcome" })),
-        ));
+    let (event, data) = crate::runs::encoded_final_event(&reply);
     let emitters: Vec<EventEmitter> = requesters.iter().map(|r| r.events.clone()).collect();
     run.log().finish(event, data, &emitters, reply.clone());
     if let Ok(answer) = &reply {
         let hooks = &shared.deps.hooks;
         hooks.turn_finished(run.session_id(), run.run_id(), &answer.content);
     }
-    for r in requesters {
-        let reply = match &reply {
-            Ok(result) => Ok(AgentSendResult {
-                steered: r.steered.then_some(true),
-                ..result.clone()
-            }),
-            Err(e) => Err(e.clone()),
-        };
-        let _ = r.reply.send(reply);
-    }
+    reply_each(requesters, reply);
     // Attachable for the grace period (while the gateway-wide cap holds it), then only the
     // stored history remains. The registry forgets it when next used after that: a task
     // sleeping out each turn's grace period cost a spawn and a timer per turn, and at 4,000
