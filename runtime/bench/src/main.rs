@@ -218,6 +218,11 @@ impl Options {
     }
 }
 
+/// The same allocator as the `flynn-gateway` daemon (mimalloc), so both servers this binary runs
+/// (the gateway and the raw baseline) and the load generator allocate as the shipped daemon does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
