@@ -117,11 +117,7 @@ pub(super) async fn serve<S: ConnectionService>(
         // at once when gathering ends.
         let gathering = serving.gathering.is_some();
         let enough = serving.enough();
-        // The skip is sound only if `select!` polls its branches in this same run of the task
-        // (see `next_message`): it first yields when the task's coop budget is spent, and the
-        // skip would then fall in a later run, after the wakeup it relies on may have come.
-        let read_armed =
-            serving.writer.take_read_armed() && tokio::task::coop::has_budget_remaining();
+        let read_armed = serving.skip_socket_poll();
         let wake = tokio::select! {
             biased;
             _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
@@ -211,6 +207,14 @@ fn poll_deadline(deadline: &mut Option<Pin<Box<Sleep>>>) -> impl Future<Output =
 }
 
 impl<'c, S: ConnectionService> Serving<'c, S> {
+    /// Whether the coming wait may skip its first socket poll (`next_message`). Only if
+    /// `select!` polls its branches in this same run of the task: it first yields when the
+    /// task's coop budget is spent, and the skip would then fall in a later run, after the
+    /// wakeup it relies on may have come and gone.
+    fn skip_socket_poll(&mut self) -> bool {
+        self.writer.take_read_armed() && tokio::task::coop::has_budget_remaining()
+    }
+
     /// Ends the connection before waiting when it fell behind its events (1008), or when it is
     /// draining and nothing is left in flight (its events out, then 1001).
     async fn before_wait(&mut self) -> ControlFlow<Ended> {
