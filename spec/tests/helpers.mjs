@@ -63,6 +63,8 @@ export function makeAjv(doc = spec) {
   ajv.addKeyword({ keyword: "components" });
   // A schema's constraints that codify a rule enforced before (decision session-id-rule).
   ajv.addKeyword({ keyword: "x-codifies" });
+  // The Rust type of a member, for the Rust binding only (decision shared-result-strings).
+  ajv.addKeyword({ keyword: "x-rust-type" });
   ajv.addSchema({ $id: BASE, components: { schemas: doc.components.schemas } });
   return ajv;
 }

@@ -19,6 +19,7 @@ pub mod parse;
 pub mod protocol;
 pub mod replies;
 pub mod request;
+pub mod shared_str;
 #[cfg(test)]
 mod testing;
 #[cfg(feature = "ws-client")]
@@ -34,3 +35,4 @@ pub use parse::{MAX_BATCH_REQUESTS, Rejected, batch_entries, parse_request, pars
 pub use protocol::{ParamsValidators, WireCode, WireEvent, WireMethod, codes};
 pub use replies::{Dispatched, Reply, ReplyFuture, encode_reply, error_reply, finish};
 pub use request::Request;
+pub use shared_str::SharedStr;

@@ -115,6 +115,10 @@ fn type_space(spec: &Spec) -> Result<TokenStream, RustGenError> {
     let mut settings = TypeSpaceSettings::default();
     settings.with_struct_builder(false);
     settings.with_derive("PartialEq".to_owned());
+    // `x-rust-type` may name the hand-written wire crate's types (`flynn_wire::SharedStr`, see
+    // the spec's `x-decisions` entry `shared-result-strings`); any other crate is generated as
+    // the schema says.
+    settings.with_crate("flynn-wire", typify_impl::CrateVers::Any, None);
     let mut space = TypeSpace::new(&settings);
     space
         .add_ref_types(defs)

@@ -12,11 +12,13 @@
 //! - [`service`]: the interface to the rest of the gateway.
 //! - `serve`: the read/dispatch/write loop, a small state machine.
 //! - `dispatch`: one incoming frame (a request, a batch, a control frame).
+//! - `ping`: the ping timer the loop waits on.
 //! - `writer`: feeding frames, flushing once per wakeup, writes that have to wait.
 //! - `close`: closing handshakes, failure codes, refusing an unauthenticated connection.
 
 mod close;
 mod dispatch;
+mod ping;
 mod serve;
 pub mod service;
 pub mod state;

@@ -18,6 +18,7 @@ use tracing::debug;
 
 use super::close::{Socket, failure_close};
 use super::dispatch::{Burst, Incoming, Inflight, incoming};
+use super::ping::PingTimer;
 use super::service::ConnectionService;
 use super::state::{ConnectionState, EventQueue};
 use super::writer::{Ended, SLOW_CONSUMER, WriteLimits, Writer};
@@ -90,8 +91,7 @@ pub(super) async fn serve<S: ConnectionService>(
         gathering: None,
         draining: false,
     };
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ping = PingTimer::new(ping_every);
     // Futures the loop waits on in every round are made once, not per round: each would
     // register with (and then leave) its notifier's waiter list, under a lock, every time.
     let events_ready = state.events.ready.notified();
@@ -117,6 +117,7 @@ pub(super) async fn serve<S: ConnectionService>(
         // at once when gathering ends.
         let gathering = serving.gathering.is_some();
         let enough = serving.enough();
+        let read_armed = serving.skip_socket_poll();
         let wake = tokio::select! {
             biased;
             _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
@@ -137,8 +138,10 @@ pub(super) async fn serve<S: ConnectionService>(
             Some(reply) = serving.inflight.next(), if !serving.inflight.is_empty() => {
                 Wake::Reply(reply)
             }
-            message = serving.writer.socket().next(), if !draining => Wake::Message(message),
-            _ = ping.tick() => Wake::Ping,
+            message = next_message(serving.writer.socket(), read_armed), if !draining => {
+                Wake::Message(message)
+            }
+            () = ping.tick() => Wake::Ping,
         };
         if let Wake::Shutdown = wake {
             drain_deadline = Some(Box::pin(tokio::time::sleep(DRAIN_LIMIT)));
@@ -175,6 +178,26 @@ async fn gathered(queue: &EventQueue, enough: usize, gathering: &mut Option<Gath
     }
 }
 
+/// The next incoming message. When `armed`, the first poll is skipped: the read burst's last
+/// poll found the socket empty moments ago in this same run of the task, leaving the task's
+/// waker with it (see `Writer::arm_read` for why none can have been used up since), so a poll
+/// now (about 650 instructions through tungstenite and the inbound budget) would only find it
+/// empty again. A message that arrives from then on wakes the task, and the task's next run
+/// polls this same future again, for real. The skipped poll must be in the same run as the
+/// read: in a later one, the wakeup that started the run may be the socket's, already used.
+fn next_message(
+    socket: &mut Socket,
+    armed: bool,
+) -> impl Future<Output = Option<Result<Message, WsError>>> + '_ {
+    let mut skip = armed;
+    std::future::poll_fn(move |cx| {
+        if std::mem::take(&mut skip) {
+            return Poll::Pending;
+        }
+        socket.poll_next_unpin(cx)
+    })
+}
+
 /// Waits for the drain deadline once it is set; never completes before.
 fn poll_deadline(deadline: &mut Option<Pin<Box<Sleep>>>) -> impl Future<Output = ()> + '_ {
     std::future::poll_fn(move |cx| match deadline {
@@ -184,6 +207,14 @@ fn poll_deadline(deadline: &mut Option<Pin<Box<Sleep>>>) -> impl Future<Output =
 }
 
 impl<'c, S: ConnectionService> Serving<'c, S> {
+    /// Whether the coming wait may skip its first socket poll (`next_message`). Only if
+    /// `select!` polls its branches in this same run of the task: it first yields when the
+    /// task's coop budget is spent, and the skip would then fall in a later run, after the
+    /// wakeup it relies on may have come and gone.
+    fn skip_socket_poll(&mut self) -> bool {
+        self.writer.take_read_armed() && tokio::task::coop::has_budget_remaining()
+    }
+
     /// Ends the connection before waiting when it fell behind its events (1008), or when it is
     /// draining and nothing is left in flight (its events out, then 1001).
     async fn before_wait(&mut self) -> ControlFlow<Ended> {
@@ -256,7 +287,19 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
             if flow.is_break() || budget == 0 {
                 break;
             }
-            next = self.writer.socket().next().now_or_never();
+            // With this task's waker, not a no-op one: when the socket is empty, the waker stays
+            // with it, and the loop's next wait skips its first poll (`Writer::arm_read`).
+            let socket = self.writer.socket();
+            next = match std::future::poll_fn(|cx| Poll::Ready(socket.poll_next_unpin(cx))).await {
+                Poll::Ready(message) => Some(message),
+                Poll::Pending => {
+                    // A poll without coop budget returns `Pending` having registered nothing.
+                    if tokio::task::coop::has_budget_remaining() {
+                        self.writer.arm_read();
+                    }
+                    None
+                }
+            };
         }
         burst.record();
         flow

@@ -4,8 +4,8 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use flynn_protocol::wire::{self, EventJson, EventSink, RequestId};
 use tokio::sync::Notify;
@@ -125,12 +125,14 @@ impl Outbound {
 
 /// Per-connection state, shared with handlers (as `Call::connection`) and runs.
 pub struct ConnectionState {
-    pub id: String,
+    /// Shared, not copied, into the results that name it (`system.info`).
+    pub id: Arc<str>,
     pub peer: SocketAddr,
     /// Who authenticated the connection, and so which scopes it holds.
     pub identity: Identity,
     /// The session this connection is attached to (`ws:<connectionId>` until `sessions.create`).
-    session: Mutex<String>,
+    /// Shared, not copied, into the results that name it (`system.info`).
+    session: Mutex<Arc<str>>,
     pub(super) events: EventQueue,
     /// Set when the outbound queue overflowed: the connection is closed with 1008.
     slow: AtomicBool,
@@ -149,8 +151,8 @@ impl ConnectionState {
     /// no socket.
     pub fn new(id: String, peer: SocketAddr, identity: Identity, capacity: usize) -> Self {
         Self {
-            session: Mutex::new(format!("ws:{id}")),
-            id,
+            session: Mutex::new(format!("ws:{id}").into()),
+            id: id.into(),
             peer,
             identity,
             events: EventQueue::new(capacity),
@@ -163,6 +165,11 @@ impl ConnectionState {
 
     /// The attached session id.
     pub fn session_id(&self) -> String {
+        self.session_shared().to_string()
+    }
+
+    /// The attached session id, shared (no copy of the text).
+    pub fn session_shared(&self) -> Arc<str> {
         self.session
             .lock()
             .map(|s| s.clone())
@@ -170,9 +177,10 @@ impl ConnectionState {
     }
 
     pub fn attach(&self, session_id: &str) {
+        let session_id: Arc<str> = session_id.into();
         match self.session.lock() {
-            Ok(mut s) => *s = session_id.to_owned(),
-            Err(p) => *p.into_inner() = session_id.to_owned(),
+            Ok(mut s) => *s = session_id,
+            Err(p) => *p.into_inner() = session_id,
         }
     }
 
@@ -180,7 +188,7 @@ impl ConnectionState {
     pub fn owns_session(&self, session_id: &str) -> bool {
         session_id
             .strip_prefix("ws:")
-            .is_some_and(|rest| rest == self.id)
+            .is_some_and(|rest| rest == &*self.id)
     }
 
     /// Asks the connection to close with `code` once the current reply is written.

@@ -59,7 +59,11 @@ impl ConnectionService for Fake {
     }
 
     async fn on_disconnect(&self, connection: &ConnectionState) {
-        let registered = self.registry.all().iter().any(|c| c.id() == connection.id);
+        let registered = self
+            .registry
+            .all()
+            .iter()
+            .any(|c| c.id() == &*connection.id);
         self.disconnects
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -50,6 +50,8 @@ pub(super) struct Writer<'c> {
     limits: WriteLimits,
     /// Event frames were fed since the last flush (counted in `flynn_event_writes_total`).
     events_fed: bool,
+    /// See [`Writer::arm_read`].
+    read_armed: bool,
 }
 
 /// One write that may have to wait.
@@ -77,6 +79,7 @@ impl<'c> Writer<'c> {
             seq: 0,
             limits,
             events_fed: false,
+            read_armed: false,
         }
     }
 
@@ -84,6 +87,26 @@ impl<'c> Writer<'c> {
     /// behind a lock): the loop reads from it only while it waits, never during a write.
     pub(super) fn socket(&mut self) -> &mut Socket {
         &mut self.ws
+    }
+
+    /// The loop's last read found the socket empty, polled with this task's waker (and with coop
+    /// budget left, so the poll did register it): the socket's read side (tokio-tungstenite's
+    /// read slots, the TCP readiness, the inbound budget's semaphore and stall timer) holds the
+    /// task's waker, and whatever arrives from now on wakes the task. The loop's next wait may
+    /// then skip its first poll of the socket ([`Writer::take_read_armed`]), as long as the
+    /// task has not given way in between: a wakeup that came while it waited elsewhere would
+    /// have been used up by that wait, and the skipped poll was the one to find the message.
+    /// Between the read and the wait the loop only writes, and a write gives way only in
+    /// [`Writer::wait`], which disarms. (Writes never touch the read slots: tokio-tungstenite
+    /// registers their wakers in slots of their own.)
+    pub(super) fn arm_read(&mut self) {
+        self.read_armed = true;
+    }
+
+    /// Whether the last read left the task's waker with the socket and the task has not given
+    /// way since (see [`Writer::arm_read`]); disarms.
+    pub(super) fn take_read_armed(&mut self) -> bool {
+        std::mem::take(&mut self.read_armed)
     }
 
     /// Writes a message without flushing: waits for room (rarely), then hands it to tungstenite.
@@ -168,6 +191,8 @@ impl<'c> Writer<'c> {
     /// consumer (close 1008), and a write that makes no progress for `WriteLimits::stall` drops
     /// it.
     async fn wait(&mut self, write: Write) -> ControlFlow<Ended> {
+        // The task may give way here (see `arm_read`).
+        self.read_armed = false;
         let ws = &mut self.ws;
         let blocked = std::future::poll_fn(|cx| write.poll(ws, cx));
         let stall = self.limits.stall;

@@ -110,7 +110,7 @@ pub fn register(
     let registration = Registration {
         node_id: p.node_id.clone(),
         role: p.role.clone(),
-        connection_id: call.connection.id.clone(),
+        connection_id: call.connection.id.to_string(),
         negotiated_version: negotiated,
         client_version,
         declared: declared.clone(),

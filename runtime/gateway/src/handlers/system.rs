@@ -7,24 +7,28 @@ use flynn_protocol::types::{
     SystemCapabilitiesResult, SystemDisconnectParams, SystemDisconnectResult, SystemInfoParams,
     SystemInfoResult,
 };
-use flynn_protocol::wire::{Call, Reply, RpcError};
+use flynn_protocol::wire::{Call, Reply, RpcError, SharedStr};
 
 use super::nodes::nz;
 use crate::connection::ConnectionState;
 use crate::gateway::Gateway;
 
-/// Read-only and allocation-light: this is the benchmarked hot path.
+/// The version `system.info` answers with: static, so the result does not copy it.
+const VERSION: SharedStr = SharedStr::from_static(env!("CARGO_PKG_VERSION"));
+
+/// Read-only and allocation-free: this is the benchmarked hot path. The three strings are
+/// shared, not copied (`SharedStr`, the spec's `x-decisions` entry `shared-result-strings`).
 pub fn info(
     gw: &Gateway,
     call: Call<ConnectionState>,
     _: SystemInfoParams,
 ) -> Result<SystemInfoResult, RpcError> {
     Ok(SystemInfoResult {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: VERSION,
         uptime: gw.uptime_seconds(),
         connections: gw.connections.count() as u64,
-        connection_id: Some(call.connection.id.clone()),
-        session_id: Some(call.connection.session_id()),
+        connection_id: Some(SharedStr::from(&call.connection.id)),
+        session_id: Some(call.connection.session_shared().into()),
     })
 }
 

@@ -99,8 +99,8 @@ async fn my_session(client: &TestClient) -> (String, String) {
         .await
         .expect("system.info");
     (
-        info.connection_id.expect("connectionId"),
-        info.session_id.expect("sessionId"),
+        info.connection_id.expect("connectionId").into(),
+        info.session_id.expect("sessionId").into(),
     )
 }
 

@@ -122,6 +122,7 @@ async fn my_connection_id(client: &TestClient) -> String {
         .expect("system.info")
         .connection_id
         .expect("connectionId")
+        .into()
 }
 
 fn at(latitude: f64, longitude: f64) -> types::NodeLocationSetParams {

@@ -344,7 +344,7 @@ async fn a_node_id_registered_on_another_connection_is_taken_over() {
         .filter(|n| n.connected)
         .collect();
     assert_eq!(live.len(), 1, "one live registration of `desk`: {nodes:?}");
-    assert_eq!(live[0].connection_id, second_conn, "{nodes:?}");
+    assert_eq!(live[0].connection_id, *second_conn, "{nodes:?}");
     let old = node_caps(&first).await;
     assert!(
         !old.registered,
