@@ -6,6 +6,7 @@
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -117,6 +118,11 @@ pub(super) async fn serve<S: ConnectionService>(
         // at once when gathering ends.
         let gathering = serving.gathering.is_some();
         let enough = serving.enough();
+        // The rounds of a gathering are polls of this one `select!`, which would poll every
+        // branch again each round: the socket (most of this task's cost per round), the ping
+        // timer, the in-flight requests. They are polled on its first poll only (their wakers
+        // stay registered); what they bring waits for the gathering's end, a few rounds.
+        let first_poll = AtomicBool::new(true);
         let wake = tokio::select! {
             biased;
             _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
@@ -131,14 +137,16 @@ pub(super) async fn serve<S: ConnectionService>(
             // Ahead of the socket and the rest, and all the rounds inside one wait: they are
             // polled once, not every round (a socket poll is most of this task's cost per
             // round); their wakers stay registered meanwhile.
-            () = gathered(&state.events, enough, &mut serving.gathering), if gathering => {
+            () = gathered(&state.events, enough, &mut serving.gathering, &first_poll), if gathering => {
                 Wake::Gathered
             }
-            Some(reply) = serving.inflight.next(), if !serving.inflight.is_empty() => {
+            Some(reply) = on_first_poll(&first_poll, serving.inflight.next()), if !serving.inflight.is_empty() => {
                 Wake::Reply(reply)
             }
-            message = serving.writer.socket().next(), if !draining => Wake::Message(message),
-            _ = ping.tick() => Wake::Ping,
+            message = on_first_poll(&first_poll, serving.writer.socket().next()), if !draining => {
+                Wake::Message(message)
+            }
+            _ = on_first_poll(&first_poll, std::future::poll_fn(|cx| ping.poll_tick(cx))) => Wake::Ping,
         };
         if let Wake::Shutdown = wake {
             drain_deadline = Some(Box::pin(tokio::time::sleep(DRAIN_LIMIT)));
@@ -157,9 +165,17 @@ pub(super) async fn serve<S: ConnectionService>(
 /// every 61 ticks), so a run that adds an event each round may come after this task in one
 /// round and before it in the next: gathering ends after `QUIET_ROUNDS` rounds in a row
 /// without a new event, or when `enough` are queued.
-async fn gathered(queue: &EventQueue, enough: usize, gathering: &mut Option<Gathering>) {
+/// The wait's other branches are polled on its first poll only: `first_poll` is cleared after
+/// the first round.
+async fn gathered(
+    queue: &EventQueue,
+    enough: usize,
+    gathering: &mut Option<Gathering>,
+    first_poll: &AtomicBool,
+) {
     while let Some(g) = gathering.as_mut() {
         tokio::task::yield_now().await;
+        first_poll.store(false, Ordering::Relaxed);
         let queued = queue.len();
         if queued == 0 || queued >= enough {
             return;
@@ -173,6 +189,20 @@ async fn gathered(queue: &EventQueue, enough: usize, gathering: &mut Option<Gath
             }
         }
     }
+}
+
+/// `future`, polled only while `first_poll` holds (see [`gathered`]); pending after that.
+fn on_first_poll<'a, F: Future + Unpin + 'a>(
+    first_poll: &'a AtomicBool,
+    mut future: F,
+) -> impl Future<Output = F::Output> + 'a {
+    std::future::poll_fn(move |cx| {
+        if first_poll.load(Ordering::Relaxed) {
+            future.poll_unpin(cx)
+        } else {
+            Poll::Pending
+        }
+    })
 }
 
 /// Waits for the drain deadline once it is set; never completes before.
