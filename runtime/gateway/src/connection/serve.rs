@@ -118,10 +118,7 @@ pub(super) async fn serve<S: ConnectionService>(
         // at once when gathering ends.
         let gathering = serving.gathering.is_some();
         let enough = serving.enough();
-        // The rounds of a gathering are polls of this one `select!`, which would poll every
-        // branch again each round: the socket (most of this task's cost per round), the ping
-        // timer, the in-flight requests. They are polled on its first poll only (their wakers
-        // stay registered); what they bring waits for the gathering's end, a few rounds.
+        // The branches after `gathered` are polled on the wait's first poll only (see it).
         let first_poll = AtomicBool::new(true);
         let wake = tokio::select! {
             biased;
@@ -134,9 +131,7 @@ pub(super) async fn serve<S: ConnectionService>(
                     Wake::Events
                 }
             }
-            // Ahead of the socket and the rest, and all the rounds inside one wait: they are
-            // polled once, not every round (a socket poll is most of this task's cost per
-            // round); their wakers stay registered meanwhile.
+            // Ahead of the socket and the rest; all the rounds inside this one wait.
             () = gathered(&state.events, enough, &mut serving.gathering, &first_poll), if gathering => {
                 Wake::Gathered
             }
@@ -165,8 +160,11 @@ pub(super) async fn serve<S: ConnectionService>(
 /// every 61 ticks), so a run that adds an event each round may come after this task in one
 /// round and before it in the next: gathering ends after `QUIET_ROUNDS` rounds in a row
 /// without a new event, or when `enough` are queued.
-/// The wait's other branches are polled on its first poll only: `first_poll` is cleared after
-/// the first round.
+/// The rounds are polls of the loop's one `select!`, which would poll every branch again each
+/// round: the socket (most of the task's cost per round), the ping timer, the in-flight
+/// requests. `first_poll` is cleared after the first round, so they are polled on the wait's
+/// first poll only (their wakers stay registered); what they bring waits for the gathering's
+/// end, a few rounds. Reading never stops for longer: each gathering polls them once.
 async fn gathered(
     queue: &EventQueue,
     enough: usize,
