@@ -104,7 +104,17 @@ impl ActiveRun {
     /// encoded in one pass ([`EventJson::encode_sorted`]: its members are in sorted order)
     /// and recorded without the recording emitter of `emit`.
     pub fn emit_content(&self, data: &ContentEventData) {
-        match EventJson::encode_sorted(data) {
+        let json = match data.transient {
+            // `{"text":…}` written by hand (the model's chunks: nearly every event of a turn),
+            // as serde_json writes it, which debug builds check here.
+            None => {
+                let json = EventJson::one_string_member("text", &data.text);
+                debug_assert_eq!(Some(&json), EventJson::encode(data).ok().as_ref());
+                Ok(json)
+            }
+            Some(_) => EventJson::encode_sorted(data),
+        };
+        match json {
             Ok(json) => self.record(flynn_protocol::events::CONTENT, json),
             // The typed emitter turns an encoding failure into an `error` event.
             Err(_) => self.emit(|e| e.content(data)),

@@ -2,7 +2,8 @@
 //! OpenAI-compatible chat completions and Anthropic Messages.
 //!
 //! The agent loop holds `Arc<dyn Provider>` (one per model tier, see [`ModelTiers`]), sends a
-//! [`ChatRequest`] and reads [`StreamEvent`]s from the returned channel:
+//! [`ChatRequest`] and reads [`StreamEvent`]s from the returned [`EventReceiver`], whose
+//! `recv` drives the call in the caller's own task:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), flynn_models::ProviderError> {

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ProviderConfig, Secret, Timeouts};
 use crate::error::ProviderError;
 use crate::http::{Flow, HttpSettings, SseHandler, base_string, build_client, run_sse_call};
-use crate::provider::{EventReceiver, Provider, parse_tool_arguments, spawn_stream};
+use crate::provider::{EventReceiver, Provider, parse_tool_arguments, start_call};
 use crate::sse::SseEvent;
 use crate::types::{
     ChatMessage, ChatRequest, Role, StreamEvent, ToolCall, estimate_request_tokens,
@@ -100,7 +100,7 @@ impl Provider for OpenAiProvider {
 
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventReceiver {
         let inner = Arc::clone(&self.inner);
-        spawn_stream("openai", cancel, move |sink| async move {
+        start_call("openai", cancel, move |sink| async move {
             let model = if request.model.is_empty() {
                 inner.model.as_str()
             } else {

@@ -1,25 +1,29 @@
-//! The one streaming trait every provider implements, and the task plumbing they share.
+//! The one streaming trait every provider implements, and the call plumbing they share.
 //!
-//! Each `stream` call runs in its own tokio task that owns the whole call (HTTP request, body,
-//! decoder). The task is raced against the caller's [`CancellationToken`] and against the
-//! receiver being dropped; whichever comes first drops the call's future, which drops the HTTP
-//! response body and so closes the connection at once. That is how an abort reaches the socket
-//! instead of waiting for a timeout.
+//! A model call is a future (HTTP request, body, decoder) that hands each event to an
+//! [`EventSink`]. The caller's [`EventReceiver`] owns that future and polls it itself, in the
+//! caller's task: no task and no channel per call, so an event is not handed from one task to
+//! another (a wakeup of each) on its way to the caller. Each poll first checks the caller's
+//! [`CancellationToken`]; once it fires, or once the receiver is dropped, the call's future is
+//! dropped, which drops the HTTP response body and so closes the connection at once. That is
+//! how an abort reaches the socket instead of waiting for a timeout.
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::error::ProviderError;
 use crate::types::{ChatRequest, StreamEvent, ToolCall};
 
-/// The receiving end of a model stream. See [`StreamEvent`] for the order of items.
-pub type EventReceiver = mpsc::Receiver<Result<StreamEvent, ProviderError>>;
+/// One item of a model stream: an event, or the error that ends it.
+pub type StreamItem = Result<StreamEvent, ProviderError>;
 
-/// Items buffered between the provider task and the consumer. Small, so a consumer that stops
-/// reading applies back-pressure to the HTTP read instead of letting text pile up in memory.
+/// Items a short answer may have queued whole at the call (see the embedded model).
 pub(crate) const CHANNEL_CAPACITY: usize = 32;
 
 /// A model backend. Object-safe, so the gateway can hold `Arc<dyn Provider>` per model tier.
@@ -33,8 +37,8 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Whether images in the conversation are sent to the model (otherwise the caller should
     /// describe or drop them).
     fn accepts_images(&self) -> bool;
-    /// Starts one model call. Events arrive on the returned receiver; the stream ends after
-    /// `Finished` or after an `Err` item.
+    /// Starts one model call. Events arrive on the returned receiver, whose `recv` drives the
+    /// call; the stream ends after `Finished` or after an `Err` item.
     ///
     /// When `cancel` fires, the in-flight HTTP response is dropped (its connection closed) and the
     /// stream ends with `Err(ProviderError::Cancelled)`. Dropping the receiver stops the work
@@ -59,31 +63,155 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// The sending side handed to a provider's stream task.
+/// The event a call's future handed over and the receiver has not taken yet.
+type Slot = Arc<Mutex<Option<StreamEvent>>>;
+
+/// What a provider's call hands its events to.
 #[derive(Debug, Clone)]
 pub(crate) struct EventSink {
-    tx: mpsc::Sender<Result<StreamEvent, ProviderError>>,
+    slot: Slot,
 }
 
 impl EventSink {
-    /// Forwards one event; fails with `Cancelled` once the receiver is gone, so the task stops.
+    /// Hands one event to the receiver. The future is pending once after the hand-over, without
+    /// a wakeup: the receiver polling the call takes the event and returns it, and polls the call
+    /// again on its next `recv`. So each event leaves the call on its own, and a wait of the
+    /// call (I/O, a timer, a `yield_now`) is always a real one, seen by the caller's task.
+    /// The `Result` is the providers' `?` chain; it never fails (a dropped receiver drops the
+    /// call itself).
     pub(crate) async fn send(&self, event: StreamEvent) -> Result<(), ProviderError> {
-        self.tx
-            .send(Ok(event))
-            .await
-            .map_err(|_| ProviderError::Cancelled)
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(event);
+        let mut handed = false;
+        std::future::poll_fn(|_| {
+            if handed {
+                Poll::Ready(())
+            } else {
+                handed = true;
+                Poll::Pending
+            }
+        })
+        .await;
+        Ok(())
     }
 }
 
-enum Outcome {
-    Cancelled,
-    ReceiverGone,
-    Done(Result<(), ProviderError>),
+/// A call in progress, polled by its [`EventReceiver`].
+struct Call {
+    provider: &'static str,
+    work: Pin<Box<dyn Future<Output = Result<(), ProviderError>> + Send>>,
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The call was polled (a cancelled token sends no request: see [`EventReceiver::poll_recv`]).
+    started: bool,
+    slot: Slot,
 }
 
-/// Runs `work` in a new task, racing it against `cancel` and the receiver being dropped.
-pub(crate) fn spawn_stream<F, Fut>(
-    provider: &str,
+/// The receiving end of a model stream. See [`StreamEvent`] for the order of items. `recv`
+/// runs the call in the caller's task (see the module documentation).
+pub struct EventReceiver {
+    /// Items ready without polling: a short answer queued whole, or the error ending a call.
+    queued: VecDeque<StreamItem>,
+    call: Option<Call>,
+}
+
+impl std::fmt::Debug for EventReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReceiver")
+            .field("queued", &self.queued.len())
+            .field("call", &self.call.as_ref().map(|call| call.provider))
+            .finish()
+    }
+}
+
+impl EventReceiver {
+    /// A stream whose items are all known already.
+    pub(crate) fn ready(items: VecDeque<StreamItem>) -> Self {
+        Self {
+            queued: items,
+            call: None,
+        }
+    }
+
+    /// The next item, driving the call until it has one; `None` after the last.
+    pub async fn recv(&mut self) -> Option<StreamItem> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// An item that is ready without driving the call (a short answer queued whole, or the
+    /// error of a call that ended): `Empty` while a call is in progress, `Disconnected` after
+    /// the last item.
+    pub fn try_recv(&mut self) -> Result<StreamItem, TryRecvError> {
+        match self.queued.pop_front() {
+            Some(item) => Ok(item),
+            None if self.call.is_some() => Err(TryRecvError::Empty),
+            None => Err(TryRecvError::Disconnected),
+        }
+    }
+
+    /// Polls the call until it hands over an event, ends, waits, or is cancelled.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<StreamItem>> {
+        loop {
+            if let Some(item) = self.queued.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            let Some(call) = self.call.as_mut() else {
+                return Poll::Ready(None);
+            };
+            // The cancellation is looked at before the call starts, then whenever the call
+            // waits (which registers its wakeup), not after each event the call hands over: an
+            // event that was ready with the cancellation may still be handed out, as the old
+            // task's channel did.
+            if !call.started && call.cancelled.as_mut().poll(cx).is_ready() {
+                tracing::debug!(provider = call.provider, "model stream cancelled");
+                self.end(Some(ProviderError::Cancelled));
+                continue;
+            }
+            match call.work.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => self.end(None),
+                Poll::Ready(Err(error)) => {
+                    tracing::debug!(provider = call.provider, %error, "model stream failed");
+                    self.end(Some(error));
+                }
+                Poll::Pending => {
+                    let handed = call
+                        .slot
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take();
+                    call.started = true;
+                    match handed {
+                        Some(event) => return Poll::Ready(Some(Ok(event))),
+                        // Registers the cancellation's wakeup beside the call's own.
+                        None if call.cancelled.as_mut().poll(cx).is_pending() => {
+                            return Poll::Pending;
+                        }
+                        None => {
+                            tracing::debug!(provider = call.provider, "model stream cancelled");
+                            self.end(Some(ProviderError::Cancelled));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the call (and with it any HTTP response body, which closes its connection);
+    /// `error` is the stream's last item.
+    fn end(&mut self, error: Option<ProviderError>) {
+        if let Some(call) = self.call.take() {
+            let handed = call
+                .slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            self.queued.extend(handed.map(Ok));
+        }
+        self.queued.extend(error.map(Err));
+    }
+}
+
+/// Starts a call: `work` runs when the returned receiver is polled, raced against `cancel`.
+pub(crate) fn start_call<F, Fut>(
+    provider: &'static str,
     cancel: CancellationToken,
     work: F,
 ) -> EventReceiver
@@ -91,44 +219,24 @@ where
     F: FnOnce(EventSink) -> Fut,
     Fut: Future<Output = Result<(), ProviderError>> + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        // Capacity is at least one, so this cannot fail on a fresh channel.
-        let _ = tx.try_send(Err(ProviderError::Transport {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return EventReceiver::ready(VecDeque::from([Err(ProviderError::Transport {
             detail: "Provider::stream was called outside a tokio runtime; call it from async code"
                 .into(),
-        }));
-        return rx;
-    };
-    let sink = EventSink { tx: tx.clone() };
-    let work = Box::pin(work(sink));
-    let provider = provider.to_owned();
-    runtime.spawn(async move {
-        let mut work = work;
-        let outcome = tokio::select! {
-            biased;
-            () = cancel.cancelled() => Outcome::Cancelled,
-            () = tx.closed() => Outcome::ReceiverGone,
-            result = &mut work => Outcome::Done(result),
-        };
-        // Dropping the call's future drops any HTTP response body, which closes its connection.
-        drop(work);
-        match outcome {
-            Outcome::Cancelled => {
-                tracing::debug!(provider, "model stream cancelled");
-                let _ = tx.send(Err(ProviderError::Cancelled)).await;
-            }
-            Outcome::ReceiverGone => {
-                tracing::debug!(provider, "model stream receiver dropped; call stopped");
-            }
-            Outcome::Done(Ok(())) => {}
-            Outcome::Done(Err(error)) => {
-                tracing::debug!(provider, %error, "model stream failed");
-                let _ = tx.send(Err(error)).await;
-            }
-        }
-    });
-    rx
+        })]));
+    }
+    let slot = Slot::default();
+    let sink = EventSink { slot: slot.clone() };
+    EventReceiver {
+        queued: VecDeque::new(),
+        call: Some(Call {
+            provider,
+            work: Box::pin(work(sink)),
+            cancelled: Box::pin(cancel.cancelled_owned()),
+            started: false,
+            slot,
+        }),
+    }
 }
 
 /// A whole model answer, gathered from a stream by [`collect`].
@@ -182,7 +290,7 @@ pub async fn collect(mut receiver: EventReceiver) -> Result<CollectedResponse, P
         }
     }
     Err(ProviderError::StreamCut {
-        detail: "the provider task ended without a Finished event".into(),
+        detail: "the model call ended without a Finished event".into(),
     })
 }
 

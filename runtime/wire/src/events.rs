@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ids::RequestId;
+use crate::json_text::JsonStr;
 use crate::protocol::{ERROR_EVENT, codes};
 
 /// The JSON text of an event's `data` member, encoded once. A streamed event reaches the
@@ -35,6 +36,32 @@ impl EventJson {
             "encode_sorted is for types whose members are declared in sorted order"
         );
         Ok(Self(text.into()))
+    }
+
+    /// `{"<member>":"<text>"}`, written by hand: the data of a streamed `content` chunk
+    /// (`{"text":…}`), the event sent most, as serde_json writes it (a test compares). Built
+    /// in a reused buffer, so the shared text is the only allocation.
+    pub fn one_string_member(member: &str, text: &str) -> Self {
+        /// A buffer kept longer than this is given back after use.
+        const KEEP: usize = 64 * 1024;
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let (member, text) = (JsonStr::new(member), JsonStr::new(text));
+        SCRATCH.with_borrow_mut(|out| {
+            out.clear();
+            out.reserve(member.len() + text.len() + 3);
+            out.push('{');
+            member.push_to(out);
+            out.push(':');
+            text.push_to(out);
+            out.push('}');
+            let json = Self(Arc::from(out.as_str()));
+            if out.capacity() > KEEP {
+                *out = String::new();
+            }
+            json
+        })
     }
 
     pub fn from_value(data: &Value) -> Self {
@@ -183,13 +210,11 @@ pub fn run_event_frame(
     frame(id, jsonrpc, event, data, seq, Some(run))
 }
 
-/// Members other than the data and the run id, at most: `{"jsonrpc":"2.0","id":,"event":"",
-/// "data":,"seq":,"runId":"","runSeq":}` and three 20-digit numbers.
-const FRAME_OVERHEAD: usize = 128;
-
 /// The frame written by hand around the encoded data, in the members' order of every earlier
 /// frame (`jsonrpc`, `id`, `event`, `data`, `seq`, `runId`, `runSeq`; compact, as serde_json
-/// writes it): the data is copied, never encoded again.
+/// writes it): the data is copied, never encoded again. Its length is worked out first, so the
+/// text fills its allocation exactly: the WebSocket layer takes a `String` whose length is its
+/// capacity as is, and allocates a header for any other.
 fn frame(
     id: &RequestId,
     jsonrpc: bool,
@@ -198,48 +223,65 @@ fn frame(
     seq: u64,
     run: Option<&RunTag>,
 ) -> String {
-    let run_id_len = run.map_or(0, |r| r.run_id.len());
-    let mut out = String::with_capacity(FRAME_OVERHEAD + event.len() + data.len() + run_id_len);
+    const JSONRPC: &str = r#""jsonrpc":"2.0","#;
+    let mut id_digits = itoa::Buffer::new();
+    let id = match id {
+        RequestId::Number(n) => IdText::Number(id_digits.format(*n)),
+        RequestId::String(s) => IdText::String(JsonStr::new(s)),
+    };
+    let event = JsonStr::new(event);
+    let mut seq_digits = itoa::Buffer::new();
+    let seq = seq_digits.format(seq);
+    let mut run_seq_digits = itoa::Buffer::new();
+    let run = run.map(|r| (JsonStr::new(&r.run_id), run_seq_digits.format(r.run_seq)));
+    let len = r#"{"id":,"event":,"data":,"seq":}"#.len()
+        + if jsonrpc { JSONRPC.len() } else { 0 }
+        + id.len()
+        + event.len()
+        + data.len()
+        + seq.len()
+        + run.as_ref().map_or(0, |(run_id, run_seq)| {
+            r#","runId":,"runSeq":"#.len() + run_id.len() + run_seq.len()
+        });
+    let mut out = String::with_capacity(len);
     out.push('{');
     if jsonrpc {
-        out.push_str(r#""jsonrpc":"2.0","#);
+        out.push_str(JSONRPC);
     }
     out.push_str(r#""id":"#);
-    match id {
-        RequestId::Number(n) => push_number(&mut out, *n),
-        RequestId::String(s) => push_json_string(&mut out, s),
+    match &id {
+        IdText::Number(digits) => out.push_str(digits),
+        IdText::String(text) => text.push_to(&mut out),
     }
     out.push_str(r#","event":"#);
-    push_json_string(&mut out, event);
+    event.push_to(&mut out);
     out.push_str(r#","data":"#);
     out.push_str(data.as_str());
     out.push_str(r#","seq":"#);
-    push_number(&mut out, seq);
-    if let Some(run) = run {
+    out.push_str(seq);
+    if let Some((run_id, run_seq)) = &run {
         out.push_str(r#","runId":"#);
-        push_json_string(&mut out, &run.run_id);
+        run_id.push_to(&mut out);
         out.push_str(r#","runSeq":"#);
-        push_number(&mut out, run.run_seq);
+        out.push_str(run_seq);
     }
     out.push('}');
+    debug_assert_eq!(out.len(), len, "the frame's length was worked out wrong");
     out
 }
 
-/// What serde_json writes for an integer (it uses `itoa` too), without `fmt`'s machinery: that
-/// cost more than the rest of the frame.
-fn push_number(out: &mut String, n: impl itoa::Integer) {
-    out.push_str(itoa::Buffer::new().format(n));
+/// A request id as JSON text.
+enum IdText<'a> {
+    Number(&'a str),
+    String(JsonStr<'a>),
 }
 
-/// A JSON string as serde_json writes it. Event names and run ids never need escaping, so
-/// they are copied between quotes; anything else goes through serde_json.
-fn push_json_string(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+impl IdText<'_> {
+    fn len(&self) -> usize {
+        match self {
+            IdText::Number(digits) => digits.len(),
+            IdText::String(text) => text.len(),
+        }
     }
 }
 
@@ -320,6 +362,26 @@ mod tests {
                     assert_eq!(written, expected);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn one_string_member_is_what_serde_json_writes() {
+        let long = "a long answer ".repeat(10_000);
+        for text in [
+            "",
+            "plain words ",
+            "tab\t \"quoted\" \\ é \u{1}",
+            &long,
+            "again",
+        ] {
+            let expected = serde_json::json!({ "text": text }).to_string();
+            let json = EventJson::one_string_member("text", text);
+            assert_eq!(json.as_str(), expected);
+            assert_eq!(
+                json,
+                EventJson::from_value(&serde_json::json!({ "text": text }))
+            );
         }
     }
 

@@ -14,6 +14,7 @@ pub mod client;
 pub mod error;
 pub mod events;
 pub mod ids;
+mod json_text;
 pub mod params;
 pub mod parse;
 pub mod protocol;

@@ -6,6 +6,7 @@
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -118,6 +119,8 @@ pub(super) async fn serve<S: ConnectionService>(
         let gathering = serving.gathering.is_some();
         let enough = serving.enough();
         let read_armed = serving.skip_socket_poll();
+        // The branches after `gathered` are polled on the wait's first poll only (see it).
+        let first_poll = AtomicBool::new(true);
         let wake = tokio::select! {
             biased;
             _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
@@ -129,19 +132,19 @@ pub(super) async fn serve<S: ConnectionService>(
                     Wake::Events
                 }
             }
-            // Ahead of the socket and the rest, and all the rounds inside one wait: they are
-            // polled once, not every round (a socket poll is most of this task's cost per
-            // round); their wakers stay registered meanwhile.
-            () = gathered(&state.events, enough, &mut serving.gathering), if gathering => {
+            // Ahead of the socket and the rest; all the rounds inside this one wait.
+            () = gathered(&state.events, enough, &mut serving.gathering, &first_poll), if gathering => {
                 Wake::Gathered
             }
-            Some(reply) = serving.inflight.next(), if !serving.inflight.is_empty() => {
+            Some(reply) = on_first_poll(&first_poll, serving.inflight.next()), if !serving.inflight.is_empty() => {
                 Wake::Reply(reply)
             }
-            message = next_message(serving.writer.socket(), read_armed), if !draining => {
+            // A skipped socket poll (`read_armed`) can only be the wait's first poll, in the
+            // same run of the task as the read, as `next_message` requires.
+            message = on_first_poll(&first_poll, next_message(serving.writer.socket(), read_armed)), if !draining => {
                 Wake::Message(message)
             }
-            () = ping.tick() => Wake::Ping,
+            () = on_first_poll(&first_poll, ping.tick()) => Wake::Ping,
         };
         if let Wake::Shutdown = wake {
             drain_deadline = Some(Box::pin(tokio::time::sleep(DRAIN_LIMIT)));
@@ -160,9 +163,20 @@ pub(super) async fn serve<S: ConnectionService>(
 /// every 61 ticks), so a run that adds an event each round may come after this task in one
 /// round and before it in the next: gathering ends after `QUIET_ROUNDS` rounds in a row
 /// without a new event, or when `enough` are queued.
-async fn gathered(queue: &EventQueue, enough: usize, gathering: &mut Option<Gathering>) {
+/// The rounds are polls of the loop's one `select!`, which would poll every branch again each
+/// round: the socket (most of the task's cost per round), the ping timer, the in-flight
+/// requests. `first_poll` is cleared after the first round, so they are polled on the wait's
+/// first poll only (their wakers stay registered); what they bring waits for the gathering's
+/// end, a few rounds. Reading never stops for longer: each gathering polls them once.
+async fn gathered(
+    queue: &EventQueue,
+    enough: usize,
+    gathering: &mut Option<Gathering>,
+    first_poll: &AtomicBool,
+) {
     while let Some(g) = gathering.as_mut() {
         tokio::task::yield_now().await;
+        first_poll.store(false, Ordering::Relaxed);
         let queued = queue.len();
         if queued == 0 || queued >= enough {
             return;
@@ -195,6 +209,20 @@ fn next_message(
             return Poll::Pending;
         }
         socket.poll_next_unpin(cx)
+    })
+}
+
+/// `future`, polled only while `first_poll` holds (see [`gathered`]); pending after that.
+fn on_first_poll<'a, F: Future + Unpin + 'a>(
+    first_poll: &'a AtomicBool,
+    mut future: F,
+) -> impl Future<Output = F::Output> + 'a {
+    std::future::poll_fn(move |cx| {
+        if first_poll.load(Ordering::Relaxed) {
+            future.poll_unpin(cx)
+        } else {
+            Poll::Pending
+        }
     })
 }
 

@@ -15,7 +15,7 @@ use crate::config::{ProviderConfig, Secret, Timeouts};
 use crate::error::ProviderError;
 use crate::http::{HttpSettings, base_string, build_client, run_sse_call};
 use crate::openai::object_schema;
-use crate::provider::{EventReceiver, Provider, spawn_stream};
+use crate::provider::{EventReceiver, Provider, start_call};
 use crate::types::{ChatMessage, ChatRequest, ImagePart, Role, estimate_request_tokens};
 
 mod stream;
@@ -105,7 +105,7 @@ impl Provider for AnthropicProvider {
 
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventReceiver {
         let inner = Arc::clone(&self.inner);
-        spawn_stream("anthropic", cancel, move |sink| async move {
+        start_call("anthropic", cancel, move |sink| async move {
             let model = if request.model.is_empty() {
                 inner.model.as_str()
             } else {

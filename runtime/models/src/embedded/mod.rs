@@ -18,8 +18,9 @@
 //! (`[[long:abc]]`) fails the call with `BadRequest` naming the right form.
 //!
 //! A short answer (no `[[delay]]` or `[[fail]]`, at most 32 items in all) is queued whole when
-//! the call is made, without a task: the caller still reads it chunk by chunk. Longer ones
-//! stream from a task that yields between chunks, as a network stream would.
+//! the call is made: the caller still reads it chunk by chunk. Longer ones stream from the
+//! call's future, which the caller's `recv` polls and which yields to the scheduler between
+//! chunks, as a network stream would.
 //!
 //! Like a real model it has a context window (default 8192 tokens): a request whose estimated
 //! size exceeds it fails with `BadRequest` ("prompt is too long"), and `max_output_tokens` cuts
@@ -39,7 +40,7 @@ pub use directives::{MAX_DELAY_MS, MAX_LONG_WORDS};
 pub use reply::{GIF_1X1_BASE64, PNG_1X1_BASE64};
 
 use crate::error::ProviderError;
-use crate::provider::{CHANNEL_CAPACITY, EventReceiver, EventSink, Provider, spawn_stream};
+use crate::provider::{CHANNEL_CAPACITY, EventReceiver, EventSink, Provider, start_call};
 use crate::types::{
     ChatRequest, StreamEvent, estimate_request_tokens, estimate_tokens, stop_reason,
 };
@@ -124,23 +125,20 @@ fn truncate_chars(text: &str, max_chars: usize) -> &str {
     }
 }
 
-/// Inside a tokio runtime (outside one, `spawn_stream` reports the mistake, as for every
+/// Inside a tokio runtime (outside one, `start_call` reports the mistake, as for every
 /// provider).
 fn in_runtime() -> bool {
     tokio::runtime::Handle::try_current().is_ok()
 }
 
-/// The receiver of an answer whose `items` all fit the channel ([`Answer::at_once`]).
+/// The receiver of an answer whose `items` are all queued at once ([`Answer::at_once`]).
 fn ready_stream(items: usize, answer: Answer) -> EventReceiver {
-    let (tx, rx) = tokio::sync::mpsc::channel(items.max(1));
-    // Cannot fail: the channel holds `items` and the receiver is still here.
-    for chunk in chunk_text(&answer.plan.text) {
-        let _ = tx.try_send(Ok(StreamEvent::TextDelta(chunk.to_owned())));
-    }
-    for event in answer.closing() {
-        let _ = tx.try_send(Ok(event));
-    }
-    rx
+    let mut queued = std::collections::VecDeque::with_capacity(items);
+    queued.extend(
+        chunk_text(&answer.plan.text).map(|chunk| Ok(StreamEvent::TextDelta(chunk.to_owned()))),
+    );
+    queued.extend(answer.closing().map(Ok));
+    EventReceiver::ready(queued)
 }
 
 async fn pause(delay: Duration) {
@@ -256,7 +254,7 @@ fn check_window(input_tokens: u64, context_window: u64) -> Result<(), ProviderEr
     Ok(())
 }
 
-/// Streams an answer from its own task: a chunk at a time, with the plan's delay (or a yield)
+/// Streams an answer from the call's future: a chunk at a time, with the plan's delay (or a yield)
 /// between chunks.
 async fn run(answer: Answer, sink: EventSink) -> Result<(), ProviderError> {
     let plan = &answer.plan;
@@ -314,7 +312,7 @@ impl Provider for EmbeddedProvider {
             self.context_window,
             self.max_output_tokens,
         );
-        // The request is worked out; the stream task need not hold it.
+        // The request is worked out; the call need not hold it.
         drop(request);
         match answer {
             // A short answer with nothing to wait for is queued whole, here: no task, and no
@@ -322,10 +320,10 @@ impl Provider for EmbeddedProvider {
             // spawned and five handoffs). The caller still reads it item by item.
             Ok(answer) if !cancel.is_cancelled() && in_runtime() => match answer.at_once() {
                 Some(items) => ready_stream(items, answer),
-                None => spawn_stream("embedded", cancel, move |sink| run(answer, sink)),
+                None => start_call("embedded", cancel, move |sink| run(answer, sink)),
             },
-            Ok(answer) => spawn_stream("embedded", cancel, move |sink| run(answer, sink)),
-            Err(error) => spawn_stream("embedded", cancel, move |_| async move { Err(error) }),
+            Ok(answer) => start_call("embedded", cancel, move |sink| run(answer, sink)),
+            Err(error) => start_call("embedded", cancel, move |_| async move { Err(error) }),
         }
     }
 }

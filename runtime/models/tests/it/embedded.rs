@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::json;
+use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::support::{assert_well_formed, collected_ok, drain, text_of};
 use flynn_models::{
@@ -361,29 +362,20 @@ async fn a_bad_directive_is_a_bad_request_showing_the_right_form() {
 }
 
 #[tokio::test]
-async fn dropping_the_receiver_stops_the_stream_task() {
+async fn the_call_runs_in_the_receivers_task_and_ends_with_it() {
     let provider = EmbeddedProvider::default();
     let mut rx = provider.stream(ask("[[delay:30000]] a b c d e f"), CancellationToken::new());
     assert_eq!(
         rx.recv().await,
         Some(Ok(StreamEvent::TextDelta("You said: a ".into())))
     );
+    // The call waits 30 s before chunk two inside the receiver, polled by its `recv`: no task
+    // of its own is left behind to stop when the receiver goes away.
     let metrics = tokio::runtime::Handle::current().metrics();
-    assert_eq!(
-        metrics.num_alive_tasks(),
-        1,
-        "the stream task waits 30 s before chunk two"
-    );
+    assert_eq!(metrics.num_alive_tasks(), 0, "no task runs the call");
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
     drop(rx);
-    // The task races the receiver's closure, so it ends on its next poll instead of after the
-    // 30 s wait. On this single-threaded runtime a few yields give it that poll.
-    for _ in 0..100 {
-        if metrics.num_alive_tasks() == 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(metrics.num_alive_tasks(), 0, "the stream task stopped");
+    assert_eq!(metrics.num_alive_tasks(), 0);
 }
 
 #[test]
@@ -396,7 +388,7 @@ fn outside_a_runtime_the_stream_reports_why() {
 }
 
 #[tokio::test]
-async fn a_short_answer_is_queued_whole_without_a_task_and_a_long_one_streams_from_one() {
+async fn a_short_answer_is_queued_whole_and_a_long_one_streams_neither_from_a_task() {
     let provider = EmbeddedProvider::default();
     let metrics = tokio::runtime::Handle::current().metrics();
     let mut rx = provider.stream(ask("one two three four"), CancellationToken::new());
@@ -420,13 +412,13 @@ async fn a_short_answer_is_queued_whole_without_a_task_and_a_long_one_streams_fr
     );
     assert_eq!(items.len(), 4);
 
-    // More chunks than the channel holds: streamed from a task.
-    let rx = provider.stream(ask("[[long:300]]"), CancellationToken::new());
-    assert_eq!(
-        metrics.num_alive_tasks(),
-        1,
-        "a long answer streams from a task"
+    // More chunks than are queued whole: streamed by the receiver, still without a task.
+    let mut rx = provider.stream(ask("[[long:300]]"), CancellationToken::new());
+    assert!(
+        matches!(rx.try_recv(), Err(TryRecvError::Empty)),
+        "a long answer is not queued whole"
     );
+    assert_eq!(metrics.num_alive_tasks(), 0, "no task for a long answer");
     let answer = collected_ok(collect(rx).await);
     assert_eq!(answer.text_deltas, 100);
 }

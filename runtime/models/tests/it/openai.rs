@@ -369,9 +369,13 @@ async fn dropping_the_receiver_closes_the_connection() {
     let gate = Arc::new(Notify::new());
     let script = Script::sse(b"", 1).then(Part::Gate(gate)).then(Part::Hold);
     let mut server = MockServer::start("/v1", vec![script]).await;
-    let rx = provider(&server.base_url).stream(hello(), CancellationToken::new());
-    // The request is in flight (the server has it) before the receiver goes away.
-    server.request().await;
+    let mut rx = provider(&server.base_url).stream(hello(), CancellationToken::new());
+    // The request is in flight (the server has it) before the receiver goes away. The receiver
+    // drives the call, so it is polled meanwhile; the server sends nothing yet.
+    tokio::select! {
+        _ = server.request() => {}
+        item = rx.recv() => panic!("the server sent nothing, yet the stream gave {item:?}"),
+    }
     drop(rx);
     server.client_closed().await;
 }

@@ -1,0 +1,107 @@
+//! JSON text written by hand where serde_json's general path costs more than the frame around
+//! it: strings that need no escaping (looked for eight bytes at a time) and integers, written
+//! exactly as serde_json writes them.
+
+/// Every byte repeated in each lane of a `u64`.
+const fn lanes(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// The top bit of each lane whose byte is below `n` (`n` at most 128), else nothing: the
+/// classic "has less" test. Exact as a yes/no answer, which is all it is used for.
+const fn has_less(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(lanes(n)) & !x & lanes(0x80)
+}
+
+/// Whether a lane of `x` holds `byte`.
+const fn has_byte(x: u64, byte: u8) -> u64 {
+    has_less(x ^ lanes(byte), 1)
+}
+
+/// Whether any byte of the eight in `x` is one serde_json escapes.
+const fn special(x: u64) -> bool {
+    has_less(x, 0x20) | has_byte(x, b'"') | has_byte(x, b'\\') != 0
+}
+
+/// Whether serde_json would escape any byte of `s`: a control character, `"` or `\` (it
+/// writes everything else, non-ASCII included, as is). Eight bytes at a time; the last word
+/// overlaps the one before it, and a string shorter than a word is padded with a byte that
+/// needs no escaping, so no byte is looked at on its own.
+pub(crate) fn needs_escape(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let Some(last) = bytes.last_chunk::<8>() else {
+        let mut word = [b'a'; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        return special(u64::from_ne_bytes(word));
+    };
+    let (words, _) = bytes.as_chunks::<8>();
+    words.iter().any(|word| special(u64::from_ne_bytes(*word)))
+        || special(u64::from_ne_bytes(*last))
+}
+
+/// A string as JSON text, its escaping (if any) worked out so its length is known before it
+/// is written.
+pub(crate) enum JsonStr<'a> {
+    /// Written between quotes as is.
+    Plain(&'a str),
+    /// serde_json's text, quotes included.
+    Escaped(String),
+}
+
+impl<'a> JsonStr<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        if needs_escape(s) {
+            Self::Escaped(serde_json::to_string(s).unwrap_or_default())
+        } else {
+            Self::Plain(s)
+        }
+    }
+
+    /// Bytes of JSON text.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Plain(s) => s.len() + 2,
+            Self::Escaped(text) => text.len(),
+        }
+    }
+
+    pub(crate) fn push_to(&self, out: &mut String) {
+        match self {
+            Self::Plain(s) => {
+                out.push('"');
+                out.push_str(s);
+                out.push('"');
+            }
+            Self::Escaped(text) => out.push_str(text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_is_found_wherever_serde_json_escapes() {
+        let mut text = String::new();
+        for c in (0u32..0x300).filter_map(char::from_u32) {
+            for (at, tail) in (0..17).flat_map(|at| [(at, ""), (at, "tail of the string")]) {
+                text.clear();
+                text.extend(std::iter::repeat_n('a', at));
+                text.push(c);
+                text.push_str(tail);
+                let serde = serde_json::to_string(&text).unwrap_or_default();
+                let escaped = serde != format!("\"{text}\"");
+                assert_eq!(needs_escape(&text), escaped, "{c:?} at {at}");
+                let json = JsonStr::new(&text);
+                let mut out = String::new();
+                json.push_to(&mut out);
+                assert_eq!(out, serde);
+                assert_eq!(json.len(), serde.len());
+            }
+        }
+        assert!(!needs_escape(""));
+        assert!(!needs_escape("run_0123456789abcdef0123456789abcdef"));
+        assert!(!needs_escape("\u{7f}é ü €"));
+    }
+}
