@@ -69,7 +69,25 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "messages: the role check without an IN list",
         steps: &[Step::Rust(role_check_without_in_list)],
     },
+    Migration {
+        version: 8,
+        name: "one activity index per table: sessions and presence",
+        steps: &[Step::Sql(V8_ONE_ACTIVITY_INDEX)],
+    },
 ];
+
+/// Migration 8: every message moves its session's `last_active_at_ms`, and every turn its
+/// sender's `presence.last_seen_ms`, so each index holding one of those columns is an entry
+/// deleted and inserted again per message (about 4.5 k instructions each). Each table kept two
+/// (all rows, and per frontend or channel); the per-frontend and per-channel ones go. A
+/// filtered page (`sessions.list` of one frontend, presence of one channel) walks the
+/// remaining activity index and skips rows of other frontends or channels, or sorts the
+/// matching rows: the same rows in the same order (the SQL and its `ORDER BY` are unchanged),
+/// at the price of reading rows of other frontends, of which a gateway has a handful.
+const V8_ONE_ACTIVITY_INDEX: &str = r#"
+DROP INDEX sessions_by_frontend_activity;
+DROP INDEX presence_by_channel_last_seen;
+"#;
 
 /// The role check as migration 1 wrote it: SQLite evaluates an `IN` list of more than two
 /// values by building a temporary b-tree, on every message insert (about 12 k instructions

@@ -134,8 +134,9 @@ impl Store {
                 source,
             })?;
         self.call(move |conn| {
-            // Only the filters given appear in the SQL, so the planner can use the
-            // (frontend, last_active_at_ms) index when filtering by frontend.
+            // Only the filters given appear in the SQL. A frontend filter walks the activity
+            // index skipping other frontends (migration 8 dropped the per-frontend index,
+            // which every message had to rewrite).
             let mut clauses = Vec::new();
             let mut args: Vec<(&str, &dyn rusqlite::ToSql)> = Vec::new();
             if let Some(frontend) = &query.frontend {

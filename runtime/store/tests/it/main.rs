@@ -4,6 +4,7 @@
 
 mod common;
 
+mod activity_index;
 mod analytics;
 mod durability;
 mod group_commit;
