@@ -214,12 +214,6 @@ fn open_writer(path: &Path) -> Result<(Connection, Durability), StoreError> {
     let wal = configure(&conn)?;
     let applied = migrations::migrate_to(&mut conn, migrations::latest_version())?;
     tracing::info!(path = %path.display(), ?applied, "store opened");
-    // Savepoint journals in memory: every batched job runs in a savepoint (`round.rs`), and
-    // SQLite copies each page a savepoint changes first into a statement journal. By default
-    // that journal spills to a temporary file past 64 KiB, which a turn's start reaches, and
-    // from then on every page of every later job of the round was two `pwrite`s (about 24
-    // syscalls per turn). It is only for undoing a savepoint, never for durability.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
     let durability = if wal {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Durability::GroupCommit {
