@@ -139,8 +139,6 @@ pub(super) async fn serve<S: ConnectionService>(
             Some(reply) = on_first_poll(&first_poll, serving.inflight.next()), if !serving.inflight.is_empty() => {
                 Wake::Reply(reply)
             }
-            // A skipped socket poll (`read_armed`) can only be the wait's first poll, in the
-            // same run of the task as the read, as `next_message` requires.
             message = on_first_poll(&first_poll, next_message(serving.writer.socket(), read_armed)), if !draining => {
                 Wake::Message(message)
             }
@@ -199,6 +197,7 @@ async fn gathered(
 /// empty again. A message that arrives from then on wakes the task, and the task's next run
 /// polls this same future again, for real. The skipped poll must be in the same run as the
 /// read: in a later one, the wakeup that started the run may be the socket's, already used.
+/// Inside `on_first_poll`, a skipped poll can only be a wait's first poll, so it holds there too.
 fn next_message(
     socket: &mut Socket,
     armed: bool,
