@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ids::RequestId;
-use crate::json_text::JsonStr;
+use crate::json_text::{IdText, JsonStr};
 use crate::protocol::{ERROR_EVENT, codes};
 
 /// The JSON text of an event's `data` member, encoded once. A streamed event reaches the
@@ -225,10 +225,7 @@ fn frame(
 ) -> String {
     const JSONRPC: &str = r#""jsonrpc":"2.0","#;
     let mut id_digits = itoa::Buffer::new();
-    let id = match id {
-        RequestId::Number(n) => IdText::Number(id_digits.format(*n)),
-        RequestId::String(s) => IdText::String(JsonStr::new(s)),
-    };
+    let id = IdText::new(id, &mut id_digits);
     let event = JsonStr::new(event);
     let mut seq_digits = itoa::Buffer::new();
     let seq = seq_digits.format(seq);
@@ -249,10 +246,7 @@ fn frame(
         out.push_str(JSONRPC);
     }
     out.push_str(r#""id":"#);
-    match &id {
-        IdText::Number(digits) => out.push_str(digits),
-        IdText::String(text) => text.push_to(&mut out),
-    }
+    id.push_to(&mut out);
     out.push_str(r#","event":"#);
     event.push_to(&mut out);
     out.push_str(r#","data":"#);
@@ -268,21 +262,6 @@ fn frame(
     out.push('}');
     debug_assert_eq!(out.len(), len, "the frame's length was worked out wrong");
     out
-}
-
-/// A request id as JSON text.
-enum IdText<'a> {
-    Number(&'a str),
-    String(JsonStr<'a>),
-}
-
-impl IdText<'_> {
-    fn len(&self) -> usize {
-        match self {
-            IdText::Number(digits) => digits.len(),
-            IdText::String(text) => text.len(),
-        }
-    }
 }
 
 #[cfg(test)]

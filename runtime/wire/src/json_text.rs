@@ -3,6 +3,8 @@
 //! between quotes, anything else goes through serde_json, so the text is exactly serde_json's.
 //! (Integers already go through `itoa`, as serde_json's do.)
 
+use crate::ids::RequestId;
+
 /// Every byte repeated in each lane of a `u64`.
 const fn lanes(byte: u8) -> u64 {
     u64::from_ne_bytes([byte; 8])
@@ -74,6 +76,37 @@ impl<'a> JsonStr<'a> {
                 out.push('"');
             }
             Self::Escaped(text) => out.push_str(text),
+        }
+    }
+}
+
+/// A request id as JSON text: its digits, or its string.
+pub(crate) enum IdText<'a> {
+    Number(&'a str),
+    String(JsonStr<'a>),
+}
+
+impl<'a> IdText<'a> {
+    /// `digits` holds a number's text.
+    pub(crate) fn new(id: &'a RequestId, digits: &'a mut itoa::Buffer) -> Self {
+        match id {
+            RequestId::Number(n) => Self::Number(digits.format(*n)),
+            RequestId::String(s) => Self::String(JsonStr::new(s)),
+        }
+    }
+
+    /// Bytes of JSON text.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Number(digits) => digits.len(),
+            Self::String(text) => text.len(),
+        }
+    }
+
+    pub(crate) fn push_to(&self, out: &mut String) {
+        match self {
+            Self::Number(digits) => out.push_str(digits),
+            Self::String(text) => text.push_to(out),
         }
     }
 }

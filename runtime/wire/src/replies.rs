@@ -8,30 +8,41 @@ use serde::Serialize;
 
 use crate::error::RpcError;
 use crate::ids::RequestId;
+use crate::json_text::IdText;
 
-#[derive(Serialize)]
-struct ResultReply<'a, T> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jsonrpc: Option<&'static str>,
-    id: &'a RequestId,
-    result: &'a T,
-}
-
-/// The whole result frame of a request, serializing `result` once, straight into it.
+/// The whole result frame of a request, `{"jsonrpc":"2.0","id":…,"result":…}` (`jsonrpc`
+/// only when the request had it), byte for byte what serde_json writes for a struct of those
+/// members. Only the result goes through serde_json; the envelope is written by hand around
+/// it: through serde, its two member names were escaped byte by byte and its id went through
+/// an untagged enum, about 5 % of a `system.info` request (BENCHMARKS.md, finding 35). The
+/// frame fills its allocation exactly: the WebSocket layer takes such a `String` as is and
+/// allocates a header for any other.
 pub fn encode_reply<T: Serialize>(
     id: &RequestId,
     jsonrpc: bool,
     result: &T,
 ) -> Result<String, RpcError> {
-    // `to_string`, not `to_writer` into a `Vec` and `String::from_utf8`: checking the frame's
-    // UTF-8 again cost about 2 % of a `system.info` request's instructions (BENCHMARKS.md,
-    // finding 24), and serde_json's own `to_string` skips that check soundly.
-    serde_json::to_string(&ResultReply {
-        jsonrpc: version(jsonrpc),
-        id,
-        result,
-    })
-    .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))
+    const JSONRPC: &str = r#""jsonrpc":"2.0","#;
+    let result = serde_json::to_string(result)
+        .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))?;
+    let mut digits = itoa::Buffer::new();
+    let id = IdText::new(id, &mut digits);
+    let len = r#"{"id":,"result":}"#.len()
+        + if jsonrpc { JSONRPC.len() } else { 0 }
+        + id.len()
+        + result.len();
+    let mut frame = String::with_capacity(len);
+    frame.push('{');
+    if jsonrpc {
+        frame.push_str(JSONRPC);
+    }
+    frame.push_str(r#""id":"#);
+    id.push_to(&mut frame);
+    frame.push_str(r#","result":"#);
+    frame.push_str(&result);
+    frame.push('}');
+    debug_assert_eq!(frame.len(), len, "the reply's length was worked out wrong");
+    Ok(frame)
 }
 
 /// What a handler returns: its result at once, for methods that answer from memory, or a
@@ -107,4 +118,73 @@ pub fn error_reply(id: Option<&RequestId>, jsonrpc: bool, error: &RpcError) -> S
         id,
         error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The reply as serde_json wrote it before the envelope was written by hand: every reply
+    /// must stay byte for byte the same.
+    #[derive(Serialize)]
+    struct Reference<'a, T> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        jsonrpc: Option<&'static str>,
+        id: &'a RequestId,
+        result: &'a T,
+    }
+
+    #[test]
+    fn replies_are_byte_for_byte_those_serde_json_wrote() {
+        let ids = [
+            RequestId::Number(0),
+            RequestId::Number(-7),
+            RequestId::Number(i64::MIN),
+            RequestId::Number(i64::MAX),
+            RequestId::String(String::new()),
+            RequestId::String("a \"quoted\" id\n\u{1f}".into()),
+            RequestId::String("ünïcödé".into()),
+        ];
+        let results = [
+            json!(null),
+            json!(true),
+            json!(1.5),
+            json!("text with \"quotes\" and \\"),
+            json!([1, "two", {"three": 3}]),
+            json!({"b": 1, "a": {"nested": [null, false]}, "\u{7}": "\u{2028}"}),
+        ];
+        for id in &ids {
+            for result in &results {
+                for jsonrpc in [false, true] {
+                    let reference = serde_json::to_string(&Reference {
+                        jsonrpc: version(jsonrpc),
+                        id,
+                        result,
+                    });
+                    let frame = encode_reply(id, jsonrpc, result);
+                    assert_eq!(frame.ok(), reference.ok(), "{id} {result} {jsonrpc}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_reply_fills_its_allocation_exactly() {
+        let frame = encode_reply(&RequestId::Number(42), true, &json!({"version": "1.2.3"}));
+        let frame = frame.unwrap_or_default();
+        assert_eq!(frame.len(), frame.capacity(), "{frame}");
+    }
+
+    #[test]
+    fn a_result_that_cannot_be_encoded_is_an_internal_error() {
+        let mut map = std::collections::BTreeMap::new();
+        map.insert(vec![1u8], 1);
+        let error = encode_reply(&RequestId::Number(1), false, &map).err();
+        assert!(
+            error.is_some_and(|e| e.message.contains("could not encode the result")),
+            "a map with non-string keys has no JSON text"
+        );
+    }
 }
