@@ -350,7 +350,10 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
             self.writer.socket().get_mut().message_done();
         }
         match incoming(self.service, self.state, message, &mut self.inflight, burst) {
-            Incoming::Reply(text) => self.writer.reply(text).await,
+            Incoming::Reply(text) => match self.writer.try_reply(text) {
+                Ok(flow) => flow,
+                Err(text) => self.writer.reply(text).await,
+            },
             Incoming::Pong => {
                 self.unanswered_pings = 0;
                 Continue(())

@@ -199,6 +199,11 @@ impl ConnectionState {
         }
     }
 
+    /// Whether a close was asked for and not yet taken (one load; see `take_close_request`).
+    pub(super) fn close_requested(&self) -> bool {
+        self.close_requested.load(Ordering::Acquire)
+    }
+
     pub(super) fn take_close_request(&self) -> Option<(u16, String)> {
         // A plain load first: the swap is a locked instruction, and this runs after every reply.
         if !self.close_requested.load(Ordering::Acquire)
