@@ -7,6 +7,8 @@
 //! from a bounded set: method names, event names, tool names of the registry (`unknown` for
 //! others), configured webhook names, fixed outcomes.
 
+mod histogram;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 
+use self::histogram::BatchHistogram;
 use crate::config::QueueMode;
 
 /// The content type of the Prometheus text exposition format.
@@ -70,11 +73,11 @@ struct HookOutcome {
     outcome: &'static str,
 }
 
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+type HistogramFamily<L> = Family<L, BatchHistogram, fn() -> BatchHistogram>;
 
-fn latency_histogram() -> Histogram {
+fn latency_histogram() -> BatchHistogram {
     // 1 ms .. ~33 s.
-    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+    BatchHistogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
 fn turn_histogram() -> Histogram {
@@ -113,7 +116,7 @@ pub struct Metrics {
 struct MethodSeries {
     ok: Counter,
     error: Counter,
-    seconds: Histogram,
+    seconds: BatchHistogram,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -261,16 +264,22 @@ impl Metrics {
 
     /// A request was answered.
     pub fn request(&self, method: flynn_protocol::Method, ok: bool, elapsed: Duration) {
+        self.requests(method, ok, elapsed, 1);
+    }
+
+    /// `n` requests of one method and outcome were answered, each in `elapsed` (a read burst's
+    /// requests answered at once): one update of each series.
+    pub fn requests(&self, method: flynn_protocol::Method, ok: bool, elapsed: Duration, n: u32) {
         // `Method` is a fieldless enum in spec order, the order of `Method::ALL`.
         let Some(series) = self.per_method.get(method as usize) else {
             return;
         };
         if ok {
-            series.ok.inc();
+            series.ok.inc_by(n.into());
         } else {
-            series.error.inc();
+            series.error.inc_by(n.into());
         }
-        series.seconds.observe(elapsed.as_secs_f64());
+        series.seconds.observe_n(elapsed.as_secs_f64(), n.into());
     }
 
     /// An event frame was queued to a client.
