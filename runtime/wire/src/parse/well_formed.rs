@@ -16,10 +16,7 @@ use crate::request::Request;
 pub(super) fn parse<M: WireMethod>(text: &str) -> Option<Request<'_, M>> {
     // The derived struct would also read an array as its members in order; arrays are the
     // careful path's to refuse.
-    if !text
-        .trim_start_matches([' ', '\t', '\n', '\r'])
-        .starts_with('{')
-    {
+    if super::first_byte(text) != Some(b'{') {
         return None;
     }
     // Unknown or repeated members, an escaped method name (not borrowable) and a bad id fail
