@@ -13,11 +13,13 @@
 //! - `serve`: the read/dispatch/write loop, a small state machine.
 //! - `dispatch`: one incoming frame (a request, a batch, a control frame).
 //! - `ping`: the ping timer the loop waits on.
+//! - `doorbell`: the events' notifier the loop waits on.
 //! - `writer`: feeding frames, flushing once per wakeup, writes that have to wait.
 //! - `close`: closing handshakes, failure codes, refusing an unauthenticated connection.
 
 mod close;
 mod dispatch;
+mod doorbell;
 mod ping;
 mod serve;
 pub mod service;

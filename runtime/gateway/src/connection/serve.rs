@@ -54,6 +54,16 @@ enum Wake {
     Gathered,
 }
 
+/// What became of one incoming message, and what is left to do that may have to wait.
+enum Handled {
+    Done(ControlFlow<Ended>),
+    /// A reply that could not be written at once (`Writer::try_reply`).
+    Reply(String),
+    /// The peer's close frame, to answer.
+    Close,
+    ReadFailed(WsError),
+}
+
 /// Events queued and not yet written, waiting for the events that are ready with them.
 struct Gathering {
     /// How many were queued at the last look.
@@ -100,6 +110,7 @@ pub(super) async fn serve<S: ConnectionService>(
     // register with (and then leave) its notifier's waiter list, under a lock, every time.
     let events_ready = state.events.ready.notified();
     tokio::pin!(events_ready);
+    let mut events_armed = false;
     // Made only once shutdown begins: inline, a `Sleep` would widen every idle connection's
     // future by its size.
     let mut drain_deadline: Option<Pin<Box<Sleep>>> = None;
@@ -127,7 +138,7 @@ pub(super) async fn serve<S: ConnectionService>(
         let wake = tokio::select! {
             biased;
             _ = poll_deadline(&mut drain_deadline), if draining => Wake::DrainDeadline,
-            _ = &mut events_ready, if !gathering => {
+            () = state.events.ready.rung(events_ready.as_mut(), &mut events_armed), if !gathering => {
                 events_ready.set(state.events.ready.notified());
                 if !draining && shutdown.is_cancelled() {
                     Wake::Shutdown
@@ -312,7 +323,13 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
         let mut budget = READ_BURST;
         let mut flow = Continue(());
         while let Some(message) = next.take() {
-            flow = self.on_message(message, &mut burst).await;
+            // Handled without an async layer; only what must wait is awaited here.
+            flow = match self.on_message(message, &mut burst) {
+                Handled::Done(flow) => flow,
+                Handled::Reply(text) => self.writer.reply(text).await,
+                Handled::Close => Break(self.writer.answer_close().await),
+                Handled::ReadFailed(error) => Break(self.read_failed(error).await),
+            };
             budget -= 1;
             if flow.is_break() || budget == 0 {
                 break;
@@ -335,15 +352,16 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
         flow
     }
 
-    /// One incoming message: answered at once, or its handler left running in `inflight`.
-    async fn on_message(
+    /// One incoming message: answered at once, or its handler left running in `inflight`;
+    /// what has to wait (a reply that cannot be written at once, a close) is left to the caller.
+    fn on_message(
         &mut self,
         message: Option<Result<Message, WsError>>,
         burst: &mut Burst,
-    ) -> ControlFlow<Ended> {
+    ) -> Handled {
         let message = match message {
-            None => return Break(Ended::PeerClosed),
-            Some(Err(error)) => return Break(self.read_failed(error).await),
+            None => return Handled::Done(Break(Ended::PeerClosed)),
+            Some(Err(error)) => return Handled::ReadFailed(error),
             Some(Ok(message)) => message,
         };
         if matches!(message, Message::Text(_) | Message::Binary(_)) {
@@ -351,15 +369,15 @@ impl<'c, S: ConnectionService> Serving<'c, S> {
         }
         match incoming(self.service, self.state, message, &mut self.inflight, burst) {
             Incoming::Reply(text) => match self.writer.try_reply(text) {
-                Ok(flow) => flow,
-                Err(text) => self.writer.reply(text).await,
+                Ok(flow) => Handled::Done(flow),
+                Err(text) => Handled::Reply(text),
             },
             Incoming::Pong => {
                 self.unanswered_pings = 0;
-                Continue(())
+                Handled::Done(Continue(()))
             }
-            Incoming::Close => Break(self.writer.answer_close().await),
-            Incoming::Nothing => Continue(()),
+            Incoming::Close => Handled::Close,
+            Incoming::Nothing => Handled::Done(Continue(())),
         }
     }
 

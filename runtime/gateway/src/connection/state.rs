@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use flynn_protocol::wire::{self, EventJson, EventSink, RequestId};
 use tokio::sync::Notify;
 
+use super::doorbell::Doorbell;
 use crate::auth::Identity;
 
 /// Events waiting for the connection's writer: bounded by `server.outbound_buffer_frames`, and
@@ -20,8 +21,8 @@ pub struct EventQueue {
     /// case, checked before every reply).
     pub(super) queued: AtomicUsize,
     capacity: usize,
-    /// Notified when a frame is queued, and when the connection turns out a slow consumer.
-    pub(super) ready: Notify,
+    /// Rung when a frame is queued, and when the connection turns out a slow consumer.
+    pub(super) ready: Doorbell,
     closed: AtomicBool,
 }
 
@@ -37,7 +38,7 @@ impl EventQueue {
             frames: Mutex::new(VecDeque::new()),
             queued: AtomicUsize::new(0),
             capacity: capacity.max(1),
-            ready: Notify::new(),
+            ready: Doorbell::default(),
             closed: AtomicBool::new(false),
         }
     }
@@ -53,7 +54,7 @@ impl EventQueue {
         frames.push_back(frame);
         self.queued.fetch_add(1, Ordering::Release);
         drop(frames);
-        self.ready.notify_one();
+        self.ready.ring();
         Ok(())
     }
 
@@ -245,7 +246,7 @@ impl ConnectionState {
             if !self.slow.swap(true, Ordering::AcqRel) {
                 // `wake` reaches a writer blocked in a write; `ready` one waiting for work.
                 self.wake.notify_one();
-                self.events.ready.notify_one();
+                self.events.ready.ring();
             }
         }
     }
@@ -267,7 +268,7 @@ impl crate::connections::Live for ConnectionState {
 
     /// Through the events' notifier: the loop waits on it in every round anyway.
     fn wake(&self) {
-        self.events.ready.notify_one();
+        self.events.ready.ring();
     }
 }
 
