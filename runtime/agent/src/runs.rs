@@ -229,10 +229,11 @@ impl RunLog {
             return;
         }
         self.push(&mut state, event, data, audience);
-        state.outcome = Some(reply.clone());
         for f in std::mem::take(&mut state.followers) {
             let _ = f.reply.send(reply.clone());
         }
+        // Kept as is: a copy would copy the whole answer once more per turn.
+        state.outcome = Some(reply);
     }
 
     /// Replays the kept events after `after` to `events`, then makes it a follower (or, when
@@ -327,16 +328,23 @@ pub fn final_event(events: &EventEmitter, reply: &Reply) {
 }
 
 /// The event that ends a request with `reply`, encoded once for the run log and every
-/// requester. `done` (every answered turn) is written in one pass: its only member is
-/// `content`, so it needs no `Value` to sort its members ([`EventJson::encode_sorted`]).
+/// requester. `done` (every answered turn) is written by hand, as a streamed chunk is
+/// ([`EventJson::one_string_member`]): its only member is `content`, the whole answer, which
+/// serde_json escaped byte by byte after a copy into the typed data (a long answer's `done`
+/// cost about as much as a quarter of its streamed events). Debug builds compare the text with
+/// the typed encoding.
 pub fn encoded_final_event(reply: &Reply) -> (&'static str, EventJson) {
     if let Ok(result) = reply {
-        let done = flynn_protocol::types::DoneEventData {
-            content: result.content.clone(),
-        };
-        if let Ok(json) = EventJson::encode_sorted(&done) {
-            return (flynn_protocol::events::DONE, json);
-        }
+        let json = EventJson::one_string_member("content", &result.content);
+        debug_assert_eq!(
+            Some(&json),
+            EventJson::encode(&flynn_protocol::types::DoneEventData {
+                content: result.content.clone(),
+            })
+            .ok()
+            .as_ref()
+        );
+        return (flynn_protocol::events::DONE, json);
     }
     capture(|e| final_event(e, reply))
         .into_iter()
