@@ -120,13 +120,26 @@ impl<'c> Writer<'c> {
 
     /// Writes every event already queued. Called before each reply: a request's events are
     /// queued before its reply completes, so this keeps them ahead of it on the wire.
+    /// Takes them all under one lock ([`EventQueue::take_all`]), and once more in case more
+    /// came while they were written.
+    ///
+    /// [`EventQueue::take_all`]: super::state::EventQueue::take_all
     pub(super) async fn feed_events(&mut self) -> ControlFlow<Ended> {
-        while let Some(out) = self.state.events.try_pop() {
-            self.seq += 1;
-            self.events_fed = true;
-            self.feed(Message::text(out.encode(self.seq))).await?;
+        loop {
+            let mut batch = self.state.events.take_all();
+            if batch.is_empty() {
+                return Continue(());
+            }
+            let count = batch.len();
+            while let Some(out) = batch.pop_front() {
+                self.seq += 1;
+                self.events_fed = true;
+                // On `Break` the connection ends, and its queue with it: the count no longer
+                // matters.
+                self.feed(Message::text(out.encode(self.seq))).await?;
+            }
+            self.state.events.written(count, batch);
         }
-        Continue(())
     }
 
     /// Writes a reply: its events first, then the reply, then a close the handler asked for
