@@ -63,6 +63,9 @@ struct LogState {
     dropped_through: u64,
     /// Followers that get the live events, the final event and the reply.
     followers: Vec<Follower>,
+    /// Who else gets each live event ([`RunLog::record_live`]): the turn's requesters and those
+    /// who steered into it. Under this lock rather than one of its own: one lock per event.
+    audience: Vec<EventEmitter>,
     /// The turn's outcome, once it ended.
     outcome: Option<Reply>,
     /// The registry's bound of the running turns' kept bytes ([`RunLog::reserve_from`]) and
@@ -133,10 +136,18 @@ pub fn capture(f: impl Fn(&EventEmitter)) -> Vec<(&'static str, EventJson)> {
 
 impl RunLog {
     pub fn new(run_id: Arc<str>, limits: RunLimits) -> Self {
+        Self::with_audience(run_id, limits, Vec::new())
+    }
+
+    /// A log whose live events ([`RunLog::record_live`]) go to `audience` from the start.
+    pub fn with_audience(run_id: Arc<str>, limits: RunLimits, audience: Vec<EventEmitter>) -> Self {
         Self {
             run_id,
             limits,
-            state: Mutex::new(LogState::default()),
+            state: Mutex::new(LogState {
+                audience,
+                ..LogState::default()
+            }),
         }
     }
 
@@ -153,6 +164,19 @@ impl RunLog {
     pub fn record(&self, event: &'static str, data: EventJson, audience: &[EventEmitter]) {
         let mut state = self.lock();
         self.push(&mut state, event, data, audience);
+    }
+
+    /// [`RunLog::record`] to the log's own audience ([`RunLog::add_audience`]).
+    pub fn record_live(&self, event: &'static str, data: EventJson) {
+        let mut state = self.lock();
+        let audience = std::mem::take(&mut state.audience);
+        self.push(&mut state, event, data, &audience);
+        state.audience = audience;
+    }
+
+    /// Adds who gets the live events from now on ([`RunLog::record_live`]).
+    pub fn add_audience(&self, events: EventEmitter) {
+        self.lock().audience.push(events);
     }
 
     fn push(
