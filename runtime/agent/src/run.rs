@@ -66,8 +66,6 @@ pub struct ActiveRun {
     steer_inbox: Mutex<Option<Vec<Steered>>>,
     /// Requesters whose steered message the run took: they get the run's reply.
     joined: Mutex<Vec<Requester>>,
-    /// Everyone who receives this run's events (grows when requests steer in).
-    audience: Mutex<Vec<EventEmitter>>,
 }
 
 impl ActiveRun {
@@ -83,12 +81,12 @@ impl ActiveRun {
         Self {
             cancel: CancellationToken::new(),
             session_id: session_id.to_owned(),
-            log: crate::runs::RunLog::new(run_id, limits),
+            // Everyone who receives this run's events (grows when requests steer in).
+            log: crate::runs::RunLog::with_audience(run_id, limits, audience),
             stop_reason: Mutex::new(None),
             interrupt_dropped: std::sync::atomic::AtomicU64::new(0),
             steer_inbox: Mutex::new(Some(Vec::new())),
             joined: Mutex::new(Vec::new()),
-            audience: Mutex::new(audience),
         }
     }
 
@@ -121,12 +119,11 @@ impl ActiveRun {
         }
     }
 
-    /// Records an event and sends it to the audience. Under the audience's lock rather than
-    /// with a copy of it (a copy per event cost an allocation and a clone per member); the
-    /// log's lock is taken inside it, and nothing takes the two the other way round.
+    /// Records an event and sends it to the audience, which the log keeps under its own lock
+    /// (one lock per event; a copy of the audience per event cost an allocation and a clone
+    /// per member).
     fn record(&self, event: &'static str, data: EventJson) {
-        let audience = self.audience.lock().unwrap_or_else(|p| p.into_inner());
-        self.log.record(event, data, &audience);
+        self.log.record_live(event, data);
     }
 
     pub fn run_id(&self) -> &Arc<str> {
@@ -203,8 +200,9 @@ impl ActiveRun {
         };
         match inbox.as_mut() {
             Some(messages) => {
-                if let (Some(r), Ok(mut audience)) = (&steered.requester, self.audience.lock()) {
-                    audience.push(r.events.clone());
+                // Under the inbox's lock, then the log's: nothing takes them the other way round.
+                if let Some(r) = &steered.requester {
+                    self.log.add_audience(r.events.clone());
                 }
                 messages.push(steered);
                 Ok(())

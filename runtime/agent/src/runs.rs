@@ -63,6 +63,9 @@ struct LogState {
     dropped_through: u64,
     /// Followers that get the live events, the final event and the reply.
     followers: Vec<Follower>,
+    /// Who else gets each live event ([`RunLog::record_live`]): the turn's requesters and those
+    /// who steered into it. Under this lock rather than one of its own: one lock per event.
+    audience: Vec<EventEmitter>,
     /// The turn's outcome, once it ended.
     outcome: Option<Reply>,
     /// The registry's bound of the running turns' kept bytes ([`RunLog::reserve_from`]) and
@@ -133,10 +136,18 @@ pub fn capture(f: impl Fn(&EventEmitter)) -> Vec<(&'static str, EventJson)> {
 
 impl RunLog {
     pub fn new(run_id: Arc<str>, limits: RunLimits) -> Self {
+        Self::with_audience(run_id, limits, Vec::new())
+    }
+
+    /// A log whose live events ([`RunLog::record_live`]) go to `audience` from the start.
+    pub fn with_audience(run_id: Arc<str>, limits: RunLimits, audience: Vec<EventEmitter>) -> Self {
         Self {
             run_id,
             limits,
-            state: Mutex::new(LogState::default()),
+            state: Mutex::new(LogState {
+                audience,
+                ..LogState::default()
+            }),
         }
     }
 
@@ -153,6 +164,19 @@ impl RunLog {
     pub fn record(&self, event: &'static str, data: EventJson, audience: &[EventEmitter]) {
         let mut state = self.lock();
         self.push(&mut state, event, data, audience);
+    }
+
+    /// [`RunLog::record`] to the log's own audience ([`RunLog::add_audience`]).
+    pub fn record_live(&self, event: &'static str, data: EventJson) {
+        let mut state = self.lock();
+        let audience = std::mem::take(&mut state.audience);
+        self.push(&mut state, event, data, &audience);
+        state.audience = audience;
+    }
+
+    /// Adds who gets the live events from now on ([`RunLog::record_live`]).
+    pub fn add_audience(&self, events: EventEmitter) {
+        self.lock().audience.push(events);
     }
 
     fn push(
@@ -229,10 +253,11 @@ impl RunLog {
             return;
         }
         self.push(&mut state, event, data, audience);
-        state.outcome = Some(reply.clone());
         for f in std::mem::take(&mut state.followers) {
             let _ = f.reply.send(reply.clone());
         }
+        // Kept as is: a copy would copy the whole answer once more per turn.
+        state.outcome = Some(reply);
     }
 
     /// Replays the kept events after `after` to `events`, then makes it a follower (or, when
@@ -327,16 +352,23 @@ pub fn final_event(events: &EventEmitter, reply: &Reply) {
 }
 
 /// The event that ends a request with `reply`, encoded once for the run log and every
-/// requester. `done` (every answered turn) is written in one pass: its only member is
-/// `content`, so it needs no `Value` to sort its members ([`EventJson::encode_sorted`]).
+/// requester. `done` (every answered turn) is written by hand, as a streamed chunk is
+/// ([`EventJson::one_string_member`]): its only member is `content`, the whole answer, which
+/// serde_json escaped byte by byte after a copy into the typed data (a long answer's `done`
+/// cost about as much as a quarter of its streamed events). Debug builds compare the text with
+/// the typed encoding.
 pub fn encoded_final_event(reply: &Reply) -> (&'static str, EventJson) {
     if let Ok(result) = reply {
-        let done = flynn_protocol::types::DoneEventData {
-            content: result.content.clone(),
-        };
-        if let Ok(json) = EventJson::encode_sorted(&done) {
-            return (flynn_protocol::events::DONE, json);
-        }
+        let json = EventJson::one_string_member("content", &result.content);
+        debug_assert_eq!(
+            Some(&json),
+            EventJson::encode(&flynn_protocol::types::DoneEventData {
+                content: result.content.clone(),
+            })
+            .ok()
+            .as_ref()
+        );
+        return (flynn_protocol::events::DONE, json);
     }
     capture(|e| final_event(e, reply))
         .into_iter()

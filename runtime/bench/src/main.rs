@@ -221,7 +221,7 @@ impl Options {
 /// The same allocator as the `flynn-gateway` daemon (mimalloc), so both servers this binary runs
 /// (the gateway and the raw baseline) and the load generator allocate as the shipped daemon does.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: flynn_gateway::allocator::MiMalloc = flynn_gateway::allocator::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

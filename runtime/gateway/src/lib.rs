@@ -19,6 +19,7 @@
 
 pub mod admission;
 pub mod agent_hooks;
+pub mod allocator;
 pub mod auth;
 pub mod channels;
 pub mod config;

@@ -163,9 +163,11 @@ mod environ {
 /// mimalloc instead of glibc's malloc: fewer instructions per allocation on every hot path (a turn
 /// about -5 %, a `system.info` request about -10 %), for about 0.4 KiB more per idle connection
 /// and ~10 MiB more resident memory; measured in BENCHMARKS.md, "The allocator (finding 33)".
-/// To go back to the system allocator, delete these two lines (and the `mimalloc` dependency).
+/// Called through `flynn_gateway::allocator` (word-aligned allocations take mimalloc's plain entry
+/// points; BENCHMARKS.md, finding 34). To go back to the system allocator, delete these two lines
+/// (and the `libmimalloc-sys` dependency).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: flynn_gateway::allocator::MiMalloc = flynn_gateway::allocator::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

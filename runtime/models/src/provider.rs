@@ -11,8 +11,11 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures_util::task::AtomicWaker;
 
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -99,10 +102,68 @@ impl EventSink {
 struct Call {
     provider: &'static str,
     work: Pin<Box<dyn Future<Output = Result<(), ProviderError>> + Send>>,
-    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    cancel: CancelWatch,
     /// The call was polled (a cancelled token sends no request: see [`EventReceiver::poll_recv`]).
     started: bool,
     slot: Slot,
+}
+
+/// The call's cancellation, looked at whenever the call waits (about once per streamed
+/// chunk) for a few instructions. Polling the token's future each time took its waiters' lock
+/// and the token's own (about 150 instructions per chunk); instead the future is polled with
+/// a waker of ours ([`Fired`]), which notes that it fired and wakes the caller's task, and it
+/// is polled again only then.
+struct CancelWatch {
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    fired: Arc<Fired>,
+    /// `fired` as a `Waker`, made once per call.
+    waker: Waker,
+    /// The future was polled with `waker` (so it wakes it when the token fires).
+    armed: bool,
+}
+
+/// What the cancellation's future wakes: a flag, and the task that polls the call.
+#[derive(Default)]
+struct Fired {
+    flag: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Fired {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.flag.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl CancelWatch {
+    fn new(cancel: CancellationToken) -> Self {
+        let fired = Arc::new(Fired::default());
+        Self {
+            cancelled: Box::pin(cancel.cancelled_owned()),
+            waker: Waker::from(fired.clone()),
+            fired,
+            armed: false,
+        }
+    }
+
+    /// Whether the token fired; if not, `task` is woken when it does.
+    fn fired(&mut self, task: &Waker) -> bool {
+        self.fired.task.register(task);
+        if self.armed && !self.fired.flag.load(Ordering::Acquire) {
+            return false;
+        }
+        // The first look, or the flag is up (the token fired, or a spurious wakeup): ask the
+        // future itself, which registers `waker` again if it is still pending.
+        self.fired.flag.store(false, Ordering::Release);
+        self.armed = true;
+        let mut cx = Context::from_waker(&self.waker);
+        self.cancelled.as_mut().poll(&mut cx).is_ready()
+    }
 }
 
 /// The receiving end of a model stream. See [`StreamEvent`] for the order of items. `recv`
@@ -160,7 +221,7 @@ impl EventReceiver {
             // waits (which registers its wakeup), not after each event the call hands over: an
             // event that was ready with the cancellation may still be handed out, as the old
             // task's channel did.
-            if !call.started && call.cancelled.as_mut().poll(cx).is_ready() {
+            if !call.started && call.cancel.fired(cx.waker()) {
                 tracing::debug!(provider = call.provider, "model stream cancelled");
                 self.end(Some(ProviderError::Cancelled));
                 continue;
@@ -181,7 +242,7 @@ impl EventReceiver {
                     match handed {
                         Some(event) => return Poll::Ready(Some(Ok(event))),
                         // Registers the cancellation's wakeup beside the call's own.
-                        None if call.cancelled.as_mut().poll(cx).is_pending() => {
+                        None if !call.cancel.fired(cx.waker()) => {
                             return Poll::Pending;
                         }
                         None => {
@@ -232,7 +293,7 @@ where
         call: Some(Call {
             provider,
             work: Box::pin(work(sink)),
-            cancelled: Box::pin(cancel.cancelled_owned()),
+            cancel: CancelWatch::new(cancel),
             started: false,
             slot,
         }),

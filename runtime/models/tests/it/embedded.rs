@@ -275,6 +275,42 @@ async fn delay_directive_spaces_chunks_and_cancel_interrupts_the_wait() {
     );
 }
 
+/// A cancel that comes while the caller's task is parked in `recv` (the call waits) wakes it:
+/// the cancellation's wakeup reaches the task that polls the call, not only the next `recv`.
+#[tokio::test]
+async fn a_cancel_wakes_a_caller_parked_in_recv() {
+    let provider = EmbeddedProvider::default();
+    let cancel = CancellationToken::new();
+    let mut rx = provider.stream(ask("[[delay:60000]] a b c d e f"), cancel.clone());
+    assert_eq!(
+        rx.recv().await,
+        Some(Ok(StreamEvent::TextDelta("You said: a ".into())))
+    );
+    let (parked_tx, parked) = tokio::sync::oneshot::channel();
+    let caller = tokio::spawn(async move {
+        let mut parked_tx = Some(parked_tx);
+        // Polled once (the call starts its minute's wait), then parked.
+        let next = std::future::poll_fn(|cx| {
+            let poll = rx.poll_recv(cx);
+            if let Some(tx) = parked_tx.take() {
+                let _ = tx.send(poll.is_pending());
+            }
+            poll
+        })
+        .await;
+        (next, rx.recv().await)
+    });
+    assert_eq!(parked.await, Ok(true), "the call should be waiting");
+    cancel.cancel();
+    // A liveness bound, not a speed test: a caller the cancel did not wake waits a minute.
+    let ended = tokio::time::timeout(Duration::from_secs(30), caller).await;
+    let Ok(Ok((next, last))) = ended else {
+        panic!("the cancel did not wake the caller parked in recv: {ended:?}");
+    };
+    assert_eq!(next, Some(Err(ProviderError::Cancelled)));
+    assert_eq!(last, None);
+}
+
 #[tokio::test]
 async fn fail_directive_errors_after_the_first_chunk() {
     let provider = EmbeddedProvider::default();
