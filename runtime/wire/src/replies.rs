@@ -1,6 +1,7 @@
 //! Replies: what a handler returns ([`Reply`]), what the dispatcher makes of it
 //! ([`Dispatched`]), and the result and error frames.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -15,16 +16,41 @@ use crate::json_text::IdText;
 /// members. Only the result goes through serde_json; the envelope is written by hand around
 /// it: through serde, its two member names were escaped byte by byte and its id went through
 /// an untagged enum, about 5 % of a `system.info` request (BENCHMARKS.md, finding 35). The
-/// frame fills its allocation exactly: the WebSocket layer takes such a `String` as is and
-/// allocates a header for any other.
+/// result is written into a buffer kept between replies (no allocation, no regrowth: most
+/// results outgrow serde_json's first 128 bytes), then copied into a frame that fills its
+/// allocation exactly: the WebSocket layer takes such a `String` as is and allocates a header
+/// for any other.
 pub fn encode_reply<T: Serialize>(
     id: &RequestId,
     jsonrpc: bool,
     result: &T,
 ) -> Result<String, RpcError> {
+    /// A buffer grown past this by a large result is given back after use.
+    const KEEP: usize = 64 * 1024;
+    thread_local! {
+        static RESULT_TEXT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    RESULT_TEXT.with_borrow_mut(|text| {
+        text.clear();
+        let frame = serde_json::to_writer(&mut *text, result)
+            .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))
+            .and_then(|()| {
+                // serde_json writes only UTF-8; the check costs less than the allocations
+                // the kept buffer saves.
+                std::str::from_utf8(text)
+                    .map_err(|e| RpcError::internal(format!("the result is not UTF-8: {e}")))
+            })
+            .map(|result| frame_around(id, jsonrpc, result));
+        if text.capacity() > KEEP {
+            *text = Vec::new();
+        }
+        frame
+    })
+}
+
+/// `{"jsonrpc":"2.0","id":…,"result":<result>}` at its exact length.
+fn frame_around(id: &RequestId, jsonrpc: bool, result: &str) -> String {
     const JSONRPC: &str = r#""jsonrpc":"2.0","#;
-    let result = serde_json::to_string(result)
-        .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))?;
     let mut digits = itoa::Buffer::new();
     let id = IdText::new(id, &mut digits);
     let len = r#"{"id":,"result":}"#.len()
@@ -39,10 +65,10 @@ pub fn encode_reply<T: Serialize>(
     frame.push_str(r#""id":"#);
     id.push_to(&mut frame);
     frame.push_str(r#","result":"#);
-    frame.push_str(&result);
+    frame.push_str(result);
     frame.push('}');
     debug_assert_eq!(frame.len(), len, "the reply's length was worked out wrong");
-    Ok(frame)
+    frame
 }
 
 /// What a handler returns: its result at once, for methods that answer from memory, or a
