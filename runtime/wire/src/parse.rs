@@ -14,13 +14,6 @@ use crate::request::Request;
 
 mod well_formed;
 
-/// The frame's first byte after JSON whitespace (RFC 8259 section 2), without decoding chars:
-/// a test of every frame, batch or not.
-fn first_byte(text: &str) -> Option<u8> {
-    text.bytes()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-}
-
 /// A frame that cannot be dispatched, with the reply it gets.
 #[derive(Debug)]
 pub struct Rejected {
@@ -317,7 +310,7 @@ pub const MAX_BATCH_REQUESTS: usize = 100;
 /// (one error reply, id null) or an array that is not valid JSON (-1); else its entries, each to
 /// be parsed with [`parse_request`] and answered in one array.
 pub fn batch_entries(text: &str) -> Option<Result<Vec<&RawValue>, Rejected>> {
-    if first_byte(text) != Some(b'[') {
+    if well_formed::first_byte(text) != Some(b'[') {
         return None;
     }
     let refuse = |error: RpcError| Rejected {

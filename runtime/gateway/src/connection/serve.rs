@@ -111,8 +111,7 @@ pub(super) async fn serve<S: ConnectionService>(
     let events_ready = state.events.ready.notified();
     tokio::pin!(events_ready);
     let mut events_armed = false;
-    // Made only once shutdown begins: inline, a `Sleep` would widen every idle connection's
-    // future by its size.
+    // Made only once shutdown begins: inline, a `Sleep` would widen every idle connection.
     let mut drain_deadline: Option<Pin<Box<Sleep>>> = None;
     // Shutdown is not a branch of the wait: the gateway wakes every registered connection
     // through `events_ready` when it begins (`Connections::wake_all`), and the token is looked

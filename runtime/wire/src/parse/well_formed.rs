@@ -16,7 +16,7 @@ use crate::request::Request;
 pub(super) fn parse<M: WireMethod>(text: &str) -> Option<Request<'_, M>> {
     // The derived struct would also read an array as its members in order; arrays are the
     // careful path's to refuse.
-    if super::first_byte(text) != Some(b'{') {
+    if first_byte(text) != Some(b'{') {
         return None;
     }
     // Unknown or repeated members, an escaped method name (not borrowable) and a bad id fail
@@ -34,6 +34,13 @@ pub(super) fn parse<M: WireMethod>(text: &str) -> Option<Request<'_, M>> {
         params,
         notification: false,
     })
+}
+
+/// The frame's first byte after JSON whitespace (RFC 8259 section 2), without decoding chars:
+/// a test of every frame, batch or not (`super::batch_entries` asks it too).
+pub(super) fn first_byte(text: &str) -> Option<u8> {
+    text.bytes()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// A request's members, borrowed from the text. Derived rather than hand-visited: serde's
