@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ids::RequestId;
-use crate::json_text::{IdText, JsonStr};
+use crate::json_text::{FrameStart, IdText, JsonStr};
 use crate::protocol::{ERROR_EVENT, codes};
 
 /// The JSON text of an event's `data` member, encoded once. A streamed event reaches the
@@ -223,17 +223,18 @@ fn frame(
     seq: u64,
     run: Option<&RunTag>,
 ) -> String {
-    const JSONRPC: &str = r#""jsonrpc":"2.0","#;
     let mut id_digits = itoa::Buffer::new();
-    let id = IdText::new(id, &mut id_digits);
+    let start = FrameStart {
+        jsonrpc,
+        id: IdText::new(id, &mut id_digits),
+    };
     let event = JsonStr::new(event);
     let mut seq_digits = itoa::Buffer::new();
     let seq = seq_digits.format(seq);
     let mut run_seq_digits = itoa::Buffer::new();
     let run = run.map(|r| (JsonStr::new(&r.run_id), run_seq_digits.format(r.run_seq)));
-    let len = r#"{"id":,"event":,"data":,"seq":}"#.len()
-        + if jsonrpc { JSONRPC.len() } else { 0 }
-        + id.len()
+    let len = start.len()
+        + r#","event":,"data":,"seq":}"#.len()
         + event.len()
         + data.len()
         + seq.len()
@@ -241,12 +242,7 @@ fn frame(
             r#","runId":,"runSeq":"#.len() + run_id.len() + run_seq.len()
         });
     let mut out = String::with_capacity(len);
-    out.push('{');
-    if jsonrpc {
-        out.push_str(JSONRPC);
-    }
-    out.push_str(r#""id":"#);
-    id.push_to(&mut out);
+    start.push_to(&mut out);
     out.push_str(r#","event":"#);
     event.push_to(&mut out);
     out.push_str(r#","data":"#);

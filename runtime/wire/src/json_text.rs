@@ -128,6 +128,31 @@ impl<'a> IdText<'a> {
     }
 }
 
+/// `{"jsonrpc":"2.0","id":<id>` (`jsonrpc` only when the request had it): how every frame
+/// answering a request begins, its reply and its events alike, as serde_json wrote them.
+pub(crate) struct FrameStart<'a> {
+    pub(crate) jsonrpc: bool,
+    pub(crate) id: IdText<'a>,
+}
+
+impl FrameStart<'_> {
+    const JSONRPC: &'static str = r#""jsonrpc":"2.0","#;
+
+    /// Bytes of JSON text.
+    pub(crate) fn len(&self) -> usize {
+        r#"{"id":"#.len() + if self.jsonrpc { Self::JSONRPC.len() } else { 0 } + self.id.len()
+    }
+
+    pub(crate) fn push_to(&self, out: &mut String) {
+        out.push('{');
+        if self.jsonrpc {
+            out.push_str(Self::JSONRPC);
+        }
+        out.push_str(r#""id":"#);
+        self.id.push_to(out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::RpcError;
 use crate::ids::RequestId;
-use crate::json_text::IdText;
+use crate::json_text::{FrameStart, IdText};
 
 /// The whole result frame of a request, `{"jsonrpc":"2.0","id":…,"result":…}` (`jsonrpc`
 /// only when the request had it), byte for byte what serde_json writes for a struct of those
@@ -50,20 +50,14 @@ pub fn encode_reply<T: Serialize>(
 
 /// `{"jsonrpc":"2.0","id":…,"result":<result>}` at its exact length.
 fn frame_around(id: &RequestId, jsonrpc: bool, result: &str) -> String {
-    const JSONRPC: &str = r#""jsonrpc":"2.0","#;
     let mut digits = itoa::Buffer::new();
-    let id = IdText::new(id, &mut digits);
-    let len = r#"{"id":,"result":}"#.len()
-        + if jsonrpc { JSONRPC.len() } else { 0 }
-        + id.len()
-        + result.len();
+    let start = FrameStart {
+        jsonrpc,
+        id: IdText::new(id, &mut digits),
+    };
+    let len = start.len() + r#","result":}"#.len() + result.len();
     let mut frame = String::with_capacity(len);
-    frame.push('{');
-    if jsonrpc {
-        frame.push_str(JSONRPC);
-    }
-    frame.push_str(r#""id":"#);
-    id.push_to(&mut frame);
+    start.push_to(&mut frame);
     frame.push_str(r#","result":"#);
     frame.push_str(result);
     frame.push('}');
