@@ -136,29 +136,26 @@ impl<'c> Writer<'c> {
                 self.events_fed = true;
                 // On `Break` the connection ends, and its queue with it: the count no longer
                 // matters.
-                match self.feed_at_once(Message::text(out.encode(self.seq))) {
+                match self.feed_at_once(out.encode(self.seq)) {
                     Ok(flow) => flow?,
-                    Err(message) => self.feed(message).await?,
+                    Err(text) => self.feed(Message::text(text)).await?,
                 }
             }
             self.state.events.written(count, batch);
         }
     }
 
-    /// [`Writer::feed`] when the sink has room now (nearly always): no future built and
-    /// polled per frame (about 130 instructions per streamed event). Gives the message back
-    /// when the write would have to wait.
-    fn feed_at_once(&mut self, message: Message) -> Result<ControlFlow<Ended>, Message> {
-        match self
-            .ws
-            .poll_ready_unpin(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(Ok(())) => Ok(match self.ws.start_send_unpin(message) {
+    /// [`Writer::feed`] of the text frame `text` when the sink has room now (nearly always): no
+    /// future built and polled per frame (about 130 instructions per streamed event). Gives
+    /// the text back when the write would have to wait.
+    fn feed_at_once(&mut self, text: String) -> Result<ControlFlow<Ended>, String> {
+        match Write::Room.poll(&mut self.ws, &mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => Ok(match self.ws.start_send_unpin(Message::text(text)) {
                 Ok(()) => Continue(()),
                 Err(_) => Break(Ended::Broken),
             }),
             Poll::Ready(Err(_)) => Ok(Break(Ended::Broken)),
-            Poll::Pending => Err(message),
+            Poll::Pending => Err(text),
         }
     }
 
@@ -171,15 +168,7 @@ impl<'c> Writer<'c> {
         if self.state.events.len() != 0 || self.state.close_requested() {
             return Err(text);
         }
-        match Write::Room.poll(&mut self.ws, &mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(_)) => return Ok(Break(Ended::Broken)),
-            Poll::Pending => return Err(text),
-        }
-        if self.ws.start_send_unpin(Message::text(text)).is_err() {
-            return Ok(Break(Ended::Broken));
-        }
-        Ok(Continue(()))
+        self.feed_at_once(text)
     }
 
     /// Writes a reply: its events first, then the reply, then a close the handler asked for
