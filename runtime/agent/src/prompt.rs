@@ -39,7 +39,10 @@ pub(crate) async fn build(
     turn: &Turn,
 ) -> Result<Prompt, RpcError> {
     let session_id = turn.session_id.as_str();
-    let (record, history) = begin_turn(deps, session_id, &turn.messages).await?;
+    // The session's tier is read in the same job as its history, so the bound is the largest
+    // window any tier has.
+    let history_chars = history_chars_needed(settings.models.largest_context_window());
+    let (record, history) = begin_turn(deps, session_id, &turn.messages, history_chars).await?;
     let overrides = StoredSessionConfig::parse(record.as_ref().and_then(|r| r.config.as_deref()));
     let provider = settings.provider(overrides.model_tier.as_deref());
     // Room for the overflow note, the turn's messages and the answer: the prompt is not
@@ -97,11 +100,13 @@ pub(crate) async fn build(
 
 /// The store work of a turn's start in one job and one transaction (`Store::begin_turn`): the
 /// session created if missing, its record and history read, the turn's messages stored with
-/// their senders' presence. Returns the session's record and its history before the turn.
+/// their senders' presence. Returns the session's record and its history before the turn, as
+/// far back as `history_chars` characters of conversation.
 async fn begin_turn(
     deps: &Deps,
     session_id: &str,
     messages: &[UserMessage],
+    history_chars: u64,
 ) -> Result<(Option<SessionRecord>, Vec<HistoryMessage>), RpcError> {
     let now = now_ms();
     let (frontend, user_id) = split_session_id(session_id);
@@ -124,6 +129,7 @@ async fn begin_turn(
             session_id: session_id.to_owned(),
             now_ms: now,
             history_limit: HISTORY_MESSAGES,
+            history_chars: Some(history_chars),
             messages,
         })
         .await
@@ -149,6 +155,9 @@ fn replayed(
         if m.id <= compacted_through {
             continue;
         }
+        // Counted by the store once, when the message was kept (debug builds check it against
+        // the content in `trim_to_window`).
+        let chars = m.chars as u64;
         let message = match m.role {
             Role::User => ChatMessage::user(m.content),
             Role::Assistant => ChatMessage::assistant(m.content, Vec::new()),
@@ -156,7 +165,7 @@ fn replayed(
             // model: providers require tool results to follow their own tool calls.
             Role::Tool | Role::System => continue,
         };
-        tokens += flynn_models::estimate_text_message_tokens(&message.content);
+        tokens += flynn_models::estimate_text_message_tokens_of_chars(chars);
         messages.push(message);
     }
     (messages, tokens)
@@ -250,6 +259,20 @@ pub(crate) async fn persist_user(
 /// Share of the model's window the prompt may fill; the rest is left for the answer.
 const PROMPT_SHARE: f64 = 0.85;
 
+/// The tokens a prompt may hold in `window`.
+fn prompt_budget(window: u64) -> u64 {
+    (window as f64 * PROMPT_SHARE) as u64
+}
+
+/// Characters of history (user and assistant messages, newest first) past which older
+/// messages cannot reach a prompt for `window`: a replayed message estimates at more than a
+/// quarter token per character (`estimate_text_message_tokens`), so history holding more than
+/// four characters per token of the budget already exceeds it on its own, and
+/// [`trim_to_window`] drops everything older. The store reads no further (`TurnStart`).
+fn history_chars_needed(window: u64) -> u64 {
+    prompt_budget(window).saturating_mul(4).saturating_add(1)
+}
+
 /// Whether a turn may call tools: every message it answers comes from a requester holding the
 /// `operator` scope.
 pub fn turn_may_use_tools(messages: &[UserMessage]) -> bool {
@@ -267,7 +290,7 @@ pub fn turn_may_use_tools(messages: &[UserMessage]) -> bool {
 /// Returns the trimmed request's estimate (what `estimate_request_tokens` gives for it).
 fn trim_to_window(request: &mut ChatRequest, history: (usize, u64), window: u64) -> u64 {
     let (history_len, history_tokens) = history;
-    let budget = (window as f64 * PROMPT_SHARE) as u64;
+    let budget = prompt_budget(window);
     let mut estimate =
         flynn_models::estimate_request_tokens_after(request, history_len, history_tokens);
     debug_assert_eq!(estimate, flynn_models::estimate_request_tokens(request));
@@ -292,4 +315,108 @@ fn trim_to_window(request: &mut ChatRequest, history: (usize, u64), window: u64)
         );
     }
     estimate
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::session_config::Compaction;
+
+    /// A history message of `chars` characters, ASCII or not.
+    fn message(id: i64, role: Role, chars: usize, ascii: bool) -> HistoryMessage {
+        let content: String = if ascii {
+            "a".repeat(chars)
+        } else {
+            "é€".chars().cycle().take(chars).collect()
+        };
+        HistoryMessage {
+            id,
+            role,
+            chars: content.chars().count(),
+            content: Arc::from(content),
+        }
+    }
+
+    /// The store's character bound (`TurnStart::history_chars`, tested in `flynn-store`):
+    /// newest first, up to the message with which user and assistant messages reach `chars`.
+    fn bounded(history: &[HistoryMessage], chars: u64) -> Vec<HistoryMessage> {
+        let mut counted = 0;
+        let mut start = history.len();
+        while start > 0 && counted < chars {
+            start -= 1;
+            let m = &history[start];
+            if matches!(m.role, Role::User | Role::Assistant) {
+                counted += m.chars as u64;
+            }
+        }
+        history[start..].to_vec()
+    }
+
+    /// What the model is sent from `history`, and the estimate, as `build` makes them.
+    fn prompt(
+        history: Vec<HistoryMessage>,
+        overrides: &StoredSessionConfig,
+        system: &str,
+        window: u64,
+    ) -> (Vec<(flynn_models::Role, String)>, u64) {
+        let (mut messages, tokens) = replayed(history, overrides, 1);
+        let history_len = messages.len();
+        messages.push(ChatMessage::user("and now?".to_owned()));
+        let mut request = ChatRequest {
+            model: "m".to_owned(),
+            system: Some(system.to_owned()),
+            messages,
+            tools: Arc::from([]),
+            max_output_tokens: None,
+        };
+        let estimate = trim_to_window(&mut request, (history_len, tokens), window);
+        let sent = request
+            .messages
+            .into_iter()
+            .map(|m| (m.role, m.content.to_string()))
+            .collect();
+        (sent, estimate)
+    }
+
+    fn role() -> impl Strategy<Value = Role> {
+        prop_oneof![
+            4 => Just(Role::User),
+            4 => Just(Role::Assistant),
+            1 => Just(Role::Tool),
+            1 => Just(Role::System),
+        ]
+    }
+
+    proptest! {
+        /// Reading history only as far as `history_chars_needed` changes nothing the model is
+        /// sent: what lies further back would have been trimmed anyway.
+        #[test]
+        fn a_bounded_history_gives_the_same_prompt_as_the_whole(
+            shapes in prop::collection::vec((role(), 0usize..3000, any::<bool>()), 0..60),
+            window in 16u64..20_000,
+            system_chars in 0usize..4000,
+            compacted in prop::option::of(0i64..60),
+        ) {
+            let history: Vec<HistoryMessage> = shapes
+                .into_iter()
+                .enumerate()
+                .map(|(i, (role, chars, ascii))| message(i as i64, role, chars, ascii))
+                .collect();
+            let overrides = StoredSessionConfig {
+                compaction: compacted.map(|through| Compaction {
+                    through_message_id: through,
+                    summary: "earlier".to_owned(),
+                }),
+                ..StoredSessionConfig::default()
+            };
+            let system = "s".repeat(system_chars);
+            let cut = bounded(&history, history_chars_needed(window));
+            prop_assert_eq!(
+                prompt(cut, &overrides, &system, window),
+                prompt(history, &overrides, &system, window)
+            );
+        }
+    }
 }

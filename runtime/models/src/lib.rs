@@ -49,5 +49,6 @@ pub use tokio_util::sync::CancellationToken;
 pub use types::{
     ChatMessage, ChatRequest, IMAGE_TOKEN_ESTIMATE, ImagePart, Role, StreamEvent, ToolCall,
     ToolSpec, estimate_message_tokens, estimate_request_tokens, estimate_request_tokens_after,
-    estimate_text_message_tokens, estimate_tokens, stop_reason,
+    estimate_text_message_tokens, estimate_text_message_tokens_of_chars, estimate_tokens,
+    stop_reason,
 };

@@ -88,6 +88,8 @@ pub fn build_provider(config: &ProviderConfig) -> Result<Arc<dyn Provider>, Prov
 pub struct ModelTiers {
     default_tier: String,
     tiers: BTreeMap<String, Arc<dyn Provider>>,
+    /// The largest context window among the tiers.
+    largest_window: u64,
 }
 
 impl ModelTiers {
@@ -100,10 +102,7 @@ impl ModelTiers {
                 DEFAULT_TIER.to_owned(),
                 build_provider(&ProviderConfig::default())?,
             );
-            return Ok(Self {
-                default_tier: DEFAULT_TIER.to_owned(),
-                tiers,
-            });
+            return Ok(Self::new(DEFAULT_TIER.to_owned(), tiers));
         }
         for (name, provider) in &config.tiers {
             let built = build_provider(provider).map_err(|error| match error {
@@ -122,10 +121,22 @@ impl ModelTiers {
                 known.join(", ")
             )));
         }
-        Ok(Self {
-            default_tier: config.default_tier.clone(),
+        Ok(Self::new(config.default_tier.clone(), tiers))
+    }
+
+    fn new(default_tier: String, tiers: BTreeMap<String, Arc<dyn Provider>>) -> Self {
+        let largest_window = tiers.values().map(|p| p.context_window()).max();
+        Self {
+            default_tier,
             tiers,
-        })
+            largest_window: largest_window.unwrap_or(EMBEDDED_DEFAULT_CONTEXT_WINDOW),
+        }
+    }
+
+    /// The largest context window among the tiers: what a session's prompt may hold at most,
+    /// whichever tier it uses (an agent turn reads no more history than that).
+    pub fn largest_context_window(&self) -> u64 {
+        self.largest_window
     }
 
     /// The provider of a tier, if configured.
@@ -176,6 +187,10 @@ mod tests {
         let provider = tiers.resolve(None);
         assert_eq!(provider.name(), "embedded");
         assert_eq!(provider.context_window(), EMBEDDED_DEFAULT_CONTEXT_WINDOW);
+        assert_eq!(
+            tiers.largest_context_window(),
+            EMBEDDED_DEFAULT_CONTEXT_WINDOW
+        );
         assert_eq!(tiers.resolve(Some("nope")).name(), "embedded");
     }
 
@@ -196,6 +211,8 @@ mod tests {
         assert_eq!(tiers.resolve(None).model(), "llama3.2");
         assert_eq!(tiers.get("smart").unwrap().context_window(), 1000);
         assert_eq!(tiers.get("toy").unwrap().context_window(), 100);
+        let openai_default = tiers.get("fast").unwrap().context_window();
+        assert_eq!(tiers.largest_context_window(), openai_default.max(1000));
 
         let mut missing = config.clone();
         missing.default_tier = "huge".into();

@@ -197,6 +197,12 @@ pub fn estimate_tokens(text: &str) -> u64 {
     } else {
         text.chars().count()
     } as u64;
+    estimate_tokens_of_chars(chars)
+}
+
+/// [`estimate_tokens`] of a text of `chars` characters (for a caller that counted them once).
+#[inline]
+fn estimate_tokens_of_chars(chars: u64) -> u64 {
     chars.div_ceil(4)
 }
 
@@ -302,8 +308,17 @@ pub fn estimate_message_tokens(message: &ChatMessage) -> u64 {
 #[inline]
 pub fn estimate_text_message_tokens(content: &str) -> u64 {
     // A few tokens of per-message framing, as the chat templates add.
-    4 + estimate_tokens(content)
+    MESSAGE_FRAMING_TOKENS + estimate_tokens(content)
 }
+
+/// [`estimate_text_message_tokens`] of a text of `chars` characters.
+#[inline]
+pub fn estimate_text_message_tokens_of_chars(chars: u64) -> u64 {
+    MESSAGE_FRAMING_TOKENS + estimate_tokens_of_chars(chars)
+}
+
+/// The tokens a message's framing adds to its content's in estimates.
+const MESSAGE_FRAMING_TOKENS: u64 = 4;
 
 /// [`estimate_tokens`] of a JSON value's compact text, counted as it is written rather than
 /// built into a `String` (tool schemas are estimated on every request).

@@ -35,6 +35,23 @@ impl Role {
             Role::Tool => "tool",
         }
     }
+
+    /// A user or assistant message: what a prompt replays (tool output and system notes are
+    /// shown in a session's history but not sent to the model again), so what a character bound
+    /// on a turn's history counts.
+    pub fn is_conversation(self) -> bool {
+        matches!(self, Role::User | Role::Assistant)
+    }
+}
+
+/// The characters (Unicode scalar values) of a text; ASCII text, most of it, is counted by its
+/// length after a word-at-a-time check.
+pub(crate) fn char_count(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    }
 }
 
 impl fmt::Display for Role {

@@ -5,7 +5,7 @@ use rusqlite::{Connection, Row, params};
 use crate::clock::utc_day;
 use crate::error::check_json_opt;
 use crate::message_record::{MessageRecord, NewMessage, Role};
-use crate::recent::{Kept, RecentMessages};
+use crate::recent::{Kept, RecentMessages, Wanted};
 use crate::{Store, StoreError, recent, sessions, terms};
 
 /// The stored form of a message just appended with `id`.
@@ -37,6 +37,37 @@ fn read_history(
     Ok(rows)
 }
 
+/// The newest messages of a session from SQLite, oldest first, as far back as `wanted` needs,
+/// and whether they are all the session has. Rows are read newest first and only until the
+/// bound is met: a session of long answers costs what its window holds, not its tail.
+fn read_newest(
+    conn: &Connection,
+    session_id: &str,
+    wanted: Wanted,
+) -> Result<(Vec<Kept>, bool), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, session_id, role, content, attachments, created_at_ms FROM messages
+         WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let limit = i64::try_from(wanted.limit).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![session_id, limit])?;
+    let mut newest_first = Vec::new();
+    let mut chars = 0;
+    let complete = loop {
+        if wanted.met_by(newest_first.len(), chars) {
+            break false;
+        }
+        let Some(row) = rows.next()? else {
+            break true;
+        };
+        let message = Kept::new(from_row(row)?);
+        chars += message.counted_chars();
+        newest_first.push(message);
+    };
+    newest_first.reverse();
+    Ok((newest_first, complete))
+}
+
 /// The last `limit` (at most [`recent::TAIL`]) messages of a session, from memory when it
 /// holds them; otherwise the whole tail is read once and remembered, so later turns are served
 /// from memory. Runs on the writer thread (see `recent.rs`).
@@ -46,23 +77,32 @@ pub(crate) fn cached_history(
     session_id: &str,
     limit: usize,
 ) -> Result<Vec<MessageRecord>, StoreError> {
-    cached_history_with(conn, recent, session_id, limit, |m| m.record(session_id))
+    cached_history_with(conn, recent, session_id, Wanted::last(limit), |m| {
+        m.record(session_id)
+    })
 }
 
-/// [`cached_history`], copying out only what `f` takes of each message.
+/// The newest messages `wanted` needs, from memory when it holds them; otherwise read from
+/// SQLite and remembered: as far as a character bound needs, or else a whole [`recent::TAIL`],
+/// so that later shorter reads are served from memory. Copies out only what `f` takes of each
+/// message. Runs on the writer thread (see `recent.rs`).
 pub(crate) fn cached_history_with<T>(
     conn: &Connection,
     recent: &RecentMessages,
     session_id: &str,
-    limit: usize,
+    wanted: Wanted,
     mut f: impl FnMut(&Kept) -> T,
 ) -> Result<Vec<T>, StoreError> {
-    if let Some(rows) = recent.get_with(session_id, limit, &mut f) {
+    if let Some(rows) = recent.get_with(session_id, wanted, &mut f) {
         return Ok(rows);
     }
-    let rows = read_history(conn, session_id, recent::TAIL as i64)?;
-    let rows = recent.fill(session_id, rows);
-    let skip = rows.len().saturating_sub(limit);
+    let read = match wanted.chars {
+        Some(_) => wanted,
+        None => Wanted::last(recent::TAIL.max(wanted.limit)),
+    };
+    let (rows, complete) = read_newest(conn, session_id, read)?;
+    let rows = recent.fill(session_id, rows, complete, wanted);
+    let skip = rows.len().saturating_sub(wanted.limit);
     Ok(rows.iter().skip(skip).map(f).collect())
 }
 

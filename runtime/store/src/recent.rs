@@ -11,12 +11,16 @@
 //!
 //! Bounded: at most [`TAIL`] messages per session and [`MAX_BYTES`] of message text in all;
 //! past that, the least recently used sessions are dropped (they are read from SQLite again
-//! when next asked for).
+//! when next asked for). A session whose last reader bounded its history by characters (an
+//! agent turn: only as much as the model's window can hold, see [`Wanted`]) keeps only what
+//! that reader needs again: with long answers, a 256-message tail of every active session
+//! would overflow the byte bound within seconds and send each turn back to SQLite for
+//! megabytes it then trims away.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use crate::message_record::{MessageRecord, Role};
+use crate::message_record::{MessageRecord, Role, char_count};
 
 /// Messages kept per session: the largest `history` limit served from memory.
 pub const TAIL: usize = 256;
@@ -32,13 +36,16 @@ pub(crate) struct Kept {
     pub(crate) content: Arc<str>,
     pub(crate) attachments: Option<String>,
     pub(crate) created_at_ms: i64,
+    /// The characters of `content`, counted once when the message is kept.
+    pub(crate) chars: usize,
 }
 
 impl Kept {
-    fn new(m: MessageRecord) -> Kept {
+    pub(crate) fn new(m: MessageRecord) -> Kept {
         Kept {
             id: m.id,
             role: m.role,
+            chars: char_count(&m.content),
             content: Arc::from(m.content),
             attachments: m.attachments,
             created_at_ms: m.created_at_ms,
@@ -56,14 +63,108 @@ impl Kept {
             created_at_ms: self.created_at_ms,
         }
     }
+
+    /// What the message adds to a character bound: its characters if the prompt replays it.
+    pub(crate) fn counted_chars(&self) -> usize {
+        if self.role.is_conversation() {
+            self.chars
+        } else {
+            0
+        }
+    }
+}
+
+/// How much of a session's newest history a reader needs: going back in time, messages until
+/// there are `limit` of them, or until the user and assistant messages among them hold `chars`
+/// characters (the message that reaches the bound included), whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wanted {
+    pub(crate) limit: usize,
+    pub(crate) chars: Option<usize>,
+}
+
+impl Wanted {
+    /// The last `limit` messages.
+    pub(crate) fn last(limit: usize) -> Wanted {
+        Wanted { limit, chars: None }
+    }
+
+    /// Whether `taken` of the newest messages, holding `chars` counted characters, are enough.
+    pub(crate) fn met_by(self, taken: usize, chars: usize) -> bool {
+        taken >= self.limit || self.chars.is_some_and(|bound| chars >= bound)
+    }
 }
 
 struct Tail {
+    /// The session's newest messages, oldest first.
     messages: VecDeque<Kept>,
-    /// The tail holds every message of the session (it has fewer than [`TAIL`]).
+    /// The tail holds every message of the session.
     complete: bool,
     bytes: usize,
+    /// [`Kept::counted_chars`] of `messages`.
+    chars: usize,
+    /// What the last reader wanted when it had a character bound: appends drop the oldest
+    /// messages it would not need again. `None`: keep up to [`TAIL`].
+    keep: Option<Wanted>,
     last_used: u64,
+}
+
+impl Tail {
+    fn new(messages: VecDeque<Kept>, complete: bool, wanted: Wanted, now: u64) -> Tail {
+        Tail {
+            complete,
+            bytes: messages.iter().map(size).sum(),
+            chars: messages.iter().map(Kept::counted_chars).sum(),
+            messages,
+            keep: wanted.chars.is_some().then_some(wanted),
+            last_used: now,
+        }
+    }
+
+    /// How many of the newest messages `wanted` takes, when the tail holds all of them.
+    fn serves(&self, wanted: Wanted) -> Option<usize> {
+        let (mut taken, mut chars) = (0, 0);
+        for m in self.messages.iter().rev() {
+            if wanted.met_by(taken, chars) {
+                return Some(taken);
+            }
+            taken += 1;
+            chars += m.counted_chars();
+        }
+        (wanted.met_by(taken, chars) || self.complete).then_some(taken)
+    }
+
+    /// Whether the oldest message can go: past [`TAIL`], or not needed by `keep` (the rest
+    /// still serves it).
+    fn oldest_is_spare(&self) -> bool {
+        let Some(oldest) = self.messages.front() else {
+            return false;
+        };
+        let rest = self.messages.len() - 1;
+        rest >= TAIL
+            || self
+                .keep
+                .is_some_and(|keep| keep.met_by(rest, self.chars - oldest.counted_chars()))
+    }
+
+    /// Appends a message, then drops the spare oldest ones; returns the bytes added and removed.
+    fn push(&mut self, message: Kept) -> (usize, usize) {
+        let added = size(&message);
+        self.bytes += added;
+        self.chars += message.counted_chars();
+        self.messages.push_back(message);
+        let mut removed = 0;
+        while self.oldest_is_spare() {
+            let Some(old) = self.messages.pop_front() else {
+                break;
+            };
+            self.bytes -= size(&old);
+            self.chars -= old.counted_chars();
+            removed += size(&old);
+            self.complete = false;
+        }
+        (added, removed)
+    }
 }
 
 #[derive(Default)]
@@ -91,44 +192,42 @@ impl RecentMessages {
     /// The last `limit` messages of the session, oldest first, when memory holds them.
     #[cfg(test)]
     pub(crate) fn get(&self, session_id: &str, limit: usize) -> Option<Vec<MessageRecord>> {
-        self.get_with(session_id, limit, |m| m.record(session_id))
+        self.get_with(session_id, Wanted::last(limit), |m| m.record(session_id))
     }
 
-    /// [`RecentMessages::get`], copying out only what `f` takes of each message.
+    /// The newest messages of the session `wanted` needs, oldest first, when memory holds them
+    /// all; copies out only what `f` takes of each message.
     pub(crate) fn get_with<T>(
         &self,
         session_id: &str,
-        limit: usize,
+        wanted: Wanted,
         f: impl FnMut(&Kept) -> T,
     ) -> Option<Vec<T>> {
-        if limit > TAIL {
-            return None;
-        }
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
         let tail = inner.sessions.get_mut(session_id)?;
-        if tail.messages.len() < limit && !tail.complete {
-            return None;
-        }
+        let taken = tail.serves(wanted)?;
         tail.last_used = now;
-        let skip = tail.messages.len().saturating_sub(limit);
+        tail.keep = wanted.chars.is_some().then_some(wanted);
+        let skip = tail.messages.len() - taken;
         Some(tail.messages.iter().skip(skip).map(f).collect())
     }
 
-    /// Remembers what SQLite returned for a `history` call asking for [`TAIL`] messages.
-    /// Returns them as kept, whether or not memory keeps them.
-    pub(crate) fn fill(&self, session_id: &str, messages: Vec<MessageRecord>) -> VecDeque<Kept> {
-        let complete = messages.len() < TAIL;
-        let messages: VecDeque<Kept> = messages.into_iter().map(Kept::new).collect();
+    /// Remembers what SQLite returned for a reader that wanted `wanted`: the session's newest
+    /// messages, oldest first, and whether they are all the session has. Returns them as kept,
+    /// whether or not memory keeps them.
+    pub(crate) fn fill(
+        &self,
+        session_id: &str,
+        messages: Vec<Kept>,
+        complete: bool,
+        wanted: Wanted,
+    ) -> VecDeque<Kept> {
+        let messages = VecDeque::from(messages);
         let mut inner = self.lock();
         inner.clock += 1;
-        let tail = Tail {
-            complete,
-            bytes: messages.iter().map(size).sum(),
-            messages: messages.clone(),
-            last_used: inner.clock,
-        };
+        let tail = Tail::new(messages.clone(), complete, wanted, inner.clock);
         inner.bytes += tail.bytes;
         if let Some(old) = inner.sessions.insert(session_id.to_owned(), tail) {
             inner.bytes -= old.bytes;
@@ -146,19 +245,9 @@ impl RecentMessages {
             let Some(tail) = inner.sessions.get_mut(&message.session_id) else {
                 continue;
             };
-            let message = Kept::new(message);
-            let bytes = size(&message);
-            tail.messages.push_back(message);
-            tail.bytes += bytes;
-            added += bytes;
-            while tail.messages.len() > TAIL {
-                if let Some(old) = tail.messages.pop_front() {
-                    let bytes = size(&old);
-                    tail.bytes -= bytes;
-                    removed += bytes;
-                }
-                tail.complete = false;
-            }
+            let (a, r) = tail.push(Kept::new(message));
+            added += a;
+            removed += r;
         }
         inner.bytes = inner.bytes + added - removed;
         inner.evict();
@@ -209,29 +298,69 @@ mod tests {
     use super::*;
 
     fn message(id: i64, session: &str, content: &str) -> MessageRecord {
+        with_role(id, session, Role::User, content)
+    }
+
+    fn with_role(id: i64, session: &str, role: Role, content: &str) -> MessageRecord {
         MessageRecord {
             id,
             session_id: session.to_owned(),
-            role: Role::User,
+            role,
             content: content.to_owned(),
             attachments: None,
             created_at_ms: 0,
         }
     }
 
+    /// Fills a session's whole history, as an unbounded reader would.
+    fn fill_all(recent: &RecentMessages, session: &str, messages: Vec<MessageRecord>) {
+        fill(recent, session, messages, true, Wanted::last(TAIL));
+    }
+
+    fn fill(
+        recent: &RecentMessages,
+        session: &str,
+        messages: Vec<MessageRecord>,
+        complete: bool,
+        wanted: Wanted,
+    ) {
+        let kept = messages.into_iter().map(Kept::new).collect();
+        recent.fill(session, kept, complete, wanted);
+    }
+
+    fn ids(messages: &[MessageRecord]) -> Vec<i64> {
+        messages.iter().map(|m| m.id).collect()
+    }
+
+    fn bounded(
+        recent: &RecentMessages,
+        session: &str,
+        limit: usize,
+        chars: usize,
+    ) -> Option<Vec<i64>> {
+        let wanted = Wanted {
+            limit,
+            chars: Some(chars),
+        };
+        recent.get_with(session, wanted, |m| m.id)
+    }
+
     #[test]
     fn serves_only_what_it_holds() {
         let recent = RecentMessages::default();
         assert!(recent.get("a", 10).is_none());
-        recent.fill("a", vec![message(1, "a", "one"), message(2, "a", "two")]);
-        // Complete: fewer than TAIL, so any limit is served.
+        fill_all(
+            &recent,
+            "a",
+            vec![message(1, "a", "one"), message(2, "a", "two")],
+        );
+        // Complete: any limit is served.
         assert_eq!(recent.get("a", 10).unwrap().len(), 2);
+        assert_eq!(recent.get("a", TAIL + 1).unwrap().len(), 2);
         assert_eq!(recent.get("a", 1).unwrap()[0].id, 2);
         recent.appended([message(3, "a", "three"), message(4, "b", "other")]);
-        let ids: Vec<i64> = recent.get("a", 10).unwrap().iter().map(|m| m.id).collect();
-        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(ids(&recent.get("a", 10).unwrap()), [1, 2, 3]);
         assert!(recent.get("b", 1).is_none(), "b was never filled");
-        assert!(recent.get("a", TAIL + 1).is_none());
         recent.forget("a");
         assert!(recent.get("a", 1).is_none());
     }
@@ -240,23 +369,114 @@ mod tests {
     fn keeps_a_bounded_tail() {
         let recent = RecentMessages::default();
         let full: Vec<MessageRecord> = (0..TAIL as i64).map(|i| message(i, "a", "x")).collect();
-        recent.fill("a", full);
+        fill(&recent, "a", full, false, Wanted::last(TAIL));
         recent.appended([message(TAIL as i64, "a", "y")]);
         let tail = recent.get("a", TAIL).unwrap();
         assert_eq!(tail.len(), TAIL);
         assert_eq!(tail.first().unwrap().id, 1);
         assert_eq!(tail.last().unwrap().id, TAIL as i64);
+        assert!(recent.get("a", TAIL + 1).is_none(), "no longer complete");
+    }
+
+    #[test]
+    fn a_character_bound_takes_the_newest_messages_up_to_the_one_reaching_it() {
+        let recent = RecentMessages::default();
+        fill_all(
+            &recent,
+            "a",
+            vec![
+                message(1, "a", "aaaa"),
+                with_role(2, "a", Role::Assistant, "bbbb"),
+                // Not replayed, so not counted.
+                with_role(3, "a", Role::Tool, &"t".repeat(100)),
+                // Four characters, twelve bytes.
+                message(4, "a", "ééé€"),
+            ],
+        );
+        assert_eq!(bounded(&recent, "a", 10, 4).unwrap(), [4]);
+        assert_eq!(bounded(&recent, "a", 10, 5).unwrap(), [2, 3, 4]);
+        assert_eq!(bounded(&recent, "a", 10, 8).unwrap(), [2, 3, 4]);
+        assert_eq!(bounded(&recent, "a", 10, 9).unwrap(), [1, 2, 3, 4]);
+        assert_eq!(
+            bounded(&recent, "a", 2, 100).unwrap(),
+            [3, 4],
+            "the limit first"
+        );
+        assert_eq!(bounded(&recent, "a", 10, 0).unwrap(), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn an_incomplete_tail_serves_a_bound_only_when_it_reaches_it() {
+        let recent = RecentMessages::default();
+        let wanted = Wanted {
+            limit: 200,
+            chars: Some(10),
+        };
+        fill(
+            &recent,
+            "a",
+            vec![message(5, "a", "12345"), message(6, "a", "12345")],
+            false,
+            wanted,
+        );
+        assert_eq!(bounded(&recent, "a", 200, 10).unwrap(), [5, 6]);
+        assert!(
+            bounded(&recent, "a", 200, 11).is_none(),
+            "older messages may count"
+        );
+        assert!(recent.get("a", 3).is_none());
+    }
+
+    #[test]
+    fn appends_drop_what_the_last_bounded_reader_will_not_need() {
+        let recent = RecentMessages::default();
+        let long = "x".repeat(1000);
+        let history: Vec<MessageRecord> = (0..100).map(|i| message(i, "a", &long)).collect();
+        fill_all(&recent, "a", history);
+        assert_eq!(bounded(&recent, "a", 200, 1500).unwrap(), [98, 99]);
+        recent.appended([message(100, "a", "short"), message(101, "a", &long)]);
+        // What the same reader takes now is all that is left.
+        assert_eq!(bounded(&recent, "a", 200, 1500).unwrap(), [99, 100, 101]);
+        assert!(
+            bounded(&recent, "a", 200, 2006).is_none(),
+            "the rest was dropped"
+        );
+        let inner = recent.lock();
+        let tail = &inner.sessions["a"];
+        assert_eq!(ids_of(tail), [99, 100, 101]);
+        assert_eq!(tail.chars, 2005);
+        assert_eq!(inner.bytes, tail.bytes);
+        assert_eq!(tail.bytes, 2005 + 3 * 64);
+    }
+
+    fn ids_of(tail: &Tail) -> Vec<i64> {
+        tail.messages.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn an_unbounded_reader_keeps_the_whole_tail_again() {
+        let recent = RecentMessages::default();
+        let history: Vec<MessageRecord> = (0..10).map(|i| message(i, "a", "xxxx")).collect();
+        fill_all(&recent, "a", history);
+        assert_eq!(bounded(&recent, "a", 200, 4).unwrap(), [9]);
+        assert_eq!(recent.get("a", 5).unwrap().len(), 5);
+        recent.appended([message(10, "a", "xxxx")]);
+        assert_eq!(
+            recent.get("a", 11).unwrap().len(),
+            11,
+            "nothing was dropped"
+        );
     }
 
     #[test]
     fn evicts_the_least_recently_used_past_the_byte_bound() {
         let recent = RecentMessages::default();
         let big = "x".repeat(MAX_BYTES / 3);
-        recent.fill("old", vec![message(1, "old", &big)]);
-        recent.fill("mid", vec![message(2, "mid", &big)]);
+        fill_all(&recent, "old", vec![message(1, "old", &big)]);
+        fill_all(&recent, "mid", vec![message(2, "mid", &big)]);
         recent.get("old", 1);
-        recent.fill("new", vec![message(3, "new", &big)]);
-        recent.fill("newer", vec![message(4, "newer", &big)]);
+        fill_all(&recent, "new", vec![message(3, "new", &big)]);
+        fill_all(&recent, "newer", vec![message(4, "newer", &big)]);
         assert!(
             recent.get("mid", 1).is_none(),
             "least recently used goes first"

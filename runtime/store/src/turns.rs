@@ -11,7 +11,7 @@ use rusqlite::params;
 use crate::error::check_json_opt;
 use crate::message_record::{MessageRecord, NewMessage, Role};
 use crate::messages::{append_to_session_in, cached_history_with, record};
-use crate::recent::RecentMessages;
+use crate::recent::{RecentMessages, Wanted};
 use crate::sessions::{SessionRecord, ensure, read_session};
 use crate::{Store, StoreError};
 
@@ -39,8 +39,14 @@ pub struct TurnStart {
     pub session_id: String,
     /// Creation time of the session if it is missing.
     pub now_ms: i64,
-    /// How many messages of history to return (read before the turn's messages are appended).
+    /// How many messages of history to return at most (read before the turn's messages are
+    /// appended).
     pub history_limit: u32,
+    /// Going back in time, history stops at the message with which the user and assistant
+    /// messages returned reach this many characters (tool and system messages do not count: a
+    /// prompt does not replay them). An agent passes what the model's window can hold at most,
+    /// so that older messages, which the prompt would trim anyway, are neither read nor kept.
+    pub history_chars: Option<u64>,
     /// The turn's user messages, appended to the session in order.
     pub messages: Vec<TurnMessage>,
 }
@@ -50,7 +56,8 @@ pub struct TurnStart {
 pub struct TurnContext {
     /// The session's record before the turn's messages were appended.
     pub session: Option<SessionRecord>,
-    /// The last `history_limit` messages before the turn's, oldest first.
+    /// The newest messages before the turn's, oldest first, as far back as `history_limit` and
+    /// `history_chars` allow.
     pub history: Vec<HistoryMessage>,
 }
 
@@ -62,11 +69,14 @@ pub struct HistoryMessage {
     pub role: Role,
     /// Shared with the store's recent history: handing a turn its history copies no text.
     pub content: Arc<str>,
+    /// The characters of `content` (Unicode scalar values), counted once when it was stored or
+    /// read, not on every turn.
+    pub chars: usize,
 }
 
 impl Store {
-    /// Starts a turn in one job: creates the session if missing, reads its record and its last
-    /// `history_limit` messages, then appends the turn's messages (with their topic terms and
+    /// Starts a turn in one job: creates the session if missing, reads its record and its
+    /// newest messages (as far as [`TurnStart`]'s bounds allow), then appends the turn's messages (with their topic terms and
     /// session counters, as [`Store::append_message`]) and counts their senders in `presence`,
     /// all in one transaction, committed and synced before `Ok`. A presence update that fails
     /// is logged and left out, as a failed [`Store::record_presence`] was; any other failure
@@ -106,13 +116,19 @@ fn start_in(
             read_session(tx, &start.session_id)?
         }
     };
-    let limit = usize::try_from(start.history_limit)
-        .unwrap_or(usize::MAX)
-        .min(crate::recent::TAIL);
-    let history = cached_history_with(tx, recent, &start.session_id, limit, |m| HistoryMessage {
+    let wanted = Wanted {
+        limit: usize::try_from(start.history_limit)
+            .unwrap_or(usize::MAX)
+            .min(crate::recent::TAIL),
+        chars: start
+            .history_chars
+            .map(|c| usize::try_from(c).unwrap_or(usize::MAX)),
+    };
+    let history = cached_history_with(tx, recent, &start.session_id, wanted, |m| HistoryMessage {
         id: m.id,
         role: m.role,
         content: m.content.clone(),
+        chars: m.chars,
     })?;
     let mut appended = Vec::with_capacity(start.messages.len());
     for m in start.messages {

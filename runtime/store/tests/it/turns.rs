@@ -3,7 +3,9 @@
 //! from memory while nobody subscribed.
 
 use crate::common::{DAY0, count, msg, temp_store};
-use flynn_store::{PresenceUpdate, PushSubscriptionRecord, Role, TurnMessage, TurnStart};
+use flynn_store::{
+    MessageRecord, PresenceUpdate, PushSubscriptionRecord, Role, Store, TurnMessage, TurnStart,
+};
 
 fn user(text: &str, at: i64, sender: Option<&str>) -> TurnMessage {
     TurnMessage {
@@ -23,6 +25,7 @@ fn start(session: &str, at: i64, limit: u32, messages: Vec<TurnMessage>) -> Turn
         session_id: session.to_owned(),
         now_ms: at,
         history_limit: limit,
+        history_chars: None,
         messages,
     }
 }
@@ -90,6 +93,111 @@ async fn begin_turn_creates_the_session_returns_the_history_before_and_appends()
     assert_eq!(presence[0].message_count, 2);
     assert_eq!(presence[0].sender_name.as_deref(), Some("Ada"));
     assert!(count(&store, "message_terms").await > 0);
+}
+
+/// What a turn bounded by `limit` messages and `chars` characters must get: going back from the
+/// newest message, until `limit` messages or until the user and assistant messages taken hold
+/// `chars` characters.
+fn expected_tail(all: &[MessageRecord], limit: usize, chars: usize) -> Vec<i64> {
+    let mut taken = Vec::new();
+    let mut counted = 0;
+    for m in all.iter().rev() {
+        if taken.len() >= limit || counted >= chars {
+            break;
+        }
+        if matches!(m.role, Role::User | Role::Assistant) {
+            counted += m.content.chars().count();
+        }
+        taken.push(m.id);
+    }
+    taken.reverse();
+    taken
+}
+
+async fn bounded_turn(store: &Store, at: i64, chars: u64, text: Option<&str>) -> Vec<i64> {
+    let mut turn = start(
+        "ws:long",
+        at,
+        200,
+        text.map(|t| user(t, at, None)).into_iter().collect(),
+    );
+    turn.history_chars = Some(chars);
+    let context = store.begin_turn(turn).await.unwrap();
+    for m in &context.history {
+        assert_eq!(
+            m.chars,
+            m.content.chars().count(),
+            "chars counted for {}",
+            m.id
+        );
+    }
+    context.history.iter().map(|m| m.id).collect()
+}
+
+#[tokio::test]
+async fn a_character_bound_reads_history_only_as_far_as_it_needs_from_sqlite_and_memory() {
+    let (_dir, store) = temp_store().await;
+    // Long answers, short questions, tool output (not counted) and non-ASCII text.
+    let mut messages = Vec::new();
+    for i in 0..40 {
+        let at = DAY0 + i * 10;
+        messages.push(msg("ws:long", Role::User, &format!("question {i} é€"), at));
+        messages.push(msg("ws:long", Role::Tool, &"t".repeat(3000), at + 1));
+        let answer = if i % 2 == 0 {
+            "a".repeat(2000)
+        } else {
+            "ü".repeat(1500)
+        };
+        messages.push(msg("ws:long", Role::Assistant, &answer, at + 2));
+    }
+    store.append_messages(messages).await.unwrap();
+    let all = store.history("ws:long", None).await.unwrap();
+    assert_eq!(all.len(), 120);
+
+    // Nothing of the session in memory: read from SQLite, newest first, as far as the bound.
+    let from_sql = bounded_turn(&store, DAY0 + 1000, 5000, None).await;
+    assert_eq!(from_sql, expected_tail(&all, 200, 5000));
+    assert!(from_sql.len() < 10, "{from_sql:?}");
+    // The same again, now from memory.
+    assert_eq!(
+        bounded_turn(&store, DAY0 + 1001, 5000, None).await,
+        from_sql
+    );
+
+    // Turns go on: memory drops what the bound no longer needs and still answers exactly.
+    let mut now = DAY0 + 1002;
+    for i in 0..5 {
+        let history = bounded_turn(&store, now, 5000, Some(&"q".repeat(700 * i))).await;
+        let all = store.history("ws:long", None).await.unwrap();
+        let before_turn = &all[..all.len() - 1];
+        assert_eq!(history, expected_tail(before_turn, 200, 5000), "turn {i}");
+        store
+            .append_message(msg("ws:long", Role::Assistant, &"b".repeat(1800), now + 1))
+            .await
+            .unwrap();
+        now += 10;
+    }
+
+    // A larger bound than memory holds goes back to SQLite for the rest.
+    let all = store.history("ws:long", None).await.unwrap();
+    let wide = bounded_turn(&store, now, 20_000, None).await;
+    assert_eq!(wide, expected_tail(&all, 200, 20_000));
+    assert!(wide.len() > from_sql.len());
+
+    // Unbounded readers still get the whole history, and a bound beyond it gets all of it.
+    let all = store.history("ws:long", None).await.unwrap();
+    let last_50: Vec<i64> = all[all.len() - 50..].iter().map(|m| m.id).collect();
+    let history: Vec<i64> = store
+        .history("ws:long", Some(50))
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(history, last_50);
+    let everything = bounded_turn(&store, now + 1, u64::MAX, None).await;
+    assert_eq!(everything, expected_tail(&all, 200, usize::MAX));
+    assert_eq!(everything.len(), all.len().min(200));
 }
 
 #[tokio::test]
