@@ -129,20 +129,15 @@ pub(crate) async fn context_warning(
 
 /// Saves the session's recent history to its checkpoint namespace; false when that failed.
 async fn save_checkpoint(deps: &Deps, session_id: &str, namespace: &str) -> bool {
+    // The last 50 messages, 500 characters of each.
     let history = deps
         .store
-        .history(session_id, Some(50))
+        .history_excerpts(session_id, 50, 500)
         .await
         .unwrap_or_default();
     let checkpoint: String = history
         .iter()
-        .map(|m| {
-            format!(
-                "{}: {}",
-                m.role.as_str(),
-                m.content.chars().take(500).collect::<String>()
-            )
-        })
+        .map(|m| format!("{}: {}", m.role.as_str(), m.text))
         .collect::<Vec<_>>()
         .join("\n");
     match deps

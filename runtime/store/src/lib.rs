@@ -53,6 +53,7 @@ pub use error::StoreError;
 pub use idempotency::IdempotencyRecord;
 pub use memory::MemoryRecord;
 pub use message_record::{MessageRecord, NewMessage, Role, UnknownRole};
+pub use messages::MessageExcerpt;
 pub use nodes::{NodeRecord, PushTokenRecord};
 pub use pairing::PairingCode;
 pub use presence::PresenceRecord;

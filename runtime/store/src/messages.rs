@@ -106,6 +106,53 @@ pub(crate) fn cached_history_with<T>(
     Ok(rows.iter().skip(skip).map(f).collect())
 }
 
+/// The start of a stored message: what a checkpoint keeps of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageExcerpt {
+    pub role: Role,
+    /// The message's first characters (all of it when shorter).
+    pub text: String,
+}
+
+/// The first `chars` characters of `text`.
+fn excerpt(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+/// [`Store::history_excerpts`] from SQLite, which cuts the text itself.
+fn read_excerpts(
+    conn: &Connection,
+    session_id: &str,
+    limit: u32,
+    chars: u32,
+) -> Result<Vec<MessageExcerpt>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT role, substr(content, 1, ?3) FROM messages
+         WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let mut excerpts = stmt
+        .query_map(params![session_id, limit, chars], |row| {
+            let role: String = row.get(0)?;
+            let role = role.parse::<Role>().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?;
+            Ok(MessageExcerpt {
+                role,
+                text: row.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    excerpts.reverse();
+    Ok(excerpts)
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     let role: String = row.get(2)?;
     let role = role.parse::<Role>().map_err(|e| {
@@ -220,6 +267,33 @@ impl Store {
                 ids
             },
         )
+        .await
+    }
+
+    /// The last `limit` messages of the session, oldest first, each cut to its first `chars`
+    /// characters (what a context checkpoint keeps). From memory when it holds them; otherwise
+    /// SQLite cuts the text, so long answers are not copied out whole, and what memory keeps of
+    /// the session (a turn's bounded history) is left as it is.
+    pub async fn history_excerpts(
+        &self,
+        session_id: &str,
+        limit: u32,
+        chars: u32,
+    ) -> Result<Vec<MessageExcerpt>, StoreError> {
+        let session_id = session_id.to_owned();
+        let recent = self.recent.clone();
+        self.call(move |conn| {
+            let wanted = Wanted::last(usize::try_from(limit).unwrap_or(usize::MAX));
+            let cut = usize::try_from(chars).unwrap_or(usize::MAX);
+            let kept = recent.peek_with(&session_id, wanted, |m| MessageExcerpt {
+                role: m.role,
+                text: excerpt(&m.content, cut),
+            });
+            match kept {
+                Some(excerpts) => Ok(excerpts),
+                None => read_excerpts(conn, &session_id, limit, chars),
+            }
+        })
         .await
     }
 

@@ -203,13 +203,36 @@ impl RecentMessages {
         wanted: Wanted,
         f: impl FnMut(&Kept) -> T,
     ) -> Option<Vec<T>> {
+        self.read(session_id, wanted, true, f)
+    }
+
+    /// [`RecentMessages::get_with`] for a reader that is not the session's usual one (a
+    /// checkpoint's excerpts): what memory keeps of the session stays as it is.
+    pub(crate) fn peek_with<T>(
+        &self,
+        session_id: &str,
+        wanted: Wanted,
+        f: impl FnMut(&Kept) -> T,
+    ) -> Option<Vec<T>> {
+        self.read(session_id, wanted, false, f)
+    }
+
+    fn read<T>(
+        &self,
+        session_id: &str,
+        wanted: Wanted,
+        remember: bool,
+        f: impl FnMut(&Kept) -> T,
+    ) -> Option<Vec<T>> {
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
         let tail = inner.sessions.get_mut(session_id)?;
         let taken = tail.serves(wanted)?;
         tail.last_used = now;
-        tail.keep = wanted.chars.is_some().then_some(wanted);
+        if remember {
+            tail.keep = wanted.chars.is_some().then_some(wanted);
+        }
         let skip = tail.messages.len() - taken;
         Some(tail.messages.iter().skip(skip).map(f).collect())
     }
@@ -465,6 +488,22 @@ mod tests {
             recent.get("a", 11).unwrap().len(),
             11,
             "nothing was dropped"
+        );
+    }
+
+    #[test]
+    fn a_peek_leaves_what_memory_keeps_as_it_was() {
+        let recent = RecentMessages::default();
+        let history: Vec<MessageRecord> = (0..10).map(|i| message(i, "a", "xxxx")).collect();
+        fill_all(&recent, "a", history);
+        assert_eq!(bounded(&recent, "a", 200, 4).unwrap(), [9]);
+        let peeked = recent.peek_with("a", Wanted::last(5), |m| m.id).unwrap();
+        assert_eq!(peeked, [5, 6, 7, 8, 9]);
+        recent.appended([message(10, "a", "xxxx")]);
+        assert_eq!(recent.get("a", 1).unwrap()[0].id, 10);
+        assert!(
+            recent.get("a", 2).is_none(),
+            "still trimmed for the bounded reader"
         );
     }
 

@@ -305,3 +305,60 @@ async fn a_reopened_store_finds_the_subscriptions_it_holds() {
         1
     );
 }
+
+#[tokio::test]
+async fn history_excerpts_are_the_last_messages_cut_to_their_first_characters() {
+    let (_dir, store) = temp_store().await;
+    let messages: Vec<_> = (0..60)
+        .map(|i| {
+            let role = if i % 2 == 0 {
+                Role::User
+            } else {
+                Role::Assistant
+            };
+            let text: String = "é€x".chars().cycle().take(i * 20).collect();
+            msg("ws:x", role, &text, DAY0 + i as i64)
+        })
+        .collect();
+    store.append_messages(messages).await.unwrap();
+    let expected = |limit: usize, chars: usize| -> Vec<(Role, String)> {
+        let all: Vec<(Role, String)> = (0..60)
+            .map(|i| {
+                let role = if i % 2 == 0 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                };
+                let text = "é€x".chars().cycle().take((i * 20).min(chars)).collect();
+                (role, text)
+            })
+            .collect();
+        all[all.len().saturating_sub(limit)..].to_vec()
+    };
+    let excerpts = |limit: u32, chars: u32| {
+        let store = &store;
+        async move {
+            store
+                .history_excerpts("ws:x", limit, chars)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.role, e.text))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Memory holds nothing of the session: SQLite cuts the text (by characters, not bytes).
+    assert_eq!(excerpts(50, 500).await, expected(50, 500));
+    assert_eq!(excerpts(1000, 7).await, expected(60, 7));
+    // Memory holds the session now.
+    store.history("ws:x", Some(100)).await.unwrap();
+    assert_eq!(excerpts(50, 500).await, expected(50, 500));
+    assert_eq!(excerpts(1000, 7).await, expected(60, 7));
+    assert!(
+        store
+            .history_excerpts("ws:nobody", 50, 500)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
