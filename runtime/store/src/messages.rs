@@ -135,16 +135,8 @@ fn read_excerpts(
     )?;
     let mut excerpts = stmt
         .query_map(params![session_id, limit, chars], |row| {
-            let role: String = row.get(0)?;
-            let role = role.parse::<Role>().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?;
             Ok(MessageExcerpt {
-                role,
+                role: role_at(row, 0)?,
                 text: row.get(1)?,
             })
         })?
@@ -153,15 +145,19 @@ fn read_excerpts(
     Ok(excerpts)
 }
 
+/// The role stored in column `idx`.
+fn role_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Role> {
+    let role: String = row.get(idx)?;
+    role.parse::<Role>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
-    let role: String = row.get(2)?;
-    let role = role.parse::<Role>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
-    })?;
     Ok(MessageRecord {
         id: row.get(0)?,
         session_id: row.get(1)?,
-        role,
+        role: role_at(row, 2)?,
         content: row.get(3)?,
         attachments: row.get(4)?,
         created_at_ms: row.get(5)?,
