@@ -100,3 +100,11 @@ pub struct MessageRecord {
     pub attachments: Option<String>,
     pub created_at_ms: i64,
 }
+
+/// The start of a stored message: what a checkpoint keeps of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageExcerpt {
+    pub role: Role,
+    /// The message's first characters (all of it when shorter).
+    pub text: String,
+}

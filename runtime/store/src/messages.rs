@@ -4,7 +4,7 @@ use rusqlite::{Connection, Row, params};
 
 use crate::clock::utc_day;
 use crate::error::check_json_opt;
-use crate::message_record::{MessageRecord, NewMessage, Role};
+use crate::message_record::{MessageExcerpt, MessageRecord, NewMessage, Role};
 use crate::recent::{Kept, RecentMessages, Wanted};
 use crate::{Store, StoreError, recent, sessions, terms};
 
@@ -104,22 +104,6 @@ pub(crate) fn cached_history_with<T>(
     let rows = recent.fill(session_id, rows, complete, wanted);
     let skip = rows.len().saturating_sub(wanted.limit);
     Ok(rows.iter().skip(skip).map(f).collect())
-}
-
-/// The start of a stored message: what a checkpoint keeps of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageExcerpt {
-    pub role: Role,
-    /// The message's first characters (all of it when shorter).
-    pub text: String,
-}
-
-/// The first `chars` characters of `text`.
-fn excerpt(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        Some((end, _)) => text[..end].to_owned(),
-        None => text.to_owned(),
-    }
 }
 
 /// [`Store::history_excerpts`] from SQLite, which cuts the text itself.
@@ -267,9 +251,9 @@ impl Store {
     }
 
     /// The last `limit` messages of the session, oldest first, each cut to its first `chars`
-    /// characters (what a context checkpoint keeps). From memory when it holds them; otherwise
-    /// SQLite cuts the text, so long answers are not copied out whole, and what memory keeps of
-    /// the session (a turn's bounded history) is left as it is.
+    /// characters (what a context checkpoint keeps). Up to [`recent::EXCERPT_MESSAGES`] of
+    /// [`recent::EXCERPT_CHARS`] come from memory for a session it holds (kept as messages are
+    /// appended); otherwise SQLite cuts the text, so long answers are not copied out whole.
     pub async fn history_excerpts(
         &self,
         session_id: &str,
@@ -279,16 +263,31 @@ impl Store {
         let session_id = session_id.to_owned();
         let recent = self.recent.clone();
         self.call(move |conn| {
-            let wanted = Wanted::last(usize::try_from(limit).unwrap_or(usize::MAX));
+            let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
             let cut = usize::try_from(chars).unwrap_or(usize::MAX);
-            let kept = recent.peek_with(&session_id, wanted, |m| MessageExcerpt {
-                role: m.role,
-                text: excerpt(&m.content, cut),
-            });
-            match kept {
-                Some(excerpts) => Ok(excerpts),
-                None => read_excerpts(conn, &session_id, limit, chars),
+            if let Some(excerpts) = recent.excerpts(&session_id, wanted, cut) {
+                return Ok(excerpts);
             }
+            if wanted > recent::EXCERPT_MESSAGES || cut > recent::EXCERPT_CHARS {
+                return read_excerpts(conn, &session_id, limit, chars);
+            }
+            // Read what memory keeps, so the next checkpoint is served from it.
+            let kept = read_excerpts(
+                conn,
+                &session_id,
+                recent::EXCERPT_MESSAGES as u32,
+                recent::EXCERPT_CHARS as u32,
+            )?;
+            recent.fill_excerpts(&session_id, &kept);
+            let skip = kept.len().saturating_sub(wanted);
+            Ok(kept
+                .into_iter()
+                .skip(skip)
+                .map(|e| MessageExcerpt {
+                    text: recent::cut(&e.text, cut).to_owned(),
+                    role: e.role,
+                })
+                .collect())
         })
         .await
     }

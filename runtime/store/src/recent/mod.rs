@@ -20,7 +20,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use crate::message_record::{MessageRecord, Role, char_count};
+use crate::message_record::{MessageExcerpt, MessageRecord, Role, char_count};
+
+mod excerpts;
+
+use excerpts::Excerpts;
+pub(crate) use excerpts::cut;
+pub use excerpts::{EXCERPT_CHARS, EXCERPT_MESSAGES};
 
 /// Messages kept per session: the largest `history` limit served from memory.
 pub const TAIL: usize = 256;
@@ -106,17 +112,39 @@ struct Tail {
     /// What the last reader wanted when it had a character bound: appends drop the oldest
     /// messages it would not need again. `None`: keep up to [`TAIL`].
     keep: Option<Wanted>,
+    /// The starts of the session's last messages, when known (see `excerpts.rs`); their bytes
+    /// count in `bytes`.
+    excerpts: Option<Excerpts>,
     last_used: u64,
 }
 
 impl Tail {
-    fn new(messages: VecDeque<Kept>, complete: bool, wanted: Wanted, now: u64) -> Tail {
+    /// A tail of `messages`; its excerpts are taken from them when they reach back far enough,
+    /// else kept from `before` (what memory held of the session, still true: every write of
+    /// the session's messages went through memory), else unknown.
+    fn new(
+        messages: VecDeque<Kept>,
+        complete: bool,
+        wanted: Wanted,
+        now: u64,
+        before: Option<Tail>,
+    ) -> Tail {
+        let excerpts = if complete || messages.len() >= EXCERPT_MESSAGES {
+            let skip = messages.len().saturating_sub(EXCERPT_MESSAGES);
+            Some(Excerpts::new(
+                messages.iter().skip(skip).map(|m| (m.role, &*m.content)),
+            ))
+        } else {
+            before.and_then(|t| t.excerpts)
+        };
         Tail {
             complete,
-            bytes: messages.iter().map(size).sum(),
+            bytes: messages.iter().map(size).sum::<usize>()
+                + excerpts.as_ref().map_or(0, Excerpts::bytes),
             chars: messages.iter().map(Kept::counted_chars).sum(),
             messages,
             keep: wanted.chars.is_some().then_some(wanted),
+            excerpts,
             last_used: now,
         }
     }
@@ -149,11 +177,15 @@ impl Tail {
 
     /// Appends a message, then drops the spare oldest ones; returns the bytes added and removed.
     fn push(&mut self, message: Kept) -> (usize, usize) {
-        let added = size(&message);
-        self.bytes += added;
+        let (mut added, mut removed) = match &mut self.excerpts {
+            Some(excerpts) => excerpts.push(message.role, &message.content),
+            None => (0, 0),
+        };
+        self.bytes = self.bytes + added - removed;
+        added += size(&message);
+        self.bytes += size(&message);
         self.chars += message.counted_chars();
         self.messages.push_back(message);
-        let mut removed = 0;
         while self.oldest_is_spare() {
             let Some(old) = self.messages.pop_front() else {
                 break;
@@ -203,38 +235,49 @@ impl RecentMessages {
         wanted: Wanted,
         f: impl FnMut(&Kept) -> T,
     ) -> Option<Vec<T>> {
-        self.read(session_id, wanted, true, f)
-    }
-
-    /// [`RecentMessages::get_with`] for a reader that is not the session's usual one (a
-    /// checkpoint's excerpts): what memory keeps of the session stays as it is.
-    pub(crate) fn peek_with<T>(
-        &self,
-        session_id: &str,
-        wanted: Wanted,
-        f: impl FnMut(&Kept) -> T,
-    ) -> Option<Vec<T>> {
-        self.read(session_id, wanted, false, f)
-    }
-
-    fn read<T>(
-        &self,
-        session_id: &str,
-        wanted: Wanted,
-        remember: bool,
-        f: impl FnMut(&Kept) -> T,
-    ) -> Option<Vec<T>> {
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
         let tail = inner.sessions.get_mut(session_id)?;
         let taken = tail.serves(wanted)?;
         tail.last_used = now;
-        if remember {
-            tail.keep = wanted.chars.is_some().then_some(wanted);
-        }
+        tail.keep = wanted.chars.is_some().then_some(wanted);
         let skip = tail.messages.len() - taken;
         Some(tail.messages.iter().skip(skip).map(f).collect())
+    }
+
+    /// The last `limit` messages' first `chars` characters, oldest first, when memory keeps
+    /// them (`limit` and `chars` within [`EXCERPT_MESSAGES`] and [`EXCERPT_CHARS`]).
+    pub(crate) fn excerpts(
+        &self,
+        session_id: &str,
+        limit: usize,
+        chars: usize,
+    ) -> Option<Vec<MessageExcerpt>> {
+        if limit > EXCERPT_MESSAGES || chars > EXCERPT_CHARS {
+            return None;
+        }
+        let inner = self.lock();
+        let excerpts = inner.sessions.get(session_id)?.excerpts.as_ref()?;
+        Some(excerpts.last(limit, chars))
+    }
+
+    /// Remembers the excerpts SQLite returned for the session's last [`EXCERPT_MESSAGES`]
+    /// messages, cut to [`EXCERPT_CHARS`], when memory holds the session without them.
+    pub(crate) fn fill_excerpts(&self, session_id: &str, last: &[MessageExcerpt]) {
+        let mut inner = self.lock();
+        let Some(tail) = inner.sessions.get_mut(session_id) else {
+            return;
+        };
+        if tail.excerpts.is_some() {
+            return;
+        }
+        let excerpts = Excerpts::new(last.iter().map(|e| (e.role, e.text.as_str())));
+        let bytes = excerpts.bytes();
+        tail.bytes += bytes;
+        tail.excerpts = Some(excerpts);
+        inner.bytes += bytes;
+        inner.evict();
     }
 
     /// Remembers what SQLite returned for a reader that wanted `wanted`: the session's newest
@@ -250,11 +293,14 @@ impl RecentMessages {
         let messages = VecDeque::from(messages);
         let mut inner = self.lock();
         inner.clock += 1;
-        let tail = Tail::new(messages.clone(), complete, wanted, inner.clock);
-        inner.bytes += tail.bytes;
-        if let Some(old) = inner.sessions.insert(session_id.to_owned(), tail) {
+        let now = inner.clock;
+        let before = inner.sessions.remove(session_id);
+        if let Some(old) = &before {
             inner.bytes -= old.bytes;
         }
+        let tail = Tail::new(messages.clone(), complete, wanted, now, before);
+        inner.bytes += tail.bytes;
+        inner.sessions.insert(session_id.to_owned(), tail);
         inner.evict();
         messages
     }

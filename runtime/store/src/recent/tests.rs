@@ -146,7 +146,14 @@ fn appends_drop_what_the_last_bounded_reader_will_not_need() {
     assert_eq!(ids_of(tail), [99, 100, 101]);
     assert_eq!(tail.chars, 2005);
     assert_eq!(inner.bytes, tail.bytes);
-    assert_eq!(tail.bytes, 2005 + 3 * 64);
+    // The messages kept, and the excerpts of the last 50 (48 of 1,000 characters, cut to 500,
+    // and the two appended).
+    let excerpts = tail.excerpts.as_ref().map_or(0, Excerpts::bytes);
+    assert_eq!(
+        excerpts,
+        48 * (EXCERPT_CHARS + 32) + (5 + 32) + (EXCERPT_CHARS + 32)
+    );
+    assert_eq!(tail.bytes, 2005 + 3 * 64 + excerpts);
 }
 
 fn ids_of(tail: &Tail) -> Vec<i64> {
@@ -169,19 +176,111 @@ fn an_unbounded_reader_keeps_the_whole_tail_again() {
 }
 
 #[test]
-fn a_peek_leaves_what_memory_keeps_as_it_was() {
+fn reading_excerpts_leaves_what_memory_keeps_as_it_was() {
     let recent = RecentMessages::default();
     let history: Vec<MessageRecord> = (0..10).map(|i| message(i, "a", "xxxx")).collect();
     fill_all(&recent, "a", history);
     assert_eq!(bounded(&recent, "a", 200, 4).unwrap(), [9]);
-    let peeked = recent.peek_with("a", Wanted::last(5), |m| m.id).unwrap();
-    assert_eq!(peeked, [5, 6, 7, 8, 9]);
+    let excerpts = recent.excerpts("a", 5, 2).unwrap();
+    assert_eq!(texts(&excerpts), ["xx"; 5]);
     recent.appended([message(10, "a", "xxxx")]);
     assert_eq!(recent.get("a", 1).unwrap()[0].id, 10);
     assert!(
         recent.get("a", 2).is_none(),
         "still trimmed for the bounded reader"
     );
+    assert_eq!(recent.excerpts("a", 50, 500).unwrap().len(), 11);
+}
+
+fn texts(excerpts: &[MessageExcerpt]) -> Vec<&str> {
+    excerpts.iter().map(|e| e.text.as_str()).collect()
+}
+
+/// Every tail's bytes add up to what the whole counts.
+fn assert_bytes_add_up(recent: &RecentMessages) {
+    let inner = recent.lock();
+    let sum: usize = inner.sessions.values().map(|t| t.bytes).sum();
+    assert_eq!(inner.bytes, sum);
+}
+
+#[test]
+fn excerpts_follow_the_appends_and_keep_the_last_fifty() {
+    let recent = RecentMessages::default();
+    let long: String = "é".repeat(EXCERPT_CHARS + 100);
+    let history: Vec<MessageRecord> = (0..3).map(|i| message(i, "a", &long)).collect();
+    fill_all(&recent, "a", history);
+    let excerpts = recent
+        .excerpts("a", EXCERPT_MESSAGES, EXCERPT_CHARS)
+        .unwrap();
+    assert_eq!(excerpts.len(), 3, "all of a session with fewer messages");
+    assert!(
+        excerpts
+            .iter()
+            .all(|e| e.text.chars().count() == EXCERPT_CHARS)
+    );
+    for i in 3..80 {
+        let role = if i % 2 == 0 {
+            Role::User
+        } else {
+            Role::Assistant
+        };
+        recent.appended([with_role(i, "a", role, &format!("message {i}"))]);
+    }
+    let excerpts = recent
+        .excerpts("a", EXCERPT_MESSAGES, EXCERPT_CHARS)
+        .unwrap();
+    assert_eq!(excerpts.len(), EXCERPT_MESSAGES);
+    assert_eq!(excerpts[0].text, "message 30");
+    assert_eq!(excerpts[49].text, "message 79");
+    assert_eq!(excerpts[49].role, Role::Assistant);
+    assert_eq!(texts(&recent.excerpts("a", 2, 5).unwrap()), ["messa"; 2]);
+    assert!(recent.excerpts("a", EXCERPT_MESSAGES + 1, 10).is_none());
+    assert!(recent.excerpts("a", 10, EXCERPT_CHARS + 1).is_none());
+    assert!(recent.excerpts("b", 10, 10).is_none(), "b is not held");
+    assert_bytes_add_up(&recent);
+}
+
+#[test]
+fn a_tail_reaching_back_too_little_learns_its_excerpts_once_and_keeps_them() {
+    let recent = RecentMessages::default();
+    let wanted = Wanted {
+        limit: 200,
+        chars: Some(5),
+    };
+    fill(&recent, "a", vec![message(99, "a", "12345")], false, wanted);
+    assert!(
+        recent.excerpts("a", 10, 10).is_none(),
+        "older messages unknown"
+    );
+    let from_sql: Vec<MessageExcerpt> = (50..100)
+        .map(|i| MessageExcerpt {
+            role: Role::User,
+            text: format!("{i}"),
+        })
+        .collect();
+    recent.fill_excerpts("a", &from_sql);
+    assert_bytes_add_up(&recent);
+    recent.appended([message(100, "a", "12345")]);
+    let excerpts = recent
+        .excerpts("a", EXCERPT_MESSAGES, EXCERPT_CHARS)
+        .unwrap();
+    assert_eq!(excerpts.first().unwrap().text, "51");
+    assert_eq!(excerpts.last().unwrap().text, "12345");
+    // A later fill that reaches back as little keeps what memory knew.
+    fill(
+        &recent,
+        "a",
+        vec![message(100, "a", "12345")],
+        false,
+        wanted,
+    );
+    assert_eq!(
+        recent
+            .excerpts("a", EXCERPT_MESSAGES, EXCERPT_CHARS)
+            .unwrap(),
+        excerpts
+    );
+    assert_bytes_add_up(&recent);
 }
 
 #[test]

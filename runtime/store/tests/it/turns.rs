@@ -171,6 +171,19 @@ async fn a_character_bound_reads_history_only_as_far_as_it_needs_from_sqlite_and
         let all = store.history("ws:long", None).await.unwrap();
         let before_turn = &all[..all.len() - 1];
         assert_eq!(history, expected_tail(before_turn, 200, 5000), "turn {i}");
+        // A checkpoint's excerpts (from SQLite at first, then from memory as messages come).
+        let excerpts: Vec<(Role, String)> = store
+            .history_excerpts("ws:long", 50, 500)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.role, e.text))
+            .collect();
+        let expected: Vec<(Role, String)> = all[all.len() - 50..]
+            .iter()
+            .map(|m| (m.role, m.content.chars().take(500).collect()))
+            .collect();
+        assert_eq!(excerpts, expected, "turn {i}");
         store
             .append_message(msg("ws:long", Role::Assistant, &"b".repeat(1800), now + 1))
             .await
