@@ -121,3 +121,24 @@ async fn history_from_memory_matches_the_table() {
         .unwrap();
     same_history(&store, "h:b", 200).await;
 }
+
+/// The bundled SQLite keeps a job's statement journal in memory up to 256 KiB (set in
+/// `.cargo/config.toml`): with SQLite's default of 64 KiB an agent turn's start could spill it
+/// to a temporary file, and the rest of its round then wrote every journaled page to that file.
+#[tokio::test]
+async fn statement_journal_spill() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_async(&dir.path().join("j.db")).await.unwrap();
+    let options: Vec<String> = store
+        .call(|c| {
+            let mut stmt = c.prepare("PRAGMA compile_options")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "STMTJRNL_SPILL=262144"),
+        "the bundled SQLite was built without LIBSQLITE3_FLAGS from .cargo/config.toml: {options:?}"
+    );
+}
