@@ -18,7 +18,7 @@ async fn fresh_file_is_created_migrated_and_configured() {
     let store = Store::open_async(&path).await.unwrap();
     assert!(path.exists());
     assert_eq!(store.path(), path);
-    let (versions, user_version, mode, sync, fk, busy) = store
+    let (versions, user_version, mode, sync, fk, busy, checkpoint) = store
         .call(|conn| {
             let pragma = |name: &str| -> Result<i64, rusqlite::Error> {
                 conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
@@ -31,6 +31,7 @@ async fn fresh_file_is_created_migrated_and_configured() {
                 pragma("synchronous")?,
                 pragma("foreign_keys")?,
                 pragma("busy_timeout")?,
+                pragma("wal_autocheckpoint")?,
             ))
         })
         .await
@@ -42,6 +43,8 @@ async fn fresh_file_is_created_migrated_and_configured() {
     assert_eq!(sync, 1, "synchronous=NORMAL on the writer");
     assert_eq!(fk, 1);
     assert_eq!(busy, 5_000);
+    // A checkpoint every 10,000 WAL frames instead of SQLite's 1,000 (see `store.rs`).
+    assert_eq!(checkpoint, 10_000);
     let integrity: String = store
         .call(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
         .await
