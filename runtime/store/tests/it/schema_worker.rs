@@ -408,3 +408,41 @@ async fn the_reader_sees_acknowledged_writes_and_cannot_write() {
     assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
     assert_eq!(count(&store, "messages").await, 10);
 }
+
+/// The store's threads run under `SCHED_BATCH` (policy 3 in `/proc/.../stat`), so a job sent
+/// by an async worker does not preempt it (see `sched.rs`).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn store_threads_run_under_sched_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_async(&dir.path().join("p.db")).await.unwrap();
+    // A write, so the sync thread has certainly started.
+    store.ensure_session("t:s", 1).await.unwrap();
+    let mut policies = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let path = task.unwrap().path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis start at field 3; the policy is 41.
+        let policy = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(41 - 3))
+            .unwrap_or_default()
+            .to_owned();
+        if comm.starts_with("flynn-store-") {
+            policies.insert(comm.trim().to_owned(), policy);
+        }
+    }
+    // Threads of other tests' stores may be listed too; each must run under SCHED_BATCH.
+    for name in ["flynn-store-wri", "flynn-store-rea", "flynn-store-syn"] {
+        assert!(
+            policies.contains_key(name),
+            "no thread {name}: {policies:?}"
+        );
+    }
+    assert!(
+        policies.values().all(|p| p == "3"),
+        "store threads not under SCHED_BATCH: {policies:?}"
+    );
+    store.close().await;
+}
