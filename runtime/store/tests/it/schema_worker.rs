@@ -43,8 +43,8 @@ async fn fresh_file_is_created_migrated_and_configured() {
     assert_eq!(sync, 1, "synchronous=NORMAL on the writer");
     assert_eq!(fk, 1);
     assert_eq!(busy, 5_000);
-    // A checkpoint every 10,000 WAL frames instead of SQLite's 1,000 (see `store.rs`).
-    assert_eq!(checkpoint, 10_000);
+    // A checkpoint every 4,000 WAL frames instead of SQLite's 1,000 (see `store.rs`).
+    assert_eq!(checkpoint, 4_000);
     let integrity: String = store
         .call(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
         .await
