@@ -31,6 +31,7 @@ mod push;
 mod push_state;
 mod recent;
 mod round;
+mod sched;
 mod session_configs;
 mod sessions;
 mod store;

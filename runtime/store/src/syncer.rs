@@ -149,6 +149,7 @@ impl Syncer {
 }
 
 fn serve(mut wal: WalSync, rx: mpsc::Receiver<Vec<Pending>>, synced: impl Fn()) {
+    crate::sched::batch_policy();
     let mut sticky: Option<String> = None;
     let mut rounds = Vec::new();
     while let Ok(first) = rx.recv() {

@@ -260,6 +260,7 @@ fn serve(
     to_self: mpsc::Sender<Command>,
     on_abort: OnAbort,
 ) {
+    crate::sched::batch_policy();
     let committed = Arc::new(AtomicBool::new(false));
     let answering = answering(&mut conn, durability, &committed, to_self);
     let batching = matches!(answering, Answering::Synced(_));

@@ -121,3 +121,44 @@ async fn history_from_memory_matches_the_table() {
         .unwrap();
     same_history(&store, "h:b", 200).await;
 }
+
+/// The bundled SQLite keeps a job's statement journal in memory up to 120 KiB (set in
+/// `.cargo/config.toml`): with SQLite's default of 64 KiB an agent turn's start could spill it
+/// to a temporary file, and the rest of its round then wrote every journaled page to that file.
+#[tokio::test]
+async fn statement_journal_spill() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_async(&dir.path().join("j.db")).await.unwrap();
+    let options: Vec<String> = store
+        .call(|c| {
+            let mut stmt = c.prepare("PRAGMA compile_options")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "STMTJRNL_SPILL=122880"),
+        "the bundled SQLite was built without LIBSQLITE3_FLAGS from .cargo/config.toml: {options:?}"
+    );
+}
+
+/// A job whose statement journal outgrows the in-memory threshold spills it to a file in one
+/// write of the journal's only chunk; SQLite's unix VFS writes at most 128 KiB at once (a
+/// larger chunk failed with "database or disk is full"), so the threshold must stay below that.
+/// The second import of 1,000 messages into a database holding 1,000 journals more than
+/// 128 KiB of existing pages.
+#[tokio::test]
+async fn a_job_spilling_its_statement_journal_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_async(&dir.path().join("s.db")).await.unwrap();
+    for s in 0..2 {
+        let session = format!("t:s{s}");
+        let batch: Vec<NewMessage> = (0..1_000)
+            .map(|i| message(&session, format!("message {i}"), 1_700_000_000_000 + i))
+            .collect();
+        store.append_messages(batch).await.unwrap();
+    }
+    let history = store.history("t:s1", None).await.unwrap();
+    assert_eq!(history.len(), 1_000);
+}

@@ -18,7 +18,7 @@ async fn fresh_file_is_created_migrated_and_configured() {
     let store = Store::open_async(&path).await.unwrap();
     assert!(path.exists());
     assert_eq!(store.path(), path);
-    let (versions, user_version, mode, sync, fk, busy) = store
+    let (versions, user_version, mode, sync, fk, busy, checkpoint) = store
         .call(|conn| {
             let pragma = |name: &str| -> Result<i64, rusqlite::Error> {
                 conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
@@ -31,6 +31,7 @@ async fn fresh_file_is_created_migrated_and_configured() {
                 pragma("synchronous")?,
                 pragma("foreign_keys")?,
                 pragma("busy_timeout")?,
+                pragma("wal_autocheckpoint")?,
             ))
         })
         .await
@@ -42,6 +43,8 @@ async fn fresh_file_is_created_migrated_and_configured() {
     assert_eq!(sync, 1, "synchronous=NORMAL on the writer");
     assert_eq!(fk, 1);
     assert_eq!(busy, 5_000);
+    // A checkpoint every 4,000 WAL frames instead of SQLite's 1,000 (see `store.rs`).
+    assert_eq!(checkpoint, 4_000);
     let integrity: String = store
         .call(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
         .await
@@ -404,4 +407,42 @@ async fn the_reader_sees_acknowledged_writes_and_cannot_write() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
     assert_eq!(count(&store, "messages").await, 10);
+}
+
+/// The store's threads run under `SCHED_BATCH` (policy 3 in `/proc/.../stat`), so a job sent
+/// by an async worker does not preempt it (see `sched.rs`).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn store_threads_run_under_sched_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_async(&dir.path().join("p.db")).await.unwrap();
+    // A write, so the sync thread has certainly started.
+    store.ensure_session("t:s", 1).await.unwrap();
+    let mut policies = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let path = task.unwrap().path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis start at field 3; the policy is 41.
+        let policy = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(41 - 3))
+            .unwrap_or_default()
+            .to_owned();
+        if comm.starts_with("flynn-store-") {
+            policies.insert(comm.trim().to_owned(), policy);
+        }
+    }
+    // Threads of other tests' stores may be listed too; each must run under SCHED_BATCH.
+    for name in ["flynn-store-wri", "flynn-store-rea", "flynn-store-syn"] {
+        assert!(
+            policies.contains_key(name),
+            "no thread {name}: {policies:?}"
+        );
+    }
+    assert!(
+        policies.values().all(|p| p == "3"),
+        "store threads not under SCHED_BATCH: {policies:?}"
+    );
+    store.close().await;
 }
