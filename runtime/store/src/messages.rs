@@ -279,15 +279,7 @@ impl Store {
                 recent::EXCERPT_CHARS as u32,
             )?;
             recent.fill_excerpts(&session_id, &kept);
-            let skip = kept.len().saturating_sub(wanted);
-            Ok(kept
-                .into_iter()
-                .skip(skip)
-                .map(|e| MessageExcerpt {
-                    text: recent::cut(&e.text, cut).to_owned(),
-                    role: e.role,
-                })
-                .collect())
+            Ok(recent::last_cut(&kept, wanted, cut))
         })
         .await
     }

@@ -14,7 +14,7 @@ pub const EXCERPT_MESSAGES: usize = 50;
 pub const EXCERPT_CHARS: usize = 500;
 
 /// The first `chars` characters of `text`.
-pub(crate) fn cut(text: &str, chars: usize) -> &str {
+fn cut(text: &str, chars: usize) -> &str {
     match text.char_indices().nth(chars) {
         Some((end, _)) => &text[..end],
         None => text,
@@ -70,14 +70,23 @@ impl Excerpts {
 
     /// The last `limit` excerpts cut to `chars` characters (at most what is kept).
     pub(super) fn last(&self, limit: usize, chars: usize) -> Vec<MessageExcerpt> {
-        let skip = self.items.len().saturating_sub(limit);
-        self.items
-            .iter()
-            .skip(skip)
-            .map(|e| MessageExcerpt {
-                role: e.role,
-                text: cut(&e.text, chars).to_owned(),
-            })
-            .collect()
+        last_cut(&self.items, limit, chars)
     }
+}
+
+/// The last `limit` of `excerpts` (oldest first), each cut to `chars` characters.
+pub(crate) fn last_cut<'a>(
+    excerpts: impl IntoIterator<Item = &'a MessageExcerpt, IntoIter: ExactSizeIterator>,
+    limit: usize,
+    chars: usize,
+) -> Vec<MessageExcerpt> {
+    let excerpts = excerpts.into_iter();
+    let skip = excerpts.len().saturating_sub(limit);
+    excerpts
+        .skip(skip)
+        .map(|e| MessageExcerpt {
+            role: e.role,
+            text: cut(&e.text, chars).to_owned(),
+        })
+        .collect()
 }

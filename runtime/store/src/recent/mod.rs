@@ -25,7 +25,7 @@ use crate::message_record::{MessageExcerpt, MessageRecord, Role, char_count};
 mod excerpts;
 
 use excerpts::Excerpts;
-pub(crate) use excerpts::cut;
+pub(crate) use excerpts::last_cut;
 pub use excerpts::{EXCERPT_CHARS, EXCERPT_MESSAGES};
 
 /// Messages kept per session: the largest `history` limit served from memory.
@@ -181,20 +181,18 @@ impl Tail {
             Some(excerpts) => excerpts.push(message.role, &message.content),
             None => (0, 0),
         };
-        self.bytes = self.bytes + added - removed;
         added += size(&message);
-        self.bytes += size(&message);
         self.chars += message.counted_chars();
         self.messages.push_back(message);
         while self.oldest_is_spare() {
             let Some(old) = self.messages.pop_front() else {
                 break;
             };
-            self.bytes -= size(&old);
             self.chars -= old.counted_chars();
             removed += size(&old);
             self.complete = false;
         }
+        self.bytes = self.bytes + added - removed;
         (added, removed)
     }
 }
