@@ -418,7 +418,10 @@ async fn store_threads_run_under_sched_batch() {
     let store = Store::open_async(&dir.path().join("p.db")).await.unwrap();
     // A write, so the sync thread has certainly started.
     store.ensure_session("t:s", 1).await.unwrap();
-    let mut policies = std::collections::BTreeMap::new();
+    // Policies by thread name. Other tests run in this process at the same time, and a thread
+    // of theirs may be listed before it has set its own policy, so each role must have a
+    // thread under SCHED_BATCH (this store's, at least) rather than every thread at once.
+    let mut policies: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for task in std::fs::read_dir("/proc/self/task").unwrap() {
         let path = task.unwrap().path();
         let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
@@ -430,19 +433,17 @@ async fn store_threads_run_under_sched_batch() {
             .unwrap_or_default()
             .to_owned();
         if comm.starts_with("flynn-store-") {
-            policies.insert(comm.trim().to_owned(), policy);
+            policies
+                .entry(comm.trim().to_owned())
+                .or_default()
+                .push(policy);
         }
     }
-    // Threads of other tests' stores may be listed too; each must run under SCHED_BATCH.
     for name in ["flynn-store-wri", "flynn-store-rea", "flynn-store-syn"] {
-        assert!(
-            policies.contains_key(name),
-            "no thread {name}: {policies:?}"
-        );
+        let batch = policies
+            .get(name)
+            .is_some_and(|p| p.iter().any(|p| p == "3"));
+        assert!(batch, "no thread {name} under SCHED_BATCH: {policies:?}");
     }
-    assert!(
-        policies.values().all(|p| p == "3"),
-        "store threads not under SCHED_BATCH: {policies:?}"
-    );
     store.close().await;
 }
